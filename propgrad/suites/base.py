@@ -1,0 +1,72 @@
+"""The contract every benchmark suite fulfils.
+
+A suite bundles what the "predict the flip" benchmark needs: trained models, test images with
+labels, and one or more named interventions that turn a test image into an ordered sequence.
+Suites are classes registered through the ``register_suites`` hook; built-in suites generate
+their data procedurally from a seed, third-party suites may load real data.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from propgrad.sources.base import InterventionSequence
+
+
+class BenchmarkSuite(ABC):
+    """Base class of benchmark suites.
+
+    Args:
+        quick: Small sizes that run in minutes on 2 CPU cores; False for the paper's sizes.
+        seed: Seed for data generation, training and interventions.
+        cache_dir: Where trained models and generated data are cached; None for the default
+            user cache directory (``propgrad.cache.default_cache_dir()``).
+        show_progress: Show progress bars for data generation and training.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    class_names: ClassVar[tuple[str, ...]] = ()
+    interventions: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        *,
+        quick: bool = True,
+        seed: int = 0,
+        cache_dir: Path | None = None,
+        show_progress: bool = False,
+    ) -> None:
+        self.quick = quick
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.show_progress = show_progress
+
+    @abstractmethod
+    def settings(self) -> dict[str, Any]:
+        """Every setting that determines the data and the models (JSON-serialisable)."""
+
+    @abstractmethod
+    def models(self) -> dict[str, nn.Module]:
+        """Trained models by name, in eval mode, mapping [0, 1] images (B, 3, H, W) to logits."""
+
+    @abstractmethod
+    def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The benchmark's test images (M, 3, H, W) in [0, 1] and their labels (M,)."""
+
+    @abstractmethod
+    def intervene(self, intervention: str, index: int) -> InterventionSequence:
+        """The ordered sequence for test image ``index`` under the named intervention."""
+
+    @abstractmethod
+    def accuracy_table(self) -> dict[str, dict[str, float]]:
+        """Test accuracy of every model (rows) on every evaluation split (columns), in [0, 1]."""
+
+    def images_per_class(self) -> int:
+        """How many images per class each resample of the flip benchmark draws."""
+        return 150 if not self.quick else 30
