@@ -1,0 +1,226 @@
+"""What the plugin loader records: registered classes, load failures and name conflicts.
+
+This module holds data and errors only; :mod:`propgrad.plugins` fills a :class:`Registry` by
+calling every plugin's hooks. Keeping the bookkeeping apart from the loading lets the tests and
+``propgrad.testing`` validate classes without a plugin manager.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Registered names: a letter first, then letters, digits or underscores ("alpha_patch").
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+class PropgradPluginWarning(UserWarning):
+    """Warned (once per load) when one or more plugins failed to load."""
+
+
+class PluginError(Exception):
+    """Base class of plugin errors; ``failures`` holds the related :class:`PluginFailure` records."""
+
+    def __init__(self, message: str, failures: tuple[PluginFailure, ...] = ()) -> None:
+        super().__init__(message)
+        self.failures = tuple(failures)
+
+    def __str__(self) -> str:  # LookupError subclasses would otherwise repr() a single argument
+        return str(self.args[0])
+
+
+class RegistrationError(PluginError, TypeError):
+    """A plugin registered something that is not a valid class for its hook."""
+
+
+class PluginLoadError(PluginError, RuntimeError):
+    """Raised in strict mode (``PROPGRAD_STRICT_PLUGINS=1``) when any plugin failed to load."""
+
+
+class UnknownNameError(PluginError, LookupError):
+    """No plugin registered the requested name (the message suggests close matches)."""
+
+
+class DuplicateNameError(PluginError, LookupError):
+    """Two or more plugins registered the same name; the message names all of them."""
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """One plugin that failed to load, to register, or to pass validation.
+
+    Attributes:
+        plugin: Entry-point name, or module path of a built-in plugin.
+        distribution: Name of the distribution that ships the plugin (None if unknown).
+        version: Version of that distribution (None if unknown).
+        error: The exception that was raised.
+        traceback: The formatted traceback of ``error``.
+    """
+
+    plugin: str
+    distribution: str | None
+    version: str | None
+    error: BaseException
+    traceback: str
+
+    @property
+    def message(self) -> str:
+        """``"ErrorType: message"`` of the error."""
+        return f"{type(self.error).__name__}: {self.error}"
+
+    def origin(self) -> str:
+        """``"plugin (distribution version)"`` for messages."""
+        return describe_origin(self.plugin, self.distribution, self.version)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (used by ``propgrad plugins --json``)."""
+        return {
+            "plugin": self.plugin,
+            "distribution": self.distribution,
+            "version": self.version,
+            "error": self.message,
+            "traceback": self.traceback,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.origin()}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One class registered by one plugin under one hook."""
+
+    kind: str
+    name: str
+    cls: type
+    plugin: str
+    distribution: str | None
+    version: str | None
+
+    def origin(self) -> str:
+        """``"plugin (distribution version)"`` for messages."""
+        return describe_origin(self.plugin, self.distribution, self.version)
+
+
+def describe_origin(plugin: str, distribution: str | None, version: str | None) -> str:
+    """Human-readable origin of a plugin: ``"hue_shift (propgrad-hue-shift 0.1.0)"``."""
+    if distribution is None:
+        return f"plugin {plugin!r}"
+    return f"plugin {plugin!r} ({distribution} {version or '?'})"
+
+
+def validate_class(obj: Any, base: type, hook: str) -> type:
+    """Check one object passed to a ``register`` callback.
+
+    Args:
+        obj: What the plugin registered.
+        base: The base class the hook expects (``InterventionSource`` ...).
+        hook: Name of the hook, for messages.
+
+    Returns:
+        ``obj``, a concrete subclass of ``base`` with a valid ``name``.
+
+    Raises:
+        RegistrationError: ``obj`` is not a class, not a subclass of ``base``, abstract, or its
+            ``name`` class attribute is missing, empty or not identifier-like.
+    """
+    expected = f"{base.__module__}.{base.__qualname__}"
+    if not isinstance(obj, type):
+        raise RegistrationError(
+            f"{hook} must register classes (subclasses of {expected}), got {type(obj).__name__} "
+            f"{obj!r}; pass the class itself, not an instance"
+        )
+    label = f"{obj.__module__}.{obj.__qualname__}"
+    if not issubclass(obj, base):
+        raise RegistrationError(f"{hook} registered {label}, which is not a subclass of {expected}")
+    if inspect.isabstract(obj):
+        missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
+        raise RegistrationError(f"{hook} registered {label}, which is abstract (implement: {missing})")
+    name = obj.__dict__.get("name", getattr(obj, "name", None))
+    if not isinstance(name, str) or not name:
+        raise RegistrationError(
+            f"{hook} registered {label} without a name: set the class attribute `name` to a "
+            f"non-empty string such as 'my_source', got {name!r}"
+        )
+    if not NAME_PATTERN.fullmatch(name):
+        raise RegistrationError(
+            f"{hook} registered {label} with invalid name {name!r}: expected a letter followed by "
+            "letters, digits or underscores (e.g. 'hue_shift')"
+        )
+    return obj
+
+
+@dataclass
+class Registry:
+    """Registered classes per kind ("sources", "baselines", "suites"), plus what went wrong.
+
+    A name registered by two plugins is *ambiguous*: it is removed from ``entries`` and kept in
+    ``conflicts`` so that asking for it raises :class:`DuplicateNameError` naming every plugin,
+    while every other name keeps working.
+    """
+
+    kinds: tuple[str, ...]
+    entries: dict[str, dict[str, Registration]] = field(default_factory=dict)
+    conflicts: dict[str, dict[str, list[Registration]]] = field(default_factory=dict)
+    failures: list[PluginFailure] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for kind in self.kinds:
+            self.entries.setdefault(kind, {})
+            self.conflicts.setdefault(kind, {})
+
+    def add(self, reg: Registration) -> Registration | None:
+        """Add one registration; returns the registration it clashes with, if any."""
+        if reg.name in self.conflicts[reg.kind]:
+            clash = self.conflicts[reg.kind][reg.name][0]
+            self.conflicts[reg.kind][reg.name].append(reg)
+            return clash
+        clash = self.entries[reg.kind].pop(reg.name, None)
+        if clash is None:
+            self.entries[reg.kind][reg.name] = reg
+            return None
+        self.conflicts[reg.kind][reg.name] = [clash, reg]
+        return clash
+
+    def lookup(self, kind: str, name: str) -> type:
+        """The class registered as ``name``.
+
+        Raises:
+            DuplicateNameError: Several plugins registered ``name``.
+            UnknownNameError: Nobody registered ``name``; suggests close matches, lists the
+                available names and every plugin that failed to load.
+        """
+        singular = kind[:-1]
+        if not isinstance(name, str):
+            raise TypeError(f"{singular} name must be a str, got {type(name).__name__} {name!r}")
+        if name in self.entries[kind]:
+            return self.entries[kind][name].cls
+        if name in self.conflicts[kind]:
+            regs = self.conflicts[kind][name]
+            owners = "; ".join(f"{r.origin()} as {r.cls.__module__}.{r.cls.__qualname__}" for r in regs)
+            raise DuplicateNameError(
+                f"{singular} {name!r} is ambiguous: it is registered by {len(regs)} plugins: {owners}. "
+                "Uninstall one of them, or ask its author to rename it",
+                tuple(f for f in self.failures if f.plugin in {r.plugin for r in regs}),
+            )
+        available = sorted(self.entries[kind])
+        message = f"unknown {singular} {name!r}."
+        close = difflib.get_close_matches(name, available, n=3, cutoff=0.6)
+        if close:
+            message += " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+        message += f" Available {kind}: {', '.join(available) if available else '(none)'}."
+        missing = tuple(f for f in self.failures if not isinstance(f.error, DuplicateNameError))
+        if missing:
+            listed = "; ".join(str(f) for f in missing)
+            message += (
+                f" {len(missing)} plugin(s) failed to load and may have provided it: {listed}"
+                " (run `propgrad plugins` for details)"
+            )
+        raise UnknownNameError(message, missing)
+
+    def listing(self, kind: str) -> dict[str, type]:
+        """Unambiguous registered classes of one kind, sorted by name."""
+        return {name: self.entries[kind][name].cls for name in sorted(self.entries[kind])}

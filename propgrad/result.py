@@ -1,0 +1,149 @@
+"""The result of ``PropertyGradient.attribute``: scores, test, flips, the sequence, and plots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+
+from propgrad.cache import write_json
+from propgrad.plotting import _pyplot, plot_behaviour, plot_filmstrip, plot_null_distribution, save_figure, save_filmstrip
+from propgrad.sources.base import InterventionSequence
+
+if TYPE_CHECKING:
+    from propgrad.flips import FlipResult
+    from propgrad.permutation import PermutationResult
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One input's explanation.
+
+    Attributes:
+        score: Expected property gradient magnitude, one per scored output column (a 0-d tensor
+            when a ``target`` was given), in output units per property step (or per unit of the
+            property values, when the source's values are not unit steps).
+        p_value: Permutation-test p-value, same shape as ``score``.
+        significant: ``p_value < alpha``.
+        flips: Where the decision (argmax, or 0.5 for a single output) changes along the sequence.
+        outputs: The transformed model outputs (N, C) along the sequence.
+        target: The explained output column, or None when every column was scored.
+        sequence: The intervention sequence (images, property values, name, unit, periodicity).
+        test: The full permutation-test result (null distribution included when small).
+        source: Name of the intervention source.
+    """
+
+    score: torch.Tensor
+    p_value: torch.Tensor
+    significant: torch.Tensor
+    flips: FlipResult
+    outputs: torch.Tensor
+    target: int | None
+    sequence: InterventionSequence
+    test: PermutationResult
+    source: str
+
+    @property
+    def values(self) -> torch.Tensor:
+        """The property values (N,)."""
+        return self.sequence.values
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The intervened images (N, 3, H, W)."""
+        return self.sequence.images
+
+    def summary(self, labels: Sequence[str] | None = None) -> str:
+        """A few lines for a terminal: score, p-value, significance and flips."""
+        seq = self.sequence
+        lines = [f"source {self.source}: {seq.property_name} over {len(seq)} steps "
+                 f"({float(seq.values[0]):.4g} to {float(seq.values[-1]):.4g} {seq.unit}"
+                 f"{', periodic' if seq.periodic else ''})"]
+        scores = self.score.reshape(-1)
+        columns = [self.target] if self.target is not None else list(range(scores.numel()))
+        order = torch.argsort(scores, descending=True)[:10].tolist()
+        for k in order:
+            j = columns[k]
+            name = labels[j] if labels is not None and j is not None and j < len(labels) else f"output {j}"
+            p = float(self.p_value.reshape(-1)[k])
+            sig = "significant" if bool(self.significant.reshape(-1)[k]) else "not significant"
+            lines.append(f"  {name:<16} E|grad| = {float(scores[k]):.5f}   p = {p:.4g}   ({sig} at alpha={self.test.alpha})")
+        if len(columns) > len(order):
+            lines.append(f"  ... {len(columns) - len(order)} more output columns")
+        f = self.flips
+        where = ", ".join(f"{float(seq.values[i]):.4g}" for i in f.flip_steps.tolist()) or "none"
+        lines.append(f"  decision flips: {f.n_flips} (at {seq.property_name} = {where}); "
+                     f"final decision {'differs from' if f.final_differs else 'equals'} the original")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable record (without the images)."""
+        seq = self.sequence
+        return {
+            "source": self.source,
+            "property": seq.property_name,
+            "unit": seq.unit,
+            "periodic": seq.periodic,
+            "target": self.target,
+            "score": self.score.tolist(),
+            "p_value": self.p_value.tolist(),
+            "significant": self.significant.tolist(),
+            "flips": self.flips.to_dict(),
+            "values": seq.values.tolist(),
+            "outputs": self.outputs.tolist(),
+            "test": self.test.to_dict(),
+            "sequence_metadata": json.loads(json.dumps(seq.metadata, default=str)),
+        }
+
+    def plot(self, labels: Sequence[str] | None = None, frames: int = 8) -> Any:
+        """A figure with the behaviour curve, the null distribution and a filmstrip of the sequence."""
+        plt = _pyplot()
+        fig = plt.figure(figsize=(11, 6.5))
+        grid = fig.add_gridspec(2, frames, height_ratios=[2.2, 1])
+        self.plot_behaviour(fig.add_subplot(grid[0, : frames // 2]), labels=labels)
+        self.plot_null(fig.add_subplot(grid[0, frames // 2 :]))
+        plot_filmstrip([fig.add_subplot(grid[1, k]) for k in range(frames)], self.images, self.values)
+        fig.tight_layout()
+        return fig
+
+    def plot_behaviour(self, ax: Any = None, labels: Sequence[str] | None = None) -> Any:
+        """The outputs along the property axis with the decision threshold (binary outputs)."""
+        ax = ax if ax is not None else _pyplot().subplots(figsize=(6, 4))[1]
+        outputs = self.outputs if self.target is None else self.outputs[:, self.target]
+        col_labels = labels if self.target is None or labels is None else [labels[self.target]]
+        binary = self.outputs.shape[1] <= 2 and bool(((self.outputs >= 0) & (self.outputs <= 1)).all())
+        seq = self.sequence
+        plot_behaviour(ax, seq.values, outputs, labels=col_labels, threshold=0.5 if binary else None,
+                       xlabel=f"{seq.property_name} [{seq.unit}]")
+        ax.set_title(f"E|grad| = {float(self.score.reshape(-1).max()):.4f}, p = {float(self.p_value.reshape(-1).min()):.3g}")
+        return ax
+
+    def plot_null(self, ax: Any = None, column: int = 0) -> Any:
+        """The permutation null distribution with the observed statistic (when it was kept)."""
+        ax = ax if ax is not None else _pyplot().subplots(figsize=(6, 4))[1]
+        null = self.test.null_distribution
+        if null is None:
+            ax.text(0.5, 0.5, "null distribution not kept\n(many output columns)", ha="center", va="center")
+            ax.axis("off")
+            return ax
+        null = null if null.dim() == 1 else null[:, column]
+        plot_null_distribution(ax, null, float(self.score.reshape(-1)[column]),
+                               p_value=float(self.p_value.reshape(-1)[column]), name=self.test.statistic_name)
+        return ax
+
+    def save(self, out_dir: Path, labels: Sequence[str] | None = None, stem: str = "explanation") -> list[Path]:
+        """Write ``<stem>.json``, ``<stem>.png`` (the figure) and ``<stem>_filmstrip.png`` atomically."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record = self.to_dict()
+        if labels is not None:
+            record["labels"] = list(labels)
+        paths = [write_json(out_dir / f"{stem}.json", record), save_figure(self.plot(labels), out_dir / f"{stem}.png")]
+        fidelity = self.sequence.metadata.get("fidelity", {}).get("ssim")
+        captions = [f"SSIM {s:.2f}" for s in fidelity] if fidelity else None
+        paths.append(save_filmstrip(out_dir / f"{stem}_filmstrip.png", self.images, self.values,
+                                    title=f"{self.source}: {self.sequence.property_name}", captions=captions))
+        return paths
