@@ -31,6 +31,8 @@ _EXPORTS: dict[str, str] = {
     "list_baselines": "propgrad.plugins",
     "get_suite": "propgrad.plugins",
     "list_suites": "propgrad.plugins",
+    "plugin_failures": "propgrad.plugins",
+    "describe_plugins": "propgrad.plugins",
 }
 
 __all__ = ["__version__", "hookimpl", *_EXPORTS]

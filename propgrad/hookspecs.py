@@ -12,6 +12,7 @@ from typing import Callable
 import pluggy
 
 PROJECT_NAME = "propgrad"
+ENTRY_POINT_GROUP = PROJECT_NAME
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

@@ -1,8 +1,9 @@
-"""What the plugin loader records: registered classes, load failures and name conflicts.
+"""Validating one plugin and recording what plugins register: classes, failures, conflicts.
 
-This module holds data and errors only; :mod:`propgrad.plugins` fills a :class:`Registry` by
-calling every plugin's hooks. Keeping the bookkeeping apart from the loading lets the tests and
-``propgrad.testing`` validate classes without a plugin manager.
+Nothing here holds global state: :mod:`propgrad.plugins` owns the shared, lazily loaded plugin
+manager and fills a :class:`Registry` with :func:`register_plugin` and
+:func:`call_register_hooks`; ``propgrad.testing`` uses the same two functions on a fresh plugin
+manager so that plugin authors see exactly the errors propgrad would report.
 """
 
 from __future__ import annotations
@@ -11,7 +12,19 @@ import difflib
 import inspect
 import re
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
+
+import pluggy
+
+from propgrad import hookspecs
+
+#: kind -> (hook name, module of the base class, base class name)
+KINDS: dict[str, tuple[str, str, str]] = {
+    "sources": ("register_sources", "propgrad.sources.base", "InterventionSource"),
+    "baselines": ("register_baselines", "propgrad.baselines.base", "AttributionBaseline"),
+    "suites": ("register_suites", "propgrad.suites.base", "BenchmarkSuite"),
+}
 
 #: Registered names: a letter first, then letters, digits or underscores ("alpha_patch").
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -224,3 +237,86 @@ class Registry:
     def listing(self, kind: str) -> dict[str, type]:
         """Unambiguous registered classes of one kind, sorted by name."""
         return {name: self.entries[kind][name].cls for name in sorted(self.entries[kind])}
+
+
+def base_class(kind: str) -> type:
+    """The base class registered classes of ``kind`` must subclass."""
+    _, module, attr = KINDS[kind]
+    return getattr(import_module(module), attr)
+
+
+def new_plugin_manager() -> pluggy.PluginManager:
+    """An empty plugin manager that knows propgrad's hook specifications."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def register_plugin(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Register one plugin and validate its hooks; on error the plugin is unregistered again.
+
+    Raises:
+        ValueError: The name is taken, or the plugin implements no hook at all.
+        pluggy.PluginValidationError: A hook is misspelled or has arguments its spec lacks.
+    """
+    if pm.get_plugin(name) is not None:
+        raise ValueError(f"a plugin named {name!r} is already registered")
+    pm.register(plugin, name=name)
+    try:
+        pm.check_pending()
+        if not pm.get_hookcallers(plugin):
+            hooks = ", ".join(KINDS[k][0] for k in KINDS)
+            raise ValueError(f"implements no propgrad hook; decorate {hooks} with @propgrad.hookimpl")
+    except pluggy.PluginValidationError as exc:
+        unknown = [h.name for h in pm.get_hookcallers(plugin) or () if not h.has_spec()]
+        pm.unregister(plugin)
+        known = [hook for hook, _, _ in KINDS.values()]
+        hints = []
+        for hook in unknown:
+            close = difflib.get_close_matches(hook, known, n=1)
+            hints.append(f"{hook!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        detail = f"unknown hook {', '.join(hints)}" if hints else str(exc)
+        raise pluggy.PluginValidationError(plugin, f"{detail}; propgrad hooks are {', '.join(known)}") from exc
+    except Exception:
+        pm.unregister(plugin)
+        raise
+
+
+def call_register_hooks(pm: pluggy.PluginManager, plugin: object) -> list[tuple[str, type]]:
+    """Call every ``register_*`` hook of one plugin and validate what it registers.
+
+    Returns:
+        ``(kind, class)`` pairs in registration order.
+
+    Raises:
+        RegistrationError: Something registered is not a valid class for its hook.
+        Exception: Whatever the plugin's hook raised.
+    """
+    collected: list[tuple[str, type]] = []
+    errors: list[RegistrationError] = []  # kept even if the plugin catches what register raises
+    for kind, (hook_name, _, _) in KINDS.items():
+        base = base_class(kind)
+
+        def register(cls: Any, _kind: str = kind, _base: type = base, _hook: str = hook_name) -> None:
+            try:
+                collected.append((_kind, validate_class(cls, _base, _hook)))
+            except RegistrationError as exc:
+                errors.append(exc)
+                raise
+
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            if impl.hookwrapper or impl.wrapper:
+                raise RegistrationError(f"{hook_name} cannot be implemented as a (hook)wrapper")
+            impl.function(*[{"register": register}[arg] for arg in impl.argnames])
+            if errors:
+                raise errors[0]
+    seen: dict[tuple[str, str], type] = {}
+    for kind, cls in collected:
+        other = seen.setdefault((kind, cls.name), cls)
+        if other is not cls or collected.count((kind, cls)) > 1:
+            raise RegistrationError(
+                f"registers {kind[:-1]} {cls.name!r} twice ({other.__qualname__}, {cls.__qualname__})"
+            )
+    return collected

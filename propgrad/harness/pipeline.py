@@ -1,0 +1,183 @@
+"""``run_benchmark``: a whole benchmark run, from settings to results.json, report.md and plots.
+
+Output folder layout: ``cells.jsonl`` (the resumable cell store), ``results.json``,
+``report.md``, ``behaviour_<suite>_<intervention>.png`` and ``scores_<suite>_<intervention>.png``.
+Everything but the append-only store is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from propgrad.baselines.base import AttributionBaseline
+from propgrad.cache import atomic_write, write_json
+from propgrad.harness.plots import write_plots
+from propgrad.harness.report import format_report
+from propgrad.harness.runner import SuiteRunner, run_suites
+from propgrad.harness.settings import BenchmarkSettings
+from propgrad.harness.store import CellStore, SettingsMismatchError
+from propgrad.harness.summary import finite_or_none, summarise
+from propgrad.harness.timing import Stopwatch
+from propgrad.harness.versions import collect_versions
+from propgrad.suites.base import BenchmarkSuite
+
+STORE_NAME = "cells.jsonl"
+RESULTS_NAME = "results.json"
+REPORT_NAME = "report.md"
+_PLOT_GLOBS = ("behaviour_*.png", "scores_*.png")
+
+
+def remove_outputs(out_dir: Path) -> None:
+    """Delete what a previous run wrote to ``out_dir`` (only the benchmark's own files)."""
+    out_dir = Path(out_dir)
+    for name in (STORE_NAME, RESULTS_NAME, REPORT_NAME):
+        (out_dir / name).unlink(missing_ok=True)
+    for pattern in _PLOT_GLOBS:
+        for path in out_dir.glob(pattern):
+            path.unlink()
+
+
+def build_baselines(settings: BenchmarkSettings) -> dict[str, AttributionBaseline]:
+    """Construct the settings' baselines from the plugin registry with their keyword arguments."""
+    from propgrad.plugins import get_baseline
+
+    return {name: get_baseline(name)(**dict(settings.baseline_kwargs.get(name, {}))) for name in settings.baselines}
+
+
+def build_suites(settings: BenchmarkSettings, stopwatch: Stopwatch, show_progress: bool) -> dict[str, BenchmarkSuite]:
+    """Construct the settings' suites from the plugin registry (quick/full, seed)."""
+    from propgrad.plugins import get_suite
+
+    classes = {name: get_suite(name) for name in settings.suites}  # unknown names fail before any work
+    suites = {}
+    with stopwatch.measure("suite_setup"):
+        for name, cls in classes.items():
+            suites[name] = cls(quick=settings.quick, seed=settings.seed, show_progress=show_progress)
+    return suites
+
+
+def _check_suite_settings(store: CellStore, name: str, suite: BenchmarkSuite) -> dict[str, Any]:
+    current = json.loads(json.dumps(suite.settings(), sort_keys=True, default=str))
+    key = ["suite", name]
+    stored = store.get(key)
+    if stored is None:
+        store.append([{"kind": "suite", "key": key, "settings": current}])
+    elif stored["settings"] != current:
+        diffs = sorted(k for k in set(stored["settings"]) | set(current) if stored["settings"].get(k) != current.get(k))
+        raise SettingsMismatchError(
+            f"{store.path.parent} holds results of suite {name!r} built with other settings "
+            f"(changed: {', '.join(diffs[:6])}). Pass another --out, or --fresh to discard them."
+        )
+    return current
+
+
+def run_benchmark(
+    settings: BenchmarkSettings,
+    out_dir: Path,
+    *,
+    suites: Mapping[str, BenchmarkSuite] | None = None,
+    baselines: Mapping[str, AttributionBaseline] | None = None,
+    fresh: bool = False,
+    show_progress: bool = False,
+    plots: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the "predict the flip" benchmark and write its outputs.
+
+    Args:
+        settings: What to run (see :class:`BenchmarkSettings`).
+        out_dir: Output folder; a rerun with the same settings continues where the last stopped.
+        suites: Constructed suites by name (keys must equal ``settings.suites``); None builds
+            them from the plugin registry.
+        baselines: Constructed baselines by name (keys must equal ``settings.baselines``); None
+            builds them from the registry with ``settings.baseline_kwargs``.
+        fresh: Discard earlier results in ``out_dir`` first.
+        show_progress: Progress bars (suite construction, interventions, inference, attribution).
+        plots: Write the PNG figures.
+        echo: Called with status lines (resumed cells, output paths); None is silent.
+
+    Returns:
+        The data written to ``results.json``.
+
+    Raises:
+        SettingsMismatchError: ``out_dir`` holds results of other settings (and not ``fresh``).
+        ValueError: Suites or baselines that do not match the settings.
+    """
+    say = echo or (lambda _msg: None)
+    stopwatch = Stopwatch()
+    out_dir = Path(out_dir)
+    if fresh:
+        remove_outputs(out_dir)
+    store = CellStore(out_dir / STORE_NAME, settings.result_settings())
+    if store.n_loaded:
+        say(f"resuming: {store.n_loaded} finished cells found in {out_dir / STORE_NAME}")
+    if baselines is None:
+        baselines = build_baselines(settings)
+    elif list(baselines) != list(settings.baselines):
+        raise ValueError(f"baselines must be given for exactly {list(settings.baselines)} in order, got {list(baselines)}")
+    if suites is None:
+        suites = build_suites(settings, stopwatch, show_progress)
+    elif list(suites) != list(settings.suites):
+        raise ValueError(f"suites must be given for exactly {list(settings.suites)} in order, got {list(suites)}")
+    suite_settings = {name: _check_suite_settings(store, name, suite) for name, suite in suites.items()}
+    n_before = len(store)
+    suite_info: dict[str, dict[str, Any]] = {}
+
+    def prepared(name: str, runner: SuiteRunner) -> None:
+        suite = runner.suite
+        with stopwatch.measure("suite_setup"):
+            accuracy = suite.accuracy_table()
+        suite_info[name] = {
+            "settings": suite_settings[name],
+            "description": suite.description,
+            "class_names": list(suite.class_names),
+            "interventions": list(suite.interventions),
+            "models": list(runner.models),
+            "images_per_class": int(suite.images_per_class()),
+            "n_test_images": int(runner.labels.shape[0]),
+            "pool": list(runner.pool),
+            "accuracy_table": accuracy,
+        }
+
+    run_suites(suites, baselines, settings, store, stopwatch, show_progress=show_progress, on_prepared=prepared)
+    with stopwatch.measure("reporting"):
+        layout = {k: {f: v[f] for f in ("interventions", "models", "pool", "images_per_class")} for k, v in suite_info.items()}
+        records = [r for r in store.records() if r["kind"] in ("property", "baseline") and _in_layout(r, layout, settings)]
+        summary = summarise(records, layout, settings.baselines, n_resamples=settings.n_resamples, seed=settings.seed)
+        figures = write_plots(out_dir, records, summary, settings.baselines) if plots else []
+        text = format_report(summary, settings.baselines)
+    timing = stopwatch.summary()
+    results = {
+        "format": "propgrad-benchmark/1",
+        "versions": collect_versions(),
+        "seeds": {"run": settings.seed, "suites": settings.seed, "resampling": settings.seed,
+                  "permutation": "per intervention: propgrad.harness.cells.cell_seed(seed, suite, intervention)"},
+        "settings": settings.to_dict(),
+        "suites": suite_info,
+        "summary": summary,
+        "records": records,
+        "timing": timing,
+        "resume": {"cells_loaded": store.n_loaded, "cells_computed": len(store) - n_before,
+                   "dropped_partial_line": store.dropped_partial_line},
+        "figures": [p.name for p in figures],
+    }
+    results = finite_or_none(results)
+    write_json(out_dir / RESULTS_NAME, results)
+    timing_line = (f"timing: {timing['run_s']:.1f} s run ({timing.get('suite_setup_s', 0.0):.1f} s suite setup excluded), "
+                   f"{timing['model_and_attribution_s']:.1f} s in model forward + attribution calls, "
+                   f"overhead ratio {timing['overhead_ratio']}")
+    markdown = format_report(summary, settings.baselines, markdown=True, header=f"Settings: `{json.dumps(settings.to_dict())}`\n\n{timing_line}")
+    atomic_write(out_dir / REPORT_NAME, lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
+    say(text + "\n" + timing_line)
+    say(f"wrote {out_dir / RESULTS_NAME}, {out_dir / REPORT_NAME} and {len(figures)} figures")
+    return results
+
+
+def _in_layout(record: dict[str, Any], layout: Mapping[str, Any], settings: BenchmarkSettings) -> bool:
+    _, suite, intervention, model = record["key"][:4]
+    info = layout.get(suite)
+    if info is None or intervention not in info["interventions"] or model not in info["models"]:
+        return False
+    return record["kind"] == "property" or record["key"][5] in settings.baselines

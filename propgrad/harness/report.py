@@ -1,0 +1,103 @@
+"""Tables of a benchmark run as plain text (terminal) and Markdown (report.md).
+
+Layouts follow the paper: flip-prediction accuracy in percent, mean ± std over resamples, one row
+per model and one column per method (Tab. 2), the same for ROC AUC, and per model the mean
+property score E|∇X| ± std, #significant / #images and #flipped (Tabs. 1 and 3).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from propgrad.harness.summary import FLIP_DEFINITIONS, methods_of
+
+NA = "n/a"
+DEFINITION_TITLES = {
+    "anywhere": "flip = the decision changes anywhere along the sequence (paper code)",
+    "final": "flip = the final decision differs from the original one",
+}
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, markdown: bool = False) -> str:
+    """A column-aligned text table, or a Markdown pipe table."""
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
+    fmt = lambda row: "  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in enumerate(zip(row, widths)))  # noqa: E731
+    return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)])
+
+
+def _cell(entry: Mapping[str, Any] | None, metric: str) -> str:
+    if not entry or not entry.get("available"):
+        return NA
+    mean, std = entry.get(f"{metric}_mean"), entry.get(f"{metric}_std")
+    if mean is None or mean != mean:  # None (from JSON) or NaN: undefined, e.g. AUC with one label
+        return NA
+    scale = 100.0 if metric == "accuracy" else 1.0
+    digits = 1 if metric == "accuracy" else 3
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def flip_table(
+    block: Mapping[str, Any], definition: str, metric: str, baselines: Sequence[str], *, markdown: bool = False
+) -> str:
+    """Rows: models; columns: methods; cells: accuracy in % or AUC, mean ± std over resamples."""
+    rows_in = block["flip_prediction"][definition]
+    methods = methods_of(baselines)
+    rows = [[model, *(_cell(row.get(m), metric) for m in methods)] for model, row in rows_in.items()]
+    return render_table(["model", *methods], rows, markdown=markdown)
+
+
+def score_table(blocks: Mapping[str, Any], *, markdown: bool = False) -> str:
+    """Rows: model × intervention; E|∇X| ± std, #significant / #images, #flipped (both definitions)."""
+    rows = []
+    for intervention, block in blocks.items():
+        for model, s in block["scores"].items():
+            rows.append([
+                model, intervention, f"{s['score_mean']:.4g} ± {s['score_std']:.3g}",
+                f"{s['n_significant']} / {s['n_images']}", str(s["n_flipped_anywhere"]),
+                str(s["n_flipped_final"]), f"{100 * s['original_accuracy']:.1f}",
+            ])
+    headers = ["model", "intervention", "mean E|∇X| ± std", "#significant / #images",
+               "#flipped (anywhere)", "#flipped (final)", "accuracy on originals (%)"]
+    return render_table(headers, rows, markdown=markdown)
+
+
+def error_notes(summary: Mapping[str, Any]) -> list[str]:
+    """One line per (suite, intervention, model, method) that is n/a, with the reason."""
+    notes = []
+    for suite, blocks in summary.items():
+        for intervention, block in blocks.items():
+            for model, row in block["flip_prediction"].get("anywhere", {}).items():
+                for method, entry in row.items():
+                    if not entry.get("available"):
+                        notes.append(f"{suite}/{intervention}/{model}/{method}: n/a ({entry.get('error')})")
+    return notes
+
+
+def format_report(
+    summary: Mapping[str, Any], baselines: Sequence[str], *, markdown: bool = False, header: str = ""
+) -> str:
+    """Every table of a run, for the terminal (``markdown=False``) or for report.md."""
+    h1 = (lambda t: f"# {t}") if markdown else (lambda t: f"== {t} ==")
+    h2 = (lambda t: f"## {t}") if markdown else (lambda t: f"-- {t} --")
+    parts = [h1("propgrad benchmark: predict the flip")]
+    if header:
+        parts.append(header)
+    for suite, blocks in summary.items():
+        for intervention, block in blocks.items():
+            for definition in FLIP_DEFINITIONS:
+                title = f"{suite} / {intervention}: {DEFINITION_TITLES[definition]}"
+                parts.append(h2(f"{title} — accuracy (%), best threshold, mean ± std over resamples"))
+                parts.append(flip_table(block, definition, "accuracy", baselines, markdown=markdown))
+                parts.append(h2(f"{title} — ROC AUC (as is; < 0.5 ranks flips lower), mean ± std"))
+                parts.append(flip_table(block, definition, "auc", baselines, markdown=markdown))
+        parts.append(h2(f"{suite}: property scores (E|∇X| of the explained class's probability)"))
+        parts.append(score_table(blocks, markdown=markdown))
+    notes = error_notes(summary)
+    if notes:
+        parts.append(h2("methods not evaluated (n/a)"))
+        parts.append("\n".join(f"- {n}" for n in notes))
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,132 @@
+"""Settings of a "predict the flip" benchmark run, and the quick/full presets."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+#: Constructor keyword arguments asked of the baselines in quick mode (passed only to classes
+#: whose constructor accepts them). Full mode uses every class's defaults (the paper's settings).
+QUICK_BASELINE_KWARGS: dict[str, dict[str, Any]] = {
+    "integrated_gradients": {"n_steps": 16},
+    "lime": {"n_samples": 32},
+    "kernel_shap": {"n_samples": 25},
+}
+
+POOL_IMAGES_PER_CLASS = "images_per_class"
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """Everything that determines the results of a benchmark run.
+
+    Attributes:
+        suites: Names of the suites to run.
+        quick: Quick sizes (minutes on 2 CPU cores) or the paper's sizes.
+        seed: Seed for the suites, the permutation tests and the resampling.
+        n_permutations: K of each permutation test.
+        alpha: Significance level of the permutation test.
+        baselines: Names of the attribution baselines (empty: property score and reference only).
+        baseline_kwargs: Constructor keyword arguments per baseline name.
+        n_resamples: Resamples of the accuracy (the paper: 10).
+        pool_per_class: Test images evaluated per class (a seeded choice): an int, the string
+            ``"images_per_class"`` (the suite's ``images_per_class()``), or None (every test
+            image). Each resample draws ``suite.images_per_class()`` of them per class,
+            without replacement when the pool is larger, else with replacement (bootstrap).
+        forward_batch_size: Images per model forward pass (does not change results).
+        attribution_batch_size: Images per ``baseline.attribute`` call (2x maps: before, after).
+        chunk_size: Test images whose sequences are held in memory at once.
+    """
+
+    suites: tuple[str, ...] = ("fur",)
+    quick: bool = True
+    seed: int = 0
+    n_permutations: int = 1000
+    alpha: float = 0.01
+    baselines: tuple[str, ...] = ()
+    baseline_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    n_resamples: int = 10
+    pool_per_class: int | str | None = None
+    forward_batch_size: int = 256
+    attribution_batch_size: int = 8
+    chunk_size: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("n_permutations", "n_resamples", "forward_batch_size", "attribution_batch_size", "chunk_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        pool = self.pool_per_class
+        if not (pool is None or pool == POOL_IMAGES_PER_CLASS or (isinstance(pool, int) and not isinstance(pool, bool) and pool >= 1)):
+            raise ValueError(
+                f"pool_per_class must be None, a positive integer or {POOL_IMAGES_PER_CLASS!r}, got {pool!r}"
+            )
+        if not 0.0 < float(self.alpha) < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha!r}")
+        if not self.suites:
+            raise ValueError("suites must name at least one benchmark suite, got an empty list")
+        if len(set(self.baselines)) != len(self.baselines):
+            raise ValueError(f"baselines must not repeat a name, got {list(self.baselines)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """All settings as JSON-serialisable data."""
+        out = asdict(self)
+        out["suites"] = list(self.suites)
+        out["baselines"] = list(self.baselines)
+        out["baseline_kwargs"] = {k: dict(v) for k, v in self.baseline_kwargs.items()}
+        return out
+
+    def result_settings(self) -> dict[str, Any]:
+        """The settings that change results (a resumed run must match them); batch sizes don't."""
+        out = self.to_dict()
+        for name in ("forward_batch_size", "attribution_batch_size", "chunk_size"):
+            out.pop(name)
+        return out
+
+
+def preset(
+    *,
+    quick: bool,
+    suites: tuple[str, ...],
+    baselines: tuple[str, ...],
+    baseline_classes: Mapping[str, type] | None = None,
+    seed: int = 0,
+    n_permutations: int | None = None,
+) -> BenchmarkSettings:
+    """Settings of the quick or full benchmark.
+
+    Quick: K = 1000 permutations, each class's pool limited to ``suite.images_per_class()``
+    images (so resamples bootstrap), modest baseline sample counts (:data:`QUICK_BASELINE_KWARGS`).
+    Full: K = 10,000, every test image, every baseline at its defaults.
+
+    Args:
+        quick: Quick or full mode.
+        suites: Suite names.
+        baselines: Baseline names.
+        baseline_classes: The classes of ``baselines`` (to keep only keyword arguments their
+            constructors accept); None passes the quick keyword arguments unchecked.
+        seed: Seed.
+        n_permutations: Override of K.
+    """
+    kwargs: dict[str, dict[str, Any]] = {}
+    if quick:
+        for name in baselines:
+            wanted = QUICK_BASELINE_KWARGS.get(name, {})
+            cls = (baseline_classes or {}).get(name)
+            kwargs[name] = {k: v for k, v in wanted.items() if cls is None or accepts_kwarg(cls, k)}
+    return BenchmarkSettings(
+        suites=tuple(suites),
+        quick=quick,
+        seed=seed,
+        n_permutations=n_permutations or (1000 if quick else 10_000),
+        baselines=tuple(baselines),
+        baseline_kwargs={k: v for k, v in kwargs.items() if v},
+        pool_per_class=POOL_IMAGES_PER_CLASS if quick else None,
+    )
+
+
+def accepts_kwarg(cls: type, name: str) -> bool:
+    """Whether ``cls(**{name: ...})`` is accepted by its constructor's signature."""
+    params = inspect.signature(cls.__init__).parameters
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

@@ -1,0 +1,222 @@
+"""Alpha-blend a segmented patch into the image, swept over alpha from 0 to 1.
+
+The paper's colourful-patch intervention on skin lesions (Penzel & Denzler, Sec. 4.2): a segmented
+patch is blended in as ``out = (1 - a * m) * image + a * m * patch`` for alpha ``a`` in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from propgrad.hookspecs import hookimpl
+from propgrad.images import as_mask, load_rgba, resize
+from propgrad.sources.base import InterventionSequence, InterventionSource
+from propgrad.validation import check_images
+
+STICKER_SIZE = 64
+"""Pixel size of the procedural patch when ``scale=None``."""
+
+
+def hue_to_rgb(hue: torch.Tensor, saturation: float = 0.9, value: float = 0.95) -> torch.Tensor:
+    """HSV -> RGB for hues in [0, 1): returns (..., 3)."""
+    k = (torch.tensor([5.0, 3.0, 1.0], dtype=hue.dtype) + hue[..., None] * 6) % 6
+    ramp = torch.minimum(torch.minimum(k, 4 - k), torch.ones_like(k)).clamp(min=0)
+    return value - value * saturation * ramp
+
+
+def sticker_patch(size: int, generator: torch.Generator) -> torch.Tensor:
+    """A colourful sticker-like RGBA patch (4, size, size): coloured disks and rings on a soft disk.
+
+    Args:
+        size: Side length in pixels.
+        generator: CPU generator that drives every random choice.
+
+    Returns:
+        Float32 tensor (4, size, size) in [0, 1]; channel 3 is the soft-edged mask.
+    """
+    coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
+    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
+    edge = max(3.0 / size, 0.02)
+    mask = ((0.95 - torch.sqrt(yy**2 + xx**2)) / (2 * edge)).clamp(0, 1)
+    rand = lambda *shape: torch.rand(shape, generator=generator)  # noqa: E731
+    colour = hue_to_rgb(rand(1))[0][:, None, None].expand(3, size, size).clone()
+    n_shapes = int(torch.randint(3, 6, (1,), generator=generator))
+    for _ in range(n_shapes):
+        angle, dist, radius, hue, ring = rand(5).tolist()
+        cy, cx = 0.55 * dist * math.sin(2 * math.pi * angle), 0.55 * dist * math.cos(2 * math.pi * angle)
+        radius = 0.15 + 0.3 * radius
+        d = torch.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
+        inside = (0.35 * radius - (d - radius).abs()) if ring < 0.4 else (radius - d)
+        cover = (inside / edge).clamp(0, 1)
+        rgb = hue_to_rgb(torch.tensor([hue]))[0][:, None, None]
+        colour = colour * (1 - cover) + rgb * cover
+    return torch.cat([colour, mask[None]]).clamp(0, 1)
+
+
+def resize_rgba(patch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize an RGBA patch with premultiplied alpha, so transparent colour does not bleed in."""
+    alpha = patch[3:]
+    premultiplied = resize(torch.cat([patch[:3] * alpha, alpha]), size)
+    new_alpha = premultiplied[3:]
+    rgb = torch.where(new_alpha > 1e-6, premultiplied[:3] / new_alpha.clamp(min=1e-6), premultiplied[:3])
+    return torch.cat([rgb.clamp(0, 1), new_alpha.clamp(0, 1)])
+
+
+def blend_sequence(image: torch.Tensor, patch: torch.Tensor, mask: torch.Tensor,
+                   alphas: torch.Tensor) -> torch.Tensor:
+    """``(1 - a m) image + a m patch`` for every alpha: (N, 3, H, W) from (3,H,W), (3,H,W), (H,W)."""
+    weight = alphas[:, None, None, None] * mask[None, None]
+    return ((1 - weight) * image[None] + weight * patch[None]).clamp(0, 1)
+
+
+def choose_position(height: int, width: int, patch_hw: tuple[int, int], avoid: torch.Tensor | None,
+                    generator: torch.Generator) -> tuple[int, int]:
+    """Uniformly random (top, left) for a patch inside the image whose centre avoids ``avoid``."""
+    ph, pw = patch_hw
+    n_top, n_left = height - ph + 1, width - pw + 1
+    if avoid is None:
+        flat = int(torch.randint(n_top * n_left, (1,), generator=generator))
+    else:
+        centres_y = torch.arange(n_top) + ph // 2
+        centres_x = torch.arange(n_left) + pw // 2
+        allowed = ~avoid.cpu()[centres_y][:, centres_x]
+        options = torch.nonzero(allowed.flatten())[:, 0]
+        if options.numel() == 0:
+            raise ValueError(f"avoid covers every possible centre of a {ph}x{pw} patch in a "
+                             f"{height}x{width} image; shrink `avoid` or `scale`")
+        flat = int(options[torch.randint(options.numel(), (1,), generator=generator)])
+    return flat // n_left, flat % n_left
+
+
+def _check_patch(patch: Any, mask: Any) -> tuple[torch.Tensor | None, str]:
+    """Normalise the ``patch``/``mask`` parameters to an RGBA float tensor (4, h, w) (or None)."""
+    if patch is None:
+        if mask is not None:
+            raise ValueError("mask is only used together with an RGB `patch` tensor; got mask but no patch")
+        return None, "procedural"
+    if isinstance(patch, (str, Path)):
+        if mask is not None:
+            raise ValueError("mask cannot be combined with a patch file; use a PNG with alpha")
+        return load_rgba(patch), str(patch)
+    if not isinstance(patch, torch.Tensor):
+        raise TypeError(f"patch must be None, a path or a tensor (4, h, w) / (3, h, w), "
+                        f"got {type(patch).__name__}")
+    if patch.dim() != 3 or patch.shape[0] not in (3, 4) or patch.numel() == 0:
+        raise ValueError(f"patch must have shape (4, h, w) RGBA or (3, h, w) RGB with a mask, "
+                         f"got {tuple(patch.shape)}")
+    if not patch.is_floating_point():
+        raise ValueError(f"patch must be a float tensor in [0, 1], got {patch.dtype}")
+    if not torch.isfinite(patch).all() or patch.min() < 0 or patch.max() > 1:
+        raise ValueError(f"patch must hold values in [0, 1], got range "
+                         f"[{float(patch.min()):.3g}, {float(patch.max()):.3g}]")
+    patch = patch.detach().float().cpu()
+    if patch.shape[0] == 4:
+        if mask is not None:
+            raise ValueError("mask must not be given for an RGBA patch (its alpha is the mask)")
+        return patch, "tensor"
+    if mask is None:
+        raise ValueError("an RGB patch (3, h, w) needs a `mask` (h, w); or pass an RGBA patch")
+    mask = as_mask(mask, "mask", size=tuple(patch.shape[1:])).detach().float().cpu()
+    return torch.cat([patch, mask[None]]), "tensor"
+
+
+class AlphaPatchSource(InterventionSource):
+    """Blend a (colourful) patch into the image with alpha rising from 0 to 1.
+
+    Args:
+        patch: RGBA tensor (4, h, w) in [0, 1]; or RGB (3, h, w) with ``mask``; or a path to an
+            image file (its alpha channel is the mask). None draws a procedural colourful sticker
+            from the seed.
+        mask: Segmentation (h, w) or (1, h, w), bool or float in [0, 1], for an RGB ``patch``.
+        steps: Number of alpha values, evenly spaced from 0 to 1 (at least 2).
+        position: (top, left) of the patch in pixels; None picks a random position from the seed.
+        scale: The patch's longer side as a fraction (0, 1] of the image's shorter side; None keeps
+            the patch's own pixel size.
+        avoid: Optional (H, W) mask (bool, float >= 0.5, or a path) of pixels where the patch's
+            centre may not go when the position is random (e.g. the lesion).
+    """
+
+    name = "alpha_patch"
+    description = "Alpha-blend a segmented colourful patch into the image (alpha 0 -> 1)."
+    property_name = "alpha"
+    unit = "fraction"
+
+    def __init__(self, *, patch: Any = None, mask: Any = None, steps: int = 21,
+                 position: tuple[int, int] | None = None, scale: float | None = 0.25,
+                 avoid: Any = None) -> None:
+        self.patch, self.patch_source = _check_patch(patch, mask)
+        if not isinstance(steps, Integral) or isinstance(steps, bool) or steps < 2:
+            raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+        self.steps = int(steps)
+        if position is not None:
+            if (not isinstance(position, (tuple, list)) or len(position) != 2
+                    or not all(isinstance(p, Integral) and not isinstance(p, bool) and p >= 0
+                               for p in position)):
+                raise ValueError(f"position must be None or (top, left) non-negative integer "
+                                 f"pixels, got {position!r}")
+            if avoid is not None:
+                raise ValueError("avoid only applies to random positions; pass position or avoid, not both")
+            position = (int(position[0]), int(position[1]))
+        self.position = position
+        if scale is not None and (not isinstance(scale, Real) or isinstance(scale, bool)
+                                  or not 0 < scale <= 1):
+            raise ValueError(f"scale must be None or a number in (0, 1] (fraction of the image's "
+                             f"shorter side), got {scale!r}")
+        self.scale = None if scale is None else float(scale)
+        self.avoid = None if avoid is None else as_mask(avoid, "avoid") >= 0.5
+
+    def _patch_for(self, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+        if self.patch is None:
+            side = STICKER_SIZE if self.scale is None else max(1, round(self.scale * min(height, width)))
+            return sticker_patch(side, generator)
+        if self.scale is None:
+            return self.patch
+        longest = max(1, round(self.scale * min(height, width)))
+        h, w = self.patch.shape[1:]
+        size = (max(1, round(h * longest / max(h, w))), max(1, round(w * longest / max(h, w))))
+        return resize_rgba(self.patch, size)
+
+    def generate(self, image: torch.Tensor, *, seed: int = 0,
+                 show_progress: bool = False) -> InterventionSequence:
+        """Blend the patch in at ``steps`` alphas from 0 to 1; see the class docstring."""
+        check_images(image, "image", batched=False)
+        if not isinstance(seed, Integral) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        height, width = image.shape[1:]
+        generator = torch.Generator().manual_seed(int(seed))
+        patch = self._patch_for(height, width, generator)
+        ph, pw = patch.shape[1:]
+        if ph > height or pw > width:
+            raise ValueError(f"patch ({ph}x{pw}) is larger than the image ({height}x{width}); "
+                             "pass a scale in (0, 1]")
+        if self.avoid is not None and tuple(self.avoid.shape) != (height, width):
+            raise ValueError(f"avoid must match the image size ({height}, {width}), "
+                             f"got {tuple(self.avoid.shape)}")
+        if self.position is None:
+            top, left = choose_position(height, width, (ph, pw), self.avoid, generator)
+        else:
+            top, left = self.position
+            if top + ph > height or left + pw > width:
+                raise ValueError(f"position ({top}, {left}) puts the {ph}x{pw} patch outside the "
+                                 f"{height}x{width} image; top must be <= {height - ph} and "
+                                 f"left <= {width - pw}")
+        canvas = torch.zeros(4, height, width, dtype=image.dtype, device=image.device)
+        canvas[:, top:top + ph, left:left + pw] = patch.to(device=image.device, dtype=image.dtype)
+        alphas = torch.linspace(0, 1, self.steps, dtype=image.dtype, device=image.device)
+        images = blend_sequence(image, canvas[:3], canvas[3], alphas)
+        return InterventionSequence(
+            images=images, values=alphas, property_name=self.property_name, unit=self.unit,
+            metadata={"position": [top, left], "scale": self.scale, "patch_size": [ph, pw],
+                      "patch": self.patch_source, "seed": int(seed)},
+        )
+
+
+@hookimpl
+def register_sources(register: Any) -> None:
+    """Register :class:`AlphaPatchSource`."""
+    register(AlphaPatchSource)

@@ -1,0 +1,230 @@
+"""An ordered sequence captured for real (a turntable, a camera sweep), read from image files.
+
+The property values come from a sidecar file (``values.csv`` with columns ``file,value`` or
+``values.json`` mapping file name -> value), else from the file names (the last number in the
+stem: ``duck_045.png`` -> 45.0), else from the frame order. Frames are sorted by value.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from propgrad.hookspecs import hookimpl
+from propgrad.images import load_image, resize
+from propgrad.sources.base import InterventionSequence, InterventionSource
+from propgrad.validation import check_images
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+SIDECAR_NAMES: tuple[str, ...] = ("values.csv", "values.json")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _natural_key(path: Path) -> list[Any]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def number_in_name(path: Path) -> float | None:
+    """The last number in the file's stem (``turn_12.5.png`` -> 12.5), or None."""
+    numbers = _NUMBER.findall(path.stem)
+    return float(numbers[-1]) if numbers else None
+
+
+def read_sidecar(sidecar: Path) -> dict[str, float]:
+    """Read ``file -> value`` from a CSV (columns ``file,value``) or JSON (object) file."""
+    try:
+        if sidecar.suffix.lower() == ".json":
+            data = json.loads(sidecar.read_text())
+            if not isinstance(data, dict):
+                raise ValueError(f"sidecar {sidecar} must hold a JSON object mapping file name -> "
+                                 f"value, got {type(data).__name__}")
+            items = list(data.items())
+        else:
+            with sidecar.open(newline="") as handle:
+                reader = csv.DictReader(handle)
+                if not reader.fieldnames or not {"file", "value"} <= set(reader.fieldnames):
+                    raise ValueError(f"sidecar {sidecar} must have the CSV columns 'file,value', "
+                                     f"got {reader.fieldnames}")
+                items = [(row["file"], row["value"]) for row in reader]
+    except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as err:
+        raise ValueError(f"could not parse sidecar {sidecar}: {err}") from err
+    values: dict[str, float] = {}
+    for name, value in items:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise ValueError(f"sidecar {sidecar}: value for {name!r} must be a finite number, "
+                             f"got {value!r}")
+        values[str(name).strip()] = number
+    return values
+
+
+def looks_periodic(values: list[float], unit: str) -> bool:
+    """True if ``values`` in degrees cover one full turn: the wrap-around gap from the last value
+    back to ``first + 360`` is no larger than the typical (median) step."""
+    if unit != "degree" or len(values) < 3:
+        return False
+    steps = sorted(b - a for a, b in zip(values, values[1:]))
+    step = steps[len(steps) // 2]
+    span = values[-1] - values[0]
+    return span < 360 and values[-1] + step >= values[0] + 360 - 0.1 * step - 1e-6
+
+
+class FramesSource(InterventionSource):
+    """Read an ordered, captured sequence of frames from image files.
+
+    The ``image`` passed to :meth:`generate` stands for the reference (first) frame: its pixels
+    are ignored, but the sequence is put on its device and dtype and, with ``resize=True``,
+    resized to its height and width.
+
+    Args:
+        path: A folder of frames (files with one of :data:`IMAGE_EXTENSIONS`, not recursive). A
+            ``values.csv`` or ``values.json`` in it is used as the sidecar.
+        paths: An explicit list of frame files (instead of ``path``); without values in a sidecar
+            or the file names, the list order is the frame order.
+        sidecar: Explicit sidecar file (CSV ``file,value`` or JSON ``{file: value}``); entries are
+            matched by file name (or stem).
+        resize: Resize every frame to the reference image's size; otherwise frames must all share
+            one size.
+        periodic: Whether the sequence wraps around; None detects a full turn in degrees.
+        property_name: Name of the property; default "angle" for values from a sidecar or the
+            file names, "frame" for frame indices.
+        unit: Unit of the values; default "degree" (sidecar, file names) or "index".
+    """
+
+    name = "frames"
+    description = "An ordered captured sequence (turntable, camera sweep) read from image files."
+    property_name = "angle"
+    unit = "degree"
+
+    def __init__(self, *, path: str | Path | None = None, paths: list[str | Path] | None = None,
+                 sidecar: str | Path | None = None, resize: bool = False,
+                 periodic: bool | None = None, property_name: str | None = None,
+                 unit: str | None = None) -> None:
+        if (path is None) == (paths is None):
+            raise ValueError("pass exactly one of path (a folder of frames) or paths (a list of "
+                             f"image files), got path={path!r} and paths={paths!r}")
+        for label, value in (("resize", resize), ("periodic", periodic)):
+            if not isinstance(value, bool) and not (label == "periodic" and value is None):
+                raise ValueError(f"{label} must be True or False{' or None' * (label == 'periodic')}, "
+                                 f"got {value!r}")
+        for label, value in (("property_name", property_name), ("unit", unit)):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{label} must be a non-empty string or None, got {value!r}")
+        files, folder = self._find_files(path, paths)
+        sidecar_path = self._find_sidecar(sidecar, folder)
+        values, source = self._values(files, sidecar_path)
+        order = sorted(range(len(files)), key=lambda i: values[i])
+        self.files = [files[i] for i in order]
+        self.values = [values[i] for i in order]
+        for a, b, fa, fb in zip(self.values, self.values[1:], self.files, self.files[1:]):
+            if a == b:
+                raise ValueError(f"frames must have distinct values, but {fa.name} and {fb.name} "
+                                 f"both have {a:g} (from {source})")
+        self.value_source = source
+        default_name, default_unit = ("frame", "index") if source == "index" else ("angle", "degree")
+        self.property_name = property_name or default_name
+        self.unit = unit or default_unit
+        self.periodic = looks_periodic(self.values, self.unit) if periodic is None else periodic
+        self.resize = resize
+
+    @staticmethod
+    def _find_files(path: Any, paths: Any) -> tuple[list[Path], Path | None]:
+        if path is not None:
+            if not isinstance(path, (str, Path)):
+                raise ValueError(f"path must be a folder path, got {type(path).__name__}")
+            folder = Path(path).expanduser()
+            if not folder.exists():
+                raise FileNotFoundError(f"path: frames folder not found: {folder}")
+            if not folder.is_dir():
+                raise ValueError(f"path must be a folder of frames, got the file {folder}; "
+                                 "use paths=[...] for a list of files")
+            files = sorted((f for f in folder.iterdir()
+                            if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key)
+            if not files:
+                raise ValueError(f"path: no images found in {folder} (looked for "
+                                 f"{', '.join(IMAGE_EXTENSIONS)})")
+            return files, folder
+        if isinstance(paths, (str, Path)) or not isinstance(paths, (list, tuple)):
+            raise ValueError(f"paths must be a list of image files, got {paths!r}")
+        if len(paths) < 2:
+            raise ValueError(f"paths must list at least 2 frames, got {len(paths)}")
+        files = [Path(p).expanduser() for p in paths]
+        for file in files:
+            if not file.is_file():
+                raise FileNotFoundError(f"paths: frame file not found: {file}")
+        if len(set(f.resolve() for f in files)) != len(files):
+            raise ValueError("paths lists the same file more than once")
+        folders = {f.parent for f in files}
+        return files, folders.pop() if len(folders) == 1 else None
+
+    @staticmethod
+    def _find_sidecar(sidecar: Any, folder: Path | None) -> Path | None:
+        if sidecar is not None:
+            sidecar = Path(sidecar).expanduser()
+            if not sidecar.is_file():
+                raise FileNotFoundError(f"sidecar: file not found: {sidecar}")
+            return sidecar
+        if folder is None:
+            return None
+        found = [folder / n for n in SIDECAR_NAMES if (folder / n).is_file()]
+        if len(found) > 1:
+            raise ValueError(f"found both {found[0]} and {found[1]}; keep one or pass sidecar=")
+        return found[0] if found else None
+
+    @staticmethod
+    def _values(files: list[Path], sidecar: Path | None) -> tuple[list[float], str]:
+        if sidecar is not None:
+            table = read_sidecar(sidecar)
+            values = []
+            for file in files:
+                value = table.get(file.name, table.get(file.stem))
+                if value is None:
+                    raise ValueError(f"sidecar {sidecar} has no entry for frame {file.name!r} "
+                                     "(match by file name or stem)")
+                values.append(value)
+            return values, f"sidecar {sidecar}"
+        from_names = [number_in_name(f) for f in files]
+        if all(v is not None for v in from_names):
+            return [float(v) for v in from_names], "file names"  # type: ignore[arg-type]
+        return [float(i) for i in range(len(files))], "index"
+
+    def generate(self, image: torch.Tensor, *, seed: int = 0,
+                 show_progress: bool = False) -> InterventionSequence:
+        """Load the frames (sorted by value) onto ``image``'s device; see the class docstring."""
+        check_images(image, "image", batched=False)
+        size = tuple(image.shape[1:])
+        frames = []
+        for file in tqdm(self.files, desc="frames", disable=not show_progress):
+            frame = load_image(file)
+            frames.append(resize(frame, size) if self.resize else frame)
+        shapes = {tuple(f.shape[1:]) for f in frames}
+        if len(shapes) > 1:
+            first = tuple(frames[0].shape[1:])
+            odd = next(i for i, f in enumerate(frames) if tuple(f.shape[1:]) != first)
+            raise ValueError(f"frames have different sizes: {self.files[0].name} is {first}, "
+                             f"{self.files[odd].name} is {tuple(frames[odd].shape[1:])}; pass "
+                             "resize=True to resize them to the image's size")
+        images = torch.stack(frames).to(device=image.device, dtype=image.dtype)
+        values = torch.tensor(self.values, dtype=image.dtype, device=image.device)
+        return InterventionSequence(
+            images=images, values=values, property_name=self.property_name, unit=self.unit,
+            periodic=self.periodic,
+            metadata={"files": [str(f) for f in self.files], "value_source": self.value_source,
+                      "resized": self.resize},
+        )
+
+
+@hookimpl
+def register_sources(register: Any) -> None:
+    """Register :class:`FramesSource`."""
+    register(FramesSource)

@@ -1,0 +1,267 @@
+"""The flip benchmark harness with a tiny fake suite whose flips are known in advance.
+
+The fake suite's images are uniform grey levels; its models classify "bright" (class 0) vs
+"dark" (class 1) by mean brightness against a model-specific cut; the intervention darkens the
+image gradually to a per-image final factor. So whether and where each prediction flips follows
+from arithmetic, and the output-only reference |p_T - p_0| separates flips perfectly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from propgrad.baselines.base import AttributionBaseline
+from propgrad.harness import BenchmarkSettings, CellStore, SettingsMismatchError, run_benchmark
+from propgrad.harness.pipeline import STORE_NAME
+from propgrad.sources.base import InterventionSequence
+from propgrad.suites.base import BenchmarkSuite
+
+BRIGHTNESS = [0.9, 0.8, 0.75, 0.7, 0.65, 0.6, 0.2, 0.3, 0.33, 0.4, 0.45, 0.25]
+FINAL_FACTOR = [0.3, 0.9, 0.5, 0.95, 0.6, 0.95, 0.5, 0.6, 0.7, 0.7, 0.9, 0.4]
+CUTS = {"cut50": 0.5, "cut35": 0.35}
+N_STEPS = 9
+
+
+class BrightnessModel(nn.Module):
+    """Logits of (bright, dark) from mean brightness against a cut; counts images seen."""
+
+    def __init__(self, cut: float) -> None:
+        super().__init__()
+        self.cut = cut
+        self.scale = nn.Parameter(torch.tensor(10.0))
+        self.images_seen = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.images_seen += x.shape[0]
+        z = self.scale * (x.mean(dim=(1, 2, 3)) - self.cut)
+        return torch.stack([z, -z], dim=1)
+
+
+class DarkeningSuite(BenchmarkSuite):
+    name = "darkening"
+    class_names = ("bright", "dark")
+    interventions = ("darken",)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._models = {name: BrightnessModel(cut).eval() for name, cut in CUTS.items()}
+        self.intervene_calls = 0
+
+    def settings(self) -> dict[str, Any]:
+        return {"brightness": BRIGHTNESS, "final_factor": FINAL_FACTOR, "steps": N_STEPS}
+
+    def models(self) -> dict[str, nn.Module]:
+        return self._models
+
+    def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        b = torch.tensor(BRIGHTNESS)
+        return b[:, None, None, None].expand(-1, 3, 6, 6).clone(), (b < 0.5).long()
+
+    def intervene(self, intervention: str, index: int) -> InterventionSequence:
+        self.intervene_calls += 1
+        factors = torch.linspace(1.0, FINAL_FACTOR[index], N_STEPS)
+        images = self.test_set()[0][index][None] * factors[:, None, None, None]
+        return InterventionSequence(images, torch.arange(N_STEPS, dtype=torch.float32), "darkness", "step")
+
+    def accuracy_table(self) -> dict[str, dict[str, float]]:
+        return {name: {"test": 1.0} for name in self._models}
+
+    def images_per_class(self) -> int:
+        return 4
+
+
+class ImageMap(AttributionBaseline):
+    """The map is the image itself, so the change score is the mean squared image change."""
+
+    name = "image_map"
+
+    def __init__(self, interrupt_after: int | None = None) -> None:
+        self.calls = 0
+        self.interrupt_after = interrupt_after
+
+    def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.interrupt_after is not None and self.calls >= self.interrupt_after:
+            raise KeyboardInterrupt
+        self.calls += 1
+        assert images.shape[0] == target.shape[0] and images.shape[0] % 2 == 0
+        return images.clone()
+
+
+class FailsOnDark(AttributionBaseline):
+    """Raises ValueError for any batch containing a very dark image."""
+
+    name = "fails_on_dark"
+
+    def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if (images.mean(dim=(1, 2, 3)) < 0.15).any():
+            raise ValueError("superpixels failed on a dark image")
+        return images.mean(dim=1) * (target[:, None, None] + 1)
+
+
+def settings(**overrides: Any) -> BenchmarkSettings:
+    base = dict(suites=("darkening",), n_permutations=200, baselines=("image_map",), n_resamples=5,
+                attribution_batch_size=3, chunk_size=5)
+    base.update(overrides)
+    return BenchmarkSettings(**base)
+
+
+def run(out: Path, st: BenchmarkSettings, baselines: dict[str, AttributionBaseline], **kw: Any) -> dict[str, Any]:
+    return run_benchmark(st, out, suites={"darkening": DarkeningSuite()}, baselines=baselines, **kw)
+
+
+def expected_flip(index: int, cut: float) -> bool:
+    return (BRIGHTNESS[index] > cut) != (BRIGHTNESS[index] * FINAL_FACTOR[index] > cut)
+
+
+def comparable(results: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in results.items() if k not in ("timing", "resume")}
+
+
+def test_records_match_known_flips_and_scores(tmp_path: Path) -> None:
+    results = run(tmp_path, settings(), {"image_map": ImageMap()})
+    props = [r for r in results["records"] if r["kind"] == "property"]
+    assert len(props) == len(BRIGHTNESS) * len(CUTS)
+    for r in props:
+        i, cut = r["image"], CUTS[r["key"][3]]
+        assert r["explained"] == int(BRIGHTNESS[i] < cut)
+        assert r["flipped_anywhere"] == expected_flip(i, cut) == r["final_differs"]
+        assert r["reference"] == pytest.approx(abs(r["curve"][-1] - r["curve"][0]))
+        assert len(r["curve"]) == N_STEPS and r["score"] > 0 and 0 < r["p_value"] <= 1
+    assert any(r["flipped_anywhere"] for r in props) and not all(r["flipped_anywhere"] for r in props)
+    for r in (r for r in results["records"] if r["kind"] == "baseline"):
+        b, f = BRIGHTNESS[r["image"]], FINAL_FACTOR[r["image"]]
+        assert r["error"] is None and r["score"] == pytest.approx((b - b * f) ** 2, rel=1e-5)
+    table = results["summary"]["darkening"]["darken"]
+    for definition in ("anywhere", "final"):
+        for model in CUTS:
+            ref = table["flip_prediction"][definition][model]["output_reference"]
+            assert ref["accuracy_mean"] == 1.0 and ref["auc_mean"] == 1.0
+            assert set(table["flip_prediction"][definition][model]) == {"property_score", "output_reference", "image_map"}
+    scores = table["scores"]["cut50"]
+    assert scores["n_images"] == len(BRIGHTNESS)
+    assert scores["n_flipped_anywhere"] == sum(expected_flip(i, 0.5) for i in range(len(BRIGHTNESS)))
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["records"] == results["records"] and on_disk["settings"]["n_permutations"] == 200
+    assert on_disk["suites"]["darkening"]["accuracy_table"] == {"cut50": {"test": 1.0}, "cut35": {"test": 1.0}}
+    assert {"torch", "captum", "propgrad", "plugins"} <= set(on_disk["versions"])
+    timing = on_disk["timing"]
+    assert timing["forward_s"] > 0 and timing["attribution_s"] > 0 and timing["overhead_ratio"] > 1
+    report = (tmp_path / "report.md").read_text()
+    assert "| cut50 |" in report and "E|∇X|" in report
+    assert (tmp_path / "behaviour_darkening_darken.png").stat().st_size > 1000
+    assert (tmp_path / "scores_darkening_darken.png").stat().st_size > 1000
+
+
+def test_sequences_are_generated_once_per_image_and_shared_by_models(tmp_path: Path) -> None:
+    suite = DarkeningSuite()
+    run_benchmark(settings(), tmp_path, suites={"darkening": suite}, baselines={"image_map": ImageMap()}, plots=False)
+    assert suite.intervene_calls == len(BRIGHTNESS)  # not once per model
+
+
+def test_failing_baseline_is_recorded_and_shown_as_na(tmp_path: Path) -> None:
+    st = settings(baselines=("image_map", "fails_on_dark"))
+    results = run(tmp_path, st, {"image_map": ImageMap(), "fails_on_dark": FailsOnDark()}, plots=False)
+    cells = [r for r in results["records"] if r["kind"] == "baseline" and r["method"] == "fails_on_dark"]
+    dark = {i for i in range(len(BRIGHTNESS)) if BRIGHTNESS[i] * FINAL_FACTOR[i] < 0.15}
+    assert dark and {r["image"] for r in cells if r["error"]} == dark
+    assert all("ValueError: superpixels failed" in r["error"] for r in cells if r["error"])
+    assert all(r["score"] is not None for r in cells if r["image"] not in dark)  # batch-mates isolated
+    entry = results["summary"]["darkening"]["darken"]["flip_prediction"]["anywhere"]["cut50"]["fails_on_dark"]
+    assert entry["available"] is False and entry["n_errors"] == len(dark)
+    assert "n/a" in (tmp_path / "report.md").read_text()
+
+
+def test_interrupted_run_resumes_without_recomputing(tmp_path: Path) -> None:
+    st = settings(attribution_batch_size=1)
+    n_cells = len(BRIGHTNESS) * len(CUTS)
+    first = ImageMap(interrupt_after=7)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "a", st, {"image_map": first})
+    second = ImageMap()
+    resumed = run(tmp_path / "a", st, {"image_map": second})
+    assert first.calls == 7 and second.calls == n_cells - 7
+    keys = [json.dumps(json.loads(line)["key"]) for line in (tmp_path / "a" / STORE_NAME).read_text().splitlines()[1:]]
+    assert len(keys) == len(set(keys))  # no cell stored twice
+    assert resumed["resume"]["cells_loaded"] > 0
+    straight = run(tmp_path / "b", st, {"image_map": ImageMap()})
+    assert comparable(resumed) == comparable(straight)
+    # a finished run resumed again computes nothing: no baseline call, no model forward
+    suite, third = DarkeningSuite(), ImageMap()
+    run_benchmark(st, tmp_path / "a", suites={"darkening": suite}, baselines={"image_map": third}, plots=False)
+    assert third.calls == 0 and all(m.images_seen == 0 for m in suite.models().values())
+
+
+def test_truncated_last_line_is_tolerated(tmp_path: Path) -> None:
+    st = settings()
+    full = run(tmp_path, st, {"image_map": ImageMap()}, plots=False)
+    path = tmp_path / STORE_NAME
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # the last write died halfway
+    again = ImageMap()
+    resumed = run(tmp_path, st, {"image_map": again}, plots=False)
+    assert resumed["resume"]["dropped_partial_line"] is True
+    assert again.calls == 1  # only the half-written cell (one batch) is redone
+    assert comparable(resumed)["records"] == comparable(full)["records"]
+    assert all(json.loads(line) for line in path.read_text().splitlines())
+
+
+def test_corrupt_line_before_the_end_is_an_error(tmp_path: Path) -> None:
+    store = CellStore(tmp_path / "s.jsonl", {"a": 1})
+    store.append([{"kind": "x", "key": ["x", 1]}, {"kind": "x", "key": ["x", 2]}])
+    lines = (tmp_path / "s.jsonl").read_text().splitlines()
+    (tmp_path / "s.jsonl").write_text("\n".join([lines[0], "{garbage", lines[2]]) + "\n")
+    with pytest.raises(ValueError, match="line 2 is corrupt"):
+        CellStore(tmp_path / "s.jsonl", {"a": 1})
+
+
+def test_store_refuses_other_settings_and_duplicates(tmp_path: Path) -> None:
+    store = CellStore(tmp_path / "s.jsonl", {"a": 1})
+    store.append([{"kind": "x", "key": ["x", 1]}])
+    with pytest.raises(ValueError, match="already stored"):
+        store.append([{"kind": "x", "key": ["x", 1]}])
+    with pytest.raises(SettingsMismatchError, match="--fresh"):
+        CellStore(tmp_path / "s.jsonl", {"a": 2})
+    assert CellStore(tmp_path / "s.jsonl", {"a": 1}).get(["x", 1]) == {"kind": "x", "key": ["x", 1]}
+
+
+def test_other_settings_are_refused_unless_fresh(tmp_path: Path) -> None:
+    run(tmp_path, settings(), {"image_map": ImageMap()}, plots=False)
+    with pytest.raises(SettingsMismatchError, match="n_permutations.*another --out"):
+        run(tmp_path, settings(n_permutations=300), {"image_map": ImageMap()}, plots=False)
+    baseline = ImageMap()
+    results = run(tmp_path, settings(n_permutations=300), {"image_map": baseline}, plots=False, fresh=True)
+    assert baseline.calls > 0 and results["settings"]["n_permutations"] == 300
+    # batch sizes do not change results, so changing them resumes instead of refusing
+    run(tmp_path, settings(n_permutations=300, attribution_batch_size=2), {"image_map": ImageMap()}, plots=False)
+
+
+def test_changed_suite_settings_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run(tmp_path, settings(), {"image_map": ImageMap()}, plots=False)
+    monkeypatch.setattr(DarkeningSuite, "settings", lambda self: {"steps": N_STEPS + 1})
+    with pytest.raises(SettingsMismatchError, match="suite 'darkening'"):
+        run(tmp_path, settings(), {"image_map": ImageMap()}, plots=False)
+
+
+def test_pool_limits_images_per_class(tmp_path: Path) -> None:
+    results = run(tmp_path, settings(pool_per_class="images_per_class", baselines=()), {}, plots=False)
+    pool = results["suites"]["darkening"]["pool"]
+    labels = [int(BRIGHTNESS[i] < 0.5) for i in pool]
+    assert labels.count(0) == 4 and labels.count(1) == 4
+    assert {r["image"] for r in results["records"]} == set(pool)
+
+
+def test_cli_rejects_unknown_suite_cleanly(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from propgrad.cli import main
+
+    code = main(["benchmark", "--suite", "no_such_suite", "--out", str(tmp_path), "--no-progress"])
+    assert code == 2
+    assert "no_such_suite" in capsys.readouterr().err
+    code = main(["benchmark", "--baselines", "none", "lime", "--out", str(tmp_path)])
+    assert code == 2
+    assert "'none' cannot be combined" in capsys.readouterr().err
