@@ -8,9 +8,14 @@ the loop is timed on 3 columns and multiplied by C/3.
 The vectorised time is reported twice: "cold" is the first call for a (N, K, seed), which also
 draws the K permutations; "warm" is a repeated call, which reuses the memoised permutation matrix
 (``propgrad.permutation.seeded_permutations``), as happens when many images are scored with the
-same settings. Usage::
+same settings.
 
-    python benchmarks/permutation_speed.py [--k 10000] [--n 100] [--columns 1 1000] [--repeats 3]
+Threads: the loop is single-threaded numpy, so by default torch also runs on one thread
+(``--threads 1``): the ratio measures vectorisation, not extra cores. On a shared machine torch's
+multi-threaded kernels can also be much slower than one thread when other processes hold the
+cores. Usage::
+
+    python benchmarks/permutation_speed.py [--k 10000] [--n 100] [--columns 1 1000] [--threads 1]
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from propgrad.permutation import _CACHE, permutation_test
+from propgrad.permutation import clear_cache, permutation_test
 
 
 def loop_reference(outputs: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -40,7 +45,7 @@ def loop_reference(outputs: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
 
 def time_vectorised(outputs: torch.Tensor, k: int, repeats: int) -> tuple[float, float]:
     """(cold, best warm) seconds of permutation_test on outputs."""
-    _CACHE.clear()
+    clear_cache()
     start = time.perf_counter()
     permutation_test(outputs, n_permutations=k)
     cold = time.perf_counter() - start
@@ -58,7 +63,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--columns", type=int, nargs="+", default=[1, 1000])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0 = leave torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; K={args.k}, N={args.n}, float32")
     rng = np.random.default_rng(0)
     for c in args.columns:

@@ -23,14 +23,19 @@ from typing import Callable
 import torch
 
 
-def _median_seconds(run: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Tensor]:
-    run()  # warm-up
-    times, out = [], None
+def _median_seconds(
+    runs: dict[str, Callable[[], torch.Tensor]], repeats: int
+) -> dict[str, tuple[float, torch.Tensor]]:
+    """Median wall time and last output of each run; runs are interleaved so that load from
+    other processes on a shared machine affects them alike."""
+    outputs = {name: run() for name, run in runs.items()}  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+        for name, run in runs.items():
+            start = time.perf_counter()
+            outputs[name] = run()
+            times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(times[name]), outputs[name]) for name in runs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64, help="image side (multiple of 8)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from propgrad_instruct_pix2pix.model_loading import load_pipeline
     from propgrad_instruct_pix2pix.sampler import sweep_guidance
@@ -69,9 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                 num_inference_steps=args.steps, batch_size=batch_size,
             )
 
-        t_stock, out_stock = _median_seconds(stock, args.repeats)
-        t_looped, out_looped = _median_seconds(ours(1), args.repeats)
-        t_batched, out_batched = _median_seconds(ours(args.scales), args.repeats)
+        timed = _median_seconds({"stock": stock, "looped": ours(1), "batched": ours(args.scales)}, args.repeats)
+    (t_stock, out_stock), (t_looped, out_looped), (t_batched, out_batched) = timed.values()
 
     print(f"tiny InstructPix2Pix, {args.scales} text scales, {args.steps} steps, {args.size}x{args.size}, "
           f"CPU threads {torch.get_num_threads()}, median of {args.repeats}")

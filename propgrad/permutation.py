@@ -30,8 +30,8 @@ StatisticFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 STATISTICS = ("gradient", "pearson")
 KEEP_NULL_MAX_COLUMNS = 16
-_CACHE: OrderedDict[tuple[int, int, int], torch.Tensor] = OrderedDict()
-_CACHE_MAX_ELEMENTS = 8 * 10_000 * 100
+MEMO_MAX_BYTES = 128 * 2**20
+_MEMO: OrderedDict[tuple, tuple[torch.Tensor, ...]] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -87,24 +87,42 @@ def permutation_indices(n: int, k: int, generator: torch.Generator) -> torch.Ten
 def seeded_permutations(n: int, k: int, seed: int) -> torch.Tensor:
     """:func:`permutation_indices` with ``torch.Generator().manual_seed(seed)``, memoised.
 
-    The result depends only on (n, k, seed), so the last few matrices are cached (up to 8 M
-    indices in all): scoring many images with the same settings draws the permutations once.
+    The result depends only on (n, k, seed), so it is kept in a small in-process cache (see
+    :func:`clear_cache`): scoring many images with the same settings draws the permutations once.
     Do not modify the returned tensor.
     """
-    key = (n, k, seed)
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    perms = permutation_indices(n, k, torch.Generator(device="cpu").manual_seed(seed))
-    if perms.numel() <= _CACHE_MAX_ELEMENTS:
-        _CACHE[key] = perms
-        while sum(p.numel() for p in _CACHE.values()) > _CACHE_MAX_ELEMENTS:
-            _CACHE.popitem(last=False)
-    return perms
+    key = ("permutations", n, k, seed)
+    return _memoised(key, lambda: (permutation_indices(n, k, torch.Generator(device="cpu").manual_seed(seed)),))[0]
+
+
+def clear_cache() -> None:
+    """Forget the memoised permutation matrices and the index tensors derived from them."""
+    _MEMO.clear()
+
+
+def _memoised(key: tuple | None, build: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    """LRU memo of deterministic tensors, at most ``MEMO_MAX_BYTES`` in all (``key=None``: no memo)."""
+    if key is not None and key in _MEMO:
+        _MEMO.move_to_end(key)
+        return _MEMO[key]
+    value = build()
+    if key is not None and _nbytes(value) <= MEMO_MAX_BYTES:
+        _MEMO[key] = value
+        while sum(_nbytes(v) for v in _MEMO.values()) > MEMO_MAX_BYTES:
+            _MEMO.popitem(last=False)
+    return value
+
+
+def _nbytes(tensors: tuple[torch.Tensor, ...]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def two_sided_p_values(observed: torch.Tensor, null: torch.Tensor) -> torch.Tensor:
     """Two-sided p-values around the null mean, ties counted as extreme: (b + 1) / (K + 1).
+
+    ``b = #{k : |null_k - m| >= |observed - m| - tol}`` with ``m`` the mean of the finite null
+    statistics and ``tol = 1000 * eps * max(|observed|, |m|, max_k |null_k|)``; non-finite null
+    statistics count as extreme.
 
     Args:
         observed: Observed statistics (C,).
@@ -115,15 +133,22 @@ def two_sided_p_values(observed: torch.Tensor, null: torch.Tensor) -> torch.Tens
     """
     k = null.shape[0]
     finite = torch.isfinite(null)
-    count = finite.sum(0)
-    mean = torch.where(finite, null, 0).sum(0) / count.clamp_min(1)
-    mean = torch.where(count > 0, mean, torch.nan)
-    rtol = 1000 * torch.finfo(null.dtype).eps
-    scale = torch.maximum(observed.abs(), mean.abs())
-    scale = torch.maximum(scale, torch.where(finite, null.abs(), 0).amax(0))
-    dev_obs = (observed - mean).abs() - rtol * scale
-    extreme = ((null - mean).abs() >= dev_obs) | ~finite
-    p = (extreme.sum(0).to(null.dtype) + 1) / (k + 1)
+    if bool(finite.all()):
+        mean = null.mean(0)
+        lo, hi = torch.aminmax(null, dim=0)
+        scale = torch.maximum(torch.maximum(observed.abs(), mean.abs()), torch.maximum(lo.abs(), hi.abs()))
+        extra = 0
+    else:
+        count = finite.sum(0)
+        mean = torch.where(finite, null, 0).sum(0) / count.clamp_min(1)
+        mean = torch.where(count > 0, mean, torch.nan)
+        scale = torch.maximum(torch.maximum(observed.abs(), mean.abs()), torch.where(finite, null.abs(), 0).amax(0))
+        extra = (~finite).sum(0)
+    dev = (observed - mean).abs() - 1000 * torch.finfo(null.dtype).eps * scale
+    # |s - m| >= dev  <=>  s >= m + dev  or  s <= m - dev  (for dev > 0; always true otherwise)
+    b = (null >= mean + dev).sum(0) + (null <= mean - dev).sum(0) + extra
+    b = torch.where(dev > 0, b, k)
+    p = (b.to(null.dtype) + 1) / (k + 1)
     return torch.where(torch.isfinite(observed) & torch.isfinite(mean), p, torch.ones_like(p))
 
 
@@ -190,16 +215,20 @@ def permutation_test(
     k = int(n_permutations)
     name, kernel = _make_kernel(statistic, x, k, periodic=periodic, period=period, edge_order=edge_order)
     perms = seeded_permutations(n, k, int(seed)).to(y.device)
-    identity = torch.arange(n, device=y.device)[None]
+    key = (type(kernel).__name__, kernel.signature, n, k, int(seed), str(y.device), y.dtype)
+    bound = kernel.bind(perms, y.dtype, key=key)
+    bound_identity = kernel.bind(torch.arange(n, device=y.device)[None], y.dtype, key=None)
     itemsize = y.element_size()
-    cols = max(1, min(c, memory_budget // (2 * max(k, n * n) * itemsize)))
+    cols = max(1, min(c, kernel.columns_per_block(c, itemsize), memory_budget // (2 * k * itemsize)))
     stats, pvals, nulls = [], [], []
     for c0 in range(0, c, cols):
-        yc = y[:, c0 : c0 + cols]
+        yc = y[:, c0 : c0 + cols].contiguous()
         prepared = kernel.prepare(yc)
-        b = chunk_size or max(1, memory_budget // max(1, kernel.bytes_per_permutation(yc)))
-        observed = kernel.run(prepared, identity)[0]
-        null = torch.cat([kernel.run(prepared, perms[s : s + b]) for s in range(0, k, b)])
+        b = chunk_size or max(1, memory_budget // max(1, kernel.bytes_per_permutation(yc.shape[1], itemsize)))
+        observed = kernel.run(prepared, bound_identity, 0, 1)[0]
+        null = torch.empty(k, yc.shape[1], dtype=y.dtype, device=y.device)
+        for s in range(0, k, b):
+            null[s : s + b] = kernel.run(prepared, bound, s, min(s + b, k))
         p = two_sided_p_values(observed, null)
         constant = (yc == yc[:1]).all(0)
         stats.append(observed)
@@ -238,98 +267,124 @@ def _make_kernel(
 class _GradientNull:
     """Expected property gradient magnitude of many permutations at once (see the module doc).
 
-    Two layouts: with few columns the permuted outputs are gathered step-major, (N, B, C), and
-    the stencil is applied by gathering whole (B, C) slabs ("direct"); with many columns and
-    two-point stencil rows, a table of |F_u - F_v| is summed by ``embedding_bag`` ("table").
+    ``bind`` turns the permutations into gather indices once (memoised): for two-point stencil
+    rows the index ``P[u] * N + P[v]`` into the table of |F_u - F_v|, for three-point rows the
+    three permuted neighbours. ``run`` then needs one or two ``embedding_bag`` calls per chunk.
     """
 
-    TABLE_MIN_COLUMNS = 8
+    TABLE_BYTES = 2 * 2**20  # column blocks whose table fits a typical L2 cache run fastest
 
     def __init__(self, x: torch.Tensor, k: int, *, periodic: bool, period: float | None, edge_order: int) -> None:
-        self.idx, self.w = finite_difference_weights(x, edge_order=edge_order, periodic=periodic, period=period)
-        self.n = n = self.idx.shape[0]
-        big = self.w.abs().amax(1, keepdim=True)
-        live = self.w.abs() > 1e-9 * big  # weights below 1e-9 of the row's largest count as zero
+        idx, w = finite_difference_weights(x, edge_order=edge_order, periodic=periodic, period=period)
+        self.n = n = idx.shape[0]
+        big = w.abs().amax(1, keepdim=True)
+        live = w.abs() > 1e-9 * big  # weights below 1e-9 of the row's largest count as zero
         order = torch.argsort((~live).to(torch.int8), dim=1, stable=True)  # live weights first
-        w_sorted, idx_sorted = self.w.gather(1, order), self.idx.gather(1, order)
+        w_sorted, idx_sorted = w.gather(1, order), idx.gather(1, order)
         pair = (live.sum(1) == 2) & ((w_sorted[:, 0] + w_sorted[:, 1]).abs() <= 1e-9 * big[:, 0])
-        self.table_possible = bool(pair.any()) and n * n <= k * int(pair.sum())
+        if not (bool(pair.any()) and n * n <= k * int(pair.sum())):
+            pair = torch.zeros_like(pair)  # building the N^2 table would cost more than it saves
         self.pair_u, self.pair_v = idx_sorted[pair, 0], idx_sorted[pair, 1]
         self.pair_w = (w_sorted[pair, 0].abs() + w_sorted[pair, 1].abs()) / 2
-        self.tri_idx, self.tri_w = self.idx[~pair], self.w[~pair]
+        self.tri_idx, self.tri_w = idx[~pair], w[~pair]
+        self.signature = (
+            self.pair_u.cpu().numpy().tobytes(), self.pair_v.cpu().numpy().tobytes(),
+            self.pair_w.cpu().numpy().tobytes(), self.tri_idx.cpu().numpy().tobytes(),
+            self.tri_w.cpu().numpy().tobytes(),
+        )
+
+    def bind(self, perms: torch.Tensor, dtype: torch.dtype, *, key: tuple | None) -> tuple[torch.Tensor, ...]:
+        def build() -> tuple[torch.Tensor, ...]:
+            k, g = perms.shape[0], self.tri_idx.shape[0]
+            pairs = perms.index_select(1, self.pair_u) * self.n + perms.index_select(1, self.pair_v)
+            pair_w = self.pair_w.to(dtype).expand(pairs.shape).contiguous()
+            rows = perms[:, self.tri_idx].reshape(k * g, 3)
+            tri_w = self.tri_w.to(dtype).expand(k, g, 3).reshape(k * g, 3).contiguous()
+            return pairs, pair_w, rows, tri_w
+
+        return _memoised(key, build)
+
+    def columns_per_block(self, c: int, itemsize: int) -> int:
+        return max(1, self.TABLE_BYTES // (self.n * self.n * itemsize)) if self.pair_u.numel() else c
+
+    def bytes_per_permutation(self, c: int, itemsize: int) -> int:
+        return 2 * self.tri_idx.shape[0] * c * itemsize + c * itemsize
 
     def prepare(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if not (self.table_possible and y.shape[1] >= self.TABLE_MIN_COLUMNS):
+        if not self.pair_u.numel():
             return y, None
         table = torch.empty(self.n, self.n, y.shape[1], dtype=y.dtype, device=y.device)
         torch.sub(y[:, None, :], y[None, :, :], out=table)
         return y, table.abs_().view(self.n * self.n, -1)
 
-    def bytes_per_permutation(self, y: torch.Tensor) -> int:
-        c, item = y.shape[1], y.element_size()
-        if not (self.table_possible and c >= self.TABLE_MIN_COLUMNS):
-            return 4 * self.n * c * item + 16 * self.n
-        return 2 * self.tri_idx.shape[0] * (c * item + 3 * 16) + 3 * 8 * self.pair_u.shape[0] + c * item
-
-    def run(self, prepared: tuple[torch.Tensor, torch.Tensor | None], perms: torch.Tensor) -> torch.Tensor:
+    def run(self, prepared: tuple[torch.Tensor, torch.Tensor | None], bound: tuple[torch.Tensor, ...], s: int, e: int) -> torch.Tensor:
         y, table = prepared
-        if table is None:
-            return self._run_direct(y, perms)
-        b, c, dt = perms.shape[0], y.shape[1], y.dtype
-        pairs = perms.index_select(1, self.pair_u) * self.n + perms.index_select(1, self.pair_v)
-        weights = self.pair_w.to(dt).expand(pairs.shape).contiguous()
-        total = embedding_bag(pairs, table, per_sample_weights=weights, mode="sum")
+        pairs, pair_w, rows, tri_w = bound
+        total = torch.zeros(e - s, y.shape[1], dtype=y.dtype, device=y.device)
+        if table is not None:
+            total += embedding_bag(pairs[s:e], table, per_sample_weights=pair_w[s:e], mode="sum")
         g = self.tri_idx.shape[0]
         if g:
-            rows = perms[:, self.tri_idx].reshape(b * g, 3)
-            weights = self.tri_w.to(dt).expand(b, g, 3).reshape(b * g, 3)
-            deriv = embedding_bag(rows, y, per_sample_weights=weights, mode="sum")
-            total += deriv.abs_().view(b, g, c).sum(1)
+            deriv = embedding_bag(rows[s * g : e * g], y, per_sample_weights=tri_w[s * g : e * g], mode="sum")
+            total += deriv.abs_().view(e - s, g, y.shape[1]).sum(1)
         return total / self.n
-
-    def _run_direct(self, y: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
-        permuted = y[perms.t()]  # (N, B, C), step-major so stencil gathers copy whole slabs
-        w = self.w.to(y.dtype)[:, :, None, None]
-        deriv = w[:, 0] * permuted[self.idx[:, 0]]
-        deriv.addcmul_(w[:, 1], permuted[self.idx[:, 1]]).addcmul_(w[:, 2], permuted[self.idx[:, 2]])
-        return deriv.abs_().sum(0) / self.n
 
 
 class _PearsonNull:
-    """|Pearson r| between the values and many permutations of the outputs, by one matmul."""
+    """|Pearson r| between the values and many permutations of the outputs.
+
+    The numerator ``sum_i xc_i * yc[P[b, i]]`` is one weighted ``embedding_bag`` per chunk (each
+    shuffle summed on its own, so chunking never changes a bit); the denominator does not depend
+    on the order.
+    """
 
     def __init__(self, x: torch.Tensor) -> None:
         self.xc = x - x.mean()
         self.xnorm = self.xc.norm()
+        self.signature = self.xc.cpu().numpy().tobytes()
+
+    def bind(self, perms: torch.Tensor, dtype: torch.dtype, *, key: tuple | None) -> tuple[torch.Tensor, ...]:
+        return _memoised(key, lambda: (perms, self.xc.to(dtype).expand(perms.shape).contiguous()))
+
+    def columns_per_block(self, c: int, itemsize: int) -> int:
+        return c
+
+    def bytes_per_permutation(self, c: int, itemsize: int) -> int:
+        return 2 * c * itemsize
 
     def prepare(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         yc = y - y[:1]  # exactly zero for constant columns, so their r is 0/0 = NaN
         yc = yc - yc.mean(0)
         return yc, self.xnorm.to(y.dtype) * yc.norm(dim=0)
 
-    def bytes_per_permutation(self, y: torch.Tensor) -> int:
-        return (y.shape[0] + 2 * y.shape[1]) * y.element_size() + 8 * y.shape[0]
-
-    def run(self, prepared: tuple[torch.Tensor, torch.Tensor], perms: torch.Tensor) -> torch.Tensor:
+    def run(self, prepared: tuple[torch.Tensor, torch.Tensor], bound: tuple[torch.Tensor, ...], s: int, e: int) -> torch.Tensor:
         yc, denom = prepared
-        xs = torch.zeros(perms.shape, dtype=yc.dtype, device=yc.device)
-        xs.scatter_(1, perms, self.xc.to(yc.dtype).expand(perms.shape))  # xs[b, P[b, i]] = xc[i]
-        return (xs @ yc / denom).abs()
+        perms, weights = bound
+        return (embedding_bag(perms[s:e], yc, per_sample_weights=weights[s:e], mode="sum") / denom).abs()
 
 
 class _CallableNull:
     """A user statistic f(permuted_outputs (B, N, C), values (N,)) -> (B, C)."""
 
+    signature = None
+
     def __init__(self, fn: StatisticFn, x: torch.Tensor) -> None:
         self.fn, self.x = fn, x
+
+    def bind(self, perms: torch.Tensor, dtype: torch.dtype, *, key: tuple | None) -> tuple[torch.Tensor, ...]:
+        return (perms,)
+
+    def columns_per_block(self, c: int, itemsize: int) -> int:
+        return c
+
+    def bytes_per_permutation(self, c: int, itemsize: int) -> int:
+        return 3 * self.x.shape[0] * c * itemsize
 
     def prepare(self, y: torch.Tensor) -> torch.Tensor:
         return y
 
-    def bytes_per_permutation(self, y: torch.Tensor) -> int:
-        return 3 * y.numel() * y.element_size()
-
-    def run(self, y: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
+    def run(self, y: torch.Tensor, bound: tuple[torch.Tensor, ...], s: int, e: int) -> torch.Tensor:
+        perms = bound[0][s:e]
         b, n = perms.shape
         permuted = y[perms.reshape(-1)].view(b, n, y.shape[1])
         out = self.fn(permuted, self.x.to(y.dtype))

@@ -56,7 +56,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "propgrad.suites.fur",
     "propgrad.suites.patch",
 )
-ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
+ENTRY_POINT_GROUP = hookspecs.ENTRY_POINT_GROUP
 STRICT_ENV = "PROPGRAD_STRICT_PLUGINS"
 
 

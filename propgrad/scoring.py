@@ -62,9 +62,9 @@ def as_outputs(
     if device is not None:
         outputs = outputs.to(device)
     outputs = outputs.detach()
-    out2 = outputs.reshape(outputs.shape[0], -1)
-    if out2.numel() == 0:
+    if outputs.numel() == 0:
         raise ValueError(f"{name} is empty: shape {tuple(outputs.shape)}")
+    out2 = outputs.reshape(outputs.shape[0], -1)
     bad = ~torch.isfinite(out2)
     if bad.any():
         i, c = (int(v) for v in torch.nonzero(bad)[0])

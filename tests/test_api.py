@@ -40,7 +40,7 @@ class BrightnessModel(nn.Module):
     def forward(self, x: torch.Tensor, offset: float = 0.0) -> torch.Tensor:
         self.batches.append(x.shape[0])
         m = x.mean(dim=(1, 2, 3)) + offset
-        return torch.stack([20 * (m - 0.3), -20 * (m - 0.3)], dim=1)
+        return torch.stack([20 * (m - 0.45), -20 * (m - 0.45)], dim=1)
 
 
 def constant_model(x: torch.Tensor) -> torch.Tensor:

@@ -228,6 +228,9 @@ def test_store_refuses_other_settings_and_duplicates(tmp_path: Path) -> None:
     with pytest.raises(SettingsMismatchError, match="--fresh"):
         CellStore(tmp_path / "s.jsonl", {"a": 2})
     assert CellStore(tmp_path / "s.jsonl", {"a": 1}).get(["x", 1]) == {"kind": "x", "key": ["x", 1]}
+    (tmp_path / "h.jsonl").write_text('{"kind": "head')  # the very first write was cut short
+    fresh = CellStore(tmp_path / "h.jsonl", {"a": 1})
+    assert len(fresh) == 0 and json.loads((tmp_path / "h.jsonl").read_text())["kind"] == "header"
 
 
 def test_other_settings_are_refused_unless_fresh(tmp_path: Path) -> None:
@@ -265,3 +268,28 @@ def test_cli_rejects_unknown_suite_cleanly(capsys: pytest.CaptureFixture[str], t
     code = main(["benchmark", "--baselines", "none", "lime", "--out", str(tmp_path)])
     assert code == 2
     assert "'none' cannot be combined" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_real_fur_suite_end_to_end(tmp_path: Path) -> None:
+    """The quick fur suite with two real baselines on a small pool (skipped if not registered)."""
+    from propgrad.plugins import get_baseline, list_suites
+
+    if "fur" not in list_suites():
+        pytest.skip("the fur suite is not registered")
+    from propgrad.harness import preset
+    from dataclasses import replace
+
+    names = ("occlusion", "integrated_gradients")
+    classes = {n: get_baseline(n) for n in names}
+    st = replace(preset(quick=True, suites=("fur",), baselines=names, baseline_classes=classes, n_permutations=200),
+                 pool_per_class=3)
+    results = run_benchmark(st, tmp_path)
+    table = results["summary"]["fur"]
+    for intervention, block in table.items():
+        for definition in ("anywhere", "final"):
+            for model, row in block["flip_prediction"][definition].items():
+                assert set(row) == {"property_score", "output_reference", *names}
+                assert 0.0 <= row["property_score"]["accuracy_mean"] <= 1.0
+    assert all(r["error"] is None for r in results["records"] if r["kind"] == "baseline")
+    assert (tmp_path / "report.md").exists() and results["figures"]

@@ -202,7 +202,7 @@ class SuiteRunner:
         inputs = torch.cat([originals, after]).to(device)
         target = torch.tensor(targets + targets, dtype=torch.long, device=device)
         try:
-            with self.stopwatch.measure("attribution"):
+            with self.stopwatch.measure("attribution"), self.stopwatch.measure(f"attribution/{base_name}"):
                 maps = baseline.attribute(model, inputs, target)
             maps = _check_maps(maps, inputs.shape[0], base_name)
         except Exception as exc:  # one failing baseline never takes the run down

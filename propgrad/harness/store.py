@@ -47,9 +47,7 @@ class CellStore:
         self._records: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.n_loaded = 0
         self.dropped_partial_line = False
-        if self.path.exists() and self.path.stat().st_size > 0:
-            self._load()
-        else:
+        if not (self.path.exists() and self._load()):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             header = {"kind": "header", "format": STORE_FORMAT, "settings_hash": self.hash, "settings": self.settings}
             with open(self.path, "w", encoding="utf-8") as fh:
@@ -57,10 +55,13 @@ class CellStore:
                 fh.flush()
                 os.fsync(fh.fileno())
 
-    def _load(self) -> None:
+    def _load(self) -> bool:
+        """Read an existing store; False if it holds not even a complete header (start anew)."""
         raw = self.path.read_bytes()
         pieces = raw.split(b"\n")
         complete, tail = pieces[:-1], pieces[-1]  # tail: bytes after the last newline
+        if not complete:  # empty, or the very first write (the header) was cut short
+            return False
         self.dropped_partial_line = bool(tail.strip())
         keep = len(complete)
         parsed: list[dict[str, Any]] = []
@@ -90,6 +91,7 @@ class CellStore:
                 fh.flush()
                 os.fsync(fh.fileno())
         self.n_loaded = len(self._records)
+        return True
 
     def _check_header(self, header: dict[str, Any]) -> None:
         if header.get("kind") != "header":

@@ -1,0 +1,209 @@
+"""Tests of propgrad.permutation: Algorithm 1, vectorised, against a slow reference loop."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from propgrad.permutation import (
+    PermutationResult,
+    permutation_indices,
+    permutation_test,
+    seeded_permutations,
+    two_sided_p_values,
+)
+
+
+def _reference(y: np.ndarray, x: np.ndarray | None, k: int, seed: int, edge_order: int = 1):
+    """Per-permutation numpy.gradient loop over the same permutations (the paper code's way)."""
+    perms = seeded_permutations(y.shape[0], k, seed).numpy()
+    grid = np.arange(y.shape[0], dtype=float) if x is None else x
+
+    def stat(z: np.ndarray) -> np.ndarray:
+        return np.abs(np.gradient(z, grid, axis=0, edge_order=edge_order)).mean(axis=0)
+
+    observed = stat(y)
+    null = np.stack([stat(y[p]) for p in perms])
+    mean = null.mean(axis=0)
+    b = (np.abs(null - mean) >= np.abs(observed - mean)).sum(axis=0)
+    return observed, null, (b + 1) / (k + 1)
+
+
+@pytest.mark.parametrize("grid", ["unit", "uniform", "nonuniform"])
+@pytest.mark.parametrize("edge_order", [1, 2])
+def test_vectorised_equals_reference_loop(grid: str, edge_order: int) -> None:
+    rng = np.random.default_rng(7)
+    n, c, k = 15, 4, 300
+    y = rng.normal(size=(n, c))
+    y[:, 1] += np.linspace(0, 10, n)  # one column with a trend so p-values are not all alike
+    x = {"unit": None, "uniform": np.linspace(0, 2, n), "nonuniform": np.cumsum(rng.uniform(0.1, 2, n))}[grid]
+    res = permutation_test(
+        torch.tensor(y), None if x is None else torch.tensor(x), n_permutations=k, seed=3, edge_order=edge_order
+    )
+    observed, null, p = _reference(y, x, k, seed=3, edge_order=edge_order)
+    np.testing.assert_allclose(res.statistic.numpy(), observed, rtol=1e-10)
+    np.testing.assert_allclose(res.null_distribution.numpy(), null, rtol=1e-10)
+    np.testing.assert_array_equal(res.p_value.numpy(), p)
+    assert res.p_value[1] < 0.01 and res.significant[1]
+
+
+def test_float32_statistic_matches_property_gradient() -> None:
+    from propgrad.scoring import property_gradient
+
+    y = torch.randn(40, 6, generator=torch.Generator().manual_seed(0))
+    res = permutation_test(y, n_permutations=50)
+    torch.testing.assert_close(res.statistic, property_gradient(y))
+
+
+def test_permutation_indices_are_seeded_uniform_permutations() -> None:
+    a = permutation_indices(10, 2000, torch.Generator().manual_seed(5))
+    b = permutation_indices(10, 2000, torch.Generator().manual_seed(5))
+    assert a.shape == (2000, 10) and a.dtype == torch.long
+    assert torch.equal(a, b)
+    assert torch.equal(a.sort(dim=1).values, torch.arange(10).expand(2000, 10))
+    counts = torch.bincount(a[:, 0], minlength=10).double()  # first position ~ uniform
+    assert float(counts.min()) > 150 and float(counts.max()) < 250
+    assert torch.equal(seeded_permutations(10, 2000, 5), a)
+
+
+def test_seed_determinism() -> None:
+    y = torch.randn(20, 3, generator=torch.Generator().manual_seed(1))
+    r1 = permutation_test(y, n_permutations=500, seed=11)
+    r2 = permutation_test(y, n_permutations=500, seed=11)
+    r3 = permutation_test(y, n_permutations=500, seed=12)
+    assert torch.equal(r1.p_value, r2.p_value) and torch.equal(r1.null_distribution, r2.null_distribution)
+    assert not torch.equal(r1.null_distribution, r3.null_distribution)
+
+
+@pytest.mark.parametrize("statistic", ["gradient", "pearson"])
+@pytest.mark.parametrize("values", [None, "nonuniform"])
+def test_chunking_gives_identical_results(statistic: str, values: str | None) -> None:
+    rng = np.random.default_rng(4)
+    y = torch.tensor(rng.normal(size=(25, 40)), dtype=torch.float32)
+    x = None if values is None else torch.tensor(np.cumsum(rng.uniform(0.2, 1.0, 25)))
+    whole = permutation_test(y, x, n_permutations=400, statistic=statistic, chunk_size=400)
+    chunked = permutation_test(y, x, n_permutations=400, statistic=statistic, chunk_size=7)
+    assert torch.equal(whole.statistic, chunked.statistic) and torch.equal(whole.p_value, chunked.p_value)
+    few = permutation_test(y[:, :5], x, n_permutations=400, statistic=statistic, chunk_size=400)
+    few_chunked = permutation_test(y[:, :5], x, n_permutations=400, statistic=statistic, chunk_size=7)
+    assert torch.equal(few.null_distribution, few_chunked.null_distribution)
+    # a tiny memory budget also splits the columns into blocks; kernels may then vectorise the
+    # last bit differently, so statistics agree to float32 rounding and p-values exactly
+    blocks = permutation_test(y, x, n_permutations=400, statistic=statistic, memory_budget=20_000)
+    torch.testing.assert_close(blocks.statistic, whole.statistic, rtol=1e-6, atol=1e-7)
+    assert torch.equal(blocks.p_value, whole.p_value)
+
+
+def _significant(outputs: torch.Tensor, **kwargs) -> PermutationResult:
+    return permutation_test(outputs, n_permutations=2000, alpha=0.01, **kwargs)
+
+
+def test_smooth_step_and_periodic_responses_are_significant() -> None:
+    t = torch.linspace(-1, 1, 30)
+    assert _significant(t).significant
+    assert _significant(torch.sigmoid(8 * t)).significant
+    assert _significant((t > 0.1).float()).significant
+    angles = torch.arange(24) * (2 * math.pi / 24)
+    periodic = _significant(torch.sin(angles), values=angles, periodic=True, period=2 * math.pi)
+    assert periodic.significant and periodic.p_value < 0.01
+    # a cosine over a full turn has no linear trend: Pearson's test does not see it, ours does
+    assert _significant(torch.cos(angles), values=angles, periodic=True).significant
+    assert not _significant(torch.cos(angles), values=angles, statistic="pearson").significant
+
+
+def test_noise_is_not_significant_and_constant_has_p_one() -> None:
+    noise = torch.randn(30, generator=torch.Generator().manual_seed(0))
+    assert not _significant(noise).significant
+    for statistic in ("gradient", "pearson"):
+        for values in (None, torch.tensor(np.cumsum(np.linspace(0.1, 1, 30)))):
+            res = permutation_test(torch.full((30, 2), 0.1), values, n_permutations=300, statistic=statistic)
+            assert torch.equal(res.p_value, torch.ones(2, dtype=res.p_value.dtype))
+            assert not res.significant.any()
+
+
+def test_rejection_rate_on_iid_noise_is_near_alpha() -> None:
+    noise = torch.randn(40, 300, generator=torch.Generator().manual_seed(123))
+    res = permutation_test(noise, n_permutations=1000, alpha=0.05, seed=9)
+    rate = float(res.significant.double().mean())
+    assert 0.02 <= rate <= 0.09, rate
+    assert res.null_distribution is None  # more than 16 columns: not kept
+
+
+def test_pearson_statistic_and_callable_statistic() -> None:
+    rng = np.random.default_rng(8)
+    y = rng.normal(size=(20, 3))
+    y[:, 0] += np.linspace(0, 4, 20)
+    x = np.cumsum(rng.uniform(0.5, 1.5, 20))
+    res = permutation_test(torch.tensor(y), torch.tensor(x), n_permutations=500, statistic="pearson")
+    expected = [abs(np.corrcoef(x, y[:, j])[0, 1]) for j in range(3)]
+    np.testing.assert_allclose(res.statistic.numpy(), expected, rtol=1e-10)
+    assert res.significant[0] and res.statistic_name == "pearson"
+
+    def mean_abs_gradient(permuted: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        g = np.gradient(permuted.numpy(), values.numpy(), axis=1)
+        return torch.from_numpy(np.abs(g).mean(axis=1))
+
+    custom = permutation_test(torch.tensor(y), torch.tensor(x), n_permutations=500, statistic=mean_abs_gradient)
+    builtin = permutation_test(torch.tensor(y), torch.tensor(x), n_permutations=500)
+    assert custom.statistic_name == "mean_abs_gradient"
+    torch.testing.assert_close(custom.null_distribution, builtin.null_distribution)
+    assert torch.equal(custom.p_value, builtin.p_value)
+
+
+def test_callable_with_wrong_shape_raises() -> None:
+    with pytest.raises(ValueError, match=r"statistic 'bad' must return a tensor of shape \(B, C\)"):
+
+        def bad(permuted: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+            return permuted.sum(1).sum(1)
+
+        permutation_test(torch.randn(10, 2), n_permutations=20, statistic=bad)
+
+
+def test_result_shapes_and_json() -> None:
+    one = permutation_test(torch.randn(12), n_permutations=50)
+    assert one.statistic.shape == () and one.p_value.shape == () and one.significant.dtype == torch.bool
+    assert one.null_distribution.shape == (50,)
+    many = permutation_test(np.random.default_rng(0).normal(size=(12, 16)), n_permutations=50)
+    assert many.statistic.shape == (16,) and many.null_distribution.shape == (50, 16)
+    record = json.loads(json.dumps(many.to_dict()))
+    assert record["n_permutations"] == 50 and len(record["p_value"]) == 16
+    assert record["statistic_name"] == "gradient" and record["alpha"] == 0.01
+
+
+def test_binary_case_is_never_significant() -> None:
+    res = permutation_test(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), n_permutations=100)
+    torch.testing.assert_close(res.statistic, torch.tensor([0.7, 0.7]))
+    assert torch.equal(res.p_value, torch.ones(2))  # both orders give the same |difference|
+
+
+def test_two_sided_p_values_counts_ties_and_nan() -> None:
+    null = torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, float("nan")], [4.0, 0.0]], dtype=torch.float64)
+    p = two_sided_p_values(torch.tensor([2.5 + 1.5, float("nan")], dtype=torch.float64), null)
+    # column 0: mean 2.5, |obs - m| = 1.5, extreme: 1 and 4 -> b = 2, p = 3/5
+    torch.testing.assert_close(p, torch.tensor([0.6, 1.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"n_permutations": 0}, ValueError, "n_permutations must be an integer >= 1, got 0"),
+        ({"n_permutations": 2.5}, ValueError, "n_permutations must be an integer"),
+        ({"alpha": 0.0}, ValueError, r"alpha must be a number in \(0, 1\), got 0.0"),
+        ({"alpha": 1.5}, ValueError, "alpha must be a number in"),
+        ({"statistic": "spearman"}, ValueError, "statistic must be one of 'gradient', 'pearson' or a callable, got 'spearman'"),
+        ({"statistic": 3}, TypeError, "statistic must be a name"),
+        ({"chunk_size": 0}, ValueError, "chunk_size must be None or an integer >= 1"),
+        ({"outputs": torch.tensor([0.0, float("nan"), 1.0])}, ValueError, "outputs contains NaN"),
+        ({"outputs": torch.zeros(1)}, ValueError, "at least 2 steps"),
+        ({"values": torch.arange(4.0)}, ValueError, "values has 4 entries but outputs has 5"),
+        ({"values": torch.tensor([0.0, 1.0, 0.5, 2.0, 3.0])}, ValueError, "values must be strictly increasing"),
+    ],
+)
+def test_bad_input_raises_naming_the_argument(kwargs: dict, error: type, match: str) -> None:
+    outputs = kwargs.pop("outputs", torch.randn(5))
+    with pytest.raises(error, match=match):
+        permutation_test(outputs, n_permutations=kwargs.pop("n_permutations", 10), **kwargs)
