@@ -61,6 +61,7 @@ class PropertyGradient:
         n_permutations: int = 10_000,
         alpha: float = 0.01,
         statistic: str | Callable[..., torch.Tensor] = "gradient",
+        per: str = "step",
         batch_size: int = 32,
         seed: int = 0,
         show_progress: bool = False,
@@ -78,6 +79,9 @@ class PropertyGradient:
             n_permutations: Permutations of the significance test (the paper uses 10,000).
             alpha: Significance level.
             statistic: Test statistic: ``"gradient"`` (the paper's), ``"pearson"`` or a callable.
+            per: ``"step"`` (default, the paper's convention: change per discrete step of the
+                sequence) or ``"unit"`` (change per unit of the source's property values, e.g.
+                per degree; uses the actual, possibly non-uniform, spacing).
             batch_size: Images per forward pass.
             seed: Seed for the source's random choices and the permutations.
             show_progress: Show progress bars.
@@ -89,6 +93,8 @@ class PropertyGradient:
         from propgrad.flips import prediction_flips
         from propgrad.permutation import permutation_test
 
+        if per not in ("step", "unit"):
+            raise ValueError(f"per must be 'step' or 'unit', got {per!r}")
         batched = isinstance(inputs, torch.Tensor) and inputs.dim() == 4
         images = check_images(inputs if batched else _as_batch(inputs), "inputs", batched=True)
         src = _resolve_source(source, source_params)
@@ -113,7 +119,7 @@ class PropertyGradient:
             scored = outputs if column is None else outputs[:, column]
             test = permutation_test(
                 scored,
-                sequence.values,
+                sequence.values if per == "unit" else None,
                 n_permutations=n_permutations,
                 alpha=alpha,
                 statistic=statistic,
@@ -132,6 +138,7 @@ class PropertyGradient:
                     sequence=sequence,
                     test=test,
                     source=src.name or type(src).__name__,
+                    score_unit="per step" if per == "step" else f"per {sequence.unit}",
                 )
             )
         return explanations if batched else explanations[0]

@@ -8,9 +8,16 @@ tolerance of ``1000 * eps`` of the dtype, so float noise is a tie) counted as ex
 A column whose outputs are all equal carries no information: its p-value is 1. A statistic that is
 NaN (Pearson's r of a constant) also gives p = 1; NaN permuted statistics count as extreme.
 
-Vectorised: one (K, N) matrix of permutation indices serves every output column; statistics for a
-chunk of permutations are computed at once (see :mod:`propgrad.null_kernels`-style helpers
-below), in chunks over permutations and columns so temporaries stay within ``memory_budget``.
+Vectorised: one (K, N) matrix of permutation indices (``seeded_permutations``, memoised per
+(N, K, seed)) serves every output column. The statistics of a chunk of permutations are computed
+at once, in chunks over permutations and blocks of columns so temporaries stay near
+``memory_budget``. For the gradient the permutations are turned once into gather indices: for
+two-point stencil rows (unit or uniform steps with numpy's first-order ends, periodic uniform
+grids) an index into the table of all |F_u - F_v| (N^2 per column, built per column block), summed
+by ``torch.nn.functional.embedding_bag`` without materialising the permuted outputs; for
+three-point rows (non-uniform grids, ``edge_order=2`` ends) the three permuted neighbours, combined
+by a weighted ``embedding_bag``. Each shuffle is reduced on its own, so the permutation chunk size
+never changes a result.
 """
 
 from __future__ import annotations
@@ -21,7 +28,6 @@ from typing import Any, Callable, Union
 
 import numpy as np
 import torch
-
 from torch.nn.functional import embedding_bag
 
 from propgrad.scoring import as_outputs, as_values, finite_difference_weights
@@ -251,14 +257,21 @@ def permutation_test(
 
 
 def _make_kernel(
-    statistic: Union[str, StatisticFn], x: torch.Tensor, k: int, *, periodic: bool, period: float | None, edge_order: int
+    statistic: Union[str, StatisticFn],
+    x: torch.Tensor,
+    k: int,
+    *,
+    periodic: bool,
+    period: float | None,
+    edge_order: int,
 ) -> tuple[str, Any]:
     if isinstance(statistic, str):
         if statistic == "gradient":
             return statistic, _GradientNull(x, k, periodic=periodic, period=period, edge_order=edge_order)
         if statistic == "pearson":
             return statistic, _PearsonNull(x)
-        raise ValueError(f"statistic must be one of {', '.join(map(repr, STATISTICS))} or a callable, got {statistic!r}")
+        known = ", ".join(map(repr, STATISTICS))
+        raise ValueError(f"statistic must be one of {known} or a callable, got {statistic!r}")
     if callable(statistic):
         return getattr(statistic, "__name__", type(statistic).__name__), _CallableNull(statistic, x)
     raise TypeError(f"statistic must be a name ({', '.join(STATISTICS)}) or a callable, got {type(statistic).__name__}")
@@ -317,7 +330,9 @@ class _GradientNull:
         torch.sub(y[:, None, :], y[None, :, :], out=table)
         return y, table.abs_().view(self.n * self.n, -1)
 
-    def run(self, prepared: tuple[torch.Tensor, torch.Tensor | None], bound: tuple[torch.Tensor, ...], s: int, e: int) -> torch.Tensor:
+    def run(
+        self, prepared: tuple[torch.Tensor, torch.Tensor | None], bound: tuple[torch.Tensor, ...], s: int, e: int
+    ) -> torch.Tensor:
         y, table = prepared
         pairs, pair_w, rows, tri_w = bound
         total = torch.zeros(e - s, y.shape[1], dtype=y.dtype, device=y.device)
@@ -357,7 +372,9 @@ class _PearsonNull:
         yc = yc - yc.mean(0)
         return yc, self.xnorm.to(y.dtype) * yc.norm(dim=0)
 
-    def run(self, prepared: tuple[torch.Tensor, torch.Tensor], bound: tuple[torch.Tensor, ...], s: int, e: int) -> torch.Tensor:
+    def run(
+        self, prepared: tuple[torch.Tensor, torch.Tensor], bound: tuple[torch.Tensor, ...], s: int, e: int
+    ) -> torch.Tensor:
         yc, denom = prepared
         perms, weights = bound
         return (embedding_bag(perms[s:e], yc, per_sample_weights=weights[s:e], mode="sum") / denom).abs()

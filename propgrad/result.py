@@ -34,6 +34,7 @@ class Explanation:
         sequence: The intervention sequence (images, property values, name, unit, periodicity).
         test: The full permutation-test result (null distribution included when small).
         source: Name of the intervention source.
+        score_unit: ``"per step"`` (the paper's convention) or ``"per <unit of the values>"``.
     """
 
     score: torch.Tensor
@@ -45,6 +46,7 @@ class Explanation:
     sequence: InterventionSequence
     test: PermutationResult
     source: str
+    score_unit: str = "per step"
 
     @property
     def values(self) -> torch.Tensor:
@@ -70,7 +72,7 @@ class Explanation:
             name = labels[j] if labels is not None and j is not None and j < len(labels) else f"output {j}"
             p = float(self.p_value.reshape(-1)[k])
             sig = "significant" if bool(self.significant.reshape(-1)[k]) else "not significant"
-            lines.append(f"  {name:<16} E|grad| = {float(scores[k]):.5f}   p = {p:.4g}   ({sig} at alpha={self.test.alpha})")
+            lines.append(f"  {name:<16} E|grad| = {float(scores[k]):.5f} {self.score_unit}   p = {p:.4g}   ({sig} at alpha={self.test.alpha})")
         if len(columns) > len(order):
             lines.append(f"  ... {len(columns) - len(order)} more output columns")
         f = self.flips
@@ -88,6 +90,7 @@ class Explanation:
             "unit": seq.unit,
             "periodic": seq.periodic,
             "target": self.target,
+            "score_unit": self.score_unit,
             "score": self.score.tolist(),
             "p_value": self.p_value.tolist(),
             "significant": self.significant.tolist(),

@@ -155,3 +155,18 @@ def test_explanation_plots_and_saves(image, tmp_path):
     assert record["flips"]["n_flips"] == 1
     assert all(p.stat().st_size > 1000 for p in paths)
     assert "bright" in exp.summary(["bright", "dark"])
+
+
+def test_scores_are_per_step_by_default_and_per_unit_on_request(image):
+    class Spaced(Darken):
+        def generate(self, image, *, seed=0, show_progress=False):
+            seq = super().generate(image, seed=seed)
+            return InterventionSequence(seq.images, seq.values * 10.0, "darkness", "lux")
+
+    pg = PropertyGradient(BrightnessModel())
+    per_step = pg.attribute(image, Spaced(), target=0, n_permutations=50)
+    per_unit = pg.attribute(image, Spaced(), target=0, n_permutations=50, per="unit")
+    assert per_step.score_unit == "per step" and per_unit.score_unit == "per lux"
+    assert torch.allclose(per_step.score, per_unit.score * 10.0)
+    with pytest.raises(ValueError, match="per must be"):
+        pg.attribute(image, Spaced(), per="degree")

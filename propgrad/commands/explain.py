@@ -30,6 +30,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--target", type=int, help="output column to explain (default: every column)")
     p.add_argument("--labels", help="comma-separated names of the output columns")
     p.add_argument("--permutations", type=int, default=10_000, help="permutations of the significance test")
+    p.add_argument("--per", default="step", choices=("step", "unit"),
+                   help="score per discrete step (the paper's convention) or per unit of the property values")
     p.add_argument("--alpha", type=float, default=0.01, help="significance level")
     p.add_argument("--output-transform", default="softmax", choices=("softmax", "sigmoid", "none"))
     p.add_argument("--batch-size", type=int, default=32)
@@ -56,13 +58,16 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 
 def load_input_image(spec: str, size: int) -> Any:
     """Load ``--image``: a file or ``skimage:NAME``, resized so the shorter side is ``size``."""
-    from propgrad.images import example_image, load_image, resize_shorter_side
+    from propgrad.images import example_image, load_image, resize
 
-    if spec.startswith("skimage:"):
-        image = example_image(spec.split(":", 1)[1])
-    else:
-        image = load_image(spec)
-    return resize_shorter_side(image, size) if size else image
+    if size < 0:
+        raise ValueError(f"--size must be a positive number of pixels or 0 to keep the size, got {size}")
+    image = example_image(spec.split(":", 1)[1]) if spec.startswith("skimage:") else load_image(spec)
+    if not size:
+        return image
+    h, w = image.shape[-2:]
+    scale = size / min(h, w)
+    return resize(image, (max(1, round(h * scale)), max(1, round(w * scale))))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         source_params=parse_params(args.param),
         n_permutations=args.permutations,
         alpha=args.alpha,
+        per=args.per,
         batch_size=args.batch_size,
         seed=args.seed,
         show_progress=not args.no_progress,

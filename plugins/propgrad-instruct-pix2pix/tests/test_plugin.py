@@ -36,7 +36,9 @@ class _ColourModel(torch.nn.Module):
 
 
 def _flow_source(make_source):
-    return make_source(text_guidance_scales=None, text_guidance_start=1.05, text_guidance_stop=10.05, num_text_scales=16)
+    return make_source(
+        text_guidance_scales=None, text_guidance_start=1.05, text_guidance_stop=10.05, num_text_scales=16
+    )
 
 
 def test_sequence_outputs_feed_the_permutation_test(make_source, image):

@@ -21,8 +21,19 @@ from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad.validation import check_images
 from propgrad_instruct_pix2pix import params
 from propgrad_instruct_pix2pix.fidelity import fidelity
-from propgrad_instruct_pix2pix.model_loading import DEFAULT_MODEL, check_model, default_dtype, load_pipeline, model_identity
-from propgrad_instruct_pix2pix.sampler import estimate_sample_memory_mb, resize_to_multiple, resolve_batch_size, sweep_guidance
+from propgrad_instruct_pix2pix.model_loading import (
+    DEFAULT_MODEL,
+    check_model,
+    default_dtype,
+    load_pipeline,
+    model_identity,
+)
+from propgrad_instruct_pix2pix.sampler import (
+    estimate_sample_memory_mb,
+    resize_to_multiple,
+    resolve_batch_size,
+    sweep_guidance,
+)
 
 CACHE_FORMAT = 1
 
@@ -191,6 +202,7 @@ class InstructPix2PixSource(InterventionSource):
         edits = as_bytes.float() / 255
         scores = fidelity(edits, image)
         if self.use_cache:
-            save_tensors(path, {"images": as_bytes, "ssim": torch.tensor(scores["ssim"], dtype=torch.float64), "psnr": torch.tensor(scores["psnr"], dtype=torch.float64)})
+            stored = {name: torch.tensor(scores[name], dtype=torch.float64) for name in ("ssim", "psnr")}
+            save_tensors(path, {"images": as_bytes, **stored})
         meta.update(cache_hit=False, fidelity=scores, batch_size=batch)
         return edits, meta

@@ -1,0 +1,72 @@
+"""Tests of propgrad.flips: decisions along a sequence and the two flip definitions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from propgrad.flips import prediction_flips
+
+
+def test_argmax_flips_and_both_definitions() -> None:
+    logits = torch.tensor([[2.0, 1.0, 0.0], [2.0, 1.5, 0.0], [0.5, 1.0, 0.0], [0.0, 1.0, 3.0], [0.0, 1.0, 0.5]])
+    res = prediction_flips(logits)
+    assert res.decisions.tolist() == [0, 0, 1, 2, 1]
+    assert res.decisions.dtype == torch.long
+    assert res.flip_steps.tolist() == [2, 3, 4] and res.n_flips == 3
+    assert res.flipped_anywhere and res.final_differs
+
+
+def test_flip_and_flip_back_differs_between_definitions() -> None:
+    probs = torch.tensor([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.8, 0.2]])
+    res = prediction_flips(probs)
+    assert res.flip_steps.tolist() == [1, 3] and res.n_flips == 2
+    assert res.flipped_anywhere and not res.final_differs
+
+
+def test_no_flip() -> None:
+    res = prediction_flips(np.array([[0.1, 0.9], [0.2, 0.8], [0.45, 0.55]]))
+    assert res.n_flips == 0 and res.flip_steps.numel() == 0
+    assert not res.flipped_anywhere and not res.final_differs
+
+
+def test_binary_threshold_default_and_custom() -> None:
+    scores = torch.tensor([0.2, 0.4, 0.6, 0.45, 0.7])
+    default = prediction_flips(scores)
+    assert default.decisions.tolist() == [0, 0, 1, 0, 1] and default.flip_steps.tolist() == [2, 3, 4]
+    assert default.final_differs
+    logit = prediction_flips(torch.tensor([-1.0, -0.2, 0.3, 0.1]), threshold=0.0)
+    assert logit.decisions.tolist() == [0, 0, 1, 1] and logit.n_flips == 1
+    high = prediction_flips(scores, threshold=0.65)
+    assert high.decisions.tolist() == [0, 0, 0, 0, 1] and high.flip_steps.tolist() == [4]
+
+
+def test_single_column_matrix_uses_argmax_and_to_dict() -> None:
+    res = prediction_flips(torch.tensor([[0.2], [0.9]]))
+    assert res.n_flips == 0  # argmax over one column never changes
+    record = json.loads(json.dumps(prediction_flips([0.1, 0.9, 0.2]).to_dict()))
+    assert record == {
+        "decisions": [0, 1, 0],
+        "flip_steps": [1, 2],
+        "n_flips": 2,
+        "flipped_anywhere": True,
+        "final_differs": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("outputs", "kwargs", "error", "match"),
+    [
+        (torch.zeros(3, 2), {"threshold": 0.5}, ValueError, "threshold applies to"),
+        (torch.zeros(3), {"threshold": "high"}, TypeError, "threshold must be a number"),
+        (torch.tensor([0.1, float("nan")]), {}, ValueError, "outputs contains NaN or Inf .*step 1"),
+        (torch.zeros(2, 2, 2), {}, ValueError, "outputs must have shape"),
+        ({"a": 1}, {}, TypeError, "outputs must be"),
+    ],
+)
+def test_bad_input(outputs: object, kwargs: dict, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        prediction_flips(outputs, **kwargs)
