@@ -26,6 +26,7 @@ from propgrad_instruct_pix2pix.params import PAPER_NUM_TEXT_SCALES, text_scales
         ({"image_size": 30}, "image_size must be a multiple of 8"),
         ({"model": "/no/such/instruct-pix2pix"}, "model: the local folder .* does not exist"),
         ({"device": "gpu-please"}, "device must be a torch device"),
+        ({"use_cache": "maybe"}, "use_cache must be true or false"),
     ],
 )
 def test_bad_parameters_name_the_parameter(kwargs, match):
@@ -52,4 +53,5 @@ def test_default_sweep_is_the_papers_and_strings_are_accepted():
     assert all(abs(b - a - 0.15) < 1e-9 for a, b in zip(scales, scales[1:]))
     source = InstructPix2PixSource("make it black", text_guidance_scales="1.05, 2, 3.5", image_size="64")
     assert source.text_guidance_scales == [1.05, 2.0, 3.5] and source.image_size == 64
+    assert InstructPix2PixSource("make it black", use_cache="false").use_cache is False
     assert len(InstructPix2PixSource("make it black", num_text_scales=10).text_guidance_scales) == 10

@@ -36,6 +36,18 @@ def as_int(name: str, value: Any, *, minimum: int = 1) -> int:
     return int(number)
 
 
+def as_bool(name: str, value: Any) -> bool:
+    """A bool; the strings true/false, yes/no, 1/0 (any case) are accepted."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
 def as_scale_list(name: str, value: Any) -> list[float]:
     """At least two positive guidance scales, strictly increasing."""
     if isinstance(value, str):

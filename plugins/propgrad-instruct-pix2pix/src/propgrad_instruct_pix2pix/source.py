@@ -117,7 +117,7 @@ class InstructPix2PixSource(InterventionSource):
         except (RuntimeError, TypeError) as err:
             raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from err
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir() / self.name
-        self.use_cache = bool(use_cache)
+        self.use_cache = params.as_bool("use_cache", use_cache)
 
     def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
         """Edit ``image`` once per text guidance scale (see the class docstring)."""

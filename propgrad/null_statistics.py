@@ -1,0 +1,205 @@
+"""Kernels computing a statistic for many permutations of the outputs at once (the null distribution).
+
+Used by :func:`propgrad.permutation.permutation_test`. Every kernel has the same small interface:
+
+- ``signature``: hashable description of the state ``bind`` derives from the permutations (the
+  driver memoises ``bind`` under it), or None when ``bind`` is too cheap to memoise;
+- ``bind(perms, dtype)``: tensors derived once per call from the (K, N) permutations;
+- ``columns_per_block(c, itemsize)`` and ``bytes_per_permutation(c, itemsize)``: sizes of the
+  column blocks and of the temporaries per shuffle, for the driver's memory budget;
+- ``prepare(y)``: per column block state; ``run(prepared, bound, s, e)``: the (e - s, C)
+  statistics of shuffles ``s:e``.
+
+Each shuffle is reduced on its own, so the driver's chunking never changes a result.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Union
+
+import torch
+from torch.nn.functional import embedding_bag
+
+from propgrad.scoring import finite_difference_weights
+
+StatisticFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+STATISTICS = ("gradient", "pearson")
+TABLE_MIN_COLUMNS = 8  # below this, gathering the permuted outputs beats the |F_u - F_v| table
+
+
+def make_null_statistic(
+    statistic: Union[str, StatisticFn], x: torch.Tensor, k: int, c: int, *, periodic: bool, period: float | None,
+    edge_order: int,
+) -> tuple[str, Any]:
+    """``(name, kernel)`` for a statistic name or callable, K shuffles of C columns on the grid ``x``.
+
+    Raises:
+        ValueError: unknown statistic name (or bad ``periodic``/``period``/``edge_order``).
+        TypeError: ``statistic`` neither a string nor a callable.
+    """
+    if isinstance(statistic, str):
+        if statistic == "gradient":
+            return statistic, GradientNull(x, k, c, periodic=periodic, period=period, edge_order=edge_order)
+        if statistic == "pearson":
+            return statistic, PearsonNull(x)
+        known = ", ".join(map(repr, STATISTICS))
+        raise ValueError(f"statistic must be one of {known} or a callable, got {statistic!r}")
+    if callable(statistic):
+        return getattr(statistic, "__name__", type(statistic).__name__), CallableNull(statistic, x)
+    raise TypeError(f"statistic must be a name ({', '.join(STATISTICS)}) or a callable, got {type(statistic).__name__}")
+
+
+class GradientNull:
+    """Expected property gradient magnitude (mean |dF/dx|, numpy.gradient's stencils) of many shuffles.
+
+    Two strategies, chosen once per call from the number of columns C:
+
+    - banded (few columns): gather the permuted outputs (B, N, C) and apply the stencil with
+      slices (interior rows always use the neighbours i-1, i, i+1) plus a small gather for the two
+      end rows. Nothing is derived from the permutations, so a first call pays only for drawing them.
+    - table (many columns, two-point rows worth it): rows whose two live weights are opposite
+      (unit/uniform steps, periodic uniform grids) read ``|F_u - F_v|`` from a table of all N^2
+      differences per column block through ``embedding_bag`` with the memoised index
+      ``P[u] * N + P[v]``; the other (three-point) rows use a weighted ``embedding_bag`` on the
+      three permuted neighbours. Neither materialises the permuted outputs.
+    """
+
+    TABLE_BYTES = 2 * 2**20  # column blocks whose table fits a typical L2 cache run fastest
+
+    def __init__(
+        self, x: torch.Tensor, k: int, c: int, *, periodic: bool, period: float | None, edge_order: int
+    ) -> None:
+        idx, w = finite_difference_weights(x, edge_order=edge_order, periodic=periodic, period=period)
+        self.n = n = idx.shape[0]
+        big = w.abs().amax(1, keepdim=True)
+        live = w.abs() > 1e-9 * big  # weights below 1e-9 of the row's largest count as zero
+        order = torch.argsort((~live).to(torch.int8), dim=1, stable=True)  # live weights first
+        w_sorted, idx_sorted = w.gather(1, order), idx.gather(1, order)
+        pair = (live.sum(1) == 2) & ((w_sorted[:, 0] + w_sorted[:, 1]).abs() <= 1e-9 * big[:, 0])
+        self.use_table = c >= TABLE_MIN_COLUMNS and bool(pair.any()) and n * n <= k * int(pair.sum())
+        if not self.use_table:
+            self.signature = None
+            self.ends = torch.stack([idx[0], idx[-1]]).reshape(-1)
+            self.end_w = torch.stack([w[0], w[-1]]).reshape(-1, 1)
+            self.lo, self.mid, self.hi = (w[1:-1, j, None] for j in range(3))
+            self.uniform = bool((self.mid == 0).all()) and bool((self.lo == -self.hi).all())
+            return
+        self.pair_u, self.pair_v = idx_sorted[pair, 0], idx_sorted[pair, 1]
+        self.pair_w = (w_sorted[pair, 0].abs() + w_sorted[pair, 1].abs()) / 2
+        self.tri_idx, self.tri_w = idx[~pair], w[~pair]
+        self.signature = tuple(t.cpu().numpy().tobytes() for t in (self.pair_u, self.pair_v, self.pair_w, self.tri_w))
+
+    def bind(self, perms: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        if not self.use_table:
+            return (perms,)
+        k, g = perms.shape[0], self.tri_idx.shape[0]
+        pairs = perms.index_select(1, self.pair_u).mul_(self.n).add_(perms.index_select(1, self.pair_v))
+        pair_w = self.pair_w.to(dtype).expand(pairs.shape).contiguous()
+        rows = perms[:, self.tri_idx].reshape(k * g, 3)
+        tri_w = self.tri_w.to(dtype).expand(k, g, 3).reshape(k * g, 3).contiguous()
+        return pairs, pair_w, rows, tri_w
+
+    def columns_per_block(self, c: int, itemsize: int) -> int:
+        return max(1, self.TABLE_BYTES // (self.n * self.n * itemsize)) if self.use_table else c
+
+    def bytes_per_permutation(self, c: int, itemsize: int) -> int:
+        rows = self.tri_idx.shape[0] if self.use_table else self.n
+        return (2 * rows + 1) * c * itemsize
+
+    def prepare(self, y: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        if not self.use_table:
+            return y, tuple(t.to(y.dtype) for t in (self.end_w, self.lo, self.mid, self.hi))
+        table = torch.empty(self.n, self.n, y.shape[1], dtype=y.dtype, device=y.device)
+        torch.sub(y[:, None, :], y[None, :, :], out=table)
+        return y, table.abs_().view(self.n * self.n, -1)
+
+    def run(self, prepared: tuple[torch.Tensor, Any], bound: tuple[torch.Tensor, ...], s: int, e: int) -> torch.Tensor:
+        y, state = prepared
+        if not self.use_table:
+            return self._banded(y, bound[0][s:e], state)
+        pairs, pair_w, rows, tri_w = bound
+        total = embedding_bag(pairs[s:e], state, per_sample_weights=pair_w[s:e], mode="sum")
+        g = self.tri_idx.shape[0]
+        if g:
+            deriv = embedding_bag(rows[s * g : e * g], y, per_sample_weights=tri_w[s * g : e * g], mode="sum")
+            total += deriv.abs_().view(e - s, g, y.shape[1]).sum(1)
+        return total / self.n
+
+    def _banded(self, y: torch.Tensor, perms: torch.Tensor, weights: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        end_w, lo, mid, hi = weights
+        b, n, c = perms.shape[0], self.n, y.shape[1]
+        yp = y.index_select(0, perms.reshape(-1)).view(b, n, c)
+        total = yp.index_select(1, self.ends).mul_(end_w).view(b, 2, 3, c).sum(2).abs_().sum(1)
+        if n == 2:
+            return total / n
+        if self.uniform:  # (F[i+1] - F[i-1]) * w, w = 1 / (2 h_i)
+            deriv = torch.sub(yp[:, 2:], yp[:, :-2]).abs_().mul_(hi)
+        else:
+            deriv = (yp[:, :-2] * lo).addcmul_(yp[:, 1:-1], mid).addcmul_(yp[:, 2:], hi).abs_()
+        return total.add_(deriv.sum(1)).div_(n)
+
+
+class PearsonNull:
+    """|Pearson r| between the values and many permutations of the outputs.
+
+    The numerator ``sum_i xc_i * yc[P[b, i]]`` is one weighted ``embedding_bag`` per chunk; the
+    denominator does not depend on the order.
+    """
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.xc = x - x.mean()
+        self.xnorm = self.xc.norm()
+        self.signature = self.xc.cpu().numpy().tobytes()
+
+    def bind(self, perms: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        return perms, self.xc.to(dtype).expand(perms.shape).contiguous()
+
+    def columns_per_block(self, c: int, itemsize: int) -> int:
+        return c
+
+    def bytes_per_permutation(self, c: int, itemsize: int) -> int:
+        return 2 * c * itemsize
+
+    def prepare(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        yc = y - y[:1]  # exactly zero for constant columns, so their r is 0/0 = NaN
+        yc = yc - yc.mean(0)
+        return yc, self.xnorm.to(y.dtype) * yc.norm(dim=0)
+
+    def run(self, prepared: tuple[torch.Tensor, torch.Tensor], bound: tuple[torch.Tensor, ...], s: int, e: int) -> torch.Tensor:
+        yc, denom = prepared
+        perms, weights = bound
+        return (embedding_bag(perms[s:e], yc, per_sample_weights=weights[s:e], mode="sum") / denom).abs()
+
+
+class CallableNull:
+    """A user statistic f(permuted_outputs (B, N, C), values (N,)) -> (B, C)."""
+
+    signature = None
+
+    def __init__(self, fn: StatisticFn, x: torch.Tensor) -> None:
+        self.fn, self.x = fn, x
+
+    def bind(self, perms: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        return (perms,)
+
+    def columns_per_block(self, c: int, itemsize: int) -> int:
+        return c
+
+    def bytes_per_permutation(self, c: int, itemsize: int) -> int:
+        return 3 * self.x.shape[0] * c * itemsize
+
+    def prepare(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+    def run(self, y: torch.Tensor, bound: tuple[torch.Tensor, ...], s: int, e: int) -> torch.Tensor:
+        perms = bound[0][s:e]
+        b, n = perms.shape
+        permuted = y[perms.reshape(-1)].view(b, n, y.shape[1])
+        out = self.fn(permuted, self.x.to(y.dtype))
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (b, y.shape[1]):
+            got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(
+                f"statistic {getattr(self.fn, '__name__', self.fn)!r} must return a tensor of shape (B, C) = "
+                f"({b}, {y.shape[1]}) for permuted outputs of shape (B, N, C) = {tuple(permuted.shape)}, got {got}"
+            )
+        return out.to(device=y.device, dtype=y.dtype)

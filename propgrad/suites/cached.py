@@ -1,0 +1,166 @@
+"""A benchmark suite whose data are generated and whose models are trained once, then cached.
+
+Everything lives in ``<cache_dir>/suites/<name>/<key>/`` with ``key = cache_key(name,
+settings(), CODE_VERSION)``: ``test.pt`` (the test set and what the interventions need),
+``model_<split>.pt`` (one ``state_dict`` per training split, loadable with
+``weights_only=True``), ``accuracy.json`` and ``settings.json``. Every file is written
+atomically, so an interrupted run leaves no half-written entry; a corrupt entry is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from propgrad.cache import cache_key, default_cache_dir, load_tensors, save_tensors, write_json
+from propgrad.suites.base import BenchmarkSuite
+from propgrad.suites.training import TrainingConfig, accuracy, load_classifier, train_classifier
+
+CODE_VERSION = "suites-1"
+"""Bumped whenever a change to the drawing or training code changes the cached data or models."""
+
+
+class CachedSuite(BenchmarkSuite):
+    """Base of the built-in suites: lazy, cached data generation and training.
+
+    Subclasses define ``training_splits`` (one model each), :meth:`settings`,
+    :meth:`training_config`, :meth:`training_data`, :meth:`make_test_data` and
+    :meth:`evaluation_data`. ``training_seconds`` records the wall time of every model trained
+    by this instance (empty when every model came from the cache).
+    """
+
+    training_splits: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, quick: bool = True, seed: int = 0, cache_dir: Path | None = None,
+                 show_progress: bool = False) -> None:
+        if not isinstance(quick, bool):
+            raise TypeError(f"quick must be a bool, got {type(quick).__name__}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if cache_dir is not None and not isinstance(cache_dir, (str, Path)):
+            raise TypeError(f"cache_dir must be None or a path, got {type(cache_dir).__name__}")
+        super().__init__(quick=quick, seed=seed, cache_dir=None if cache_dir is None else Path(cache_dir),
+                         show_progress=show_progress)
+        self._models: dict[str, nn.Module] | None = None
+        self._test: dict[str, torch.Tensor] | None = None
+        self._accuracy: dict[str, dict[str, float]] | None = None
+        self.training_seconds: dict[str, float] = {}
+
+    # -- what subclasses provide -------------------------------------------------------------
+    @abstractmethod
+    def training_config(self) -> TrainingConfig:
+        """Architecture and optimisation settings of every model of the suite."""
+
+    @abstractmethod
+    def training_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training images (N, 3, H, W) in [0, 1] and labels (N,) of one training split."""
+
+    @abstractmethod
+    def make_test_data(self) -> dict[str, torch.Tensor]:
+        """The test set: ``images``, ``labels`` and whatever :meth:`intervene` needs."""
+
+    @abstractmethod
+    def evaluation_data(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Evaluation splits of :meth:`accuracy_table` by name: (images, labels)."""
+
+    # -- cache -------------------------------------------------------------------------------
+    @property
+    def cache_key(self) -> str:
+        """The key of this suite's cache entry (name, settings, code version)."""
+        return cache_key(self.name, self.settings(), CODE_VERSION)
+
+    @property
+    def cache_path(self) -> Path:
+        """The folder holding this suite's cached data and models."""
+        root = self.cache_dir if self.cache_dir is not None else default_cache_dir()
+        return Path(root) / "suites" / self.name / self.cache_key
+
+    def _write_settings(self) -> None:
+        path = self.cache_path / "settings.json"
+        if not path.exists():
+            write_json(path, {"suite": self.name, "code_version": CODE_VERSION, "settings": self.settings()})
+
+    # -- the BenchmarkSuite interface --------------------------------------------------------
+    def models(self) -> dict[str, nn.Module]:
+        """One trained model per training split (trained and cached on first use), eval mode."""
+        if self._models is None:
+            config = self.training_config()
+            models = {}
+            for split in self.training_splits:
+                path = self.cache_path / f"model_{split}.pt"
+                state = load_tensors(path)
+                if state is None:
+                    images, labels = self.training_data(split)
+                    start = time.perf_counter()
+                    model = train_classifier(images, labels, config, seed=self._split_seed(f"train/{split}"),
+                                             num_classes=len(self.class_names),
+                                             show_progress=self.show_progress, desc=f"{self.name}: train {split}")
+                    self.training_seconds[split] = time.perf_counter() - start
+                    save_tensors(path, model.state_dict())
+                    self._write_settings()
+                    models[split] = model
+                else:
+                    models[split] = load_classifier(state, config, len(self.class_names))
+            self._models = models
+        return self._models
+
+    def test_data(self) -> dict[str, torch.Tensor]:
+        """The cached test data (``images``, ``labels`` and intervention inputs)."""
+        if self._test is None:
+            path = self.cache_path / "test.pt"
+            data = load_tensors(path)
+            if data is None:
+                data = self.make_test_data()
+                save_tensors(path, data)
+                self._write_settings()
+            self._test = data
+        return self._test
+
+    def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The flip benchmark's test images (M, 3, H, W) in [0, 1] and labels (M,)."""
+        data = self.test_data()
+        return data["images"], data["labels"]
+
+    def _check_index(self, intervention: str, index: int) -> None:
+        if intervention not in self.interventions:
+            raise ValueError(f"intervention must be one of {list(self.interventions)}, got {intervention!r}")
+        n = int(self.test_data()["labels"].shape[0])
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < n:
+            raise ValueError(f"index must be an integer in [0, {n}), got {index!r}")
+
+    def accuracy_table(self) -> dict[str, dict[str, float]]:
+        """Accuracy of every model (rows) on every evaluation split (columns); cached as JSON."""
+        if self._accuracy is None:
+            path = self.cache_path / "accuracy.json"
+            table = None
+            if path.exists():
+                try:
+                    table = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    table = None
+            if table is None or set(table) != set(self.training_splits):
+                models = self.models()
+                splits = self.evaluation_data()
+                table = {m: {s: accuracy(model, x, y) for s, (x, y) in splits.items()} for m, model in models.items()}
+                write_json(path, table)
+            self._accuracy = table
+        return self._accuracy
+
+    # -- seeds -------------------------------------------------------------------------------
+    def _split_seed(self, split: str) -> int:
+        """A seed per purpose, derived from the suite seed (stable across runs and platforms)."""
+        return int(cache_key(self.name, self.seed, split), 16) % (2**31)
+
+    def generator(self, purpose: str) -> torch.Generator:
+        """A fresh CPU generator for one purpose (data of a split, test set, interventions)."""
+        return torch.Generator().manual_seed(self._split_seed(purpose))
+
+    def settings_base(self) -> dict[str, Any]:
+        """Settings every cached suite shares: mode, seed and training configuration."""
+        return {"quick": self.quick, "seed": self.seed, "training": self.training_config().to_dict()}

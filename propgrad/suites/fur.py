@@ -1,0 +1,151 @@
+"""The ``fur`` suite: a procedural analogue of the paper's biased Cats-vs-Dogs experiment (Sec. 4.1).
+
+Classes differ by shape only (pointed vs hanging ears); fur level and background are nuisances.
+Three ConvMixers are trained: on the ``unbiased`` split (fur level independent of the class),
+on ``dark_is_cat`` (a fraction ``link`` of the images has dark-furred cats and light-furred dogs,
+the rest the opposite) and on ``dark_is_dog`` (the reverse). Design rules, fixed before any
+explanation score was looked at:
+
+- Training fur levels are continuous on [0, 1], so every step of the fur intervention is in
+  distribution; half of the training images get a background vignette of random strength in
+  [``max_darkening``, 0], the range of the background intervention, independent of the class.
+- The fur intervention moves the fur level of the object (only its pixels) linearly from the
+  image's own level to the opposite extreme (dark fur -> level 1, light fur -> level 0), the same
+  rule for every model; the background intervention darkens outside the object.
+- ``link`` is chosen from accuracy: the biased models' accuracy on the opposite pure split (all
+  images against their colour rule) must land in :data:`WRONG_COLOUR_BAND`.
+
+Evaluation splits of :meth:`FurSuite.accuracy_table` follow Tab. 5 of the paper: ``unbiased``,
+and pure (link 1) ``dark_is_cat`` / ``dark_is_dog`` splits, so a biased model's accuracy on the
+other biased split is its accuracy on wrong-colour images. The flip benchmark's test set is
+class-balanced and drawn like the unbiased split without background darkening, so both
+colour-consistent and colour-inconsistent images appear and the background intervention starts
+from an undarkened background.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from propgrad.hookspecs import hookimpl
+from propgrad.sources.base import InterventionSequence
+from propgrad.sources.gaussian_vignette import GaussianVignetteSource
+from propgrad.suites.cached import CachedSuite
+from propgrad.suites.fur_scenes import FUR_SPLITS, draw_scenes, fur_levels, fur_sequence, fur_target
+from propgrad.suites.training import TrainingConfig
+
+WRONG_COLOUR_BAND = (0.4, 0.9)
+"""Accuracy range on wrong-colour images that the biased models' link strength is chosen for."""
+
+
+def balanced_labels(per_class: int, generator: torch.Generator, num_classes: int = 2) -> torch.Tensor:
+    """``per_class`` labels of every class in a random order (num_classes * per_class,)."""
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    return labels[torch.randperm(labels.shape[0], generator=generator)]
+
+
+class FurSuite(CachedSuite):
+    """Shape decides cat vs dog; fur colour is correlated with the class in two training splits.
+
+    Args:
+        quick: 32 px images and small models (minutes on 2 CPU cores); False: 48 px, larger
+            models, 150 test images per class.
+        seed: Seed of data generation, training and interventions.
+        cache_dir: Cache root (None: ``propgrad.cache.default_cache_dir()``).
+        show_progress: Progress bars for data generation and training.
+    """
+
+    name = "fur"
+    description = ("Procedural cats vs dogs (shape decides the class) with a continuous fur level; "
+                   "models trained unbiased, dark fur = cat, dark fur = dog (paper Sec. 4.1).")
+    class_names = ("cat", "dog")
+    interventions = ("fur", "background")
+    training_splits = FUR_SPLITS
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting that determines the data and the models."""
+        sizes = (dict(image_size=32, train_images=3000, test_per_class=40, eval_per_class=200) if self.quick
+                 else dict(image_size=48, train_images=8000, test_per_class=150, eval_per_class=500))
+        return {**self.settings_base(), **sizes, "link": 0.95, "max_darkening": -0.9,
+                "darken_fraction": 0.5, "vignette_sigma": 0.35, "steps": 21, "dark_cut": 0.5}
+
+    def training_config(self) -> TrainingConfig:
+        """Quick: ConvMixer dim 32, depth 3; full: dim 64, depth 5, more epochs."""
+        if self.quick:
+            return TrainingConfig(epochs=6, batch_size=64, lr=4e-3, dim=32, depth=3, kernel_size=5, patch_size=4)
+        return TrainingConfig(epochs=15, batch_size=64, lr=3e-3, dim=64, depth=5, kernel_size=5, patch_size=4)
+
+    def images_per_class(self) -> int:
+        """25 images per class and resample in quick mode, 150 (the paper) in full mode."""
+        return 25 if self.quick else 150
+
+    def _draw(self, labels: torch.Tensor, levels: Callable[[torch.Tensor], torch.Tensor], purpose: str,
+              darken_fraction: float) -> dict[str, torch.Tensor]:
+        s = self.settings()
+        gen = self.generator(f"scenes/{purpose}")
+        return draw_scenes(labels, levels(labels), s["image_size"], gen, max_darkening=s["max_darkening"],
+                           darken_fraction=darken_fraction, sigma=s["vignette_sigma"],
+                           show_progress=self.show_progress, desc=f"{self.name}: drawing {purpose}")
+
+    def split_scenes(self, split: str, per_class: int, purpose: str, link: float,
+                     darken_fraction: float | None = None) -> dict[str, torch.Tensor]:
+        """Scenes of one split: ``images``, ``labels``, ``masks``, ``texture``, ``levels``, ``darkening``.
+
+        Args:
+            split: ``unbiased``, ``dark_is_cat`` or ``dark_is_dog``.
+            per_class: Images per class.
+            purpose: Names the random stream (different purposes draw different scenes).
+            link: Fraction of images following the split's colour rule (biased splits).
+            darken_fraction: Fraction with a background vignette (None: the training setting).
+        """
+        s = self.settings()
+        labels = balanced_labels(per_class, self.generator(f"labels/{purpose}"))
+        level_gen = self.generator(f"levels/{purpose}")
+        scenes = self._draw(labels, lambda y: fur_levels(y, split, link, level_gen), purpose,
+                            s["darken_fraction"] if darken_fraction is None else darken_fraction)
+        scenes["labels"] = labels
+        return scenes
+
+    def training_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training images and labels of one split (shapes and backgrounds differ per split)."""
+        s = self.settings()
+        scenes = self.split_scenes(split, s["train_images"] // 2, f"train/{split}", s["link"])
+        return scenes["images"], scenes["labels"]
+
+    def make_test_data(self) -> dict[str, torch.Tensor]:
+        """Class-balanced, fur independent of class, no background darkening."""
+        s = self.settings()
+        scenes = self.split_scenes("unbiased", s["test_per_class"], "test", 1.0, darken_fraction=0.0)
+        return {k: scenes[k] for k in ("images", "labels", "masks", "texture", "levels")}
+
+    def evaluation_data(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Tab. 5 columns: ``unbiased`` and the pure (link 1) biased splits, drawn like training."""
+        s = self.settings()
+        out = {}
+        for split in FUR_SPLITS:
+            scenes = self.split_scenes(split, s["eval_per_class"], f"eval/{split}", 1.0)
+            out[split] = (scenes["images"], scenes["labels"])
+        return out
+
+    def intervene(self, intervention: str, index: int) -> InterventionSequence:
+        """``fur``: the object's fur level to the opposite extreme; ``background``: darken outside it."""
+        self._check_index(intervention, index)
+        s, data = self.settings(), self.test_data()
+        image, mask = data["images"][index], data["masks"][index]
+        if intervention == "background":
+            source = GaussianVignetteSource(max_strength=s["max_darkening"], sigma=s["vignette_sigma"],
+                                            steps=s["steps"], mask=mask)
+            return source.generate(image, seed=self.seed)
+        level = float(data["levels"][index])
+        target = float(fur_target(data["levels"][index:index + 1])[0])
+        images, fractions = fur_sequence(image, mask, data["texture"][index], level, target, s["steps"])
+        return InterventionSequence(images=images, values=fractions, property_name="fur change",
+                                    unit="fraction", metadata={"start_level": level, "target_level": target})
+
+
+@hookimpl
+def register_suites(register: Any) -> None:
+    """Register :class:`FurSuite`."""
+    register(FurSuite)

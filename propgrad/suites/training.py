@@ -1,0 +1,137 @@
+"""Training and evaluating the suites' small classifiers on the CPU, reproducibly.
+
+Training runs inside ``torch.random.fork_rng`` seeded from the suite's seed, so the global RNG
+is not disturbed and the same seed gives the same weights; batches are drawn with an explicit
+``torch.Generator``. Augmentation is limited to horizontal flips, which leave every property the
+suites control (shape class, fur level, background darkening, patches) unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from propgrad.suites.convmixer import ConvMixer
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Hyper-parameters of one training run (all part of the suite's cache key).
+
+    Attributes:
+        epochs: Passes over the training set.
+        batch_size: Images per optimisation step.
+        lr: Peak learning rate of AdamW (one-cycle schedule).
+        weight_decay: AdamW weight decay.
+        dim, depth, kernel_size, patch_size: The ConvMixer's architecture.
+    """
+
+    epochs: int = 6
+    batch_size: int = 64
+    lr: float = 4e-3
+    weight_decay: float = 5e-4
+    dim: int = 32
+    depth: int = 3
+    kernel_size: int = 5
+    patch_size: int = 4
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-serialisable dict."""
+        return asdict(self)
+
+    def build(self, num_classes: int = 2) -> ConvMixer:
+        """A freshly initialised ConvMixer of this architecture."""
+        return ConvMixer(dim=self.dim, depth=self.depth, kernel_size=self.kernel_size,
+                         patch_size=self.patch_size, num_classes=num_classes)
+
+
+def _check_data(images: torch.Tensor, labels: torch.Tensor) -> None:
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a tensor (N, 3, H, W), got {got}")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],):
+        got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be a tensor ({images.shape[0]},) matching images, got {got}")
+
+
+def train_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: TrainingConfig,
+    *,
+    seed: int,
+    num_classes: int = 2,
+    show_progress: bool = False,
+    desc: str = "training",
+) -> nn.Module:
+    """Train a ConvMixer with cross-entropy and return it in eval mode.
+
+    Args:
+        images: Training images (N, 3, H, W) in [0, 1].
+        labels: Class indices (N,).
+        config: Hyper-parameters.
+        seed: Seed of the initialisation, the batch order and the flips.
+        num_classes: Number of logits.
+        show_progress: Show a progress bar over the optimisation steps.
+        desc: Label of the progress bar.
+
+    Returns:
+        The trained model (eval mode, CPU).
+
+    Raises:
+        ValueError: If images and labels do not fit together.
+    """
+    _check_data(images, labels)
+    n = images.shape[0]
+    steps_per_epoch = max(1, (n + config.batch_size - 1) // config.batch_size)
+    total = steps_per_epoch * config.epochs
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = config.build(num_classes)
+        gen = torch.Generator().manual_seed(seed + 1)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=total,
+                                                       pct_start=0.25)
+        model.train()
+        with tqdm(total=total, desc=desc, disable=not show_progress, leave=False) as bar:
+            for _ in range(config.epochs):
+                order = torch.randperm(n, generator=gen)
+                for start in range(0, n, config.batch_size):
+                    idx = order[start:start + config.batch_size]
+                    batch = images[idx]
+                    flip = torch.rand(idx.shape[0], generator=gen) < 0.5
+                    batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
+                    loss = F.cross_entropy(model(batch), labels[idx])
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimiser.step()
+                    schedule.step()
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
+    return model.eval()
+
+
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Predicted classes (N,) of ``model`` for images (N, 3, H, W), without gradients."""
+    with torch.no_grad():
+        return torch.cat([model(images[s:s + batch_size]).argmax(1) for s in range(0, images.shape[0], batch_size)])
+
+
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of images classified correctly (in [0, 1])."""
+    _check_data(images, labels)
+    if images.shape[0] == 0:
+        raise ValueError("accuracy needs at least one image, got none")
+    return float((predict(model, images) == labels).float().mean())
+
+
+def load_classifier(state: dict[str, torch.Tensor], config: TrainingConfig, num_classes: int = 2) -> nn.Module:
+    """A ConvMixer of ``config`` with the weights ``state`` (from ``state_dict()``), in eval mode."""
+    model = config.build(num_classes)
+    model.load_state_dict(state)
+    return model.eval()
