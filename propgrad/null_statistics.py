@@ -1,6 +1,7 @@
 """Kernels computing a statistic for many permutations of the outputs at once (the null distribution).
 
-Used by :func:`propgrad.permutation.permutation_test`. Every kernel has the same small interface:
+Used by :func:`propgrad.permutation.permutation_test`, with :func:`two_sided_p_values`, the
+p-values from a null distribution. Every kernel has the same small interface:
 
 - ``signature``: hashable description of the state ``bind`` derives from the permutations (the
   driver memoises ``bind`` under it), or None when ``bind`` is too cheap to memoise;
@@ -25,6 +26,41 @@ from propgrad.scoring import finite_difference_weights
 StatisticFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 STATISTICS = ("gradient", "pearson")
 TABLE_MIN_COLUMNS = 8  # below this, gathering the permuted outputs beats the |F_u - F_v| table
+
+
+def two_sided_p_values(observed: torch.Tensor, null: torch.Tensor) -> torch.Tensor:
+    """Two-sided p-values around the null mean, ties counted as extreme: (b + 1) / (K + 1).
+
+    ``b = #{k : |null_k - m| >= |observed - m| - tol}`` with ``m`` the mean of the finite null
+    statistics and ``tol = 1000 * eps * max(|observed|, |m|, max_k |null_k|)``; non-finite null
+    statistics count as extreme.
+
+    Args:
+        observed: Observed statistics (C,).
+        null: Permuted statistics (K, C).
+
+    Returns:
+        p-values (C,) in the dtype of ``null``; 1 where ``observed`` or the null mean is NaN.
+    """
+    k = null.shape[0]
+    finite = torch.isfinite(null)
+    if bool(finite.all()):
+        mean = null.mean(0)
+        lo, hi = torch.aminmax(null, dim=0)
+        scale = torch.maximum(torch.maximum(observed.abs(), mean.abs()), torch.maximum(lo.abs(), hi.abs()))
+        extra = 0
+    else:
+        count = finite.sum(0)
+        mean = torch.where(finite, null, 0).sum(0) / count.clamp_min(1)
+        mean = torch.where(count > 0, mean, torch.nan)
+        scale = torch.maximum(torch.maximum(observed.abs(), mean.abs()), torch.where(finite, null.abs(), 0).amax(0))
+        extra = (~finite).sum(0)
+    dev = (observed - mean).abs() - 1000 * torch.finfo(null.dtype).eps * scale
+    # |s - m| >= dev  <=>  s >= m + dev  or  s <= m - dev  (for dev > 0; always true otherwise)
+    b = (null >= mean + dev).sum(0) + (null <= mean - dev).sum(0) + extra
+    b = torch.where(dev > 0, b, k)
+    p = (b.to(null.dtype) + 1) / (k + 1)
+    return torch.where(torch.isfinite(observed) & torch.isfinite(mean), p, torch.ones_like(p))
 
 
 def make_null_statistic(
@@ -80,8 +116,8 @@ class GradientNull:
         if not self.use_table:
             self.signature = None
             self.ends = torch.stack([idx[0], idx[-1]]).reshape(-1)
-            self.end_w = torch.stack([w[0], w[-1]]).reshape(-1, 1)
-            self.lo, self.mid, self.hi = (w[1:-1, j, None] for j in range(3))
+            self.end_w = torch.stack([w[0], w[-1]])
+            self.lo, self.mid, self.hi = w[1:-1].unbind(1)
             self.uniform = bool((self.mid == 0).all()) and bool((self.lo == -self.hi).all())
             return
         self.pair_u, self.pair_v = idx_sorted[pair, 0], idx_sorted[pair, 1]
@@ -108,7 +144,7 @@ class GradientNull:
 
     def prepare(self, y: torch.Tensor) -> tuple[torch.Tensor, Any]:
         if not self.use_table:
-            return y, tuple(t.to(y.dtype) for t in (self.end_w, self.lo, self.mid, self.hi))
+            return y.t().contiguous(), tuple(t.to(y.dtype) for t in (self.end_w, self.lo, self.mid, self.hi))
         table = torch.empty(self.n, self.n, y.shape[1], dtype=y.dtype, device=y.device)
         torch.sub(y[:, None, :], y[None, :, :], out=table)
         return y, table.abs_().view(self.n * self.n, -1)
@@ -125,18 +161,19 @@ class GradientNull:
             total += deriv.abs_().view(e - s, g, y.shape[1]).sum(1)
         return total / self.n
 
-    def _banded(self, y: torch.Tensor, perms: torch.Tensor, weights: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def _banded(self, yt: torch.Tensor, perms: torch.Tensor, weights: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """(B, C) statistics from the (C, N) outputs ``yt``, laid out (C, B, N) so sums run along rows."""
         end_w, lo, mid, hi = weights
-        b, n, c = perms.shape[0], self.n, y.shape[1]
-        yp = y.index_select(0, perms.reshape(-1)).view(b, n, c)
-        total = yp.index_select(1, self.ends).mul_(end_w).view(b, 2, 3, c).sum(2).abs_().sum(1)
-        if n == 2:
-            return total / n
-        if self.uniform:  # (F[i+1] - F[i-1]) * w, w = 1 / (2 h_i)
-            deriv = torch.sub(yp[:, 2:], yp[:, :-2]).abs_().mul_(hi)
-        else:
-            deriv = (yp[:, :-2] * lo).addcmul_(yp[:, 1:-1], mid).addcmul_(yp[:, 2:], hi).abs_()
-        return total.add_(deriv.sum(1)).div_(n)
+        c, b, n = yt.shape[0], perms.shape[0], self.n
+        yp = yt.index_select(1, perms.reshape(-1)).view(c, b, n)
+        total = yp.index_select(2, self.ends).view(c, b, 2, 3).mul_(end_w).sum(3).abs_().sum(2)
+        if n > 2:
+            if self.uniform:  # (F[i+1] - F[i-1]) * w, w = 1 / (2 h_i)
+                deriv = torch.sub(yp[..., 2:], yp[..., :-2]).abs_().mul_(hi)
+            else:
+                deriv = (yp[..., :-2] * lo).addcmul_(yp[..., 1:-1], mid).addcmul_(yp[..., 2:], hi).abs_()
+            total += deriv.sum(2)
+        return total.t().div(n)
 
 
 class PearsonNull:

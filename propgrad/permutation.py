@@ -23,12 +23,15 @@ from typing import Any, Callable, Union
 import numpy as np
 import torch
 
-from propgrad.null_statistics import StatisticFn, make_null_statistic
+from propgrad.null_statistics import StatisticFn, make_null_statistic, two_sided_p_values
 from propgrad.scoring import as_outputs, as_values
 
+__all__ = ["PermutationResult", "clear_cache", "permutation_indices", "permutation_test", "seeded_permutations",
+           "two_sided_p_values"]
 KEEP_NULL_MAX_COLUMNS = 16
 MEMO_MAX_BYTES = 128 * 2**20
-CHUNK_BYTES = 16 * 2**20  # chunks whose temporaries stay cache-sized run several times faster
+SHUFFLE_BLOCK_BYTES = 2**19  # keys drawn and sorted in blocks: cache-sized, reused memory
+CHUNK_BYTES = 4 * 2**20  # chunks whose temporaries stay cache-sized (and reuse freed memory) run faster
 _MEMO: OrderedDict[tuple, tuple[torch.Tensor, ...]] = OrderedDict()
 
 
@@ -82,35 +85,38 @@ def permutation_indices(n: int, k: int, generator: torch.Generator) -> torch.Ten
         generator: A CPU ``torch.Generator``; it is advanced.
 
     Returns:
-        A long tensor (k, n) on the CPU; row j is the order of the j-th shuffle.
+        An int32 tensor (k, n) on the CPU (half the memory of int64, and faster to gather with);
+        row j is the order of the j-th shuffle.
     """
     words = torch.randint(0, 2**62, (2,), generator=generator, dtype=torch.int64).tolist()
     bits = np.random.SFC64(np.random.SeedSequence(words))
     shift = max(1, (n - 1).bit_length())
     dtype = np.int32 if 100 * n * n <= 2 ** (32 - shift) else np.int64  # <= ~0.5 % of rows redrawn
-    order, tied = _sorted_positions(bits, k, n, shift, dtype)
-    perms = torch.from_numpy(order).long()
-    redo = np.flatnonzero(tied)
+    perms = np.empty((k, n), dtype=np.int32)
+    rows = max(1, SHUFFLE_BLOCK_BYTES // (n * 8))
+    tied = [s + _sort_positions(bits, perms[s : s + rows], shift, dtype) for s in range(0, k, rows)]
+    redo = np.concatenate(tied)
     while redo.size:
-        order, tied = _sorted_positions(bits, redo.size, n, shift, dtype)
-        perms[torch.from_numpy(redo)] = torch.from_numpy(order).long()
-        redo = redo[tied]
-    return perms
+        again = np.empty((redo.size, n), dtype=np.int32)
+        tied_again = _sort_positions(bits, again, shift, dtype)
+        perms[redo] = again
+        redo = redo[tied_again]
+    return torch.from_numpy(perms)
 
 
-def _sorted_positions(
-    bits: np.random.BitGenerator, k: int, n: int, shift: int, dtype: type
-) -> tuple[np.ndarray, np.ndarray]:
-    """(k, n) positions ordered by random keys, and which rows had tied keys (to be redrawn)."""
+def _sort_positions(bits: np.random.BitGenerator, out: np.ndarray, shift: int, dtype: type) -> np.ndarray:
+    """Fill ``out`` (rows, n) with positions ordered by random keys; return the rows whose keys tied."""
+    k, n = out.shape
     words = bits.random_raw((k * n * np.dtype(dtype).itemsize + 7) // 8)
     keys = words.view(dtype)[: k * n].reshape(k, n)  # every key uniform on all its bits
     low = dtype((1 << shift) - 1)
     keys &= ~low
     keys |= np.arange(n, dtype=dtype)
     keys.sort(axis=1)
-    tied = np.bitwise_xor(keys[:, 1:], keys[:, :-1]).min(axis=1, initial=low + 1) <= low
-    keys &= low
-    return keys, tied
+    flat = keys.reshape(-1)  # compare neighbours over the flat array, then drop pairs across rows
+    close = np.flatnonzero(np.bitwise_xor(flat[1:], flat[:-1]).view(f"u{keys.itemsize}") <= low)
+    np.bitwise_and(keys, low, out=out, casting="unsafe")
+    return np.unique(close[(close + 1) % n != 0] // n)
 
 
 def seeded_permutations(n: int, k: int, seed: int) -> torch.Tensor:
@@ -144,41 +150,6 @@ def _memoised(key: tuple | None, build: Callable[[], tuple[torch.Tensor, ...]]) 
 
 def _nbytes(tensors: tuple[torch.Tensor, ...]) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def two_sided_p_values(observed: torch.Tensor, null: torch.Tensor) -> torch.Tensor:
-    """Two-sided p-values around the null mean, ties counted as extreme: (b + 1) / (K + 1).
-
-    ``b = #{k : |null_k - m| >= |observed - m| - tol}`` with ``m`` the mean of the finite null
-    statistics and ``tol = 1000 * eps * max(|observed|, |m|, max_k |null_k|)``; non-finite null
-    statistics count as extreme.
-
-    Args:
-        observed: Observed statistics (C,).
-        null: Permuted statistics (K, C).
-
-    Returns:
-        p-values (C,) in the dtype of ``null``; 1 where ``observed`` or the null mean is NaN.
-    """
-    k = null.shape[0]
-    finite = torch.isfinite(null)
-    if bool(finite.all()):
-        mean = null.mean(0)
-        lo, hi = torch.aminmax(null, dim=0)
-        scale = torch.maximum(torch.maximum(observed.abs(), mean.abs()), torch.maximum(lo.abs(), hi.abs()))
-        extra = 0
-    else:
-        count = finite.sum(0)
-        mean = torch.where(finite, null, 0).sum(0) / count.clamp_min(1)
-        mean = torch.where(count > 0, mean, torch.nan)
-        scale = torch.maximum(torch.maximum(observed.abs(), mean.abs()), torch.where(finite, null.abs(), 0).amax(0))
-        extra = (~finite).sum(0)
-    dev = (observed - mean).abs() - 1000 * torch.finfo(null.dtype).eps * scale
-    # |s - m| >= dev  <=>  s >= m + dev  or  s <= m - dev  (for dev > 0; always true otherwise)
-    b = (null >= mean + dev).sum(0) + (null <= mean - dev).sum(0) + extra
-    b = torch.where(dev > 0, b, k)
-    p = (b.to(null.dtype) + 1) / (k + 1)
-    return torch.where(torch.isfinite(observed) & torch.isfinite(mean), p, torch.ones_like(p))
 
 
 def permutation_test(
@@ -218,7 +189,7 @@ def permutation_test(
         period: Period for ``periodic`` (default: span plus one mean step).
         edge_order: 1 (numpy.gradient's default) or 2 (statistic "gradient").
         chunk_size: Permutations per chunk (default: as many as keep one chunk's temporaries
-            within 16 MB, cache-sized, or ``memory_budget`` if smaller). Results do not depend on it.
+            within 4 MB (cache-sized), or ``memory_budget`` if smaller). Results do not depend on it.
         memory_budget: Rough bound in bytes on the temporaries, including the (K, columns) null
             statistics of one block of columns (columns are processed in blocks to respect it).
 

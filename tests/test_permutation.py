@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from propgrad import null_statistics
 from propgrad.permutation import (
     PermutationResult,
+    _sort_positions,
     permutation_indices,
     permutation_test,
     seeded_permutations,
@@ -35,7 +37,10 @@ def _reference(y: np.ndarray, x: np.ndarray | None, k: int, seed: int, edge_orde
 
 @pytest.mark.parametrize("grid", ["unit", "uniform", "nonuniform"])
 @pytest.mark.parametrize("edge_order", [1, 2])
-def test_vectorised_equals_reference_loop(grid: str, edge_order: int) -> None:
+@pytest.mark.parametrize("strategy", ["banded", "table"])
+def test_vectorised_equals_reference_loop(grid: str, edge_order: int, strategy: str, monkeypatch) -> None:
+    # few columns use the banded kernel; the |F_u - F_v| table is forced here with a threshold of 1
+    monkeypatch.setattr(null_statistics, "TABLE_MIN_COLUMNS", 1 if strategy == "table" else 10**9)
     rng = np.random.default_rng(7)
     n, c, k = 15, 4, 300
     y = rng.normal(size=(n, c))
@@ -62,12 +67,36 @@ def test_float32_statistic_matches_property_gradient() -> None:
 def test_permutation_indices_are_seeded_uniform_permutations() -> None:
     a = permutation_indices(10, 2000, torch.Generator().manual_seed(5))
     b = permutation_indices(10, 2000, torch.Generator().manual_seed(5))
-    assert a.shape == (2000, 10) and a.dtype == torch.long
+    assert a.shape == (2000, 10) and a.dtype == torch.int32
     assert torch.equal(a, b)
     assert torch.equal(a.sort(dim=1).values, torch.arange(10).expand(2000, 10))
     counts = torch.bincount(a[:, 0], minlength=10).double()  # first position ~ uniform
     assert float(counts.min()) > 150 and float(counts.max()) < 250
     assert torch.equal(seeded_permutations(10, 2000, 5), a)
+
+
+class _Words:
+    """A stand-in bit generator: given 64-bit words first, then a real stream."""
+
+    def __init__(self, first: np.ndarray) -> None:
+        self.first, self.rest = first, np.random.SFC64(0)
+
+    def random_raw(self, size: int) -> np.ndarray:
+        out, self.first = self.first[:size], self.first[size:]
+        return np.concatenate([out, self.rest.random_raw(size - out.size)])
+
+
+def test_rows_with_tied_keys_are_reported_for_redrawing() -> None:
+    # row 0 gets all-equal keys (a tie would favour low positions), row 1 distinct random keys
+    words = np.concatenate([np.zeros(5, dtype=np.uint64), np.random.SFC64(1).random_raw(5)])
+    out = np.empty((2, 10), dtype=np.int32)
+    tied = _sort_positions(_Words(words), out, 4, np.int32)
+    assert tied.tolist() == [0]
+    assert sorted(out[1].tolist()) == list(range(10))
+    # a tie between the last key of row 0 and the first of row 1 is not a tie within a row
+    keys = np.arange(20, dtype=np.int64) << 40
+    keys[10] = keys[9]
+    assert _sort_positions(_Words(keys.view(np.uint64)), np.empty((2, 10), np.int32), 4, np.int64).size == 0
 
 
 def test_seed_determinism() -> None:
