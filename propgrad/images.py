@@ -6,6 +6,7 @@ in [0, 1]. Files are read with scikit-image (imageio/Pillow underneath) and writ
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,9 @@ def _read(path: str | Path) -> np.ndarray:
     if path.is_dir():
         raise ValueError(f"expected an image file, got a folder: {path}")
     try:
-        return np.asarray(io.imread(str(path)))
+        with warnings.catch_warnings():  # imageio warns about legacy plugins it probes
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return np.asarray(io.imread(str(path)))
     except Exception as err:  # imageio/Pillow raise many different types
         raise ValueError(f"could not read image {path}: {type(err).__name__}: {err}") from err
 

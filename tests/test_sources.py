@@ -196,3 +196,115 @@ def test_frames_errors_name_the_problem(tmp_path):
         FramesSource(path=folder)
     with pytest.raises(ValueError, match="exactly one of path"):
         FramesSource()
+
+
+# further coverage ---------------------------------------------------------------------------
+
+
+def test_default_patch_is_fully_present_at_alpha_one_and_seeded(image):
+    from propgrad.sources.alpha_patch import sticker_patch
+
+    seq = AlphaPatchSource(position=(3, 5), scale=0.5).generate(image, seed=2)
+    assert seq.metadata["patch_size"] == [16, 16] and seq.metadata["patch"] == "procedural"
+    sticker = sticker_patch(16, torch.Generator().manual_seed(2))
+    opaque = sticker[3] == 1
+    region = seq.images[-1][:, 3:19, 5:21]
+    assert opaque.sum() > 50 and torch.equal(region[:, opaque], sticker[:3][:, opaque])
+    other = AlphaPatchSource(position=(3, 5), scale=0.5).generate(image, seed=3)
+    assert not torch.equal(seq.images[-1], other.images[-1])  # another sticker for another seed
+    assert seq.images.device == image.device and torch.all(seq.values[1:] > seq.values[:-1])
+
+
+def test_alpha_patch_scales_patch_files_and_keeps_aspect(tmp_path, image):
+    patch = torch.ones(4, 10, 20)
+    save_image(tmp_path / "p.png", patch)
+    seq = AlphaPatchSource(patch=str(tmp_path / "p.png"), scale=0.5, position=(0, 0)).generate(image)
+    assert seq.metadata["patch_size"] == [8, 16]
+    assert torch.equal(seq.images[-1][:, :8, :16], torch.ones(3, 8, 16))
+    assert torch.equal(seq.images[-1][:, 8:, :], image[:, 8:, :])
+
+
+def test_alpha_patch_more_errors(image):
+    with pytest.raises(ValueError, match="larger than the image"):
+        AlphaPatchSource(patch=torch.rand(4, 40, 8), scale=None).generate(image)
+    with pytest.raises(ValueError, match="avoid"):
+        AlphaPatchSource(position=(0, 0), avoid=torch.zeros(32, 32, dtype=torch.bool))
+    with pytest.raises(ValueError, match="avoid covers every"):
+        AlphaPatchSource(avoid=torch.ones(32, 32, dtype=torch.bool)).generate(image)
+    with pytest.raises(ValueError, match="avoid must match"):
+        AlphaPatchSource(avoid=torch.zeros(16, 16, dtype=torch.bool)).generate(image)
+    with pytest.raises(ValueError, match="mask must not be given"):
+        AlphaPatchSource(patch=torch.rand(4, 8, 8), mask=torch.ones(8, 8))
+    with pytest.raises(ValueError, match="mask must match"):
+        AlphaPatchSource(patch=torch.rand(3, 8, 8), mask=torch.ones(7, 8))
+    with pytest.raises(ValueError, match="patch must be a float"):
+        AlphaPatchSource(patch=torch.zeros(4, 8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="patch must hold values"):
+        AlphaPatchSource(patch=torch.full((4, 8, 8), 2.0))
+    with pytest.raises(ValueError, match="steps"):
+        AlphaPatchSource(steps=2.5)
+
+
+def test_vignette_factor_map_and_centre(image):
+    from propgrad.sources.gaussian_vignette import gaussian_map, vignette_factor
+
+    g = gaussian_map(31, 31, 0.3)
+    assert float(g.max()) == pytest.approx(1.0) and int(g.argmax()) == 15 * 31 + 15
+    factors = vignette_factor(g, torch.tensor([0.0, -1.0]))
+    assert torch.equal(factors[0], torch.ones(31, 31)) and torch.allclose(factors[1], g)  # s=-1: g
+    seq = GaussianVignetteSource(center=(0.0, 0.0), steps=3).generate(image)
+    assert torch.allclose(seq.images[-1][:, 0, 0], image[:, 0, 0], rtol=0.01)  # peak sits there
+    assert float(seq.images[-1][:, 31, 31].mean()) < 0.1
+    assert seq.metadata["direction"] == "darken" and seq.metadata["strengths"][-1] == -1.0
+    with pytest.raises(ValueError, match="center"):
+        GaussianVignetteSource(center=(0.5, 2))
+    with pytest.raises(ValueError, match="mask must match"):
+        GaussianVignetteSource(mask=torch.ones(8, 8)).generate(image)
+
+
+def test_frames_full_turn_in_tens_index_fallback_and_override(tmp_path, image):
+    folder = write_frames(tmp_path / "t", [f"view{a}.png" for a in range(0, 360, 10)], size=4)
+    source = FramesSource(path=folder)
+    assert source.periodic and len(source.values) == 36
+    assert not FramesSource(path=folder, periodic=False).periodic
+    files = [write_frames(tmp_path / "i", [n], size=4) / n for n in ("c.png", "a.png", "b.png")]
+    seq = FramesSource(paths=files).generate(image)
+    assert (seq.property_name, seq.unit, seq.periodic) == ("frame", "index", False)
+    assert seq.values.tolist() == [0.0, 1.0, 2.0]
+    assert [p.rsplit("/", 1)[-1] for p in seq.metadata["files"]] == ["c.png", "a.png", "b.png"]
+
+
+def test_frames_more_errors(tmp_path, image):
+    folder = write_frames(tmp_path / "sizes", ["a_1.png"], size=4)
+    save_image(folder / "b_2.png", torch.rand(3, 6, 6))
+    with pytest.raises(ValueError, match="different sizes.*resize=True"):
+        FramesSource(path=folder).generate(image)
+    assert FramesSource(path=folder, resize=True).generate(image).images.shape == (2, 3, 32, 32)
+    (folder / "c_3.png").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="could not read image .*c_3.png"):
+        FramesSource(path=folder, resize=True).generate(image)
+    with pytest.raises(FileNotFoundError, match="sidecar"):
+        FramesSource(path=folder, sidecar=tmp_path / "nope.csv")
+    with pytest.raises(FileNotFoundError, match="paths"):
+        FramesSource(paths=[folder / "a_1.png", folder / "zzz.png"])
+    both = write_frames(tmp_path / "both", ["a.png", "b.png"], size=4)
+    (both / "values.csv").write_text("file,value\na.png,1\nb.png,2\n")
+    (both / "values.json").write_text("{}")
+    with pytest.raises(ValueError, match="values.csv and .*values.json"):
+        FramesSource(path=both)
+    (both / "values.json").unlink()
+    (both / "values.csv").write_text("name,angle\na.png,1\n")
+    with pytest.raises(ValueError, match="file,value"):
+        FramesSource(path=both)
+    with pytest.raises(ValueError, match="resize"):
+        FramesSource(path=both, resize="yes")
+
+
+def test_modules_register_their_source_class():
+    from propgrad.sources import alpha_patch, frames, gaussian_vignette
+
+    for module, cls in ((alpha_patch, AlphaPatchSource), (frames, FramesSource),
+                        (gaussian_vignette, GaussianVignetteSource)):
+        got: list[type] = []
+        module.register_sources(got.append)
+        assert got == [cls] and cls.name == module.__name__.rsplit(".", 1)[-1]
