@@ -13,7 +13,8 @@ explanation score was looked at:
   image's own level to the opposite extreme (dark fur -> level 1, light fur -> level 0), the same
   rule for every model; the background intervention darkens outside the object.
 - ``link`` is chosen from accuracy: the biased models' accuracy on the opposite pure split (all
-  images against their colour rule) must land in :data:`WRONG_COLOUR_BAND`.
+  images against their colour rule) must land in :data:`WRONG_COLOUR_BAND`. Measured (quick,
+  seed 0): link 0.95 gave 46% / 43%, 0.90 gave 78% / 70%, 0.92 gave 61% / 67%, hence 0.92.
 
 Evaluation splits of :meth:`FurSuite.accuracy_table` follow Tab. 5 of the paper: ``unbiased``,
 and pure (link 1) ``dark_is_cat`` / ``dark_is_dog`` splits, so a biased model's accuracy on the
@@ -68,13 +69,13 @@ class FurSuite(CachedSuite):
         """Every setting that determines the data and the models."""
         sizes = (dict(image_size=32, train_images=3000, test_per_class=40, eval_per_class=200) if self.quick
                  else dict(image_size=48, train_images=8000, test_per_class=150, eval_per_class=500))
-        return {**self.settings_base(), **sizes, "link": 0.95, "max_darkening": -0.9,
+        return {**self.settings_base(), **sizes, "link": 0.92, "max_darkening": -0.9,
                 "darken_fraction": 0.5, "vignette_sigma": 0.35, "steps": 21, "dark_cut": 0.5}
 
     def training_config(self) -> TrainingConfig:
-        """Quick: ConvMixer dim 32, depth 3; full: dim 64, depth 5, more epochs."""
+        """Quick: ConvMixer dim 48, depth 4, 10 epochs (~15 s per model on 2 idle cores); full: larger."""
         if self.quick:
-            return TrainingConfig(epochs=6, batch_size=64, lr=4e-3, dim=32, depth=3, kernel_size=5, patch_size=4)
+            return TrainingConfig(epochs=10, batch_size=64, lr=4e-3, dim=48, depth=4, kernel_size=5, patch_size=4)
         return TrainingConfig(epochs=15, batch_size=64, lr=3e-3, dim=64, depth=5, kernel_size=5, patch_size=4)
 
     def images_per_class(self) -> int:

@@ -1,0 +1,143 @@
+"""The ``patch`` suite: a procedural analogue of the paper's skin-lesion experiment (Sec. 4.2).
+
+Nevi (class 0, round, uniform brown) vs melanomas (class 1, irregular, multi-coloured) on skin.
+As in the ISIC archive (Scope et al.), colourful patches co-occur with nevi: in the ``biased``
+training split a fraction ``patch_fraction`` of the nevi carries a patch (the paper: 50%), in the
+``unbiased`` split no image does. One ConvMixer per split.
+
+The ``patch`` intervention (paper Appx. C) blends a HELD-OUT patch (drawn from a seed range
+disjoint from the training patches) into a melanoma image with alpha rising from 0 to 1,
+placed so that it does not touch the lesion — the same placement rule as in training, so the
+final step is in distribution. The flip benchmark's test set holds melanomas without patches,
+as in the paper ("100 melanoma test images").
+
+Evaluation splits: ``unbiased`` (no patches), ``biased`` (drawn like the biased training split,
+with held-out patches) and ``patched_melanoma`` (every melanoma patched, no nevus: the
+correlation reversed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from propgrad.hookspecs import hookimpl
+from propgrad.sources.alpha_patch import AlphaPatchSource
+from propgrad.sources.base import InterventionSequence
+from propgrad.suites.cached import CachedSuite
+from propgrad.suites.fur import balanced_labels
+from propgrad.suites.patch_scenes import draw_lesions, keep_out_zone, patch_bank
+from propgrad.suites.training import TrainingConfig
+
+TRAIN_PATCH_SEEDS = 0
+"""First seed of the training patches."""
+HELD_OUT_PATCH_SEEDS = 1_000_000
+"""First seed of the held-out patches (evaluation and interventions); disjoint from training."""
+
+
+class PatchSuite(CachedSuite):
+    """Lesion classification where colourful patches are a spurious cue for "nevus".
+
+    Args:
+        quick: 32 px images and small models; False: 48 px, larger models, 100 test melanomas.
+        seed: Seed of data generation, training and interventions.
+        cache_dir: Cache root (None: ``propgrad.cache.default_cache_dir()``).
+        show_progress: Progress bars for data generation and training.
+    """
+
+    name = "patch"
+    description = ("Procedural skin lesions (nevus vs melanoma); colourful patches co-occur with nevi "
+                   "in the biased training split; held-out patches blended into melanomas (paper Sec. 4.2).")
+    class_names = ("nevus", "melanoma")
+    interventions = ("patch",)
+    training_splits = ("unbiased", "biased")
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting that determines the data and the models."""
+        sizes = (dict(image_size=32, train_images=3000, test_melanomas=40, eval_per_class=200) if self.quick
+                 else dict(image_size=48, train_images=8000, test_melanomas=100, eval_per_class=500))
+        return {**self.settings_base(), **sizes, "patch_fraction": 0.5, "patch_side_fraction": 0.28,
+                "train_patches": 64, "held_out_patches": 16, "steps": 21}
+
+    def training_config(self) -> TrainingConfig:
+        """Quick: ConvMixer dim 48, depth 4; full: dim 64, depth 5, more epochs."""
+        if self.quick:
+            return TrainingConfig(epochs=10, batch_size=64, lr=4e-3, dim=48, depth=4, kernel_size=5, patch_size=4)
+        return TrainingConfig(epochs=15, batch_size=64, lr=3e-3, dim=64, depth=5, kernel_size=5, patch_size=4)
+
+    def images_per_class(self) -> int:
+        """25 melanomas per resample in quick mode, 100 (the paper) in full mode."""
+        return 25 if self.quick else 100
+
+    def patch_side(self) -> int:
+        """Patch side in pixels."""
+        s = self.settings()
+        return max(2, round(s["patch_side_fraction"] * s["image_size"]))
+
+    def bank(self, held_out: bool) -> torch.Tensor:
+        """The training or the held-out patches (count, 4, side, side)."""
+        s = self.settings()
+        if held_out:
+            return patch_bank(s["held_out_patches"], self.patch_side(), HELD_OUT_PATCH_SEEDS)
+        return patch_bank(s["train_patches"], self.patch_side(), TRAIN_PATCH_SEEDS)
+
+    def draw(self, labels: torch.Tensor, with_patch: torch.Tensor, purpose: str, held_out: bool) -> dict[str, torch.Tensor]:
+        """Scenes for ``labels``; images where ``with_patch`` get a patch of the chosen bank."""
+        return draw_lesions(labels, with_patch, self.bank(held_out), self.settings()["image_size"],
+                            self.generator(f"scenes/{purpose}"), show_progress=self.show_progress,
+                            desc=f"{self.name}: drawing {purpose}")
+
+    def biased_patches(self, labels: torch.Tensor, purpose: str) -> torch.Tensor:
+        """Which images of a biased split carry a patch: a ``patch_fraction`` of the nevi, no melanoma."""
+        u = torch.rand(labels.shape[0], generator=self.generator(f"patched/{purpose}"))
+        return (labels == 0) & (u < self.settings()["patch_fraction"])
+
+    def training_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training images and labels of ``unbiased`` (no patches) or ``biased``."""
+        if split not in self.training_splits:
+            raise ValueError(f"split must be one of {list(self.training_splits)}, got {split!r}")
+        s = self.settings()
+        labels = balanced_labels(s["train_images"] // 2, self.generator(f"labels/train/{split}"))
+        patched = self.biased_patches(labels, f"train/{split}") if split == "biased" else torch.zeros_like(labels, dtype=torch.bool)
+        scenes = self.draw(labels, patched, f"train/{split}", held_out=False)
+        return scenes["images"], scenes["labels"]
+
+    def make_test_data(self) -> dict[str, torch.Tensor]:
+        """Melanomas without patches, with their lesion masks."""
+        labels = torch.ones(self.settings()["test_melanomas"], dtype=torch.long)
+        scenes = self.draw(labels, torch.zeros_like(labels, dtype=torch.bool), "test", held_out=True)
+        return {k: scenes[k] for k in ("images", "labels", "masks")}
+
+    def evaluation_data(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``unbiased``, ``biased`` and ``patched_melanoma`` splits (held-out patches)."""
+        per_class = self.settings()["eval_per_class"]
+        out = {}
+        for split in ("unbiased", "biased", "patched_melanoma"):
+            labels = balanced_labels(per_class, self.generator(f"labels/eval/{split}"))
+            if split == "unbiased":
+                patched = torch.zeros_like(labels, dtype=torch.bool)
+            elif split == "biased":
+                patched = self.biased_patches(labels, f"eval/{split}")
+            else:
+                patched = labels == 1
+            scenes = self.draw(labels, patched, f"eval/{split}", held_out=True)
+            out[split] = (scenes["images"], scenes["labels"])
+        return out
+
+    def intervene(self, intervention: str, index: int) -> InterventionSequence:
+        """Blend held-out patch ``index mod held_out_patches`` in, away from the lesion (alpha 0 -> 1)."""
+        self._check_index(intervention, index)
+        data, bank = self.test_data(), self.bank(held_out=True)
+        patch = bank[index % bank.shape[0]]
+        source = AlphaPatchSource(patch=patch, scale=None, steps=self.settings()["steps"],
+                                  avoid=keep_out_zone(data["masks"][index], patch.shape[1]))
+        sequence = source.generate(data["images"][index], seed=self._split_seed(f"intervene/{index}"))
+        sequence.metadata["held_out_patch"] = int(index % bank.shape[0])
+        return sequence
+
+
+@hookimpl
+def register_suites(register: Any) -> None:
+    """Register :class:`PatchSuite`."""
+    register(PatchSuite)

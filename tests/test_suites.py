@@ -1,0 +1,178 @@
+"""The built-in ``fur`` and ``patch`` suites: data, interventions, bias links, caching, accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from propgrad.suites import cached as cached_module
+from propgrad.suites.fur import WRONG_COLOUR_BAND, FurSuite
+from propgrad.suites.fur_scenes import FUR_SPLITS, follows_link, fur_levels, fur_target
+from propgrad.suites.patch import PatchSuite
+from propgrad.suites.patch_scenes import keep_out_zone
+
+
+@pytest.fixture(scope="module")
+def fur(tmp_path_factory: pytest.TempPathFactory) -> FurSuite:
+    return FurSuite(quick=True, seed=0, cache_dir=tmp_path_factory.mktemp("fur_cache"))
+
+
+@pytest.fixture(scope="module")
+def patch(tmp_path_factory: pytest.TempPathFactory) -> PatchSuite:
+    return PatchSuite(quick=True, seed=0, cache_dir=tmp_path_factory.mktemp("patch_cache"))
+
+
+def test_both_suites_are_registered() -> None:
+    from propgrad.plugins import get_suite, list_suites
+
+    assert {"fur", "patch"} <= set(list_suites())
+    assert get_suite("fur") is FurSuite and get_suite("patch") is PatchSuite
+    assert FurSuite.interventions == ("fur", "background") and PatchSuite.interventions == ("patch",)
+
+
+def test_fur_scenes_shapes_ranges_balance_and_determinism(fur: FurSuite, tmp_path: Path) -> None:
+    scenes = fur.split_scenes("unbiased", 20, "unit", 1.0)
+    x = scenes["images"]
+    assert x.shape == (40, 3, 32, 32) and x.dtype == torch.float32
+    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert scenes["masks"].shape == (40, 32, 32) and scenes["masks"].dtype == torch.bool
+    assert torch.bincount(scenes["labels"]).tolist() == [20, 20]
+    again = FurSuite(quick=True, seed=0, cache_dir=tmp_path).split_scenes("unbiased", 20, "unit", 1.0)
+    assert torch.equal(again["images"], x)
+    other = FurSuite(quick=True, seed=1, cache_dir=tmp_path).split_scenes("unbiased", 20, "unit", 1.0)
+    assert not torch.equal(other["images"], x)
+    images, labels = fur.test_set()
+    assert torch.bincount(labels).min() >= fur.images_per_class()
+
+
+@pytest.mark.parametrize("split", ["dark_is_cat", "dark_is_dog"])
+def test_fur_link_rate_matches_the_setting(split: str) -> None:
+    gen = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 2, (20000,), generator=gen)
+    levels = fur_levels(labels, split, 0.92, gen)
+    assert abs(float(follows_link(labels, levels, split).float().mean()) - 0.92) < 0.01
+    unbiased = fur_levels(labels, "unbiased", 0.92, gen)
+    dark_cats = float((unbiased[labels == 0] < 0.5).float().mean())
+    dark_dogs = float((unbiased[labels == 1] < 0.5).float().mean())
+    assert abs(dark_cats - 0.5) < 0.02 and abs(dark_dogs - 0.5) < 0.02
+    with pytest.raises(ValueError, match="split"):
+        fur_levels(labels, "dark_is_cow", 0.9, gen)
+
+
+def test_training_data_cover_every_intervention_step(fur: FurSuite) -> None:
+    s = fur.settings()
+    scenes = fur.split_scenes("dark_is_cat", 500, "coverage", s["link"])
+    levels = scenes["levels"]
+    rate = float(follows_link(scenes["labels"], levels, "dark_is_cat").float().mean())
+    assert abs(rate - s["link"]) < 0.03, "the training split's link rate must match the setting"
+    # Continuous levels across [0, 1]: every one of the fur intervention's 21 levels has neighbours.
+    hist = torch.histc(levels, bins=20, min=0.0, max=1.0)
+    assert bool((hist > 0).all()) and float(levels.min()) < 0.02 and float(levels.max()) > 0.98
+    assert set(fur_target(torch.tensor([0.1, 0.7])).tolist()) == {0.0, 1.0}
+    darkening = scenes["darkening"]
+    assert float(darkening.min()) < 0.9 * s["max_darkening"] and float(darkening.max()) == 0.0
+    assert 0.4 < float((darkening < 0).float().mean()) < 0.6
+
+
+def test_fur_intervention_changes_only_the_object(fur: FurSuite) -> None:
+    data = fur.test_data()
+    for index in range(4):
+        seq = fur.intervene("fur", index)
+        mask = data["masks"][index]
+        assert len(seq) == 21 and seq.values[0] == 0 and seq.values[-1] == 1
+        assert torch.equal(seq.images[0], data["images"][index])
+        changed = (seq.images != data["images"][index][None]).any(dim=(0, 1))
+        assert bool(changed[mask].any()) and not bool(changed[~mask].any())
+        brightness = seq.images[:, :, mask].mean(dim=(1, 2))
+        start = float(data["levels"][index])
+        assert (brightness[-1] > brightness[0]) == (start < 0.5)
+
+
+def test_background_intervention_changes_only_outside_the_object(fur: FurSuite) -> None:
+    data = fur.test_data()
+    seq = fur.intervene("background", 1)
+    mask = data["masks"][1]
+    changed = (seq.images != data["images"][1][None]).any(dim=(0, 1))
+    assert bool(changed[~mask].any()) and not bool(changed[mask].any())
+    assert float(seq.images[-1].mean()) < float(seq.images[0].mean())
+    with pytest.raises(ValueError, match="intervention"):
+        fur.intervene("colour", 0)
+    with pytest.raises(ValueError, match="index"):
+        fur.intervene("fur", 10_000)
+
+
+def test_patch_intervention_changes_only_the_placed_patch(patch: PatchSuite) -> None:
+    data = patch.test_data()
+    assert bool((data["labels"] == 1).all())
+    for index in range(3):
+        seq = patch.intervene("patch", index)
+        top, left = seq.metadata["position"]
+        h, w = seq.metadata["patch_size"]
+        box = torch.zeros(data["masks"][index].shape, dtype=torch.bool)
+        box[top:top + h, left:left + w] = True
+        changed = (seq.images != data["images"][index][None]).any(dim=(0, 1))
+        assert bool(changed.any()) and not bool(changed[~box].any())
+        assert not bool((box & data["masks"][index]).any()), "the patch must stay away from the lesion"
+
+
+def test_held_out_patches_differ_from_training_patches(patch: PatchSuite) -> None:
+    train, held_out = patch.bank(held_out=False), patch.bank(held_out=True)
+    distances = torch.cdist(held_out.flatten(1), train.flatten(1))
+    assert float(distances.min()) > 0.1  # no held-out patch repeats a training patch
+    zone = keep_out_zone(torch.zeros(10, 10, dtype=torch.bool).index_fill_(0, torch.tensor([5]), True), 3)
+    assert bool(zone[3:8].all()) and not bool(zone[0].any())
+
+
+def test_patch_training_split_links_patches_to_nevi(patch: PatchSuite) -> None:
+    labels = torch.tensor([0, 1] * 2000)
+    patched = patch.biased_patches(labels, "unit")
+    assert not bool(patched[labels == 1].any())
+    assert abs(float(patched[labels == 0].float().mean()) - 0.5) < 0.03
+
+
+# ---- training (slow): one cold training run shared by the tests below -------------------------
+
+@pytest.fixture(scope="module")
+def trained_fur(tmp_path_factory: pytest.TempPathFactory) -> tuple[FurSuite, Path]:
+    root = tmp_path_factory.mktemp("trained")
+    monkey = pytest.MonkeyPatch()
+    monkey.setenv("PROPGRAD_CACHE_DIR", str(root))
+    suite = FurSuite(quick=True, seed=0)
+    suite.models()
+    yield suite, root
+    monkey.undo()
+
+
+@pytest.mark.slow
+def test_cache_is_reused_without_training(trained_fur, monkeypatch: pytest.MonkeyPatch) -> None:
+    suite, root = trained_fur
+    assert suite.cache_path.parent.parent.parent == root
+    assert set(suite.training_seconds) == set(FUR_SPLITS)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a second construction must not train")
+
+    monkeypatch.setattr(cached_module, "train_classifier", no_training)
+    again = FurSuite(quick=True, seed=0)
+    models = again.models()
+    assert again.training_seconds == {}
+    x = suite.test_set()[0][:8]
+    for name, model in models.items():
+        assert torch.allclose(model(x), suite.models()[name](x), atol=1e-5)
+    state = torch.load(suite.cache_path / "model_unbiased.pt", weights_only=True)
+    assert "head.weight" in state
+    assert again.accuracy_table() == suite.accuracy_table()
+
+
+@pytest.mark.slow
+def test_accuracy_band_of_the_fur_models(trained_fur) -> None:
+    suite, _ = trained_fur
+    table = suite.accuracy_table()
+    assert set(table) == set(FUR_SPLITS) and all(set(row) == set(FUR_SPLITS) for row in table.values())
+    assert min(table["unbiased"].values()) >= 0.88
+    low, high = WRONG_COLOUR_BAND
+    assert low <= table["dark_is_cat"]["dark_is_dog"] <= high
+    assert low <= table["dark_is_dog"]["dark_is_cat"] <= high
+    assert table["dark_is_cat"]["dark_is_cat"] >= 0.9 and table["dark_is_dog"]["dark_is_dog"] >= 0.9
