@@ -154,6 +154,8 @@ def test_records_match_known_flips_and_scores(tmp_path: Path) -> None:
     assert timing["forward_s"] > 0 and timing["attribution_s"] > 0 and timing["overhead_ratio"] > 1
     report = (tmp_path / "report.md").read_text()
     assert "| cut50 |" in report and "E|∇X|" in report
+    assert "darkening: test accuracy (%) of every model on every split" in report
+    assert "| cut35 | 100.0 |" in report
     assert (tmp_path / "behaviour_darkening_darken.png").stat().st_size > 1000
     assert (tmp_path / "scores_darkening_darken.png").stat().st_size > 1000
 

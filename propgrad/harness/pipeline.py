@@ -147,7 +147,8 @@ def run_benchmark(
         records = [r for r in store.records() if r["kind"] in ("property", "baseline") and _in_layout(r, layout, settings)]
         summary = summarise(records, layout, settings.baselines, n_resamples=settings.n_resamples, seed=settings.seed)
         figures = write_plots(out_dir, records, summary, settings.baselines) if plots else []
-        text = format_report(summary, settings.baselines)
+        accuracy_tables = {name: info["accuracy_table"] for name, info in suite_info.items()}
+        text = format_report(summary, settings.baselines, accuracy_tables=accuracy_tables)
     timing = stopwatch.summary()
     results = {
         "format": "propgrad-benchmark/1",
@@ -168,7 +169,8 @@ def run_benchmark(
     timing_line = (f"timing: {timing['run_s']:.1f} s run ({timing.get('suite_setup_s', 0.0):.1f} s suite setup excluded), "
                    f"{timing['model_and_attribution_s']:.1f} s in model forward + attribution calls, "
                    f"overhead ratio {timing['overhead_ratio']}")
-    markdown = format_report(summary, settings.baselines, markdown=True, header=f"Settings: `{json.dumps(settings.to_dict())}`\n\n{timing_line}")
+    markdown = format_report(summary, settings.baselines, markdown=True, accuracy_tables=accuracy_tables,
+                             header=f"Settings: `{json.dumps(settings.to_dict())}`\n\n{timing_line}")
     atomic_write(out_dir / REPORT_NAME, lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
     say(text + "\n" + timing_line)
     say(f"wrote {out_dir / RESULTS_NAME}, {out_dir / REPORT_NAME} and {len(figures)} figures")

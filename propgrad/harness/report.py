@@ -65,6 +65,13 @@ def score_table(blocks: Mapping[str, Any], *, markdown: bool = False) -> str:
     return render_table(headers, rows, markdown=markdown)
 
 
+def model_accuracy_table(accuracy: Mapping[str, Mapping[str, float]], *, markdown: bool = False) -> str:
+    """Rows: models (their training split); columns: evaluation splits; test accuracy in % (Tab. 5)."""
+    splits = list(dict.fromkeys(split for row in accuracy.values() for split in row))
+    rows = [[model, *(f"{100 * row[s]:.1f}" if s in row else NA for s in splits)] for model, row in accuracy.items()]
+    return render_table(["model \\ test split", *splits], rows, markdown=markdown)
+
+
 def error_notes(summary: Mapping[str, Any]) -> list[str]:
     """One line per (suite, intervention, model, method) that is n/a, with the reason."""
     notes = []
@@ -78,15 +85,26 @@ def error_notes(summary: Mapping[str, Any]) -> list[str]:
 
 
 def format_report(
-    summary: Mapping[str, Any], baselines: Sequence[str], *, markdown: bool = False, header: str = ""
+    summary: Mapping[str, Any],
+    baselines: Sequence[str],
+    *,
+    markdown: bool = False,
+    header: str = "",
+    accuracy_tables: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
 ) -> str:
-    """Every table of a run, for the terminal (``markdown=False``) or for report.md."""
+    """Every table of a run, for the terminal (``markdown=False``) or for report.md.
+
+    ``accuracy_tables`` maps a suite to its models' test accuracy per split (Tab. 5 layout).
+    """
     h1 = (lambda t: f"# {t}") if markdown else (lambda t: f"== {t} ==")
     h2 = (lambda t: f"## {t}") if markdown else (lambda t: f"-- {t} --")
     parts = [h1("propgrad benchmark: predict the flip")]
     if header:
         parts.append(header)
     for suite, blocks in summary.items():
+        if accuracy_tables and suite in accuracy_tables:
+            parts.append(h2(f"{suite}: test accuracy (%) of every model on every split"))
+            parts.append(model_accuracy_table(accuracy_tables[suite], markdown=markdown))
         for intervention, block in blocks.items():
             for definition in FLIP_DEFINITIONS:
                 title = f"{suite} / {intervention}: {DEFINITION_TITLES[definition]}"
