@@ -14,7 +14,6 @@ device. Models are not modified: in-place ReLU modules are handled on a cached c
 
 from __future__ import annotations
 
-import warnings
 from abc import abstractmethod
 from typing import Any, Callable
 
@@ -23,102 +22,10 @@ from captum.attr import DeepLift, GuidedGradCam, IntegratedGradients, KernelShap
 from torch import nn
 
 from propgrad.baselines.base import AttributionBaseline
+from propgrad.baselines.captum_common import finish, positive_int, prepare_inputs, run_quietly, unit_float
 from propgrad.baselines.layers import get_layer, last_conv_name, relu_safe_model
 from propgrad.baselines.superpixels import superpixel_segments
 from propgrad.hookspecs import hookimpl
-from propgrad.validation import check_images
-
-_CAPTUM_NOISE = (
-    r"Setting (forward, )?backward hooks",
-    r"Input Tensor \d+ did not already require gradients",
-    r"Objective did not converge",
-)
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _unit_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1] (an image value), got {value!r}")
-    return float(value)
-
-
-def prepare_inputs(
-    model: nn.Module, images: torch.Tensor, target: torch.Tensor | int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate the arguments of ``attribute`` and return ``(images, target)`` ready for Captum.
-
-    Args:
-        model: Module mapping (B, 3, H, W) images in [0, 1] to logits (B, K).
-        images: Float tensor (B, 3, H, W) in [0, 1].
-        target: Class index per image, a long tensor (B,) or one int for all images.
-
-    Returns:
-        Detached images and a long target tensor (B,) on ``images.device``.
-
-    Raises:
-        TypeError: For a model that is not an ``nn.Module`` or a non-integer target.
-        ValueError: For bad images, a model on another device or with outputs not (B, K), or a
-            target of the wrong shape or out of range.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    images = check_images(images, "images", batched=True).detach()
-    batch = images.shape[0]
-    for parameter in model.parameters():
-        if parameter.device != images.device:
-            raise ValueError(
-                f"model is on {parameter.device} but images are on {images.device}; "
-                "move them to the same device"
-            )
-        break
-    if isinstance(target, int) and not isinstance(target, bool):
-        target = torch.full((batch,), target, dtype=torch.long)
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be an int or a long tensor of shape ({batch},), got "
-                        f"{type(target).__name__}")
-    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
-    if target.dim() == 0:
-        target = target.expand(batch)
-    if target.shape != (batch,):
-        raise ValueError(f"target must have shape ({batch},), one class per image, got "
-                         f"{tuple(target.shape)}")
-    target = target.to(images.device, torch.long)
-    with torch.no_grad():
-        logits = model(images)
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != batch:
-        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"model must map {batch} images to logits of shape ({batch}, K), got {got}")
-    n_classes = logits.shape[1]
-    if bool(((target < 0) | (target >= n_classes)).any()):
-        raise ValueError(f"target must hold class indices in [0, {n_classes - 1}] (the model has "
-                         f"{n_classes} outputs), got {target.tolist()}")
-    return images, target
-
-
-def finish(maps: Any, images: torch.Tensor, method: str) -> torch.Tensor:
-    """Detach the maps, move them to the images' device and insist they are finite."""
-    if not isinstance(maps, torch.Tensor):
-        raise ValueError(f"{method}: Captum returned no attribution map ({type(maps).__name__})")
-    maps = maps.detach().to(images.device)
-    if not torch.isfinite(maps).all():
-        raise ValueError(f"{method} returned NaN or Inf attributions; check the model outputs "
-                         "and the images (degenerate superpixels or a diverging model)")
-    return maps
-
-
-def run_quietly(call: Callable[[], Any]) -> Any:
-    """Run a Captum call with its per-call chatter (hook notices) silenced."""
-    with warnings.catch_warnings():
-        for pattern in _CAPTUM_NOISE:
-            warnings.filterwarnings("ignore", message=pattern)
-        return call()
-
 
 class IntegratedGradientsBaseline(AttributionBaseline):
     """Integrated Gradients from a constant baseline image (black by default).
@@ -135,11 +42,11 @@ class IntegratedGradientsBaseline(AttributionBaseline):
 
     def __init__(self, *, n_steps: int = 50, baseline: float = 0.0, method: str = "gausslegendre",
                  internal_batch_size: int | None = None) -> None:
-        self.n_steps = _positive_int(n_steps, "n_steps")
-        self.baseline = _unit_float(baseline, "baseline")
+        self.n_steps = positive_int(n_steps, "n_steps")
+        self.baseline = unit_float(baseline, "baseline")
         self.method = method
         if internal_batch_size is not None:
-            _positive_int(internal_batch_size, "internal_batch_size")
+            positive_int(internal_batch_size, "internal_batch_size")
         self.internal_batch_size = internal_batch_size
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -165,7 +72,7 @@ class DeepLiftBaseline(AttributionBaseline):
     description = "DeepLIFT (Captum) against a black reference image"
 
     def __init__(self, *, baseline: float = 0.0) -> None:
-        self.baseline = _unit_float(baseline, "baseline")
+        self.baseline = unit_float(baseline, "baseline")
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         images, target = prepare_inputs(model, images, target)
@@ -222,10 +129,10 @@ class OcclusionBaseline(AttributionBaseline):
 
     def __init__(self, *, window: int = 9, stride: int = 4, baseline: float = 0.5,
                  perturbations_per_eval: int = 16) -> None:
-        self.window = _positive_int(window, "window")
-        self.stride = _positive_int(stride, "stride")
-        self.baseline = _unit_float(baseline, "baseline")
-        self.perturbations_per_eval = _positive_int(perturbations_per_eval, "perturbations_per_eval")
+        self.window = positive_int(window, "window")
+        self.stride = positive_int(stride, "stride")
+        self.baseline = unit_float(baseline, "baseline")
+        self.perturbations_per_eval = positive_int(perturbations_per_eval, "perturbations_per_eval")
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         images, target = prepare_inputs(model, images, target)
@@ -252,18 +159,18 @@ class _SuperpixelBaseline(AttributionBaseline):
     def __init__(self, *, n_samples: int | None = None, n_segments: int = 100,
                  compactness: float = 1.0, min_segments: int = 4, baseline: float = 0.5,
                  perturbations_per_eval: int = 16, seed: int = 0) -> None:
-        self.n_samples = _positive_int(
+        self.n_samples = positive_int(
             self.default_samples if n_samples is None else n_samples, "n_samples")
-        self.n_segments = _positive_int(n_segments, "n_segments")
+        self.n_segments = positive_int(n_segments, "n_segments")
         if self.n_segments < 2:
             raise ValueError(f"n_segments must be at least 2, got {n_segments}")
         if isinstance(compactness, bool) or not isinstance(compactness, (int, float)) \
                 or not compactness > 0:
             raise ValueError(f"compactness must be a positive number, got {compactness!r}")
         self.compactness = float(compactness)
-        self.min_segments = _positive_int(min_segments, "min_segments")
-        self.baseline = _unit_float(baseline, "baseline")
-        self.perturbations_per_eval = _positive_int(perturbations_per_eval, "perturbations_per_eval")
+        self.min_segments = positive_int(min_segments, "min_segments")
+        self.baseline = unit_float(baseline, "baseline")
+        self.perturbations_per_eval = positive_int(perturbations_per_eval, "perturbations_per_eval")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         self.seed = seed

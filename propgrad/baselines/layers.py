@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import weakref
 
-import torch
 from torch import nn
 
 _SAFE_COPIES: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()

@@ -10,7 +10,6 @@ computed without loading anything, for cache keys of generated sequences.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 

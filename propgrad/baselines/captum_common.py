@@ -1,0 +1,102 @@
+"""Input checks and output handling shared by the Captum baselines."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from propgrad.validation import check_images
+
+_CAPTUM_NOISE = (
+    r"Setting (forward, )?backward hooks",
+    r"Input Tensor \d+ did not already require gradients",
+    r"Objective did not converge",
+)
+
+
+def positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def unit_float(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1] (an image value), got {value!r}")
+    return float(value)
+
+
+def prepare_inputs(
+    model: nn.Module, images: torch.Tensor, target: torch.Tensor | int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate the arguments of ``attribute`` and return ``(images, target)`` ready for Captum.
+
+    Args:
+        model: Module mapping (B, 3, H, W) images in [0, 1] to logits (B, K).
+        images: Float tensor (B, 3, H, W) in [0, 1].
+        target: Class index per image, a long tensor (B,) or one int for all images.
+
+    Returns:
+        Detached images and a long target tensor (B,) on ``images.device``.
+
+    Raises:
+        TypeError: For a model that is not an ``nn.Module`` or a non-integer target.
+        ValueError: For bad images, a model on another device or with outputs not (B, K), or a
+            target of the wrong shape or out of range.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    images = check_images(images, "images", batched=True).detach()
+    batch = images.shape[0]
+    for parameter in model.parameters():
+        if parameter.device != images.device:
+            raise ValueError(
+                f"model is on {parameter.device} but images are on {images.device}; "
+                "move them to the same device"
+            )
+        break
+    if isinstance(target, int) and not isinstance(target, bool):
+        target = torch.full((batch,), target, dtype=torch.long)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be an int or a long tensor of shape ({batch},), got "
+                        f"{type(target).__name__}")
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+    if target.dim() == 0:
+        target = target.expand(batch)
+    if target.shape != (batch,):
+        raise ValueError(f"target must have shape ({batch},), one class per image, got "
+                         f"{tuple(target.shape)}")
+    target = target.to(images.device, torch.long)
+    with torch.no_grad():
+        logits = model(images)
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != batch:
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"model must map {batch} images to logits of shape ({batch}, K), got {got}")
+    n_classes = logits.shape[1]
+    if bool(((target < 0) | (target >= n_classes)).any()):
+        raise ValueError(f"target must hold class indices in [0, {n_classes - 1}] (the model has "
+                         f"{n_classes} outputs), got {target.tolist()}")
+    return images, target
+
+
+def finish(maps: Any, images: torch.Tensor, method: str) -> torch.Tensor:
+    """Detach the maps, move them to the images' device and insist they are finite."""
+    if not isinstance(maps, torch.Tensor):
+        raise ValueError(f"{method}: Captum returned no attribution map ({type(maps).__name__})")
+    maps = maps.detach().to(images.device)
+    if not torch.isfinite(maps).all():
+        raise ValueError(f"{method} returned NaN or Inf attributions; check the model outputs "
+                         "and the images (degenerate superpixels or a diverging model)")
+    return maps
+
+
+def run_quietly(call: Callable[[], Any]) -> Any:
+    """Run a Captum call with its per-call chatter (hook notices) silenced."""
+    with warnings.catch_warnings():
+        for pattern in _CAPTUM_NOISE:
+            warnings.filterwarnings("ignore", message=pattern)
+        return call()
