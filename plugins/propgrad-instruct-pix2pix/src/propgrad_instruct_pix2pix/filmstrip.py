@@ -5,45 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
+from propgrad.plotting import save_filmstrip as _save_filmstrip
 
 
-def save_filmstrip(sequence: Any, path: str | Path, *, max_frames: int = 12, thumb_inches: float = 1.4) -> Path:
-    """Save a row of thumbnails of ``sequence`` to ``path`` (any format matplotlib writes).
-
-    Long sequences are thinned to ``max_frames`` evenly spaced steps, always keeping the first
-    and the last one.
+def save_filmstrip(sequence: Any, path: str | Path, *, max_frames: int = 12) -> Path:
+    """Save a row of evenly spaced thumbnails of ``sequence`` to ``path``, atomically.
 
     Args:
         sequence: An ``InterventionSequence``; its ``metadata["fidelity"]["ssim"]`` (if present)
-            is printed under each thumbnail with the property value.
-        path: Output file; parent folders are created.
-        max_frames: Most thumbnails to draw (at least 2).
-        thumb_inches: Width of one thumbnail in inches.
+            is printed under each thumbnail with the property value, so a broken edit (the
+            subject changes, not the property) stands out.
+        path: Output file (PNG); parent folders are created.
+        max_frames: Most thumbnails to draw (at least 2); the first and last step are always shown.
 
     Returns:
         The written path.
     """
-    from matplotlib.figure import Figure
-
     if max_frames < 2:
         raise ValueError(f"max_frames must be at least 2, got {max_frames}")
-    n = len(sequence)
-    idx = torch.linspace(0, n - 1, min(n, max_frames)).round().long().unique().tolist()
     ssim = (sequence.metadata.get("fidelity") or {}).get("ssim")
-    fig = Figure(figsize=(thumb_inches * len(idx), thumb_inches + 0.6))
-    axes = fig.subplots(1, len(idx), squeeze=False)
-    for ax, i in zip(axes[0], idx):
-        ax.imshow(sequence.images[i].detach().float().cpu().permute(1, 2, 0).clamp(0, 1).numpy())
-        label = f"{float(sequence.values[i]):.2f}"
-        if ssim is not None:
-            label += f"\nSSIM {ssim[i]:.2f}"
-        ax.set_xlabel(label, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"{sequence.property_name} ({sequence.unit})", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return path
+    captions = [f"SSIM {s:.2f}" for s in ssim] if ssim is not None else None
+    return _save_filmstrip(Path(path), sequence.images, sequence.values, frames=max_frames,
+                           title=f"{sequence.property_name} ({sequence.unit})", captions=captions)
