@@ -295,3 +295,15 @@ def test_real_fur_suite_end_to_end(tmp_path: Path) -> None:
                 assert 0.0 <= row["property_score"]["accuracy_mean"] <= 1.0
     assert all(r["error"] is None for r in results["records"] if r["kind"] == "baseline")
     assert (tmp_path / "report.md").exists() and results["figures"]
+
+
+def test_model_accuracy_table_follows_the_suite_order_not_json_key_order() -> None:
+    from propgrad.harness.report import model_accuracy_table
+
+    cached = {"b_model": {"a_split": 0.5, "b_model": 0.9, "z_model": 0.1},
+              "z_model": {"a_split": 0.25, "b_model": 0.2, "z_model": 1.0}}
+    table = model_accuracy_table(cached, order=["z_model", "b_model"])
+    lines = table.splitlines()
+    assert lines[0].split() == ["model", "\\", "test", "split", "z_model", "b_model", "a_split"]
+    assert lines[2].split() == ["z_model", "100.0", "20.0", "25.0"]
+    assert lines[3].split() == ["b_model", "10.0", "90.0", "50.0"]

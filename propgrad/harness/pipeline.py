@@ -148,7 +148,8 @@ def run_benchmark(
         summary = summarise(records, layout, settings.baselines, n_resamples=settings.n_resamples, seed=settings.seed)
         figures = write_plots(out_dir, records, summary, settings.baselines) if plots else []
         accuracy_tables = {name: info["accuracy_table"] for name, info in suite_info.items()}
-        text = format_report(summary, settings.baselines, accuracy_tables=accuracy_tables)
+        model_order = {name: info["models"] for name, info in suite_info.items()}
+        text = format_report(summary, settings.baselines, accuracy_tables=accuracy_tables, model_order=model_order)
     timing = stopwatch.summary()
     results = {
         "format": "propgrad-benchmark/1",
@@ -169,7 +170,7 @@ def run_benchmark(
     timing_line = (f"timing: {timing['run_s']:.1f} s run ({timing.get('suite_setup_s', 0.0):.1f} s suite setup excluded), "
                    f"{timing['model_and_attribution_s']:.1f} s in model forward + attribution calls, "
                    f"overhead ratio {timing['overhead_ratio']}")
-    markdown = format_report(summary, settings.baselines, markdown=True, accuracy_tables=accuracy_tables,
+    markdown = format_report(summary, settings.baselines, markdown=True, accuracy_tables=accuracy_tables, model_order=model_order,
                              header=f"Settings: `{json.dumps(settings.to_dict())}`\n\n{timing_line}")
     atomic_write(out_dir / REPORT_NAME, lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
     say(text + "\n" + timing_line)

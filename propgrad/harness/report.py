@@ -65,10 +65,19 @@ def score_table(blocks: Mapping[str, Any], *, markdown: bool = False) -> str:
     return render_table(headers, rows, markdown=markdown)
 
 
-def model_accuracy_table(accuracy: Mapping[str, Mapping[str, float]], *, markdown: bool = False) -> str:
-    """Rows: models (their training split); columns: evaluation splits; test accuracy in % (Tab. 5)."""
-    splits = list(dict.fromkeys(split for row in accuracy.values() for split in row))
-    rows = [[model, *(f"{100 * row[s]:.1f}" if s in row else NA for s in splits)] for model, row in accuracy.items()]
+def model_accuracy_table(
+    accuracy: Mapping[str, Mapping[str, float]], *, order: Sequence[str] = (), markdown: bool = False
+) -> str:
+    """Rows: models; columns: evaluation splits; test accuracy in % (Tab. 5).
+
+    Models (and splits named like them) come in ``order`` first, so a table read back from the
+    cache (whose JSON keys are sorted) looks like a freshly computed one.
+    """
+    rank = {name: i for i, name in enumerate(order)}
+    models = sorted(accuracy, key=lambda m: (rank.get(m, len(rank)), m))
+    seen = list(dict.fromkeys(split for model in models for split in accuracy[model]))
+    splits = sorted(seen, key=lambda s: (rank.get(s, len(rank)), seen.index(s)))
+    rows = [[m, *(f"{100 * accuracy[m][s]:.1f}" if s in accuracy[m] else NA for s in splits)] for m in models]
     return render_table(["model \\ test split", *splits], rows, markdown=markdown)
 
 
@@ -91,10 +100,12 @@ def format_report(
     markdown: bool = False,
     header: str = "",
     accuracy_tables: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    model_order: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """Every table of a run, for the terminal (``markdown=False``) or for report.md.
 
-    ``accuracy_tables`` maps a suite to its models' test accuracy per split (Tab. 5 layout).
+    ``accuracy_tables`` maps a suite to its models' test accuracy per split (Tab. 5 layout), in
+    the suite's model order (``model_order``).
     """
     h1 = (lambda t: f"# {t}") if markdown else (lambda t: f"== {t} ==")
     h2 = (lambda t: f"## {t}") if markdown else (lambda t: f"-- {t} --")
@@ -104,7 +115,8 @@ def format_report(
     for suite, blocks in summary.items():
         if accuracy_tables and suite in accuracy_tables:
             parts.append(h2(f"{suite}: test accuracy (%) of every model on every split"))
-            parts.append(model_accuracy_table(accuracy_tables[suite], markdown=markdown))
+            order = (model_order or {}).get(suite, ())
+            parts.append(model_accuracy_table(accuracy_tables[suite], order=order, markdown=markdown))
         for intervention, block in blocks.items():
             for definition in FLIP_DEFINITIONS:
                 title = f"{suite} / {intervention}: {DEFINITION_TITLES[definition]}"
