@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 import torch
@@ -77,7 +77,9 @@ def permutation_indices(n: int, k: int, generator: torch.Generator) -> torch.Ten
     SIMD integer sort yields the order); rows where two keys tie are drawn again, which keeps the
     permutations exactly uniform (a tie would otherwise favour the lower position). The keys come
     from numpy's SFC64 bit generator seeded with 128 bits drawn from ``generator``, about three
-    times faster than torch's CPU generator; the same generator state gives the same permutations.
+    times faster than torch's CPU generator. Rows are drawn in cache-sized blocks, tied rows redrawn before the next block, so
+    :func:`permutation_blocks` yields exactly these rows; the same generator state gives the same
+    permutations.
 
     Args:
         n: Length of each permutation (>= 1).
@@ -88,20 +90,42 @@ def permutation_indices(n: int, k: int, generator: torch.Generator) -> torch.Ten
         An int32 tensor (k, n) on the CPU (half the memory of int64, and faster to gather with);
         row j is the order of the j-th shuffle.
     """
+    perms = np.empty((k, n), dtype=np.int32)
+    for _ in permutation_blocks(n, k, generator, out=perms):
+        pass
+    return torch.from_numpy(perms)
+
+
+def permutation_blocks(
+    n: int, k: int, generator: torch.Generator, *, out: np.ndarray | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The rows of :func:`permutation_indices` block by block: ``(start, rows)`` pairs.
+
+    Args:
+        n: Length of each permutation (>= 1).
+        k: Number of permutations (>= 1).
+        generator: A CPU ``torch.Generator``; it is advanced when iteration starts.
+        out: Optional int32 array (k, n) to fill; each yielded block is then a view of it.
+            Without it, one cache-sized buffer is reused: consume each block before the next.
+
+    Yields:
+        ``(s, block)``: an int32 array (b, n) holding permutations ``s:s + b``.
+    """
     words = torch.randint(0, 2**62, (2,), generator=generator, dtype=torch.int64).tolist()
     bits = np.random.SFC64(np.random.SeedSequence(words))
     shift = max(1, (n - 1).bit_length())
     dtype = np.int32 if 100 * n * n <= 2 ** (32 - shift) else np.int64  # <= ~0.5 % of rows redrawn
-    perms = np.empty((k, n), dtype=np.int32)
-    rows = max(1, SHUFFLE_BLOCK_BYTES // (n * 8))
-    tied = [s + _sort_positions(bits, perms[s : s + rows], shift, dtype) for s in range(0, k, rows)]
-    redo = np.concatenate(tied)
-    while redo.size:
-        again = np.empty((redo.size, n), dtype=np.int32)
-        tied_again = _sort_positions(bits, again, shift, dtype)
-        perms[redo] = again
-        redo = redo[tied_again]
-    return torch.from_numpy(perms)
+    rows = min(k, max(1, SHUFFLE_BLOCK_BYTES // (n * 8)))
+    buffer = np.empty((rows, n), dtype=np.int32) if out is None else None
+    for s in range(0, k, rows):
+        block = buffer[: min(rows, k - s)] if out is None else out[s : s + rows]
+        redo = _sort_positions(bits, block, shift, dtype)
+        while redo.size:
+            again = np.empty((redo.size, n), dtype=np.int32)
+            tied_again = _sort_positions(bits, again, shift, dtype)
+            block[redo] = again
+            redo = redo[tied_again]
+        yield s, block
 
 
 def _sort_positions(bits: np.random.BitGenerator, out: np.ndarray, shift: int, dtype: type) -> np.ndarray:

@@ -35,7 +35,6 @@ from propgrad.sources.base import InterventionSequence
 from propgrad.sources.gaussian_vignette import GaussianVignetteSource
 from propgrad.suites.cached import CachedSuite
 from propgrad.suites.fur_scenes import FUR_SPLITS, draw_scenes, fur_levels, fur_sequence, fur_target
-from propgrad.suites.training import TrainingConfig
 
 WRONG_COLOUR_BAND = (0.4, 0.9)
 """Accuracy range on wrong-colour images that the biased models' link strength is chosen for."""
@@ -72,11 +71,6 @@ class FurSuite(CachedSuite):
         return {**self.settings_base(), **sizes, "link": 0.92, "max_darkening": -0.9,
                 "darken_fraction": 0.5, "vignette_sigma": 0.35, "steps": 21, "dark_cut": 0.5}
 
-    def training_config(self) -> TrainingConfig:
-        """Quick: ConvMixer dim 48, depth 4, 10 epochs (~15 s per model on 2 idle cores); full: larger."""
-        if self.quick:
-            return TrainingConfig(epochs=10, batch_size=64, lr=4e-3, dim=48, depth=4, kernel_size=5, patch_size=4)
-        return TrainingConfig(epochs=15, batch_size=64, lr=3e-3, dim=64, depth=5, kernel_size=5, patch_size=4)
 
     def images_per_class(self) -> int:
         """25 images per class and resample in quick mode, 150 (the paper) in full mode."""

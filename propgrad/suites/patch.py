@@ -28,7 +28,6 @@ from propgrad.sources.base import InterventionSequence
 from propgrad.suites.cached import CachedSuite
 from propgrad.suites.fur import balanced_labels
 from propgrad.suites.patch_scenes import draw_lesions, keep_out_zone, patch_bank
-from propgrad.suites.training import TrainingConfig
 
 TRAIN_PATCH_SEEDS = 0
 """First seed of the training patches."""
@@ -60,11 +59,6 @@ class PatchSuite(CachedSuite):
         return {**self.settings_base(), **sizes, "patch_fraction": 0.5, "patch_side_fraction": 0.28,
                 "train_patches": 64, "held_out_patches": 16, "steps": 21}
 
-    def training_config(self) -> TrainingConfig:
-        """Quick: ConvMixer dim 48, depth 4; full: dim 64, depth 5, more epochs."""
-        if self.quick:
-            return TrainingConfig(epochs=10, batch_size=64, lr=4e-3, dim=48, depth=4, kernel_size=5, patch_size=4)
-        return TrainingConfig(epochs=15, batch_size=64, lr=3e-3, dim=64, depth=5, kernel_size=5, patch_size=4)
 
     def images_per_class(self) -> int:
         """25 melanomas per resample in quick mode, 100 (the paper) in full mode."""
