@@ -26,13 +26,15 @@ import torch
 from propgrad.null_statistics import StatisticFn, make_null_statistic, two_sided_p_values
 from propgrad.scoring import as_outputs, as_values
 
-__all__ = ["PermutationResult", "clear_cache", "permutation_indices", "permutation_test", "seeded_permutations",
-           "two_sided_p_values"]
+__all__ = ["PermutationResult", "clear_cache", "permutation_blocks", "permutation_indices", "permutation_test",
+           "seeded_permutations", "two_sided_p_values"]
 KEEP_NULL_MAX_COLUMNS = 16
 MEMO_MAX_BYTES = 128 * 2**20
 SHUFFLE_BLOCK_BYTES = 2**19  # keys drawn and sorted in blocks: cache-sized, reused memory
 CHUNK_BYTES = 4 * 2**20  # chunks whose temporaries stay cache-sized (and reuse freed memory) run faster
+SEEN_MAX = 256
 _MEMO: OrderedDict[tuple, tuple[torch.Tensor, ...]] = OrderedDict()
+_SEEN: OrderedDict[tuple, None] = OrderedDict()  # (n, k, seed) streamed once, memoised on the next use
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,9 @@ def permutation_indices(n: int, k: int, generator: torch.Generator) -> torch.Ten
     SIMD integer sort yields the order); rows where two keys tie are drawn again, which keeps the
     permutations exactly uniform (a tie would otherwise favour the lower position). The keys come
     from numpy's SFC64 bit generator seeded with 128 bits drawn from ``generator``, about three
-    times faster than torch's CPU generator. Rows are drawn in cache-sized blocks, tied rows redrawn before the next block, so
-    :func:`permutation_blocks` yields exactly these rows; the same generator state gives the same
-    permutations.
+    times faster than torch's CPU generator. Rows are drawn in cache-sized blocks, tied rows
+    redrawn before the next block, so :func:`permutation_blocks` yields exactly these rows; the same
+    generator state gives the same permutations.
 
     Args:
         n: Length of each permutation (>= 1).
@@ -157,6 +159,7 @@ def seeded_permutations(n: int, k: int, seed: int) -> torch.Tensor:
 def clear_cache() -> None:
     """Forget the memoised permutation matrices and the index tensors derived from them."""
     _MEMO.clear()
+    _SEEN.clear()
 
 
 def _memoised(key: tuple | None, build: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
@@ -239,13 +242,15 @@ def permutation_test(
     x = as_values(values, n, dtype=torch.float64, device=y.device)
     k = int(n_permutations)
     name, kernel = make_null_statistic(statistic, x, k, c, periodic=periodic, period=period, edge_order=edge_order)
-    perms = seeded_permutations(n, k, int(seed)).to(y.device)
-    signature = kernel.signature
-    key = None if signature is None else (type(kernel).__name__, signature, n, k, int(seed), str(y.device), y.dtype)
-    bound = _memoised(key, lambda: kernel.bind(perms, y.dtype))
-    bound_identity = kernel.bind(torch.arange(n, device=y.device)[None], y.dtype)
     itemsize = y.element_size()
     cols = max(1, min(c, kernel.columns_per_block(c, itemsize), memory_budget // (2 * k * itemsize)))
+    stream = cols >= c and _first_use(n, k, int(seed))
+    if not stream:
+        perms = seeded_permutations(n, k, int(seed)).to(y.device)
+        signature = kernel.signature
+        key = None if signature is None else (type(kernel).__name__, signature, n, k, int(seed), str(y.device), y.dtype)
+        bound = _memoised(key, lambda: kernel.bind(perms, y.dtype))
+    bound_identity = kernel.bind(torch.arange(n, device=y.device)[None], y.dtype)
     stats, pvals, nulls = [], [], []
     for c0 in range(0, c, cols):
         yc = y[:, c0 : c0 + cols].contiguous()
@@ -254,8 +259,11 @@ def permutation_test(
         b = chunk_size or max(1, min(memory_budget, CHUNK_BYTES) // per_permutation)
         observed = kernel.run(prepared, bound_identity, 0, 1)[0]
         null = torch.empty(k, yc.shape[1], dtype=y.dtype, device=y.device)
-        for s in range(0, k, b):
-            null[s : s + b] = kernel.run(prepared, bound, s, min(s + b, k))
+        if stream:
+            _run_streamed(kernel, prepared, null, n, int(seed), b)
+        else:
+            for s in range(0, k, b):
+                null[s : s + b] = kernel.run(prepared, bound, s, min(s + b, k))
         p = two_sided_p_values(observed, null)
         constant = (yc == yc[:1]).all(0)
         stats.append(observed)
@@ -275,3 +283,29 @@ def permutation_test(
         alpha=float(alpha),
         statistic_name=name,
     )
+
+
+def _first_use(n: int, k: int, seed: int) -> bool:
+    """True (and remember it) the first time (n, k, seed) is asked for while not memoised.
+
+    A first call streams its permutations block by block (no (K, N) matrix to fault in); only a
+    second use draws and memoises the matrix, as when many images are scored with one setting.
+    """
+    key = ("permutations", n, k, seed)
+    if key in _MEMO or key in _SEEN:
+        return False
+    _SEEN[key] = None
+    while len(_SEEN) > SEEN_MAX:
+        _SEEN.popitem(last=False)
+    return True
+
+
+def _run_streamed(kernel: Any, prepared: Any, null: torch.Tensor, n: int, seed: int, chunk: int) -> None:
+    """Fill ``null`` (K, C) with the kernel's statistics while drawing the seeded permutations by block."""
+    k = null.shape[0]
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    for s, block in permutation_blocks(n, k, generator):
+        bound = kernel.bind(torch.from_numpy(block).to(null.device), null.dtype)
+        rows = block.shape[0]
+        for j in range(0, rows, chunk):
+            null[s + j : s + min(j + chunk, rows)] = kernel.run(prepared, bound, j, min(j + chunk, rows))

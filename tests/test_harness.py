@@ -273,12 +273,11 @@ def test_cli_rejects_unknown_suite_cleanly(capsys: pytest.CaptureFixture[str], t
 
 
 @pytest.mark.slow
-def test_real_fur_suite_end_to_end(tmp_path: Path) -> None:
-    """The quick fur suite with two real baselines on a small pool (skipped if not registered)."""
-    from propgrad.plugins import get_baseline, list_suites
+def test_real_fur_suite_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-in quick fur suite with two real baselines on a small pool, in a private cache."""
+    from propgrad.plugins import get_baseline
 
-    if "fur" not in list_suites():
-        pytest.skip("the fur suite is not registered")
+    monkeypatch.setenv("PROPGRAD_CACHE_DIR", str(tmp_path / "cache"))
     from propgrad.harness import preset
     from dataclasses import replace
 
@@ -286,7 +285,7 @@ def test_real_fur_suite_end_to_end(tmp_path: Path) -> None:
     classes = {n: get_baseline(n) for n in names}
     st = replace(preset(quick=True, suites=("fur",), baselines=names, baseline_classes=classes, n_permutations=200),
                  pool_per_class=3)
-    results = run_benchmark(st, tmp_path)
+    results = run_benchmark(st, tmp_path / "out")
     table = results["summary"]["fur"]
     for intervention, block in table.items():
         for definition in ("anywhere", "final"):
@@ -294,7 +293,8 @@ def test_real_fur_suite_end_to_end(tmp_path: Path) -> None:
                 assert set(row) == {"property_score", "output_reference", *names}
                 assert 0.0 <= row["property_score"]["accuracy_mean"] <= 1.0
     assert all(r["error"] is None for r in results["records"] if r["kind"] == "baseline")
-    assert (tmp_path / "report.md").exists() and results["figures"]
+    assert (tmp_path / "out" / "report.md").exists() and results["figures"]
+    assert any((tmp_path / "cache" / "suites" / "fur").iterdir())
 
 
 def test_model_accuracy_table_follows_the_suite_order_not_json_key_order() -> None:

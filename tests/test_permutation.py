@@ -10,9 +10,12 @@ import pytest
 import torch
 
 from propgrad import null_statistics
+from propgrad import permutation as permutation_module
 from propgrad.permutation import (
     PermutationResult,
     _sort_positions,
+    clear_cache,
+    permutation_blocks,
     permutation_indices,
     permutation_test,
     seeded_permutations,
@@ -106,6 +109,59 @@ def test_seed_determinism() -> None:
     r3 = permutation_test(y, n_permutations=500, seed=12)
     assert torch.equal(r1.p_value, r2.p_value) and torch.equal(r1.null_distribution, r2.null_distribution)
     assert not torch.equal(r1.null_distribution, r3.null_distribution)
+
+
+def test_permutation_blocks_yield_the_rows_of_permutation_indices(monkeypatch) -> None:
+    monkeypatch.setattr(permutation_module, "SHUFFLE_BLOCK_BYTES", 8 * 10 * 64)  # 64-row blocks
+    whole = permutation_indices(10, 1000, torch.Generator().manual_seed(2)).numpy()
+    blocks = [(s, b.copy()) for s, b in permutation_blocks(10, 1000, torch.Generator().manual_seed(2))]
+    assert [s for s, _ in blocks] == list(range(0, 1000, 64))
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), whole)
+    out = np.empty((1000, 10), dtype=np.int32)
+    for s, b in permutation_blocks(10, 1000, torch.Generator().manual_seed(2), out=out):
+        assert np.shares_memory(b, out)
+    np.testing.assert_array_equal(out, whole)
+    # a row reported tied is redrawn before its block is yielded; the other rows stay put
+    calls = []
+
+    def tie_row_five(bits, out, shift, dtype):
+        tied = sort_positions(bits, out, shift, dtype)
+        calls.append(out.shape[0])
+        return np.union1d(tied, [5]) if len(calls) == 1 else tied
+
+    sort_positions = permutation_module._sort_positions
+    monkeypatch.setattr(permutation_module, "_sort_positions", tie_row_five)
+    redrawn = next(permutation_blocks(10, 1000, torch.Generator().manual_seed(2)))[1]
+    assert calls == [64, 1]
+    assert not np.array_equal(redrawn[5], whole[5]) and sorted(redrawn[5].tolist()) == list(range(10))
+    np.testing.assert_array_equal(np.delete(redrawn, 5, 0), np.delete(whole[:64], 5, 0))
+
+
+@pytest.mark.parametrize("statistic", ["gradient", "table", "pearson", "callable"])
+def test_first_streamed_call_equals_memoised_calls(statistic: str, monkeypatch) -> None:
+    # a first call for (N, K, seed) computes while drawing; later calls use the memoised matrix
+    monkeypatch.setattr(permutation_module, "SHUFFLE_BLOCK_BYTES", 8 * 20 * 50)  # 50-row blocks
+    if statistic == "table":
+        monkeypatch.setattr(null_statistics, "TABLE_MIN_COLUMNS", 1)
+
+    def spread(permuted: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        return (permuted[:, 1:] - permuted[:, :-1]).abs().amax(1)
+
+    kwargs = {"statistic": spread if statistic == "callable" else statistic.replace("table", "gradient")}
+    y = torch.randn(20, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    clear_cache()
+    first = permutation_test(y, n_permutations=333, seed=8, chunk_size=7, **kwargs)
+    assert not permutation_module._MEMO  # nothing memoised by a first call
+    second = permutation_test(y, n_permutations=333, seed=8, chunk_size=100, **kwargs)
+    assert permutation_module._MEMO  # the second use memoises the permutations
+    third = permutation_test(y, n_permutations=333, seed=8, **kwargs)
+    for other in (second, third):
+        assert torch.equal(first.null_distribution, other.null_distribution)
+        assert torch.equal(first.p_value, other.p_value) and torch.equal(first.statistic, other.statistic)
+    perms = seeded_permutations(20, 333, 8)
+    expected = kwargs["statistic"](y[perms.long()], torch.arange(20.0)) if statistic == "callable" else None
+    if expected is not None:
+        assert torch.equal(first.null_distribution, expected)
 
 
 @pytest.mark.parametrize("statistic", ["gradient", "pearson"])
