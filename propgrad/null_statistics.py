@@ -43,13 +43,13 @@ def two_sided_p_values(observed: torch.Tensor, null: torch.Tensor) -> torch.Tens
         p-values (C,) in the dtype of ``null``; 1 where ``observed`` or the null mean is NaN.
     """
     k = null.shape[0]
-    finite = torch.isfinite(null)
-    if bool(finite.all()):
+    lo, hi = torch.aminmax(null, dim=0)  # NaN or +-inf anywhere shows in the extremes
+    if bool(torch.isfinite(lo).all() and torch.isfinite(hi).all()):
         mean = null.mean(0)
-        lo, hi = torch.aminmax(null, dim=0)
         scale = torch.maximum(torch.maximum(observed.abs(), mean.abs()), torch.maximum(lo.abs(), hi.abs()))
         extra = 0
     else:
+        finite = torch.isfinite(null)
         count = finite.sum(0)
         mean = torch.where(finite, null, 0).sum(0) / count.clamp_min(1)
         mean = torch.where(count > 0, mean, torch.nan)
@@ -107,18 +107,23 @@ class GradientNull:
     ) -> None:
         idx, w = finite_difference_weights(x, edge_order=edge_order, periodic=periodic, period=period)
         self.n = n = idx.shape[0]
-        big = w.abs().amax(1, keepdim=True)
-        live = w.abs() > 1e-9 * big  # weights below 1e-9 of the row's largest count as zero
-        order = torch.argsort((~live).to(torch.int8), dim=1, stable=True)  # live weights first
-        w_sorted, idx_sorted = w.gather(1, order), idx.gather(1, order)
-        pair = (live.sum(1) == 2) & ((w_sorted[:, 0] + w_sorted[:, 1]).abs() <= 1e-9 * big[:, 0])
-        self.use_table = c >= TABLE_MIN_COLUMNS and bool(pair.any()) and n * n <= k * int(pair.sum())
+        self.use_table = False
+        if c >= TABLE_MIN_COLUMNS:  # (few columns: skip the analysis, the banded strategy is used)
+            big = w.abs().amax(1, keepdim=True)
+            live = w.abs() > 1e-9 * big  # weights below 1e-9 of the row's largest count as zero
+            order = torch.argsort((~live).to(torch.int8), dim=1, stable=True)  # live weights first
+            w_sorted, idx_sorted = w.gather(1, order), idx.gather(1, order)
+            pair = (live.sum(1) == 2) & ((w_sorted[:, 0] + w_sorted[:, 1]).abs() <= 1e-9 * big[:, 0])
+            self.use_table = bool(pair.any()) and n * n <= k * int(pair.sum())
         if not self.use_table:
             self.signature = None
             self.ends = torch.stack([idx[0], idx[-1]]).reshape(-1)
             self.end_w = torch.stack([w[0], w[-1]])
             self.lo, self.mid, self.hi = w[1:-1].unbind(1)
             self.uniform = bool((self.mid == 0).all()) and bool((self.lo == -self.hi).all())
+            # one weight for every interior row (uniform steps): applied once, after the sum
+            self.step_w = float(self.hi[0]) if self.uniform and n > 2 and bool((self.hi == self.hi[0]).all()) else None
+            self.end_pairs, self.end_scale = _opposite_pairs(self.ends.view(2, 3), self.end_w)
             return
         self.pair_u, self.pair_v = idx_sorted[pair, 0], idx_sorted[pair, 1]
         self.pair_w = (w_sorted[pair, 0].abs() + w_sorted[pair, 1].abs()) / 2
@@ -166,14 +171,39 @@ class GradientNull:
         end_w, lo, mid, hi = weights
         c, b, n = yt.shape[0], perms.shape[0], self.n
         yp = yt.index_select(1, perms.reshape(-1)).view(c, b, n)
-        total = yp.index_select(2, self.ends).view(c, b, 2, 3).mul_(end_w).sum(3).abs_().sum(2)
+        if self.end_pairs is not None:  # (|F[u0] - F[v0]| + |F[u1] - F[v1]|) * w, fewer small ops
+            e = yp.index_select(2, self.end_pairs).view(c, b, 2, 2)
+            d = torch.sub(e[..., 0], e[..., 1]).abs_()
+            total = torch.add(d[..., 0], d[..., 1])
+            if self.end_scale != 1.0:
+                total.mul_(self.end_scale)
+        else:
+            total = yp.index_select(2, self.ends).view(c, b, 2, 3).mul_(end_w).sum(3).abs_().sum(2)
         if n > 2:
-            if self.uniform:  # (F[i+1] - F[i-1]) * w, w = 1 / (2 h_i)
-                deriv = torch.sub(yp[..., 2:], yp[..., :-2]).abs_().mul_(hi)
+            if self.step_w is not None:  # sum_i |F[i+1] - F[i-1]| * w, w = 1 / (2 h)
+                total.add_(torch.sub(yp[..., 2:], yp[..., :-2]).abs_().sum(2), alpha=self.step_w)
             else:
-                deriv = (yp[..., :-2] * lo).addcmul_(yp[..., 1:-1], mid).addcmul_(yp[..., 2:], hi).abs_()
-            total += deriv.sum(2)
+                if self.uniform:  # (F[i+1] - F[i-1]) * w, w = 1 / (2 h_i)
+                    deriv = torch.sub(yp[..., 2:], yp[..., :-2]).abs_().mul_(hi)
+                else:
+                    deriv = (yp[..., :-2] * lo).addcmul_(yp[..., 1:-1], mid).addcmul_(yp[..., 2:], hi).abs_()
+                total += deriv.sum(2)
         return total.t().div(n)
+
+
+def _opposite_pairs(idx: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor | None, float]:
+    """``([u0, v0, u1, v1], s)`` when row j of ``w`` (2, 3) is ``s`` at ``idx[j, u]``, ``-s`` at ``v``, else 0.
+
+    Then the two end rows' |derivatives| are ``|F[u_j] - F[v_j]| * s`` (edge order 1, or periodic,
+    on a grid whose two end steps are equal); otherwise ``(None, 0.0)``.
+    """
+    scale = float(w.abs().amax())
+    if scale == 0 or not bool(((w > 0).sum(1) == 1).all() and ((w < 0).sum(1) == 1).all()):
+        return None, 0.0
+    if not bool(((w == scale) | (w == -scale) | (w == 0)).all()):
+        return None, 0.0
+    u, v = idx[w > 0], idx[w < 0]  # one each per row, in row order
+    return torch.stack([u, v], 1).reshape(-1), scale
 
 
 class PearsonNull:

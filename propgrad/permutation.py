@@ -11,7 +11,10 @@ NaN (Pearson's r of a constant) also gives p = 1; NaN permuted statistics count 
 Vectorised: one (K, N) matrix of permutation indices (``seeded_permutations``, memoised per
 (N, K, seed)) serves every output column. The null statistics come from the kernels of
 :mod:`propgrad.null_statistics`, run in chunks over permutations and blocks of columns so
-temporaries stay near ``memory_budget``; the permutation chunk size never changes a result.
+temporaries stay near ``memory_budget``; the permutation chunk size never changes a result. The
+first call for an (N, K, seed) whose columns fit one block does not build the matrix: it computes
+each cache-sized block of permutations as it is drawn (``permutation_blocks``, the same rows), so
+it never faults in a fresh (K, N) buffer; a second use memoises the matrix for the calls after it.
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ __all__ = ["PermutationResult", "clear_cache", "permutation_blocks", "permutatio
            "seeded_permutations", "two_sided_p_values"]
 KEEP_NULL_MAX_COLUMNS = 16
 MEMO_MAX_BYTES = 128 * 2**20
-SHUFFLE_BLOCK_BYTES = 2**19  # keys drawn and sorted in blocks: cache-sized, reused memory
+SHUFFLE_BLOCK_BYTES = 2**20  # keys drawn and sorted in blocks: cache-sized, reused memory
 CHUNK_BYTES = 4 * 2**20  # chunks whose temporaries stay cache-sized (and reuse freed memory) run faster
-SEEN_MAX = 256
+SEEN_MAX = 256  # (n, k, seed) keys remembered as used once
 _MEMO: OrderedDict[tuple, tuple[torch.Tensor, ...]] = OrderedDict()
 _SEEN: OrderedDict[tuple, None] = OrderedDict()  # (n, k, seed) streamed once, memoised on the next use
 
@@ -139,9 +142,19 @@ def _sort_positions(bits: np.random.BitGenerator, out: np.ndarray, shift: int, d
     keys &= ~low
     keys |= np.arange(n, dtype=dtype)
     keys.sort(axis=1)
-    flat = keys.reshape(-1)  # compare neighbours over the flat array, then drop pairs across rows
-    close = np.flatnonzero(np.bitwise_xor(flat[1:], flat[:-1]).view(f"u{keys.itemsize}") <= low)
+    tied = _tied_rows(keys, low)
     np.bitwise_and(keys, low, out=out, casting="unsafe")
+    return tied
+
+
+def _tied_rows(keys: np.ndarray, low: np.integer) -> np.ndarray:
+    """Rows of the row-sorted ``keys`` (k, n) where two keys agree above the ``low`` position bits."""
+    n = keys.shape[1]
+    flat = keys.reshape(-1)  # compare neighbours over the flat array, then drop pairs across rows
+    near = np.bitwise_xor(flat[1:], flat[:-1]).view(f"u{keys.itemsize}") <= int(low)
+    if not near.any():  # the usual case: skip locating them
+        return np.empty(0, dtype=np.intp)
+    close = np.flatnonzero(near)
     return np.unique(close[(close + 1) % n != 0] // n)
 
 

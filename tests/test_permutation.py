@@ -111,6 +111,23 @@ def test_seed_determinism() -> None:
     assert not torch.equal(r1.null_distribution, r3.null_distribution)
 
 
+@pytest.mark.parametrize("periodic", [False, True])
+@pytest.mark.parametrize("values", [None, "scaled", "nonuniform"])
+def test_banded_null_equals_property_gradient_of_each_shuffle(periodic: bool, values: str | None) -> None:
+    # covers the end rows computed as |F[u] - F[v]| * w (unit steps, periodic or not) and the general form
+    from propgrad.scoring import property_gradient
+
+    rng = np.random.default_rng(3)
+    y = torch.tensor(rng.normal(size=(12, 2)))
+    x = {None: None, "scaled": torch.arange(12.0, dtype=torch.float64) * 0.25,
+         "nonuniform": torch.tensor(np.cumsum(rng.uniform(0.2, 1.0, 12)))}[values]
+    res = permutation_test(y, x, n_permutations=60, seed=4, periodic=periodic)
+    perms = seeded_permutations(12, 60, 4).long()
+    expected = torch.stack([property_gradient(y[p], x, periodic=periodic) for p in perms])
+    torch.testing.assert_close(res.null_distribution, expected, rtol=1e-12, atol=0)
+    torch.testing.assert_close(res.statistic, property_gradient(y, x, periodic=periodic), rtol=1e-12, atol=0)
+
+
 def test_permutation_blocks_yield_the_rows_of_permutation_indices(monkeypatch) -> None:
     monkeypatch.setattr(permutation_module, "SHUFFLE_BLOCK_BYTES", 8 * 10 * 64)  # 64-row blocks
     whole = permutation_indices(10, 1000, torch.Generator().manual_seed(2)).numpy()
