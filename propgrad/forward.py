@@ -7,6 +7,8 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
+from propgrad.validation import check_int
+
 OutputTransform = str | Callable[[torch.Tensor], torch.Tensor]
 OUTPUT_TRANSFORMS = ("softmax", "sigmoid", "none")
 
@@ -52,8 +54,7 @@ def run_model(
         ValueError: if ``batch_size`` < 1 or the model returns the wrong shape, a non-tensor, or
             NaN/Inf values.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_int(batch_size, "batch_size")
     chunks = []
     n = images.shape[0]
     with torch.no_grad():

@@ -6,6 +6,7 @@ was expected and what was received, so that bad input never fails deep inside to
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -15,6 +16,14 @@ def _describe(x: Any) -> str:
     if isinstance(x, torch.Tensor):
         return f"tensor of shape {tuple(x.shape)} and dtype {x.dtype}"
     return type(x).__name__
+
+
+def check_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """Check an integer parameter (bools are refused) of at least ``minimum``; returns it as int."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return int(value)
 
 
 def check_images(images: Any, name: str, *, batched: bool) -> torch.Tensor:

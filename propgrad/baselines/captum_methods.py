@@ -22,10 +22,11 @@ from captum.attr import DeepLift, GuidedGradCam, IntegratedGradients, KernelShap
 from torch import nn
 
 from propgrad.baselines.base import AttributionBaseline
-from propgrad.baselines.captum_common import finish, positive_int, prepare_inputs, run_quietly, unit_float
+from propgrad.baselines.captum_common import finish, prepare_inputs, run_quietly, unit_float
 from propgrad.baselines.layers import get_layer, last_conv_name, relu_safe_model
 from propgrad.baselines.superpixels import superpixel_segments
 from propgrad.hookspecs import hookimpl
+from propgrad.validation import check_int
 
 class IntegratedGradientsBaseline(AttributionBaseline):
     """Integrated Gradients from a constant baseline image (black by default).
@@ -42,11 +43,11 @@ class IntegratedGradientsBaseline(AttributionBaseline):
 
     def __init__(self, *, n_steps: int = 50, baseline: float = 0.0, method: str = "gausslegendre",
                  internal_batch_size: int | None = None) -> None:
-        self.n_steps = positive_int(n_steps, "n_steps")
+        self.n_steps = check_int(n_steps, "n_steps")
         self.baseline = unit_float(baseline, "baseline")
         self.method = method
         if internal_batch_size is not None:
-            positive_int(internal_batch_size, "internal_batch_size")
+            check_int(internal_batch_size, "internal_batch_size")
         self.internal_batch_size = internal_batch_size
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -129,10 +130,10 @@ class OcclusionBaseline(AttributionBaseline):
 
     def __init__(self, *, window: int = 9, stride: int = 4, baseline: float = 0.5,
                  perturbations_per_eval: int = 16) -> None:
-        self.window = positive_int(window, "window")
-        self.stride = positive_int(stride, "stride")
+        self.window = check_int(window, "window")
+        self.stride = check_int(stride, "stride")
         self.baseline = unit_float(baseline, "baseline")
-        self.perturbations_per_eval = positive_int(perturbations_per_eval, "perturbations_per_eval")
+        self.perturbations_per_eval = check_int(perturbations_per_eval, "perturbations_per_eval")
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         images, target = prepare_inputs(model, images, target)
@@ -159,18 +160,18 @@ class _SuperpixelBaseline(AttributionBaseline):
     def __init__(self, *, n_samples: int | None = None, n_segments: int = 100,
                  compactness: float = 1.0, min_segments: int = 4, baseline: float = 0.5,
                  perturbations_per_eval: int = 16, seed: int = 0) -> None:
-        self.n_samples = positive_int(
+        self.n_samples = check_int(
             self.default_samples if n_samples is None else n_samples, "n_samples")
-        self.n_segments = positive_int(n_segments, "n_segments")
+        self.n_segments = check_int(n_segments, "n_segments")
         if self.n_segments < 2:
             raise ValueError(f"n_segments must be at least 2, got {n_segments}")
         if isinstance(compactness, bool) or not isinstance(compactness, (int, float)) \
                 or not compactness > 0:
             raise ValueError(f"compactness must be a positive number, got {compactness!r}")
         self.compactness = float(compactness)
-        self.min_segments = positive_int(min_segments, "min_segments")
+        self.min_segments = check_int(min_segments, "min_segments")
         self.baseline = unit_float(baseline, "baseline")
-        self.perturbations_per_eval = positive_int(perturbations_per_eval, "perturbations_per_eval")
+        self.perturbations_per_eval = check_int(perturbations_per_eval, "perturbations_per_eval")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         self.seed = seed

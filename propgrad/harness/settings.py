@@ -6,6 +6,8 @@ import inspect
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+from propgrad.validation import check_int
+
 #: Constructor keyword arguments asked of the baselines in quick mode (passed only to classes
 #: whose constructor accepts them). Full mode uses every class's defaults (the paper's settings).
 QUICK_BASELINE_KWARGS: dict[str, dict[str, Any]] = {
@@ -54,9 +56,7 @@ class BenchmarkSettings:
 
     def __post_init__(self) -> None:
         for name in ("n_permutations", "n_resamples", "forward_batch_size", "attribution_batch_size", "chunk_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_int(getattr(self, name), name)
         pool = self.pool_per_class
         if not (pool is None or pool == POOL_IMAGES_PER_CLASS or (isinstance(pool, int) and not isinstance(pool, bool) and pool >= 1)):
             raise ValueError(

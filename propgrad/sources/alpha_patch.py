@@ -16,7 +16,7 @@ import torch
 from propgrad.hookspecs import hookimpl
 from propgrad.images import as_mask, load_rgba, resize
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.validation import check_images
+from propgrad.validation import check_images, check_int
 
 STICKER_SIZE = 64
 """Pixel size of the procedural patch when ``scale=None``."""
@@ -150,8 +150,7 @@ class AlphaPatchSource(InterventionSource):
                  position: tuple[int, int] | None = None, scale: float | None = 0.25,
                  avoid: Any = None) -> None:
         self.patch, self.patch_source = _check_patch(patch, mask)
-        if not isinstance(steps, Integral) or isinstance(steps, bool) or steps < 2:
-            raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+        check_int(steps, "steps", minimum=2)
         self.steps = int(steps)
         if position is not None:
             if (not isinstance(position, (tuple, list)) or len(position) != 2
@@ -185,8 +184,7 @@ class AlphaPatchSource(InterventionSource):
                  show_progress: bool = False) -> InterventionSequence:
         """Blend the patch in at ``steps`` alphas from 0 to 1; see the class docstring."""
         check_images(image, "image", batched=False)
-        if not isinstance(seed, Integral) or isinstance(seed, bool):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
+        check_int(seed, "seed", minimum=0)
         height, width = image.shape[1:]
         generator = torch.Generator().manual_seed(int(seed))
         patch = self._patch_for(height, width, generator)

@@ -8,7 +8,7 @@ multiplicatively darkens (or brightens) the pixels closer to the image edges. Th
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import torch
@@ -16,7 +16,7 @@ import torch
 from propgrad.hookspecs import hookimpl
 from propgrad.images import as_mask
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.validation import check_images
+from propgrad.validation import check_images, check_int
 
 
 def gaussian_map(height: int, width: int, sigma: float, center: tuple[float, float] = (0.5, 0.5),
@@ -83,8 +83,7 @@ class GaussianVignetteSource(InterventionSource):
                 or sigma <= 0):
             raise ValueError(f"sigma must be a positive number (fraction of the image size), "
                              f"got {sigma!r}")
-        if not isinstance(steps, Integral) or isinstance(steps, bool) or steps < 2:
-            raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+        check_int(steps, "steps", minimum=2)
         if center is None:
             center = (0.5, 0.5)
         if (not isinstance(center, (tuple, list)) or len(center) != 2

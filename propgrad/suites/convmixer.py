@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from propgrad.validation import check_int
+
 
 class Residual(nn.Module):
     """``x + fn(x)``."""
@@ -43,8 +45,7 @@ class ConvMixer(nn.Module):
         super().__init__()
         for name, value in [("dim", dim), ("depth", depth), ("kernel_size", kernel_size),
                             ("patch_size", patch_size), ("num_classes", num_classes)]:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ConvMixer {name} must be a positive integer, got {value!r}")
+            check_int(value, f"ConvMixer {name}")
         if kernel_size % 2 == 0:
             raise ValueError(f"ConvMixer kernel_size must be odd (same padding), got {kernel_size}")
         self.config = dict(dim=dim, depth=depth, kernel_size=kernel_size, patch_size=patch_size,
