@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from propgrad.colour import hsv_to_rgb
 from propgrad.hookspecs import hookimpl
 from propgrad.images import as_mask, load_rgba, resize
 from propgrad.sources.base import InterventionSequence, InterventionSource
@@ -23,10 +24,8 @@ STICKER_SIZE = 64
 
 
 def hue_to_rgb(hue: torch.Tensor, saturation: float = 0.9, value: float = 0.95) -> torch.Tensor:
-    """HSV -> RGB for hues in [0, 1): returns (..., 3)."""
-    k = (torch.tensor([5.0, 3.0, 1.0], dtype=hue.dtype) + hue[..., None] * 6) % 6
-    ramp = torch.minimum(torch.minimum(k, 4 - k), torch.ones_like(k)).clamp(min=0)
-    return value - value * saturation * ramp
+    """Saturated sticker colours (..., 3) for hues in [0, 1)."""
+    return hsv_to_rgb(hue, saturation, value)
 
 
 def sticker_patch(size: int, generator: torch.Generator) -> torch.Tensor:

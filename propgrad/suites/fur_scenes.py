@@ -14,7 +14,8 @@ import torch
 from tqdm.auto import tqdm
 
 from propgrad.sources.gaussian_vignette import gaussian_map, vignette_factor
-from propgrad.suites.shapes import animal_masks, fur_colour, hsv_to_rgb, paint, texture, uniform
+from propgrad.colour import hsv_to_rgb
+from propgrad.suites.shapes import animal_masks, fur_colour, paint, texture, uniform
 
 FUR_SPLITS = ("unbiased", "dark_is_cat", "dark_is_dog")
 DARK_CUT = 0.5

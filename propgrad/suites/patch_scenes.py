@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from propgrad.sources.alpha_patch import blend_sequence, choose_position, sticker_patch
-from propgrad.suites.shapes import hsv_to_rgb, radial_blob, smooth_noise, texture, uniform
+from propgrad.colour import hsv_to_rgb
+from propgrad.suites.shapes import radial_blob, smooth_noise, texture, uniform
 
 SECOND_COLOURS = torch.tensor([[0.08, 0.06, 0.06], [0.35, 0.42, 0.55], [0.62, 0.22, 0.2]])
 """Colours blotched into melanomas: near-black, blue-grey, red."""

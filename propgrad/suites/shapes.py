@@ -106,13 +106,6 @@ def texture(n: int, size: int, generator: torch.Generator, *, smooth: float, gra
     return 1 + smooth * blotches + grain * pixels
 
 
-def hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Colours (B, 3) from hue in [0, 1), saturation and value in [0, 1], each (B,)."""
-    k = torch.tensor([5.0, 3.0, 1.0])
-    kk = (k[None, :] + h[:, None] * 6) % 6
-    return v[:, None] - v[:, None] * s[:, None] * torch.clamp(torch.minimum(kk, 4 - kk), 0, 1)
-
-
 # Fur colours at level 0 (darkest) and level 1 (lightest): neutral browns, no hue of their own.
 FUR_DARK = (0.06, 0.05, 0.04)
 FUR_LIGHT = (0.95, 0.9, 0.82)
@@ -158,21 +151,3 @@ def radial_blob(
     wobble = (weights[:, :, None, None] * torch.cos(orders[None, :, None, None] * phi[:, None] + phases[:, :, None, None])).sum(1)
     r = radius[:, None, None] * (1 + roughness[:, None, None] * wobble)
     return dx ** 2 + dy ** 2 <= r ** 2
-
-
-def colourful_patch(size: int, generator: torch.Generator) -> torch.Tensor:
-    """One RGBA sticker (4, size, size): a saturated disk with a differently coloured ring.
-
-    Imitates the round colourful stickers placed next to nevi (Scope et al. 2016). The alpha
-    channel is 1 on the sticker and 0 around it.
-    """
-    hues = torch.rand(2, generator=generator)
-    hues[1] = (hues[0] + 0.3 + 0.4 * hues[1]) % 1.0
-    colours = hsv_to_rgb(hues, uniform(2, 0.75, 1.0, generator), uniform(2, 0.8, 1.0, generator))
-    coords = torch.arange(size, dtype=torch.float32) + 0.5 - size / 2
-    r = torch.sqrt(coords[:, None] ** 2 + coords[None, :] ** 2) / (size / 2)
-    ring_width = float(uniform(1, 0.2, 0.45, generator))
-    inner = (r <= 1 - ring_width).float()
-    rgb = colours[1][:, None, None] * (1 - inner) + colours[0][:, None, None] * inner
-    alpha = (r <= 1.0).float()
-    return torch.cat([rgb * alpha, alpha[None]], 0)
