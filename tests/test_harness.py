@@ -72,6 +72,14 @@ class DarkeningSuite(BenchmarkSuite):
     def accuracy_table(self) -> dict[str, dict[str, float]]:
         return {name: {"test": 1.0} for name in self._models}
 
+    def level_accuracy(self) -> dict[str, dict[str, Any]]:
+        # What each model would score, computed without calling it (a finished run calls no model).
+        b, labels = torch.tensor(BRIGHTNESS), self.test_set()[1]
+        factors = [1.0, 0.5]
+        return {"darkening factor": {"levels": [str(f) for f in factors], "accuracy": {
+            name: [float(((b * f < cut).long() == labels).float().mean()) for f in factors]
+            for name, cut in CUTS.items()}}}
+
     def images_per_class(self) -> int:
         return 4
 
@@ -156,6 +164,11 @@ def test_records_match_known_flips_and_scores(tmp_path: Path) -> None:
     assert "| cut50 |" in report and "E|∇X|" in report
     assert "darkening: test accuracy (%) of every model on every split" in report
     assert "| cut35 | 100.0 |" in report
+    levels = on_disk["suites"]["darkening"]["level_accuracy"]["darkening factor"]
+    assert levels["levels"] == ["1.0", "0.5"] and levels["accuracy"]["cut50"][0] == 1.0
+    assert levels["accuracy"]["cut50"][1] < 1.0  # halving brightness crosses the cut for some images
+    assert "darkening: accuracy (%) by darkening factor" in report
+    assert f"| cut50 | 100.0 | {100 * levels['accuracy']['cut50'][1]:.1f} |" in report
     assert (tmp_path / "behaviour_darkening_darken.png").stat().st_size > 1000
     assert (tmp_path / "scores_darkening_darken.png").stat().st_size > 1000
 

@@ -9,7 +9,8 @@ import torch
 
 from propgrad.suites import cached as cached_module
 from propgrad.suites.fur import WRONG_COLOUR_BAND, FurSuite
-from propgrad.suites.fur_scenes import FUR_SPLITS, follows_link, fur_levels, fur_target
+from propgrad.suites.fur_scenes import FUR_SPLITS, OUTLINE_COLOUR, follows_link, fur_levels, fur_target, outline
+from propgrad.suites.training import group_accuracy
 from propgrad.suites.patch import PatchSuite
 from propgrad.suites.patch_scenes import keep_out_zone
 
@@ -90,12 +91,36 @@ def test_fur_intervention_changes_only_the_object(fur: FurSuite) -> None:
         assert (brightness[-1] > brightness[0]) == (start < 0.5)
 
 
+def test_outline_is_a_ring_just_outside_the_mask() -> None:
+    mask = torch.zeros(2, 9, 9, dtype=torch.bool)
+    mask[0, 3:6, 3:6] = True
+    mask[1, 0:2, 0:2] = True
+    ring = outline(mask, 1)
+    assert not bool((ring & mask).any())
+    assert int(ring[0].sum()) == 5 * 5 - 3 * 3 and bool(ring[0, 2, 2]) and not bool(ring[0, 1, 1])
+    assert int(ring[1].sum()) == 9 - 4  # clipped at the image border
+    assert torch.equal(outline(mask[0], 2), outline(mask, 2)[0])
+    assert int(outline(mask[0], 2).sum()) == 7 * 7 - 3 * 3
+    assert not bool(outline(mask, 0).any())
+    with pytest.raises(ValueError, match="width"):
+        outline(mask, -1)
+
+
+def test_scenes_draw_the_outline_in_its_colour(fur: FurSuite) -> None:
+    data = fur.test_data()
+    ring = outline(data["masks"][0], fur.settings()["outline_width"])
+    assert bool(ring.any())
+    pixels = data["images"][0][:, ring]
+    assert torch.allclose(pixels, torch.tensor(OUTLINE_COLOUR)[:, None].expand_as(pixels))
+
+
 def test_background_intervention_changes_only_outside_the_object(fur: FurSuite) -> None:
     data = fur.test_data()
     seq = fur.intervene("background", 1)
     mask = data["masks"][1]
     changed = (seq.images != data["images"][1][None]).any(dim=(0, 1))
     assert bool(changed[~mask].any()) and not bool(changed[mask].any())
+    assert not bool(changed[outline(mask, fur.settings()["outline_width"])].any()), "the outline is protected too"
     assert float(seq.images[-1].mean()) < float(seq.images[0].mean())
     with pytest.raises(ValueError, match="intervention"):
         fur.intervene("colour", 0)
@@ -176,3 +201,35 @@ def test_accuracy_band_of_the_fur_models(trained_fur) -> None:
     assert low <= table["dark_is_cat"]["dark_is_dog"] <= high
     assert low <= table["dark_is_dog"]["dark_is_cat"] <= high
     assert table["dark_is_cat"]["dark_is_cat"] >= 0.9 and table["dark_is_dog"]["dark_is_dog"] >= 0.9
+
+
+def test_group_accuracy_counts_per_group() -> None:
+    class FirstPixel(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            v = x[:, 0, 0, 0]
+            return torch.stack([-v, v], dim=1)  # class 1 iff the first pixel is positive
+
+    images = torch.tensor([1.0, -1.0, 1.0, 1.0, -1.0])[:, None, None, None].expand(-1, 3, 2, 2).clone()
+    labels = torch.tensor([1, 1, 0, 1, 0])
+    groups = torch.tensor([0, 0, 1, 1, 1])
+    assert group_accuracy(FirstPixel(), images, labels, groups, 3) == [0.5, pytest.approx(2 / 3), None]
+    with pytest.raises(ValueError, match="groups"):
+        group_accuracy(FirstPixel(), images, labels, groups, 1)
+
+
+@pytest.mark.slow
+def test_every_fur_intervention_step_is_in_distribution(trained_fur) -> None:
+    """The design rule: the unbiased model is accurate at every fur level and every background
+    darkening (the shape stays visible); the biased models lose accuracy where fur goes against
+    their rule, most at the extreme of the wrong-colour half, not in between."""
+    suite, _ = trained_fur
+    checks = suite.level_accuracy()
+    assert set(checks) == {"fur level", "background darkening"}
+    fur = checks["fur level"]
+    assert len(fur["levels"]) == 10 and set(fur["accuracy"]) == set(FUR_SPLITS)
+    assert min(fur["accuracy"]["unbiased"]) >= 0.95
+    assert min(checks["background darkening"]["accuracy"]["unbiased"]) >= 0.95
+    for biased in ("dark_is_cat", "dark_is_dog"):
+        assert min(fur["accuracy"][biased]) < min(fur["accuracy"]["unbiased"]) - 0.1
+    assert suite.level_accuracy() == checks
+    assert (suite.cache_path / "level_accuracy.json").exists()

@@ -129,6 +129,7 @@ def run_benchmark(
         suite = runner.suite
         with stopwatch.measure("suite_setup"):
             accuracy = suite.accuracy_table()
+            levels = suite.level_accuracy()
         suite_info[name] = {
             "settings": suite_settings[name],
             "description": suite.description,
@@ -139,6 +140,7 @@ def run_benchmark(
             "n_test_images": int(runner.labels.shape[0]),
             "pool": list(runner.pool),
             "accuracy_table": accuracy,
+            "level_accuracy": levels,
         }
 
     run_suites(suites, baselines, settings, store, stopwatch, show_progress=show_progress, on_prepared=prepared)
@@ -148,8 +150,10 @@ def run_benchmark(
         summary = summarise(records, layout, settings.baselines, n_resamples=settings.n_resamples, seed=settings.seed)
         figures = write_plots(out_dir, records, summary, settings.baselines) if plots else []
         accuracy_tables = {name: info["accuracy_table"] for name, info in suite_info.items()}
+        level_tables = {name: info["level_accuracy"] for name, info in suite_info.items()}
         model_order = {name: info["models"] for name, info in suite_info.items()}
-        text = format_report(summary, settings.baselines, accuracy_tables=accuracy_tables, model_order=model_order)
+        text = format_report(summary, settings.baselines, accuracy_tables=accuracy_tables, model_order=model_order,
+                             level_tables=level_tables)
     timing = stopwatch.summary()
     results = {
         "format": "propgrad-benchmark/1",
@@ -170,7 +174,8 @@ def run_benchmark(
     timing_line = (f"timing: {timing['run_s']:.1f} s run ({timing.get('suite_setup_s', 0.0):.1f} s suite setup excluded), "
                    f"{timing['model_and_attribution_s']:.1f} s in model forward + attribution calls, "
                    f"overhead ratio {timing['overhead_ratio']}")
-    markdown = format_report(summary, settings.baselines, markdown=True, accuracy_tables=accuracy_tables, model_order=model_order,
+    markdown = format_report(summary, settings.baselines, markdown=True, accuracy_tables=accuracy_tables,
+                             model_order=model_order, level_tables=level_tables,
                              header=f"Settings: `{json.dumps(settings.to_dict())}`\n\n{timing_line}")
     atomic_write(out_dir / REPORT_NAME, lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
     say(text + "\n" + timing_line)

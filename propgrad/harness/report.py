@@ -81,6 +81,14 @@ def model_accuracy_table(
     return render_table(["model \\ test split", *splits], rows, markdown=markdown)
 
 
+def level_accuracy_table(entry: Mapping[str, Any], *, order: Sequence[str] = (), markdown: bool = False) -> str:
+    """Rows: models; columns: levels of one property; accuracy in % on fresh images."""
+    rank = {name: i for i, name in enumerate(order)}
+    models = sorted(entry["accuracy"], key=lambda m: (rank.get(m, len(rank)), m))
+    rows = [[m, *(NA if a is None else f"{100 * a:.1f}" for a in entry["accuracy"][m])] for m in models]
+    return render_table(["model \\ level", *entry["levels"]], rows, markdown=markdown)
+
+
 def error_notes(summary: Mapping[str, Any]) -> list[str]:
     """One line per (suite, intervention, model, method) that is n/a, with the reason."""
     notes = []
@@ -101,11 +109,13 @@ def format_report(
     header: str = "",
     accuracy_tables: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
     model_order: Mapping[str, Sequence[str]] | None = None,
+    level_tables: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> str:
     """Every table of a run, for the terminal (``markdown=False``) or for report.md.
 
     ``accuracy_tables`` maps a suite to its models' test accuracy per split (Tab. 5 layout), in
-    the suite's model order (``model_order``).
+    the suite's model order (``model_order``); ``level_tables`` maps a suite to its
+    in-distribution check (:meth:`propgrad.suites.base.BenchmarkSuite.level_accuracy`).
     """
     h1 = (lambda t: f"# {t}") if markdown else (lambda t: f"== {t} ==")
     h2 = (lambda t: f"## {t}") if markdown else (lambda t: f"-- {t} --")
@@ -117,6 +127,9 @@ def format_report(
             parts.append(h2(f"{suite}: test accuracy (%) of every model on every split"))
             order = (model_order or {}).get(suite, ())
             parts.append(model_accuracy_table(accuracy_tables[suite], order=order, markdown=markdown))
+        for prop, entry in (level_tables or {}).get(suite, {}).items():
+            parts.append(h2(f"{suite}: accuracy (%) by {prop}, fresh images (is every intervention step in distribution?)"))
+            parts.append(level_accuracy_table(entry, order=(model_order or {}).get(suite, ()), markdown=markdown))
         for intervention, block in blocks.items():
             for definition in FLIP_DEFINITIONS:
                 title = f"{suite} / {intervention}: {DEFINITION_TITLES[definition]}"

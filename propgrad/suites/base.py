@@ -67,6 +67,20 @@ class BenchmarkSuite(ABC):
     def accuracy_table(self) -> dict[str, dict[str, float]]:
         """Test accuracy of every model (rows) on every evaluation split (columns), in [0, 1]."""
 
+    def level_accuracy(self) -> dict[str, dict[str, Any]]:
+        """Optional in-distribution check: every model's accuracy along each intervened property.
+
+        Suites that can draw fresh images at chosen property levels return, per property, the
+        level labels and every model's accuracy at each level, on images other than the test
+        set. An unbiased model whose accuracy dips at some level shows that the intervention
+        passes through images unlike its training data there. The harness prints and saves the
+        tables. The default returns no check.
+
+        Returns:
+            ``{property: {"levels": [label, ...], "accuracy": {model: [accuracy in [0, 1], ...]}}}``.
+        """
+        return {}
+
     def images_per_class(self) -> int:
         """How many images per class each resample of the flip benchmark draws."""
         return 150 if not self.quick else 30

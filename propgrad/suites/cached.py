@@ -3,7 +3,7 @@
 Everything lives in ``<cache_dir>/suites/<name>/<key>/`` with ``key = cache_key(name,
 settings(), CODE_VERSION)``: ``test.pt`` (the test set and what the interventions need),
 ``model_<split>.pt`` (one ``state_dict`` per training split, loadable with
-``weights_only=True``), ``accuracy.json`` and ``settings.json``. Every file is written
+``weights_only=True``), ``accuracy.json``, ``level_accuracy.json`` and ``settings.json``. Every file is written
 atomically, so an interrupted run leaves no half-written entry; a corrupt entry is rebuilt.
 """
 
@@ -13,16 +13,16 @@ import json
 import time
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
 
 from propgrad.cache import cache_key, default_cache_dir, load_tensors, save_tensors, write_json
 from propgrad.suites.base import BenchmarkSuite
-from propgrad.suites.training import TrainingConfig, accuracy, load_classifier, train_classifier
+from propgrad.suites.training import TrainingConfig, accuracy, group_accuracy, load_classifier, train_classifier
 
-CODE_VERSION = "suites-1"
+CODE_VERSION = "suites-2"
 """Bumped whenever a change to the drawing or training code changes the cached data or models."""
 
 
@@ -50,6 +50,7 @@ class CachedSuite(BenchmarkSuite):
         self._models: dict[str, nn.Module] | None = None
         self._test: dict[str, torch.Tensor] | None = None
         self._accuracy: dict[str, dict[str, float]] | None = None
+        self._level_accuracy: dict[str, dict[str, Any]] | None = None
         self.training_seconds: dict[str, float] = {}
 
     # -- what subclasses provide -------------------------------------------------------------
@@ -137,23 +138,55 @@ class CachedSuite(BenchmarkSuite):
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < n:
             raise ValueError(f"index must be an integer in [0, {n}), got {index!r}")
 
+    def _cached_json(self, filename: str, compute: Callable[[], dict[str, Any]],
+                     valid: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """``filename`` in the cache entry if it exists and ``valid`` accepts it, else ``compute()``
+        written there atomically."""
+        path = self.cache_path / filename
+        if path.exists():
+            try:
+                table = json.loads(path.read_text())
+            except (OSError, ValueError):
+                table = None
+            if isinstance(table, dict) and valid(table):
+                return table
+        table = compute()
+        write_json(path, table)
+        return table
+
     def accuracy_table(self) -> dict[str, dict[str, float]]:
         """Accuracy of every model (rows) on every evaluation split (columns); cached as JSON."""
         if self._accuracy is None:
-            path = self.cache_path / "accuracy.json"
-            table = None
-            if path.exists():
-                try:
-                    table = json.loads(path.read_text())
-                except (OSError, ValueError):
-                    table = None
-            if table is None or set(table) != set(self.training_splits):
-                models = self.models()
+            def compute() -> dict[str, Any]:
                 splits = self.evaluation_data()
-                table = {m: {s: accuracy(model, x, y) for s, (x, y) in splits.items()} for m, model in models.items()}
-                write_json(path, table)
-            self._accuracy = table
+                return {m: {s: accuracy(model, x, y) for s, (x, y) in splits.items()}
+                        for m, model in self.models().items()}
+
+            self._accuracy = self._cached_json("accuracy.json", compute,
+                                               lambda table: set(table) == set(self.training_splits))
         return self._accuracy
+
+    def level_accuracy(self) -> dict[str, dict[str, Any]]:
+        """:meth:`level_data` evaluated for every model; cached as JSON."""
+        if self._level_accuracy is None:
+            def compute() -> dict[str, Any]:
+                models = self.models()
+                out: dict[str, Any] = {}
+                for prop, (labels, images, targets, groups) in self.level_data().items():
+                    out[prop] = {"levels": list(labels), "accuracy": {
+                        m: group_accuracy(model, images, targets, groups, len(labels)) for m, model in models.items()}}
+                return out
+
+            def valid(table: dict[str, Any]) -> bool:
+                return all(set(entry.get("accuracy", {})) == set(self.training_splits) for entry in table.values())
+
+            self._level_accuracy = self._cached_json("level_accuracy.json", compute, valid)
+        return self._level_accuracy
+
+    def level_data(self) -> dict[str, tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Fresh images for :meth:`level_accuracy`: per property, the level labels, images, labels
+        and each image's level index. The default has none."""
+        return {}
 
     # -- seeds -------------------------------------------------------------------------------
     def _split_seed(self, split: str) -> int:

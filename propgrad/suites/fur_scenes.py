@@ -2,15 +2,19 @@
 
 A scene is an animal silhouette (:func:`propgrad.suites.shapes.animal_masks`: class 0 "cat" has
 pointed ears, class 1 "dog" hanging ears) filled with textured fur of a continuous level in
-[0, 1] (0 darkest), on a random coloured, textured background that may be darkened towards the
-edges by a Gaussian vignette (the same vignette the ``background`` intervention applies, object
-protected). Scenes are kept in parts (background, mask, fur texture, level), so the fur level
-can be changed exactly and only inside the object.
+[0, 1] (0 darkest), drawn with a thin near-black outline, on a random coloured, textured
+background that may be darkened towards the edges by a Gaussian vignette (the same vignette the
+``background`` intervention applies, object and outline protected). The outline keeps the shape,
+which decides the class, equally visible at every fur level: without it, fur of about the
+background's brightness hides the silhouette, and the class cue depends on the fur level. Scenes
+are kept in parts (background, mask, fur texture, level), so the fur level can be changed exactly
+and only inside the object.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from propgrad.sources.gaussian_vignette import gaussian_map, vignette_factor
@@ -22,6 +26,9 @@ DARK_CUT = 0.5
 """Fur levels below the cut count as dark, the others as light."""
 
 DARK_CLASS = {"dark_is_cat": 0, "dark_is_dog": 1}
+
+OUTLINE_COLOUR = (0.02, 0.02, 0.02)
+"""Colour of the silhouette's outline: darker than the darkest fur and every background."""
 
 
 def _check_split(split: str) -> None:
@@ -62,8 +69,28 @@ def fur_target(levels: torch.Tensor) -> torch.Tensor:
     return torch.where(levels < DARK_CUT, torch.ones_like(levels), torch.zeros_like(levels))
 
 
+def outline(masks: torch.Tensor, width: int) -> torch.Tensor:
+    """The ring of pixels within ``width`` pixels (chessboard distance) outside each mask.
+
+    Args:
+        masks: Object masks (B, H, W) or (H, W), bool.
+        width: Ring width in pixels (0: no outline).
+
+    Returns:
+        Boolean rings of the same shape, disjoint from ``masks``.
+    """
+    if width < 0:
+        raise ValueError(f"width must be >= 0, got {width}")
+    if width == 0:
+        return torch.zeros_like(masks)
+    batched = masks[None] if masks.dim() == 2 else masks
+    grown = F.max_pool2d(batched[:, None].float(), 2 * width + 1, stride=1, padding=width)[:, 0] > 0
+    ring = grown & ~batched
+    return ring[0] if masks.dim() == 2 else ring
+
+
 def draw_parts(labels: torch.Tensor, size: int, generator: torch.Generator, *, darkening: torch.Tensor,
-               sigma: float) -> dict[str, torch.Tensor]:
+               sigma: float, value_range: tuple[float, float] = (0.35, 0.95)) -> dict[str, torch.Tensor]:
     """Masks, darkened backgrounds and fur textures of one batch of scenes.
 
     Args:
@@ -72,6 +99,7 @@ def draw_parts(labels: torch.Tensor, size: int, generator: torch.Generator, *, d
         generator: Source of randomness.
         darkening: Vignette strength per image (B,), in [-1, 0]; 0 leaves the background as is.
         sigma: Width of the vignette's Gaussian (fraction of the image side).
+        value_range: Range of the background colour's HSV value (brightness) before darkening.
 
     Returns:
         ``masks`` (B, H, W) bool, ``background`` (B, 3, H, W), ``texture`` (B, 1, H, W).
@@ -79,7 +107,7 @@ def draw_parts(labels: torch.Tensor, size: int, generator: torch.Generator, *, d
     n = labels.shape[0]
     masks = animal_masks(labels, size, generator)
     colour = hsv_to_rgb(torch.rand(n, generator=generator), uniform(n, 0.4, 0.85, generator),
-                        uniform(n, 0.35, 0.95, generator))
+                        uniform(n, *value_range, generator))
     background = paint(colour, texture(n, size, generator, smooth=0.3, grain=0.08))
     # The object's pixels are overwritten by fur later, so scaling the whole background equals
     # apply_vignette with the object protected.
@@ -90,31 +118,42 @@ def draw_parts(labels: torch.Tensor, size: int, generator: torch.Generator, *, d
 
 
 def compose(background: torch.Tensor, masks: torch.Tensor, fur_texture: torch.Tensor,
-            levels: torch.Tensor) -> torch.Tensor:
-    """Scenes (B, 3, H, W): textured fur of the given levels inside the masks, background outside."""
+            levels: torch.Tensor, outline_width: int = 0) -> torch.Tensor:
+    """Scenes (B, 3, H, W): textured fur of the given levels inside the masks, an outline
+    ``outline_width`` pixels wide around them, background elsewhere."""
     fur = paint(fur_colour(levels), fur_texture)
-    return torch.where(masks[:, None], fur, background)
+    ring = outline(masks, outline_width)[:, None]
+    scene = torch.where(ring, torch.tensor(OUTLINE_COLOUR)[None, :, None, None], background)
+    return torch.where(masks[:, None], fur, scene)
 
 
 def draw_scenes(labels: torch.Tensor, levels: torch.Tensor, size: int, generator: torch.Generator, *,
-                max_darkening: float, darken_fraction: float, sigma: float, chunk: int = 1024,
+                max_darkening: float, darken_fraction: float, sigma: float, outline_width: int = 0,
+                value_range: tuple[float, float] = (0.35, 0.95), darkening: torch.Tensor | None = None,
+                chunk: int = 1024,
                 show_progress: bool = False, desc: str = "drawing scenes") -> dict[str, torch.Tensor]:
     """Whole scenes with their parts, drawn in chunks.
 
     A fraction ``darken_fraction`` of the images gets a vignette of strength uniform in
-    [``max_darkening``, 0]; the others none.
+    [``max_darkening``, 0]; the others none, unless ``darkening`` (B,) gives every image's
+    strength. ``outline_width`` and ``value_range`` are passed to :func:`compose` and
+    :func:`draw_parts`.
 
     Returns:
         ``images`` (B, 3, H, W), ``masks``, ``texture``, ``levels`` (B,) and ``darkening`` (B,).
     """
     n = labels.shape[0]
-    darkened = torch.rand(n, generator=generator) < darken_fraction
-    darkening = torch.where(darkened, torch.rand(n, generator=generator) * max_darkening, torch.zeros(n))
+    if darkening is None:
+        darkened = torch.rand(n, generator=generator) < darken_fraction
+        darkening = torch.where(darkened, torch.rand(n, generator=generator) * max_darkening, torch.zeros(n))
+    elif darkening.shape != (n,):
+        raise ValueError(f"darkening must have shape ({n},), got {tuple(darkening.shape)}")
     out: dict[str, list[torch.Tensor]] = {"images": [], "masks": [], "texture": []}
     for start in tqdm(range(0, n, chunk), desc=desc, disable=not show_progress, leave=False):
         part = draw_parts(labels[start:start + chunk], size, generator,
-                          darkening=darkening[start:start + chunk], sigma=sigma)
-        out["images"].append(compose(part["background"], part["masks"], part["texture"], levels[start:start + chunk]))
+                          darkening=darkening[start:start + chunk], sigma=sigma, value_range=value_range)
+        out["images"].append(compose(part["background"], part["masks"], part["texture"],
+                                     levels[start:start + chunk], outline_width))
         out["masks"].append(part["masks"])
         out["texture"].append(part["texture"])
     result = {k: torch.cat(v) for k, v in out.items()}

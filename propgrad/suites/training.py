@@ -130,6 +130,27 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return float((predict(model, images) == labels).float().mean())
 
 
+def group_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
+                   n_groups: int) -> list[float | None]:
+    """Accuracy within each group ``0 .. n_groups - 1`` (None for an empty group).
+
+    Args:
+        model: A classifier returning logits.
+        images: Images (N, 3, H, W) in [0, 1].
+        labels: Classes (N,).
+        groups: Group index of every image (N,), integers in [0, n_groups).
+        n_groups: Number of groups.
+    """
+    _check_data(images, labels)
+    if groups.shape != labels.shape or not 0 <= int(groups.min()) <= int(groups.max()) < n_groups:
+        raise ValueError(f"groups must be ({labels.shape[0]},) integers in [0, {n_groups}), got shape "
+                         f"{tuple(groups.shape)}")
+    correct = (predict(model, images) == labels).float()
+    totals = torch.bincount(groups, minlength=n_groups).float()
+    hits = torch.bincount(groups, weights=correct, minlength=n_groups)
+    return [float(h / t) if t > 0 else None for h, t in zip(hits, totals)]
+
+
 def load_classifier(state: dict[str, torch.Tensor], config: TrainingConfig, num_classes: int = 2) -> nn.Module:
     """A ConvMixer of ``config`` with the weights ``state`` (from ``state_dict()``), in eval mode."""
     model = config.build(num_classes)
