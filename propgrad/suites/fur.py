@@ -69,6 +69,8 @@ class FurSuite(CachedSuite):
     class_names = ("cat", "dog")
     interventions = ("fur", "background")
     training_splits = FUR_SPLITS
+    level_check_images = 4000
+    """Fresh images per property of the in-distribution check (:meth:`level_data`)."""
 
     def settings(self) -> dict[str, Any]:
         """Every setting that determines the data and the models."""
@@ -76,7 +78,7 @@ class FurSuite(CachedSuite):
                  else dict(image_size=48, train_images=8000, test_per_class=150, eval_per_class=500))
         return {**self.settings_base(), **sizes, "link": 0.98, "max_darkening": -0.9,
                 "darken_fraction": 0.5, "vignette_sigma": 0.35, "steps": 21, "dark_cut": 0.5,
-                "outline_width": 1, "background_value": [0.45, 0.95], "level_check_images": 4000}
+                "outline_width": 1, "background_value": [0.45, 0.95]}
 
 
     def images_per_class(self) -> int:
@@ -139,7 +141,7 @@ class FurSuite(CachedSuite):
         darkening``: fur uniform, the vignette at five strengths from 0 to ``max_darkening``.
         """
         s = self.settings()
-        n = s["level_check_images"]
+        n = self.level_check_images
         labels = balanced_labels(n // 2, self.generator("labels/levels"))
         uniform_levels = torch.rand(labels.shape[0], generator=self.generator("levels/levels"))
         fur = self._draw(labels, lambda y: uniform_levels, "levels/fur", 0.0)
