@@ -233,3 +233,26 @@ def test_every_fur_intervention_step_is_in_distribution(trained_fur) -> None:
         assert min(fur["accuracy"][biased]) < min(fur["accuracy"]["unbiased"]) - 0.1
     assert suite.level_accuracy() == checks
     assert (suite.cache_path / "level_accuracy.json").exists()
+
+
+def test_patch_opacity_blends_between_no_patch_and_the_opaque_patch() -> None:
+    from propgrad.suites.patch_scenes import place_patch
+
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 24, 24, generator=gen)
+    lesion = torch.zeros(24, 24, dtype=torch.bool)
+    lesion[10:14, 10:14] = True
+    patch = torch.rand(4, 6, 6, generator=gen)
+    placed = {a: place_patch(image, lesion, patch, torch.Generator().manual_seed(5), a) for a in (0.0, 0.5, 1.0)}
+    assert torch.equal(placed[0.0], image)
+    assert not torch.equal(placed[1.0], image)
+    assert torch.allclose(placed[0.5], (placed[0.0] + placed[1.0]) / 2, atol=1e-6)
+
+
+def test_patch_level_data_covers_every_opacity(patch: PatchSuite) -> None:
+    data = patch.level_data()["patch opacity"]
+    levels, images, labels, groups = data
+    assert levels == ["0.00", "0.25", "0.50", "0.75", "1.00"]
+    assert images.shape == (patch.level_check_images, 3, 32, 32) and bool((labels == 1).all())
+    assert torch.bincount(groups).tolist() == [patch.level_check_images // 5] * 5
+    assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0

@@ -51,6 +51,8 @@ class PatchSuite(CachedSuite):
     class_names = ("nevus", "melanoma")
     interventions = ("patch",)
     training_splits = ("unbiased", "biased")
+    level_check_images = 1000
+    """Fresh melanomas of the in-distribution check (:meth:`level_data`)."""
 
     def settings(self) -> dict[str, Any]:
         """Every setting that determines the data and the models."""
@@ -76,11 +78,22 @@ class PatchSuite(CachedSuite):
             return patch_bank(s["held_out_patches"], self.patch_side(), HELD_OUT_PATCH_SEEDS)
         return patch_bank(s["train_patches"], self.patch_side(), TRAIN_PATCH_SEEDS)
 
-    def draw(self, labels: torch.Tensor, with_patch: torch.Tensor, purpose: str, held_out: bool) -> dict[str, torch.Tensor]:
+    def draw(self, labels: torch.Tensor, with_patch: torch.Tensor, purpose: str, held_out: bool,
+             alpha: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Scenes for ``labels``; images where ``with_patch`` get a patch of the chosen bank."""
         return draw_lesions(labels, with_patch, self.bank(held_out), self.settings()["image_size"],
-                            self.generator(f"scenes/{purpose}"), show_progress=self.show_progress,
+                            self.generator(f"scenes/{purpose}"), alpha=alpha, show_progress=self.show_progress,
                             desc=f"{self.name}: drawing {purpose}")
+
+    def level_data(self) -> dict[str, tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Fresh melanomas with a held-out patch at five opacities (the intervention's steps 0,
+        1/4, ..., 1), for the in-distribution check; training showed fully opaque patches only."""
+        alphas = torch.linspace(0.0, 1.0, 5)
+        labels = torch.ones(self.level_check_images, dtype=torch.long)
+        which = torch.arange(labels.shape[0]) % 5
+        scenes = self.draw(labels, torch.ones_like(labels, dtype=torch.bool), "levels/patch", held_out=True,
+                           alpha=alphas[which])
+        return {"patch opacity": ([f"{a:.2f}" for a in alphas.tolist()], scenes["images"], labels, which)}
 
     def biased_patches(self, labels: torch.Tensor, purpose: str) -> torch.Tensor:
         """Which images of a biased split carry a patch: a ``patch_fraction`` of the nevi, no melanoma."""

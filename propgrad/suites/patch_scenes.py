@@ -69,20 +69,21 @@ def keep_out_zone(lesion: torch.Tensor, side: int) -> torch.Tensor:
 
 
 def place_patch(image: torch.Tensor, lesion: torch.Tensor, patch: torch.Tensor,
-                generator: torch.Generator) -> torch.Tensor:
-    """``image`` (3, H, W) with the RGBA ``patch`` blended in at alpha 1, away from the lesion."""
+                generator: torch.Generator, alpha: float = 1.0) -> torch.Tensor:
+    """``image`` (3, H, W) with the RGBA ``patch`` blended in at ``alpha``, away from the lesion."""
     side = patch.shape[1]
     top, left = choose_position(image.shape[1], image.shape[2], (side, patch.shape[2]),
                                 keep_out_zone(lesion, side), generator)
     canvas = torch.zeros(4, *image.shape[1:])
     canvas[:, top:top + side, left:left + patch.shape[2]] = patch
-    return blend_sequence(image, canvas[:3], canvas[3], torch.ones(1))[0]
+    return blend_sequence(image, canvas[:3], canvas[3], torch.tensor([float(alpha)]))[0]
 
 
 def draw_lesions(labels: torch.Tensor, with_patch: torch.Tensor, bank: torch.Tensor, size: int,
-                 generator: torch.Generator, *, show_progress: bool = False,
+                 generator: torch.Generator, *, alpha: torch.Tensor | None = None, show_progress: bool = False,
                  desc: str = "drawing lesions") -> dict[str, torch.Tensor]:
-    """Lesion scenes; images where ``with_patch`` is True get a random patch of ``bank``.
+    """Lesion scenes; images where ``with_patch`` is True get a random patch of ``bank``, blended
+    in at ``alpha`` (B,) (None: fully opaque, as in training).
 
     Returns:
         ``images`` (B, 3, H, W), ``masks`` (B, H, W) bool lesion masks, ``labels``, ``patched`` (B,).
@@ -92,5 +93,6 @@ def draw_lesions(labels: torch.Tensor, with_patch: torch.Tensor, bank: torch.Ten
     images = torch.where(masks[:, None], lesion_colours(labels, size, generator), skin(n, size, generator))
     choice = torch.randint(bank.shape[0], (n,), generator=generator)
     for i in tqdm(torch.nonzero(with_patch)[:, 0].tolist(), desc=desc, disable=not show_progress, leave=False):
-        images[i] = place_patch(images[i], masks[i], bank[choice[i]], generator)
+        images[i] = place_patch(images[i], masks[i], bank[choice[i]], generator,
+                                1.0 if alpha is None else float(alpha[i]))
     return {"images": images, "masks": masks, "labels": labels, "patched": with_patch.clone()}
