@@ -25,20 +25,16 @@ from typing import Any, Callable
 import pluggy
 
 from propgrad import hookspecs
-from propgrad.registry import (
-    KINDS,
+from propgrad.plugin_errors import (
     DuplicateNameError,
     PluginFailure,
     PluginLoadError,
     PropgradPluginWarning,
     Registration,
     RegistrationError,
-    Registry,
     UnknownNameError,
-    call_register_hooks,
-    new_plugin_manager,
-    register_plugin,
 )
+from propgrad.registry import KINDS, Registry, call_register_hooks, new_plugin_manager, register_plugin
 
 __all__ = [
     "DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "STRICT_ENV", "KINDS", "PluginFailure",

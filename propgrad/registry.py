@@ -1,7 +1,7 @@
 """Validating one plugin and recording what plugins register: classes, failures, conflicts.
 
-Nothing here holds global state: :mod:`propgrad.plugins` owns the shared, lazily loaded plugin
-manager and fills a :class:`Registry` with :func:`register_plugin` and
+The error classes and records live in :mod:`propgrad.plugin_errors`. Nothing here holds global
+state: :mod:`propgrad.plugins` owns the shared, lazily loaded plugin manager and fills a :class:`Registry` with :func:`register_plugin` and
 :func:`call_register_hooks`; ``propgrad.testing`` uses the same two functions on a fresh plugin
 manager so that plugin authors see exactly the errors propgrad would report.
 """
@@ -18,6 +18,7 @@ from typing import Any
 import pluggy
 
 from propgrad import hookspecs
+from propgrad.plugin_errors import DuplicateNameError, PluginFailure, Registration, RegistrationError, UnknownNameError
 
 #: kind -> (hook name, module of the base class, base class name)
 KINDS: dict[str, tuple[str, str, str]] = {
@@ -28,101 +29,6 @@ KINDS: dict[str, tuple[str, str, str]] = {
 
 #: Registered names: a letter first, then letters, digits or underscores ("alpha_patch").
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-
-
-class PropgradPluginWarning(UserWarning):
-    """Warned (once per load) when one or more plugins failed to load."""
-
-
-class PluginError(Exception):
-    """Base class of plugin errors; ``failures`` holds the related :class:`PluginFailure` records."""
-
-    def __init__(self, message: str, failures: tuple[PluginFailure, ...] = ()) -> None:
-        super().__init__(message)
-        self.failures = tuple(failures)
-
-    def __str__(self) -> str:  # LookupError subclasses would otherwise repr() a single argument
-        return str(self.args[0])
-
-
-class RegistrationError(PluginError, TypeError):
-    """A plugin registered something that is not a valid class for its hook."""
-
-
-class PluginLoadError(PluginError, RuntimeError):
-    """Raised in strict mode (``PROPGRAD_STRICT_PLUGINS=1``) when any plugin failed to load."""
-
-
-class UnknownNameError(PluginError, LookupError):
-    """No plugin registered the requested name (the message suggests close matches)."""
-
-
-class DuplicateNameError(PluginError, LookupError):
-    """Two or more plugins registered the same name; the message names all of them."""
-
-
-@dataclass(frozen=True)
-class PluginFailure:
-    """One plugin that failed to load, to register, or to pass validation.
-
-    Attributes:
-        plugin: Entry-point name, or module path of a built-in plugin.
-        distribution: Name of the distribution that ships the plugin (None if unknown).
-        version: Version of that distribution (None if unknown).
-        error: The exception that was raised.
-        traceback: The formatted traceback of ``error``.
-    """
-
-    plugin: str
-    distribution: str | None
-    version: str | None
-    error: BaseException
-    traceback: str
-
-    @property
-    def message(self) -> str:
-        """``"ErrorType: message"`` of the error."""
-        return f"{type(self.error).__name__}: {self.error}"
-
-    def origin(self) -> str:
-        """``"plugin (distribution version)"`` for messages."""
-        return describe_origin(self.plugin, self.distribution, self.version)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (used by ``propgrad plugins --json``)."""
-        return {
-            "plugin": self.plugin,
-            "distribution": self.distribution,
-            "version": self.version,
-            "error": self.message,
-            "traceback": self.traceback,
-        }
-
-    def __str__(self) -> str:
-        return f"{self.origin()}: {self.message}"
-
-
-@dataclass(frozen=True)
-class Registration:
-    """One class registered by one plugin under one hook."""
-
-    kind: str
-    name: str
-    cls: type
-    plugin: str
-    distribution: str | None
-    version: str | None
-
-    def origin(self) -> str:
-        """``"plugin (distribution version)"`` for messages."""
-        return describe_origin(self.plugin, self.distribution, self.version)
-
-
-def describe_origin(plugin: str, distribution: str | None, version: str | None) -> str:
-    """Human-readable origin of a plugin: ``"hue_shift (propgrad-hue-shift 0.1.0)"``."""
-    if distribution is None:
-        return f"plugin {plugin!r}"
-    return f"plugin {plugin!r} ({distribution} {version or '?'})"
 
 
 def validate_class(obj: Any, base: type, hook: str) -> type:
