@@ -1,9 +1,10 @@
 """Validating one plugin and recording what plugins register: classes, failures, conflicts.
 
 The error classes and records live in :mod:`propgrad.plugin_errors`. Nothing here holds global
-state: :mod:`propgrad.plugins` owns the shared, lazily loaded plugin manager and fills a :class:`Registry` with :func:`register_plugin` and
-:func:`call_register_hooks`; ``propgrad.testing`` uses the same two functions on a fresh plugin
-manager so that plugin authors see exactly the errors propgrad would report.
+state: :mod:`propgrad.plugins` owns the shared, lazily loaded plugin manager and fills a
+:class:`Registry` with :func:`register_plugin` and :func:`call_register_hooks`;
+``propgrad.testing`` uses the same two functions on a fresh plugin manager so that plugin
+authors see exactly the errors propgrad would report.
 """
 
 from __future__ import annotations

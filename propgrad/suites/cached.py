@@ -3,8 +3,9 @@
 Everything lives in ``<cache_dir>/suites/<name>/<key>/`` with ``key = cache_key(name,
 settings(), CODE_VERSION)``: ``test.pt`` (the test set and what the interventions need),
 ``model_<split>.pt`` (one ``state_dict`` per training split, loadable with
-``weights_only=True``), ``accuracy.json``, ``level_accuracy.json`` and ``settings.json``. Every file is written
-atomically, so an interrupted run leaves no half-written entry; a corrupt entry is rebuilt.
+``weights_only=True``), ``accuracy.json``, ``level_accuracy.json`` and ``settings.json``. Every
+file is written atomically, so an interrupted run leaves no half-written entry; a corrupt entry
+is rebuilt.
 """
 
 from __future__ import annotations
