@@ -1,0 +1,46 @@
+"""Does a fur benchmark run show what it must? The four validity checks, with their numbers.
+
+Reads the ``results.json`` of a ``propgrad benchmark`` run that included the ``fur`` suite and
+prints each check of :mod:`propgrad.harness.validity` as PASS or FAIL with the measured figures.
+Exits 0 when every check passes, 1 when one fails, 2 when the results cannot be read.
+
+Usage::
+
+    propgrad benchmark --out RUN            # or --full, --seed N
+    python benchmarks/fur_validity.py RUN/results.json [--ratio 10] [--margin 10] [--rare 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from propgrad.harness.validity import fur_checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the checks; the exit status says whether all passed."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", type=Path, nargs="?", default=Path("propgrad-benchmark/results.json"),
+                        help="results.json of a run (default: propgrad-benchmark/results.json)")
+    parser.add_argument("--ratio", type=float, default=10.0, help="background score must be this many times lower")
+    parser.add_argument("--margin", type=float, default=10.0, help="lead over the best baseline, accuracy points")
+    parser.add_argument("--rare", type=float, default=0.1, help="largest fraction of unbiased-model flips")
+    args = parser.parse_args(argv)
+    try:
+        results = json.loads(args.results.read_text(encoding="utf-8"))
+        checks = fur_checks(results, background_ratio=args.ratio, rare_flips=args.rare, margin=args.margin)
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot check {args.results}: {exc}", file=sys.stderr)
+        return 2
+    settings = results.get("settings", {})
+    print(f"{args.results}: quick={settings.get('quick')} seed={settings.get('seed')}")
+    for check in checks:
+        print(check.line())
+    return 0 if all(c.passed for c in checks) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
