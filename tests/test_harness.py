@@ -76,9 +76,16 @@ class DarkeningSuite(BenchmarkSuite):
         # What each model would score, computed without calling it (a finished run calls no model).
         b, labels = torch.tensor(BRIGHTNESS), self.test_set()[1]
         factors = [1.0, 0.5]
-        return {"darkening factor": {"levels": [str(f) for f in factors], "accuracy": {
-            name: [float(((b * f < cut).long() == labels).float().mean()) for f in factors]
-            for name, cut in CUTS.items()}}}
+        def acc(cut: float, f: float, cls: int | None = None) -> float:
+            keep = labels == cls if cls is not None else torch.ones_like(labels, dtype=torch.bool)
+            return float(((b * f < cut).long() == labels)[keep].float().mean())
+
+        return {"darkening factor": {
+            "levels": [str(f) for f in factors],
+            "accuracy": {name: [acc(cut, f) for f in factors] for name, cut in CUTS.items()},
+            "class_accuracy": {name: {c: [acc(cut, f, i) for f in factors] for i, c in enumerate(self.class_names)}
+                               for name, cut in CUTS.items()},
+        }}
 
     def images_per_class(self) -> int:
         return 4
@@ -169,6 +176,7 @@ def test_records_match_known_flips_and_scores(tmp_path: Path) -> None:
     assert levels["accuracy"]["cut50"][1] < 1.0  # halving brightness crosses the cut for some images
     assert "darkening: accuracy (%) by darkening factor" in report
     assert f"| cut50 | 100.0 | {100 * levels['accuracy']['cut50'][1]:.1f} |" in report
+    assert "| cut50: bright | 100.0 |" in report and "| cut50: dark | 100.0 | 100.0 |" in report  # darker stays dark
     assert (tmp_path / "behaviour_darkening_darken.png").stat().st_size > 1000
     assert (tmp_path / "scores_darkening_darken.png").stat().st_size > 1000
 

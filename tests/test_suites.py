@@ -231,6 +231,13 @@ def test_every_fur_intervention_step_is_in_distribution(trained_fur) -> None:
     assert min(checks["background darkening"]["accuracy"]["unbiased"]) >= 0.95
     for biased in ("dark_is_cat", "dark_is_dog"):
         assert min(fur["accuracy"][biased]) < min(fur["accuracy"]["unbiased"]) - 0.1
+    for entry in checks.values():  # per class: the overall figure is a weighted mean of the two classes
+        for model, overall in entry["accuracy"].items():
+            cat, dog = entry["class_accuracy"][model]["cat"], entry["class_accuracy"][model]["dog"]
+            assert all(min(c, d) - 1e-6 <= o <= max(c, d) + 1e-6 for o, c, d in zip(overall, cat, dog))
+    # The biased models fail on the class their colour rule disfavours, at the dark extreme.
+    assert fur["class_accuracy"]["dark_is_cat"]["dog"][0] < fur["class_accuracy"]["dark_is_cat"]["cat"][0] - 0.1
+    assert fur["class_accuracy"]["dark_is_dog"]["cat"][0] < fur["class_accuracy"]["dark_is_dog"]["dog"][0] - 0.1
     assert suite.level_accuracy() == checks
     assert (suite.cache_path / "level_accuracy.json").exists()
 

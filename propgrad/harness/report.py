@@ -82,10 +82,19 @@ def model_accuracy_table(
 
 
 def level_accuracy_table(entry: Mapping[str, Any], *, order: Sequence[str] = (), markdown: bool = False) -> str:
-    """Rows: models; columns: levels of one property; accuracy in % on fresh images."""
+    """Rows: models (each followed by one row per class if the entry has ``class_accuracy``);
+    columns: levels of one property; accuracy in % on fresh images."""
     rank = {name: i for i, name in enumerate(order)}
     models = sorted(entry["accuracy"], key=lambda m: (rank.get(m, len(rank)), m))
-    rows = [[m, *(NA if a is None else f"{100 * a:.1f}" for a in entry["accuracy"][m])] for m in models]
+    by_class = entry.get("class_accuracy", {})
+
+    def cells(values: Sequence[float | None]) -> list[str]:
+        return [NA if a is None else f"{100 * a:.1f}" for a in values]
+
+    rows = []
+    for m in models:
+        rows.append([m, *cells(entry["accuracy"][m])])
+        rows.extend([f"{m}: {name}", *cells(values)] for name, values in by_class.get(m, {}).items())
     return render_table(["model \\ level", *entry["levels"]], rows, markdown=markdown)
 
 

@@ -77,7 +77,10 @@ class BenchmarkSuite(ABC):
         tables. The default returns no check.
 
         Returns:
-            ``{property: {"levels": [label, ...], "accuracy": {model: [accuracy in [0, 1], ...]}}}``.
+            ``{property: {"levels": [label, ...], "accuracy": {model: [accuracy in [0, 1], ...]}}}``;
+            an entry may add ``"class_accuracy": {model: {class_name: [accuracy, ...]}}``, since
+            a property that pushes every image towards one class can leave the overall accuracy
+            flat while one class gains what the other loses.
         """
         return {}
 

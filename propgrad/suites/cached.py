@@ -168,18 +168,27 @@ class CachedSuite(BenchmarkSuite):
         return self._accuracy
 
     def level_accuracy(self) -> dict[str, dict[str, Any]]:
-        """:meth:`level_data` evaluated for every model; cached as JSON."""
+        """:meth:`level_data` evaluated for every model, over all images and per class; cached as JSON."""
         if self._level_accuracy is None:
             def compute() -> dict[str, Any]:
                 models = self.models()
                 out: dict[str, Any] = {}
                 for prop, (labels, images, targets, groups) in self.level_data().items():
-                    out[prop] = {"levels": list(labels), "accuracy": {
-                        m: group_accuracy(model, images, targets, groups, len(labels)) for m, model in models.items()}}
+                    n = len(labels)
+                    per_class = {m: {name: group_accuracy(model, images[targets == c], targets[targets == c],
+                                                          groups[targets == c], n)
+                                     for c, name in enumerate(self.class_names) if bool((targets == c).any())}
+                                 for m, model in models.items()}
+                    out[prop] = {"levels": list(labels),
+                                 "accuracy": {m: group_accuracy(model, images, targets, groups, n)
+                                              for m, model in models.items()},
+                                 "class_accuracy": per_class}
                 return out
 
             def valid(table: dict[str, Any]) -> bool:
-                return all(set(entry.get("accuracy", {})) == set(self.training_splits) for entry in table.values())
+                return all(set(entry.get("accuracy", {})) == set(self.training_splits)
+                           and set(entry.get("class_accuracy", {})) == set(self.training_splits)
+                           for entry in table.values())
 
             self._level_accuracy = self._cached_json("level_accuracy.json", compute, valid)
         return self._level_accuracy
