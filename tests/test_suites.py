@@ -10,7 +10,7 @@ import torch
 from propgrad.suites import cached as cached_module
 from propgrad.suites.fur import WRONG_COLOUR_BAND, FurSuite
 from propgrad.suites.fur_scenes import FUR_SPLITS, OUTLINE_COLOUR, follows_link, fur_levels, fur_target, outline
-from propgrad.suites.training import group_accuracy
+from propgrad.suites.training import group_accuracy, predict
 from propgrad.suites.patch import PatchSuite
 from propgrad.suites.patch_scenes import keep_out_zone
 
@@ -212,9 +212,10 @@ def test_group_accuracy_counts_per_group() -> None:
     images = torch.tensor([1.0, -1.0, 1.0, 1.0, -1.0])[:, None, None, None].expand(-1, 3, 2, 2).clone()
     labels = torch.tensor([1, 1, 0, 1, 0])
     groups = torch.tensor([0, 0, 1, 1, 1])
-    assert group_accuracy(FirstPixel(), images, labels, groups, 3) == [0.5, pytest.approx(2 / 3), None]
+    predictions = predict(FirstPixel(), images)
+    assert group_accuracy(predictions, labels, groups, 3) == [0.5, pytest.approx(2 / 3), None]
     with pytest.raises(ValueError, match="groups"):
-        group_accuracy(FirstPixel(), images, labels, groups, 1)
+        group_accuracy(predictions, labels, groups, 1)
 
 
 @pytest.mark.slow

@@ -21,7 +21,14 @@ from torch import nn
 
 from propgrad.cache import cache_key, default_cache_dir, load_tensors, save_tensors, write_json
 from propgrad.suites.base import BenchmarkSuite
-from propgrad.suites.training import TrainingConfig, accuracy, group_accuracy, load_classifier, train_classifier
+from propgrad.suites.training import (
+    TrainingConfig,
+    accuracy,
+    group_accuracy,
+    load_classifier,
+    predict,
+    train_classifier,
+)
 
 CODE_VERSION = "suites-2"
 """Bumped whenever a change to the drawing or training code changes the cached data or models."""
@@ -171,19 +178,8 @@ class CachedSuite(BenchmarkSuite):
         """:meth:`level_data` evaluated for every model, over all images and per class; cached as JSON."""
         if self._level_accuracy is None:
             def compute() -> dict[str, Any]:
-                models = self.models()
-                out: dict[str, Any] = {}
-                for prop, (labels, images, targets, groups) in self.level_data().items():
-                    n = len(labels)
-                    per_class = {m: {name: group_accuracy(model, images[targets == c], targets[targets == c],
-                                                          groups[targets == c], n)
-                                     for c, name in enumerate(self.class_names) if bool((targets == c).any())}
-                                 for m, model in models.items()}
-                    out[prop] = {"levels": list(labels),
-                                 "accuracy": {m: group_accuracy(model, images, targets, groups, n)
-                                              for m, model in models.items()},
-                                 "class_accuracy": per_class}
-                return out
+                return {prop: level_entry(self.models(), self.class_names, *data)
+                        for prop, data in self.level_data().items()}
 
             def valid(table: dict[str, Any]) -> bool:
                 return all(set(entry.get("accuracy", {})) == set(self.training_splits)
@@ -210,3 +206,17 @@ class CachedSuite(BenchmarkSuite):
     def settings_base(self) -> dict[str, Any]:
         """Settings every cached suite shares: mode, seed and training configuration."""
         return {"quick": self.quick, "seed": self.seed, "training": self.training_config().to_dict()}
+
+
+def level_entry(models: dict[str, nn.Module], class_names: tuple[str, ...], levels: list[str],
+                images: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> dict[str, Any]:
+    """One property of :meth:`CachedSuite.level_accuracy`: every model's accuracy per level,
+    overall and per class, from one forward pass per model."""
+    entry: dict[str, Any] = {"levels": list(levels), "accuracy": {}, "class_accuracy": {}}
+    for m, model in models.items():
+        pred = predict(model, images)
+        entry["accuracy"][m] = group_accuracy(pred, labels, groups, len(levels))
+        entry["class_accuracy"][m] = {
+            name: group_accuracy(pred[labels == c], labels[labels == c], groups[labels == c], len(levels))
+            for c, name in enumerate(class_names) if bool((labels == c).any())}
+    return entry

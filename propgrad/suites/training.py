@@ -130,22 +130,23 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return float((predict(model, images) == labels).float().mean())
 
 
-def group_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
+def group_accuracy(predictions: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
                    n_groups: int) -> list[float | None]:
     """Accuracy within each group ``0 .. n_groups - 1`` (None for an empty group).
 
     Args:
-        model: A classifier returning logits.
-        images: Images (N, 3, H, W) in [0, 1].
-        labels: Classes (N,).
+        predictions: Predicted classes (N,), e.g. from :func:`predict`.
+        labels: True classes (N,).
         groups: Group index of every image (N,), integers in [0, n_groups).
         n_groups: Number of groups.
     """
-    _check_data(images, labels)
-    if groups.shape != labels.shape or not 0 <= int(groups.min()) <= int(groups.max()) < n_groups:
-        raise ValueError(f"groups must be ({labels.shape[0]},) integers in [0, {n_groups}), got shape "
-                         f"{tuple(groups.shape)}")
-    correct = (predict(model, images) == labels).float()
+    if predictions.shape != labels.shape or groups.shape != labels.shape or labels.dim() != 1:
+        raise ValueError(f"predictions, labels and groups must be (N,) tensors of one length, got shapes "
+                         f"{tuple(predictions.shape)}, {tuple(labels.shape)}, {tuple(groups.shape)}")
+    if labels.shape[0] and not 0 <= int(groups.min()) <= int(groups.max()) < n_groups:
+        raise ValueError(f"groups must be integers in [0, {n_groups}), got values from "
+                         f"{int(groups.min())} to {int(groups.max())}")
+    correct = (predictions == labels).float()
     totals = torch.bincount(groups, minlength=n_groups).float()
     hits = torch.bincount(groups, weights=correct, minlength=n_groups)
     return [float(h / t) if t > 0 else None for h, t in zip(hits, totals)]
