@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from propgrad.forward import OutputTransform, run_model, transform_outputs
+from propgrad.forward import OutputTransform, check_output_transform, run_model, transform_outputs
 from propgrad.result import Explanation
 from propgrad.sources.base import InterventionSource
 from propgrad.validation import check_images
@@ -45,7 +45,7 @@ class PropertyGradient:
             raise TypeError(f"forward_func must be an nn.Module or a callable, got {type(forward_func).__name__}")
         if preprocess is not None and not callable(preprocess):
             raise TypeError(f"preprocess must be callable or None, got {type(preprocess).__name__}")
-        transform_outputs(torch.zeros(1, 2), output_transform)  # validates the name early
+        check_output_transform(output_transform)
         self.forward_func = forward_func
         self.preprocess = preprocess
         self.output_transform = output_transform
@@ -129,9 +129,6 @@ class PropertyGradient:
             flips = prediction_flips(outputs if outputs.shape[1] > 1 else outputs[:, 0])
             explanations.append(
                 Explanation(
-                    score=test.statistic,
-                    p_value=test.p_value,
-                    significant=test.significant,
                     flips=flips,
                     outputs=outputs,
                     target=column,

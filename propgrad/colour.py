@@ -15,5 +15,5 @@ def hsv_to_rgb(hue: torch.Tensor, saturation: torch.Tensor | float, value: torch
         saturation = saturation[..., None]
     if isinstance(value, torch.Tensor):
         value = value[..., None]
-    k = (torch.tensor([5.0, 3.0, 1.0], dtype=hue.dtype) + hue[..., None] * 6) % 6
+    k = (torch.tensor([5.0, 3.0, 1.0], dtype=hue.dtype, device=hue.device) + hue[..., None] * 6) % 6
     return value - value * saturation * torch.clamp(torch.minimum(k, 4 - k), 0, 1)

@@ -13,17 +13,23 @@ OutputTransform = str | Callable[[torch.Tensor], torch.Tensor]
 OUTPUT_TRANSFORMS = ("softmax", "sigmoid", "none")
 
 
+def check_output_transform(transform: Any) -> OutputTransform:
+    """Check an output transform without running it: one of :data:`OUTPUT_TRANSFORMS` or a callable."""
+    if not callable(transform) and transform not in OUTPUT_TRANSFORMS:
+        raise ValueError(f"output_transform must be one of {OUTPUT_TRANSFORMS} or a callable, got {transform!r}")
+    return transform
+
+
 def transform_outputs(outputs: torch.Tensor, transform: OutputTransform) -> torch.Tensor:
     """Apply the output transform: ``"softmax"`` over classes, ``"sigmoid"``, ``"none"`` or a callable."""
+    check_output_transform(transform)
     if callable(transform):
         return transform(outputs)
     if transform == "softmax":
         return outputs.softmax(dim=-1) if outputs.shape[-1] > 1 else outputs.sigmoid()
     if transform == "sigmoid":
         return outputs.sigmoid()
-    if transform == "none":
-        return outputs
-    raise ValueError(f"output_transform must be one of {OUTPUT_TRANSFORMS} or a callable, got {transform!r}")
+    return outputs  # "none"
 
 
 def run_model(

@@ -37,9 +37,6 @@ class Explanation:
         score_unit: ``"per step"`` (the paper's convention) or ``"per <unit of the values>"``.
     """
 
-    score: torch.Tensor
-    p_value: torch.Tensor
-    significant: torch.Tensor
     flips: FlipResult
     outputs: torch.Tensor
     target: int | None
@@ -47,6 +44,21 @@ class Explanation:
     test: PermutationResult
     source: str
     score_unit: str = "per step"
+
+    @property
+    def score(self) -> torch.Tensor:
+        """The test's statistic: E|∇X| per scored column."""
+        return self.test.statistic
+
+    @property
+    def p_value(self) -> torch.Tensor:
+        """The permutation-test p-values."""
+        return self.test.p_value
+
+    @property
+    def significant(self) -> torch.Tensor:
+        """``p_value < alpha``."""
+        return self.test.significant
 
     @property
     def values(self) -> torch.Tensor:

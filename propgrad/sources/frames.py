@@ -126,6 +126,7 @@ class FramesSource(InterventionSource):
         order = sorted(range(len(files)), key=lambda i: values[i])
         self.files = [files[i] for i in order]
         self.values = [values[i] for i in order]
+        self._frames: list[torch.Tensor] | None = None
         for a, b, fa, fb in zip(self.values, self.values[1:], self.files, self.files[1:]):
             if a == b:
                 raise ValueError(f"frames must have distinct values, but {fa.name} and {fb.name} "
@@ -200,13 +201,12 @@ class FramesSource(InterventionSource):
 
     def generate(self, image: torch.Tensor, *, seed: int = 0,
                  show_progress: bool = False) -> InterventionSequence:
-        """Load the frames (sorted by value) onto ``image``'s device; see the class docstring."""
+        """The frames (sorted by value, read from disk on the first call) on ``image``'s device."""
         check_images(image, "image", batched=False)
         size = tuple(image.shape[1:])
-        frames = []
-        for file in tqdm(self.files, desc="frames", disable=not show_progress):
-            frame = load_image(file)
-            frames.append(resize(frame, size) if self.resize else frame)
+        if self._frames is None:  # read once; every later image reuses the frames
+            self._frames = [load_image(f) for f in tqdm(self.files, desc="frames", disable=not show_progress)]
+        frames = [resize(frame, size) for frame in self._frames] if self.resize else self._frames
         shapes = {tuple(f.shape[1:]) for f in frames}
         if len(shapes) > 1:
             first = tuple(frames[0].shape[1:])

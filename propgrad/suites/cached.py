@@ -21,6 +21,7 @@ from torch import nn
 
 from propgrad.cache import cache_key, default_cache_dir, load_tensors, save_tensors, write_json
 from propgrad.suites.base import BenchmarkSuite
+from propgrad.validation import check_int
 from propgrad.suites.training import (
     TrainingConfig,
     accuracy,
@@ -49,8 +50,7 @@ class CachedSuite(BenchmarkSuite):
                  show_progress: bool = False) -> None:
         if not isinstance(quick, bool):
             raise TypeError(f"quick must be a bool, got {type(quick).__name__}")
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        seed = check_int(seed, "seed", minimum=0)
         if cache_dir is not None and not isinstance(cache_dir, (str, Path)):
             raise TypeError(f"cache_dir must be None or a path, got {type(cache_dir).__name__}")
         super().__init__(quick=quick, seed=seed, cache_dir=None if cache_dir is None else Path(cache_dir),

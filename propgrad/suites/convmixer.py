@@ -48,8 +48,6 @@ class ConvMixer(nn.Module):
             check_int(value, f"ConvMixer {name}")
         if kernel_size % 2 == 0:
             raise ValueError(f"ConvMixer kernel_size must be odd (same padding), got {kernel_size}")
-        self.config = dict(dim=dim, depth=depth, kernel_size=kernel_size, patch_size=patch_size,
-                           num_classes=num_classes)
         # [0, 1] -> [-1, 1], as in the paper's preprocessing (Appx. B.2).
         self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5))
         self.register_buffer("std", torch.full((1, 3, 1, 1), 0.5))
@@ -71,11 +69,6 @@ class ConvMixer(nn.Module):
         ])
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(dim, num_classes)
-
-    @property
-    def gradcam_layer(self) -> nn.Module:
-        """The last convolutional block, the layer Grad-CAM attributes to."""
-        return self.blocks[-1]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes) for [0, 1] images (B, 3, H, W)."""

@@ -42,7 +42,7 @@ from propgrad.hookspecs import hookimpl
 from propgrad.sources.base import InterventionSequence
 from propgrad.sources.gaussian_vignette import GaussianVignetteSource
 from propgrad.suites.cached import CachedSuite
-from propgrad.suites.fur_scenes import FUR_SPLITS, draw_scenes, fur_levels, fur_sequence, fur_target, outline
+from propgrad.suites.fur_scenes import DARK_CUT, FUR_SPLITS, draw_scenes, fur_levels, fur_sequence, fur_target, outline
 
 WRONG_COLOUR_BAND = (0.4, 0.9)
 """Accuracy range on wrong-colour images that the biased models' link strength is chosen for."""
@@ -80,7 +80,7 @@ class FurSuite(CachedSuite):
                  if self.quick else
                  dict(image_size=48, train_images=8000, test_per_class=150, eval_per_class=500, link=0.999))
         return {**self.settings_base(), **sizes, "max_darkening": -0.9,
-                "darken_fraction": 0.5, "vignette_sigma": 0.35, "steps": 21, "dark_cut": 0.5,
+                "darken_fraction": 0.5, "vignette_sigma": 0.35, "steps": 21, "dark_cut": DARK_CUT,
                 "outline_width": 1, "background_value": [0.45, 0.95]}
 
 

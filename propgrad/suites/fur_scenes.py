@@ -14,12 +14,11 @@ and only inside the object.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from propgrad.sources.gaussian_vignette import gaussian_map, vignette_factor
 from propgrad.colour import hsv_to_rgb
-from propgrad.suites.shapes import animal_masks, fur_colour, paint, texture, uniform
+from propgrad.suites.shapes import animal_masks, dilate, fur_colour, paint, texture, uniform
 
 FUR_SPLITS = ("unbiased", "dark_is_cat", "dark_is_dog")
 DARK_CUT = 0.5
@@ -81,12 +80,7 @@ def outline(masks: torch.Tensor, width: int) -> torch.Tensor:
     """
     if width < 0:
         raise ValueError(f"width must be >= 0, got {width}")
-    if width == 0:
-        return torch.zeros_like(masks)
-    batched = masks[None] if masks.dim() == 2 else masks
-    grown = F.max_pool2d(batched[:, None].float(), 2 * width + 1, stride=1, padding=width)[:, 0] > 0
-    ring = grown & ~batched
-    return ring[0] if masks.dim() == 2 else ring
+    return dilate(masks, width) & ~masks
 
 
 def draw_parts(labels: torch.Tensor, size: int, generator: torch.Generator, *, darkening: torch.Tensor,

@@ -54,6 +54,10 @@ class PatchSuite(CachedSuite):
     level_check_images = 1000
     """Fresh melanomas of the in-distribution check (:meth:`level_data`)."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._banks: dict[bool, torch.Tensor] = {}
+
     def settings(self) -> dict[str, Any]:
         """Every setting that determines the data and the models."""
         sizes = (dict(image_size=32, train_images=3000, test_melanomas=40, eval_per_class=200) if self.quick
@@ -72,11 +76,13 @@ class PatchSuite(CachedSuite):
         return max(2, round(s["patch_side_fraction"] * s["image_size"]))
 
     def bank(self, held_out: bool) -> torch.Tensor:
-        """The training or the held-out patches (count, 4, side, side)."""
-        s = self.settings()
-        if held_out:
-            return patch_bank(s["held_out_patches"], self.patch_side(), HELD_OUT_PATCH_SEEDS)
-        return patch_bank(s["train_patches"], self.patch_side(), TRAIN_PATCH_SEEDS)
+        """The training or the held-out patches (count, 4, side, side), drawn once per suite."""
+        if held_out not in self._banks:
+            s = self.settings()
+            count, first_seed = ((s["held_out_patches"], HELD_OUT_PATCH_SEEDS) if held_out
+                                 else (s["train_patches"], TRAIN_PATCH_SEEDS))
+            self._banks[held_out] = patch_bank(count, self.patch_side(), first_seed)
+        return self._banks[held_out]
 
     def draw(self, labels: torch.Tensor, with_patch: torch.Tensor, purpose: str, held_out: bool,
              alpha: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -11,12 +11,11 @@ lesion, exactly as the ``patch`` intervention places its held-out patches.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from propgrad.sources.alpha_patch import blend_sequence, choose_position, sticker_patch
 from propgrad.colour import hsv_to_rgb
-from propgrad.suites.shapes import radial_blob, smooth_noise, texture, uniform
+from propgrad.suites.shapes import dilate, radial_blob, smooth_noise, texture, uniform
 
 SECOND_COLOURS = torch.tensor([[0.08, 0.06, 0.06], [0.35, 0.42, 0.55], [0.62, 0.22, 0.2]])
 """Colours blotched into melanomas: near-black, blue-grey, red."""
@@ -63,9 +62,7 @@ def patch_bank(count: int, side: int, first_seed: int) -> torch.Tensor:
 
 def keep_out_zone(lesion: torch.Tensor, side: int) -> torch.Tensor:
     """Pixels (H, W) where a ``side`` x ``side`` patch's centre would make it touch the lesion."""
-    radius = side // 2 + 1
-    grown = F.max_pool2d(lesion.float()[None, None], 2 * radius + 1, stride=1, padding=radius)
-    return grown[0, 0] > 0
+    return dilate(lesion, side // 2 + 1)
 
 
 def place_patch(image: torch.Tensor, lesion: torch.Tensor, patch: torch.Tensor,
@@ -86,7 +83,7 @@ def draw_lesions(labels: torch.Tensor, with_patch: torch.Tensor, bank: torch.Ten
     in at ``alpha`` (B,) (None: fully opaque, as in training).
 
     Returns:
-        ``images`` (B, 3, H, W), ``masks`` (B, H, W) bool lesion masks, ``labels``, ``patched`` (B,).
+        ``images`` (B, 3, H, W), ``masks`` (B, H, W) bool lesion masks, ``labels``.
     """
     n = labels.shape[0]
     masks = lesion_masks(labels, size, generator)
@@ -95,4 +92,4 @@ def draw_lesions(labels: torch.Tensor, with_patch: torch.Tensor, bank: torch.Ten
     for i in tqdm(torch.nonzero(with_patch)[:, 0].tolist(), desc=desc, disable=not show_progress, leave=False):
         images[i] = place_patch(images[i], masks[i], bank[choice[i]], generator,
                                 1.0 if alpha is None else float(alpha[i]))
-    return {"images": images, "masks": masks, "labels": labels, "patched": with_patch.clone()}
+    return {"images": images, "masks": masks, "labels": labels}

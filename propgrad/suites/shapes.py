@@ -93,6 +93,15 @@ def animal_masks(labels: torch.Tensor, size: int, generator: torch.Generator) ->
     return body | head | torch.where(is_cat, cat_ears, dog_ears)
 
 
+def dilate(masks: torch.Tensor, radius: int) -> torch.Tensor:
+    """Masks (B, H, W) or (H, W), bool, grown by ``radius`` pixels (chessboard distance)."""
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0, got {radius}")
+    batched = masks[None] if masks.dim() == 2 else masks
+    grown = F.max_pool2d(batched[:, None].float(), 2 * radius + 1, stride=1, padding=radius)[:, 0] > 0
+    return grown[0] if masks.dim() == 2 else grown
+
+
 def smooth_noise(n: int, size: int, cells: int, generator: torch.Generator, channels: int = 1) -> torch.Tensor:
     """Smooth noise in about [-1, 1]: a random ``cells`` x ``cells`` grid upsampled bicubically."""
     grid = torch.rand(n, channels, cells, cells, generator=generator) * 2 - 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from propgrad import colour
+
 
 def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     """Convert RGB in [0, 1] to HSV with hue, saturation and value in [0, 1).
@@ -47,12 +49,7 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
         RGB tensor of the same shape in [0, 1].
     """
     hue, sat, val = hsv.unbind(dim=-3)
-    channels = []
-    for n in (5.0, 3.0, 1.0):
-        k = torch.remainder(n + 6.0 * hue, 6.0)
-        weight = torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
-        channels.append(val - val * sat * weight)
-    return torch.stack(channels, dim=-3).clamp(0.0, 1.0)
+    return colour.hsv_to_rgb(torch.remainder(hue, 1.0), sat, val).movedim(-1, -3).clamp(0.0, 1.0)
 
 
 def rotate_hue(rgb: torch.Tensor, degrees: float | torch.Tensor) -> torch.Tensor:

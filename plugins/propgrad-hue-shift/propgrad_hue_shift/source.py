@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad.validation import check_images
-from propgrad_hue_shift.hue import hsv_to_rgb, rgb_to_hsv
+from propgrad_hue_shift.hue import rotate_hue
 
 
 def _as_number(value: Any, name: str, kind: type) -> float | int:
@@ -91,7 +90,7 @@ class HueShiftSource(InterventionSource):
         Args:
             image: Float tensor (3, H, W) in [0, 1].
             seed: Unused (the intervention is deterministic); recorded in the metadata.
-            show_progress: Show a progress bar over the steps.
+            show_progress: Accepted for the source interface; the steps are computed in one call.
 
         Returns:
             The sequence on ``image``'s device; ``values`` are the angles in degrees.
@@ -99,13 +98,8 @@ class HueShiftSource(InterventionSource):
         check_images(image, "image", batched=False)
         mask = self._mask_for(image)
         values = self.values(image.dtype, image.device)
-        hsv = rgb_to_hsv(image)
-        frames = []
-        for angle in tqdm(values.tolist(), desc="hue_shift", disable=not show_progress):
-            shifted = hsv.clone()
-            shifted[0] = shifted[0] + angle / 360.0
-            rotated = hsv_to_rgb(shifted)
-            frames.append(rotated if mask is None else mask * rotated + (1 - mask) * image)
+        rotated = rotate_hue(image, values)  # every step in one vectorised call
+        frames = rotated if mask is None else mask * rotated + (1 - mask) * image
         metadata = {
             "max_degrees": self.max_degrees,
             "steps": self.steps,
@@ -113,7 +107,7 @@ class HueShiftSource(InterventionSource):
             "seed": seed,
         }
         return InterventionSequence(
-            images=torch.stack(frames).clamp(0.0, 1.0),
+            images=frames.clamp(0.0, 1.0),
             values=values,
             property_name=self.property_name,
             unit=self.unit,

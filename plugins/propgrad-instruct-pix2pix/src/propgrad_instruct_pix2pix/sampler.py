@@ -18,7 +18,6 @@ import inspect
 from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 
 @torch.no_grad()
@@ -105,13 +104,6 @@ def denoise_batch(
             on_step()
     decoded = pipe.vae.decode(latents.to(pipe.vae.dtype) / pipe.vae.config.scaling_factor, return_dict=False)[0]
     return (decoded.float() / 2 + 0.5).clamp(0, 1)
-
-
-def resize_to_multiple(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize (N, 3, H, W) to ``size`` (bilinear, antialiased when shrinking); no-op if equal."""
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
 
 def sweep_guidance(

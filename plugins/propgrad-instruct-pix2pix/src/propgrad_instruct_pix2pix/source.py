@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from propgrad.cache import cache_key, default_cache_dir, load_tensors, save_tensors
+from propgrad.images import resize
 from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad.validation import check_images
 from propgrad_instruct_pix2pix import params
@@ -30,7 +31,6 @@ from propgrad_instruct_pix2pix.model_loading import (
 )
 from propgrad_instruct_pix2pix.sampler import (
     estimate_sample_memory_mb,
-    resize_to_multiple,
     resolve_batch_size,
     sweep_guidance,
 )
@@ -193,11 +193,11 @@ class InstructPix2PixSource(InterventionSource):
         n_batches = -(-len(text) // batch)
         with tqdm(total=n_batches * self.num_inference_steps, desc=self.name, disable=not show_progress) as bar:
             edits = sweep_guidance(
-                pipe, resize_to_multiple(image[None].float().to(device), size), self.instruction, text,
+                pipe, resize(image[None].float().to(device), size), self.instruction, text,
                 image_scales, seed=seed, num_inference_steps=self.num_inference_steps, batch_size=batch,
                 on_step=bar.update,
             )
-        edits = resize_to_multiple(edits.to(image.device), (height, width))
+        edits = resize(edits.to(image.device), (height, width))
         as_bytes = (edits * 255).round().to(torch.uint8)
         edits = as_bytes.float() / 255
         scores = fidelity(edits, image)
