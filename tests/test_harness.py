@@ -328,3 +328,32 @@ def test_model_accuracy_table_follows_the_suite_order_not_json_key_order() -> No
     assert lines[0].split() == ["model", "\\", "test", "split", "z_model", "b_model", "a_split"]
     assert lines[2].split() == ["z_model", "100.0", "20.0", "25.0"]
     assert lines[3].split() == ["b_model", "10.0", "90.0", "50.0"]
+
+
+class TwoInterventionSuite(DarkeningSuite):
+    """The same darkening under two names, as a suite with several interventions would have."""
+
+    interventions = ("darken", "darken_again")
+
+
+class CountingImageMap(ImageMap):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images_attributed = 0
+
+    def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.images_attributed += images.shape[0]
+        return images.clone()
+
+
+def test_original_maps_are_attributed_once_per_model_not_per_intervention(tmp_path: Path) -> None:
+    baseline = CountingImageMap()
+    st = settings(suites=("darkening",))
+    results = run_benchmark(st, tmp_path, suites={"darkening": TwoInterventionSuite()}, baselines={"image_map": baseline})
+    cells = [r for r in results["records"] if r["kind"] == "baseline"]
+    by_intervention = {iv: {(r["key"][3], r["image"]): r["score"] for r in cells if r["key"][2] == iv}
+                       for iv in TwoInterventionSuite.interventions}
+    n = len(by_intervention["darken"])
+    assert n > 0 and by_intervention["darken"] == by_intervention["darken_again"]
+    # originals once per (model, image), finals once per intervention
+    assert baseline.images_attributed == n + 2 * n

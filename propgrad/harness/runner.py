@@ -79,6 +79,9 @@ class SuiteRunner:
         self.name, self.suite, self.baselines = name, suite, dict(baselines)
         self.settings, self.store, self.stopwatch = settings, store, stopwatch
         self.show_progress = show_progress
+        # Maps of the original images by (model, baseline, image): they do not depend on the
+        # intervention, so a suite with several interventions attributes each original once.
+        self._maps_before: dict[tuple[str, str, int], torch.Tensor] = {}
         self.models: dict[str, nn.Module] = {}
         self.images = torch.empty(0)
         self.labels = torch.empty(0, dtype=torch.long)
@@ -197,21 +200,23 @@ class SuiteRunner:
             assert prop is not None, "property cells are stored before attribution"
             targets.append(prop["explained"])
         device = model_device(model, self.images.device)
-        originals = torch.stack([self.images[i] for i in batch])
-        after = torch.stack([finals[i].to(originals.device) for i in batch])
-        inputs = torch.cat([originals, after]).to(device)
-        target = torch.tensor(targets + targets, dtype=torch.long, device=device)
+        fresh = [i for i in batch if (model_name, base_name, i) not in self._maps_before]
+        inputs = torch.stack([self.images[i] for i in fresh] + [finals[i].to(self.images.device) for i in batch])
+        target = torch.tensor([targets[batch.index(i)] for i in fresh] + targets, dtype=torch.long, device=device)
         try:
             with self.stopwatch.measure("attribution"), self.stopwatch.measure(f"attribution/{base_name}"):
-                maps = baseline.attribute(model, inputs, target)
+                maps = baseline.attribute(model, inputs.to(device), target)
             maps = _check_maps(maps, inputs.shape[0], base_name)
         except Exception as exc:  # one failing baseline never takes the run down
             if len(batch) > 1:  # isolate the failing image(s)
                 return [r for i in batch for r in self._attribute_batch(
                     intervention, model_name, model, base_name, baseline, [i], finals)]
             return [baseline_record(keys[0], None, None, f"{type(exc).__name__}: {exc}")]
-        n = len(batch)
-        return [baseline_record(keys[j], maps[j], maps[n + j], None) for j in range(n)]
+        for j, i in enumerate(fresh):
+            self._maps_before[(model_name, base_name, i)] = maps[j].clone()  # not a view of the batch
+        after = maps[len(fresh):]
+        return [baseline_record(keys[j], self._maps_before[(model_name, base_name, i)], after[j], None)
+                for j, i in enumerate(batch)]
 
 
 def _check_maps(maps: Any, expected: int, name: str) -> torch.Tensor:
