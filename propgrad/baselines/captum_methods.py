@@ -216,7 +216,6 @@ class LimeBaseline(_SuperpixelBaseline):
 
     name = "lime"
     description = "LIME (Captum) on SLIC superpixels (100 segments, compactness 1)"
-    default_samples = 50
 
     def _method(self, model: nn.Module) -> Lime:
         return Lime(model)

@@ -72,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark, print the tables, write results.json, report.md and plots to ``--out``."""
     from propgrad.harness import preset, run_benchmark
 
-    if args.permutations is not None and args.permutations < 1:
-        raise ValueError(f"--permutations must be a positive integer, got {args.permutations}")
     suites, baselines, classes = resolve_names(args)
     settings = preset(quick=args.quick, suites=suites, baselines=baselines, baseline_classes=classes,
                       seed=args.seed, n_permutations=args.permutations)

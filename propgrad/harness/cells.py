@@ -82,7 +82,6 @@ def property_record(
         curve, n_permutations=n_permutations, alpha=alpha, statistic="gradient", seed=seed, periodic=periodic
     )
     flips = prediction_flips(probs)
-    decisions = probs.argmax(dim=1)
     return {
         "kind": "property",
         "key": key,
@@ -93,9 +92,9 @@ def property_record(
         "score": _scalar(test.statistic),
         "p_value": _scalar(test.p_value),
         "significant": bool(_scalar(test.significant)),
-        "flipped_anywhere": bool(_scalar(flips.flipped_anywhere)),
-        "final_differs": bool(int(decisions[-1]) != explained),
-        "n_flips": int(_scalar(flips.n_flips)),
+        "flipped_anywhere": flips.flipped_anywhere,
+        "final_differs": int(flips.decisions[-1]) != explained,
+        "n_flips": flips.n_flips,
         "reference": abs(float(curve[-1]) - float(curve[0])),
         "curve": [float(p) for p in curve],
         "periodic": bool(periodic),

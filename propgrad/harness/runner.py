@@ -97,9 +97,7 @@ class SuiteRunner:
         self.pool = select_pool(self.labels, pool_size(self.settings, self.suite), self.settings.seed)
 
     def run(self) -> None:
-        """Compute and store every missing cell of every intervention."""
-        if not self.models:
-            self.prepare()
+        """Compute and store every missing cell of every intervention (after :meth:`prepare`)."""
         for intervention in self.suite.interventions:
             self._run_intervention(intervention)
 

@@ -119,7 +119,7 @@ def preset(
         suites=tuple(suites),
         quick=quick,
         seed=seed,
-        n_permutations=n_permutations or (1000 if quick else 10_000),
+        n_permutations=(1000 if quick else 10_000) if n_permutations is None else n_permutations,
         baselines=tuple(baselines),
         baseline_kwargs={k: v for k, v in kwargs.items() if v},
         pool_per_class=POOL_IMAGES_PER_CLASS if quick else None,
