@@ -17,7 +17,7 @@ from propgrad.harness.plots import write_plots
 from propgrad.harness.report import format_report
 from propgrad.harness.runner import SuiteRunner, run_suites
 from propgrad.harness.settings import BenchmarkSettings
-from propgrad.harness.store import CellStore, SettingsMismatchError
+from propgrad.harness.store import CellStore, SettingsMismatchError, changed_keys
 from propgrad.harness.summary import finite_or_none, summarise
 from propgrad.harness.timing import Stopwatch
 from propgrad.harness.versions import collect_versions
@@ -65,7 +65,7 @@ def _check_suite_settings(store: CellStore, name: str, suite: BenchmarkSuite) ->
     if stored is None:
         store.append([{"kind": "suite", "key": key, "settings": current}])
     elif stored["settings"] != current:
-        diffs = sorted(k for k in set(stored["settings"]) | set(current) if stored["settings"].get(k) != current.get(k))
+        diffs = changed_keys(stored["settings"], current)
         raise SettingsMismatchError(
             f"{store.path.parent} holds results of suite {name!r} built with other settings "
             f"(changed: {', '.join(diffs[:6])}). Pass another --out, or --fresh to discard them."

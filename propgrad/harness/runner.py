@@ -154,11 +154,15 @@ class SuiteRunner:
         return torch.cat(outs)
 
     def _infer(self, intervention: str, chunk: dict[int, Any], sequences: dict[int, InterventionSequence], bar: tqdm) -> None:
+        # Original + sequence of every image, stacked once; a model missing only some images slices it.
+        parts = {i: torch.cat([self.images[i][None], sequences[i].images.to(self.images.device)])
+                 for i, (models, _) in chunk.items() if models}
+        everything = torch.cat(list(parts.values())) if parts else None
         for model_name, model in self.models.items():
             wanted = [i for i, (models, _) in chunk.items() if model_name in models]
             if not wanted:
                 continue
-            stacked = torch.cat([torch.cat([self.images[i][None], sequences[i].images.to(self.images.device)]) for i in wanted])
+            stacked = everything if len(wanted) == len(parts) else torch.cat([parts[i] for i in wanted])
             probs = self._forward(model, stacked)
             records, offset = [], 0
             for i in wanted:

@@ -28,6 +28,11 @@ class SettingsMismatchError(ValueError):
     """The output folder holds results of a run with different settings."""
 
 
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The keys whose values differ between two settings dicts (present in either), sorted."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 class CellStore:
     """Finished cells of one benchmark run, kept in memory and appended to a JSONL file.
 
@@ -98,7 +103,7 @@ class CellStore:
             raise ValueError(f"{self.path} is not a propgrad benchmark cell store (no header line)")
         if header.get("settings_hash") != self.hash:
             old = header.get("settings", {})
-            diffs = sorted(k for k in set(old) | set(self.settings) if old.get(k) != self.settings.get(k))
+            diffs = changed_keys(old, self.settings)
             detail = "; ".join(f"{k}: {old.get(k)!r} -> {self.settings.get(k)!r}" for k in diffs[:6])
             raise SettingsMismatchError(
                 f"{self.path.parent} holds results of a benchmark run with different settings "
