@@ -308,3 +308,16 @@ def test_modules_register_their_source_class():
         got: list[type] = []
         module.register_sources(got.append)
         assert got == [cls] and cls.name == module.__name__.rsplit(".", 1)[-1]
+
+
+def test_pixel_change_is_the_largest_departure_from_the_first_image() -> None:
+    from propgrad.sources.base import InterventionSequence
+
+    images = torch.zeros(3, 3, 2, 2)
+    images[1, 0] = 0.6  # one channel of four pixels: mean change 0.6 / 3 = 0.2
+    images[2, 0, 0, 0] = 0.4  # a single value: mean change 0.4 / 12
+    seq = InterventionSequence(images, torch.arange(3.0), "p", "step")
+    assert seq.pixel_change() == pytest.approx(0.2)  # the middle step, not the final one
+    still = InterventionSequence(torch.full((2, 3, 2, 2), 0.5), torch.arange(2.0), "p", "step")
+    assert still.pixel_change() == 0.0
+

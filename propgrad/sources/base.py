@@ -45,6 +45,15 @@ class InterventionSequence:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    def pixel_change(self) -> float:
+        """How far the sequence moves the image, without any model: the largest mean absolute
+        per-pixel, per-channel difference between a step and the first image (for a sequence that
+        intervenes ever more strongly, the final step's). Scores of two properties are per step, so
+        comparing them says more when their interventions change the image by similar amounts.
+        """
+        diffs = (self.images - self.images[:1]).abs().flatten(start_dim=1).mean(dim=1)
+        return float(diffs.max())
+
 
 class InterventionSource(ABC):
     """Base class of intervention sources.
