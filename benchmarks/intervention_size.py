@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="suite seed (default: 0)")
     parser.add_argument("--limit", type=int, help="measure only the first N test images")
     args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error(f"--limit must be at least 1, got {args.limit}")
 
     from propgrad.plugins import get_suite
 
@@ -34,15 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     except LookupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    n = len(suite.test_set()[1]) if args.limit is None else min(args.limit, len(suite.test_set()[1]))
+    available = len(suite.test_set()[1])
+    n = available if args.limit is None else min(args.limit, available)
     print(f"suite {args.suite!r} ({'full' if args.full else 'quick'}, seed {args.seed}), {n} test images")
     first: float | None = None
     for intervention in suite.interventions:
         sizes = [suite.intervene(intervention, i).pixel_change() for i in range(n)]
         mean = statistics.fmean(sizes)
         first = mean if first is None else first
+        ratio = f"{mean / first:.2f}x" if first > 0 else "n/a (the first changes nothing)"
         print(f"{intervention:<14} mean |Δpixel| {mean:.4f} (min {min(sizes):.4f}, max {max(sizes):.4f}), "
-              f"{mean / first:.2f}x the {suite.interventions[0]!r} intervention's")
+              f"{ratio} the {suite.interventions[0]!r} intervention's")
     return 0
 
 

@@ -320,4 +320,3 @@ def test_pixel_change_is_the_largest_departure_from_the_first_image() -> None:
     assert seq.pixel_change() == pytest.approx(0.2)  # the middle step, not the final one
     still = InterventionSequence(torch.full((2, 3, 2, 2), 0.5), torch.arange(2.0), "p", "step")
     assert still.pixel_change() == 0.0
-

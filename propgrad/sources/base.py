@@ -46,10 +46,14 @@ class InterventionSequence:
         return int(self.images.shape[0])
 
     def pixel_change(self) -> float:
-        """How far the sequence moves the image, without any model: the largest mean absolute
-        per-pixel, per-channel difference between a step and the first image (for a sequence that
-        intervenes ever more strongly, the final step's). Scores of two properties are per step, so
-        comparing them says more when their interventions change the image by similar amounts.
+        """How far the sequence moves the image, measured without any model.
+
+        Scores of two properties are per step, so comparing them says more when their
+        interventions change the image by similar amounts.
+
+        Returns:
+            The largest mean absolute per-pixel, per-channel difference between a step and the
+            first image (for a sequence that intervenes ever more strongly, the final step's).
         """
         diffs = (self.images - self.images[:1]).abs().flatten(start_dim=1).mean(dim=1)
         return float(diffs.max())

@@ -87,9 +87,9 @@ class FurSuite(CachedSuite):
     def images_per_class(self) -> int:
         """150 images per class and resample, the paper's protocol, in both modes.
 
-        Quick mode once drew 25; its flip tables were then bootstrap draws from 25
-        images per class, with standard deviations of 2-6 points. 150 keeps the cold default run
-        within half of its 10-minute budget on 2 cores (the rule it was chosen by).
+        Quick mode once used 25, and its flip tables were bootstrap draws from 25 images per class
+        with standard deviations of 2-6 points. 150 keeps the cold default run within half of its
+        10-minute budget on 2 cores, the rule this size was chosen by.
         """
         return 150
 
