@@ -17,12 +17,13 @@ explanation score was looked at:
   image's own level to the opposite extreme (dark fur -> level 1, light fur -> level 0), the same
   rule for every model; the background intervention darkens outside the object.
 - ``link`` is chosen from accuracy: the biased models' accuracy on the opposite pure split (all
-  images against their colour rule) must land in :data:`WRONG_COLOUR_BAND`; of the links tried,
-  the one whose mean of the two is closest to the band's centre (65%) is used, per mode, since
-  larger models trained on more images learn the shape from fewer counter-examples. Measured
-  (seed 0, outlined scenes), quick: 0.95 gave 91% / 94%, 0.97 86% / 89%, 0.98 76% / 72%, 0.99
-  48% / 54%, hence 0.98; full: 0.98 gave 99.8% / 99.8%, 0.995 93% / 92%, 0.998 80% / 84%,
-  0.999 72% / 73%, hence 0.999 (1.0, no counter-example at all, was not tried).
+  images against their colour rule) must land in :data:`WRONG_COLOUR_BAND` for every seed; of the
+  links tried, the one whose mean over both models and the selection seeds is closest to the band's
+  centre (65%) is used, per mode, since larger models trained on more images learn the shape from
+  fewer counter-examples. Quick mode, mean over seeds 0-4: 0.98 gave 78.2% (one model at 90.2%,
+  outside), 0.985 69.9%, 0.99 60.1%, hence 0.985 (0.95 and 0.97 gave 86-94% on seed 0). Full mode, seed 0 (each seed
+  trains for minutes): 0.98 gave 99.8% / 99.8%, 0.995 93% / 92%, 0.998 80% / 84%, 0.999 72% / 73%,
+  hence 0.999 (1.0, no counter-example at all, was not tried); seed 1 gave 79% / 85% at 0.999.
 
 Evaluation splits of :meth:`FurSuite.accuracy_table` follow Tab. 5 of the paper: ``unbiased``,
 and pure (link 1) ``dark_is_cat`` / ``dark_is_dog`` splits, so a biased model's accuracy on the
@@ -76,7 +77,7 @@ class FurSuite(CachedSuite):
 
     def settings(self) -> dict[str, Any]:
         """Every setting that determines the data and the models."""
-        sizes = (dict(image_size=32, train_images=3000, test_per_class=150, eval_per_class=200, link=0.98)
+        sizes = (dict(image_size=32, train_images=3000, test_per_class=150, eval_per_class=200, link=0.985)
                  if self.quick else
                  dict(image_size=48, train_images=8000, test_per_class=150, eval_per_class=500, link=0.999))
         return {**self.settings_base(), **sizes, "max_darkening": -0.9,
