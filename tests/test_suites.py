@@ -203,6 +203,23 @@ def test_accuracy_band_of_the_fur_models(trained_fur) -> None:
     assert table["dark_is_cat"]["dark_is_cat"] >= 0.9 and table["dark_is_dog"]["dark_is_dog"] >= 0.9
 
 
+class BiasedFurSuite(FurSuite):
+    """The fur suite with only its two biased models, for checking the link on several seeds."""
+
+    training_splits = ("dark_is_cat", "dark_is_dog")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_wrong_colour_accuracy_lands_in_the_band_on_every_selection_seed(seed: int, tmp_path: Path) -> None:
+    """The quick link was chosen so that the band holds on seeds 0-4, not on seed 0 alone (at the
+    previous link, 0.98, seed 2's dark_is_dog model scored 90.2% and fell outside)."""
+    table = BiasedFurSuite(quick=True, seed=seed, cache_dir=tmp_path).accuracy_table()
+    low, high = WRONG_COLOUR_BAND
+    assert low <= table["dark_is_cat"]["dark_is_dog"] <= high
+    assert low <= table["dark_is_dog"]["dark_is_cat"] <= high
+
+
 def test_group_accuracy_counts_per_group() -> None:
     class FirstPixel(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
