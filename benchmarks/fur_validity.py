@@ -1,13 +1,14 @@
 """Does a fur benchmark run show what it must? The four validity checks, with their numbers.
 
-Reads the ``results.json`` of a ``propgrad benchmark`` run that included the ``fur`` suite and
+Reads the ``results.json`` of ``propgrad benchmark`` runs that included the ``fur`` suite and
 prints each check of :mod:`propgrad.harness.validity` as PASS or FAIL with the measured figures.
-Exits 0 when every check passes, 1 when one fails, 2 when the results cannot be read.
+Given several runs (seeds, say), it ends with how many runs passed each check. Exits 0 when every
+check passes on every run, 1 when one fails, 2 when a run's results cannot be read.
 
 Usage::
 
     propgrad benchmark --out RUN            # or --full, --seed N
-    python benchmarks/fur_validity.py RUN/results.json [--ratio 10] [--margin 10] [--rare 0.1]
+    python benchmarks/fur_validity.py RUN/results.json [RUN2/results.json ...] [--ratio 10] [--margin 10] [--rare 0.1]
 """
 
 from __future__ import annotations
@@ -23,23 +24,30 @@ from propgrad.harness.validity import fur_checks
 def main(argv: list[str] | None = None) -> int:
     """Print the checks; the exit status says whether all passed."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results", type=Path, nargs="?", default=Path("propgrad-benchmark/results.json"),
-                        help="results.json of a run (default: propgrad-benchmark/results.json)")
+    parser.add_argument("results", type=Path, nargs="*", default=[Path("propgrad-benchmark/results.json")],
+                        help="results.json of one or more runs (default: propgrad-benchmark/results.json)")
     parser.add_argument("--ratio", type=float, default=10.0, help="background score must be this many times lower")
     parser.add_argument("--margin", type=float, default=10.0, help="lead over the best baseline, accuracy points")
     parser.add_argument("--rare", type=float, default=0.1, help="largest fraction of unbiased-model flips")
     args = parser.parse_args(argv)
-    try:
-        results = json.loads(args.results.read_text(encoding="utf-8"))
-        checks = fur_checks(results, background_ratio=args.ratio, rare_flips=args.rare, margin=args.margin)
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot check {args.results}: {exc}", file=sys.stderr)
-        return 2
-    settings = results.get("settings", {})
-    print(f"{args.results}: quick={settings.get('quick')} seed={settings.get('seed')}")
-    for check in checks:
-        print(check.line())
-    return 0 if all(c.passed for c in checks) else 1
+    runs = []
+    for path in args.results:
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+            checks = fur_checks(results, background_ratio=args.ratio, rare_flips=args.rare, margin=args.margin)
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot check {path}: {exc}", file=sys.stderr)
+            return 2
+        settings = results.get("settings", {})
+        print(f"{path}: quick={settings.get('quick')} seed={settings.get('seed')}")
+        for check in checks:
+            print(check.line())
+        runs.append(checks)
+    if len(runs) > 1:
+        print(f"\nover {len(runs)} runs:")
+        for k, check in enumerate(runs[0]):
+            print(f"{sum(run[k].passed for run in runs)}/{len(runs)} passed: {check.name}")
+    return 0 if all(c.passed for run in runs for c in run) else 1
 
 
 if __name__ == "__main__":

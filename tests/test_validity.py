@@ -75,3 +75,7 @@ def test_script_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "FAIL property score" in capsys.readouterr().out
     assert main([str(tmp_path / "missing.json")]) == 2
     assert "cannot check" in capsys.readouterr().err
+    assert main([str(good), str(bad), str(good)]) == 1
+    summary = capsys.readouterr().out.split("over 3 runs:")[1]
+    assert "2/3 passed: property score >= 10 points above the best baseline (final)" in summary
+    assert "3/3 passed: biased models' fur score above the unbiased model's" in summary
