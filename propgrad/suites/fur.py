@@ -21,9 +21,10 @@ explanation score was looked at:
   links tried, the one whose mean over both models and the selection seeds is closest to the band's
   centre (65%) is used, per mode, since larger models trained on more images learn the shape from
   fewer counter-examples. Quick mode, mean over seeds 0-4: 0.98 gave 78.2% (one model at 90.2%,
-  outside), 0.985 69.9%, 0.99 60.1%, hence 0.985 (0.95 and 0.97 gave 86-94% on seed 0). Full mode, seed 0 (each seed
-  trains for minutes): 0.98 gave 99.8% / 99.8%, 0.995 93% / 92%, 0.998 80% / 84%, 0.999 72% / 73%,
-  hence 0.999 (1.0, no counter-example at all, was not tried); seed 1 gave 79% / 85% at 0.999.
+  outside), 0.985 69.9%, 0.99 60.1%, hence 0.985 (0.95 and 0.97 gave 86-94% on seed 0). Full
+  mode, seed 0 (each seed trains for minutes): 0.98 gave 99.8% / 99.8%, 0.995 93% / 92%, 0.998
+  80% / 84%, 0.999 72% / 73%, hence 0.999 (1.0, no counter-example at all, was not tried); seed 1
+  gave 79% / 85% at 0.999.
 
 Evaluation splits of :meth:`FurSuite.accuracy_table` follow Tab. 5 of the paper: ``unbiased``,
 and pure (link 1) ``dark_is_cat`` / ``dark_is_dog`` splits, so a biased model's accuracy on the
