@@ -26,9 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help=f"suites to run (default: {DEFAULT_SUITE!r}; with --full every registered suite)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="quick", action="store_true", default=True,
-                      help="small sizes, K=1000 permutations, modest baseline sample counts (default)")
+                      help="small images and models, K=1000 permutations, modest baseline sample counts (default)")
     mode.add_argument("--full", dest="quick", action="store_false",
-                      help="the paper's sizes: 150 images per class, K=10,000, baseline defaults")
+                      help="the paper's sizes: larger images and models, every test image, K=10,000, baseline defaults")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"output folder; rerunning with the same folder resumes (default: ./{DEFAULT_OUT}/)")
     parser.add_argument("--baselines", nargs="+", metavar="NAME",
