@@ -1,9 +1,9 @@
 """How much of a benchmark run is harness overhead rather than model forward passes and attribution?
 
 Runs the default quick benchmark of one suite (its own images per class, every baseline; or a
-smaller pool with ``--pool``) into a temporary folder and prints the total wall time (suite construction excluded, it is cached
-training), the time spent inside model forward passes plus ``baseline.attribute`` calls, the
-ratio of the two (target: <= 1.5) and a breakdown of the rest.
+smaller pool with ``--pool``) into a temporary folder and prints the total wall time (suite
+construction excluded, it is cached training), the time spent inside model forward passes plus
+``baseline.attribute`` calls, the ratio of the two (target: <= 1.5) and a breakdown of the rest.
 
 Usage::
 
@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the measurement and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", default="fur", help="suite to run (default: fur)")
-    parser.add_argument("--pool", type=int, help="test images per class (default: the suite's, as in `propgrad benchmark`)")
+    parser.add_argument(
+        "--pool", type=int, help="test images per class (default: the suite's, as in `propgrad benchmark`)"
+    )
     parser.add_argument("--baselines", nargs="+", help="baselines (default: every registered; 'none' for none)")
     parser.add_argument("--permutations", type=int, default=1000, help="K (default: 1000, the quick setting)")
     args = parser.parse_args(argv)
@@ -40,8 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         classes = {}
     else:
         classes = {name: get_baseline(name) for name in args.baselines}
-    settings = preset(quick=True, suites=(args.suite,), baselines=tuple(classes), baseline_classes=classes,
-                      n_permutations=args.permutations)
+    settings = preset(
+        quick=True,
+        suites=(args.suite,),
+        baselines=tuple(classes),
+        baseline_classes=classes,
+        n_permutations=args.permutations,
+    )
     if args.pool is not None:
         settings = replace(settings, pool_per_class=args.pool)
     with tempfile.TemporaryDirectory() as out:
@@ -49,12 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     t = results["timing"]
     n_cells = results["resume"]["cells_computed"]
     pool = results["suites"][args.suite]["images_per_class"] if args.pool is None else args.pool
-    print(f"suite {args.suite!r}, {pool} images per class, baselines: {', '.join(classes) or 'none'}, "
-          f"{n_cells} cells")
+    print(f"suite {args.suite!r}, {pool} images per class, baselines: {', '.join(classes) or 'none'}, {n_cells} cells")
     print(f"suite setup (excluded):          {t.get('suite_setup_s', 0.0):8.2f} s")
     print(f"total (run):                     {t['run_s']:8.2f} s")
-    print(f"model forward + attribution:     {t['model_and_attribution_s']:8.2f} s "
-          f"(forward {t.get('forward_s', 0.0):.2f} s, attribution {t.get('attribution_s', 0.0):.2f} s)")
+    print(
+        f"model forward + attribution:     {t['model_and_attribution_s']:8.2f} s "
+        f"(forward {t.get('forward_s', 0.0):.2f} s, attribution {t.get('attribution_s', 0.0):.2f} s)"
+    )
     for name in ("intervention", "statistics", "reporting"):
         print(f"  of the rest, {name + ':':<18} {t.get(name + '_s', 0.0):8.2f} s")
     print(f"ratio total / (forward + attribution): {t['overhead_ratio']:.3f}  (target <= 1.5)")

@@ -24,8 +24,13 @@ from propgrad.harness.validity import fur_checks
 def main(argv: list[str] | None = None) -> int:
     """Print the checks; the exit status says whether all passed."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results", type=Path, nargs="*", default=[Path("propgrad-benchmark/results.json")],
-                        help="results.json of one or more runs (default: propgrad-benchmark/results.json)")
+    parser.add_argument(
+        "results",
+        type=Path,
+        nargs="*",
+        default=[Path("propgrad-benchmark/results.json")],
+        help="results.json of one or more runs (default: propgrad-benchmark/results.json)",
+    )
     parser.add_argument("--ratio", type=float, default=10.0, help="background score must be this many times lower")
     parser.add_argument("--margin", type=float, default=10.0, help="lead over the best baseline, accuracy points")
     parser.add_argument("--rare", type=float, default=0.1, help="largest fraction of unbiased-model flips")

@@ -45,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         mean = statistics.fmean(sizes)
         first = mean if first is None else first
         ratio = f"{mean / first:.2f}x" if first > 0 else "n/a (the first changes nothing)"
-        print(f"{intervention:<14} mean |Δpixel| {mean:.4f} (min {min(sizes):.4f}, max {max(sizes):.4f}), "
-              f"{ratio} the {suite.interventions[0]!r} intervention's")
+        print(
+            f"{intervention:<14} mean |Δpixel| {mean:.4f} (min {min(sizes):.4f}, max {max(sizes):.4f}), "
+            f"{ratio} the {suite.interventions[0]!r} intervention's"
+        )
     return 0
 
 

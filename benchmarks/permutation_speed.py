@@ -27,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-from propgrad.permutation import clear_cache, permutation_test
+from propgrad.stats.permutation import clear_cache, permutation_test
 
 TARGETS = {1: 30.0, 1000: 300.0}
 
@@ -64,6 +64,7 @@ def time_loop(outputs: np.ndarray, values: np.ndarray | None, k: int, repeats: i
 
 def time_vectorised(outputs: torch.Tensor, values: torch.Tensor | None, k: int, repeats: int) -> tuple[float, float]:
     """(median cold, median warm) seconds of permutation_test on outputs."""
+
     def call() -> None:
         permutation_test(outputs, values, n_permutations=k)
 
@@ -86,8 +87,10 @@ def main() -> None:
     args = parser.parse_args()
     default_threads = torch.get_num_threads()
     startup = _seconds(lambda: permutation_test(torch.randn(5), n_permutations=10))
-    print(f"torch {torch.__version__}; K={args.k}, N={args.n}, float32, {args.grid} grid; "
-          f"one-time start-up call {startup * 1e3:.1f} ms")
+    print(
+        f"torch {torch.__version__}; K={args.k}, N={args.n}, float32, {args.grid} grid; "
+        f"one-time start-up call {startup * 1e3:.1f} ms"
+    )
     rng = np.random.default_rng(0)
     values = None if args.grid == "unit" else np.cumsum(rng.uniform(0.5, 1.5, args.n))
     grid = None if values is None else torch.from_numpy(values)
@@ -101,7 +104,9 @@ def main() -> None:
             cold, warm = time_vectorised(torch.from_numpy(outputs), grid, args.k, args.repeats)
             note = "" if looped == c else f" (timed on {looped} columns, x{c / looped:.0f})"
             target = TARGETS.get(c)
-            met = "" if target is None else f"  target >= {target:.0f}x: {'met' if loop / cold >= target else 'NOT met'}"
+            met = (
+                "" if target is None else f"  target >= {target:.0f}x: {'met' if loop / cold >= target else 'NOT met'}"
+            )
             print(f"C={c:5d}: loop {loop:8.3f} s{note}")
             print(f"         vectorised cold {cold * 1e3:9.1f} ms  ratio {loop / cold:7.1f}x{met}")
             print(f"         vectorised warm {warm * 1e3:9.1f} ms  ratio {loop / warm:7.1f}x")

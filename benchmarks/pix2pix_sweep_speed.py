@@ -23,9 +23,7 @@ from typing import Callable
 import torch
 
 
-def _median_seconds(
-    runs: dict[str, Callable[[], torch.Tensor]], repeats: int
-) -> dict[str, tuple[float, torch.Tensor]]:
+def _median_seconds(runs: dict[str, Callable[[], torch.Tensor]], repeats: int) -> dict[str, tuple[float, torch.Tensor]]:
     """Median wall time and last output of each run; runs are interleaved so that load from
     other processes on a shared machine affects them alike."""
     outputs = {name: run() for name, run in runs.items()}  # warm-up
@@ -46,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--threads", type=int, default=1,
+        "--threads",
+        type=int,
+        default=1,
         help="torch CPU threads; 1 gives stable figures on a shared machine, 0 keeps torch's default",
     )
     args = parser.parse_args(argv)
@@ -67,24 +67,40 @@ def main(argv: list[str] | None = None) -> int:
         pipe = load_pipeline(str(build_tiny_pipeline(Path(tmp) / "tiny")), "cpu")
 
         def stock() -> torch.Tensor:
-            return torch.cat([
-                pipe(instruction, image=image, num_inference_steps=args.steps, guidance_scale=s,
-                     image_guidance_scale=image_scale, generator=torch.Generator().manual_seed(args.seed),
-                     output_type="pt").images
-                for s in text
-            ])
+            return torch.cat(
+                [
+                    pipe(
+                        instruction,
+                        image=image,
+                        num_inference_steps=args.steps,
+                        guidance_scale=s,
+                        image_guidance_scale=image_scale,
+                        generator=torch.Generator().manual_seed(args.seed),
+                        output_type="pt",
+                    ).images
+                    for s in text
+                ]
+            )
 
         def ours(batch_size: int) -> Callable[[], torch.Tensor]:
             return lambda: sweep_guidance(
-                pipe, image, instruction, text, [image_scale] * len(text), seed=args.seed,
-                num_inference_steps=args.steps, batch_size=batch_size,
+                pipe,
+                image,
+                instruction,
+                text,
+                [image_scale] * len(text),
+                seed=args.seed,
+                num_inference_steps=args.steps,
+                batch_size=batch_size,
             )
 
         timed = _median_seconds({"stock": stock, "looped": ours(1), "batched": ours(args.scales)}, args.repeats)
     (t_stock, out_stock), (t_looped, out_looped), (t_batched, out_batched) = timed.values()
 
-    print(f"tiny InstructPix2Pix, {args.scales} text scales, {args.steps} steps, {args.size}x{args.size}, "
-          f"CPU threads {torch.get_num_threads()}, median of {args.repeats}")
+    print(
+        f"tiny InstructPix2Pix, {args.scales} text scales, {args.steps} steps, {args.size}x{args.size}, "
+        f"CPU threads {torch.get_num_threads()}, median of {args.repeats}"
+    )
     print(f"stock pipeline, one call per scale : {t_stock * 1000:8.1f} ms")
     print(f"our loop, batch size 1             : {t_looped * 1000:8.1f} ms")
     print(f"our loop, batch size {args.scales:<3d}           : {t_batched * 1000:8.1f} ms")

@@ -14,11 +14,11 @@ from propgrad.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
-    "property_gradient": "propgrad.scoring",
-    "permutation_test": "propgrad.permutation",
-    "PermutationResult": "propgrad.permutation",
-    "prediction_flips": "propgrad.flips",
-    "FlipResult": "propgrad.flips",
+    "property_gradient": "propgrad.stats.gradient",
+    "permutation_test": "propgrad.stats.permutation",
+    "PermutationResult": "propgrad.stats.permutation",
+    "prediction_flips": "propgrad.stats.flips",
+    "FlipResult": "propgrad.stats.flips",
     "PropertyGradient": "propgrad.api",
     "Explanation": "propgrad.result",
     "InterventionSequence": "propgrad.sources.base",

@@ -90,8 +90,8 @@ class PropertyGradient:
             An :class:`~propgrad.result.Explanation` for a single image, a list of them (one per
             input) for a batch.
         """
-        from propgrad.flips import prediction_flips
-        from propgrad.permutation import permutation_test
+        from propgrad.stats.flips import prediction_flips
+        from propgrad.stats.permutation import permutation_test
 
         if per not in ("step", "unit"):
             raise ValueError(f"per must be 'step' or 'unit', got {per!r}")

@@ -1,8 +1,8 @@
-"""On-disk cache: content-addressed keys and atomic writes.
+"""On-disk cache: where it lives, content-addressed keys, and tensor entries.
 
 Everything expensive (trained models, generated data sets, diffusion sweeps) is cached under a
-key derived from everything that determines it, and written atomically (to a temporary file in
-the same folder, then renamed), so an interrupted run never leaves a half-written entry.
+key derived from everything that determines it, and written atomically
+(:mod:`propgrad.atomic_files`), so an interrupted run never leaves a half-written entry.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
+
+from propgrad.atomic_files import atomic_write, write_json  # noqa: F401 (old import path)
 
 ENV_CACHE_DIR = "PROPGRAD_CACHE_DIR"
 
@@ -33,35 +34,17 @@ def cache_key(*parts: Any) -> str:
     def encode(obj: Any) -> Any:
         if isinstance(obj, torch.Tensor):
             t = obj.detach().cpu().contiguous()
-            return {"tensor": hashlib.sha256(t.numpy().tobytes()).hexdigest(), "shape": list(t.shape), "dtype": str(t.dtype)}
+            return {
+                "tensor": hashlib.sha256(t.numpy().tobytes()).hexdigest(),
+                "shape": list(t.shape),
+                "dtype": str(t.dtype),
+            }
         if isinstance(obj, Path):
             return str(obj)
         raise TypeError(f"cache_key cannot encode {type(obj).__name__}")
 
     blob = json.dumps(parts, sort_keys=True, default=encode).encode()
     return hashlib.sha256(blob).hexdigest()[:24]
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` and then rename the temporary file to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
@@ -78,8 +61,3 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor] | None:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
         return None
-
-
-def write_json(path: Path, data: Any) -> Path:
-    """Write JSON atomically."""
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True)))

@@ -94,7 +94,5 @@ def _check_batch_output(out: Any, expected: int, start: int) -> torch.Tensor:
         )
     if not torch.isfinite(out).all():
         bad = torch.nonzero(~torch.isfinite(out))[0]
-        raise ValueError(
-            f"the model returned NaN or Inf at step {start + int(bad[0])}, output column {int(bad[1])}"
-        )
+        raise ValueError(f"the model returned NaN or Inf at step {start + int(bad[0])}, output column {int(bad[1])}")
     return out.detach()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from propgrad.cache import atomic_write
+from propgrad.atomic_files import atomic_write
 
 EXAMPLE_IMAGES: tuple[str, ...] = ("chelsea", "astronaut", "coffee", "rocket")
 """Colour images bundled with scikit-image (available offline)."""
@@ -48,11 +48,11 @@ def to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
     if np.issubdtype(array.dtype, np.floating):
         out = array.astype(np.float32)
         if not np.isfinite(out).all() or out.min() < -1e-4 or out.max() > 1 + 1e-4:
-            raise ValueError(f"{name}: float image data must lie in [0, 1], got range "
-                             f"[{np.nanmin(out):.3g}, {np.nanmax(out):.3g}]")
+            raise ValueError(
+                f"{name}: float image data must lie in [0, 1], got range [{np.nanmin(out):.3g}, {np.nanmax(out):.3g}]"
+            )
         return np.clip(out, 0.0, 1.0)
-    raise ValueError(f"{name}: unsupported pixel type {array.dtype}; expected uint8, uint16, bool "
-                     "or float in [0, 1]")
+    raise ValueError(f"{name}: unsupported pixel type {array.dtype}; expected uint8, uint16, bool or float in [0, 1]")
 
 
 def array_to_rgba(array: np.ndarray, name: str) -> torch.Tensor:
@@ -64,8 +64,7 @@ def array_to_rgba(array: np.ndarray, name: str) -> torch.Tensor:
     if data.ndim == 2:
         data = data[:, :, None]
     if data.ndim != 3 or data.shape[2] not in (1, 2, 3, 4) or 0 in data.shape:
-        raise ValueError(f"{name}: expected a grey, grey+alpha, RGB or RGBA image, got an array "
-                         f"of shape {array.shape}")
+        raise ValueError(f"{name}: expected a grey, grey+alpha, RGB or RGBA image, got an array of shape {array.shape}")
     channels = data.shape[2]
     colour = data[:, :, :1].repeat(3, axis=2) if channels <= 2 else data[:, :, :3]
     if channels in (2, 4):
@@ -151,11 +150,11 @@ def as_mask(mask: Any, name: str, *, size: tuple[int, int] | None = None) -> tor
     elif not mask.is_floating_point():
         raise ValueError(f"{name} must be a bool or float tensor in [0, 1], got {mask.dtype}")
     elif not torch.isfinite(mask).all() or mask.min() < 0 or mask.max() > 1:
-        raise ValueError(f"{name} must hold values in [0, 1], got range "
-                         f"[{float(mask.min()):.3g}, {float(mask.max()):.3g}]")
+        raise ValueError(
+            f"{name} must hold values in [0, 1], got range [{float(mask.min()):.3g}, {float(mask.max()):.3g}]"
+        )
     if size is not None and tuple(mask.shape) != tuple(size):
-        raise ValueError(f"{name} must match the image size {tuple(size)} (H, W), "
-                         f"got {tuple(mask.shape)}")
+        raise ValueError(f"{name} must match the image size {tuple(size)} (H, W), got {tuple(mask.shape)}")
     return mask
 
 
@@ -171,16 +170,17 @@ def resize(tensor: torch.Tensor, size: Size) -> torch.Tensor:
     """
     height, width = _check_size(size)
     if not isinstance(tensor, torch.Tensor) or tensor.dim() not in (3, 4):
-        raise ValueError("resize expects a tensor (C, H, W) or (N, C, H, W), got "
-                         f"{tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__}")
+        raise ValueError(
+            "resize expects a tensor (C, H, W) or (N, C, H, W), got "
+            f"{tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__}"
+        )
     if not tensor.is_floating_point():
         raise ValueError(f"resize expects a float tensor, got {tensor.dtype}")
     if tuple(tensor.shape[-2:]) == (height, width):
         return tensor
     batch = tensor if tensor.dim() == 4 else tensor[None]
     shrink = height < batch.shape[-2] or width < batch.shape[-1]
-    out = F.interpolate(batch, size=(height, width), mode="bilinear", align_corners=False,
-                        antialias=shrink)
+    out = F.interpolate(batch, size=(height, width), mode="bilinear", align_corners=False, antialias=shrink)
     out = out.clamp(float(tensor.min()), float(tensor.max()))
     return out if tensor.dim() == 4 else out[0]
 
@@ -210,8 +210,7 @@ def save_image(path: str | Path, tensor: torch.Tensor) -> Path:
     Image.init()
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"save_image cannot infer an image format from the extension of {path}; "
-                         "use e.g. .png or .jpg")
+        raise ValueError(f"save_image cannot infer an image format from the extension of {path}; use e.g. .png or .jpg")
     array = (tensor.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8)
     if fmt == "JPEG" and array.shape[0] == 4:
         array = array[:3]

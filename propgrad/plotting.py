@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import torch
 
-from propgrad.cache import atomic_write
+from propgrad.atomic_files import atomic_write
 
 
 def _pyplot() -> Any:

@@ -9,13 +9,20 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from propgrad.cache import write_json
-from propgrad.plotting import _pyplot, plot_behaviour, plot_filmstrip, plot_null_distribution, save_figure, save_filmstrip
+from propgrad.atomic_files import write_json
+from propgrad.plotting import (
+    _pyplot,
+    plot_behaviour,
+    plot_filmstrip,
+    plot_null_distribution,
+    save_figure,
+    save_filmstrip,
+)
 from propgrad.sources.base import InterventionSequence
 
 if TYPE_CHECKING:
-    from propgrad.flips import FlipResult
-    from propgrad.permutation import PermutationResult
+    from propgrad.stats.flips import FlipResult
+    from propgrad.stats.permutation import PermutationResult
 
 
 @dataclass(frozen=True)
@@ -73,9 +80,11 @@ class Explanation:
     def summary(self, labels: Sequence[str] | None = None) -> str:
         """A few lines for a terminal: score, p-value, significance and flips."""
         seq = self.sequence
-        lines = [f"source {self.source}: {seq.property_name} over {len(seq)} steps "
-                 f"({float(seq.values[0]):.4g} to {float(seq.values[-1]):.4g} {seq.unit}"
-                 f"{', periodic' if seq.periodic else ''})"]
+        lines = [
+            f"source {self.source}: {seq.property_name} over {len(seq)} steps "
+            f"({float(seq.values[0]):.4g} to {float(seq.values[-1]):.4g} {seq.unit}"
+            f"{', periodic' if seq.periodic else ''})"
+        ]
         scores = self.score.reshape(-1)
         columns = [self.target] if self.target is not None else list(range(scores.numel()))
         order = torch.argsort(scores, descending=True)[:10].tolist()
@@ -84,13 +93,18 @@ class Explanation:
             name = labels[j] if labels is not None and j is not None and j < len(labels) else f"output {j}"
             p = float(self.p_value.reshape(-1)[k])
             sig = "significant" if bool(self.significant.reshape(-1)[k]) else "not significant"
-            lines.append(f"  {name:<16} E|grad| = {float(scores[k]):.5f} {self.score_unit}   p = {p:.4g}   ({sig} at alpha={self.test.alpha})")
+            lines.append(
+                f"  {name:<16} E|grad| = {float(scores[k]):.5f} {self.score_unit}   p = {p:.4g}   "
+                f"({sig} at alpha={self.test.alpha})"
+            )
         if len(columns) > len(order):
             lines.append(f"  ... {len(columns) - len(order)} more output columns")
         f = self.flips
         where = ", ".join(f"{float(seq.values[i]):.4g}" for i in f.flip_steps.tolist()) or "none"
-        lines.append(f"  decision flips: {f.n_flips} (at {seq.property_name} = {where}); "
-                     f"final decision {'differs from' if f.final_differs else 'equals'} the original")
+        lines.append(
+            f"  decision flips: {f.n_flips} (at {seq.property_name} = {where}); "
+            f"final decision {'differs from' if f.final_differs else 'equals'} the original"
+        )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,9 +145,17 @@ class Explanation:
         col_labels = labels if self.target is None or labels is None else [labels[self.target]]
         binary = self.outputs.shape[1] <= 2 and bool(((self.outputs >= 0) & (self.outputs <= 1)).all())
         seq = self.sequence
-        plot_behaviour(ax, seq.values, outputs, labels=col_labels, threshold=0.5 if binary else None,
-                       xlabel=f"{seq.property_name} [{seq.unit}]")
-        ax.set_title(f"E|grad| = {float(self.score.reshape(-1).max()):.4f}, p = {float(self.p_value.reshape(-1).min()):.3g}")
+        plot_behaviour(
+            ax,
+            seq.values,
+            outputs,
+            labels=col_labels,
+            threshold=0.5 if binary else None,
+            xlabel=f"{seq.property_name} [{seq.unit}]",
+        )
+        ax.set_title(
+            f"E|grad| = {float(self.score.reshape(-1).max()):.4f}, p = {float(self.p_value.reshape(-1).min()):.3g}"
+        )
         return ax
 
     def plot_null(self, ax: Any = None, column: int = 0) -> Any:
@@ -145,8 +167,13 @@ class Explanation:
             ax.axis("off")
             return ax
         null = null if null.dim() == 1 else null[:, column]
-        plot_null_distribution(ax, null, float(self.score.reshape(-1)[column]),
-                               p_value=float(self.p_value.reshape(-1)[column]), name=self.test.statistic_name)
+        plot_null_distribution(
+            ax,
+            null,
+            float(self.score.reshape(-1)[column]),
+            p_value=float(self.p_value.reshape(-1)[column]),
+            name=self.test.statistic_name,
+        )
         return ax
 
     def save(self, out_dir: Path, labels: Sequence[str] | None = None, stem: str = "explanation") -> list[Path]:
@@ -159,6 +186,13 @@ class Explanation:
         paths = [write_json(out_dir / f"{stem}.json", record), save_figure(self.plot(labels), out_dir / f"{stem}.png")]
         fidelity = self.sequence.metadata.get("fidelity", {}).get("ssim")
         captions = [f"SSIM {s:.2f}" for s in fidelity] if fidelity else None
-        paths.append(save_filmstrip(out_dir / f"{stem}_filmstrip.png", self.images, self.values,
-                                    title=f"{self.source}: {self.sequence.property_name}", captions=captions))
+        paths.append(
+            save_filmstrip(
+                out_dir / f"{stem}_filmstrip.png",
+                self.images,
+                self.values,
+                title=f"{self.source}: {self.sequence.property_name}",
+                captions=captions,
+            )
+        )
         return paths

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from propgrad.baselines.base import AttributionBaseline, change_score
-from propgrad.registry import KINDS, NAME_PATTERN, call_register_hooks, new_plugin_manager, register_plugin
+from propgrad.plugins.registry import KINDS, NAME_PATTERN, call_register_hooks, new_plugin_manager, register_plugin
 from propgrad.sources.base import InterventionSequence, InterventionSource
 
 __all__ = ["collect_registrations", "check_source", "check_baseline", "sample_image", "tiny_classifier"]
@@ -124,11 +124,15 @@ def check_source(
     if values.shape != (len(seq),) or not finite or bool((values.diff() <= 0).any()):
         _fail(f"{label} values must be finite, strictly increasing, one per image; got {values.tolist()}")
     if images.device != image.device or values.device != image.device:
-        _fail(f"{label} must keep the input's device {image.device}, "
-              f"got images on {images.device} and values on {values.device}")
+        _fail(
+            f"{label} must keep the input's device {image.device}, "
+            f"got images on {images.device} and values on {values.device}"
+        )
     if (seq.property_name, seq.unit) != (source_cls.property_name, source_cls.unit):
-        _fail(f"{label} property/unit {(seq.property_name, seq.unit)} differ from the class attributes "
-              f"{(source_cls.property_name, source_cls.unit)}")
+        _fail(
+            f"{label} property/unit {(seq.property_name, seq.unit)} differ from the class attributes "
+            f"{(source_cls.property_name, source_cls.unit)}"
+        )
     if not isinstance(seq.periodic, bool):
         _fail(f"{label} periodic must be a bool, got {seq.periodic!r}")
     try:
@@ -153,8 +157,13 @@ def tiny_classifier(num_classes: int = 3, *, seed: int = 0) -> nn.Module:
     with torch.random.fork_rng(devices=[]):  # seed the weights without touching the global RNG
         torch.manual_seed(seed)
         model = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes),
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(8, num_classes),
         )
     return model.eval()
 
@@ -197,11 +206,14 @@ def check_baseline(
     if not isinstance(maps, torch.Tensor) or not maps.is_floating_point():
         _fail(f"{label} must return a float tensor, got {maps!r:.80}")
     if maps.dim() == 0 or maps.shape[0] != images.shape[0]:
-        _fail(f"{label} must return one map per image (first dimension {images.shape[0]}), "
-              f"got shape {tuple(maps.shape)}")
+        _fail(
+            f"{label} must return one map per image (first dimension {images.shape[0]}), got shape {tuple(maps.shape)}"
+        )
     if maps.requires_grad or maps.device != images.device or not bool(torch.isfinite(maps).all()):
-        _fail(f"{label} maps must be detached, finite and on {images.device}; got requires_grad="
-              f"{maps.requires_grad}, device={maps.device}, finite={bool(torch.isfinite(maps).all())}")
+        _fail(
+            f"{label} maps must be detached, finite and on {images.device}; got requires_grad="
+            f"{maps.requires_grad}, device={maps.device}, finite={bool(torch.isfinite(maps).all())}"
+        )
     if model.training != mode or any(not torch.equal(v, state[k]) for k, v in model.state_dict().items()):
         _fail(f"{label} changed the model (its parameters or train/eval mode)")
     if not torch.equal(images, before):

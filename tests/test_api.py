@@ -82,8 +82,9 @@ def test_batch_of_inputs_gives_one_explanation_each(image):
 def test_forward_passes_are_batched_and_extra_args_are_passed(image):
     model = BrightnessModel()
     pg = PropertyGradient(model)
-    shifted = pg.attribute(image, Darken(steps=10), target=0, additional_forward_args=(10.0,),
-                           batch_size=4, n_permutations=50)
+    shifted = pg.attribute(
+        image, Darken(steps=10), target=0, additional_forward_args=(10.0,), batch_size=4, n_permutations=50
+    )
     assert model.batches == [4, 4, 2]
     # a huge offset saturates the model: the darkening no longer changes its output
     assert float(shifted.score) < 1e-6
@@ -92,7 +93,9 @@ def test_forward_passes_are_batched_and_extra_args_are_passed(image):
 def test_preprocess_is_applied_before_the_model(image):
     model = BrightnessModel()
     plain = PropertyGradient(model).attribute(image, Darken(), target=0, n_permutations=50)
-    inverted = PropertyGradient(model, preprocess=lambda x: 1 - x).attribute(image, Darken(), target=0, n_permutations=50)
+    inverted = PropertyGradient(model, preprocess=lambda x: 1 - x).attribute(
+        image, Darken(), target=0, n_permutations=50
+    )
     assert float(plain.outputs[0, 0]) > 0.5 > float(inverted.outputs[0, 0])
 
 

@@ -31,9 +31,13 @@ FAST_SETTINGS = {
 def tiny_net(inplace: bool = True) -> nn.Module:
     torch.manual_seed(0)
     net = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=inplace),
-        nn.Conv2d(8, 8, 3, padding=1, stride=2), nn.ReLU(inplace=inplace),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(inplace=inplace),
+        nn.Conv2d(8, 8, 3, padding=1, stride=2),
+        nn.ReLU(inplace=inplace),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
     ).eval()
     with torch.no_grad():  # logits that vary by O(1), so LIME's Lasso keeps some features
         net[-1].weight.mul_(300)
@@ -86,8 +90,7 @@ def test_maps_shape_finite_detached_deterministic(name: str, images: torch.Tenso
 
 
 @pytest.mark.parametrize("name", [c.name for c in BASELINES])
-def test_change_score_zero_for_same_image_positive_for_different(
-        name: str, images: torch.Tensor) -> None:
+def test_change_score_zero_for_same_image_positive_for_different(name: str, images: torch.Tensor) -> None:
     model, target, baseline = tiny_net(), torch.tensor([1, 1]), make(name)
     before = baseline.attribute(model, images, target)
     again = baseline.attribute(model, images.clone(), target)
@@ -133,13 +136,11 @@ def test_deeplift_sums_to_difference_from_reference(images: torch.Tensor) -> Non
     maps = DeepLiftBaseline().attribute(model, images, target)
     with torch.no_grad():
         gain = model(images) - model(torch.zeros_like(images))
-    torch.testing.assert_close(maps.flatten(1).sum(1), gain.gather(1, target[:, None]).squeeze(1),
-                               atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(maps.flatten(1).sum(1), gain.gather(1, target[:, None]).squeeze(1), atol=1e-4, rtol=1e-3)
 
 
 @pytest.mark.parametrize("cls", [GuidedGradCamBaseline, DeepLiftBaseline])
-def test_inplace_relu_model_matches_outofplace_and_is_not_mutated(
-        cls: type, images: torch.Tensor) -> None:
+def test_inplace_relu_model_matches_outofplace_and_is_not_mutated(cls: type, images: torch.Tensor) -> None:
     model, plain = tiny_net(inplace=True), tiny_net(inplace=False)
     params = [p.clone() for p in model.parameters()]
     maps = cls().attribute(model, images, 1)
@@ -223,5 +224,11 @@ def test_register_baselines_registers_all_six() -> None:
     seen: list[type] = []
     register_baselines(seen.append)
     assert {c.name for c in seen} == {
-        "integrated_gradients", "deeplift", "guided_gradcam", "occlusion", "lime", "kernel_shap"}
+        "integrated_gradients",
+        "deeplift",
+        "guided_gradcam",
+        "occlusion",
+        "lime",
+        "kernel_shap",
+    }
     assert all(issubclass(c, AttributionBaseline) and c.description for c in seen)

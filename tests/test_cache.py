@@ -8,7 +8,8 @@ import stat
 import pytest
 import torch
 
-from propgrad.cache import atomic_write, cache_key, load_tensors, save_tensors, write_json
+from propgrad.atomic_files import atomic_write, write_json
+from propgrad.cache import cache_key, load_tensors, save_tensors
 
 
 def test_cache_key_is_stable_and_sensitive():

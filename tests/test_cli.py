@@ -8,14 +8,28 @@ import pytest
 import torch
 
 from propgrad.cli import main
-from propgrad.commands.explain import parse_params
+from propgrad.cli.explain import parse_params
+from propgrad.cli.model_loading import load_model
 from propgrad.example_model import ColourBalanceNet
-from propgrad.model_loading import load_model
 
 
 def test_explain_on_the_bundled_example_prints_and_saves(tmp_path, capsys):
-    code = main(["explain", "--permutations", "300", "--size", "48", "--no-progress",
-                 "--param", "scale=0.5", "--param", "steps=11", "--out", str(tmp_path)])
+    code = main(
+        [
+            "explain",
+            "--permutations",
+            "300",
+            "--size",
+            "48",
+            "--no-progress",
+            "--param",
+            "scale=0.5",
+            "--param",
+            "steps=11",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "alpha_patch" in out and "warm" in out and "p =" in out and "decision flips" in out
@@ -29,8 +43,22 @@ def test_explain_with_torchscript_model_and_vignette(tmp_path, capsys):
     scripted = torch.jit.script(ColourBalanceNet())
     path = tmp_path / "model.pt"
     scripted.save(str(path))
-    code = main(["explain", "--model", str(path), "--source", "gaussian_vignette", "--size", "32",
-                 "--permutations", "100", "--target", "1", "--no-progress"])
+    code = main(
+        [
+            "explain",
+            "--model",
+            str(path),
+            "--source",
+            "gaussian_vignette",
+            "--size",
+            "32",
+            "--permutations",
+            "100",
+            "--target",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert "gaussian_vignette" in capsys.readouterr().out
 
@@ -69,4 +97,8 @@ def test_bad_arguments_give_clean_errors(argv, message, capsys):
 
 def test_param_values_are_python_literals():
     assert parse_params(["steps=5", "position=(1, 2)", "name=duck", "scale=0.5"]) == {
-        "steps": 5, "position": (1, 2), "name": "duck", "scale": 0.5}
+        "steps": 5,
+        "position": (1, 2),
+        "name": "duck",
+        "scale": 0.5,
+    }

@@ -1,4 +1,4 @@
-"""Tests of propgrad.flips: decisions along a sequence and the two flip definitions."""
+"""Tests of propgrad.stats.flips: decisions along a sequence and the two flip definitions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from propgrad.flips import prediction_flips
+from propgrad.stats.flips import prediction_flips
 
 
 def test_argmax_flips_and_both_definitions() -> None:

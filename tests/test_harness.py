@@ -76,16 +76,21 @@ class DarkeningSuite(BenchmarkSuite):
         # What each model would score, computed without calling it (a finished run calls no model).
         b, labels = torch.tensor(BRIGHTNESS), self.test_set()[1]
         factors = [1.0, 0.5]
+
         def acc(cut: float, f: float, cls: int | None = None) -> float:
             keep = labels == cls if cls is not None else torch.ones_like(labels, dtype=torch.bool)
             return float(((b * f < cut).long() == labels)[keep].float().mean())
 
-        return {"darkening factor": {
-            "levels": [str(f) for f in factors],
-            "accuracy": {name: [acc(cut, f) for f in factors] for name, cut in CUTS.items()},
-            "class_accuracy": {name: {c: [acc(cut, f, i) for f in factors] for i, c in enumerate(self.class_names)}
-                               for name, cut in CUTS.items()},
-        }}
+        return {
+            "darkening factor": {
+                "levels": [str(f) for f in factors],
+                "accuracy": {name: [acc(cut, f) for f in factors] for name, cut in CUTS.items()},
+                "class_accuracy": {
+                    name: {c: [acc(cut, f, i) for f in factors] for i, c in enumerate(self.class_names)}
+                    for name, cut in CUTS.items()
+                },
+            }
+        }
 
     def images_per_class(self) -> int:
         return 4
@@ -120,8 +125,14 @@ class FailsOnDark(AttributionBaseline):
 
 
 def settings(**overrides: Any) -> BenchmarkSettings:
-    base = dict(suites=("darkening",), n_permutations=200, baselines=("image_map",), n_resamples=5,
-                attribution_batch_size=3, chunk_size=5)
+    base = dict(
+        suites=("darkening",),
+        n_permutations=200,
+        baselines=("image_map",),
+        n_resamples=5,
+        attribution_batch_size=3,
+        chunk_size=5,
+    )
     base.update(overrides)
     return BenchmarkSettings(**base)
 
@@ -157,7 +168,11 @@ def test_records_match_known_flips_and_scores(tmp_path: Path) -> None:
         for model in CUTS:
             ref = table["flip_prediction"][definition][model]["output_reference"]
             assert ref["accuracy_mean"] == 1.0 and ref["auc_mean"] == 1.0
-            assert set(table["flip_prediction"][definition][model]) == {"property_score", "output_reference", "image_map"}
+            assert set(table["flip_prediction"][definition][model]) == {
+                "property_score",
+                "output_reference",
+                "image_map",
+            }
     scores = table["scores"]["cut50"]
     assert scores["n_images"] == len(BRIGHTNESS)
     assert scores["n_flipped_anywhere"] == sum(expected_flip(i, 0.5) for i in range(len(BRIGHTNESS)))
@@ -299,18 +314,21 @@ def test_real_fur_suite_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     from propgrad.plugins import get_baseline
 
     monkeypatch.setenv("PROPGRAD_CACHE_DIR", str(tmp_path / "cache"))
-    from propgrad.harness import preset
     from dataclasses import replace
+
+    from propgrad.harness import preset
 
     names = ("occlusion", "integrated_gradients")
     classes = {n: get_baseline(n) for n in names}
-    st = replace(preset(quick=True, suites=("fur",), baselines=names, baseline_classes=classes, n_permutations=200),
-                 pool_per_class=3)
+    st = replace(
+        preset(quick=True, suites=("fur",), baselines=names, baseline_classes=classes, n_permutations=200),
+        pool_per_class=3,
+    )
     results = run_benchmark(st, tmp_path / "out")
     table = results["summary"]["fur"]
-    for intervention, block in table.items():
+    for _intervention, block in table.items():
         for definition in ("anywhere", "final"):
-            for model, row in block["flip_prediction"][definition].items():
+            for _model, row in block["flip_prediction"][definition].items():
                 assert set(row) == {"property_score", "output_reference", *names}
                 assert 0.0 <= row["property_score"]["accuracy_mean"] <= 1.0
     assert all(r["error"] is None for r in results["records"] if r["kind"] == "baseline")
@@ -321,8 +339,10 @@ def test_real_fur_suite_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_model_accuracy_table_follows_the_suite_order_not_json_key_order() -> None:
     from propgrad.harness.report import model_accuracy_table
 
-    cached = {"b_model": {"a_split": 0.5, "b_model": 0.9, "z_model": 0.1},
-              "z_model": {"a_split": 0.25, "b_model": 0.2, "z_model": 1.0}}
+    cached = {
+        "b_model": {"a_split": 0.5, "b_model": 0.9, "z_model": 0.1},
+        "z_model": {"a_split": 0.25, "b_model": 0.2, "z_model": 1.0},
+    }
     table = model_accuracy_table(cached, order=["z_model", "b_model"])
     lines = table.splitlines()
     assert lines[0].split() == ["model", "\\", "test", "split", "z_model", "b_model", "a_split"]
@@ -349,10 +369,14 @@ class CountingImageMap(ImageMap):
 def test_original_maps_are_attributed_once_per_model_not_per_intervention(tmp_path: Path) -> None:
     baseline = CountingImageMap()
     st = settings(suites=("darkening",))
-    results = run_benchmark(st, tmp_path, suites={"darkening": TwoInterventionSuite()}, baselines={"image_map": baseline})
+    results = run_benchmark(
+        st, tmp_path, suites={"darkening": TwoInterventionSuite()}, baselines={"image_map": baseline}
+    )
     cells = [r for r in results["records"] if r["kind"] == "baseline"]
-    by_intervention = {iv: {(r["key"][3], r["image"]): r["score"] for r in cells if r["key"][2] == iv}
-                       for iv in TwoInterventionSuite.interventions}
+    by_intervention = {
+        iv: {(r["key"][3], r["image"]): r["score"] for r in cells if r["key"][2] == iv}
+        for iv in TwoInterventionSuite.interventions
+    }
     n = len(by_intervention["darken"])
     assert n > 0 and by_intervention["darken"] == by_intervention["darken_again"]
     # originals once per (model, image), finals once per intervention

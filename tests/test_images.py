@@ -41,7 +41,7 @@ def test_rgba_keeps_alpha_and_load_image_drops_it(tmp_path: Path) -> None:
 
 
 def test_grey_uint16_and_grey_alpha_inputs(tmp_path: Path) -> None:
-    grey = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000)
+    grey = np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000
     Image.fromarray(grey).save(tmp_path / "g16.png")
     loaded = load_image(tmp_path / "g16.png")
     assert loaded.shape == (3, 3, 4)

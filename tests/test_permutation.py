@@ -1,4 +1,4 @@
-"""Tests of propgrad.permutation: Algorithm 1, vectorised, against a slow reference loop."""
+"""Tests of propgrad.stats.permutation: Algorithm 1, vectorised, against a slow reference loop."""
 
 from __future__ import annotations
 
@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from propgrad import null_statistics
-from propgrad import permutation as permutation_module
-from propgrad.permutation import (
-    PermutationResult,
+from propgrad.stats import null_statistics
+from propgrad.stats import permutations as permutation_module
+from propgrad.stats.null_statistics import two_sided_p_values
+from propgrad.stats.permutation import PermutationResult, permutation_test
+from propgrad.stats.permutations import (
     _sort_positions,
     clear_cache,
     permutation_blocks,
     permutation_indices,
-    permutation_test,
     seeded_permutations,
-    two_sided_p_values,
 )
 
 
@@ -60,7 +59,7 @@ def test_vectorised_equals_reference_loop(grid: str, edge_order: int, strategy: 
 
 
 def test_float32_statistic_matches_property_gradient() -> None:
-    from propgrad.scoring import property_gradient
+    from propgrad.stats.gradient import property_gradient
 
     y = torch.randn(40, 6, generator=torch.Generator().manual_seed(0))
     res = permutation_test(y, n_permutations=50)
@@ -115,12 +114,15 @@ def test_seed_determinism() -> None:
 @pytest.mark.parametrize("values", [None, "scaled", "nonuniform"])
 def test_banded_null_equals_property_gradient_of_each_shuffle(periodic: bool, values: str | None) -> None:
     # covers the end rows computed as |F[u] - F[v]| * w (unit steps, periodic or not) and the general form
-    from propgrad.scoring import property_gradient
+    from propgrad.stats.gradient import property_gradient
 
     rng = np.random.default_rng(3)
     y = torch.tensor(rng.normal(size=(12, 2)))
-    x = {None: None, "scaled": torch.arange(12.0, dtype=torch.float64) * 0.25,
-         "nonuniform": torch.tensor(np.cumsum(rng.uniform(0.2, 1.0, 12)))}[values]
+    x = {
+        None: None,
+        "scaled": torch.arange(12.0, dtype=torch.float64) * 0.25,
+        "nonuniform": torch.tensor(np.cumsum(rng.uniform(0.2, 1.0, 12))),
+    }[values]
     res = permutation_test(y, x, n_permutations=60, seed=4, periodic=periodic)
     perms = seeded_permutations(12, 60, 4).long()
     expected = torch.stack([property_gradient(y[p], x, periodic=periodic) for p in perms])
@@ -135,7 +137,7 @@ def test_permutation_blocks_yield_the_rows_of_permutation_indices(monkeypatch) -
     assert [s for s, _ in blocks] == list(range(0, 1000, 64))
     np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), whole)
     out = np.empty((1000, 10), dtype=np.int32)
-    for s, b in permutation_blocks(10, 1000, torch.Generator().manual_seed(2), out=out):
+    for _s, b in permutation_blocks(10, 1000, torch.Generator().manual_seed(2), out=out):
         assert np.shares_memory(b, out)
     np.testing.assert_array_equal(out, whole)
     # a row reported tied is redrawn before its block is yielded; the other rows stay put
@@ -296,7 +298,11 @@ def test_two_sided_p_values_counts_ties_and_nan() -> None:
         ({"n_permutations": 2.5}, ValueError, "n_permutations must be an integer"),
         ({"alpha": 0.0}, ValueError, r"alpha must be a number in \(0, 1\), got 0.0"),
         ({"alpha": 1.5}, ValueError, "alpha must be a number in"),
-        ({"statistic": "spearman"}, ValueError, "statistic must be one of 'gradient', 'pearson' or a callable, got 'spearman'"),
+        (
+            {"statistic": "spearman"},
+            ValueError,
+            "statistic must be one of 'gradient', 'pearson' or a callable, got 'spearman'",
+        ),
         ({"statistic": 3}, TypeError, "statistic must be a name"),
         ({"chunk_size": 0}, ValueError, "chunk_size must be None or an integer >= 1"),
         ({"outputs": torch.tensor([0.0, float("nan"), 1.0])}, ValueError, "outputs contains NaN"),

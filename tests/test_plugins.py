@@ -25,7 +25,7 @@ import torch
 import propgrad
 from propgrad import hookimpl, plugins
 from propgrad.baselines.base import AttributionBaseline
-from propgrad.commands import plugins as plugins_command
+from propgrad.cli import plugins as plugins_command
 from propgrad.plugins import (
     DuplicateNameError,
     PluginLoadError,
@@ -70,7 +70,9 @@ def make_baseline(name):
     def attribute(self, model, images, target):
         return images.mean(dim=1).detach()
 
-    return type(f"Baseline_{name}", (AttributionBaseline,), {"name": name, "description": "mean", "attribute": attribute})
+    return type(
+        f"Baseline_{name}", (AttributionBaseline,), {"name": name, "description": "mean", "attribute": attribute}
+    )
 
 
 def make_suite(name):
@@ -120,8 +122,10 @@ def broken_import():
 def test_good_plugin_is_found_and_described(eps):
     source, baseline, suite = make_source("zoom"), make_baseline("mean_map"), make_suite("toy")
     module = plugin_module(
-        "good", register_sources=registering(source, make_source("blur")),
-        register_baselines=registering(baseline), register_suites=registering(suite),
+        "good",
+        register_sources=registering(source, make_source("blur")),
+        register_baselines=registering(baseline),
+        register_suites=registering(suite),
     )
     add(eps, "good", module, dist="propgrad-good", version="2.1")
     with warnings.catch_warnings():
@@ -133,10 +137,17 @@ def test_good_plugin_is_found_and_described(eps):
     assert propgrad.get_suite("toy") is suite and propgrad.list_suites() == {"toy": suite}
     assert plugins.plugin_failures() == []
     (info,) = plugins.describe_plugins()
-    assert (info["name"], info["distribution"], info["version"], info["failure"]) == ("good", "propgrad-good", "2.1", None)
+    assert (info["name"], info["distribution"], info["version"], info["failure"]) == (
+        "good",
+        "propgrad-good",
+        "2.1",
+        None,
+    )
     assert [e["name"] for e in info["hooks"]["register_sources"]] == ["zoom", "blur"]
     assert info["hooks"]["register_baselines"][0] == {
-        "name": "mean_map", "class": f"{baseline.__module__}.{baseline.__qualname__}", "description": "mean",
+        "name": "mean_map",
+        "class": f"{baseline.__module__}.{baseline.__qualname__}",
+        "description": "mean",
     }
     assert isinstance(plugins.get_plugin_manager(), pluggy.PluginManager)
 
@@ -192,10 +203,20 @@ def test_strict_mode_reraises_at_load(eps, monkeypatch):
 
 
 def test_duplicate_name_raises_naming_both_plugins(eps):
-    add(eps, "first", plugin_module("first", register_sources=registering(make_source("dup"), make_source("one"))),
-        dist="propgrad-first", version="1.0")
-    add(eps, "second", plugin_module("second", register_sources=registering(make_source("dup"), make_source("two"))),
-        dist="propgrad-second", version="2.0")
+    add(
+        eps,
+        "first",
+        plugin_module("first", register_sources=registering(make_source("dup"), make_source("one"))),
+        dist="propgrad-first",
+        version="1.0",
+    )
+    add(
+        eps,
+        "second",
+        plugin_module("second", register_sources=registering(make_source("dup"), make_source("two"))),
+        dist="propgrad-second",
+        version="2.0",
+    )
     with pytest.warns(PropgradPluginWarning, match="dup"):
         assert list(propgrad.list_sources()) == ["one", "two"]  # unrelated names keep working
     with pytest.raises(DuplicateNameError, match=r"'dup' is ambiguous.*propgrad-first 1\.0.*propgrad-second 2\.0"):
@@ -208,8 +229,13 @@ def test_plugin_shadowing_a_builtin_is_ambiguous(eps, monkeypatch):
     builtin = plugin_module("fake_builtin", register_sources=registering(make_source("alpha_patch")))
     monkeypatch.setitem(sys.modules, "fake_builtin", builtin)
     monkeypatch.setattr(plugins, "DEFAULT_PLUGINS", ("fake_builtin",))
-    add(eps, "shadow", plugin_module("shadow", register_sources=registering(make_source("alpha_patch"))),
-        dist="propgrad-shadow", version="9")
+    add(
+        eps,
+        "shadow",
+        plugin_module("shadow", register_sources=registering(make_source("alpha_patch"))),
+        dist="propgrad-shadow",
+        version="9",
+    )
     with pytest.warns(PropgradPluginWarning), pytest.raises(DuplicateNameError) as info:
         propgrad.get_source("alpha_patch")
     assert "fake_builtin' (propgrad " in str(info.value) and "propgrad-shadow 9" in str(info.value)
@@ -303,7 +329,8 @@ def test_plugins_load_lazily_once(eps):
 def test_importing_propgrad_plugins_loads_nothing():
     code = (
         "import sys, propgrad, propgrad.plugins as p; "
-        "print(p._STATE is None, any(m.startswith(('propgrad_hue_shift', 'propgrad.sources.alpha')) for m in sys.modules))"
+        "print(p._STATE is None, "
+        "any(m.startswith(('propgrad_hue_shift', 'propgrad.sources.alpha')) for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]
@@ -317,8 +344,13 @@ def run_cli(*argv):
 
 
 def test_cli_lists_plugins_and_failures(eps, capsys):
-    add(eps, "good", plugin_module("good", register_sources=registering(make_source("zoom", "Zoom in slowly"))),
-        dist="propgrad-good", version="2.1")
+    add(
+        eps,
+        "good",
+        plugin_module("good", register_sources=registering(make_source("zoom", "Zoom in slowly"))),
+        dist="propgrad-good",
+        version="2.1",
+    )
     add(eps, "fancy", None, dist="propgrad-fancy", version="0.3")
     eps[-1]._loader = broken_import
     assert run_cli() == 0

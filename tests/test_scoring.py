@@ -1,4 +1,4 @@
-"""Tests of propgrad.scoring: the expected property gradient magnitude against numpy.gradient."""
+"""Tests of propgrad.stats.gradient: the expected property gradient magnitude against numpy.gradient."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from propgrad.scoring import apply_stencil, finite_difference_weights, property_gradient
+from propgrad.stats.gradient import apply_stencil, finite_difference_weights, property_gradient
 
 
 def _numpy_score(y: np.ndarray, x: np.ndarray | None = None, edge_order: int = 1) -> np.ndarray:
@@ -74,7 +74,9 @@ def test_periodic_default_period_is_span_plus_mean_step() -> None:
     explicit = property_gradient(y, x, periodic=True, period=float(x[-1] - x[0]) * 9 / 8)
     torch.testing.assert_close(inferred, explicit)
     unit = property_gradient(y, periodic=True)
-    torch.testing.assert_close(unit, property_gradient(y, torch.arange(9.0, dtype=torch.float64), periodic=True, period=9.0))
+    torch.testing.assert_close(
+        unit, property_gradient(y, torch.arange(9.0, dtype=torch.float64), periodic=True, period=9.0)
+    )
 
 
 def test_sine_over_full_period_gives_mean_absolute_cosine() -> None:
@@ -108,11 +110,27 @@ def test_stencil_weights_are_pure_and_reusable() -> None:
         ({"outputs": torch.zeros(2, 2, 2)}, ValueError, r"outputs must have shape \(N,\) or \(N, C\)"),
         ({"outputs": torch.zeros(0)}, ValueError, "outputs is empty"),
         ({"outputs": "abc"}, TypeError, "outputs must be"),
-        ({"outputs": torch.zeros(4), "values": torch.arange(5.0)}, ValueError, "values has 5 entries but outputs has 4"),
-        ({"outputs": torch.zeros(4), "values": torch.tensor([0.0, 2.0, 1.0, 3.0])}, ValueError, "values must be strictly increasing"),
-        ({"outputs": torch.zeros(4), "values": torch.tensor([0.0, 1.0, 1.0, 3.0])}, ValueError, "values must be strictly increasing"),
+        (
+            {"outputs": torch.zeros(4), "values": torch.arange(5.0)},
+            ValueError,
+            "values has 5 entries but outputs has 4",
+        ),
+        (
+            {"outputs": torch.zeros(4), "values": torch.tensor([0.0, 2.0, 1.0, 3.0])},
+            ValueError,
+            "values must be strictly increasing",
+        ),
+        (
+            {"outputs": torch.zeros(4), "values": torch.tensor([0.0, 1.0, 1.0, 3.0])},
+            ValueError,
+            "values must be strictly increasing",
+        ),
         ({"outputs": torch.zeros(4), "values": torch.zeros(4, 1)}, ValueError, "values must have shape"),
-        ({"outputs": torch.zeros(4), "values": torch.tensor([0.0, 1.0, float("nan"), 3.0])}, ValueError, "values contains NaN"),
+        (
+            {"outputs": torch.zeros(4), "values": torch.tensor([0.0, 1.0, float("nan"), 3.0])},
+            ValueError,
+            "values contains NaN",
+        ),
         ({"outputs": torch.zeros(4), "values": "x"}, TypeError, "values must be a torch.Tensor"),
         ({"outputs": torch.zeros(4), "edge_order": 3}, ValueError, "edge_order must be 1 or 2"),
         ({"outputs": torch.zeros(2), "periodic": True}, ValueError, "periodic=True needs at least 3 steps"),

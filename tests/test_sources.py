@@ -171,7 +171,9 @@ def test_frames_values_from_csv_and_json_sidecars(tmp_path, image):
     assert seq.property_name == "zoom"
     side = tmp_path / "values.json"
     side.write_text(json.dumps({"a.png": 3, "b.png": 1, "c.png": 2}))
-    seq = FramesSource(paths=[folder / "a.png", folder / "b.png", folder / "c.png"], sidecar=side).generate(image[:, :8, :8])
+    seq = FramesSource(paths=[folder / "a.png", folder / "b.png", folder / "c.png"], sidecar=side).generate(
+        image[:, :8, :8]
+    )
     assert seq.values.tolist() == [1.0, 2.0, 3.0]
 
 
@@ -303,8 +305,11 @@ def test_frames_more_errors(tmp_path, image):
 def test_modules_register_their_source_class():
     from propgrad.sources import alpha_patch, frames, gaussian_vignette
 
-    for module, cls in ((alpha_patch, AlphaPatchSource), (frames, FramesSource),
-                        (gaussian_vignette, GaussianVignetteSource)):
+    for module, cls in (
+        (alpha_patch, AlphaPatchSource),
+        (frames, FramesSource),
+        (gaussian_vignette, GaussianVignetteSource),
+    ):
         got: list[type] = []
         module.register_sources(got.append)
         assert got == [cls] and cls.name == module.__name__.rsplit(".", 1)[-1]

@@ -10,9 +10,9 @@ import torch
 from propgrad.suites import cached as cached_module
 from propgrad.suites.fur import WRONG_COLOUR_BAND, FurSuite
 from propgrad.suites.fur_scenes import FUR_SPLITS, OUTLINE_COLOUR, follows_link, fur_levels, fur_target, outline
-from propgrad.suites.training import group_accuracy, predict
 from propgrad.suites.patch import PatchSuite
 from propgrad.suites.patch_scenes import keep_out_zone
+from propgrad.suites.training import group_accuracy, predict
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_patch_intervention_changes_only_the_placed_patch(patch: PatchSuite) -> 
         top, left = seq.metadata["position"]
         h, w = seq.metadata["patch_size"]
         box = torch.zeros(data["masks"][index].shape, dtype=torch.bool)
-        box[top:top + h, left:left + w] = True
+        box[top : top + h, left : left + w] = True
         changed = (seq.images != data["images"][index][None]).any(dim=(0, 1))
         assert bool(changed.any()) and not bool(changed[~box].any())
         assert not bool((box & data["masks"][index]).any()), "the patch must stay away from the lesion"
@@ -158,6 +158,7 @@ def test_patch_training_split_links_patches_to_nevi(patch: PatchSuite) -> None:
 
 
 # ---- training (slow): one cold training run shared by the tests below -------------------------
+
 
 @pytest.fixture(scope="module")
 def trained_fur(tmp_path_factory: pytest.TempPathFactory) -> tuple[FurSuite, Path]:

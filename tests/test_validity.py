@@ -18,19 +18,37 @@ def entry(acc: float, available: bool = True) -> dict[str, Any]:
     return {"accuracy_mean": acc, "available": available}
 
 
-def results(*, fur=(0.001, 0.03, 0.02), background=(0.00005, 0.001, 0.001), unbiased_flips=(2, 1),
-            prop=0.95, best=0.80) -> dict[str, Any]:
+def results(
+    *, fur=(0.001, 0.03, 0.02), background=(0.00005, 0.001, 0.001), unbiased_flips=(2, 1), prop=0.95, best=0.80
+) -> dict[str, Any]:
     def scores(values, flips=(0, 0)):
-        return {m: {"score_mean": v, "n_images": 50, "n_flipped_anywhere": flips[0] if m == "unbiased" else 20,
-                    "n_flipped_final": flips[1] if m == "unbiased" else 18} for m, v in zip(MODELS, values)}
+        return {
+            m: {
+                "score_mean": v,
+                "n_images": 50,
+                "n_flipped_anywhere": flips[0] if m == "unbiased" else 20,
+                "n_flipped_final": flips[1] if m == "unbiased" else 18,
+            }
+            for m, v in zip(MODELS, values)
+        }
 
-    row = {"property_score": entry(prop), "output_reference": entry(1.0), "occlusion": entry(best),
-           "lime": entry(best - 0.1), "deeplift": entry(0.99, available=False)}
+    row = {
+        "property_score": entry(prop),
+        "output_reference": entry(1.0),
+        "occlusion": entry(best),
+        "lime": entry(best - 0.1),
+        "deeplift": entry(0.99, available=False),
+    }
     flips = {d: {m: row for m in MODELS} for d in ("anywhere", "final")}
-    return {"summary": {"fur": {
-        "fur": {"scores": scores(fur, unbiased_flips), "flip_prediction": flips},
-        "background": {"scores": scores(background), "flip_prediction": flips},
-    }}, "settings": {"quick": True, "seed": 0}}
+    return {
+        "summary": {
+            "fur": {
+                "fur": {"scores": scores(fur, unbiased_flips), "flip_prediction": flips},
+                "background": {"scores": scores(background), "flip_prediction": flips},
+            }
+        },
+        "settings": {"quick": True, "seed": 0},
+    }
 
 
 def test_every_check_passes_on_a_valid_run() -> None:
@@ -51,8 +69,13 @@ def test_each_check_fails_on_its_own_shortfall() -> None:
 
 
 def test_best_baseline_ignores_references_and_unavailable_methods() -> None:
-    row = {"property_score": entry(1.0), "output_reference": entry(1.0), "lime": entry(0.7),
-           "occlusion": entry(0.8), "deeplift": entry(0.95, available=False)}
+    row = {
+        "property_score": entry(1.0),
+        "output_reference": entry(1.0),
+        "lime": entry(0.7),
+        "occlusion": entry(0.8),
+        "deeplift": entry(0.95, available=False),
+    }
     assert best_baseline(row) == ("occlusion", 0.8)
     assert best_baseline({"property_score": entry(1.0)}) is None
 

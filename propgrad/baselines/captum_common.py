@@ -48,22 +48,19 @@ def prepare_inputs(
     for parameter in model.parameters():
         if parameter.device != images.device:
             raise ValueError(
-                f"model is on {parameter.device} but images are on {images.device}; "
-                "move them to the same device"
+                f"model is on {parameter.device} but images are on {images.device}; move them to the same device"
             )
         break
     if isinstance(target, int) and not isinstance(target, bool):
         target = torch.full((batch,), target, dtype=torch.long)
     if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be an int or a long tensor of shape ({batch},), got "
-                        f"{type(target).__name__}")
+        raise TypeError(f"target must be an int or a long tensor of shape ({batch},), got {type(target).__name__}")
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
         raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
     if target.dim() == 0:
         target = target.expand(batch)
     if target.shape != (batch,):
-        raise ValueError(f"target must have shape ({batch},), one class per image, got "
-                         f"{tuple(target.shape)}")
+        raise ValueError(f"target must have shape ({batch},), one class per image, got {tuple(target.shape)}")
     target = target.to(images.device, torch.long)
     with torch.no_grad():
         logits = model(images)
@@ -72,8 +69,10 @@ def prepare_inputs(
         raise ValueError(f"model must map {batch} images to logits of shape ({batch}, K), got {got}")
     n_classes = logits.shape[1]
     if bool(((target < 0) | (target >= n_classes)).any()):
-        raise ValueError(f"target must hold class indices in [0, {n_classes - 1}] (the model has "
-                         f"{n_classes} outputs), got {target.tolist()}")
+        raise ValueError(
+            f"target must hold class indices in [0, {n_classes - 1}] (the model has "
+            f"{n_classes} outputs), got {target.tolist()}"
+        )
     return images, target
 
 
@@ -83,8 +82,10 @@ def finish(maps: Any, images: torch.Tensor, method: str) -> torch.Tensor:
         raise ValueError(f"{method}: Captum returned no attribution map ({type(maps).__name__})")
     maps = maps.detach().to(images.device)
     if not torch.isfinite(maps).all():
-        raise ValueError(f"{method} returned NaN or Inf attributions; check the model outputs "
-                         "and the images (degenerate superpixels or a diverging model)")
+        raise ValueError(
+            f"{method} returned NaN or Inf attributions; check the model outputs "
+            "and the images (degenerate superpixels or a diverging model)"
+        )
     return maps
 
 

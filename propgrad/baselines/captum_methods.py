@@ -28,6 +28,7 @@ from propgrad.baselines.superpixels import superpixel_segments
 from propgrad.hookspecs import hookimpl
 from propgrad.validation import check_int
 
+
 class IntegratedGradientsBaseline(AttributionBaseline):
     """Integrated Gradients from a constant baseline image (black by default).
 
@@ -41,8 +42,14 @@ class IntegratedGradientsBaseline(AttributionBaseline):
     name = "integrated_gradients"
     description = "Integrated Gradients (Captum) from a black image"
 
-    def __init__(self, *, n_steps: int = 50, baseline: float = 0.0, method: str = "gausslegendre",
-                 internal_batch_size: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        n_steps: int = 50,
+        baseline: float = 0.0,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+    ) -> None:
         self.n_steps = check_int(n_steps, "n_steps")
         self.baseline = unit_float(baseline, "baseline")
         self.method = method
@@ -52,9 +59,16 @@ class IntegratedGradientsBaseline(AttributionBaseline):
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         images, target = prepare_inputs(model, images, target)
-        maps = run_quietly(lambda: IntegratedGradients(model).attribute(
-            images, baselines=self.baseline, target=target, n_steps=self.n_steps,
-            method=self.method, internal_batch_size=self.internal_batch_size))
+        maps = run_quietly(
+            lambda: IntegratedGradients(model).attribute(
+                images,
+                baselines=self.baseline,
+                target=target,
+                n_steps=self.n_steps,
+                method=self.method,
+                internal_batch_size=self.internal_batch_size,
+            )
+        )
         return finish(maps, images, self.name)
 
 
@@ -78,8 +92,7 @@ class DeepLiftBaseline(AttributionBaseline):
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         images, target = prepare_inputs(model, images, target)
         safe = relu_safe_model(model)
-        maps = run_quietly(lambda: DeepLift(safe).attribute(
-            images, baselines=self.baseline, target=target))
+        maps = run_quietly(lambda: DeepLift(safe).attribute(images, baselines=self.baseline, target=target))
         return finish(maps, images, self.name)
 
 
@@ -97,8 +110,7 @@ class GuidedGradCamBaseline(AttributionBaseline):
 
     def __init__(self, *, layer: str | None = None, interpolate_mode: str = "nearest") -> None:
         if layer is not None and not isinstance(layer, str):
-            raise TypeError(f"layer must be a dotted module name (str) or None, got "
-                            f"{type(layer).__name__}")
+            raise TypeError(f"layer must be a dotted module name (str) or None, got {type(layer).__name__}")
         self.layer = layer
         self.interpolate_mode = interpolate_mode
 
@@ -110,8 +122,7 @@ class GuidedGradCamBaseline(AttributionBaseline):
         images, target = prepare_inputs(model, images, target)
         safe = relu_safe_model(model)
         method = GuidedGradCam(safe, get_layer(safe, layer_name))
-        maps = run_quietly(lambda: method.attribute(
-            images, target=target, interpolate_mode=self.interpolate_mode))
+        maps = run_quietly(lambda: method.attribute(images, target=target, interpolate_mode=self.interpolate_mode))
         return finish(maps, images, f"{self.name} (layer {layer_name!r})")
 
 
@@ -128,8 +139,9 @@ class OcclusionBaseline(AttributionBaseline):
     name = "occlusion"
     description = "Occlusion (Captum), 9x9 grey window, stride 4"
 
-    def __init__(self, *, window: int = 9, stride: int = 4, baseline: float = 0.5,
-                 perturbations_per_eval: int = 16) -> None:
+    def __init__(
+        self, *, window: int = 9, stride: int = 4, baseline: float = 0.5, perturbations_per_eval: int = 16
+    ) -> None:
         self.window = check_int(window, "window")
         self.stride = check_int(stride, "stride")
         self.baseline = unit_float(baseline, "baseline")
@@ -139,12 +151,17 @@ class OcclusionBaseline(AttributionBaseline):
         images, target = prepare_inputs(model, images, target)
         height, width = images.shape[-2:]
         if self.window > min(height, width):
-            raise ValueError(f"window ({self.window}) must not exceed the image size "
-                             f"({height}x{width})")
-        maps = run_quietly(lambda: Occlusion(model).attribute(
-            images, sliding_window_shapes=(3, self.window, self.window),
-            strides=(3, self.stride, self.stride), baselines=self.baseline, target=target,
-            perturbations_per_eval=self.perturbations_per_eval))
+            raise ValueError(f"window ({self.window}) must not exceed the image size ({height}x{width})")
+        maps = run_quietly(
+            lambda: Occlusion(model).attribute(
+                images,
+                sliding_window_shapes=(3, self.window, self.window),
+                strides=(3, self.stride, self.stride),
+                baselines=self.baseline,
+                target=target,
+                perturbations_per_eval=self.perturbations_per_eval,
+            )
+        )
         return finish(maps, images, self.name)
 
 
@@ -157,16 +174,22 @@ class _SuperpixelBaseline(AttributionBaseline):
 
     default_samples = 50
 
-    def __init__(self, *, n_samples: int | None = None, n_segments: int = 100,
-                 compactness: float = 1.0, min_segments: int = 4, baseline: float = 0.5,
-                 perturbations_per_eval: int = 16, seed: int = 0) -> None:
-        self.n_samples = check_int(
-            self.default_samples if n_samples is None else n_samples, "n_samples")
+    def __init__(
+        self,
+        *,
+        n_samples: int | None = None,
+        n_segments: int = 100,
+        compactness: float = 1.0,
+        min_segments: int = 4,
+        baseline: float = 0.5,
+        perturbations_per_eval: int = 16,
+        seed: int = 0,
+    ) -> None:
+        self.n_samples = check_int(self.default_samples if n_samples is None else n_samples, "n_samples")
         self.n_segments = check_int(n_segments, "n_segments")
         if self.n_segments < 2:
             raise ValueError(f"n_segments must be at least 2, got {n_segments}")
-        if isinstance(compactness, bool) or not isinstance(compactness, (int, float)) \
-                or not compactness > 0:
+        if isinstance(compactness, bool) or not isinstance(compactness, (int, float)) or not compactness > 0:
             raise ValueError(f"compactness must be a positive number, got {compactness!r}")
         self.compactness = float(compactness)
         self.min_segments = check_int(min_segments, "min_segments")
@@ -188,15 +211,23 @@ class _SuperpixelBaseline(AttributionBaseline):
         maps, infos = [], []
         for image, label in zip(images, target):
             segments, info = superpixel_segments(
-                image, n_segments=self.n_segments, compactness=self.compactness,
-                min_segments=self.min_segments)
+                image, n_segments=self.n_segments, compactness=self.compactness, min_segments=self.min_segments
+            )
             infos.append(info)
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(self.seed)
-                maps.append(run_quietly(lambda: method.attribute(
-                    image[None], target=label[None], baselines=self.baseline,
-                    feature_mask=segments[None, None], n_samples=self.n_samples,
-                    perturbations_per_eval=self.perturbations_per_eval)))
+                maps.append(
+                    run_quietly(
+                        lambda image=image, label=label, segments=segments: method.attribute(
+                            image[None],
+                            target=label[None],
+                            baselines=self.baseline,
+                            feature_mask=segments[None, None],
+                            n_samples=self.n_samples,
+                            perturbations_per_eval=self.perturbations_per_eval,
+                        )
+                    )
+                )
         self.last_segmentation_info = infos
         return finish(torch.cat(maps), images, self.name)
 
@@ -236,8 +267,12 @@ class KernelShapBaseline(_SuperpixelBaseline):
 
 
 BASELINES: tuple[type[AttributionBaseline], ...] = (
-    IntegratedGradientsBaseline, DeepLiftBaseline, GuidedGradCamBaseline, OcclusionBaseline,
-    LimeBaseline, KernelShapBaseline,
+    IntegratedGradientsBaseline,
+    DeepLiftBaseline,
+    GuidedGradCamBaseline,
+    OcclusionBaseline,
+    LimeBaseline,
+    KernelShapBaseline,
 )
 
 

@@ -90,7 +90,4 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
     except AttributeError:
         available = [n for n, _ in model.named_modules() if n]
         shown = ", ".join(available[:20]) + (" ..." if len(available) > 20 else "")
-        raise ValueError(
-            f"layer must name a submodule of the model, got {name!r}; available: {shown}"
-        ) from None
-
+        raise ValueError(f"layer must name a submodule of the model, got {name!r}; available: {shown}") from None

@@ -72,8 +72,7 @@ def superpixel_segments(
     info: dict[str, Any] = {}
     for strategy, lab, comp in attempts:
         labels = _relabel(
-            slic(pixels, n_segments=n_segments, compactness=comp, convert2lab=lab,
-                 start_label=0, channel_axis=-1)
+            slic(pixels, n_segments=n_segments, compactness=comp, convert2lab=lab, start_label=0, channel_axis=-1)
         )
         info = {"strategy": strategy, "compactness": comp, "convert2lab": lab}
         if labels.max() + 1 >= min_segments:

@@ -32,7 +32,7 @@ def cell_seed(seed: int, *parts: Any) -> int:
     """A permutation seed that depends only on the run seed and ``parts``, not on the order of work.
 
     The runner passes (suite, intervention): every image and model of an intervention shares
-    the same K permutations (drawn once and memoised by ``propgrad.permutation``); each test is
+    the same K permutations (drawn once and memoised by ``propgrad.stats.permutation``); each test is
     still exact on its own, and a cell's p-value never depends on which cells ran with it.
     """
     return int(cache_key("permutation-seed", int(seed), *parts)[:8], 16)
@@ -68,8 +68,8 @@ def property_record(
     Returns:
         A JSON-serialisable dict (``kind="property"``).
     """
-    from propgrad.flips import prediction_flips
-    from propgrad.permutation import permutation_test
+    from propgrad.stats.flips import prediction_flips
+    from propgrad.stats.permutation import permutation_test
 
     if probs.dim() != 2 or original_probs.dim() != 1 or probs.shape[1] != original_probs.shape[0]:
         raise ValueError(
@@ -103,7 +103,9 @@ def property_record(
     }
 
 
-def baseline_record(key: list[Any], map_before: torch.Tensor | None, map_after: torch.Tensor | None, error: str | None) -> dict[str, Any]:
+def baseline_record(
+    key: list[Any], map_before: torch.Tensor | None, map_after: torch.Tensor | None, error: str | None
+) -> dict[str, Any]:
     """The record of one baseline cell: its change score, or the error it raised.
 
     Args:

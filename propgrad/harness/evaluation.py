@@ -17,11 +17,15 @@ import torch
 from scipy.stats import rankdata
 
 
-def _as_arrays(scores: Sequence[float] | np.ndarray, labels: Sequence[bool] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _as_arrays(
+    scores: Sequence[float] | np.ndarray, labels: Sequence[bool] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     y = np.asarray(labels).reshape(-1)
     if s.shape != y.shape:
-        raise ValueError(f"scores and labels must have the same length, got {s.shape[0]} scores and {y.shape[0]} labels")
+        raise ValueError(
+            f"scores and labels must have the same length, got {s.shape[0]} scores and {y.shape[0]} labels"
+        )
     if s.size == 0:
         raise ValueError("scores is empty: at least one image is needed")
     if not np.isfinite(s).all():

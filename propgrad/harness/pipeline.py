@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from propgrad.atomic_files import write_json, write_text
 from propgrad.baselines.base import AttributionBaseline
-from propgrad.cache import atomic_write, write_json
 from propgrad.harness.plots import write_plots
 from propgrad.harness.report import format_report
 from propgrad.harness.runner import SuiteRunner, run_suites
@@ -116,7 +116,9 @@ def run_benchmark(
     if baselines is None:
         baselines = build_baselines(settings)
     elif list(baselines) != list(settings.baselines):
-        raise ValueError(f"baselines must be given for exactly {list(settings.baselines)} in order, got {list(baselines)}")
+        raise ValueError(
+            f"baselines must be given for exactly {list(settings.baselines)} in order, got {list(baselines)}"
+        )
     if suites is None:
         suites = build_suites(settings, stopwatch, show_progress)
     elif list(suites) != list(settings.suites):
@@ -145,39 +147,63 @@ def run_benchmark(
 
     run_suites(suites, baselines, settings, store, stopwatch, show_progress=show_progress, on_prepared=prepared)
     with stopwatch.measure("reporting"):
-        layout = {k: {f: v[f] for f in ("interventions", "models", "pool", "images_per_class")} for k, v in suite_info.items()}
-        records = [r for r in store.records() if r["kind"] in ("property", "baseline") and _in_layout(r, layout, settings)]
+        layout = {
+            k: {f: v[f] for f in ("interventions", "models", "pool", "images_per_class")} for k, v in suite_info.items()
+        }
+        records = [
+            r for r in store.records() if r["kind"] in ("property", "baseline") and _in_layout(r, layout, settings)
+        ]
         summary = summarise(records, layout, settings.baselines, n_resamples=settings.n_resamples, seed=settings.seed)
         figures = write_plots(out_dir, records, summary, settings.baselines) if plots else []
         accuracy_tables = {name: info["accuracy_table"] for name, info in suite_info.items()}
         level_tables = {name: info["level_accuracy"] for name, info in suite_info.items()}
         model_order = {name: info["models"] for name, info in suite_info.items()}
-        text = format_report(summary, settings.baselines, accuracy_tables=accuracy_tables, model_order=model_order,
-                             level_tables=level_tables)
+        text = format_report(
+            summary,
+            settings.baselines,
+            accuracy_tables=accuracy_tables,
+            model_order=model_order,
+            level_tables=level_tables,
+        )
     timing = stopwatch.summary()
     results = {
         "format": "propgrad-benchmark/1",
         "versions": collect_versions(),
-        "seeds": {"run": settings.seed, "suites": settings.seed, "resampling": settings.seed,
-                  "permutation": "per intervention: propgrad.harness.cells.cell_seed(seed, suite, intervention)"},
+        "seeds": {
+            "run": settings.seed,
+            "suites": settings.seed,
+            "resampling": settings.seed,
+            "permutation": "per intervention: propgrad.harness.cells.cell_seed(seed, suite, intervention)",
+        },
         "settings": settings.to_dict(),
         "suites": suite_info,
         "summary": summary,
         "records": records,
         "timing": timing,
-        "resume": {"cells_loaded": store.n_loaded, "cells_computed": len(store) - n_before,
-                   "dropped_partial_line": store.dropped_partial_line},
+        "resume": {
+            "cells_loaded": store.n_loaded,
+            "cells_computed": len(store) - n_before,
+            "dropped_partial_line": store.dropped_partial_line,
+        },
         "figures": [p.name for p in figures],
     }
     results = finite_or_none(results)
     write_json(out_dir / RESULTS_NAME, results)
-    timing_line = (f"timing: {timing['run_s']:.1f} s run ({timing.get('suite_setup_s', 0.0):.1f} s suite setup excluded), "
-                   f"{timing['model_and_attribution_s']:.1f} s in model forward + attribution calls, "
-                   f"overhead ratio {timing['overhead_ratio']}")
-    markdown = format_report(summary, settings.baselines, markdown=True, accuracy_tables=accuracy_tables,
-                             model_order=model_order, level_tables=level_tables,
-                             header=f"Settings: `{json.dumps(settings.to_dict())}`\n\n{timing_line}")
-    atomic_write(out_dir / REPORT_NAME, lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
+    timing_line = (
+        f"timing: {timing['run_s']:.1f} s run ({timing.get('suite_setup_s', 0.0):.1f} s suite setup excluded), "
+        f"{timing['model_and_attribution_s']:.1f} s in model forward + attribution calls, "
+        f"overhead ratio {timing['overhead_ratio']}"
+    )
+    markdown = format_report(
+        summary,
+        settings.baselines,
+        markdown=True,
+        accuracy_tables=accuracy_tables,
+        model_order=model_order,
+        level_tables=level_tables,
+        header=f"Settings: `{json.dumps(settings.to_dict())}`\n\n{timing_line}",
+    )
+    write_text(out_dir / REPORT_NAME, markdown)
     say(text + "\n" + timing_line)
     say(f"wrote {out_dir / RESULTS_NAME}, {out_dir / REPORT_NAME} and {len(figures)} figures")
     return results

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from propgrad.cache import atomic_write
+from propgrad.atomic_files import atomic_write
 from propgrad.harness.summary import OUTPUT_REFERENCE, PROPERTY_SCORE
 
 
@@ -42,7 +42,10 @@ def mean_curves(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarr
 
 
 def plot_behaviour(
-    path: Path, title: str, properties: Mapping[str, Sequence[Mapping[str, Any]]], scores: Mapping[str, Mapping[str, Any]]
+    path: Path,
+    title: str,
+    properties: Mapping[str, Sequence[Mapping[str, Any]]],
+    scores: Mapping[str, Mapping[str, Any]],
 ) -> Path:
     """Mean ± std of the explained-class probability along the intervention, one panel per model."""
     models = [m for m, recs in properties.items() if recs]
@@ -54,8 +57,11 @@ def plot_behaviour(
         ax.fill_between(x, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), color="C0", alpha=0.25, label="± std")
         ax.axhline(0.5, color="red", linestyle=":", label="decision threshold")
         s = scores.get(model, {})
-        ax.set_title(f"{model}\nE|∇X| = {s.get('score_mean', float('nan')):.3g}, "
-                     f"flips {s.get('n_flipped_anywhere', 0)}/{s.get('n_images', len(recs))}", fontsize=9)
+        ax.set_title(
+            f"{model}\nE|∇X| = {s.get('score_mean', float('nan')):.3g}, "
+            f"flips {s.get('n_flipped_anywhere', 0)}/{s.get('n_images', len(recs))}",
+            fontsize=9,
+        )
         prop = recs[0].get("property_name") or "property"
         ax.set_xlabel(f"{prop} (fraction of the intervention)")
         ax.set_ylim(-0.02, 1.02)
@@ -85,8 +91,11 @@ def plot_score_distributions(
             elif method == OUTPUT_REFERENCE:
                 pairs = [(rec["reference"], flipped[rec["image"]]) for rec in properties[model]]
             else:
-                pairs = [(rec["score"], flipped[rec["image"]]) for rec in baselines.get(model, {}).get(method, [])
-                         if rec.get("score") is not None and rec["image"] in flipped]
+                pairs = [
+                    (rec["score"], flipped[rec["image"]])
+                    for rec in baselines.get(model, {}).get(method, [])
+                    if rec.get("score") is not None and rec["image"] in flipped
+                ]
             _distribution(ax, pairs)
             if r == 0:
                 ax.set_title(method, fontsize=8)
@@ -128,8 +137,18 @@ def write_plots(
             if not g or not g["property"]:
                 continue
             stem = f"{suite}_{intervention}"
-            paths.append(plot_behaviour(out_dir / f"behaviour_{stem}.png", f"{suite} / {intervention}",
-                                        g["property"], block["scores"]))
-            paths.append(plot_score_distributions(out_dir / f"scores_{stem}.png", f"{suite} / {intervention}",
-                                                  g["property"], g["baseline"], baseline_names))
+            paths.append(
+                plot_behaviour(
+                    out_dir / f"behaviour_{stem}.png", f"{suite} / {intervention}", g["property"], block["scores"]
+                )
+            )
+            paths.append(
+                plot_score_distributions(
+                    out_dir / f"scores_{stem}.png",
+                    f"{suite} / {intervention}",
+                    g["property"],
+                    g["baseline"],
+                    baseline_names,
+                )
+            )
     return paths

@@ -25,7 +25,10 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, markd
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-    fmt = lambda row: "  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in enumerate(zip(row, widths)))  # noqa: E731
+
+    def fmt(row: Sequence[Any]) -> str:
+        return "  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in enumerate(zip(row, widths)))
+
     return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)])
 
 
@@ -55,13 +58,26 @@ def score_table(blocks: Mapping[str, Any], *, markdown: bool = False) -> str:
     rows = []
     for intervention, block in blocks.items():
         for model, s in block["scores"].items():
-            rows.append([
-                model, intervention, f"{s['score_mean']:.4g} ± {s['score_std']:.3g}",
-                f"{s['n_significant']} / {s['n_images']}", str(s["n_flipped_anywhere"]),
-                str(s["n_flipped_final"]), f"{100 * s['original_accuracy']:.1f}",
-            ])
-    headers = ["model", "intervention", "mean E|∇X| ± std", "#significant / #images",
-               "#flipped (anywhere)", "#flipped (final)", "accuracy on originals (%)"]
+            rows.append(
+                [
+                    model,
+                    intervention,
+                    f"{s['score_mean']:.4g} ± {s['score_std']:.3g}",
+                    f"{s['n_significant']} / {s['n_images']}",
+                    str(s["n_flipped_anywhere"]),
+                    str(s["n_flipped_final"]),
+                    f"{100 * s['original_accuracy']:.1f}",
+                ]
+            )
+    headers = [
+        "model",
+        "intervention",
+        "mean E|∇X| ± std",
+        "#significant / #images",
+        "#flipped (anywhere)",
+        "#flipped (final)",
+        "accuracy on originals (%)",
+    ]
     return render_table(headers, rows, markdown=markdown)
 
 
@@ -137,7 +153,9 @@ def format_report(
             order = (model_order or {}).get(suite, ())
             parts.append(model_accuracy_table(accuracy_tables[suite], order=order, markdown=markdown))
         for prop, entry in (level_tables or {}).get(suite, {}).items():
-            parts.append(h2(f"{suite}: accuracy (%) by {prop}, fresh images (is every intervention step in distribution?)"))
+            parts.append(
+                h2(f"{suite}: accuracy (%) by {prop}, fresh images (is every intervention step in distribution?)")
+            )
             parts.append(level_accuracy_table(entry, order=(model_order or {}).get(suite, ()), markdown=markdown))
         for intervention, block in blocks.items():
             for definition in FLIP_DEFINITIONS:

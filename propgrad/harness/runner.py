@@ -104,7 +104,9 @@ class SuiteRunner:
     def _missing(self, intervention: str, index: int) -> tuple[list[str], list[tuple[str, str]]]:
         models = [m for m in self.models if property_key(self.name, intervention, m, index) not in self.store]
         pairs = [
-            (m, b) for m in self.models for b in self.baselines
+            (m, b)
+            for m in self.models
+            for b in self.baselines
             if baseline_key(self.name, intervention, m, index, b) not in self.store
         ]
         return models, pairs
@@ -115,10 +117,18 @@ class SuiteRunner:
         label = f"{self.name}/{intervention}"
         bars = [
             tqdm(total=len(todo), desc=f"{label} interventions", disable=not self.show_progress, position=0),
-            tqdm(total=sum(len(t[0]) for t in todo.values()), desc=f"{label} inference",
-                 disable=not self.show_progress, position=1),
-            tqdm(total=sum(len(t[1]) for t in todo.values()), desc=f"{label} attribution",
-                 disable=not self.show_progress, position=2),
+            tqdm(
+                total=sum(len(t[0]) for t in todo.values()),
+                desc=f"{label} inference",
+                disable=not self.show_progress,
+                position=1,
+            ),
+            tqdm(
+                total=sum(len(t[1]) for t in todo.values()),
+                desc=f"{label} attribution",
+                disable=not self.show_progress,
+                position=2,
+            ),
         ]
         try:
             indices = list(todo)
@@ -153,10 +163,15 @@ class SuiteRunner:
                 outs.append(logits.float().softmax(dim=1).cpu())
         return torch.cat(outs)
 
-    def _infer(self, intervention: str, chunk: dict[int, Any], sequences: dict[int, InterventionSequence], bar: tqdm) -> None:
+    def _infer(
+        self, intervention: str, chunk: dict[int, Any], sequences: dict[int, InterventionSequence], bar: tqdm
+    ) -> None:
         # Original + sequence of every image, stacked once; a model missing only some images slices it.
-        parts = {i: torch.cat([self.images[i][None], sequences[i].images.to(self.images.device)])
-                 for i, (models, _) in chunk.items() if models}
+        parts = {
+            i: torch.cat([self.images[i][None], sequences[i].images.to(self.images.device)])
+            for i, (models, _) in chunk.items()
+            if models
+        }
         everything = torch.cat(list(parts.values())) if parts else None
         for model_name, model in self.models.items():
             wanted = [i for i, (models, _) in chunk.items() if model_name in models]
@@ -169,13 +184,20 @@ class SuiteRunner:
                 n = len(sequences[i])
                 seq = sequences[i]
                 with self.stopwatch.measure("statistics"):
-                    records.append(property_record(
-                        property_key(self.name, intervention, model_name, i),
-                        probs[offset + 1 : offset + 1 + n], probs[offset], int(self.labels[i]),
-                        n_permutations=self.settings.n_permutations, alpha=self.settings.alpha,
-                        seed=cell_seed(self.settings.seed, self.name, intervention),
-                        periodic=seq.periodic, property_name=seq.property_name, unit=seq.unit,
-                    ))
+                    records.append(
+                        property_record(
+                            property_key(self.name, intervention, model_name, i),
+                            probs[offset + 1 : offset + 1 + n],
+                            probs[offset],
+                            int(self.labels[i]),
+                            n_permutations=self.settings.n_permutations,
+                            alpha=self.settings.alpha,
+                            seed=cell_seed(self.settings.seed, self.name, intervention),
+                            periodic=seq.periodic,
+                            property_name=seq.property_name,
+                            unit=seq.unit,
+                        )
+                    )
                 offset += 1 + n
             self.store.append(records)
             bar.update(len(records))
@@ -192,8 +214,14 @@ class SuiteRunner:
                     bar.update(len(records))
 
     def _attribute_batch(
-        self, intervention: str, model_name: str, model: nn.Module, base_name: str,
-        baseline: AttributionBaseline, batch: list[int], finals: dict[int, torch.Tensor],
+        self,
+        intervention: str,
+        model_name: str,
+        model: nn.Module,
+        base_name: str,
+        baseline: AttributionBaseline,
+        batch: list[int],
+        finals: dict[int, torch.Tensor],
     ) -> list[dict[str, Any]]:
         keys = [baseline_key(self.name, intervention, model_name, i, base_name) for i in batch]
         targets = []
@@ -211,14 +239,19 @@ class SuiteRunner:
             maps = _check_maps(maps, inputs.shape[0], base_name)
         except Exception as exc:  # one failing baseline never takes the run down
             if len(batch) > 1:  # isolate the failing image(s)
-                return [r for i in batch for r in self._attribute_batch(
-                    intervention, model_name, model, base_name, baseline, [i], finals)]
+                return [
+                    r
+                    for i in batch
+                    for r in self._attribute_batch(intervention, model_name, model, base_name, baseline, [i], finals)
+                ]
             return [baseline_record(keys[0], None, None, f"{type(exc).__name__}: {exc}")]
         for j, i in enumerate(fresh):
             self._maps_before[(model_name, base_name, i)] = maps[j].clone()  # not a view of the batch
-        after = maps[len(fresh):]
-        return [baseline_record(keys[j], self._maps_before[(model_name, base_name, i)], after[j], None)
-                for j, i in enumerate(batch)]
+        after = maps[len(fresh) :]
+        return [
+            baseline_record(keys[j], self._maps_before[(model_name, base_name, i)], after[j], None)
+            for j, i in enumerate(batch)
+        ]
 
 
 def _check_maps(maps: Any, expected: int, name: str) -> torch.Tensor:

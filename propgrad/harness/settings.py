@@ -58,7 +58,11 @@ class BenchmarkSettings:
         for name in ("n_permutations", "n_resamples", "forward_batch_size", "attribution_batch_size", "chunk_size"):
             check_int(getattr(self, name), name)
         pool = self.pool_per_class
-        if not (pool is None or pool == POOL_IMAGES_PER_CLASS or (isinstance(pool, int) and not isinstance(pool, bool) and pool >= 1)):
+        if not (
+            pool is None
+            or pool == POOL_IMAGES_PER_CLASS
+            or (isinstance(pool, int) and not isinstance(pool, bool) and pool >= 1)
+        ):
             raise ValueError(
                 f"pool_per_class must be None, a positive integer or {POOL_IMAGES_PER_CLASS!r}, got {pool!r}"
             )

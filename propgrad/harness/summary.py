@@ -73,7 +73,10 @@ def summarise_intervention(
             missing = [i for i in images if i not in cells]
             if errors or missing:
                 reason = errors[0] if errors else f"{len(missing)} image(s) not computed"
-                columns[name] = (None, {"available": False, "n_errors": len(errors), "n_missing": len(missing), "error": reason})
+                columns[name] = (
+                    None,
+                    {"available": False, "n_errors": len(errors), "n_missing": len(missing), "error": reason},
+                )
             else:
                 columns[name] = ([cells[i]["score"] for i in images], None)
         for definition, field in FLIP_DEFINITIONS.items():
@@ -140,8 +143,12 @@ def summarise(
             key = (suite, intervention)
             per_model = {m: props.get(key, {}).get(m, {}) for m in info["models"]}
             out[suite][intervention] = summarise_intervention(
-                per_model, bases.get(key, {}), baseline_names,
-                images_per_class=int(info["images_per_class"]), n_resamples=n_resamples, seed=seed,
+                per_model,
+                bases.get(key, {}),
+                baseline_names,
+                images_per_class=int(info["images_per_class"]),
+                n_resamples=n_resamples,
+                seed=seed,
             )
     return out
 

@@ -40,20 +40,32 @@ def _block(results: Mapping[str, Any], suite: str, intervention: str) -> Mapping
     try:
         return results["summary"][suite][intervention]
     except KeyError:
-        raise ValueError(f"results hold no {suite!r} / {intervention!r} block; run `propgrad benchmark "
-                         f"--suite {suite}` first (found suites: {sorted(results.get('summary', {}))})") from None
+        raise ValueError(
+            f"results hold no {suite!r} / {intervention!r} block; run `propgrad benchmark "
+            f"--suite {suite}` first (found suites: {sorted(results.get('summary', {}))})"
+        ) from None
 
 
 def best_baseline(row: Mapping[str, Mapping[str, Any]]) -> tuple[str, float] | None:
     """The attribution baseline with the highest mean accuracy in one flip-table row (None if none)."""
-    scored = [(m, e["accuracy_mean"]) for m, e in row.items()
-              if m not in REFERENCE_METHODS and e.get("available") and e.get("accuracy_mean") is not None]
+    scored = [
+        (m, e["accuracy_mean"])
+        for m, e in row.items()
+        if m not in REFERENCE_METHODS and e.get("available") and e.get("accuracy_mean") is not None
+    ]
     return max(scored, key=lambda item: item[1]) if scored else None
 
 
-def fur_checks(results: Mapping[str, Any], *, suite: str = "fur", unbiased: str = "unbiased",
-               biased: Sequence[str] = ("dark_is_cat", "dark_is_dog"), background_ratio: float = 10.0,
-               rare_flips: float = 0.1, margin: float = 10.0) -> list[Check]:
+def fur_checks(
+    results: Mapping[str, Any],
+    *,
+    suite: str = "fur",
+    unbiased: str = "unbiased",
+    biased: Sequence[str] = ("dark_is_cat", "dark_is_dog"),
+    background_ratio: float = 10.0,
+    rare_flips: float = 0.1,
+    margin: float = 10.0,
+) -> list[Check]:
     """The four checks on one run's results (the dict written to ``results.json``).
 
     Args:
@@ -71,28 +83,33 @@ def fur_checks(results: Mapping[str, Any], *, suite: str = "fur", unbiased: str 
     fur, background = _block(results, suite, "fur"), _block(results, suite, "background")
     for model in (unbiased, *biased):
         if model not in fur["scores"] or model not in background["scores"]:
-            raise ValueError(f"model {model!r} is missing from the {suite!r} results "
-                             f"(found {sorted(fur['scores'])})")
+            raise ValueError(f"model {model!r} is missing from the {suite!r} results (found {sorted(fur['scores'])})")
     score = {m: fur["scores"][m]["score_mean"] for m in (unbiased, *biased)}
     bg = {m: background["scores"][m]["score_mean"] for m in (unbiased, *biased)}
-    checks = [Check(
-        "biased models' fur score above the unbiased model's",
-        all(score[m] > score[unbiased] for m in biased),
-        ", ".join(f"{m} {score[m]:.3g}" for m in biased) + f" vs {unbiased} {score[unbiased]:.3g}",
-    )]
+    checks = [
+        Check(
+            "biased models' fur score above the unbiased model's",
+            all(score[m] > score[unbiased] for m in biased),
+            ", ".join(f"{m} {score[m]:.3g}" for m in biased) + f" vs {unbiased} {score[unbiased]:.3g}",
+        )
+    ]
     ratios = {m: (score[m] / bg[m]) if bg[m] > 0 else float("inf") for m in score}
-    checks.append(Check(
-        f"background score >= {background_ratio:g}x lower than fur score, every model",
-        all(r >= background_ratio for r in ratios.values()),
-        ", ".join(f"{m} {score[m]:.3g}/{bg[m]:.3g} = {ratios[m]:.1f}x" for m in score),
-    ))
+    checks.append(
+        Check(
+            f"background score >= {background_ratio:g}x lower than fur score, every model",
+            all(r >= background_ratio for r in ratios.values()),
+            ", ".join(f"{m} {score[m]:.3g}/{bg[m]:.3g} = {ratios[m]:.1f}x" for m in score),
+        )
+    )
     s = fur["scores"][unbiased]
     n = s["n_images"]
-    checks.append(Check(
-        f"unbiased model flips on at most {100 * rare_flips:g}% of images under fur",
-        max(s["n_flipped_anywhere"], s["n_flipped_final"]) <= rare_flips * n,
-        f"{s['n_flipped_anywhere']}/{n} anywhere, {s['n_flipped_final']}/{n} final",
-    ))
+    checks.append(
+        Check(
+            f"unbiased model flips on at most {100 * rare_flips:g}% of images under fur",
+            max(s["n_flipped_anywhere"], s["n_flipped_final"]) <= rare_flips * n,
+            f"{s['n_flipped_anywhere']}/{n} anywhere, {s['n_flipped_final']}/{n} final",
+        )
+    )
     for definition in ("anywhere", "final"):
         parts, ok = [], True
         for m in biased:
@@ -106,6 +123,7 @@ def fur_checks(results: Mapping[str, Any], *, suite: str = "fur", unbiased: str 
             lead = prop - 100 * best[1]
             ok = ok and lead >= margin
             parts.append(f"{m} {prop:.1f} vs {100 * best[1]:.1f} ({best[0]}), {lead:+.1f}")
-        checks.append(Check(f"property score >= {margin:g} points above the best baseline ({definition})",
-                            ok, "; ".join(parts)))
+        checks.append(
+            Check(f"property score >= {margin:g} points above the best baseline ({definition})", ok, "; ".join(parts))
+        )
     return checks

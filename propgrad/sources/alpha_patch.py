@@ -66,15 +66,15 @@ def resize_rgba(patch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.cat([rgb.clamp(0, 1), new_alpha.clamp(0, 1)])
 
 
-def blend_sequence(image: torch.Tensor, patch: torch.Tensor, mask: torch.Tensor,
-                   alphas: torch.Tensor) -> torch.Tensor:
+def blend_sequence(image: torch.Tensor, patch: torch.Tensor, mask: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
     """``(1 - a m) image + a m patch`` for every alpha: (N, 3, H, W) from (3,H,W), (3,H,W), (H,W)."""
     weight = alphas[:, None, None, None] * mask[None, None]
     return ((1 - weight) * image[None] + weight * patch[None]).clamp(0, 1)
 
 
-def choose_position(height: int, width: int, patch_hw: tuple[int, int], avoid: torch.Tensor | None,
-                    generator: torch.Generator) -> tuple[int, int]:
+def choose_position(
+    height: int, width: int, patch_hw: tuple[int, int], avoid: torch.Tensor | None, generator: torch.Generator
+) -> tuple[int, int]:
     """Uniformly random (top, left) for a patch inside the image whose centre avoids ``avoid``."""
     ph, pw = patch_hw
     n_top, n_left = height - ph + 1, width - pw + 1
@@ -86,8 +86,10 @@ def choose_position(height: int, width: int, patch_hw: tuple[int, int], avoid: t
         allowed = ~avoid.cpu()[centres_y][:, centres_x]
         options = torch.nonzero(allowed.flatten())[:, 0]
         if options.numel() == 0:
-            raise ValueError(f"avoid covers every possible centre of a {ph}x{pw} patch in a "
-                             f"{height}x{width} image; shrink `avoid` or `scale`")
+            raise ValueError(
+                f"avoid covers every possible centre of a {ph}x{pw} patch in a "
+                f"{height}x{width} image; shrink `avoid` or `scale`"
+            )
         flat = int(options[torch.randint(options.numel(), (1,), generator=generator)])
     return flat // n_left, flat % n_left
 
@@ -103,16 +105,15 @@ def _check_patch(patch: Any, mask: Any) -> tuple[torch.Tensor | None, str]:
             raise ValueError("mask cannot be combined with a patch file; use a PNG with alpha")
         return load_rgba(patch), str(patch)
     if not isinstance(patch, torch.Tensor):
-        raise TypeError(f"patch must be None, a path or a tensor (4, h, w) / (3, h, w), "
-                        f"got {type(patch).__name__}")
+        raise TypeError(f"patch must be None, a path or a tensor (4, h, w) / (3, h, w), got {type(patch).__name__}")
     if patch.dim() != 3 or patch.shape[0] not in (3, 4) or patch.numel() == 0:
-        raise ValueError(f"patch must have shape (4, h, w) RGBA or (3, h, w) RGB with a mask, "
-                         f"got {tuple(patch.shape)}")
+        raise ValueError(f"patch must have shape (4, h, w) RGBA or (3, h, w) RGB with a mask, got {tuple(patch.shape)}")
     if not patch.is_floating_point():
         raise ValueError(f"patch must be a float tensor in [0, 1], got {patch.dtype}")
     if not torch.isfinite(patch).all() or patch.min() < 0 or patch.max() > 1:
-        raise ValueError(f"patch must hold values in [0, 1], got range "
-                         f"[{float(patch.min()):.3g}, {float(patch.max()):.3g}]")
+        raise ValueError(
+            f"patch must hold values in [0, 1], got range [{float(patch.min()):.3g}, {float(patch.max()):.3g}]"
+        )
     patch = patch.detach().float().cpu()
     if patch.shape[0] == 4:
         if mask is not None:
@@ -145,26 +146,34 @@ class AlphaPatchSource(InterventionSource):
     property_name = "alpha"
     unit = "fraction"
 
-    def __init__(self, *, patch: Any = None, mask: Any = None, steps: int = 21,
-                 position: tuple[int, int] | None = None, scale: float | None = 0.25,
-                 avoid: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        patch: Any = None,
+        mask: Any = None,
+        steps: int = 21,
+        position: tuple[int, int] | None = None,
+        scale: float | None = 0.25,
+        avoid: Any = None,
+    ) -> None:
         self.patch, self.patch_source = _check_patch(patch, mask)
         check_int(steps, "steps", minimum=2)
         self.steps = int(steps)
         if position is not None:
-            if (not isinstance(position, (tuple, list)) or len(position) != 2
-                    or not all(isinstance(p, Integral) and not isinstance(p, bool) and p >= 0
-                               for p in position)):
-                raise ValueError(f"position must be None or (top, left) non-negative integer "
-                                 f"pixels, got {position!r}")
+            if (
+                not isinstance(position, (tuple, list))
+                or len(position) != 2
+                or not all(isinstance(p, Integral) and not isinstance(p, bool) and p >= 0 for p in position)
+            ):
+                raise ValueError(f"position must be None or (top, left) non-negative integer pixels, got {position!r}")
             if avoid is not None:
                 raise ValueError("avoid only applies to random positions; pass position or avoid, not both")
             position = (int(position[0]), int(position[1]))
         self.position = position
-        if scale is not None and (not isinstance(scale, Real) or isinstance(scale, bool)
-                                  or not 0 < scale <= 1):
-            raise ValueError(f"scale must be None or a number in (0, 1] (fraction of the image's "
-                             f"shorter side), got {scale!r}")
+        if scale is not None and (not isinstance(scale, Real) or isinstance(scale, bool) or not 0 < scale <= 1):
+            raise ValueError(
+                f"scale must be None or a number in (0, 1] (fraction of the image's shorter side), got {scale!r}"
+            )
         self.scale = None if scale is None else float(scale)
         self.avoid = None if avoid is None else as_mask(avoid, "avoid") >= 0.5
 
@@ -179,8 +188,7 @@ class AlphaPatchSource(InterventionSource):
         size = (max(1, round(h * longest / max(h, w))), max(1, round(w * longest / max(h, w))))
         return resize_rgba(self.patch, size)
 
-    def generate(self, image: torch.Tensor, *, seed: int = 0,
-                 show_progress: bool = False) -> InterventionSequence:
+    def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
         """Blend the patch in at ``steps`` alphas from 0 to 1; see the class docstring."""
         check_images(image, "image", batched=False)
         check_int(seed, "seed", minimum=0)
@@ -189,27 +197,35 @@ class AlphaPatchSource(InterventionSource):
         patch = self._patch_for(height, width, generator)
         ph, pw = patch.shape[1:]
         if ph > height or pw > width:
-            raise ValueError(f"patch ({ph}x{pw}) is larger than the image ({height}x{width}); "
-                             "pass a scale in (0, 1]")
+            raise ValueError(f"patch ({ph}x{pw}) is larger than the image ({height}x{width}); pass a scale in (0, 1]")
         if self.avoid is not None and tuple(self.avoid.shape) != (height, width):
-            raise ValueError(f"avoid must match the image size ({height}, {width}), "
-                             f"got {tuple(self.avoid.shape)}")
+            raise ValueError(f"avoid must match the image size ({height}, {width}), got {tuple(self.avoid.shape)}")
         if self.position is None:
             top, left = choose_position(height, width, (ph, pw), self.avoid, generator)
         else:
             top, left = self.position
             if top + ph > height or left + pw > width:
-                raise ValueError(f"position ({top}, {left}) puts the {ph}x{pw} patch outside the "
-                                 f"{height}x{width} image; top must be <= {height - ph} and "
-                                 f"left <= {width - pw}")
+                raise ValueError(
+                    f"position ({top}, {left}) puts the {ph}x{pw} patch outside the "
+                    f"{height}x{width} image; top must be <= {height - ph} and "
+                    f"left <= {width - pw}"
+                )
         canvas = torch.zeros(4, height, width, dtype=image.dtype, device=image.device)
-        canvas[:, top:top + ph, left:left + pw] = patch.to(device=image.device, dtype=image.dtype)
+        canvas[:, top : top + ph, left : left + pw] = patch.to(device=image.device, dtype=image.dtype)
         alphas = torch.linspace(0, 1, self.steps, dtype=image.dtype, device=image.device)
         images = blend_sequence(image, canvas[:3], canvas[3], alphas)
         return InterventionSequence(
-            images=images, values=alphas, property_name=self.property_name, unit=self.unit,
-            metadata={"position": [top, left], "scale": self.scale, "patch_size": [ph, pw],
-                      "patch": self.patch_source, "seed": int(seed)},
+            images=images,
+            values=alphas,
+            property_name=self.property_name,
+            unit=self.unit,
+            metadata={
+                "position": [top, left],
+                "scale": self.scale,
+                "patch_size": [ph, pw],
+                "patch": self.patch_source,
+                "seed": int(seed),
+            },
         )
 
 

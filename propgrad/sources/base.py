@@ -73,9 +73,7 @@ class InterventionSource(ABC):
     unit: ClassVar[str] = "step"
 
     @abstractmethod
-    def generate(
-        self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False
-    ) -> InterventionSequence:
+    def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
         """Produce the ordered intervention sequence for one image.
 
         Args:

@@ -43,15 +43,17 @@ def read_sidecar(sidecar: Path) -> dict[str, float]:
         if sidecar.suffix.lower() == ".json":
             data = json.loads(sidecar.read_text())
             if not isinstance(data, dict):
-                raise ValueError(f"sidecar {sidecar} must hold a JSON object mapping file name -> "
-                                 f"value, got {type(data).__name__}")
+                raise ValueError(
+                    f"sidecar {sidecar} must hold a JSON object mapping file name -> value, got {type(data).__name__}"
+                )
             items = list(data.items())
         else:
             with sidecar.open(newline="") as handle:
                 reader = csv.DictReader(handle)
                 if not reader.fieldnames or not {"file", "value"} <= set(reader.fieldnames):
-                    raise ValueError(f"sidecar {sidecar} must have the CSV columns 'file,value', "
-                                     f"got {reader.fieldnames}")
+                    raise ValueError(
+                        f"sidecar {sidecar} must have the CSV columns 'file,value', got {reader.fieldnames}"
+                    )
                 items = [(row["file"], row["value"]) for row in reader]
     except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as err:
         raise ValueError(f"could not parse sidecar {sidecar}: {err}") from err
@@ -62,8 +64,7 @@ def read_sidecar(sidecar: Path) -> dict[str, float]:
         except (TypeError, ValueError):
             number = math.nan
         if not math.isfinite(number):
-            raise ValueError(f"sidecar {sidecar}: value for {name!r} must be a finite number, "
-                             f"got {value!r}")
+            raise ValueError(f"sidecar {sidecar}: value for {name!r} must be a finite number, got {value!r}")
         values[str(name).strip()] = number
     return values
 
@@ -106,17 +107,25 @@ class FramesSource(InterventionSource):
     property_name = "angle"
     unit = "degree"
 
-    def __init__(self, *, path: str | Path | None = None, paths: list[str | Path] | None = None,
-                 sidecar: str | Path | None = None, resize: bool = False,
-                 periodic: bool | None = None, property_name: str | None = None,
-                 unit: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        path: str | Path | None = None,
+        paths: list[str | Path] | None = None,
+        sidecar: str | Path | None = None,
+        resize: bool = False,
+        periodic: bool | None = None,
+        property_name: str | None = None,
+        unit: str | None = None,
+    ) -> None:
         if (path is None) == (paths is None):
-            raise ValueError("pass exactly one of path (a folder of frames) or paths (a list of "
-                             f"image files), got path={path!r} and paths={paths!r}")
+            raise ValueError(
+                "pass exactly one of path (a folder of frames) or paths (a list of "
+                f"image files), got path={path!r} and paths={paths!r}"
+            )
         for label, value in (("resize", resize), ("periodic", periodic)):
             if not isinstance(value, bool) and not (label == "periodic" and value is None):
-                raise ValueError(f"{label} must be True or False{' or None' * (label == 'periodic')}, "
-                                 f"got {value!r}")
+                raise ValueError(f"{label} must be True or False{' or None' * (label == 'periodic')}, got {value!r}")
         for label, value in (("property_name", property_name), ("unit", unit)):
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ValueError(f"{label} must be a non-empty string or None, got {value!r}")
@@ -129,8 +138,9 @@ class FramesSource(InterventionSource):
         self._frames: list[torch.Tensor] | None = None
         for a, b, fa, fb in zip(self.values, self.values[1:], self.files, self.files[1:]):
             if a == b:
-                raise ValueError(f"frames must have distinct values, but {fa.name} and {fb.name} "
-                                 f"both have {a:g} (from {source})")
+                raise ValueError(
+                    f"frames must have distinct values, but {fa.name} and {fb.name} both have {a:g} (from {source})"
+                )
         self.value_source = source
         default_name, default_unit = ("frame", "index") if source == "index" else ("angle", "degree")
         self.property_name = property_name or default_name
@@ -147,13 +157,14 @@ class FramesSource(InterventionSource):
             if not folder.exists():
                 raise FileNotFoundError(f"path: frames folder not found: {folder}")
             if not folder.is_dir():
-                raise ValueError(f"path must be a folder of frames, got the file {folder}; "
-                                 "use paths=[...] for a list of files")
-            files = sorted((f for f in folder.iterdir()
-                            if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key)
+                raise ValueError(
+                    f"path must be a folder of frames, got the file {folder}; use paths=[...] for a list of files"
+                )
+            files = sorted(
+                (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key
+            )
             if not files:
-                raise ValueError(f"path: no images found in {folder} (looked for "
-                                 f"{', '.join(IMAGE_EXTENSIONS)})")
+                raise ValueError(f"path: no images found in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)})")
             return files, folder
         if isinstance(paths, (str, Path)) or not isinstance(paths, (list, tuple)):
             raise ValueError(f"paths must be a list of image files, got {paths!r}")
@@ -190,8 +201,9 @@ class FramesSource(InterventionSource):
             for file in files:
                 value = table.get(file.name, table.get(file.stem))
                 if value is None:
-                    raise ValueError(f"sidecar {sidecar} has no entry for frame {file.name!r} "
-                                     "(match by file name or stem)")
+                    raise ValueError(
+                        f"sidecar {sidecar} has no entry for frame {file.name!r} (match by file name or stem)"
+                    )
                 values.append(value)
             return values, f"sidecar {sidecar}"
         from_names = [number_in_name(f) for f in files]
@@ -199,8 +211,7 @@ class FramesSource(InterventionSource):
             return [float(v) for v in from_names], "file names"  # type: ignore[arg-type]
         return [float(i) for i in range(len(files))], "index"
 
-    def generate(self, image: torch.Tensor, *, seed: int = 0,
-                 show_progress: bool = False) -> InterventionSequence:
+    def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
         """The frames (sorted by value, read from disk on the first call) on ``image``'s device."""
         check_images(image, "image", batched=False)
         size = tuple(image.shape[1:])
@@ -211,16 +222,20 @@ class FramesSource(InterventionSource):
         if len(shapes) > 1:
             first = tuple(frames[0].shape[1:])
             odd = next(i for i, f in enumerate(frames) if tuple(f.shape[1:]) != first)
-            raise ValueError(f"frames have different sizes: {self.files[0].name} is {first}, "
-                             f"{self.files[odd].name} is {tuple(frames[odd].shape[1:])}; pass "
-                             "resize=True to resize them to the image's size")
+            raise ValueError(
+                f"frames have different sizes: {self.files[0].name} is {first}, "
+                f"{self.files[odd].name} is {tuple(frames[odd].shape[1:])}; pass "
+                "resize=True to resize them to the image's size"
+            )
         images = torch.stack(frames).to(device=image.device, dtype=image.dtype)
         values = torch.tensor(self.values, dtype=image.dtype, device=image.device)
         return InterventionSequence(
-            images=images, values=values, property_name=self.property_name, unit=self.unit,
+            images=images,
+            values=values,
+            property_name=self.property_name,
+            unit=self.unit,
             periodic=self.periodic,
-            metadata={"files": [str(f) for f in self.files], "value_source": self.value_source,
-                      "resized": self.resize},
+            metadata={"files": [str(f) for f in self.files], "value_source": self.value_source, "resized": self.resize},
         )
 
 

@@ -19,9 +19,15 @@ from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad.validation import check_images, check_int
 
 
-def gaussian_map(height: int, width: int, sigma: float, center: tuple[float, float] = (0.5, 0.5),
-                 *, device: torch.device | str | None = None,
-                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def gaussian_map(
+    height: int,
+    width: int,
+    sigma: float,
+    center: tuple[float, float] = (0.5, 0.5),
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """A Gaussian bump (H, W) with peak 1 at ``center``.
 
     Coordinates are pixel centres normalised to [0, 1] along each axis, so ``sigma`` and
@@ -37,8 +43,7 @@ def vignette_factor(gaussian: torch.Tensor, strengths: torch.Tensor) -> torch.Te
     return 1 + strengths[:, None, None] * (1 - gaussian)[None]
 
 
-def apply_vignette(image: torch.Tensor, factors: torch.Tensor,
-                   protect: torch.Tensor | None = None) -> torch.Tensor:
+def apply_vignette(image: torch.Tensor, factors: torch.Tensor, protect: torch.Tensor | None = None) -> torch.Tensor:
     """Scale ``image`` (3, H, W) by each factor map (N, H, W), clamp to [0, 1].
 
     Where ``protect`` (H, W) is 1 the pixel is kept; soft values blend the two.
@@ -73,22 +78,36 @@ class GaussianVignetteSource(InterventionSource):
     property_name = "vignette strength"
     unit = "strength"
 
-    def __init__(self, *, max_strength: float = -1.0, sigma: float = 0.35, steps: int = 21,
-                 center: tuple[float, float] | None = None, mask: Any = None) -> None:
-        if (not isinstance(max_strength, Real) or isinstance(max_strength, bool)
-                or not math.isfinite(max_strength) or max_strength < -1 or max_strength == 0):
-            raise ValueError(f"max_strength must be a non-zero number >= -1 (negative darkens, "
-                             f"positive brightens), got {max_strength!r}")
-        if (not isinstance(sigma, Real) or isinstance(sigma, bool) or not math.isfinite(sigma)
-                or sigma <= 0):
-            raise ValueError(f"sigma must be a positive number (fraction of the image size), "
-                             f"got {sigma!r}")
+    def __init__(
+        self,
+        *,
+        max_strength: float = -1.0,
+        sigma: float = 0.35,
+        steps: int = 21,
+        center: tuple[float, float] | None = None,
+        mask: Any = None,
+    ) -> None:
+        if (
+            not isinstance(max_strength, Real)
+            or isinstance(max_strength, bool)
+            or not math.isfinite(max_strength)
+            or max_strength < -1
+            or max_strength == 0
+        ):
+            raise ValueError(
+                f"max_strength must be a non-zero number >= -1 (negative darkens, "
+                f"positive brightens), got {max_strength!r}"
+            )
+        if not isinstance(sigma, Real) or isinstance(sigma, bool) or not math.isfinite(sigma) or sigma <= 0:
+            raise ValueError(f"sigma must be a positive number (fraction of the image size), got {sigma!r}")
         check_int(steps, "steps", minimum=2)
         if center is None:
             center = (0.5, 0.5)
-        if (not isinstance(center, (tuple, list)) or len(center) != 2
-                or not all(isinstance(c, Real) and not isinstance(c, bool) and 0 <= c <= 1
-                           for c in center)):
+        if (
+            not isinstance(center, (tuple, list))
+            or len(center) != 2
+            or not all(isinstance(c, Real) and not isinstance(c, bool) and 0 <= c <= 1 for c in center)
+        ):
             raise ValueError(f"center must be None or (y, x) fractions in [0, 1], got {center!r}")
         self.max_strength = float(max_strength)
         self.sigma = float(sigma)
@@ -96,8 +115,7 @@ class GaussianVignetteSource(InterventionSource):
         self.center = (float(center[0]), float(center[1]))
         self.mask = None if mask is None else as_mask(mask, "mask")
 
-    def generate(self, image: torch.Tensor, *, seed: int = 0,
-                 show_progress: bool = False) -> InterventionSequence:
+    def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
         """Apply the vignette at ``steps`` strengths from 0 to ``max_strength``."""
         check_images(image, "image", batched=False)
         height, width = image.shape[1:]
@@ -105,18 +123,23 @@ class GaussianVignetteSource(InterventionSource):
         if self.mask is not None:
             protect = as_mask(self.mask, "mask", size=(height, width))
             protect = protect.to(device=image.device, dtype=image.dtype)
-        magnitudes = torch.linspace(0, abs(self.max_strength), self.steps,
-                                    dtype=image.dtype, device=image.device)
+        magnitudes = torch.linspace(0, abs(self.max_strength), self.steps, dtype=image.dtype, device=image.device)
         strengths = magnitudes * math.copysign(1.0, self.max_strength)
-        gaussian = gaussian_map(height, width, self.sigma, self.center,
-                                device=image.device, dtype=image.dtype)
+        gaussian = gaussian_map(height, width, self.sigma, self.center, device=image.device, dtype=image.dtype)
         images = apply_vignette(image, vignette_factor(gaussian, strengths), protect)
         return InterventionSequence(
-            images=images, values=magnitudes, property_name=self.property_name, unit=self.unit,
-            metadata={"direction": "darken" if self.max_strength < 0 else "brighten",
-                      "strengths": strengths.tolist(), "sigma": self.sigma,
-                      "center": list(self.center), "masked": self.mask is not None,
-                      "seed": int(seed)},
+            images=images,
+            values=magnitudes,
+            property_name=self.property_name,
+            unit=self.unit,
+            metadata={
+                "direction": "darken" if self.max_strength < 0 else "brighten",
+                "strengths": strengths.tolist(),
+                "sigma": self.sigma,
+                "center": list(self.center),
+                "masked": self.mask is not None,
+                "seed": int(seed),
+            },
         )
 
 

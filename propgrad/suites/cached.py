@@ -19,9 +19,9 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from propgrad.cache import cache_key, default_cache_dir, load_tensors, save_tensors, write_json
+from propgrad.atomic_files import write_json
+from propgrad.cache import cache_key, default_cache_dir, load_tensors, save_tensors
 from propgrad.suites.base import BenchmarkSuite
-from propgrad.validation import check_int
 from propgrad.suites.training import (
     TrainingConfig,
     accuracy,
@@ -30,6 +30,7 @@ from propgrad.suites.training import (
     predict,
     train_classifier,
 )
+from propgrad.validation import check_int
 
 CODE_VERSION = "suites-2"
 """Bumped whenever a change to the drawing or training code changes the cached data or models."""
@@ -46,15 +47,20 @@ class CachedSuite(BenchmarkSuite):
 
     training_splits: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, quick: bool = True, seed: int = 0, cache_dir: Path | None = None,
-                 show_progress: bool = False) -> None:
+    def __init__(
+        self, *, quick: bool = True, seed: int = 0, cache_dir: Path | None = None, show_progress: bool = False
+    ) -> None:
         if not isinstance(quick, bool):
             raise TypeError(f"quick must be a bool, got {type(quick).__name__}")
         seed = check_int(seed, "seed", minimum=0)
         if cache_dir is not None and not isinstance(cache_dir, (str, Path)):
             raise TypeError(f"cache_dir must be None or a path, got {type(cache_dir).__name__}")
-        super().__init__(quick=quick, seed=seed, cache_dir=None if cache_dir is None else Path(cache_dir),
-                         show_progress=show_progress)
+        super().__init__(
+            quick=quick,
+            seed=seed,
+            cache_dir=None if cache_dir is None else Path(cache_dir),
+            show_progress=show_progress,
+        )
         self._models: dict[str, nn.Module] | None = None
         self._test: dict[str, torch.Tensor] | None = None
         self._accuracy: dict[str, dict[str, float]] | None = None
@@ -110,9 +116,15 @@ class CachedSuite(BenchmarkSuite):
                 if state is None:
                     images, labels = self.training_data(split)
                     start = time.perf_counter()
-                    model = train_classifier(images, labels, config, seed=self._split_seed(f"train/{split}"),
-                                             num_classes=len(self.class_names),
-                                             show_progress=self.show_progress, desc=f"{self.name}: train {split}")
+                    model = train_classifier(
+                        images,
+                        labels,
+                        config,
+                        seed=self._split_seed(f"train/{split}"),
+                        num_classes=len(self.class_names),
+                        show_progress=self.show_progress,
+                        desc=f"{self.name}: train {split}",
+                    )
                     self.training_seconds[split] = time.perf_counter() - start
                     save_tensors(path, model.state_dict())
                     self._write_settings()
@@ -146,8 +158,9 @@ class CachedSuite(BenchmarkSuite):
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < n:
             raise ValueError(f"index must be an integer in [0, {n}), got {index!r}")
 
-    def _cached_json(self, filename: str, compute: Callable[[], dict[str, Any]],
-                     valid: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    def _cached_json(
+        self, filename: str, compute: Callable[[], dict[str, Any]], valid: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
         """``filename`` in the cache entry if it exists and ``valid`` accepts it, else ``compute()``
         written there atomically."""
         path = self.cache_path / filename
@@ -165,26 +178,34 @@ class CachedSuite(BenchmarkSuite):
     def accuracy_table(self) -> dict[str, dict[str, float]]:
         """Accuracy of every model (rows) on every evaluation split (columns); cached as JSON."""
         if self._accuracy is None:
+
             def compute() -> dict[str, Any]:
                 splits = self.evaluation_data()
-                return {m: {s: accuracy(model, x, y) for s, (x, y) in splits.items()}
-                        for m, model in self.models().items()}
+                return {
+                    m: {s: accuracy(model, x, y) for s, (x, y) in splits.items()} for m, model in self.models().items()
+                }
 
-            self._accuracy = self._cached_json("accuracy.json", compute,
-                                               lambda table: set(table) == set(self.training_splits))
+            self._accuracy = self._cached_json(
+                "accuracy.json", compute, lambda table: set(table) == set(self.training_splits)
+            )
         return self._accuracy
 
     def level_accuracy(self) -> dict[str, dict[str, Any]]:
         """:meth:`level_data` evaluated for every model, over all images and per class; cached as JSON."""
         if self._level_accuracy is None:
+
             def compute() -> dict[str, Any]:
-                return {prop: level_entry(self.models(), self.class_names, *data)
-                        for prop, data in self.level_data().items()}
+                return {
+                    prop: level_entry(self.models(), self.class_names, *data)
+                    for prop, data in self.level_data().items()
+                }
 
             def valid(table: dict[str, Any]) -> bool:
-                return all(set(entry.get("accuracy", {})) == set(self.training_splits)
-                           and set(entry.get("class_accuracy", {})) == set(self.training_splits)
-                           for entry in table.values())
+                return all(
+                    set(entry.get("accuracy", {})) == set(self.training_splits)
+                    and set(entry.get("class_accuracy", {})) == set(self.training_splits)
+                    for entry in table.values()
+                )
 
             self._level_accuracy = self._cached_json("level_accuracy.json", compute, valid)
         return self._level_accuracy
@@ -208,8 +229,14 @@ class CachedSuite(BenchmarkSuite):
         return {"quick": self.quick, "seed": self.seed, "training": self.training_config().to_dict()}
 
 
-def level_entry(models: dict[str, nn.Module], class_names: tuple[str, ...], levels: list[str],
-                images: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> dict[str, Any]:
+def level_entry(
+    models: dict[str, nn.Module],
+    class_names: tuple[str, ...],
+    levels: list[str],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    groups: torch.Tensor,
+) -> dict[str, Any]:
     """One property of :meth:`CachedSuite.level_accuracy`: every model's accuracy per level,
     overall and per class, from one forward pass per model."""
     entry: dict[str, Any] = {"levels": list(levels), "accuracy": {}, "class_accuracy": {}}
@@ -218,5 +245,7 @@ def level_entry(models: dict[str, nn.Module], class_names: tuple[str, ...], leve
         entry["accuracy"][m] = group_accuracy(pred, labels, groups, len(levels))
         entry["class_accuracy"][m] = {
             name: group_accuracy(pred[labels == c], labels[labels == c], groups[labels == c], len(levels))
-            for c, name in enumerate(class_names) if bool((labels == c).any())}
+            for c, name in enumerate(class_names)
+            if bool((labels == c).any())
+        }
     return entry

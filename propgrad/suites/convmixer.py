@@ -43,8 +43,13 @@ class ConvMixer(nn.Module):
         self, *, dim: int = 48, depth: int = 4, kernel_size: int = 5, patch_size: int = 4, num_classes: int = 2
     ) -> None:
         super().__init__()
-        for name, value in [("dim", dim), ("depth", depth), ("kernel_size", kernel_size),
-                            ("patch_size", patch_size), ("num_classes", num_classes)]:
+        for name, value in [
+            ("dim", dim),
+            ("depth", depth),
+            ("kernel_size", kernel_size),
+            ("patch_size", patch_size),
+            ("num_classes", num_classes),
+        ]:
             check_int(value, f"ConvMixer {name}")
         if kernel_size % 2 == 0:
             raise ValueError(f"ConvMixer kernel_size must be odd (same padding), got {kernel_size}")
@@ -54,19 +59,23 @@ class ConvMixer(nn.Module):
         self.embed = nn.Sequential(
             nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size), nn.ReLU(), nn.BatchNorm2d(dim)
         )
-        self.blocks = nn.Sequential(*[
-            nn.Sequential(
-                Residual(nn.Sequential(
-                    nn.Conv2d(dim, dim, kernel_size, groups=dim, padding=kernel_size // 2),
+        self.blocks = nn.Sequential(
+            *[
+                nn.Sequential(
+                    Residual(
+                        nn.Sequential(
+                            nn.Conv2d(dim, dim, kernel_size, groups=dim, padding=kernel_size // 2),
+                            nn.ReLU(),
+                            nn.BatchNorm2d(dim),
+                        )
+                    ),
+                    nn.Conv2d(dim, dim, kernel_size=1),
                     nn.ReLU(),
                     nn.BatchNorm2d(dim),
-                )),
-                nn.Conv2d(dim, dim, kernel_size=1),
-                nn.ReLU(),
-                nn.BatchNorm2d(dim),
-            )
-            for _ in range(depth)
-        ])
+                )
+                for _ in range(depth)
+            ]
+        )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(dim, num_classes)
 

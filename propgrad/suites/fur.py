@@ -68,8 +68,10 @@ class FurSuite(CachedSuite):
     """
 
     name = "fur"
-    description = ("Procedural cats vs dogs (shape decides the class) with a continuous fur level; "
-                   "models trained unbiased, dark fur = cat, dark fur = dog (paper Sec. 4.1).")
+    description = (
+        "Procedural cats vs dogs (shape decides the class) with a continuous fur level; "
+        "models trained unbiased, dark fur = cat, dark fur = dog (paper Sec. 4.1)."
+    )
     class_names = ("cat", "dog")
     interventions = ("fur", "background")
     training_splits = FUR_SPLITS
@@ -78,13 +80,22 @@ class FurSuite(CachedSuite):
 
     def settings(self) -> dict[str, Any]:
         """Every setting that determines the data and the models."""
-        sizes = (dict(image_size=32, train_images=3000, test_per_class=150, eval_per_class=200, link=0.985)
-                 if self.quick else
-                 dict(image_size=48, train_images=8000, test_per_class=150, eval_per_class=500, link=0.999))
-        return {**self.settings_base(), **sizes, "max_darkening": -0.9,
-                "darken_fraction": 0.5, "vignette_sigma": 0.35, "steps": 21, "dark_cut": DARK_CUT,
-                "outline_width": 1, "background_value": [0.45, 0.95]}
-
+        sizes = (
+            dict(image_size=32, train_images=3000, test_per_class=150, eval_per_class=200, link=0.985)
+            if self.quick
+            else dict(image_size=48, train_images=8000, test_per_class=150, eval_per_class=500, link=0.999)
+        )
+        return {
+            **self.settings_base(),
+            **sizes,
+            "max_darkening": -0.9,
+            "darken_fraction": 0.5,
+            "vignette_sigma": 0.35,
+            "steps": 21,
+            "dark_cut": DARK_CUT,
+            "outline_width": 1,
+            "background_value": [0.45, 0.95],
+        }
 
     def images_per_class(self) -> int:
         """Every test image of a class in each resample: ``test_per_class``, 150 in both modes.
@@ -95,17 +106,34 @@ class FurSuite(CachedSuite):
         """
         return int(self.settings()["test_per_class"])
 
-    def _draw(self, labels: torch.Tensor, levels: Callable[[torch.Tensor], torch.Tensor], purpose: str,
-              darken_fraction: float, darkening: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def _draw(
+        self,
+        labels: torch.Tensor,
+        levels: Callable[[torch.Tensor], torch.Tensor],
+        purpose: str,
+        darken_fraction: float,
+        darkening: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         s = self.settings()
         gen = self.generator(f"scenes/{purpose}")
-        return draw_scenes(labels, levels(labels), s["image_size"], gen, max_darkening=s["max_darkening"],
-                           darken_fraction=darken_fraction, darkening=darkening, sigma=s["vignette_sigma"],
-                           outline_width=s["outline_width"], value_range=tuple(s["background_value"]),
-                           show_progress=self.show_progress, desc=f"{self.name}: drawing {purpose}")
+        return draw_scenes(
+            labels,
+            levels(labels),
+            s["image_size"],
+            gen,
+            max_darkening=s["max_darkening"],
+            darken_fraction=darken_fraction,
+            darkening=darkening,
+            sigma=s["vignette_sigma"],
+            outline_width=s["outline_width"],
+            value_range=tuple(s["background_value"]),
+            show_progress=self.show_progress,
+            desc=f"{self.name}: drawing {purpose}",
+        )
 
-    def split_scenes(self, split: str, per_class: int, purpose: str, link: float,
-                     darken_fraction: float | None = None) -> dict[str, torch.Tensor]:
+    def split_scenes(
+        self, split: str, per_class: int, purpose: str, link: float, darken_fraction: float | None = None
+    ) -> dict[str, torch.Tensor]:
         """Scenes of one split: ``images``, ``labels``, ``masks``, ``texture``, ``levels``, ``darkening``.
 
         Args:
@@ -118,8 +146,12 @@ class FurSuite(CachedSuite):
         s = self.settings()
         labels = balanced_labels(per_class, self.generator(f"labels/{purpose}"))
         level_gen = self.generator(f"levels/{purpose}")
-        scenes = self._draw(labels, lambda y: fur_levels(y, split, link, level_gen), purpose,
-                            s["darken_fraction"] if darken_fraction is None else darken_fraction)
+        scenes = self._draw(
+            labels,
+            lambda y: fur_levels(y, split, link, level_gen),
+            purpose,
+            s["darken_fraction"] if darken_fraction is None else darken_fraction,
+        )
         scenes["labels"] = labels
         return scenes
 
@@ -171,14 +203,20 @@ class FurSuite(CachedSuite):
         image, mask = data["images"][index], data["masks"][index]
         if intervention == "background":
             protected = mask | outline(mask, s["outline_width"])
-            source = GaussianVignetteSource(max_strength=s["max_darkening"], sigma=s["vignette_sigma"],
-                                            steps=s["steps"], mask=protected)
+            source = GaussianVignetteSource(
+                max_strength=s["max_darkening"], sigma=s["vignette_sigma"], steps=s["steps"], mask=protected
+            )
             return source.generate(image, seed=self.seed)
         level = float(data["levels"][index])
-        target = float(fur_target(data["levels"][index:index + 1])[0])
+        target = float(fur_target(data["levels"][index : index + 1])[0])
         images, fractions = fur_sequence(image, mask, data["texture"][index], level, target, s["steps"])
-        return InterventionSequence(images=images, values=fractions, property_name="fur change",
-                                    unit="fraction", metadata={"start_level": level, "target_level": target})
+        return InterventionSequence(
+            images=images,
+            values=fractions,
+            property_name="fur change",
+            unit="fraction",
+            metadata={"start_level": level, "target_level": target},
+        )
 
 
 @hookimpl

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from propgrad.sources.gaussian_vignette import gaussian_map, vignette_factor
 from propgrad.colour import hsv_to_rgb
+from propgrad.sources.gaussian_vignette import gaussian_map, vignette_factor
 from propgrad.suites.shapes import animal_masks, dilate, fur_colour, paint, texture, uniform
 
 FUR_SPLITS = ("unbiased", "dark_is_cat", "dark_is_dog")
@@ -83,8 +83,15 @@ def outline(masks: torch.Tensor, width: int) -> torch.Tensor:
     return dilate(masks, width) & ~masks
 
 
-def draw_parts(labels: torch.Tensor, size: int, generator: torch.Generator, *, darkening: torch.Tensor,
-               sigma: float, value_range: tuple[float, float] = (0.35, 0.95)) -> dict[str, torch.Tensor]:
+def draw_parts(
+    labels: torch.Tensor,
+    size: int,
+    generator: torch.Generator,
+    *,
+    darkening: torch.Tensor,
+    sigma: float,
+    value_range: tuple[float, float] = (0.35, 0.95),
+) -> dict[str, torch.Tensor]:
     """Masks, darkened backgrounds and fur textures of one batch of scenes.
 
     Args:
@@ -100,8 +107,9 @@ def draw_parts(labels: torch.Tensor, size: int, generator: torch.Generator, *, d
     """
     n = labels.shape[0]
     masks = animal_masks(labels, size, generator)
-    colour = hsv_to_rgb(torch.rand(n, generator=generator), uniform(n, 0.4, 0.85, generator),
-                        uniform(n, *value_range, generator))
+    colour = hsv_to_rgb(
+        torch.rand(n, generator=generator), uniform(n, 0.4, 0.85, generator), uniform(n, *value_range, generator)
+    )
     background = paint(colour, texture(n, size, generator, smooth=0.3, grain=0.08))
     # The object's pixels are overwritten by fur later, so scaling the whole background equals
     # apply_vignette with the object protected.
@@ -111,8 +119,13 @@ def draw_parts(labels: torch.Tensor, size: int, generator: torch.Generator, *, d
     return {"masks": masks, "background": background, "texture": fur_tex}
 
 
-def compose(background: torch.Tensor, masks: torch.Tensor, fur_texture: torch.Tensor,
-            levels: torch.Tensor, outline_width: int = 0) -> torch.Tensor:
+def compose(
+    background: torch.Tensor,
+    masks: torch.Tensor,
+    fur_texture: torch.Tensor,
+    levels: torch.Tensor,
+    outline_width: int = 0,
+) -> torch.Tensor:
     """Scenes (B, 3, H, W): textured fur of the given levels inside the masks, an outline
     ``outline_width`` pixels wide around them, background elsewhere."""
     fur = paint(fur_colour(levels), fur_texture)
@@ -121,11 +134,22 @@ def compose(background: torch.Tensor, masks: torch.Tensor, fur_texture: torch.Te
     return torch.where(masks[:, None], fur, scene)
 
 
-def draw_scenes(labels: torch.Tensor, levels: torch.Tensor, size: int, generator: torch.Generator, *,
-                max_darkening: float, darken_fraction: float, sigma: float, outline_width: int = 0,
-                value_range: tuple[float, float] = (0.35, 0.95), darkening: torch.Tensor | None = None,
-                chunk: int = 1024,
-                show_progress: bool = False, desc: str = "drawing scenes") -> dict[str, torch.Tensor]:
+def draw_scenes(
+    labels: torch.Tensor,
+    levels: torch.Tensor,
+    size: int,
+    generator: torch.Generator,
+    *,
+    max_darkening: float,
+    darken_fraction: float,
+    sigma: float,
+    outline_width: int = 0,
+    value_range: tuple[float, float] = (0.35, 0.95),
+    darkening: torch.Tensor | None = None,
+    chunk: int = 1024,
+    show_progress: bool = False,
+    desc: str = "drawing scenes",
+) -> dict[str, torch.Tensor]:
     """Whole scenes with their parts, drawn in chunks.
 
     A fraction ``darken_fraction`` of the images gets a vignette of strength uniform in
@@ -144,10 +168,17 @@ def draw_scenes(labels: torch.Tensor, levels: torch.Tensor, size: int, generator
         raise ValueError(f"darkening must have shape ({n},), got {tuple(darkening.shape)}")
     out: dict[str, list[torch.Tensor]] = {"images": [], "masks": [], "texture": []}
     for start in tqdm(range(0, n, chunk), desc=desc, disable=not show_progress, leave=False):
-        part = draw_parts(labels[start:start + chunk], size, generator,
-                          darkening=darkening[start:start + chunk], sigma=sigma, value_range=value_range)
-        out["images"].append(compose(part["background"], part["masks"], part["texture"],
-                                     levels[start:start + chunk], outline_width))
+        part = draw_parts(
+            labels[start : start + chunk],
+            size,
+            generator,
+            darkening=darkening[start : start + chunk],
+            sigma=sigma,
+            value_range=value_range,
+        )
+        out["images"].append(
+            compose(part["background"], part["masks"], part["texture"], levels[start : start + chunk], outline_width)
+        )
         out["masks"].append(part["masks"])
         out["texture"].append(part["texture"])
     result = {k: torch.cat(v) for k, v in out.items()}
@@ -156,8 +187,9 @@ def draw_scenes(labels: torch.Tensor, levels: torch.Tensor, size: int, generator
     return result
 
 
-def fur_sequence(image: torch.Tensor, mask: torch.Tensor, fur_texture: torch.Tensor, level: float,
-                 target: float, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+def fur_sequence(
+    image: torch.Tensor, mask: torch.Tensor, fur_texture: torch.Tensor, level: float, target: float, steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The fur intervention: fur level moved linearly from ``level`` to ``target`` in ``steps``.
 
     Only pixels inside ``mask`` change; the first image equals ``image`` (drawn at ``level``).

@@ -46,8 +46,10 @@ class PatchSuite(CachedSuite):
     """
 
     name = "patch"
-    description = ("Procedural skin lesions (nevus vs melanoma); colourful patches co-occur with nevi "
-                   "in the biased training split; held-out patches blended into melanomas (paper Sec. 4.2).")
+    description = (
+        "Procedural skin lesions (nevus vs melanoma); colourful patches co-occur with nevi "
+        "in the biased training split; held-out patches blended into melanomas (paper Sec. 4.2)."
+    )
     class_names = ("nevus", "melanoma")
     interventions = ("patch",)
     training_splits = ("unbiased", "biased")
@@ -60,11 +62,20 @@ class PatchSuite(CachedSuite):
 
     def settings(self) -> dict[str, Any]:
         """Every setting that determines the data and the models."""
-        sizes = (dict(image_size=32, train_images=3000, test_melanomas=40, eval_per_class=200) if self.quick
-                 else dict(image_size=48, train_images=8000, test_melanomas=100, eval_per_class=500))
-        return {**self.settings_base(), **sizes, "patch_fraction": 0.5, "patch_side_fraction": 0.28,
-                "train_patches": 64, "held_out_patches": 16, "steps": 21}
-
+        sizes = (
+            dict(image_size=32, train_images=3000, test_melanomas=40, eval_per_class=200)
+            if self.quick
+            else dict(image_size=48, train_images=8000, test_melanomas=100, eval_per_class=500)
+        )
+        return {
+            **self.settings_base(),
+            **sizes,
+            "patch_fraction": 0.5,
+            "patch_side_fraction": 0.28,
+            "train_patches": 64,
+            "held_out_patches": 16,
+            "steps": 21,
+        }
 
     def images_per_class(self) -> int:
         """25 melanomas per resample in quick mode, 100 (the paper) in full mode."""
@@ -79,17 +90,31 @@ class PatchSuite(CachedSuite):
         """The training or the held-out patches (count, 4, side, side), drawn once per suite."""
         if held_out not in self._banks:
             s = self.settings()
-            count, first_seed = ((s["held_out_patches"], HELD_OUT_PATCH_SEEDS) if held_out
-                                 else (s["train_patches"], TRAIN_PATCH_SEEDS))
+            count, first_seed = (
+                (s["held_out_patches"], HELD_OUT_PATCH_SEEDS) if held_out else (s["train_patches"], TRAIN_PATCH_SEEDS)
+            )
             self._banks[held_out] = patch_bank(count, self.patch_side(), first_seed)
         return self._banks[held_out]
 
-    def draw(self, labels: torch.Tensor, with_patch: torch.Tensor, purpose: str, held_out: bool,
-             alpha: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def draw(
+        self,
+        labels: torch.Tensor,
+        with_patch: torch.Tensor,
+        purpose: str,
+        held_out: bool,
+        alpha: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Scenes for ``labels``; images where ``with_patch`` get a patch of the chosen bank."""
-        return draw_lesions(labels, with_patch, self.bank(held_out), self.settings()["image_size"],
-                            self.generator(f"scenes/{purpose}"), alpha=alpha, show_progress=self.show_progress,
-                            desc=f"{self.name}: drawing {purpose}")
+        return draw_lesions(
+            labels,
+            with_patch,
+            self.bank(held_out),
+            self.settings()["image_size"],
+            self.generator(f"scenes/{purpose}"),
+            alpha=alpha,
+            show_progress=self.show_progress,
+            desc=f"{self.name}: drawing {purpose}",
+        )
 
     def level_data(self) -> dict[str, tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Fresh melanomas with a held-out patch at five opacities (the intervention's steps 0,
@@ -97,8 +122,9 @@ class PatchSuite(CachedSuite):
         alphas = torch.linspace(0.0, 1.0, 5)
         labels = torch.ones(self.level_check_images, dtype=torch.long)
         which = torch.arange(labels.shape[0]) % 5
-        scenes = self.draw(labels, torch.ones_like(labels, dtype=torch.bool), "levels/patch", held_out=True,
-                           alpha=alphas[which])
+        scenes = self.draw(
+            labels, torch.ones_like(labels, dtype=torch.bool), "levels/patch", held_out=True, alpha=alphas[which]
+        )
         return {"patch opacity": ([f"{a:.2f}" for a in alphas.tolist()], scenes["images"], labels, which)}
 
     def biased_patches(self, labels: torch.Tensor, purpose: str) -> torch.Tensor:
@@ -112,7 +138,11 @@ class PatchSuite(CachedSuite):
             raise ValueError(f"split must be one of {list(self.training_splits)}, got {split!r}")
         s = self.settings()
         labels = balanced_labels(s["train_images"] // 2, self.generator(f"labels/train/{split}"))
-        patched = self.biased_patches(labels, f"train/{split}") if split == "biased" else torch.zeros_like(labels, dtype=torch.bool)
+        patched = (
+            self.biased_patches(labels, f"train/{split}")
+            if split == "biased"
+            else torch.zeros_like(labels, dtype=torch.bool)
+        )
         scenes = self.draw(labels, patched, f"train/{split}", held_out=False)
         return scenes["images"], scenes["labels"]
 
@@ -143,8 +173,12 @@ class PatchSuite(CachedSuite):
         self._check_index(intervention, index)
         data, bank = self.test_data(), self.bank(held_out=True)
         patch = bank[index % bank.shape[0]]
-        source = AlphaPatchSource(patch=patch, scale=None, steps=self.settings()["steps"],
-                                  avoid=keep_out_zone(data["masks"][index], patch.shape[1]))
+        source = AlphaPatchSource(
+            patch=patch,
+            scale=None,
+            steps=self.settings()["steps"],
+            avoid=keep_out_zone(data["masks"][index], patch.shape[1]),
+        )
         sequence = source.generate(data["images"][index], seed=self._split_seed(f"intervene/{index}"))
         sequence.metadata["held_out_patch"] = int(index % bank.shape[0])
         return sequence

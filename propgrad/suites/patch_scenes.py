@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from propgrad.sources.alpha_patch import blend_sequence, choose_position, sticker_patch
 from propgrad.colour import hsv_to_rgb
+from propgrad.sources.alpha_patch import blend_sequence, choose_position, sticker_patch
 from propgrad.suites.shapes import dilate, radial_blob, smooth_noise, texture, uniform
 
 SECOND_COLOURS = torch.tensor([[0.08, 0.06, 0.06], [0.35, 0.42, 0.55], [0.62, 0.22, 0.2]])
@@ -34,8 +34,9 @@ def lesion_masks(labels: torch.Tensor, size: int, generator: torch.Generator) ->
 def lesion_colours(labels: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """Lesion colour maps (B, 3, H, W): uniform brown (nevus) or brown blotched (melanoma)."""
     n = labels.shape[0]
-    brown = hsv_to_rgb(uniform(n, 0.05, 0.09, generator), uniform(n, 0.5, 0.8, generator),
-                       uniform(n, 0.3, 0.55, generator))
+    brown = hsv_to_rgb(
+        uniform(n, 0.05, 0.09, generator), uniform(n, 0.5, 0.8, generator), uniform(n, 0.3, 0.55, generator)
+    )
     second = SECOND_COLOURS[torch.randint(len(SECOND_COLOURS), (n,), generator=generator)]
     blotch = torch.sigmoid(4 * smooth_noise(n, size, 4, generator))
     blotch = blotch * (labels == 1).float()[:, None, None, None]
@@ -45,8 +46,9 @@ def lesion_colours(labels: torch.Tensor, size: int, generator: torch.Generator) 
 
 def skin(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
     """Skin-tone backgrounds (B, 3, H, W) with smooth texture."""
-    colour = hsv_to_rgb(uniform(n, 0.04, 0.1, generator), uniform(n, 0.2, 0.5, generator),
-                        uniform(n, 0.6, 0.95, generator))
+    colour = hsv_to_rgb(
+        uniform(n, 0.04, 0.1, generator), uniform(n, 0.2, 0.5, generator), uniform(n, 0.6, 0.95, generator)
+    )
     return (colour[:, :, None, None] * texture(n, size, generator, smooth=0.08, grain=0.04)).clamp(0, 1)
 
 
@@ -65,20 +67,30 @@ def keep_out_zone(lesion: torch.Tensor, side: int) -> torch.Tensor:
     return dilate(lesion, side // 2 + 1)
 
 
-def place_patch(image: torch.Tensor, lesion: torch.Tensor, patch: torch.Tensor,
-                generator: torch.Generator, alpha: float = 1.0) -> torch.Tensor:
+def place_patch(
+    image: torch.Tensor, lesion: torch.Tensor, patch: torch.Tensor, generator: torch.Generator, alpha: float = 1.0
+) -> torch.Tensor:
     """``image`` (3, H, W) with the RGBA ``patch`` blended in at ``alpha``, away from the lesion."""
     side = patch.shape[1]
-    top, left = choose_position(image.shape[1], image.shape[2], (side, patch.shape[2]),
-                                keep_out_zone(lesion, side), generator)
+    top, left = choose_position(
+        image.shape[1], image.shape[2], (side, patch.shape[2]), keep_out_zone(lesion, side), generator
+    )
     canvas = torch.zeros(4, *image.shape[1:])
-    canvas[:, top:top + side, left:left + patch.shape[2]] = patch
+    canvas[:, top : top + side, left : left + patch.shape[2]] = patch
     return blend_sequence(image, canvas[:3], canvas[3], torch.tensor([float(alpha)]))[0]
 
 
-def draw_lesions(labels: torch.Tensor, with_patch: torch.Tensor, bank: torch.Tensor, size: int,
-                 generator: torch.Generator, *, alpha: torch.Tensor | None = None, show_progress: bool = False,
-                 desc: str = "drawing lesions") -> dict[str, torch.Tensor]:
+def draw_lesions(
+    labels: torch.Tensor,
+    with_patch: torch.Tensor,
+    bank: torch.Tensor,
+    size: int,
+    generator: torch.Generator,
+    *,
+    alpha: torch.Tensor | None = None,
+    show_progress: bool = False,
+    desc: str = "drawing lesions",
+) -> dict[str, torch.Tensor]:
     """Lesion scenes; images where ``with_patch`` is True get a random patch of ``bank``, blended
     in at ``alpha`` (B,) (None: fully opaque, as in training).
 
@@ -90,6 +102,7 @@ def draw_lesions(labels: torch.Tensor, with_patch: torch.Tensor, bank: torch.Ten
     images = torch.where(masks[:, None], lesion_colours(labels, size, generator), skin(n, size, generator))
     choice = torch.randint(bank.shape[0], (n,), generator=generator)
     for i in tqdm(torch.nonzero(with_patch)[:, 0].tolist(), desc=desc, disable=not show_progress, leave=False):
-        images[i] = place_patch(images[i], masks[i], bank[choice[i]], generator,
-                                1.0 if alpha is None else float(alpha[i]))
+        images[i] = place_patch(
+            images[i], masks[i], bank[choice[i]], generator, 1.0 if alpha is None else float(alpha[i])
+        )
     return {"images": images, "masks": masks, "labels": labels}

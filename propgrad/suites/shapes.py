@@ -42,16 +42,20 @@ def object_frame(
 
 def ellipse(u: torch.Tensor, v: torch.Tensor, cu, cv, ru, rv) -> torch.Tensor:
     """Inside of axis-aligned ellipses; centres and radii are floats or (B,) tensors."""
+
     def b(x):
         return x[:, None, None] if isinstance(x, torch.Tensor) else x
+
     return ((u - b(cu)) / b(ru)) ** 2 + ((v - b(cv)) / b(rv)) ** 2 <= 1.0
 
 
 def triangle(u: torch.Tensor, v: torch.Tensor, corners: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     """Inside of triangles given three (u, v) corners, each coordinate a (B,) tensor."""
+
     def edge(p, q):
         (pu, pv), (qu, qv) = p, q
         return (qu - pu)[:, None, None] * (v - pv[:, None, None]) - (qv - pv)[:, None, None] * (u - pu[:, None, None])
+
     e = [edge(corners[0], corners[1]), edge(corners[1], corners[2]), edge(corners[2], corners[0])]
     return ((e[0] >= 0) & (e[1] >= 0) & (e[2] >= 0)) | ((e[0] <= 0) & (e[1] <= 0) & (e[2] <= 0))
 
@@ -86,8 +90,9 @@ def animal_masks(labels: torch.Tensor, size: int, generator: torch.Generator) ->
     dog_ears = torch.zeros_like(body)
     for side in (-1.0, 1.0):
         base = side * 0.2 * torch.ones(n)
-        cat_ears |= triangle(u, v, [(base - ear_w, zero - 0.45), (base + ear_w, zero - 0.45),
-                                    (base * 1.3, -0.45 - ear_len - 0.1)])
+        cat_ears |= triangle(
+            u, v, [(base - ear_w, zero - 0.45), (base + ear_w, zero - 0.45), (base * 1.3, -0.45 - ear_len - 0.1)]
+        )
         dog_ears |= ellipse(u, v, side * (head_r + 0.02), -0.25 + 0.1 * ear_len, ear_w * 0.85, ear_len * 0.75)
     is_cat = (labels == 0)[:, None, None]
     return body | head | torch.where(is_cat, cat_ears, dog_ears)
@@ -132,8 +137,12 @@ def paint(colour: torch.Tensor, tex: torch.Tensor) -> torch.Tensor:
 
 
 def radial_blob(
-    size: int, center: tuple[torch.Tensor, torch.Tensor], radius: torch.Tensor, roughness: torch.Tensor,
-    generator: torch.Generator, harmonics: int = 6,
+    size: int,
+    center: tuple[torch.Tensor, torch.Tensor],
+    radius: torch.Tensor,
+    roughness: torch.Tensor,
+    generator: torch.Generator,
+    harmonics: int = 6,
 ) -> torch.Tensor:
     """Blobs whose border radius varies with angle: r(phi) = radius * (1 + sum of random harmonics).
 
@@ -154,9 +163,11 @@ def radial_blob(
     dx = coords[None, None, :] - center[1][:, None, None]
     phi = torch.atan2(dy, dx)
     orders = torch.arange(2, harmonics + 2, dtype=torch.float32)
-    weights = torch.rand(n, harmonics, generator=generator) / orders ** 0.5
+    weights = torch.rand(n, harmonics, generator=generator) / orders**0.5
     weights = weights / weights.sum(1, keepdim=True)
     phases = torch.rand(n, harmonics, generator=generator) * 2 * math.pi
-    wobble = (weights[:, :, None, None] * torch.cos(orders[None, :, None, None] * phi[:, None] + phases[:, :, None, None])).sum(1)
+    wobble = (
+        weights[:, :, None, None] * torch.cos(orders[None, :, None, None] * phi[:, None] + phases[:, :, None, None])
+    ).sum(1)
     r = radius[:, None, None] * (1 + roughness[:, None, None] * wobble)
-    return dx ** 2 + dy ** 2 <= r ** 2
+    return dx**2 + dy**2 <= r**2

@@ -46,8 +46,13 @@ class TrainingConfig:
 
     def build(self, num_classes: int = 2) -> ConvMixer:
         """A freshly initialised ConvMixer of this architecture."""
-        return ConvMixer(dim=self.dim, depth=self.depth, kernel_size=self.kernel_size,
-                         patch_size=self.patch_size, num_classes=num_classes)
+        return ConvMixer(
+            dim=self.dim,
+            depth=self.depth,
+            kernel_size=self.kernel_size,
+            patch_size=self.patch_size,
+            num_classes=num_classes,
+        )
 
 
 def _check_data(images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -95,14 +100,13 @@ def train_classifier(
         model = config.build(num_classes)
         gen = torch.Generator().manual_seed(seed + 1)
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=total,
-                                                       pct_start=0.25)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=total, pct_start=0.25)
         model.train()
         with tqdm(total=total, desc=desc, disable=not show_progress, leave=False) as bar:
             for _ in range(config.epochs):
                 order = torch.randperm(n, generator=gen)
                 for start in range(0, n, config.batch_size):
-                    idx = order[start:start + config.batch_size]
+                    idx = order[start : start + config.batch_size]
                     batch = images[idx]
                     flip = torch.rand(idx.shape[0], generator=gen) < 0.5
                     batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
@@ -119,7 +123,7 @@ def train_classifier(
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Predicted classes (N,) of ``model`` for images (N, 3, H, W), without gradients."""
     with torch.no_grad():
-        return torch.cat([model(images[s:s + batch_size]).argmax(1) for s in range(0, images.shape[0], batch_size)])
+        return torch.cat([model(images[s : s + batch_size]).argmax(1) for s in range(0, images.shape[0], batch_size)])
 
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -130,8 +134,9 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return float((predict(model, images) == labels).float().mean())
 
 
-def group_accuracy(predictions: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
-                   n_groups: int) -> list[float | None]:
+def group_accuracy(
+    predictions: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, n_groups: int
+) -> list[float | None]:
     """Accuracy within each group ``0 .. n_groups - 1`` (None for an empty group).
 
     Args:
@@ -141,11 +146,14 @@ def group_accuracy(predictions: torch.Tensor, labels: torch.Tensor, groups: torc
         n_groups: Number of groups.
     """
     if predictions.shape != labels.shape or groups.shape != labels.shape or labels.dim() != 1:
-        raise ValueError(f"predictions, labels and groups must be (N,) tensors of one length, got shapes "
-                         f"{tuple(predictions.shape)}, {tuple(labels.shape)}, {tuple(groups.shape)}")
+        raise ValueError(
+            f"predictions, labels and groups must be (N,) tensors of one length, got shapes "
+            f"{tuple(predictions.shape)}, {tuple(labels.shape)}, {tuple(groups.shape)}"
+        )
     if labels.shape[0] and not 0 <= int(groups.min()) <= int(groups.max()) < n_groups:
-        raise ValueError(f"groups must be integers in [0, {n_groups}), got values from "
-                         f"{int(groups.min())} to {int(groups.max())}")
+        raise ValueError(
+            f"groups must be integers in [0, {n_groups}), got values from {int(groups.min())} to {int(groups.max())}"
+        )
     correct = (predictions == labels).float()
     totals = torch.bincount(groups, minlength=n_groups).float()
     hits = torch.bincount(groups, weights=correct, minlength=n_groups)

@@ -82,9 +82,7 @@ class HueShiftSource(InterventionSource):
             raise ValueError("mask must hold finite values in [0, 1]")
         return mask
 
-    def generate(
-        self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False
-    ) -> InterventionSequence:
+    def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
         """Produce the hue-rotation sequence for one image.
 
         Args:

@@ -42,7 +42,9 @@ def _flow_source(make_source):
 
 
 def test_sequence_outputs_feed_the_permutation_test(make_source, image):
-    permutation = pytest.importorskip("propgrad.permutation", reason="propgrad.permutation is not written yet")
+    permutation = pytest.importorskip(
+        "propgrad.stats.permutation", reason="propgrad.stats.permutation is not written yet"
+    )
     sequence = _flow_source(make_source).generate(image)
     with torch.no_grad():
         outputs = _ColourModel()(sequence.images).softmax(-1)
@@ -54,7 +56,7 @@ def test_sequence_outputs_feed_the_permutation_test(make_source, image):
 
 
 def test_whole_flow_with_the_property_gradient_api(make_source, image):
-    for module in ("propgrad.api", "propgrad.permutation", "propgrad.flips", "propgrad.result"):
+    for module in ("propgrad.api", "propgrad.stats.permutation", "propgrad.stats.flips", "propgrad.result"):
         pytest.importorskip(module, reason=f"{module} is not written yet")
     import propgrad
 

@@ -32,11 +32,20 @@ def test_batched_sweep_equals_looped_sweep(tiny_model, image):
 def test_batched_sweep_equals_stock_pipeline_called_per_scale(tiny_model, image):
     pipe = load_pipeline(str(tiny_model), "cpu")
     ours = _sweep(pipe, image, batch_size=2, text=[2.0, 8.0], image_scales=[1.2, 2.0], seed=3)
-    stock = torch.cat([
-        pipe("make it red", image=image[None], num_inference_steps=4, guidance_scale=t, image_guidance_scale=s,
-             generator=torch.Generator().manual_seed(3), output_type="pt").images
-        for t, s in [(2.0, 1.2), (8.0, 2.0)]
-    ])
+    stock = torch.cat(
+        [
+            pipe(
+                "make it red",
+                image=image[None],
+                num_inference_steps=4,
+                guidance_scale=t,
+                image_guidance_scale=s,
+                generator=torch.Generator().manual_seed(3),
+                output_type="pt",
+            ).images
+            for t, s in [(2.0, 1.2), (8.0, 2.0)]
+        ]
+    )
     assert (ours - stock).abs().max() < 1e-4
 
 

@@ -25,5 +25,11 @@ def save_filmstrip(sequence: Any, path: str | Path, *, max_frames: int = 12) -> 
         raise ValueError(f"max_frames must be at least 2, got {max_frames}")
     ssim = (sequence.metadata.get("fidelity") or {}).get("ssim")
     captions = [f"SSIM {s:.2f}" for s in ssim] if ssim is not None else None
-    return _save_filmstrip(Path(path), sequence.images, sequence.values, frames=max_frames,
-                           title=f"{sequence.property_name} ({sequence.unit})", captions=captions)
+    return _save_filmstrip(
+        Path(path),
+        sequence.images,
+        sequence.values,
+        frames=max_frames,
+        title=f"{sequence.property_name} ({sequence.unit})",
+        captions=captions,
+    )

@@ -24,10 +24,7 @@ _STATS = {"loads": 0, "hits": 0}
 def looks_like_path(model: str) -> bool:
     """True if ``model`` is meant as a local folder rather than a hub id ("owner/name")."""
     return (
-        model.startswith((".", "/", "~"))
-        or "\\" in model
-        or model.count("/") > 1
-        or Path(model).expanduser().exists()
+        model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1 or Path(model).expanduser().exists()
     )
 
 

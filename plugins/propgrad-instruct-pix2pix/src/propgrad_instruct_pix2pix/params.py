@@ -76,8 +76,11 @@ def text_scales(explicit: Any, start: Any, stop: Any, num: Any) -> list[float]:
     The defaults reproduce the paper's sweep, 1.05 to 14.7 in steps of 0.15 (92 scales).
     """
     if explicit is not None:
-        given = [n for n, v in (("text_guidance_start", start), ("text_guidance_stop", stop),
-                                ("num_text_scales", num)) if v is not None]
+        given = [
+            n
+            for n, v in (("text_guidance_start", start), ("text_guidance_stop", stop), ("num_text_scales", num))
+            if v is not None
+        ]
         if given:
             raise ValueError(f"pass either text_guidance_scales or {', '.join(given)}, not both")
         return as_scale_list("text_guidance_scales", explicit)

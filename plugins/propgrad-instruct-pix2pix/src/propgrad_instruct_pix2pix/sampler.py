@@ -140,8 +140,14 @@ def sweep_guidance(
     latents = encode_image(pipe, image)
     chunks = [
         denoise_batch(
-            pipe, embeds, latents, text[i : i + batch_size], img[i : i + batch_size],
-            seed=seed, num_inference_steps=num_inference_steps, on_step=on_step,
+            pipe,
+            embeds,
+            latents,
+            text[i : i + batch_size],
+            img[i : i + batch_size],
+            seed=seed,
+            num_inference_steps=num_inference_steps,
+            on_step=on_step,
         )
         for i in range(0, text.shape[0], batch_size)
     ]

@@ -166,8 +166,16 @@ class InstructPix2PixSource(InterventionSource):
         identity = model_identity(self.model)
         key = cache_key(
             {"source": self.name, "format": CACHE_FORMAT, "diffusers": _diffusers_version()},
-            image.detach().float(), self.instruction, text, image_scales, self.num_inference_steps,
-            seed, list(size), identity, str(dtype), device.type,
+            image.detach().float(),
+            self.instruction,
+            text,
+            image_scales,
+            self.num_inference_steps,
+            seed,
+            list(size),
+            identity,
+            str(dtype),
+            device.type,
         )
         meta: dict[str, Any] = {
             "instruction": self.instruction,
@@ -193,8 +201,14 @@ class InstructPix2PixSource(InterventionSource):
         n_batches = -(-len(text) // batch)
         with tqdm(total=n_batches * self.num_inference_steps, desc=self.name, disable=not show_progress) as bar:
             edits = sweep_guidance(
-                pipe, resize(image[None].float().to(device), size), self.instruction, text,
-                image_scales, seed=seed, num_inference_steps=self.num_inference_steps, batch_size=batch,
+                pipe,
+                resize(image[None].float().to(device), size),
+                self.instruction,
+                text,
+                image_scales,
+                seed=seed,
+                num_inference_steps=self.num_inference_steps,
+                batch_size=batch,
                 on_step=bar.update,
             )
         edits = resize(edits.to(image.device), (height, width))

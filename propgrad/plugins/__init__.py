@@ -25,7 +25,7 @@ from typing import Any, Callable
 import pluggy
 
 from propgrad import hookspecs
-from propgrad.plugin_errors import (
+from propgrad.plugins.errors import (
     DuplicateNameError,
     PluginFailure,
     PluginLoadError,
@@ -34,14 +34,30 @@ from propgrad.plugin_errors import (
     RegistrationError,
     UnknownNameError,
 )
-from propgrad.registry import KINDS, Registry, call_register_hooks, new_plugin_manager, register_plugin
+from propgrad.plugins.registry import KINDS, Registry, call_register_hooks, new_plugin_manager, register_plugin
 
 __all__ = [
-    "DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "STRICT_ENV", "KINDS", "PluginFailure",
-    "PropgradPluginWarning", "PluginLoadError", "UnknownNameError", "DuplicateNameError",
-    "RegistrationError", "get_plugin_manager", "reset_plugins", "strict_mode", "plugin_failures",
-    "describe_plugins", "get_source", "list_sources", "get_baseline", "list_baselines",
-    "get_suite", "list_suites",
+    "DEFAULT_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "STRICT_ENV",
+    "KINDS",
+    "PluginFailure",
+    "PropgradPluginWarning",
+    "PluginLoadError",
+    "UnknownNameError",
+    "DuplicateNameError",
+    "RegistrationError",
+    "get_plugin_manager",
+    "reset_plugins",
+    "strict_mode",
+    "plugin_failures",
+    "describe_plugins",
+    "get_source",
+    "list_sources",
+    "get_baseline",
+    "list_baselines",
+    "get_suite",
+    "list_suites",
 ]
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -218,16 +234,23 @@ def describe_plugins() -> list[dict[str, Any]]:
     for info in _state(strict=False).plugins:
         hooks: dict[str, list[dict[str, str]]] = {}
         for reg in info.registrations:
-            hooks.setdefault(KINDS[reg.kind][0], []).append({
-                "name": reg.name,
-                "class": f"{reg.cls.__module__}.{reg.cls.__qualname__}",
-                "description": str(getattr(reg.cls, "description", "") or ""),
-            })
-        out.append({
-            "name": info.name, "distribution": info.distribution, "version": info.version,
-            "builtin": info.builtin, "hooks": hooks,
-            "failure": info.failure.to_dict() if info.failure else None,
-        })
+            hooks.setdefault(KINDS[reg.kind][0], []).append(
+                {
+                    "name": reg.name,
+                    "class": f"{reg.cls.__module__}.{reg.cls.__qualname__}",
+                    "description": str(getattr(reg.cls, "description", "") or ""),
+                }
+            )
+        out.append(
+            {
+                "name": info.name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "builtin": info.builtin,
+                "hooks": hooks,
+                "failure": info.failure.to_dict() if info.failure else None,
+            }
+        )
     return out
 
 

@@ -1,6 +1,6 @@
 """Validating one plugin and recording what plugins register: classes, failures, conflicts.
 
-The error classes and records live in :mod:`propgrad.plugin_errors`. Nothing here holds global
+The error classes and records live in :mod:`propgrad.plugins.errors`. Nothing here holds global
 state: :mod:`propgrad.plugins` owns the shared, lazily loaded plugin manager and fills a
 :class:`Registry` with :func:`register_plugin` and :func:`call_register_hooks`;
 ``propgrad.testing`` uses the same two functions on a fresh plugin manager so that plugin
@@ -19,7 +19,7 @@ from typing import Any
 import pluggy
 
 from propgrad import hookspecs
-from propgrad.plugin_errors import DuplicateNameError, PluginFailure, Registration, RegistrationError, UnknownNameError
+from propgrad.plugins.errors import DuplicateNameError, PluginFailure, Registration, RegistrationError, UnknownNameError
 
 #: kind -> (hook name, module of the base class, base class name)
 KINDS: dict[str, tuple[str, str, str]] = {

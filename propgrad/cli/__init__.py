@@ -1,4 +1,4 @@
-"""The ``propgrad`` command line: one module per sub-command under ``propgrad.commands``."""
+"""The ``propgrad`` command line: one module per sub-command under ``propgrad.cli``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"propgrad {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        import_module(f"propgrad.commands.{name}").add_parser(sub)
+        import_module(f"propgrad.cli.{name}").add_parser(sub)
     return parser
 
 

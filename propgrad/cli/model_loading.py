@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 
-def load_model(spec: str, weights: str | Path | None = None, device: str | torch.device = "cpu") -> Callable[..., torch.Tensor]:
+def load_model(
+    spec: str, weights: str | Path | None = None, device: str | torch.device = "cpu"
+) -> Callable[..., torch.Tensor]:
     """Resolve a model spec into an eval-mode callable on ``device``.
 
     Args:
@@ -36,8 +38,10 @@ def load_model(spec: str, weights: str | Path | None = None, device: str | torch
         try:
             model: Any = torch.jit.load(str(path), map_location=device)
         except RuntimeError as exc:
-            raise ValueError(f"--model {spec!r} is not a TorchScript file ({exc.__class__.__name__}); "
-                             "plain state dicts go in --weights together with a 'module:callable' model") from exc
+            raise ValueError(
+                f"--model {spec!r} is not a TorchScript file ({exc.__class__.__name__}); "
+                "plain state dicts go in --weights together with a 'module:callable' model"
+            ) from exc
     else:
         module_name, _, attr = spec.partition(":")
         try:

@@ -18,20 +18,37 @@ def add_parser(sub: Any) -> None:
         description="Intervene gradually on one property of an image, run the model on every step and "
         "report the expected property gradient magnitude, its permutation-test p-value and the decision flips.",
     )
-    p.add_argument("--model", default=EXAMPLE_MODEL,
-                   help=f"'package.module:callable' or a TorchScript file (default: {EXAMPLE_MODEL})")
+    p.add_argument(
+        "--model",
+        default=EXAMPLE_MODEL,
+        help=f"'package.module:callable' or a TorchScript file (default: {EXAMPLE_MODEL})",
+    )
     p.add_argument("--weights", help="state-dict checkpoint for the model (loaded with weights_only=True)")
-    p.add_argument("--image", default="skimage:chelsea",
-                   help="image file, or 'skimage:NAME' for a photograph bundled with scikit-image (default: skimage:chelsea)")
-    p.add_argument("--size", type=int, default=128, help="resize the image's shorter side to this many pixels (0: keep)")
+    p.add_argument(
+        "--image",
+        default="skimage:chelsea",
+        help="image file, or 'skimage:NAME' for a photograph bundled with scikit-image (default: skimage:chelsea)",
+    )
+    p.add_argument(
+        "--size", type=int, default=128, help="resize the image's shorter side to this many pixels (0: keep)"
+    )
     p.add_argument("--source", default="alpha_patch", help="intervention source (see 'propgrad plugins')")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="source parameter, repeatable; values are Python literals (numbers, lists, strings)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="source parameter, repeatable; values are Python literals (numbers, lists, strings)",
+    )
     p.add_argument("--target", type=int, help="output column to explain (default: every column)")
     p.add_argument("--labels", help="comma-separated names of the output columns")
     p.add_argument("--permutations", type=int, default=10_000, help="permutations of the significance test")
-    p.add_argument("--per", default="step", choices=("step", "unit"),
-                   help="score per discrete step (the paper's convention) or per unit of the property values")
+    p.add_argument(
+        "--per",
+        default="step",
+        choices=("step", "unit"),
+        help="score per discrete step (the paper's convention) or per unit of the property values",
+    )
     p.add_argument("--alpha", type=float, default=0.01, help="significance level")
     p.add_argument("--output-transform", default="softmax", choices=("softmax", "sigmoid", "none"))
     p.add_argument("--batch-size", type=int, default=32)
@@ -73,7 +90,7 @@ def load_input_image(spec: str, size: int) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Run the explanation and print (and optionally save) it."""
     from propgrad.api import PropertyGradient
-    from propgrad.model_loading import load_model
+    from propgrad.cli.model_loading import load_model
 
     model = load_model(args.model, args.weights, device=args.device)
     image = load_input_image(args.image, args.size).to(args.device)

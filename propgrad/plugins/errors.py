@@ -1,6 +1,6 @@
 """What can go wrong with plugins: the error classes and the records of failed and registered plugins.
 
-:mod:`propgrad.registry` raises and stores these; :mod:`propgrad.plugins` re-exports them for users.
+:mod:`propgrad.plugins.registry` raises and stores these; :mod:`propgrad.plugins` re-exports them for users.
 """
 
 from __future__ import annotations

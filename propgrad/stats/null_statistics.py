@@ -1,6 +1,6 @@
 """Kernels computing a statistic for many permutations of the outputs at once (the null distribution).
 
-Used by :func:`propgrad.permutation.permutation_test`, with :func:`two_sided_p_values`, the
+Used by :func:`propgrad.stats.permutation.permutation_test`, with :func:`two_sided_p_values`, the
 p-values from a null distribution. Every kernel has the same small interface:
 
 - ``signature``: hashable description of the state ``bind`` derives from the permutations (the
@@ -16,16 +16,42 @@ Each shuffle is reduced on its own, so the driver's chunking never changes a res
 
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+from typing import Any, Callable, Hashable, Protocol, Union
 
 import torch
 from torch.nn.functional import embedding_bag
 
-from propgrad.scoring import finite_difference_weights
+from propgrad.stats.gradient import finite_difference_weights
 
 StatisticFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 STATISTICS = ("gradient", "pearson")
 TABLE_MIN_COLUMNS = 8  # below this, gathering the permuted outputs beats the |F_u - F_v| table
+
+
+class NullStatistic(Protocol):
+    """The interface every null-statistic kernel implements (see the module docstring)."""
+
+    signature: Hashable | None
+
+    def bind(self, perms: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """Tensors derived once per call from the (K, N) permutations."""
+        ...
+
+    def columns_per_block(self, c: int, itemsize: int) -> int:
+        """Output columns per block."""
+        ...
+
+    def bytes_per_permutation(self, c: int, itemsize: int) -> int:
+        """Bytes of temporaries per shuffle for ``c`` columns."""
+        ...
+
+    def prepare(self, y: torch.Tensor) -> Any:
+        """Per column block state from the (N, c) outputs."""
+        ...
+
+    def run(self, prepared: Any, bound: tuple[torch.Tensor, ...], s: int, e: int) -> torch.Tensor:
+        """The (e - s, c) statistics of shuffles ``s:e``."""
+        ...
 
 
 def two_sided_p_values(observed: torch.Tensor, null: torch.Tensor) -> torch.Tensor:
@@ -64,9 +90,15 @@ def two_sided_p_values(observed: torch.Tensor, null: torch.Tensor) -> torch.Tens
 
 
 def make_null_statistic(
-    statistic: Union[str, StatisticFn], x: torch.Tensor, k: int, c: int, *, periodic: bool, period: float | None,
+    statistic: Union[str, StatisticFn],
+    x: torch.Tensor,
+    k: int,
+    c: int,
+    *,
+    periodic: bool,
+    period: float | None,
     edge_order: int,
-) -> tuple[str, Any]:
+) -> tuple[str, NullStatistic]:
     """``(name, kernel)`` for a statistic name or callable, K shuffles of C columns on the grid ``x``.
 
     Raises:
@@ -232,7 +264,9 @@ class PearsonNull:
         yc = yc - yc.mean(0)
         return yc, self.xnorm.to(y.dtype) * yc.norm(dim=0)
 
-    def run(self, prepared: tuple[torch.Tensor, torch.Tensor], bound: tuple[torch.Tensor, ...], s: int, e: int) -> torch.Tensor:
+    def run(
+        self, prepared: tuple[torch.Tensor, torch.Tensor], bound: tuple[torch.Tensor, ...], s: int, e: int
+    ) -> torch.Tensor:
         yc, denom = prepared
         perms, weights = bound
         return (embedding_bag(perms[s:e], yc, per_sample_weights=weights[s:e], mode="sum") / denom).abs()

@@ -22,20 +22,43 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--suite", dest="suites", nargs="+", metavar="NAME",
-                        help=f"suites to run (default: {DEFAULT_SUITE!r}; with --full every registered suite)")
+    parser.add_argument(
+        "--suite",
+        dest="suites",
+        nargs="+",
+        metavar="NAME",
+        help=f"suites to run (default: {DEFAULT_SUITE!r}; with --full every registered suite)",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="quick", action="store_true", default=True,
-                      help="small images and models, K=1000 permutations, modest baseline sample counts (default)")
-    mode.add_argument("--full", dest="quick", action="store_false",
-                      help="the paper's sizes: larger images and models, every test image, K=10,000, baseline defaults")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"output folder; rerunning with the same folder resumes (default: ./{DEFAULT_OUT}/)")
-    parser.add_argument("--baselines", nargs="+", metavar="NAME",
-                        help="attribution baselines to compare (default: every registered one; 'none' for none)")
+    mode.add_argument(
+        "--quick",
+        dest="quick",
+        action="store_true",
+        default=True,
+        help="small images and models, K=1000 permutations, modest baseline sample counts (default)",
+    )
+    mode.add_argument(
+        "--full",
+        dest="quick",
+        action="store_false",
+        help="the paper's sizes: larger images and models, every test image, K=10,000, baseline defaults",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"output folder; rerunning with the same folder resumes (default: ./{DEFAULT_OUT}/)",
+    )
+    parser.add_argument(
+        "--baselines",
+        nargs="+",
+        metavar="NAME",
+        help="attribution baselines to compare (default: every registered one; 'none' for none)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of data, training, tests and resampling (default 0)")
-    parser.add_argument("--permutations", type=int, metavar="K",
-                        help="permutations per test (default: 1000 quick, 10000 full)")
+    parser.add_argument(
+        "--permutations", type=int, metavar="K", help="permutations per test (default: 1000 quick, 10000 full)"
+    )
     parser.add_argument("--fresh", action="store_true", help="discard earlier results in --out and start over")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     parser.set_defaults(run=run)
@@ -73,10 +96,18 @@ def run(args: argparse.Namespace) -> int:
     from propgrad.harness import preset, run_benchmark
 
     suites, baselines, classes = resolve_names(args)
-    settings = preset(quick=args.quick, suites=suites, baselines=baselines, baseline_classes=classes,
-                      seed=args.seed, n_permutations=args.permutations)
+    settings = preset(
+        quick=args.quick,
+        suites=suites,
+        baselines=baselines,
+        baseline_classes=classes,
+        seed=args.seed,
+        n_permutations=args.permutations,
+    )
     mode = "quick" if args.quick else "full"
-    print(f"propgrad benchmark ({mode}): suites {', '.join(suites)}; "
-          f"baselines {', '.join(baselines) or 'none'}; K = {settings.n_permutations}; out {args.out}")
+    print(
+        f"propgrad benchmark ({mode}): suites {', '.join(suites)}; "
+        f"baselines {', '.join(baselines) or 'none'}; K = {settings.n_permutations}; out {args.out}"
+    )
     run_benchmark(settings, args.out, fresh=args.fresh, show_progress=args.progress, echo=print)
     return 0
