@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from dataclasses import dataclass
+from operator import eq
+from typing import Any, Callable, TypeVar
 
 import torch
 from torch import nn
@@ -29,9 +31,33 @@ from propgrad.sources.base import InterventionSequence, InterventionSource
 
 __all__ = ["collect_registrations", "check_source", "check_baseline", "sample_image", "tiny_classifier"]
 
+T = TypeVar("T")
+
 
 def _fail(message: str) -> None:
     raise AssertionError(message)
+
+
+def _call(label: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call the plugin's code; any exception it raises becomes an ``AssertionError`` naming ``label``.
+
+    Args:
+        label: What is being called, with the plugin's class name (``"MySource.generate"``).
+        function: The callable to run.
+        *args: Its positional arguments.
+        **kwargs: Its keyword arguments.
+
+    Returns:
+        What ``function`` returned.
+
+    Raises:
+        AssertionError: ``function`` raised; the message names ``label`` and the error, and the
+            original exception is chained as the cause (its traceback shows where it happened).
+    """
+    try:
+        return function(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - every error raised by the plugin is a broken contract
+        raise AssertionError(f"{label} raised {type(exc).__name__}: {exc}") from exc
 
 
 def collect_registrations(plugin: object) -> dict[str, list[type]]:
@@ -91,7 +117,9 @@ def check_source(
     and asserts: an ``InterventionSequence`` of at least 2 float images (N, 3, H, W) in [0, 1]
     with strictly increasing finite values, on the input's device; property name and unit equal
     to the class attributes; JSON-serialisable metadata; the input image left untouched; the
-    images actually change; the same seed gives the same sequence.
+    images actually change; the same seed gives the same sequence. Every failure is an
+    ``AssertionError`` naming the class: an exception raised by the constructor or ``generate``
+    (including the ``ValueError`` of an invalid ``InterventionSequence``) is chained as its cause.
 
     Args:
         source_cls: The source class under test.
@@ -107,9 +135,9 @@ def check_source(
     _check_metadata(source_cls, InterventionSource, ("name", "description", "property_name", "unit"))
     image = sample_image() if image is None else image
     original = image.clone()
-    source = source_cls(**params)
-    seq = source.generate(image, seed=seed)
+    source = _call(f"{source_cls.__qualname__}(**{params!r})", source_cls, **params)
     label = f"{source_cls.__qualname__}.generate"
+    seq = _call(label, source.generate, image, seed=seed)
     if not isinstance(seq, InterventionSequence):
         _fail(f"{label} must return an InterventionSequence, got {type(seq).__name__}")
     images, values = seq.images, seq.values
@@ -143,11 +171,17 @@ def check_source(
         _fail(f"{label} modified its input image in place")
     if float((images - images[:1]).abs().max()) == 0:
         _fail(f"{label} returned {len(seq)} identical images: the intervention changes nothing")
-    if first_is_original and not torch.allclose(images[0], image.to(images.dtype), atol=1e-4):
-        diff = float((images[0] - image).abs().max())
+    if first_is_original and (
+        images.shape[1:] != image.shape or not torch.allclose(images[0], image.to(images.dtype), atol=1e-4)
+    ):
+        diff = float((images[0] - image).abs().max()) if images.shape[1:] == image.shape else float("nan")
         _fail(f"{label} first step differs from the input image (max diff {diff:.3g})")
-    again = source_cls(**params).generate(image, seed=seed)
-    if not (torch.equal(again.images, images) and torch.equal(again.values, values)):
+    again = _call(f"{label} (second call)", source_cls(**params).generate, image, seed=seed)
+    if not (
+        isinstance(again, InterventionSequence)
+        and torch.equal(again.images, images)
+        and torch.equal(again.values, values)
+    ):
         _fail(f"{label} is not deterministic: the same seed ({seed}) gave a different sequence")
     return seq
 
@@ -168,6 +202,67 @@ def tiny_classifier(num_classes: int = 3, *, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
+@dataclass(frozen=True)
+class _ModelSnapshot:
+    """What an attribution baseline must leave as it found it: parameters, buffers, modes, grads, hooks."""
+
+    state: dict[str, torch.Tensor]
+    modes: dict[str, bool]
+    requires_grad: dict[str, bool]
+    grads: dict[str, torch.Tensor | None]
+    hooks: dict[str, int]
+
+    @classmethod
+    def take(cls, model: nn.Module) -> _ModelSnapshot:
+        """Copy everything about ``model`` that :meth:`changes` compares."""
+        params = dict(model.named_parameters())
+        return cls(
+            state=copy.deepcopy(model.state_dict()),
+            modes={name: module.training for name, module in model.named_modules()},
+            requires_grad={name: p.requires_grad for name, p in params.items()},
+            grads={name: None if p.grad is None else p.grad.detach().clone() for name, p in params.items()},
+            hooks={name: _hook_count(module) for name, module in model.named_modules()},
+        )
+
+    def changes(self, model: nn.Module) -> list[str]:
+        """Human-readable differences between this snapshot and ``model`` now (empty: unchanged)."""
+        now = _ModelSnapshot.take(model)
+        checks = [
+            (_differing(self.state, now.state, _same_tensor), "parameter/buffer values or shapes changed"),
+            (_differing(self.modes, now.modes), "train/eval mode changed (or submodules were replaced)"),
+            (_differing(self.requires_grad, now.requires_grad), "requires_grad changed"),
+            (
+                _differing(self.grads, now.grads, _same_tensor),
+                ".grad left set or changed (use torch.autograd.grad, or set the grads back to None)",
+            ),
+            (_differing(self.hooks, now.hooks), "hooks left registered (or removed)"),
+        ]
+        return [f"{what}: {_names(names)}" for names, what in checks if names]
+
+
+def _differing(before: dict[str, Any], after: dict[str, Any], same: Callable[[Any, Any], bool] = eq) -> list[str]:
+    """Keys present on one side only, or whose values differ; ``""`` (the root module) is shown as ``<model>``."""
+    keys = list(before) + [k for k in after if k not in before]
+    return [k or "<model>" for k in keys if k not in before or k not in after or not same(before[k], after[k])]
+
+
+def _same_tensor(before: torch.Tensor | None, after: torch.Tensor | None) -> bool:
+    if before is None or after is None:
+        return before is None and after is None
+    return before.shape == after.shape and torch.equal(before, after)
+
+
+def _hook_count(module: nn.Module) -> int:
+    """Forward, forward-pre and backward hooks registered on one module."""
+    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    return sum(len(getattr(module, kind, {})) for kind in kinds)
+
+
+def _names(names: list[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def check_baseline(
     baseline_cls: type,
     model: nn.Module | None = None,
@@ -179,10 +274,13 @@ def check_baseline(
 ) -> torch.Tensor:
     """Check that an attribution baseline fulfils the ``AttributionBaseline`` contract.
 
-    Asserts: class metadata; ``attribute`` returns a detached, finite float tensor whose first
-    dimension is the batch size, on the images' device; it leaves the model's parameters, its
-    train/eval mode and the images untouched; ``change_score`` of a map with itself is 0; with
-    ``deterministic``, two calls give the same maps.
+    Asserts: class metadata; the constructor and ``attribute`` raise nothing; ``attribute``
+    returns a detached, finite float tensor whose first dimension is the batch size, on the
+    images' device; it leaves the model as it found it (parameter and buffer values,
+    ``requires_grad``, ``.grad``, hooks, the train/eval mode of every submodule), torch's grad
+    mode and the images untouched; ``change_score`` of a map with itself is 0; with
+    ``deterministic``, two calls give the same maps. Every failure is an ``AssertionError``
+    naming the class (an exception raised by the baseline is chained as its cause).
 
     Args:
         baseline_cls: The baseline class under test.
@@ -200,9 +298,13 @@ def check_baseline(
     if images is None:
         images = torch.stack([sample_image(16, 16, seed=0), sample_image(16, 16, seed=1)])
     target = torch.zeros(images.shape[0], dtype=torch.long, device=images.device) if target is None else target
-    state, mode, before = copy.deepcopy(model.state_dict()), model.training, images.clone()
-    maps = baseline_cls(**params).attribute(model, images, target)
+    snapshot, before = _ModelSnapshot.take(model), images.clone()
     label = f"{baseline_cls.__qualname__}.attribute"
+    baseline = _call(f"{baseline_cls.__qualname__}(**{params!r})", baseline_cls, **params)
+    grad_mode = torch.is_grad_enabled()
+    maps = _call(label, baseline.attribute, model, images, target)
+    if torch.is_grad_enabled() != grad_mode:
+        _fail(f"{label} left gradient tracking {'on' if torch.is_grad_enabled() else 'off'}; restore torch's grad mode")
     if not isinstance(maps, torch.Tensor) or not maps.is_floating_point():
         _fail(f"{label} must return a float tensor, got {maps!r:.80}")
     if maps.dim() == 0 or maps.shape[0] != images.shape[0]:
@@ -214,12 +316,15 @@ def check_baseline(
             f"{label} maps must be detached, finite and on {images.device}; got requires_grad="
             f"{maps.requires_grad}, device={maps.device}, finite={bool(torch.isfinite(maps).all())}"
         )
-    if model.training != mode or any(not torch.equal(v, state[k]) for k, v in model.state_dict().items()):
-        _fail(f"{label} changed the model (its parameters or train/eval mode)")
+    changes = snapshot.changes(model)
+    if changes:
+        _fail(f"{label} changed the model: {'; '.join(changes)}")
     if not torch.equal(images, before):
         _fail(f"{label} modified the images in place")
     if float(change_score(maps, maps).abs().max()) != 0:
         _fail(f"change_score of {label} maps with themselves is not 0")
-    if deterministic and not torch.allclose(baseline_cls(**params).attribute(model, images, target), maps):
-        _fail(f"{label} is not deterministic: two calls gave different maps")
+    if deterministic:
+        again = _call(f"{label} (second call)", baseline_cls(**params).attribute, model, images, target)
+        if not (isinstance(again, torch.Tensor) and again.shape == maps.shape and torch.allclose(again, maps)):
+            _fail(f"{label} is not deterministic: two calls gave different maps")
     return maps

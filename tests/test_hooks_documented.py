@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 import types
@@ -36,10 +37,59 @@ def test_hook_is_documented_with_its_signature(hook):
     assert re.search(rf"def {hook}\({params}\b", doc[hook]), f"the {hook} section must show its signature"
 
 
+def collect_test_functions() -> dict[str, ast.FunctionDef]:
+    """Every module-level ``test_*`` function of the core's and the plugins' tests, keyed ``path::name``."""
+    paths = sorted([*ROOT.glob("tests/test_*.py"), *ROOT.glob("plugins/*/tests/test_*.py")])
+    found = {}
+    for path in paths:
+        if path.name == Path(__file__).name:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
+                found[f"{path.relative_to(ROOT)}::{node.name}"] = node
+    return found
+
+
+
+def named_in(node: ast.AST) -> str | None:
+    """The identifier or text a node spells out: a name, attribute, keyword argument or string constant."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.keyword):
+        return node.arg
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def uses(function: ast.FunctionDef, hook: str) -> bool:
+    """True when the function's code (not its docstring) names ``hook``."""
+    body = function.body[1:] if ast.get_docstring(function) is not None else function.body
+    return any(hook in (named_in(node) or "") for statement in body for node in ast.walk(statement))
+
+
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_has_a_test(hook):
-    others = [p for p in (ROOT / "tests").glob("test_*.py") if p.name != Path(__file__).name]
-    assert any(hook in p.read_text(encoding="utf-8") for p in others), f"no test mentions {hook}"
+    """Like datasette: a test function named after the hook, whose code exercises that hook."""
+    named = {key: fn for key, fn in collect_test_functions().items() if hook in fn.name}
+    assert named, f"no test function has {hook!r} in its name (e.g. def test_{hook}_...) in tests/ or plugins/*/tests/"
+    assert any(uses(fn, hook) for fn in named.values()), f"{', '.join(named)} never use {hook} in their code"
+
+
+def test_hook_test_detection_ignores_docstrings_and_unrelated_names():
+    tree = ast.parse(
+        "def test_register_sources_doc():\n"
+        '    """register_sources is only named here."""\n'
+        "    assert True\n"
+        "def test_register_sources_real(eps):\n"
+        "    add(eps, 'x', plugin_module('x', register_sources=registering()))\n"
+    )
+    doc_only, real = tree.body
+    assert not uses(doc_only, "register_sources") and uses(real, "register_sources")
+    assert not uses(real, "register_baselines")
 
 
 @pytest.mark.parametrize("hook", ["register_sources", "register_baselines"])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib.metadata
 
-import pytest
 import torch
 
+import propgrad
+from propgrad.result import Explanation
+from propgrad.stats.permutation import permutation_test
 from propgrad_instruct_pix2pix import InstructPix2PixSource
 
 
@@ -42,13 +44,10 @@ def _flow_source(make_source):
 
 
 def test_sequence_outputs_feed_the_permutation_test(make_source, image):
-    permutation = pytest.importorskip(
-        "propgrad.stats.permutation", reason="propgrad.stats.permutation is not written yet"
-    )
     sequence = _flow_source(make_source).generate(image)
     with torch.no_grad():
         outputs = _ColourModel()(sequence.images).softmax(-1)
-    result = permutation.permutation_test(outputs, n_permutations=200, seed=0)
+    result = permutation_test(outputs, n_permutations=200, seed=0)
     assert result.statistic.shape == result.p_value.shape == (2,)
     assert ((result.p_value > 0) & (result.p_value <= 1)).all()
     # two complementary probabilities change equally fast
@@ -56,15 +55,11 @@ def test_sequence_outputs_feed_the_permutation_test(make_source, image):
 
 
 def test_whole_flow_with_the_property_gradient_api(make_source, image):
-    for module in ("propgrad.api", "propgrad.stats.permutation", "propgrad.stats.flips", "propgrad.result"):
-        pytest.importorskip(module, reason=f"{module} is not written yet")
-    import propgrad
-
     source = _flow_source(make_source)
-    explanation = propgrad.PropertyGradient(_ColourModel()).attribute(image[None], source=source, n_permutations=200)
-    explanation = explanation[0] if isinstance(explanation, list) else explanation
+    explanation = propgrad.PropertyGradient(_ColourModel()).attribute(image, source=source, n_permutations=200)
+    assert isinstance(explanation, Explanation)  # one (3, H, W) image gives one Explanation, not a list
     assert explanation.outputs.shape == (16, 2)
-    assert torch.isfinite(torch.as_tensor(explanation.score)).all()
-    p = torch.as_tensor(explanation.p_value)
-    assert ((p > 0) & (p <= 1)).all()
+    assert explanation.score.shape == explanation.p_value.shape == (2,)  # one score per output column
+    assert torch.isfinite(explanation.score).all()
+    assert ((explanation.p_value > 0) & (explanation.p_value <= 1)).all()
     assert torch.equal(explanation.sequence.values, source.generate(image).values)
