@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 
-from propgrad.forward import OutputTransform, check_output_transform, run_model, transform_outputs
+from propgrad.forward import OutputTransform, check_output_transform
 from propgrad.result import Explanation
 from propgrad.sources.base import InterventionSource
 from propgrad.validation import check_images
@@ -90,8 +91,7 @@ class PropertyGradient:
             An :class:`~propgrad.result.Explanation` for a single image, a list of them (one per
             input) for a batch.
         """
-        from propgrad.stats.flips import prediction_flips
-        from propgrad.stats.permutation import permutation_test
+        from propgrad.scoring import score_sequences
 
         if per not in ("step", "unit"):
             raise ValueError(f"per must be 'step' or 'unit', got {per!r}")
@@ -100,44 +100,38 @@ class PropertyGradient:
         src = _resolve_source(source, source_params)
         targets = _resolve_targets(target, images.shape[0])
         extra = _as_tuple(additional_forward_args)
-
-        explanations = []
-        for i, image in enumerate(images):
-            sequence = src.generate(image, seed=seed, show_progress=show_progress)
-            raw = run_model(
-                self.forward_func,
-                sequence.images,
-                preprocess=self.preprocess,
-                additional_forward_args=extra,
-                batch_size=batch_size,
-                show_progress=show_progress,
+        per_image = tuple(_is_per_image(arg, images.shape[0]) for arg in extra)
+        sequences = [src.generate(image, seed=seed, show_progress=show_progress) for image in images]
+        scores = score_sequences(
+            self.forward_func,
+            images,
+            sequences,
+            targets=targets,
+            preprocess=self.preprocess,
+            output_transform=self.output_transform,
+            additional_forward_args=extra,
+            per_image_args=per_image,
+            per=per,
+            n_permutations=n_permutations,
+            alpha=alpha,
+            statistic=statistic,
+            seed=seed,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
+        explanations = [
+            Explanation(
+                flips=scored.flips,
+                outputs=scored.outputs,
+                target=scored.target,
+                sequence=sequence,
+                test=scored.test,
+                source=src.name or type(src).__name__,
+                score_unit="per step" if per == "step" else f"per {sequence.unit}",
+                original_outputs=scored.original_outputs,
             )
-            outputs = transform_outputs(raw, self.output_transform)
-            column = targets[i]
-            if column is not None and not 0 <= column < outputs.shape[1]:
-                raise ValueError(f"target {column} is out of range for a model with {outputs.shape[1]} outputs")
-            scored = outputs if column is None else outputs[:, column]
-            test = permutation_test(
-                scored,
-                sequence.values if per == "unit" else None,
-                n_permutations=n_permutations,
-                alpha=alpha,
-                statistic=statistic,
-                seed=seed,
-                periodic=sequence.periodic,
-            )
-            flips = prediction_flips(outputs if outputs.shape[1] > 1 else outputs[:, 0])
-            explanations.append(
-                Explanation(
-                    flips=flips,
-                    outputs=outputs,
-                    target=column,
-                    sequence=sequence,
-                    test=test,
-                    source=src.name or type(src).__name__,
-                    score_unit="per step" if per == "step" else f"per {sequence.unit}",
-                )
-            )
+            for scored, sequence in zip(scores, sequences)
+        ]
         return explanations if batched else explanations[0]
 
 
@@ -167,13 +161,34 @@ def _resolve_targets(target: Target, n: int) -> list[int | None]:
     if target is None:
         return [None] * n
     if isinstance(target, torch.Tensor):
+        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+            raise TypeError(f"target must hold integer column indices, got a tensor of dtype {target.dtype}")
         target = target.tolist()
-    if isinstance(target, int):
-        return [target] * n
+    elif isinstance(target, np.ndarray):
+        target = target.tolist()
+    if _is_index(target):
+        return [int(target)] * n
+    if isinstance(target, (str, bytes)) or not isinstance(target, Sequence):
+        raise TypeError(f"target must be an int, None, or {n} ints (one per input), got {target!r}")
     targets = list(target)
-    if len(targets) != n or not all(isinstance(t, int) for t in targets):
-        raise ValueError(f"target must be an int, None, or {n} ints (one per input), got {target!r}")
-    return targets
+    bad = [t for t in targets if not _is_index(t)]
+    if bad:
+        raise TypeError(
+            f"target must hold integer column indices, got {bad[0]!r} ({type(bad[0]).__name__}); "
+            "bools and floats are not column indices"
+        )
+    if len(targets) != n:
+        raise ValueError(f"target must be an int, None, or {n} ints (one per input), got {len(targets)} values")
+    return [int(t) for t in targets]
+
+
+def _is_index(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_per_image(arg: Any, n_images: int) -> bool:
+    """Captum's rule: a tensor extra argument with one row per input image is expanded per image."""
+    return isinstance(arg, torch.Tensor) and arg.dim() >= 1 and arg.shape[0] == n_images
 
 
 def _as_tuple(args: Any) -> tuple[Any, ...]:

@@ -1,3 +1,186 @@
-"""Old import path of :mod:`propgrad.stats.gradient`, kept for plugins."""
+"""From intervention sequences and a model to outputs, the permutation test and the flips.
 
+The one scoring path of the project: :meth:`propgrad.PropertyGradient.attribute` and the
+benchmark harness both call :func:`score_sequences`, so the benchmark validates the code users
+run. Per sequence, the model runs on the original image followed by every step (one stacked
+forward pass, :func:`propgrad.forward.run_model`), the outputs are transformed, the scored
+column(s) are tested in float64 (:func:`propgrad.stats.permutation.permutation_test`) and the
+flips are found against the original image's decision (:func:`propgrad.stats.flips.prediction_flips`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Sequence
+
+import torch
+
+from propgrad.forward import OutputTransform, run_model, transform_outputs
+from propgrad.sources.base import InterventionSequence
+from propgrad.stats.flips import FlipResult, prediction_flips
 from propgrad.stats.gradient import apply_stencil, finite_difference_weights, property_gradient  # noqa: F401
+from propgrad.stats.permutation import PermutationResult, permutation_test
+
+#: ``target`` value meaning "the decision on the original image" (the benchmark's explained class).
+PREDICTED = "predicted"
+SequenceTarget = int | None | Literal["predicted"]
+
+
+@dataclass(frozen=True)
+class SequenceScore:
+    """What scoring one intervention sequence gives.
+
+    Attributes:
+        outputs: Transformed outputs (N, C) along the sequence.
+        original_outputs: Transformed outputs (C,) on the original image.
+        target: The scored column, or None when every column was scored.
+        test: The permutation test of the scored column(s), computed in float64.
+        flips: Decision flips along the sequence, against the original image's decision.
+    """
+
+    outputs: torch.Tensor
+    original_outputs: torch.Tensor
+    target: int | None
+    test: PermutationResult
+    flips: FlipResult
+
+
+def score_outputs(
+    outputs: torch.Tensor,
+    original_outputs: torch.Tensor,
+    *,
+    target: SequenceTarget = None,
+    values: torch.Tensor | None = None,
+    periodic: bool = False,
+    n_permutations: int = 10_000,
+    alpha: float = 0.01,
+    statistic: str | Callable[..., torch.Tensor] = "gradient",
+    seed: int = 0,
+) -> SequenceScore:
+    """Test and flips of transformed outputs along one sequence.
+
+    Args:
+        outputs: Transformed outputs (N, C) along the sequence.
+        original_outputs: Transformed outputs (C,) on the original image.
+        target: Column to score, None for every column, or :data:`PREDICTED` for the column of
+            the original image's decision.
+        values: Property values (N,) for scores per unit, None for per step.
+        periodic: The sequence wraps around.
+        n_permutations: K of the permutation test.
+        alpha: Significance level.
+        statistic: ``"gradient"``, ``"pearson"`` or a callable (see ``permutation_test``).
+        seed: Seed of the permutations.
+
+    Raises:
+        ValueError: ``target`` out of range for the outputs.
+    """
+    n_columns = outputs.shape[1]
+    flips = prediction_flips(outputs, reference=original_outputs)
+    if target == PREDICTED:  # one binary column: its decision is 0/1 but the column is 0
+        column: int | None = flips.reference_decision if n_columns > 1 else 0
+    else:
+        column = target
+    if column is not None and not 0 <= column < n_columns:
+        raise ValueError(f"target {column} is out of range for a model with {n_columns} outputs")
+    scored = outputs.double() if column is None else outputs[:, column].double()
+    test = permutation_test(
+        scored, values, n_permutations=n_permutations, alpha=alpha, statistic=statistic, seed=seed, periodic=periodic
+    )
+    return SequenceScore(outputs=outputs, original_outputs=original_outputs, target=column, test=test, flips=flips)
+
+
+def score_sequences(
+    forward_func: Callable[..., Any],
+    originals: torch.Tensor,
+    sequences: Sequence[InterventionSequence],
+    *,
+    targets: Sequence[SequenceTarget],
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    output_transform: OutputTransform = "softmax",
+    additional_forward_args: tuple[Any, ...] = (),
+    per_image_args: Sequence[bool] | None = None,
+    per: Literal["step", "unit"] = "step",
+    n_permutations: int = 10_000,
+    alpha: float = 0.01,
+    statistic: str | Callable[..., torch.Tensor] = "gradient",
+    seed: int = 0,
+    batch_size: int = 32,
+    device: torch.device | str | None = None,
+    show_progress: bool = False,
+) -> list[SequenceScore]:
+    """Run the model on each original image and its sequence, then test and find the flips.
+
+    Every original and its steps are stacked in order ``[original_0, *sequence_0, original_1,
+    ...]`` and run in batches of ``batch_size`` (a score does not depend on which other images
+    share its batches beyond float rounding of the model itself).
+
+    Args:
+        forward_func: The model: images (B, 3, H, W) -> outputs (B, C) or (B,).
+        originals: The original images (M, 3, H, W), one per sequence.
+        sequences: M intervention sequences.
+        targets: M targets: a column, None (every column) or :data:`PREDICTED`.
+        preprocess: Map from [0, 1] images to what the model eats.
+        output_transform: ``"softmax"``, ``"sigmoid"``, ``"none"`` or a callable.
+        additional_forward_args: Extra positional model arguments, as in Captum.
+        per_image_args: One flag per extra argument: True for a tensor with one row per original
+            image, expanded to that image's original and steps (Captum's expansion).
+        per: ``"step"`` (scores per discrete step) or ``"unit"`` (per unit of the values).
+        n_permutations: K of each permutation test.
+        alpha: Significance level.
+        statistic: Test statistic.
+        seed: Seed of the permutations (the same for every sequence).
+        batch_size: Images per forward pass.
+        device: Where the model runs (default: its own device).
+        show_progress: Progress counter over forward batches.
+
+    Returns:
+        One :class:`SequenceScore` per sequence.
+    """
+    if len(sequences) != originals.shape[0] or len(targets) != len(sequences):
+        raise ValueError(
+            f"give one original image and one target per sequence: {originals.shape[0]} originals, "
+            f"{len(sequences)} sequences, {len(targets)} targets"
+        )
+    lengths = [1 + len(seq) for seq in sequences]
+    stacked = torch.cat(
+        [torch.cat([originals[i][None], seq.images.to(originals.device)]) for i, seq in enumerate(sequences)]
+    )
+    flags = tuple(per_image_args) if per_image_args is not None else (False,) * len(additional_forward_args)
+    extra = tuple(
+        _expand_rows(arg, lengths) if flag else arg for arg, flag in zip(additional_forward_args, flags, strict=True)
+    )
+    raw = run_model(
+        forward_func,
+        stacked,
+        preprocess=preprocess,
+        additional_forward_args=extra,
+        row_aligned=flags,
+        batch_size=batch_size,
+        device=device,
+        show_progress=show_progress,
+    )
+    outputs = transform_outputs(raw, output_transform)
+    scores, offset = [], 0
+    for seq, target, length in zip(sequences, targets, lengths):
+        block = outputs[offset : offset + length]
+        offset += length
+        scores.append(
+            score_outputs(
+                block[1:],
+                block[0],
+                target=target,
+                values=seq.values if per == "unit" else None,
+                periodic=seq.periodic,
+                n_permutations=n_permutations,
+                alpha=alpha,
+                statistic=statistic,
+                seed=seed,
+            )
+        )
+    return scores
+
+
+def _expand_rows(arg: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:
+    """Repeat row i of a per-image argument ``lengths[i]`` times (one per forward row of that image)."""
+    repeats = torch.as_tensor(lengths, device=arg.device)
+    return arg.repeat_interleave(repeats, dim=0)

@@ -85,7 +85,7 @@ def test_forward_passes_are_batched_and_extra_args_are_passed(image):
     shifted = pg.attribute(
         image, Darken(steps=10), target=0, additional_forward_args=(10.0,), batch_size=4, n_permutations=50
     )
-    assert model.batches == [4, 4, 2]
+    assert model.batches == [4, 4, 3]  # the original image, then the 10 steps
     # a huge offset saturates the model: the darkening no longer changes its output
     assert float(shifted.score) < 1e-6
 

@@ -44,17 +44,48 @@ def test_binary_threshold_default_and_custom() -> None:
     assert high.decisions.tolist() == [0, 0, 0, 0, 1] and high.flip_steps.tolist() == [4]
 
 
-def test_single_column_matrix_uses_argmax_and_to_dict() -> None:
-    res = prediction_flips(torch.tensor([[0.2], [0.9]]))
-    assert res.n_flips == 0  # argmax over one column never changes
+def test_single_column_matrix_is_the_binary_case_and_to_dict() -> None:
+    # a binary classifier returning (N, 1) flips exactly where the same scores as (N,) flip
+    column = prediction_flips(torch.tensor([[0.1], [0.9], [0.2]]))
+    flat = prediction_flips(torch.tensor([0.1, 0.9, 0.2]))
+    assert column.to_dict() == flat.to_dict()
     record = json.loads(json.dumps(prediction_flips([0.1, 0.9, 0.2]).to_dict()))
     assert record == {
         "decisions": [0, 1, 0],
         "flip_steps": [1, 2],
         "n_flips": 2,
+        "reference_decision": 0,
         "flipped_anywhere": True,
         "final_differs": False,
     }
+
+
+def test_both_labels_compare_with_the_original_decision_when_given() -> None:
+    # the sequence never changes its decision (class 1) but the original image was class 0
+    outputs = torch.tensor([[0.2, 0.8], [0.3, 0.7], [0.1, 0.9]])
+    alone = prediction_flips(outputs)
+    assert (alone.n_flips, alone.flipped_anywhere, alone.final_differs) == (0, False, False)
+    against = prediction_flips(outputs, reference=torch.tensor([0.6, 0.4]))
+    assert against.reference_decision == 0
+    assert (against.n_flips, against.flipped_anywhere, against.final_differs) == (0, True, True)
+    # an original agreeing with the last step: a flip mid-way counts anywhere, not at the end
+    mid = prediction_flips(torch.tensor([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]]), reference=[0.9, 0.1])
+    assert (mid.flipped_anywhere, mid.final_differs) == (True, False)
+
+
+def test_reference_must_match_the_outputs_columns() -> None:
+    with pytest.raises(ValueError, match="reference must hold the 2 output"):
+        prediction_flips(torch.rand(3, 2), reference=torch.rand(3))
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), float("inf")])
+def test_a_non_finite_threshold_is_refused(threshold: float) -> None:
+    with pytest.raises(ValueError, match="threshold must be a finite number"):
+        prediction_flips(torch.tensor([0.1, 0.9]), threshold=threshold)
+
+
+def test_numpy_scalar_threshold_is_accepted() -> None:
+    assert prediction_flips(torch.tensor([0.1, 0.9]), threshold=np.float32(0.05)).n_flips == 0
 
 
 @pytest.mark.parametrize(

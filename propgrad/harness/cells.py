@@ -16,6 +16,7 @@ import torch
 
 from propgrad.baselines.base import change_score
 from propgrad.cache import cache_key
+from propgrad.scoring import SequenceScore
 
 
 def property_key(suite: str, intervention: str, model: str, image: int) -> list[Any]:
@@ -40,27 +41,20 @@ def cell_seed(seed: int, *parts: Any) -> int:
 
 def property_record(
     key: list[Any],
-    probs: torch.Tensor,
-    original_probs: torch.Tensor,
+    scored: SequenceScore,
     label: int,
     *,
-    n_permutations: int,
-    alpha: float,
-    seed: int,
     periodic: bool = False,
     property_name: str = "",
     unit: str = "step",
 ) -> dict[str, Any]:
-    """The record of one property cell.
+    """The record of one property cell, from the scoring of its sequence.
 
     Args:
         key: From :func:`property_key`.
-        probs: Softmax probabilities (N, C) along the intervention sequence.
-        original_probs: Probabilities (C,) on the original image; its argmax is the explained class.
+        scored: :func:`propgrad.scoring.score_sequences` output for the cell's sequence, scored
+            on the explained class (the original image's decision) of softmax probabilities.
         label: The image's true class.
-        n_permutations: K of the permutation test.
-        alpha: Significance level.
-        seed: Seed of the permutation test.
         periodic: Whether the sequence wraps around.
         property_name: Name of the intervened property (for plots).
         unit: Unit of the property (for plots).
@@ -68,20 +62,11 @@ def property_record(
     Returns:
         A JSON-serialisable dict (``kind="property"``).
     """
-    from propgrad.stats.flips import prediction_flips
-    from propgrad.stats.permutation import permutation_test
-
-    if probs.dim() != 2 or original_probs.dim() != 1 or probs.shape[1] != original_probs.shape[0]:
-        raise ValueError(
-            f"probs must be (N, C) and original_probs (C,), got {tuple(probs.shape)} and {tuple(original_probs.shape)}"
-        )
-    probs = probs.detach().double().cpu()
-    explained = int(original_probs.argmax())
-    curve = probs[:, explained]
-    test = permutation_test(
-        curve, n_permutations=n_permutations, alpha=alpha, statistic="gradient", seed=seed, periodic=periodic
-    )
-    flips = prediction_flips(probs)
+    if scored.target is None:
+        raise ValueError("a property cell scores one column, the explained class; got every column")
+    explained = scored.target
+    curve = scored.outputs[:, explained].double().cpu()
+    test, flips = scored.test, scored.flips
     return {
         "kind": "property",
         "key": key,
@@ -93,7 +78,7 @@ def property_record(
         "p_value": _scalar(test.p_value),
         "significant": bool(_scalar(test.significant)),
         "flipped_anywhere": flips.flipped_anywhere,
-        "final_differs": int(flips.decisions[-1]) != explained,
+        "final_differs": flips.final_differs,
         "n_flips": flips.n_flips,
         "reference": abs(float(curve[-1]) - float(curve[0])),
         "curve": [float(p) for p in curve],

@@ -14,13 +14,15 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from propgrad.baselines.base import AttributionBaseline
+from propgrad.forward import model_device
 from propgrad.harness.cells import baseline_key, baseline_record, cell_seed, property_key, property_record
 from propgrad.harness.settings import POOL_IMAGES_PER_CLASS, BenchmarkSettings
 from propgrad.harness.store import CellStore
-from propgrad.harness.timing import Stopwatch
+from propgrad.harness.timing import Stopwatch, TimedModule
+from propgrad.progress import progress_bar
+from propgrad.scoring import PREDICTED, score_sequences
 from propgrad.sources.base import InterventionSequence
 from propgrad.suites.base import BenchmarkSuite
 
@@ -44,13 +46,6 @@ def pool_size(settings: BenchmarkSettings, suite: BenchmarkSuite) -> int | None:
     if settings.pool_per_class == POOL_IMAGES_PER_CLASS:
         return int(suite.images_per_class())
     return settings.pool_per_class  # type: ignore[return-value]
-
-
-def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    """The device of the model's first parameter or buffer, else ``fallback``."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return fallback
 
 
 class SuiteRunner:
@@ -115,20 +110,10 @@ class SuiteRunner:
         todo = {i: self._missing(intervention, i) for i in self.pool}
         todo = {i: t for i, t in todo.items() if t[0] or t[1]}
         label = f"{self.name}/{intervention}"
+        totals = [len(todo), sum(len(t[0]) for t in todo.values()), sum(len(t[1]) for t in todo.values())]
         bars = [
-            tqdm(total=len(todo), desc=f"{label} interventions", disable=not self.show_progress, position=0),
-            tqdm(
-                total=sum(len(t[0]) for t in todo.values()),
-                desc=f"{label} inference",
-                disable=not self.show_progress,
-                position=1,
-            ),
-            tqdm(
-                total=sum(len(t[1]) for t in todo.values()),
-                desc=f"{label} attribution",
-                disable=not self.show_progress,
-                position=2,
-            ),
+            progress_bar(total, f"{label} {what}", enabled=self.show_progress, position=k)
+            for k, (total, what) in enumerate(zip(totals, ("interventions", "inference", "attribution")))
         ]
         try:
             indices = list(todo)
@@ -147,62 +132,40 @@ class SuiteRunner:
             for bar in bars:
                 bar.close()
 
-    def _forward(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        device = model_device(model, images.device)
-        outs = []
-        with torch.no_grad():
-            for start in range(0, images.shape[0], self.settings.forward_batch_size):
-                batch = images[start : start + self.settings.forward_batch_size].to(device)
-                with self.stopwatch.measure("forward"):
-                    logits = model(batch)
-                if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != batch.shape[0]:
-                    raise ValueError(
-                        f"suite {self.name!r}: a model must return logits (B, K) for images (B, 3, H, W); "
-                        f"got {getattr(logits, 'shape', type(logits).__name__)} for B = {batch.shape[0]}"
-                    )
-                outs.append(logits.float().softmax(dim=1).cpu())
-        return torch.cat(outs)
-
     def _infer(
-        self, intervention: str, chunk: dict[int, Any], sequences: dict[int, InterventionSequence], bar: tqdm
+        self, intervention: str, chunk: dict[int, Any], sequences: dict[int, InterventionSequence], bar: Any
     ) -> None:
-        # Original + sequence of every image, stacked once; a model missing only some images slices it.
-        parts = {
-            i: torch.cat([self.images[i][None], sequences[i].images.to(self.images.device)])
-            for i, (models, _) in chunk.items()
-            if models
-        }
-        everything = torch.cat(list(parts.values())) if parts else None
         for model_name, model in self.models.items():
             wanted = [i for i, (models, _) in chunk.items() if model_name in models]
             if not wanted:
                 continue
-            stacked = everything if len(wanted) == len(parts) else torch.cat([parts[i] for i in wanted])
-            probs = self._forward(model, stacked)
-            records, offset = [], 0
-            for i in wanted:
-                n = len(sequences[i])
-                seq = sequences[i]
-                with self.stopwatch.measure("statistics"):
-                    records.append(
-                        property_record(
-                            property_key(self.name, intervention, model_name, i),
-                            probs[offset + 1 : offset + 1 + n],
-                            probs[offset],
-                            int(self.labels[i]),
-                            n_permutations=self.settings.n_permutations,
-                            alpha=self.settings.alpha,
-                            seed=cell_seed(self.settings.seed, self.name, intervention),
-                            periodic=seq.periodic,
-                            property_name=seq.property_name,
-                            unit=seq.unit,
-                        )
-                    )
-                offset += 1 + n
+            with self.stopwatch.measure("scoring"):
+                scores = score_sequences(
+                    TimedModule(model, self.stopwatch),
+                    torch.stack([self.images[i] for i in wanted]),
+                    [sequences[i] for i in wanted],
+                    targets=[PREDICTED] * len(wanted),
+                    output_transform="softmax",
+                    n_permutations=self.settings.n_permutations,
+                    alpha=self.settings.alpha,
+                    seed=cell_seed(self.settings.seed, self.name, intervention),
+                    batch_size=self.settings.forward_batch_size,
+                )
+            records = [
+                property_record(
+                    property_key(self.name, intervention, model_name, i),
+                    scored,
+                    int(self.labels[i]),
+                    periodic=sequences[i].periodic,
+                    property_name=sequences[i].property_name,
+                    unit=sequences[i].unit,
+                )
+                for i, scored in zip(wanted, scores)
+            ]
             self.store.append(records)
             bar.update(len(records))
 
-    def _attribute(self, intervention: str, chunk: dict[int, Any], finals: dict[int, torch.Tensor], bar: tqdm) -> None:
+    def _attribute(self, intervention: str, chunk: dict[int, Any], finals: dict[int, torch.Tensor], bar: Any) -> None:
         for model_name, model in self.models.items():
             for base_name, baseline in self.baselines.items():
                 wanted = [i for i, (_, pairs) in chunk.items() if (model_name, base_name) in pairs]

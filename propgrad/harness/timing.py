@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
+
+from torch import nn
 
 
 class Stopwatch:
@@ -39,3 +41,25 @@ class Stopwatch:
         out["model_and_attribution_s"] = round(calls, 4)
         out["overhead_ratio"] = round(run / calls, 4) if calls > 0 else float("nan")
         return out
+
+
+class TimedModule(nn.Module):
+    """Wraps a model so that the time spent in its forward passes is added to a stopwatch.
+
+    The wrapped model is a submodule, so its device, dtype and train/eval mode show through.
+
+    Args:
+        module: The model.
+        stopwatch: Where the seconds go.
+        name: The stopwatch activity (default ``"forward"``).
+    """
+
+    def __init__(self, module: nn.Module, stopwatch: Stopwatch, name: str = "forward") -> None:
+        super().__init__()
+        self.module = module
+        self.stopwatch = stopwatch
+        self.activity = name
+
+    def forward(self, *args: Any) -> Any:
+        with self.stopwatch.measure(self.activity):
+            return self.module(*args)

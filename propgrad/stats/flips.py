@@ -2,9 +2,11 @@
 
 The decision at each step is the argmax over classes for (N, C) logits or probabilities, or
 ``output > threshold`` for a single (N,) output (binary classifier; threshold 0.5 by default, so
-pass ``threshold=0.0`` for a logit). Two flip definitions are reported: ``flipped_anywhere`` (the
-decision changes somewhere along the sequence, the paper code's definition) and
-``final_differs`` (the last decision differs from the first).
+pass ``threshold=0.0`` for a logit); an (N, 1) input is that binary case too. Both flip labels
+compare with one *reference decision*: the decision on the original image when its outputs are
+given as ``reference``, else the first step's. ``flipped_anywhere``: some step's decision differs
+from the reference (the paper code's definition, when the first step is the original image);
+``final_differs``: the last step's decision differs from the reference.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from propgrad.stats.coercion import as_outputs
@@ -25,13 +28,16 @@ class FlipResult:
         decisions: Long tensor (N,), the decision (class index, or 0/1 with a threshold) per step.
         flip_steps: Long tensor of the steps i >= 1 whose decision differs from step i - 1.
         n_flips: Number of such changes.
-        flipped_anywhere: The decision changes anywhere along the sequence (n_flips > 0).
-        final_differs: The last decision differs from the first.
+        reference_decision: The decision both labels compare with: the original image's when
+            ``reference`` was given, else the first step's.
+        flipped_anywhere: Some step's decision differs from the reference decision.
+        final_differs: The last step's decision differs from the reference decision.
     """
 
     decisions: torch.Tensor
     flip_steps: torch.Tensor
     n_flips: int
+    reference_decision: int
     flipped_anywhere: bool
     final_differs: bool
 
@@ -41,6 +47,7 @@ class FlipResult:
             "decisions": self.decisions.tolist(),
             "flip_steps": self.flip_steps.tolist(),
             "n_flips": self.n_flips,
+            "reference_decision": self.reference_decision,
             "flipped_anywhere": self.flipped_anywhere,
             "final_differs": self.final_differs,
         }
@@ -53,41 +60,62 @@ def decisions_of(outputs: torch.Tensor, threshold: float | None = None) -> torch
     return outputs.argmax(dim=1)
 
 
-def prediction_flips(outputs: Any, *, threshold: float | None = None) -> FlipResult:
+def prediction_flips(outputs: Any, *, threshold: float | None = None, reference: Any = None) -> FlipResult:
     """Find where the model's decision changes along an ordered sequence of outputs.
 
     Args:
-        outputs: (N, C) logits or probabilities (decision = argmax per step), or (N,) scores of a
-            binary classifier (decision = ``output > threshold``). Tensors, numpy arrays and lists
-            are accepted; integers are converted to float.
-        threshold: Decision threshold for (N,) outputs; default 0.5 (probabilities). Not allowed
-            with (N, C) outputs, C > 1.
+        outputs: (N, C) logits or probabilities (decision = argmax per step), or (N,) or (N, 1)
+            scores of a binary classifier (decision = ``output > threshold``). Tensors, numpy
+            arrays and lists are accepted; integers are converted to float.
+        threshold: Decision threshold for binary outputs; default 0.5 (probabilities). Not
+            allowed with (N, C) outputs, C > 1.
+        reference: The outputs (C,) (or a scalar for binary outputs) on the original image; both
+            flip labels then compare with its decision. None compares with the first step.
 
     Returns:
         A :class:`FlipResult`.
 
     Raises:
-        TypeError: ``outputs`` of an unsupported type, or a non-numeric ``threshold``.
-        ValueError: NaN/Inf outputs, no steps, wrong dimensions, or a threshold with (N, C) outputs.
+        TypeError: ``outputs`` or ``reference`` of an unsupported type, or a non-numeric ``threshold``.
+        ValueError: NaN/Inf outputs, no steps, wrong dimensions, a NaN threshold, a threshold with
+            (N, C) outputs, or a ``reference`` with another number of columns.
     """
-    y, one_d = as_outputs(outputs)
+    y, _ = as_outputs(outputs)
+    binary = y.shape[1] == 1
     if threshold is not None:
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)):
             raise TypeError(f"threshold must be a number or None, got {type(threshold).__name__}")
-        if not one_d:
+        if not np.isfinite(threshold):
+            raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+        threshold = float(threshold)
+        if not binary:
             raise ValueError(
                 f"threshold applies to (N,) binary outputs; outputs has shape {tuple(y.shape)}, "
                 "whose decision is the argmax over columns (pass threshold=None)"
             )
-    elif one_d:
+    elif binary:
         threshold = 0.5
     decisions = decisions_of(y, threshold)
+    if reference is None:
+        reference_decision = int(decisions[0])
+    else:
+        ref, _ = as_outputs(torch.as_tensor(reference).reshape(1, -1) if _is_array(reference) else reference, "reference")
+        if ref.shape != (1, y.shape[1]):
+            raise ValueError(
+                f"reference must hold the {y.shape[1]} output(s) of the original image, got shape "
+                f"{tuple(torch.as_tensor(reference).shape)}"
+            )
+        reference_decision = int(decisions_of(ref.to(y.device), threshold)[0])
     flip_steps = torch.nonzero(decisions[1:] != decisions[:-1]).flatten() + 1
-    n_flips = int(flip_steps.numel())
     return FlipResult(
         decisions=decisions,
         flip_steps=flip_steps,
-        n_flips=n_flips,
-        flipped_anywhere=n_flips > 0,
-        final_differs=bool(decisions[-1] != decisions[0]),
+        n_flips=int(flip_steps.numel()),
+        reference_decision=reference_decision,
+        flipped_anywhere=bool((decisions != reference_decision).any()),
+        final_differs=bool(decisions[-1] != reference_decision),
     )
+
+
+def _is_array(x: Any) -> bool:
+    return isinstance(x, (torch.Tensor, np.ndarray, list, tuple, int, float, np.number))

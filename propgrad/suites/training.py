@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from propgrad.forward import run_model
 from propgrad.suites.convmixer import ConvMixer
 
 
@@ -122,8 +123,7 @@ def train_classifier(
 
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Predicted classes (N,) of ``model`` for images (N, 3, H, W), without gradients."""
-    with torch.no_grad():
-        return torch.cat([model(images[s : s + batch_size]).argmax(1) for s in range(0, images.shape[0], batch_size)])
+    return run_model(model, images, batch_size=batch_size).argmax(1)
 
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
