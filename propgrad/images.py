@@ -21,6 +21,11 @@ EXAMPLE_IMAGES: tuple[str, ...] = ("chelsea", "astronaut", "coffee", "rocket")
 
 Size = int | tuple[int, int]
 
+_BOMB_ADVICE = (
+    "It may be a decompression bomb; if you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS (None switches the "
+    "guard off)"
+)
+
 
 def _check_size(size: Any, name: str = "size") -> tuple[int, int]:
     """Normalise ``size`` (an int for a square, or (height, width)) to a pair of positive ints."""
@@ -75,6 +80,40 @@ def array_to_rgba(array: np.ndarray, name: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgba.transpose(2, 0, 1)))
 
 
+def check_image_header(path: Path) -> tuple[int, int] | None:
+    """Refuse a decompression bomb from the file's header alone, before any pixel is decoded.
+
+    Pillow's ``Image.open`` reads only the header. An image with more pixels than
+    ``PIL.Image.MAX_IMAGE_PIXELS`` (about 89 million by default; None switches the guard off) is
+    refused: a 13000 x 13000 PNG of ~160 KB would otherwise decode to 2.7 GB of float RGBA.
+
+    Returns:
+        ``(width, height)`` from the header, or None if Pillow does not recognise the format (it
+        is then left to scikit-image to read or refuse).
+
+    Raises:
+        ValueError: For an image with too many pixels, naming the file and the limit.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # Pillow warns about (and past 2x the limit refuses) bombs
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                width, height = opened.size
+    except Image.DecompressionBombError as err:  # more than twice the limit: Pillow's own refusal
+        raise ValueError(f"image {path} has too many pixels: {str(err).rstrip('.')}. {_BOMB_ADVICE}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):  # not an image Pillow knows
+        return None
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        raise ValueError(
+            f"image {path} is {width}x{height} = {width * height:,} pixels, more than the limit of "
+            f"{int(limit):,} pixels (PIL.Image.MAX_IMAGE_PIXELS). {_BOMB_ADVICE}"
+        )
+    return width, height
+
+
 def _read(path: str | Path) -> np.ndarray:
     from skimage import io
 
@@ -83,12 +122,16 @@ def _read(path: str | Path) -> np.ndarray:
         raise FileNotFoundError(f"image file not found: {path}")
     if path.is_dir():
         raise ValueError(f"expected an image file, got a folder: {path}")
+    check_image_header(path)
     try:
         with warnings.catch_warnings():  # imageio warns about legacy plugins it probes
             warnings.simplefilter("ignore", DeprecationWarning)
             return np.asarray(io.imread(str(path)))
     except Exception as err:  # imageio/Pillow raise many different types
-        raise ValueError(f"could not read image {path}: {type(err).__name__}: {err}") from err
+        raise ValueError(
+            f"could not read image {path} (not an image file, or a truncated or corrupt one): "
+            f"{type(err).__name__}: {err}"
+        ) from err
 
 
 def load_rgba(path: str | Path, *, size: Size | None = None) -> torch.Tensor:

@@ -140,3 +140,62 @@ def test_files_written_by_scikit_image_grey_and_rgba(tmp_path: Path) -> None:
     assert load_image(tmp_path / "rgba.png").shape == (3, 4, 4)
     alpha = load_rgba(tmp_path / "rgba.png")[3]
     assert alpha[:2].eq(1).all() and alpha[2:].eq(0).all()
+
+
+# bad files ----------------------------------------------------------------------------------
+
+
+def png_of_zeros(width: int, height: int) -> bytes:
+    """A valid 1-bit greyscale PNG of zeros, built without ever holding its pixels decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\0" * (1 + (width + 7) // 8)
+    compressor = zlib.compressobj(9)
+    rows_per_block = max(1, 2**20 // len(row))
+    blocks = [compressor.compress(row * min(rows_per_block, height - i)) for i in range(0, height, rows_per_block)]
+    data = b"".join(blocks) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_of_zeros(13000, 13000))  # 169 million pixels in ~20 KB
+    assert bomb.stat().st_size < 200_000
+    with pytest.warns(Image.DecompressionBombWarning), Image.open(bomb) as header_only:
+        assert header_only.size == (13000, 13000)
+    for load in (load_image, load_rgba, load_mask):
+        with pytest.raises(ValueError, match=r"bomb.png is 13000x13000 = 169,000,000 pixels, .*MAX_IMAGE_PIXELS"):
+            load(bomb)
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_of_zeros(20000, 20000))  # past twice the limit, where Pillow itself refuses
+    with pytest.raises(ValueError, match=r"huge.png has too many pixels.*MAX_IMAGE_PIXELS"):
+        load_image(huge)
+
+
+def test_pixel_limit_follows_pillows_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    save_image(tmp_path / "small.png", torch.rand(3, 10, 12))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 120 pixels: above the limit, below twice it
+    with pytest.raises(ValueError, match=r"small.png is 12x10 = 120 pixels, more than the limit of 100"):
+        load_image(tmp_path / "small.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # the guard switched off
+    assert load_image(tmp_path / "small.png").shape == (3, 10, 12)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n", "truncated"],
+    ids=["empty", "text", "png-signature-only", "truncated-png"],
+)
+def test_files_that_are_not_images_name_the_file(tmp_path: Path, content: bytes | str) -> None:
+    path = tmp_path / "broken.png"
+    if content == "truncated":
+        save_image(path, torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0)))
+        content = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(content)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"could not read image .*broken.png \(not an image file, or a truncated"):
+        load_image(path)
