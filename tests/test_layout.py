@@ -1,0 +1,94 @@
+"""The package layout of docs/layout.md: imports point down the layers only."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "propgrad"
+
+#: Layers from the top down; a module may import its own layer and the ones listed after it.
+LAYERS = ("cli", "harness", "suites", "api", "baselines", "sources", "plugins", "stats", "base")
+#: Top-level modules of the API layer; the other top-level modules are the base utilities.
+#: (``flips``, ``permutation``: old import paths re-exporting ``propgrad.stats``.)
+API_MODULES = {"__init__", "api", "result", "scoring", "testing", "example_model", "flips", "permutation"}
+#: The mathematics stays pure: no plugins, models or I/O.
+STATS_MAY_IMPORT = ("propgrad.stats", "propgrad.validation")
+
+
+def layer_of(module: str) -> str:
+    """The layer of a dotted module name inside propgrad (``api`` or ``base`` for top-level modules)."""
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in LAYERS:
+        return parts[1]
+    if parts == ["propgrad"]:
+        return "api"
+    return "api" if parts[1] in API_MODULES else "base"
+
+
+def imports_of(path: Path) -> list[tuple[str, int]]:
+    """Every ``propgrad...`` module imported by a file, with its line (module level and lazy)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] if node.module != "propgrad" else [_submodule(a.name) for a in node.names]
+            found += [(name, node.lineno) for name in names if name.startswith("propgrad")]
+        elif isinstance(node, ast.Import):
+            found += [(a.name, node.lineno) for a in node.names if a.name.startswith("propgrad")]
+    return [(name, line) for name, line in found if name.split(".")[0] == "propgrad"]
+
+
+def _submodule(name: str) -> str:
+    """``from propgrad import name``: the module ``propgrad.name``, or ``propgrad`` for an attribute."""
+    is_module = (PACKAGE / f"{name}.py").exists() or (PACKAGE / name / "__init__.py").exists()
+    return f"propgrad.{name}" if is_module else "propgrad"
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _violations(path: Path) -> list[str]:
+    relative = path.relative_to(PACKAGE.parent).as_posix()
+    own = layer_of(".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts))
+    bad = []
+    for name, line in imports_of(path):
+        target = layer_of(name)
+        if own == "stats" and not name.startswith(STATS_MAY_IMPORT):
+            bad.append(f"{relative}:{line} imports {name} (stats may import only {STATS_MAY_IMPORT})")
+        elif name in ("propgrad.hookspecs", "propgrad"):
+            continue  # the hook markers and __version__ are for everyone
+        elif LAYERS.index(target) < LAYERS.index(own):
+            bad.append(f"{relative}:{line} ({own}) imports {name} ({target}), a layer above it")
+    return bad
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: p.relative_to(PACKAGE.parent).as_posix())
+def test_imports_point_down_the_layers(path: Path) -> None:
+    assert _violations(path) == []
+
+
+@pytest.mark.parametrize(
+    ("folder", "code", "message"),
+    [
+        ("stats", "from propgrad.forward import run_model\n", "stats may import only"),
+        ("sources", "def f():\n    from propgrad.harness import cells\n", "a layer above it"),
+    ],
+)
+def test_the_checker_sees_an_upward_import(folder: str, code: str, message: str) -> None:
+    fake = PACKAGE / folder / "_layout_probe.py"
+    fake.write_text(code, encoding="utf-8")
+    try:
+        found = _violations(fake)
+    finally:
+        fake.unlink()
+    assert len(found) == 1 and message in found[0]
+
+
+def test_layout_page_names_every_folder() -> None:
+    page = (PACKAGE.parent / "docs" / "layout.md").read_text(encoding="utf-8")
+    folders = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    assert [f for f in folders if f"propgrad/{f}/" not in page] == []
