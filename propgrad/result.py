@@ -94,7 +94,7 @@ class Explanation:
             p = float(self.p_value.reshape(-1)[k])
             sig = "significant" if bool(self.significant.reshape(-1)[k]) else "not significant"
             lines.append(
-                f"  {name:<16} E|grad| = {float(scores[k]):.5f} {self.score_unit}   p = {p:.4g}   "
+                f"  {name:<16} E|grad| = {float(scores[k]):.4g} {self.score_unit}   p = {p:.4g}   "
                 f"({sig} at alpha={self.test.alpha})"
             )
         if len(columns) > len(order):

@@ -102,3 +102,21 @@ def test_param_values_are_python_literals():
         "name": "duck",
         "scale": 0.5,
     }
+
+
+def test_summary_prints_tiny_scores_with_significant_digits():
+    """A tiny score (here about 5e-08) must not print as 0.00000 next to its p-value (`propgrad explain`)."""
+    import propgrad
+
+    def tiny_model(x):
+        return 1e-6 * x.mean(dim=(1, 2, 3))[:, None]  # outputs change by ~1e-7 per step
+
+    image = torch.full((3, 16, 16), 0.8)
+    explanation = propgrad.PropertyGradient(tiny_model, output_transform="none").attribute(
+        image, source="gaussian_vignette", n_permutations=200, source_params={"steps": 8}
+    )
+    score = float(explanation.score.reshape(-1)[0])
+    assert 1e-9 < score < 1e-5
+    text = explanation.summary(["dim"])
+    assert f"E|grad| = {score:.4g} per step" in text
+    assert "E|grad| = 0.00000" not in text and "e-0" in text

@@ -272,21 +272,33 @@ def test_duplicate_name_raises_naming_both_plugins(eps):
     assert failure.plugin == "second" and "already registered by plugin 'first'" in failure.message
 
 
-def test_plugin_shadowing_a_builtin_is_ambiguous(eps, monkeypatch):
-    builtin = plugin_module("fake_builtin", register_sources=registering(make_source("alpha_patch")))
+def test_plugin_reusing_a_builtin_name_loses_to_the_builtin(eps, monkeypatch):
+    builtin_source = make_source("alpha_patch")
+    builtin = plugin_module("fake_builtin", register_sources=registering(builtin_source))
     monkeypatch.setitem(sys.modules, "fake_builtin", builtin)
     monkeypatch.setattr(plugins, "DEFAULT_PLUGINS", ("fake_builtin",))
+    shadow_source, extra = make_source("alpha_patch"), make_source("shadow_extra")
     add(
         eps,
         "shadow",
-        plugin_module("shadow", register_sources=registering(make_source("alpha_patch"))),
+        plugin_module("shadow", register_sources=registering(shadow_source, extra)),
         dist="propgrad-shadow",
         version="9",
     )
-    with pytest.warns(PropgradPluginWarning), pytest.raises(DuplicateNameError) as info:
-        propgrad.get_source("alpha_patch")
-    assert "fake_builtin' (propgrad " in str(info.value) and "propgrad-shadow 9" in str(info.value)
-    assert [p["builtin"] for p in plugins.describe_plugins()] == [True, False]
+    add(eps, "shadow2", plugin_module("shadow2", register_sources=registering(make_source("alpha_patch"))))
+    with pytest.warns(PropgradPluginWarning, match="built-in name"):
+        assert propgrad.get_source("alpha_patch") is builtin_source  # the built-in stays usable for everyone
+    assert propgrad.list_sources() == {"alpha_patch": builtin_source, "shadow_extra": extra}
+    failures = {f.plugin: f for f in plugins.plugin_failures()}
+    assert sorted(failures) == ["shadow", "shadow2"]  # each newcomer is the recorded failure, never the built-in
+    message = str(failures["shadow"])
+    assert isinstance(failures["shadow"].error, DuplicateNameError)
+    assert "'shadow' (propgrad-shadow 9)" in message and "'fake_builtin' (propgrad " in message
+    assert "source 'alpha_patch' is a built-in name" in message and "Source_alpha_patch was not registered" in message
+    described = {p["name"]: p for p in plugins.describe_plugins()}
+    assert [p["builtin"] for p in described.values()] == [True, False, False]
+    assert described["fake_builtin"]["failure"] is None
+    assert [e["name"] for e in described["shadow"]["hooks"]["register_sources"]] == ["shadow_extra"]
 
 
 def test_misspelled_hook_is_reported(eps):
@@ -489,3 +501,106 @@ def test_check_baseline_accepts_a_good_baseline_and_catches_broken_ones():
         check_baseline(Training)
     with pytest.raises(AssertionError, match="detached"):
         check_baseline(Attached)
+
+
+def exiting(code):
+    def load():
+        sys.exit(code)
+
+    return load
+
+
+def test_plugin_calling_sys_exit_is_recorded_not_the_end_of_the_process(eps):
+    add(eps, "quitter", None, dist="propgrad-quitter", version="0.1")
+    eps[-1]._loader = exiting(3)
+
+    def exit_in_hook(register):
+        sys.exit()
+
+    add(eps, "hook_quitter", plugin_module("hook_quitter", register_sources=exit_in_hook), dist="propgrad-hq")
+    add(eps, "good", plugin_module("good", register_sources=registering(make_source("zoom"))))
+    with pytest.warns(PropgradPluginWarning, match=r"propgrad-quitter 0\.1.*sys\.exit\(3\)"):
+        assert list(propgrad.list_sources()) == ["zoom"]  # no SystemExit escaped; the others loaded
+    failures = {f.plugin: f for f in plugins.plugin_failures()}
+    assert sorted(failures) == ["hook_quitter", "quitter"]
+    assert isinstance(failures["quitter"].error, plugins.PluginExitError)
+    assert isinstance(failures["quitter"].error.__cause__, SystemExit)
+    assert "SystemExit: 3" in failures["quitter"].traceback and "def load" not in failures["quitter"].message
+    assert "sys.exit(None)" in failures["hook_quitter"].message
+    assert [name for name, _ in plugins.get_plugin_manager().list_name_plugin()] == ["good"]
+    with pytest.raises(UnknownNameError, match="quitter.*sys.exit"):
+        propgrad.get_source("quitter_source")
+
+
+def test_strict_mode_reports_a_plugin_calling_sys_exit_as_plugin_load_error(eps, monkeypatch):
+    add(eps, "quitter", None)
+    eps[-1]._loader = exiting(0)
+    monkeypatch.setenv(plugins.STRICT_ENV, "1")
+    with pytest.raises(PluginLoadError, match=r"sys\.exit\(0\)"):
+        propgrad.list_sources()
+
+
+def test_what_plugins_print_while_loading_goes_to_stderr(eps, capsys):
+    def chatty_import():
+        print("hello from chatty's import")
+        return plugin_module("chatty", register_sources=chatty_hook)
+
+    def chatty_hook(register):
+        print("registering chatty sources")
+        register(make_source("chatty_source"))
+
+    add(eps, "chatty", None)
+    eps[-1]._loader = chatty_import
+    assert run_cli("--json") == 0
+    out, err = capsys.readouterr()
+    data = json.loads(out)  # stdout is only the JSON document
+    assert [e["name"] for e in data["plugins"][0]["hooks"]["register_sources"]] == ["chatty_source"]
+    assert "hello from chatty's import" in err and "registering chatty sources" in err
+    print("after loading")
+    assert capsys.readouterr().out == "after loading\n"  # stdout is restored once plugins are loaded
+
+
+def cli_errors(capsys, *argv):
+    """Run the real entry point; returns (exit code, stderr lines)."""
+    from propgrad.cli import main
+
+    code = main(list(argv))
+    return code, capsys.readouterr().err.splitlines()
+
+
+def test_cli_prints_a_broken_plugins_warning_and_errors_as_one_line_each(eps, capsys, tmp_path):
+    add(eps, "fancy", None, dist="propgrad-fancy", version="0.3")
+    eps[-1]._loader = broken_import
+    code, lines = cli_errors(capsys, "benchmark", "--suite", "no_such_suite", "--out", str(tmp_path))
+    assert code == 2
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("propgrad: warning: 1 propgrad plugin(s) failed to load") and "gpu_lib" in lines[0]
+    assert lines[1].startswith("propgrad benchmark: error: unknown suite 'no_such_suite'")
+    assert "PropgradPluginWarning" not in lines[0] and ".py:" not in lines[0]
+
+
+def test_cli_strict_mode_failure_is_one_line_and_debug_shows_the_traceback(eps, capsys, monkeypatch, tmp_path):
+    add(eps, "fancy", None, dist="propgrad-fancy", version="0.3")
+    eps[-1]._loader = broken_import
+    monkeypatch.setenv(plugins.STRICT_ENV, "1")
+    code, lines = cli_errors(capsys, "benchmark", "--suite", "x", "--out", str(tmp_path))
+    assert code == 2
+    assert lines == [
+        "propgrad benchmark: error: 1 propgrad plugin(s) failed to load (PROPGRAD_STRICT_PLUGINS is set): "
+        "plugin 'fancy' (propgrad-fancy 0.3): ImportError: No module named 'gpu_lib'"
+    ]
+    plugins.reset_plugins()
+    code, lines = cli_errors(capsys, "--debug", "benchmark", "--suite", "x", "--out", str(tmp_path))
+    assert code == 2 and lines[0] == "Traceback (most recent call last):"
+    assert "ImportError: No module named 'gpu_lib'" in lines and "in broken_import" in "\n".join(lines)
+    assert lines[-1].startswith("propgrad benchmark: error: 1 propgrad plugin(s) failed to load")
+
+
+def test_cli_debug_shows_warnings_in_full(eps, capsys, tmp_path):
+    add(eps, "fancy", None, dist="propgrad-fancy", version="0.3")
+    eps[-1]._loader = broken_import
+    with pytest.warns(PropgradPluginWarning, match="gpu_lib"):  # left to Python's (here: pytest's) warning display
+        code, lines = cli_errors(capsys, "benchmark", "--debug", "--suite", "x", "--out", str(tmp_path))
+    text = "\n".join(lines)
+    assert code == 2 and "propgrad: warning:" not in text
+    assert "Traceback (most recent call last):" in text  # --debug after the command works too

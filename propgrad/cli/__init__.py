@@ -1,14 +1,29 @@
-"""The ``propgrad`` command line: one module per sub-command under ``propgrad.cli``."""
+"""The ``propgrad`` command line: one module per sub-command under ``propgrad.cli``.
+
+A user's mistake (a :class:`~propgrad.errors.PropgradError`, or a ``ValueError``, ``TypeError``,
+``FileNotFoundError`` or ``LookupError``) prints as one line, ``propgrad <command>: error: ...``,
+and exits with 2; propgrad's warnings print as one line, ``propgrad: warning: ...``. Any other
+exception is a bug and keeps its traceback. ``--debug`` shows tracebacks and warnings in full.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
+import warnings
 from importlib import import_module
+from typing import Callable, TextIO
 
 from propgrad import __version__
+from propgrad.errors import PropgradError, PropgradWarning
 
 COMMANDS = ("benchmark", "explain", "plugins")
+
+#: Exceptions that describe what the user got wrong; printed as one line, exit code 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (PropgradError, ValueError, TypeError, FileNotFoundError, LookupError)
+
+DEBUG_HELP = "show full tracebacks of errors and warnings (to report a bug)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,23 +33,65 @@ def build_parser() -> argparse.ArgumentParser:
         description="Explain vision models by gradual interventions on semantic properties.",
     )
     parser.add_argument("--version", action="version", version=f"propgrad {__version__}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         import_module(f"propgrad.cli.{name}").add_parser(sub)
+    for command in sub.choices.values():  # `propgrad explain --debug ...` works too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+def one_line(text: str) -> str:
+    """``text`` with its lines joined by spaces, so a message prints as a single line."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def error_message(command: str, exc: BaseException) -> str:
+    """The one-line report of a user error: ``propgrad <command>: error: <message>``."""
+    return f"propgrad {command}: error: {one_line(str(exc)) or type(exc).__name__}"
+
+
+def one_line_warnings(fallback: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints propgrad's warnings as one line and passes others to ``fallback``."""
+
+    def show_warning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if not issubclass(category, PropgradWarning):
+            fallback(message, category, filename, lineno, file, line)
+            return
+        print(f"propgrad: warning: {one_line(str(message))}", file=sys.stderr if file is None else file)
+
+    return show_warning
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command, reporting user errors as one line (with the traceback under ``--debug``)."""
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("\ninterrupted; finished work is kept and a rerun continues from there", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, LookupError) as exc:
-        print(f"propgrad {args.command}: error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(error_message(args.command, exc), file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        if not args.debug:
+            warnings.showwarning = one_line_warnings(warnings.showwarning)
+        return run_command(args)
 
 
 if __name__ == "__main__":

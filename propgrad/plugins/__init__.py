@@ -4,17 +4,22 @@ Nothing happens at import time. The first lookup builds a pluggy ``PluginManager
 project ``propgrad``, registers the built-in plugins (``DEFAULT_PLUGINS``, by module path) and
 every ``propgrad`` entry point, each loaded on its own, then calls the ``register_*`` hooks of
 each plugin separately. A plugin that fails to import, implements a hook that does not exist,
-raises in a hook or registers something invalid is recorded as a :class:`PluginFailure` (with
-its distribution and version) and skipped as a whole; one :class:`PropgradPluginWarning` names
-every failure and everything else keeps working. Asking for a name nobody provides raises
-:class:`UnknownNameError`, which lists the failures. A name registered by two plugins is
-ambiguous: asking for it raises :class:`DuplicateNameError` naming both, other names still work.
-With ``PROPGRAD_STRICT_PLUGINS=1`` any failure raises :class:`PluginLoadError` at load instead.
+raises in a hook (``SystemExit`` included) or registers something invalid is recorded as a
+:class:`PluginFailure` (with its distribution and version) and skipped as a whole; one
+:class:`PropgradPluginWarning` names every failure and everything else keeps working. What plugins
+print while loading goes to stderr, so stdout stays clean. Asking for a name nobody provides raises
+:class:`UnknownNameError`, which lists the failures. A name registered by two third-party plugins
+is ambiguous: asking for it raises :class:`DuplicateNameError` naming both, other names still
+work. Built-in names always win: a third-party registration of one is refused and recorded as that
+plugin's failure (naming both), and the built-in keeps working. With ``PROPGRAD_STRICT_PLUGINS=1``
+any failure raises :class:`PluginLoadError` at load instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 import traceback
 import warnings
@@ -27,6 +32,7 @@ import pluggy
 from propgrad import hookspecs
 from propgrad.plugins.errors import (
     DuplicateNameError,
+    PluginExitError,
     PluginFailure,
     PluginLoadError,
     PropgradPluginWarning,
@@ -44,6 +50,7 @@ __all__ = [
     "PluginFailure",
     "PropgradPluginWarning",
     "PluginLoadError",
+    "PluginExitError",
     "UnknownNameError",
     "DuplicateNameError",
     "RegistrationError",
@@ -107,6 +114,16 @@ def _record(state: _State, info: PluginInfo, exc: BaseException) -> None:
     state.registry.failures.append(info.failure)
 
 
+def _exit_error(exc: SystemExit) -> PluginExitError:
+    """The recorded failure of a plugin that called ``sys.exit()``; ``exc`` is its cause (and traceback)."""
+    err = PluginExitError(
+        f"called sys.exit({exc.code!r}) while loading, which would end every propgrad command; "
+        "raise an exception instead (propgrad records it and keeps going)"
+    )
+    err.__cause__ = exc
+    return err
+
+
 def _add_plugin(state: _State, info: PluginInfo, loader: Callable[[], object]) -> None:
     """Load, register and collect one plugin; any error is recorded as its failure."""
     prior = next((p for p in state.plugins if p.name == info.name), None)
@@ -124,19 +141,39 @@ def _add_plugin(state: _State, info: PluginInfo, loader: Callable[[], object]) -
         except BaseException:
             state.pm.unregister(plugin)
             raise
+    except SystemExit as exc:  # a BaseException: `except Exception` would let it end the process
+        _record(state, info, _exit_error(exc))
+        return
     except Exception as exc:  # noqa: BLE001 - a broken plugin must never break the registry
         _record(state, info, exc)
         return
     clashes = []
     for kind, cls in collected:
-        reg = Registration(kind, cls.name, cls, info.name, info.distribution, info.version)
-        info.registrations.append(reg)
+        reg = Registration(kind, cls.name, cls, info.name, info.distribution, info.version, info.builtin)
         clash = state.registry.add(reg)
+        if clash is None or not _refused(reg, clash):
+            info.registrations.append(reg)
         if clash is not None:
-            clashes.append(f"{kind[:-1]} {cls.name!r} is already registered by {clash.origin()}")
+            clashes.append(_clash_message(reg, clash))
     if clashes:
-        err = DuplicateNameError("; ".join(clashes) + "; asking for that name now raises an error naming both")
-        _record(state, info, err)
+        _record(state, info, DuplicateNameError("; ".join(clashes)))
+
+
+def _refused(reg: Registration, clash: Registration) -> bool:
+    """True when ``reg`` was refused because ``clash`` is the built-in owner of the name."""
+    return clash.builtin and not reg.builtin
+
+
+def _clash_message(reg: Registration, clash: Registration) -> str:
+    """Why ``reg`` clashes with the earlier ``clash``, and what happens to the name now."""
+    label = f"{reg.kind[:-1]} {reg.name!r}"
+    ours = f"{reg.cls.__module__}.{reg.cls.__qualname__}"
+    if _refused(reg, clash):
+        return (
+            f"{label} is a built-in name (registered by {clash.origin()}); {ours} was not registered and "
+            f"the built-in stays in use; rename {ours}.name"
+        )
+    return f"{label} is already registered by {clash.origin()}; asking for that name now raises an error naming both"
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
@@ -152,6 +189,12 @@ def _entry_points() -> list[metadata.EntryPoint]:
 
 
 def _load() -> _State:
+    """Load every plugin; what plugins print goes to stderr, so stdout (``propgrad plugins --json``) stays clean."""
+    with contextlib.redirect_stdout(sys.stderr):
+        return _load_all()
+
+
+def _load_all() -> _State:
     from propgrad import __version__
 
     state = _State(new_plugin_manager(), Registry(tuple(KINDS)), [])

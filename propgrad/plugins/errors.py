@@ -8,12 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from propgrad.errors import PropgradError, PropgradWarning
 
-class PropgradPluginWarning(UserWarning):
+
+class PropgradPluginWarning(PropgradWarning):
     """Warned (once per load) when one or more plugins failed to load."""
 
 
-class PluginError(Exception):
+class PluginError(PropgradError):
     """Base class of plugin errors; ``failures`` holds the related :class:`PluginFailure` records."""
 
     def __init__(self, message: str, failures: tuple[PluginFailure, ...] = ()) -> None:
@@ -26,6 +28,10 @@ class PluginError(Exception):
 
 class RegistrationError(PluginError, TypeError):
     """A plugin registered something that is not a valid class for its hook."""
+
+
+class PluginExitError(PluginError, RuntimeError):
+    """A plugin raised ``SystemExit`` (called ``sys.exit()``) while it was imported or its hooks ran."""
 
 
 class PluginLoadError(PluginError, RuntimeError):
@@ -83,7 +89,7 @@ class PluginFailure:
 
 @dataclass(frozen=True)
 class Registration:
-    """One class registered by one plugin under one hook."""
+    """One class registered by one plugin under one hook (``builtin``: by one of propgrad's own plugins)."""
 
     kind: str
     name: str
@@ -91,6 +97,7 @@ class Registration:
     plugin: str
     distribution: str | None
     version: str | None
+    builtin: bool = False
 
     def origin(self) -> str:
         """``"plugin (distribution version)"`` for messages."""

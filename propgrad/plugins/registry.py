@@ -77,9 +77,10 @@ def validate_class(obj: Any, base: type, hook: str) -> type:
 class Registry:
     """Registered classes per kind ("sources", "baselines", "suites"), plus what went wrong.
 
-    A name registered by two plugins is *ambiguous*: it is removed from ``entries`` and kept in
-    ``conflicts`` so that asking for it raises :class:`DuplicateNameError` naming every plugin,
-    while every other name keeps working.
+    A name registered by two third-party plugins is *ambiguous*: it is removed from ``entries``
+    and kept in ``conflicts`` so that asking for it raises :class:`DuplicateNameError` naming
+    every plugin, while every other name keeps working. Built-in names are never taken over: a
+    third-party registration of a built-in name is refused and the built-in keeps working.
     """
 
     kinds: tuple[str, ...]
@@ -93,7 +94,14 @@ class Registry:
             self.conflicts.setdefault(kind, {})
 
     def add(self, reg: Registration) -> Registration | None:
-        """Add one registration; returns the registration it clashes with, if any."""
+        """Add one registration; returns the registration it clashes with, if any.
+
+        When the clash is a built-in registration (and ``reg`` is not one), ``reg`` is refused:
+        the built-in keeps the name. Otherwise both become ambiguous.
+        """
+        owner = self.entries[reg.kind].get(reg.name)
+        if owner is not None and owner.builtin and not reg.builtin:
+            return owner
         if reg.name in self.conflicts[reg.kind]:
             clash = self.conflicts[reg.kind][reg.name][0]
             self.conflicts[reg.kind][reg.name].append(reg)
