@@ -306,6 +306,53 @@ def check_seed(value: Any, name: str = "seed") -> int:
     return int(value)
 
 
+def available_devices() -> list[str]:
+    """The devices this process can run on: ``cpu``, then CUDA, MPS and XPU devices that are present."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        devices += ["xpu"] + [f"xpu:{i}" for i in range(xpu.device_count())]
+    return devices
+
+
+def check_device(value: Any, name: str = "device") -> torch.device:
+    """Check a device (a ``torch.device`` or its name) that exists in this process.
+
+    ``"bogus"``, or ``"cuda"`` on a CPU-only build or a machine without a GPU, fail here with the
+    list of available devices instead of deep inside torch when a tensor is first moved.
+
+    Returns:
+        The ``torch.device``.
+
+    Raises:
+        ParameterTypeError: If ``value`` is neither a string nor a ``torch.device``.
+        ValueError: If it names no device, or one that is not available here.
+    """
+    available = available_devices()
+    listed = ", ".join(repr(d) for d in available)
+    if not isinstance(value, (str, torch.device)):
+        raise ParameterTypeError(f"{name} must be a device name such as {listed}, got {_received(value)}")
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{name} must be one of the available devices ({listed}), got {value!r}") from None
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda" and torch.version.cuda is None and torch.version.hip is None:
+        reason = "this PyTorch build has no CUDA support"
+    else:
+        reason = "no such device is present"
+    kind = [d for d in available if d.split(":")[0] == device.type]
+    if not kind or (device.index is not None and str(device) not in available):
+        raise ValueError(f"{name} {str(value)!r} is not available: {reason}; available devices: {listed}")
+    return device
+
+
 def check_sequence_size(steps: int, image: torch.Tensor, *, name: str = "steps") -> int:
     """Refuse a sequence of ``steps`` images shaped like ``image`` that would exceed the memory limit.
 
@@ -324,7 +371,7 @@ def check_sequence_size(steps: int, image: torch.Tensor, *, name: str = "steps")
     limit = MAX_SEQUENCE_BYTES
     if nbytes > limit:
         raise ValueError(
-            f"{name}={steps} would need {nbytes / 2**30:.3g} GiB for {steps} images of shape "
+            f"{name} = {steps} would need {nbytes / 2**30:.3g} GiB for {steps} images of shape "
             f"{tuple(image.shape)} ({image.dtype}), more than the limit of {limit / 2**30:.3g} GiB "
             "(propgrad.validation.MAX_SEQUENCE_BYTES); use fewer steps or a smaller image"
         )
