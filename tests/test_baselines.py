@@ -10,6 +10,7 @@ from torch import nn
 from propgrad.baselines.base import AttributionBaseline, change_score
 from propgrad.baselines.captum_methods import (
     BASELINES,
+    IG_METHODS,
     DeepLiftBaseline,
     GuidedGradCamBaseline,
     IntegratedGradientsBaseline,
@@ -232,3 +233,106 @@ def test_register_baselines_registers_all_six() -> None:
         "kernel_shap",
     }
     assert all(issubclass(c, AttributionBaseline) and c.description for c in seen)
+
+
+# input checks ------------------------------------------------------------------------------
+
+
+def test_integrated_gradients_method_is_checked_against_captums_rules() -> None:
+    from captum.attr._utils.approximation_methods import SUPPORTED_METHODS
+
+    assert set(IG_METHODS) == set(SUPPORTED_METHODS)
+    for method in IG_METHODS:
+        assert IntegratedGradientsBaseline(method=method).method == method
+    with pytest.raises(ValueError, match=r"method must be one of 'gausslegendre', .*'riemann_middle', got 'gauss'"):
+        IntegratedGradientsBaseline(method="gauss")
+    with pytest.raises(TypeError, match=r"method must be one of .*, got None \(NoneType\)"):
+        IntegratedGradientsBaseline(method=None)
+
+
+def test_integrated_gradients_other_rule_runs(images: torch.Tensor) -> None:
+    maps = IntegratedGradientsBaseline(n_steps=8, method="riemann_trapezoid").attribute(tiny_net(), images, 0)
+    assert maps.shape == images.shape and torch.isfinite(maps).all()
+
+
+def test_guided_gradcam_interpolate_mode_is_checked(images: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match=r"interpolate_mode must be one of 'nearest', .*'area', got 'cubic'"):
+        GuidedGradCamBaseline(interpolate_mode="cubic")
+    smooth = GuidedGradCamBaseline(interpolate_mode="bilinear").attribute(tiny_net(), images, 0)
+    assert smooth.shape == images.shape and torch.isfinite(smooth).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", [c.name for c in BASELINES])
+def test_images_of_other_float_dtypes_run_in_the_models_dtype(name: str, dtype: torch.dtype, images) -> None:
+    model = tiny_net()
+    other = images.to(dtype)
+    maps = make(name).attribute(model, other, 1)
+    assert maps.dtype == torch.float32 and maps.shape == images.shape and torch.isfinite(maps).all()
+    torch.testing.assert_close(maps, make(name).attribute(model, other.float(), 1))
+
+
+def test_float64_model_gets_float64_images(images: torch.Tensor) -> None:
+    model = tiny_net().double()
+    assert torch.isfinite(OcclusionBaseline().attribute(model, images, 0)).all()  # float32 images, float64 model
+    assert IntegratedGradientsBaseline(n_steps=4).attribute(model, images, 0).dtype == torch.float64
+    parameterless = IntegratedGradientsBaseline(n_steps=4).attribute(TopLeftMean(), images.double(), 0)
+    assert parameterless.dtype == torch.float64  # no parameters: the images keep their dtype
+
+
+def test_numpy_scalars_are_accepted(images: torch.Tensor) -> None:
+    import numpy as np
+
+    model = tiny_net()
+    assert OcclusionBaseline(baseline=np.float32(0.5), window=np.int64(9)).baseline == 0.5
+    lime = LimeBaseline(n_samples=np.int64(20), n_segments=16, compactness=np.float32(1.0), seed=np.int64(3))
+    assert (lime.compactness, lime.seed) == (1.0, 3) and type(lime.seed) is int
+    torch.testing.assert_close(
+        lime.attribute(model, images, np.int64(1)), make("lime", seed=3).attribute(model, images, 1)
+    )
+    assert IntegratedGradientsBaseline(baseline=np.float64(0.25)).baseline == 0.25
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "match"),
+    [
+        (IntegratedGradientsBaseline, {"n_steps": "16"}, r"n_steps must be a positive integer, got '16' \(str\)"),
+        (IntegratedGradientsBaseline, {"baseline": "black"}, r"baseline must be a number in \[0, 1\], got 'black'"),
+        (IntegratedGradientsBaseline, {"internal_batch_size": 0.5}, "internal_batch_size must be a positive integer"),
+        (OcclusionBaseline, {"window": 9.0}, r"window must be a positive integer, got 9.0 \(float\)"),
+        (OcclusionBaseline, {"baseline": float("nan")}, r"baseline must be a number in \[0, 1\], not NaN"),
+        (OcclusionBaseline, {"baseline": [0.5]}, r"baseline must be a number in \[0, 1\], got \[0.5\] \(list\)"),
+        (LimeBaseline, {"seed": 1.5}, r"seed must be an integer .*got 1.5 \(float\); seeds are not rounded"),
+        (LimeBaseline, {"seed": None}, r"seed must be an integer .*got None"),
+        (LimeBaseline, {"seed": -3}, r"seed must be an integer .*got -3"),
+        (KernelShapBaseline, {"compactness": "1"}, r"compactness must be a number > 0, got '1' \(str\)"),
+        (KernelShapBaseline, {"compactness": 0}, r"compactness must be a number > 0, got 0"),
+        (KernelShapBaseline, {"n_segments": 1}, r"n_segments must be an integer >= 2, got 1"),
+        (GuidedGradCamBaseline, {"layer": 3}, "layer must be a dotted module name"),
+        (DeepLiftBaseline, {"baseline": True}, r"baseline must be a number in \[0, 1\], got True \(bool\)"),
+    ],
+)
+def test_bad_settings_are_named(cls: type, kwargs: dict, match: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=match):
+        cls(**kwargs)
+
+
+def test_bad_target_types(images: torch.Tensor) -> None:
+    import numpy as np
+
+    with pytest.raises(TypeError, match="target must be an int or a long tensor"):
+        OcclusionBaseline().attribute(tiny_net(), images, 1.0)
+    with pytest.raises(TypeError, match="target must be an int or a long tensor"):
+        OcclusionBaseline().attribute(tiny_net(), images, np.bool_(True))
+
+
+def test_importing_the_baselines_does_not_import_captum_or_matplotlib() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, propgrad.baselines, propgrad.baselines.captum_methods, propgrad.baselines.superpixels\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'captum', 'matplotlib', 'skimage'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

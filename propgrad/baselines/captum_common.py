@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from numbers import Integral
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from propgrad.validation import check_images
+from propgrad.validation import check_images, check_int, check_number
 
 _CAPTUM_NOISE = (
     r"Setting (forward, )?backward hooks",
@@ -18,9 +19,16 @@ _CAPTUM_NOISE = (
 
 
 def unit_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1] (an image value), got {value!r}")
-    return float(value)
+    """An image value in [0, 1] (Python or numpy number), as a float."""
+    return check_number(value, name, minimum=0.0, maximum=1.0, hint="an image value")
+
+
+def parameter_dtype(model: nn.Module) -> torch.dtype | None:
+    """The dtype of the model's first floating-point parameter (or buffer); None if it has none."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
 
 
 def prepare_inputs(
@@ -34,7 +42,9 @@ def prepare_inputs(
         target: Class index per image, a long tensor (B,) or one int for all images.
 
     Returns:
-        Detached images and a long target tensor (B,) on ``images.device``.
+        Detached images, converted to the dtype of the model's parameters (a float64, float16 or
+        bfloat16 batch for a float32 model becomes float32, so the maps are in the model's
+        dtype), and a long target tensor (B,) on ``images.device``.
 
     Raises:
         TypeError: For a model that is not an ``nn.Module`` or a non-integer target.
@@ -44,6 +54,9 @@ def prepare_inputs(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     images = check_images(images, "images", batched=True).detach()
+    dtype = parameter_dtype(model)
+    if dtype is not None and images.dtype != dtype:
+        images = images.to(dtype)
     batch = images.shape[0]
     for parameter in model.parameters():
         if parameter.device != images.device:
@@ -51,8 +64,8 @@ def prepare_inputs(
                 f"model is on {parameter.device} but images are on {images.device}; move them to the same device"
             )
         break
-    if isinstance(target, int) and not isinstance(target, bool):
-        target = torch.full((batch,), target, dtype=torch.long)
+    if isinstance(target, Integral) and not isinstance(target, bool):
+        target = torch.full((batch,), check_int(target, "target", minimum=None), dtype=torch.long)
     if not isinstance(target, torch.Tensor):
         raise TypeError(f"target must be an int or a long tensor of shape ({batch},), got {type(target).__name__}")
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:

@@ -8,17 +8,17 @@ are black and the grey baseline is 0.5. LIME and Kernel SHAP switch features off
 (Captum's default 0 would be black here; on the paper's normalised inputs 0 was the mean colour).
 
 Every map has the input's shape (B, 3, H, W), is unnormalised, detached and on the images'
-device. Models are not modified: in-place ReLU modules are handled on a cached copy
-(:mod:`propgrad.baselines.layers`), hooks are removed by Captum after each call.
+device, in the dtype of the model's parameters. Models are not modified: in-place ReLU modules
+are handled on a cached copy (:mod:`propgrad.baselines.layers`), hooks are removed by Captum after
+each call. Captum is imported only when a map is computed, so listing the baselines stays cheap.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
-from captum.attr import DeepLift, GuidedGradCam, IntegratedGradients, KernelShap, Lime, Occlusion
 from torch import nn
 
 from propgrad.baselines.base import AttributionBaseline
@@ -26,7 +26,16 @@ from propgrad.baselines.captum_common import finish, prepare_inputs, run_quietly
 from propgrad.baselines.layers import get_layer, last_conv_name, relu_safe_model
 from propgrad.baselines.superpixels import superpixel_segments
 from propgrad.hookspecs import hookimpl
-from propgrad.validation import check_int
+from propgrad.validation import check_choice, check_int, check_number, check_seed
+
+if TYPE_CHECKING:
+    from captum.attr import Lime
+
+IG_METHODS: tuple[str, ...] = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+"""Captum's integration rules for Integrated Gradients (``captum.attr._utils.approximation_methods``)."""
+
+INTERPOLATE_MODES: tuple[str, ...] = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
+"""Upsampling modes of ``torch.nn.functional.interpolate`` for (B, C, h, w) Grad-CAM maps."""
 
 
 class IntegratedGradientsBaseline(AttributionBaseline):
@@ -35,7 +44,7 @@ class IntegratedGradientsBaseline(AttributionBaseline):
     Args:
         n_steps: Integration steps (Captum's default 50).
         baseline: Value of the constant baseline image, in [0, 1].
-        method: Captum's integration rule (``"gausslegendre"``, ``"riemann_trapezoid"`` ...).
+        method: Captum's integration rule, one of :data:`IG_METHODS`.
         internal_batch_size: Steps evaluated per forward pass (None: all at once).
     """
 
@@ -52,12 +61,14 @@ class IntegratedGradientsBaseline(AttributionBaseline):
     ) -> None:
         self.n_steps = check_int(n_steps, "n_steps")
         self.baseline = unit_float(baseline, "baseline")
-        self.method = method
+        self.method = check_choice(method, "method", IG_METHODS)
         if internal_batch_size is not None:
-            check_int(internal_batch_size, "internal_batch_size")
+            internal_batch_size = check_int(internal_batch_size, "internal_batch_size")
         self.internal_batch_size = internal_batch_size
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from captum.attr import IntegratedGradients
+
         images, target = prepare_inputs(model, images, target)
         maps = run_quietly(
             lambda: IntegratedGradients(model).attribute(
@@ -90,6 +101,8 @@ class DeepLiftBaseline(AttributionBaseline):
         self.baseline = unit_float(baseline, "baseline")
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from captum.attr import DeepLift
+
         images, target = prepare_inputs(model, images, target)
         safe = relu_safe_model(model)
         maps = run_quietly(lambda: DeepLift(safe).attribute(images, baselines=self.baseline, target=target))
@@ -102,7 +115,8 @@ class GuidedGradCamBaseline(AttributionBaseline):
     Args:
         layer: Dotted name of the layer (as in ``model.named_modules()``); None picks the last
             ``nn.Conv2d`` in ``model.modules()`` order. Its output must be (B, C, h, w).
-        interpolate_mode: How the Grad-CAM map is upsampled (Captum's default ``"nearest"``).
+        interpolate_mode: How the Grad-CAM map is upsampled, one of :data:`INTERPOLATE_MODES`
+            (Captum's default ``"nearest"``).
     """
 
     name = "guided_gradcam"
@@ -112,9 +126,11 @@ class GuidedGradCamBaseline(AttributionBaseline):
         if layer is not None and not isinstance(layer, str):
             raise TypeError(f"layer must be a dotted module name (str) or None, got {type(layer).__name__}")
         self.layer = layer
-        self.interpolate_mode = interpolate_mode
+        self.interpolate_mode = check_choice(interpolate_mode, "interpolate_mode", INTERPOLATE_MODES)
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from captum.attr import GuidedGradCam
+
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         layer_name = self.layer if self.layer is not None else last_conv_name(model)
@@ -148,6 +164,8 @@ class OcclusionBaseline(AttributionBaseline):
         self.perturbations_per_eval = check_int(perturbations_per_eval, "perturbations_per_eval")
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from captum.attr import Occlusion
+
         images, target = prepare_inputs(model, images, target)
         height, width = images.shape[-2:]
         if self.window > min(height, width):
@@ -186,18 +204,12 @@ class _SuperpixelBaseline(AttributionBaseline):
         seed: int = 0,
     ) -> None:
         self.n_samples = check_int(self.default_samples if n_samples is None else n_samples, "n_samples")
-        self.n_segments = check_int(n_segments, "n_segments")
-        if self.n_segments < 2:
-            raise ValueError(f"n_segments must be at least 2, got {n_segments}")
-        if isinstance(compactness, bool) or not isinstance(compactness, (int, float)) or not compactness > 0:
-            raise ValueError(f"compactness must be a positive number, got {compactness!r}")
-        self.compactness = float(compactness)
+        self.n_segments = check_int(n_segments, "n_segments", minimum=2)
+        self.compactness = check_number(compactness, "compactness", minimum=0.0, min_inclusive=False)
         self.min_segments = check_int(min_segments, "min_segments")
         self.baseline = unit_float(baseline, "baseline")
         self.perturbations_per_eval = check_int(perturbations_per_eval, "perturbations_per_eval")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.last_segmentation_info: list[dict[str, Any]] = []
 
     @abstractmethod
@@ -249,6 +261,8 @@ class LimeBaseline(_SuperpixelBaseline):
     description = "LIME (Captum) on SLIC superpixels (100 segments, compactness 1)"
 
     def _method(self, model: nn.Module) -> Lime:
+        from captum.attr import Lime
+
         return Lime(model)
 
 
@@ -263,6 +277,8 @@ class KernelShapBaseline(_SuperpixelBaseline):
     default_samples = 25
 
     def _method(self, model: nn.Module) -> Lime:
+        from captum.attr import KernelShap
+
         return KernelShap(model)
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from skimage.segmentation import slic
 
 
 def grid_segments(height: int, width: int, n_segments: int) -> np.ndarray:
@@ -61,6 +60,8 @@ def superpixel_segments(
         ValueError: If even the grid fallback gives fewer than two segments (a tiny image or
             ``n_segments`` below 2).
     """
+    from skimage.segmentation import slic  # imported here: listing the baselines stays cheap
+
     pixels = image.detach().permute(1, 2, 0).to("cpu", torch.float64).numpy()
     height, width = pixels.shape[:2]
     attempts = [
