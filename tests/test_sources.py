@@ -56,10 +56,19 @@ def test_alpha_patch_rgb_plus_mask_equals_rgba(image):
 
 def test_alpha_patch_random_position_is_seeded(image):
     source = AlphaPatchSource(scale=0.25)
-    a, b, c = source.generate(image, seed=0), source.generate(image, seed=0), source.generate(image, seed=7)
-    assert torch.equal(a.images, b.images)
-    assert a.metadata["position"] != c.metadata["position"] or not torch.equal(a.images, c.images)
+    a, b = source.generate(image, seed=0), source.generate(image, seed=0)
+    assert torch.equal(a.images, b.images) and a.metadata["position"] == b.metadata["position"]
     assert a.images.min() >= 0 and a.images.max() <= 1
+    # the position itself varies with the seed (an 8x8 patch has 25 x 25 places in a 32x32 image)
+    fixed = AlphaPatchSource(patch=rgba_patch(), scale=None)
+    positions = {tuple(fixed.generate(image, seed=seed).metadata["position"]) for seed in range(12)}
+    assert len(positions) >= 6
+    assert len({top for top, _ in positions}) > 1 and len({left for _, left in positions}) > 1
+    for seed in (0, 5):  # and the recorded position is where the patch really went
+        seq = fixed.generate(image, seed=seed)
+        top, left = seq.metadata["position"]
+        changed = torch.nonzero((seq.images[-1] - image).abs().amax(dim=0) > 0)
+        assert changed.min(dim=0).values.tolist() == [top + 2, left + 2]
 
 
 def test_alpha_patch_avoid_keeps_the_patch_centre_off_the_mask(image):

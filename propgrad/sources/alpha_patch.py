@@ -7,7 +7,6 @@ patch is blended in as ``out = (1 - a * m) * image + a * m * patch`` for alpha `
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from propgrad.colour import hsv_to_rgb
 from propgrad.hookspecs import hookimpl
 from propgrad.images import as_mask, load_rgba, resize
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.validation import check_images, check_int
+from propgrad.validation import check_images, check_int, check_number, check_seed, check_sequence_size, check_steps
 
 STICKER_SIZE = 64
 """Pixel size of the procedural patch when ``scale=None``."""
@@ -133,7 +132,8 @@ class AlphaPatchSource(InterventionSource):
             image file (its alpha channel is the mask). None draws a procedural colourful sticker
             from the seed.
         mask: Segmentation (h, w) or (1, h, w), bool or float in [0, 1], for an RGB ``patch``.
-        steps: Number of alpha values, evenly spaced from 0 to 1 (at least 2).
+        steps: Number of alpha values, evenly spaced from 0 to 1 (2 to
+            :data:`propgrad.validation.MAX_STEPS`).
         position: (top, left) of the patch in pixels; None picks a random position from the seed.
         scale: The patch's longer side as a fraction (0, 1] of the image's shorter side; None keeps
             the patch's own pixel size.
@@ -157,24 +157,27 @@ class AlphaPatchSource(InterventionSource):
         avoid: Any = None,
     ) -> None:
         self.patch, self.patch_source = _check_patch(patch, mask)
-        check_int(steps, "steps", minimum=2)
-        self.steps = int(steps)
+        self.steps = check_steps(steps)
         if position is not None:
-            if (
-                not isinstance(position, (tuple, list))
-                or len(position) != 2
-                or not all(isinstance(p, Integral) and not isinstance(p, bool) and p >= 0 for p in position)
-            ):
+            if not isinstance(position, (tuple, list)) or len(position) != 2:
                 raise ValueError(f"position must be None or (top, left) non-negative integer pixels, got {position!r}")
             if avoid is not None:
                 raise ValueError("avoid only applies to random positions; pass position or avoid, not both")
-            position = (int(position[0]), int(position[1]))
-        self.position = position
-        if scale is not None and (not isinstance(scale, Real) or isinstance(scale, bool) or not 0 < scale <= 1):
-            raise ValueError(
-                f"scale must be None or a number in (0, 1] (fraction of the image's shorter side), got {scale!r}"
+            position = (
+                check_int(position[0], "position[0] (top)", minimum=0),
+                check_int(position[1], "position[1] (left)", minimum=0),
             )
-        self.scale = None if scale is None else float(scale)
+        self.position = position
+        if scale is not None:
+            scale = check_number(
+                scale,
+                "scale",
+                minimum=0.0,
+                maximum=1.0,
+                min_inclusive=False,
+                hint="a fraction of the image's shorter side, or None for the patch's own size",
+            )
+        self.scale = scale
         self.avoid = None if avoid is None else as_mask(avoid, "avoid") >= 0.5
 
     def _patch_for(self, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
@@ -191,7 +194,8 @@ class AlphaPatchSource(InterventionSource):
     def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
         """Blend the patch in at ``steps`` alphas from 0 to 1; see the class docstring."""
         check_images(image, "image", batched=False)
-        check_int(seed, "seed", minimum=0)
+        seed = check_seed(seed)
+        check_sequence_size(self.steps, image)
         height, width = image.shape[1:]
         generator = torch.Generator().manual_seed(int(seed))
         patch = self._patch_for(height, width, generator)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from propgrad.hookspecs import hookimpl
 from propgrad.images import load_image, resize
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.validation import check_images
+from propgrad.validation import ParameterTypeError, check_bool, check_images, check_seed
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SIDECAR_NAMES: tuple[str, ...] = ("values.csv", "values.json")
@@ -29,6 +30,13 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 def _natural_key(path: Path) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def _as_path(value: Any, name: str, expected: str) -> Path:
+    """``value`` as an expanded ``Path``; anything but a str or ``os.PathLike`` is refused by name."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ParameterTypeError(f"{name} must be {expected} (str or Path), got {type(value).__name__} {value!r}")
+    return Path(value).expanduser()
 
 
 def number_in_name(path: Path) -> float | None:
@@ -123,9 +131,9 @@ class FramesSource(InterventionSource):
                 "pass exactly one of path (a folder of frames) or paths (a list of "
                 f"image files), got path={path!r} and paths={paths!r}"
             )
-        for label, value in (("resize", resize), ("periodic", periodic)):
-            if not isinstance(value, bool) and not (label == "periodic" and value is None):
-                raise ValueError(f"{label} must be True or False{' or None' * (label == 'periodic')}, got {value!r}")
+        resize = check_bool(resize, "resize")
+        if periodic is not None:
+            periodic = check_bool(periodic, "periodic", hint="or None to detect a full turn in degrees")
         for label, value in (("property_name", property_name), ("unit", unit)):
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ValueError(f"{label} must be a non-empty string or None, got {value!r}")
@@ -151,9 +159,7 @@ class FramesSource(InterventionSource):
     @staticmethod
     def _find_files(path: Any, paths: Any) -> tuple[list[Path], Path | None]:
         if path is not None:
-            if not isinstance(path, (str, Path)):
-                raise ValueError(f"path must be a folder path, got {type(path).__name__}")
-            folder = Path(path).expanduser()
+            folder = _as_path(path, "path", "a folder path")
             if not folder.exists():
                 raise FileNotFoundError(f"path: frames folder not found: {folder}")
             if not folder.is_dir():
@@ -170,7 +176,7 @@ class FramesSource(InterventionSource):
             raise ValueError(f"paths must be a list of image files, got {paths!r}")
         if len(paths) < 2:
             raise ValueError(f"paths must list at least 2 frames, got {len(paths)}")
-        files = [Path(p).expanduser() for p in paths]
+        files = [_as_path(p, f"paths[{i}]", "an image file path") for i, p in enumerate(paths)]
         for file in files:
             if not file.is_file():
                 raise FileNotFoundError(f"paths: frame file not found: {file}")
@@ -182,7 +188,7 @@ class FramesSource(InterventionSource):
     @staticmethod
     def _find_sidecar(sidecar: Any, folder: Path | None) -> Path | None:
         if sidecar is not None:
-            sidecar = Path(sidecar).expanduser()
+            sidecar = _as_path(sidecar, "sidecar", "a path to a CSV or JSON file")
             if not sidecar.is_file():
                 raise FileNotFoundError(f"sidecar: file not found: {sidecar}")
             return sidecar
@@ -214,6 +220,7 @@ class FramesSource(InterventionSource):
     def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
         """The frames (sorted by value, read from disk on the first call) on ``image``'s device."""
         check_images(image, "image", batched=False)
+        check_seed(seed)
         size = tuple(image.shape[1:])
         if self._frames is None:  # read once; every later image reuses the frames
             self._frames = [load_image(f) for f in tqdm(self.files, desc="frames", disable=not show_progress)]

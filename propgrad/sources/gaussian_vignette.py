@@ -8,7 +8,6 @@ multiplicatively darkens (or brightens) the pixels closer to the image edges. Th
 from __future__ import annotations
 
 import math
-from numbers import Real
 from typing import Any
 
 import torch
@@ -16,7 +15,15 @@ import torch
 from propgrad.hookspecs import hookimpl
 from propgrad.images import as_mask
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.validation import check_images, check_int
+from propgrad.validation import check_images, check_number, check_seed, check_sequence_size, check_steps
+
+MAX_BRIGHTENING = 255.0
+"""Largest ``max_strength``: the far edges are then scaled by about 255, so even the darkest
+non-black 8-bit pixel (1/255) turns white there; stronger brightening changes next to nothing."""
+
+SIGMA_RANGE = (1e-3, 1e3)
+"""Allowed ``sigma`` (fractions of the image size): narrower Gaussians are below a pixel wide for
+any image under 1000 pixels (and ``sigma**2`` underflows in float32), wider ones are flat."""
 
 
 def gaussian_map(
@@ -65,9 +72,10 @@ class GaussianVignetteSource(InterventionSource):
 
     Args:
         max_strength: Final strength ``s``: in [-1, 0) darkens (-1 turns the far edges black),
-            positive brightens. Must not be 0.
-        sigma: Width of the Gaussian as a fraction (> 0) of the image height / width.
-        steps: Number of strengths, evenly spaced from 0 (at least 2).
+            in (0, :data:`MAX_BRIGHTENING`] brightens. Must not be 0.
+        sigma: Width of the Gaussian as a fraction of the image height / width, in
+            :data:`SIGMA_RANGE`.
+        steps: Number of strengths, evenly spaced from 0 (2 to :data:`propgrad.validation.MAX_STEPS`).
         center: (y, x) of the Gaussian's peak as fractions in [0, 1]; default the image centre.
         mask: Optional (H, W) or (1, H, W) bool / float mask in [0, 1] (or a path to a mask
             image) of pixels to protect, e.g. the object; only pixels where it is 0 change fully.
@@ -87,37 +95,29 @@ class GaussianVignetteSource(InterventionSource):
         center: tuple[float, float] | None = None,
         mask: Any = None,
     ) -> None:
-        if (
-            not isinstance(max_strength, Real)
-            or isinstance(max_strength, bool)
-            or not math.isfinite(max_strength)
-            or max_strength < -1
-            or max_strength == 0
-        ):
-            raise ValueError(
-                f"max_strength must be a non-zero number >= -1 (negative darkens, "
-                f"positive brightens), got {max_strength!r}"
-            )
-        if not isinstance(sigma, Real) or isinstance(sigma, bool) or not math.isfinite(sigma) or sigma <= 0:
-            raise ValueError(f"sigma must be a positive number (fraction of the image size), got {sigma!r}")
-        check_int(steps, "steps", minimum=2)
+        hint = "a non-zero strength: negative darkens (-1 turns the far edges black), positive brightens"
+        self.max_strength = check_number(max_strength, "max_strength", minimum=-1.0, maximum=MAX_BRIGHTENING, hint=hint)
+        if self.max_strength == 0:
+            raise ValueError(f"max_strength must not be 0 (that changes nothing); pass {hint}")
+        self.sigma = check_number(
+            sigma, "sigma", minimum=SIGMA_RANGE[0], maximum=SIGMA_RANGE[1], hint="a fraction of the image size"
+        )
+        self.steps = check_steps(steps)
         if center is None:
             center = (0.5, 0.5)
-        if (
-            not isinstance(center, (tuple, list))
-            or len(center) != 2
-            or not all(isinstance(c, Real) and not isinstance(c, bool) and 0 <= c <= 1 for c in center)
-        ):
+        if not isinstance(center, (tuple, list)) or len(center) != 2:
             raise ValueError(f"center must be None or (y, x) fractions in [0, 1], got {center!r}")
-        self.max_strength = float(max_strength)
-        self.sigma = float(sigma)
-        self.steps = int(steps)
-        self.center = (float(center[0]), float(center[1]))
+        self.center = (
+            check_number(center[0], "center[0] (y)", minimum=0.0, maximum=1.0),
+            check_number(center[1], "center[1] (x)", minimum=0.0, maximum=1.0),
+        )
         self.mask = None if mask is None else as_mask(mask, "mask")
 
     def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
         """Apply the vignette at ``steps`` strengths from 0 to ``max_strength``."""
         check_images(image, "image", batched=False)
+        seed = check_seed(seed)
+        check_sequence_size(self.steps, image)
         height, width = image.shape[1:]
         protect = None
         if self.mask is not None:

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.validation import check_images
+from propgrad.validation import (
+    ParameterTypeError,
+    check_images,
+    check_number,
+    check_seed,
+    check_sequence_size,
+    check_steps,
+)
 from propgrad_hue_shift.hue import rotate_hue
-
-
-def _as_number(value: Any, name: str, kind: type) -> float | int:
-    """Parse a parameter that may come from the command line as a string."""
-    expected = "an integer" if kind is int else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
-    try:
-        number = kind(value)
-    except ValueError:
-        raise ValueError(f"{name} must be {expected}, got {value!r}") from None
-    if kind is int and isinstance(value, float) and number != value:
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    return number
 
 
 class HueShiftSource(InterventionSource):
@@ -31,10 +22,11 @@ class HueShiftSource(InterventionSource):
     Works in HSV space, so saturation and brightness stay as they are and grey pixels do not
     change. With ``max_degrees=360`` the sweep is a full turn: the values are 0, 360/N, ...,
     360 - 360/N (360 itself would repeat the original image) and the sequence is periodic.
+    Numbers may be given as text (``"180"``), as typed on a command line.
 
     Args:
         max_degrees: Largest rotation, in (0, 360].
-        steps: Number of images in the sequence, at least 2.
+        steps: Number of images in the sequence, 2 to :data:`propgrad.validation.MAX_STEPS`.
         mask: Optional (H, W) or (1, H, W) float tensor in [0, 1] (or bool); only where it is
             1 does the hue change, soft values blend. None changes the whole image.
     """
@@ -45,14 +37,14 @@ class HueShiftSource(InterventionSource):
     unit = "degree"
 
     def __init__(self, max_degrees: float = 360.0, steps: int = 16, mask: torch.Tensor | None = None) -> None:
-        self.max_degrees = float(_as_number(max_degrees, "max_degrees", float))
-        if not 0.0 < self.max_degrees <= 360.0:
-            raise ValueError(f"max_degrees must be in (0, 360], got {self.max_degrees}")
-        self.steps = int(_as_number(steps, "steps", int))
-        if self.steps < 2:
-            raise ValueError(f"steps must be at least 2, got {self.steps}")
+        self.max_degrees = check_number(
+            max_degrees, "max_degrees", minimum=0.0, maximum=360.0, min_inclusive=False, strings=True
+        )
+        if isinstance(steps, float) and steps.is_integer():  # 16.0 is 16 steps
+            steps = int(steps)
+        self.steps = check_steps(steps, strings=True)
         if mask is not None and not isinstance(mask, torch.Tensor):
-            raise TypeError(f"mask must be a torch.Tensor of shape (H, W) or None, got {type(mask).__name__}")
+            raise ParameterTypeError(f"mask must be a torch.Tensor of shape (H, W) or None, got {type(mask).__name__}")
         self.mask = mask
 
     @property
@@ -94,6 +86,8 @@ class HueShiftSource(InterventionSource):
             The sequence on ``image``'s device; ``values`` are the angles in degrees.
         """
         check_images(image, "image", batched=False)
+        seed = check_seed(seed)
+        check_sequence_size(self.steps, image)
         mask = self._mask_for(image)
         values = self.values(image.dtype, image.device)
         rotated = rotate_hue(image, values)  # every step in one vectorised call

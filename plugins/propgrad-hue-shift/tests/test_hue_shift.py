@@ -79,10 +79,10 @@ def test_mask_limits_the_change_to_the_object():
 @pytest.mark.parametrize(
     ("params", "error", "match"),
     [
-        ({"max_degrees": 0}, ValueError, "max_degrees must be in"),
-        ({"max_degrees": 400}, ValueError, "max_degrees must be in"),
-        ({"steps": 1}, ValueError, "steps must be at least 2"),
-        ({"steps": 2.5}, ValueError, "steps must be a whole number"),
+        ({"max_degrees": 0}, ValueError, r"max_degrees must be a number in \(0, 360\]"),
+        ({"max_degrees": 400}, ValueError, r"max_degrees must be a number in \(0, 360\]"),
+        ({"steps": 1}, ValueError, r"steps must be an integer in \[2, "),
+        ({"steps": 2.5}, ValueError, "steps must be an integer"),
         ({"steps": True}, TypeError, "steps must be an integer"),
         ({"max_degrees": "lots"}, ValueError, "max_degrees must be a number"),
         ({"mask": [[1.0]]}, TypeError, "mask must be a torch.Tensor"),

@@ -6,46 +6,35 @@ and comma-separated lists are accepted.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+import numpy as np
 import torch
+
+from propgrad.validation import MAX_STEPS, ParameterTypeError, check_bool, check_int, check_number
 
 PAPER_TEXT_START, PAPER_TEXT_STOP, PAPER_NUM_TEXT_SCALES = 1.05, 14.7, 92  # step 0.15, Appx. B.3
 
 
 def as_float(name: str, value: Any, *, positive: bool = True) -> float:
-    """A finite float (positive unless told otherwise)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or (positive and number <= 0):
-        raise ValueError(f"{name} must be a finite{' positive' if positive else ''} number, got {value!r}")
-    return number
+    """A finite float (positive unless told otherwise); numbers in strings are accepted."""
+    if positive:
+        return check_number(value, name, minimum=0.0, min_inclusive=False, strings=True)
+    return check_number(value, name, strings=True)
 
 
-def as_int(name: str, value: Any, *, minimum: int = 1) -> int:
+def as_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None) -> int:
     """An integer of at least ``minimum`` (integral floats and numeric strings accepted)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
-    if isinstance(value, bool) or not number.is_integer() or number < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(number)
+    if isinstance(value, str):  # "20" and "20.0" from a command line or a config file
+        value = check_number(value, name, strings=True)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return check_int(value, name, minimum=minimum, maximum=maximum)
 
 
 def as_bool(name: str, value: Any) -> bool:
-    """A bool; the strings true/false, yes/no, 1/0 (any case) are accepted."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be true or false, got {value!r}")
+    """A bool; the strings true/false, yes/no, on/off, 1/0 (any case) are accepted."""
+    return check_bool(value, name, strings=True)
 
 
 def as_scale_list(name: str, value: Any) -> list[float]:
@@ -54,13 +43,17 @@ def as_scale_list(name: str, value: Any) -> list[float]:
         value = [v for v in value.replace(";", ",").split(",") if v.strip()]
     if isinstance(value, torch.Tensor):
         value = value.flatten().tolist()
-    try:
-        items = list(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a list of guidance scales, got {value!r}") from None
-    scales = [as_float(f"{name}[{i}]", v) for i, v in enumerate(items)]
-    if len(scales) < 2:
-        raise ValueError(f"{name} must hold at least 2 guidance scales, got {len(scales)}")
+    if isinstance(value, np.ndarray):
+        value = value.ravel().tolist()
+    if not isinstance(value, (list, tuple, range)):
+        shown = repr(value) if len(repr(value)) <= 80 else type(value).__name__
+        raise ParameterTypeError(f"{name} must be a list of guidance scales, got {shown} ({type(value).__name__})")
+    if not 2 <= len(value) <= MAX_STEPS:
+        raise ValueError(
+            f"{name} must hold at least 2 and at most {MAX_STEPS} guidance scales "
+            f"(propgrad.validation.MAX_STEPS), got {len(value)}"
+        )
+    scales = [as_float(f"{name}[{i}]", v) for i, v in enumerate(value)]
     for i in range(1, len(scales)):
         if scales[i] <= scales[i - 1]:
             raise ValueError(
@@ -86,7 +79,7 @@ def text_scales(explicit: Any, start: Any, stop: Any, num: Any) -> list[float]:
         return as_scale_list("text_guidance_scales", explicit)
     lo = as_float("text_guidance_start", PAPER_TEXT_START if start is None else start)
     hi = as_float("text_guidance_stop", PAPER_TEXT_STOP if stop is None else stop)
-    n = as_int("num_text_scales", PAPER_NUM_TEXT_SCALES if num is None else num, minimum=2)
+    n = as_int("num_text_scales", PAPER_NUM_TEXT_SCALES if num is None else num, minimum=2, maximum=MAX_STEPS)
     if hi <= lo:
         raise ValueError(f"text_guidance_stop ({hi:g}) must exceed text_guidance_start ({lo:g})")
     return [round(v, 10) for v in torch.linspace(lo, hi, n, dtype=torch.float64).tolist()]

@@ -9,6 +9,7 @@ the pipeline.
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 from propgrad.cache import cache_key, default_cache_dir, load_tensors, save_tensors
 from propgrad.images import resize
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.validation import check_images
+from propgrad.validation import ParameterTypeError, check_images, check_seed, check_sequence_size
 from propgrad_instruct_pix2pix import params
 from propgrad_instruct_pix2pix.fidelity import fidelity
 from propgrad_instruct_pix2pix.model_loading import (
@@ -116,6 +117,10 @@ class InstructPix2PixSource(InterventionSource):
             self.device = None if device is None else torch.device(device)
         except (RuntimeError, TypeError) as err:
             raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from err
+        if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+            raise ParameterTypeError(
+                f"cache_dir must be a folder path (str or Path) or None, got {type(cache_dir).__name__} {cache_dir!r}"
+            )
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir() / self.name
         self.use_cache = params.as_bool("use_cache", use_cache)
 
@@ -158,7 +163,9 @@ class InstructPix2PixSource(InterventionSource):
     ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Edit ``image`` once per (text, image) guidance pair, through the on-disk cache."""
         check_images(image, "image", batched=False)
-        seed = params.as_int("seed", seed, minimum=0)
+        seed = check_seed(seed)
+        edited = torch.empty(image.shape, dtype=torch.float32, device="meta")  # the edits' shape, not allocated
+        check_sequence_size(len(text), edited, name="number of edits")
         device = self.device or image.device
         dtype = default_dtype(device)
         height, width = image.shape[-2:]
