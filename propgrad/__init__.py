@@ -39,6 +39,12 @@ __all__ = ["__version__", "hookimpl", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (``propgrad.PropertyGradient`` ...)."""
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'propgrad' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's attributes plus the lazily imported public names, for ``dir()`` and completion."""
+    return sorted(set(globals()) | set(__all__))

@@ -10,6 +10,7 @@ import torch
 from propgrad.cli import main
 from propgrad.cli.explain import parse_params
 from propgrad.cli.model_loading import load_model
+from propgrad.errors import PropgradError
 from propgrad.example_model import ColourBalanceNet
 
 
@@ -120,3 +121,49 @@ def test_summary_prints_tiny_scores_with_significant_digits():
     text = explanation.summary(["dim"])
     assert f"E|grad| = {score:.4g} per step" in text
     assert "E|grad| = 0.00000" not in text and "e-0" in text
+
+
+def _command_raising(monkeypatch, exc):
+    """Make `propgrad plugins` raise ``exc`` (the parser is built per call, so it picks this up)."""
+    import propgrad.cli.plugins
+
+    def run(args):
+        raise exc
+
+    monkeypatch.setattr(propgrad.cli.plugins, "run", run)
+
+
+class SettingsError(PropgradError):
+    """A user error of a kind the CLI does not list: recognised through the PropgradError base."""
+
+
+@pytest.mark.parametrize(
+    ("exc", "message"),
+    [
+        (ValueError("first line\n  second line"), "first line second line"),
+        (FileNotFoundError("no such file: x.png"), "no such file: x.png"),
+        (LookupError("unknown source 'x'"), "unknown source 'x'"),
+        (TypeError("steps must be an int"), "steps must be an int"),
+        (SettingsError("--out is not writable\n(read-only)"), "--out is not writable (read-only)"),
+    ],
+)
+def test_user_errors_print_one_line_without_traceback(monkeypatch, capsys, exc, message):
+    _command_raising(monkeypatch, exc)
+    assert main(["plugins"]) == 2
+    assert capsys.readouterr().err == f"propgrad plugins: error: {message}\n"
+
+
+def test_debug_flag_adds_the_traceback_to_a_user_error(monkeypatch, capsys):
+    _command_raising(monkeypatch, ValueError("bad --param"))
+    for argv in (["--debug", "plugins"], ["plugins", "--debug"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("Traceback (most recent call last):") and "ValueError: bad --param" in err
+        assert err.splitlines()[-1] == "propgrad plugins: error: bad --param"
+
+
+def test_unexpected_exceptions_are_bugs_and_keep_their_traceback(monkeypatch, capsys):
+    _command_raising(monkeypatch, RuntimeError("internal invariant broken"))
+    with pytest.raises(RuntimeError, match="internal invariant broken"):  # not reported as a user error
+        main(["plugins"])
+    assert "error:" not in capsys.readouterr().err
