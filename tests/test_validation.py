@@ -186,7 +186,7 @@ def test_check_steps_is_bounded_with_a_reason():
 def test_check_sequence_size(monkeypatch):
     image = torch.zeros(3, 32, 32)
     assert check_sequence_size(10, image) == 10 * 3 * 32 * 32 * 4
-    with pytest.raises(ValueError, match=r"steps=1000000 would need 11.4 GiB .*\(3, 32, 32\).*limit of 4 GiB"):
+    with pytest.raises(ValueError, match=r"steps = 1000000 would need 11.4 GiB .*\(3, 32, 32\).*limit of 4 GiB"):
         check_sequence_size(10**6, image)
     monkeypatch.setattr(validation, "MAX_SEQUENCE_BYTES", 1000)
     with pytest.raises(ValueError, match="MAX_SEQUENCE_BYTES"):
