@@ -1,14 +1,22 @@
 """``propgrad benchmark``: the "predict the flip" benchmark of Penzel & Denzler (Tab. 2).
 
 Default: the quick mode of the ``fur`` suite with every registered baseline. ``--full`` runs every
-registered suite at the paper's sizes. Interrupted runs continue where they stopped when started
-again with the same ``--out`` and settings.
+registered suite at the paper's sizes. Interrupted runs (Ctrl-C, or SIGTERM from a scheduler or
+``kill``) continue where they stopped when started again with the same ``--out`` and settings;
+a resumed run keeps the baselines and suites it was started with unless ``--baselines`` or
+``--suite`` is given, so installing a new plugin does not block it. One run at a time can use
+an ``--out`` folder. Several runs sharing a machine are fastest with ``--threads 1`` each.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 DEFAULT_OUT = Path("propgrad-benchmark")
 DEFAULT_SUITE = "fur"
@@ -60,13 +68,92 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--permutations", type=int, metavar="K", help="permutations per test (default: 1000 quick, 10000 full)"
     )
     parser.add_argument("--fresh", action="store_true", help="discard earlier results in --out and start over")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads of torch (default: torch's choice); use 1 per run when several runs share a machine",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     parser.set_defaults(run=run)
     return parser
 
 
-def resolve_names(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, type]]:
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM, so it stops like on Ctrl-C."""
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Inside the block, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``); restored after.
+
+    Schedulers and ``kill`` send SIGTERM, and background jobs ignore SIGINT, so without this a
+    terminated run would stop without a word. Outside the main thread this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise Terminated(f"received signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)`` (None: leave torch's choice); restored after."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"--threads must be a positive integer, got {n!r}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def stored_names(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The suite and baseline names an earlier run in ``--out`` was started with, where not given now.
+
+    Returns:
+        ``{"suites": [...], "baselines": [...]}`` with only the entries taken from the store
+        (none with ``--fresh``, without a store, or for what the arguments name explicitly).
+    """
+    from propgrad.harness.pipeline import STORE_NAME
+    from propgrad.harness.store import read_header
+
+    header = None if args.fresh else read_header(Path(args.out) / STORE_NAME)
+    settings = header.get("settings") if header else None
+    if not isinstance(settings, dict):
+        return {}
+    out = {}
+    for field, given in (("suites", args.suites), ("baselines", args.baselines)):
+        names = settings.get(field)
+        if given is None and isinstance(names, list) and all(isinstance(n, str) for n in names):
+            out[field] = names
+    if not out.get("suites"):
+        out.pop("suites", None)  # a run always has suites; an empty list is not a choice to keep
+    return out
+
+
+def resolve_names(
+    args: argparse.Namespace, stored: dict[str, list[str]] | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, type]]:
     """The suite names, baseline names and baseline classes selected by the arguments.
+
+    Args:
+        args: The parsed arguments.
+        stored: Names to use where the arguments give none (from :func:`stored_names`).
 
     Raises:
         LookupError: An unknown suite or baseline name (the registry's error lists known ones).
@@ -74,7 +161,10 @@ def resolve_names(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str,
     """
     from propgrad.plugins import get_baseline, get_suite, list_baselines, list_suites
 
-    if args.baselines is None:
+    stored = stored or {}
+    if args.baselines is None and "baselines" in stored:
+        classes = {name: get_baseline(name) for name in stored["baselines"]}
+    elif args.baselines is None:
         classes = dict(list_baselines())
     elif [b.lower() for b in args.baselines] == ["none"]:
         classes = {}
@@ -84,6 +174,8 @@ def resolve_names(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str,
         classes = {name: get_baseline(name) for name in dict.fromkeys(args.baselines)}
     if args.suites:
         suites = tuple(dict.fromkeys(args.suites))
+    elif "suites" in stored:
+        suites = tuple(stored["suites"])
     else:
         suites = tuple(list_suites()) if not args.quick else (DEFAULT_SUITE,)
     for name in suites:
@@ -91,11 +183,27 @@ def resolve_names(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str,
     return suites, tuple(classes), classes
 
 
+def _say_kept(stored: dict[str, list[str]], out: Path) -> None:
+    from propgrad.plugins import list_baselines
+
+    if "baselines" in stored:
+        new = [name for name in list_baselines() if name not in stored["baselines"]]
+        extra = f"; not added: {', '.join(new)}" if new else ""
+        print(
+            f"resuming {out} with the baselines it was started with: {', '.join(stored['baselines']) or 'none'}"
+            f"{extra} (pass --baselines to choose, or --fresh to start over)"
+        )
+    if "suites" in stored:
+        names = ", ".join(stored["suites"])
+        print(f"resuming {out} with the suites it was started with: {names} (pass --suite to choose)")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark, print the tables, write results.json, report.md and plots to ``--out``."""
     from propgrad.harness import preset, run_benchmark
 
-    suites, baselines, classes = resolve_names(args)
+    stored = stored_names(args)
+    suites, baselines, classes = resolve_names(args, stored)
     settings = preset(
         quick=args.quick,
         suites=suites,
@@ -105,9 +213,15 @@ def run(args: argparse.Namespace) -> int:
         n_permutations=args.permutations,
     )
     mode = "quick" if args.quick else "full"
-    print(
-        f"propgrad benchmark ({mode}): suites {', '.join(suites)}; "
-        f"baselines {', '.join(baselines) or 'none'}; K = {settings.n_permutations}; out {args.out}"
-    )
-    run_benchmark(settings, args.out, fresh=args.fresh, show_progress=args.progress, echo=print)
+    with torch_threads(getattr(args, "threads", None)), sigterm_interrupts():
+        import torch
+
+        print(
+            f"propgrad benchmark ({mode}): suites {', '.join(suites)}; "
+            f"baselines {', '.join(baselines) or 'none'}; K = {settings.n_permutations}; "
+            f"{torch.get_num_threads()} torch threads; out {args.out}"
+        )
+        _say_kept(stored, args.out)
+        sys.stdout.flush()
+        run_benchmark(settings, args.out, fresh=args.fresh, show_progress=args.progress, echo=print)
     return 0

@@ -1,25 +1,29 @@
 """``run_benchmark``: a whole benchmark run, from settings to results.json, report.md and plots.
 
 Output folder layout: ``cells.jsonl`` (the resumable cell store), ``results.json``,
-``report.md``, ``behaviour_<suite>_<intervention>.png`` and ``scores_<suite>_<intervention>.png``.
-Everything but the append-only store is written atomically.
+``report.md``, ``behaviour_<suite>_<intervention>.png``, ``scores_<suite>_<intervention>.png``
+and ``.propgrad-benchmark.lock`` (held while a run uses the folder). Everything but the
+append-only store is written atomically.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from propgrad.atomic_files import write_json, write_text
 from propgrad.baselines.base import AttributionBaseline
+from propgrad.harness.identity import bind_baselines, bind_models, bind_suite
+from propgrad.harness.output_folder import check_writable, locked_output
 from propgrad.harness.plots import write_plots
 from propgrad.harness.report import format_report
 from propgrad.harness.runner import SuiteRunner, run_suites
 from propgrad.harness.settings import BenchmarkSettings
-from propgrad.harness.store import CellStore, SettingsMismatchError, changed_keys
+from propgrad.harness.store import CellStore
 from propgrad.harness.summary import finite_or_none, summarise
-from propgrad.harness.timing import Stopwatch
+from propgrad.harness.timing import Stopwatch, combine_summaries
 from propgrad.harness.versions import collect_versions
 from propgrad.suites.base import BenchmarkSuite
 
@@ -58,21 +62,6 @@ def build_suites(settings: BenchmarkSettings, stopwatch: Stopwatch, show_progres
     return suites
 
 
-def _check_suite_settings(store: CellStore, name: str, suite: BenchmarkSuite) -> dict[str, Any]:
-    current = json.loads(json.dumps(suite.settings(), sort_keys=True, default=str))
-    key = ["suite", name]
-    stored = store.get(key)
-    if stored is None:
-        store.append([{"kind": "suite", "key": key, "settings": current}])
-    elif stored["settings"] != current:
-        diffs = changed_keys(stored["settings"], current)
-        raise SettingsMismatchError(
-            f"{store.path.parent} holds results of suite {name!r} built with other settings "
-            f"(changed: {', '.join(diffs[:6])}). Pass another --out, or --fresh to discard them."
-        )
-    return current
-
-
 def run_benchmark(
     settings: BenchmarkSettings,
     out_dir: Path,
@@ -86,6 +75,11 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Run (or resume) the "predict the flip" benchmark and write its outputs.
 
+    The output folder is locked for the whole run (a second run into it fails at once). A resumed
+    run reuses the stored cells whose suite, baseline and model identities are unchanged (see
+    :mod:`propgrad.harness.identity`: other settings are refused, another plugin version or other
+    weights recompute that plugin's or model's cells) and retries cells recorded as errors.
+
     Args:
         settings: What to run (see :class:`BenchmarkSettings`).
         out_dir: Output folder; a rerun with the same settings continues where the last stopped.
@@ -96,21 +90,39 @@ def run_benchmark(
         fresh: Discard earlier results in ``out_dir`` first.
         show_progress: Progress bars (suite construction, interventions, inference, attribution).
         plots: Write the PNG figures.
-        echo: Called with status lines (resumed cells, output paths); None is silent.
+        echo: Called with status lines (resumed cells, recomputed plugins, output paths); None is silent.
 
     Returns:
-        The data written to ``results.json``.
+        The data written to ``results.json``. ``timing`` adds up every session that computed
+        cells of this store; ``session_timing`` is this session alone.
 
     Raises:
         SettingsMismatchError: ``out_dir`` holds results of other settings (and not ``fresh``).
+        OutputNotWritableError: ``out_dir`` cannot be written.
+        OutputInUseError: Another run is using ``out_dir``.
         ValueError: Suites or baselines that do not match the settings.
     """
-    say = echo or (lambda _msg: None)
-    stopwatch = Stopwatch()
     out_dir = Path(out_dir)
-    if fresh:
-        remove_outputs(out_dir)
-    store = CellStore(out_dir / STORE_NAME, settings.result_settings())
+    check_writable(out_dir, (STORE_NAME,))
+    with locked_output(out_dir):
+        if fresh:
+            remove_outputs(out_dir)
+        store = CellStore(out_dir / STORE_NAME, settings.result_settings())
+        return _run_locked(settings, out_dir, store, suites, baselines, show_progress, plots, echo or (lambda _m: None))
+
+
+def _run_locked(
+    settings: BenchmarkSettings,
+    out_dir: Path,
+    store: CellStore,
+    suites: Mapping[str, BenchmarkSuite] | None,
+    baselines: Mapping[str, AttributionBaseline] | None,
+    show_progress: bool,
+    plots: bool,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    stopwatch = Stopwatch()
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     if store.n_loaded:
         say(f"resuming: {store.n_loaded} finished cells found in {out_dir / STORE_NAME}")
     if baselines is None:
@@ -123,11 +135,19 @@ def run_benchmark(
         suites = build_suites(settings, stopwatch, show_progress)
     elif list(suites) != list(settings.suites):
         raise ValueError(f"suites must be given for exactly {list(settings.suites)} in order, got {list(suites)}")
-    suite_settings = {name: _check_suite_settings(store, name, suite) for name, suite in suites.items()}
-    n_before = len(store)
+    changes = bind_baselines(store, baselines, settings.baseline_kwargs)
+    suite_settings = {}
+    for name, suite in suites.items():
+        suite_settings[name], message = bind_suite(store, name, suite)
+        changes += [message] if message else []
+    for message in changes:
+        say(message)
     suite_info: dict[str, dict[str, Any]] = {}
 
     def prepared(name: str, runner: SuiteRunner) -> None:
+        for message in bind_models(store, name, runner.models):
+            changes.append(message)
+            say(message)
         suite = runner.suite
         with stopwatch.measure("suite_setup"):
             accuracy = suite.accuracy_table()
@@ -145,7 +165,31 @@ def run_benchmark(
             "level_accuracy": levels,
         }
 
-    run_suites(suites, baselines, settings, store, stopwatch, show_progress=show_progress, on_prepared=prepared)
+    finished = False
+    try:
+        run_suites(suites, baselines, settings, store, stopwatch, show_progress=show_progress, on_prepared=prepared)
+        finished = True
+    finally:
+        if not finished and store.n_appended:  # keep the timing of the interrupted session's cells
+            try:
+                store.add_segment(store.n_appended, stopwatch.summary(), started=started, interrupted=True)
+            except Exception:  # noqa: BLE001 - never hide why the run stopped
+                pass
+    return _report(settings, out_dir, store, suite_info, stopwatch, started, changes, plots, say)
+
+
+def _report(
+    settings: BenchmarkSettings,
+    out_dir: Path,
+    store: CellStore,
+    suite_info: dict[str, dict[str, Any]],
+    stopwatch: Stopwatch,
+    started: str,
+    changes: list[str],
+    plots: bool,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Summarise the store's cells; write results.json, report.md and the plots."""
     with stopwatch.measure("reporting"):
         layout = {
             k: {f: v[f] for f in ("interventions", "models", "pool", "images_per_class")} for k, v in suite_info.items()
@@ -165,7 +209,11 @@ def run_benchmark(
             model_order=model_order,
             level_tables=level_tables,
         )
-    timing = stopwatch.summary()
+    session = stopwatch.summary()
+    if store.n_appended:
+        store.add_segment(store.n_appended, session, started=started, interrupted=False)
+    computing = [seg["timing"] for seg in store.segments() if seg["cells_computed"] > 0]
+    timing = combine_summaries(computing) if computing else combine_summaries([session])
     results = {
         "format": "propgrad-benchmark/1",
         "versions": collect_versions(),
@@ -180,20 +228,18 @@ def run_benchmark(
         "summary": summary,
         "records": records,
         "timing": timing,
+        "session_timing": session,
         "resume": {
             "cells_loaded": store.n_loaded,
-            "cells_computed": len(store) - n_before,
+            "cells_computed": store.n_appended,
             "dropped_partial_line": store.dropped_partial_line,
+            "recomputed": list(changes),
         },
         "figures": [p.name for p in figures],
     }
     results = finite_or_none(results)
     write_json(out_dir / RESULTS_NAME, results)
-    timing_line = (
-        f"timing: {timing['run_s']:.1f} s run ({timing.get('suite_setup_s', 0.0):.1f} s suite setup excluded), "
-        f"{timing['model_and_attribution_s']:.1f} s in model forward + attribution calls, "
-        f"overhead ratio {timing['overhead_ratio']}"
-    )
+    timing_line = format_timing(timing, session)
     markdown = format_report(
         summary,
         settings.baselines,
@@ -207,6 +253,22 @@ def run_benchmark(
     say(text + "\n" + timing_line)
     say(f"wrote {out_dir / RESULTS_NAME}, {out_dir / REPORT_NAME} and {len(figures)} figures")
     return results
+
+
+def format_timing(timing: dict[str, float], session: dict[str, float]) -> str:
+    """The timing line of the report: the sessions that computed the cells, then this session if it differs."""
+    line = (
+        f"timing: {timing['run_s']:.1f} s run ({timing.get('suite_setup_s', 0.0):.1f} s suite setup excluded), "
+        f"{timing['model_and_attribution_s']:.1f} s in model forward + attribution calls, "
+        f"overhead ratio {timing['overhead_ratio']}"
+    )
+    sessions = int(timing.get("sessions", 1))
+    if sessions > 1 or session.get("model_and_attribution_s", 0.0) != timing["model_and_attribution_s"]:
+        line += (
+            f" (summed over the {sessions} session(s) that computed the cells; this session: "
+            f"{session['run_s']:.1f} s run, {session['model_and_attribution_s']:.1f} s in calls)"
+        )
+    return line
 
 
 def _in_layout(record: dict[str, Any], layout: Mapping[str, Any], settings: BenchmarkSettings) -> bool:

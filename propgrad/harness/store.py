@@ -1,10 +1,21 @@
 """An append-only JSON Lines store of finished benchmark cells, so that runs can resume.
 
-The first line is a header with the run's settings and their hash; every later line is one
-finished record (``{"kind": ..., "key": [...], ...}``), written, flushed and fsync'd as soon as it
-is finished. Loading tolerates a truncated or invalid *final* line (the process died while
-writing it) and cuts it off the file, so the next append starts on a clean line. A store written
-with different settings is refused instead of mixing results.
+Line 1 is the header: the run's settings and their hash (a store written with other settings is
+refused instead of mixing results). Every later line is one of
+
+- a *cell* (``{"kind": "property" | "baseline" | ..., "key": [...], ...}``), a finished result;
+- an *identity* (``kind="identity"``): what produced a group of cells (a plugin's class,
+  distribution, version and settings, or a model's weights hash) and which keys it covers
+  (``match``, ``[position, value]`` pairs);
+- a *segment* (``kind="segment"``): the timing of one session that computed cells.
+
+Loading replays the file in order: a later identity that differs from the earlier one of the
+same key drops the cells it covers that were stored before it (they were produced by something
+else, so they are recomputed), and a later cell replaces an earlier one with the same key (a
+retried failure). Every line carries a checksum and its fields are checked
+(:mod:`propgrad.harness.record_checks`); a damaged line is an error naming it, except a
+truncated or invalid *final* line (the process died while writing it), which is cut off so the
+next append starts on a clean line. An append that fails half-way (an interrupt) is cut off too.
 """
 
 from __future__ import annotations
@@ -12,11 +23,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
+from propgrad.atomic_files import atomic_write
 from propgrad.cache import cache_key
+from propgrad.harness.record_checks import CHECKSUM_FIELD, check_record, checksum
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2
+HEADER, IDENTITY, SEGMENT = "header", "identity", "segment"
+META_KINDS = frozenset({HEADER, IDENTITY, SEGMENT})
+_FRESH_HINT = "Pass --fresh (or another --out) to start over"
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -28,9 +44,28 @@ class SettingsMismatchError(ValueError):
     """The output folder holds results of a run with different settings."""
 
 
+class CorruptStoreError(ValueError):
+    """A line of the cell store (not the final, interrupted one) is damaged or was edited."""
+
+
 def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """The keys whose values differ between two settings dicts (present in either), sorted."""
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def read_header(path: Path) -> dict[str, Any] | None:
+    """The header of the store at ``path`` (without verifying the rest), or None if there is none."""
+    try:
+        with open(path, "rb") as fh:
+            line = fh.readline()
+        header = json.loads(line)
+    except (OSError, ValueError):
+        return None
+    return header if isinstance(header, dict) and header.get("kind") == HEADER else None
+
+
+def _matches(key: tuple[Any, ...], match: Sequence[Sequence[Any]]) -> bool:
+    return all(len(key) > pos and key[pos] == value for pos, value in match)
 
 
 class CellStore:
@@ -40,9 +75,15 @@ class CellStore:
         path: The ``.jsonl`` file; created (with its header) if missing.
         settings: The settings the results depend on (JSON-serialisable).
 
+    Attributes:
+        n_loaded: Cells found when the store was opened.
+        n_appended: Cells appended since (recomputed and retried ones included).
+        dropped_partial_line: Whether an interrupted final line was cut off.
+
     Raises:
-        SettingsMismatchError: The file was written with different settings.
-        ValueError: The file is not a propgrad cell store, or a line before the last is corrupt.
+        SettingsMismatchError: The file was written with different settings or store format.
+        CorruptStoreError: A line before the last is damaged, edited or has wrong fields.
+        ValueError: The file is not a propgrad cell store.
     """
 
     def __init__(self, path: Path, settings: dict[str, Any]) -> None:
@@ -50,16 +91,18 @@ class CellStore:
         self.settings = json.loads(json.dumps(settings, sort_keys=True))
         self.hash = settings_hash(self.settings)
         self._records: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._identities: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._segments: list[dict[str, Any]] = []
         self.n_loaded = 0
+        self.n_appended = 0
         self.dropped_partial_line = False
         if not (self.path.exists() and self._load()):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            header = {"kind": "header", "format": STORE_FORMAT, "settings_hash": self.hash, "settings": self.settings}
-            with open(self.path, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps(header, sort_keys=True) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            header = {"kind": HEADER, "format": STORE_FORMAT, "settings_hash": self.hash, "settings": self.settings}
+            header[CHECKSUM_FIELD] = checksum(header)
+            line = json.dumps(header, sort_keys=True) + "\n"
+            atomic_write(self.path, lambda tmp: tmp.write_text(line, encoding="utf-8"))
 
+    # -- loading -----------------------------------------------------------------------------
     def _load(self) -> bool:
         """Read an existing store; False if it holds not even a complete header (start anew)."""
         raw = self.path.read_bytes()
@@ -73,22 +116,27 @@ class CellStore:
         for number, line in enumerate(complete):
             try:
                 record = json.loads(line)
-                if not isinstance(record, dict) or "kind" not in record or (number > 0 and "key" not in record):
+                if not isinstance(record, dict) or "kind" not in record:
                     raise ValueError("not a record")
             except ValueError:
                 if number == len(complete) - 1 and number > 0 and not self.dropped_partial_line:
                     self.dropped_partial_line, keep = True, number
                     break
-                raise ValueError(
+                raise CorruptStoreError(
                     f"{self.path} line {number + 1} is corrupt and is not the last line, so it is not "
-                    "an interrupted write. Pass --fresh (or another --out) to start over."
+                    f"an interrupted write. {_FRESH_HINT}."
                 ) from None
             parsed.append(record)
-        if not parsed:
-            raise ValueError(f"{self.path} is not a propgrad benchmark cell store (no header line)")
         self._check_header(parsed[0])
+        for number, record in enumerate(parsed):
+            problem = check_record(record, first=number == 0)
+            if problem is not None:
+                raise CorruptStoreError(
+                    f"{self.path} line {number + 1}: {problem}. Delete that line to recompute the cell, or "
+                    f"{_FRESH_HINT[0].lower()}{_FRESH_HINT[1:]}."
+                )
         for record in parsed[1:]:
-            self._records[tuple(record["key"])] = record
+            self._replay(_without_checksum(record))
         if self.dropped_partial_line:
             good_end = sum(len(line) + 1 for line in complete[:keep])
             with open(self.path, "r+b") as fh:
@@ -99,17 +147,42 @@ class CellStore:
         return True
 
     def _check_header(self, header: dict[str, Any]) -> None:
-        if header.get("kind") != "header":
+        if header.get("kind") != HEADER:
             raise ValueError(f"{self.path} is not a propgrad benchmark cell store (no header line)")
+        if header.get("format") != STORE_FORMAT:
+            raise SettingsMismatchError(
+                f"{self.path} was written by another version of propgrad (store format "
+                f"{header.get('format')!r}, this one reads {STORE_FORMAT}). Pass another --out, or --fresh "
+                "to discard its results."
+            )
         if header.get("settings_hash") != self.hash:
             old = header.get("settings", {})
             diffs = changed_keys(old, self.settings)
             detail = "; ".join(f"{k}: {old.get(k)!r} -> {self.settings.get(k)!r}" for k in diffs[:6])
             raise SettingsMismatchError(
                 f"{self.path.parent} holds results of a benchmark run with different settings "
-                f"({detail or 'format changed'}). Pass another --out, or --fresh to discard them."
+                f"({detail or 'settings hash differs'}). Pass another --out, or --fresh to discard them."
             )
 
+    def _replay(self, record: dict[str, Any]) -> int:
+        """Apply one line in file order; returns the number of cells an identity change dropped."""
+        key = tuple(record["key"])
+        if record["kind"] == SEGMENT:
+            self._segments.append(record)
+            return 0
+        if record["kind"] != IDENTITY:
+            self._records[key] = record
+            return 0
+        previous = self._identities.get(key)
+        self._identities[key] = record
+        if previous is None or previous["identity"] == record["identity"]:
+            return 0
+        stale = [k for k in self._records if _matches(k, record["match"])]
+        for k in stale:
+            del self._records[k]
+        return len(stale)
+
+    # -- reading -----------------------------------------------------------------------------
     def __contains__(self, key: Iterable[Any]) -> bool:
         return tuple(key) in self._records
 
@@ -117,31 +190,102 @@ class CellStore:
         return len(self._records)
 
     def get(self, key: Iterable[Any]) -> dict[str, Any] | None:
-        """The record stored under ``key``, or None."""
+        """The cell stored under ``key``, or None."""
         return self._records.get(tuple(key))
 
+    def is_finished(self, key: Iterable[Any]) -> bool:
+        """Whether ``key`` holds a cell that needs no more work (stored, and not a recorded error)."""
+        record = self._records.get(tuple(key))
+        return record is not None and record.get("error") is None
+
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
-        """All records (of one ``kind``), sorted by key."""
+        """All cells (of one ``kind``), sorted by key."""
         chosen = [r for r in self._records.values() if kind is None or r["kind"] == kind]
         return sorted(chosen, key=lambda r: [str(k) if not isinstance(k, int) else f"{k:012d}" for k in r["key"]])
 
-    def append(self, records: list[dict[str, Any]]) -> None:
-        """Write finished records durably (one fsync per call), then keep them in memory.
+    def identity(self, key: Iterable[Any]) -> dict[str, Any] | None:
+        """The identity stored last under ``key`` (see :meth:`bind_identity`), or None."""
+        record = self._identities.get(tuple(key))
+        return None if record is None else record["identity"]
 
-        Each record needs ``kind`` (str) and ``key`` (list of str/int). A key already stored is
-        an error: nothing is ever computed twice.
+    def segments(self) -> list[dict[str, Any]]:
+        """The timing segments in the order they were written."""
+        return list(self._segments)
+
+    # -- writing -----------------------------------------------------------------------------
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Write finished cells durably (one fsync per call), then keep them in memory.
+
+        Each record needs ``kind`` (str, not a store kind) and ``key`` (list of str/int). A key
+        already stored is an error (nothing is computed twice), unless its stored cell records an
+        ``error``: a retry replaces it (the newer line wins on load).
         """
         if not records:
             return
-        lines = []
         for record in records:
+            if record.get("kind") in META_KINDS:
+                raise ValueError(f"{record['kind']!r} is a store line kind, not a cell kind")
             key = tuple(record["key"])
-            if key in self._records:
+            if self.is_finished(key):
                 raise ValueError(f"cell {key} is already stored in {self.path}")
-            lines.append(json.dumps(record, sort_keys=True, allow_nan=True))
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        self._write(records)
+        self.n_appended += len(records)
+
+    def bind_identity(self, key: Sequence[Any], identity: dict[str, Any], match: Sequence[Sequence[Any]]) -> int:
+        """Record what produces the cells whose keys ``match``; a changed identity drops those cells.
+
+        Args:
+            key: The identity's key, e.g. ``["identity", "baseline", "lime"]``.
+            identity: JSON-serialisable description (class, distribution, version, settings ...).
+            match: ``[position, value]`` pairs a cell key must all satisfy to be covered.
+
+        Returns:
+            How many stored cells were dropped (0 if the identity is new or unchanged).
+        """
+        identity = json.loads(json.dumps(identity, sort_keys=True))
+        if self.identity(key) == identity:
+            return 0
+        record = {"kind": IDENTITY, "key": list(key), "identity": identity, "match": [list(m) for m in match]}
+        self._write([record])
+        return self._replay(record)
+
+    def add_segment(self, cells_computed: int, timing: dict[str, float], **info: Any) -> None:
+        """Record the timing of one session that computed ``cells_computed`` cells."""
+        record = {
+            "kind": SEGMENT,
+            "key": [SEGMENT, len(self._segments)],
+            "cells_computed": int(cells_computed),
+            "timing": dict(timing),
+            **info,
+        }
+        self._write([record])
+        self._replay(record)
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        """Append lines with checksums and fsync; a write that fails half-way is cut off again."""
+        stored = []
         for record in records:
-            self._records[tuple(record["key"])] = json.loads(json.dumps(record))
+            body = json.loads(json.dumps(record, allow_nan=True))
+            body.pop(CHECKSUM_FIELD, None)
+            stored.append(body)
+        lines = [json.dumps({**r, CHECKSUM_FIELD: checksum(r)}, sort_keys=True, allow_nan=True) for r in stored]
+        data = memoryview(("\n".join(lines) + "\n").encode("utf-8"))
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                while data:
+                    data = data[os.write(fd, data) :]
+                os.fsync(fd)
+            except BaseException:  # an interrupt mid-write must not leave half a line before the next
+                os.ftruncate(fd, start)
+                raise
+        finally:
+            os.close(fd)
+        for record in stored:
+            if record["kind"] not in META_KINDS:
+                self._records[tuple(record["key"])] = record
+
+
+def _without_checksum(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != CHECKSUM_FIELD}

@@ -1,4 +1,8 @@
-"""Where a benchmark run spends its time: model forward passes, attribution calls, the rest."""
+"""Where a benchmark run spends its time: model forward passes, attribution calls, the rest.
+
+A :class:`Stopwatch` measures one session. A resumed benchmark adds up the sessions that
+computed its cells with :func:`combine_summaries`, so the time of finished work is not lost.
+"""
 
 from __future__ import annotations
 
@@ -35,12 +39,42 @@ class Stopwatch:
         total = self.elapsed()
         out = {f"{k}_s": round(v, 4) for k, v in sorted(self.seconds.items())}
         run = total - self.seconds.get("suite_setup", 0.0)
-        calls = self.seconds.get("forward", 0.0) + self.seconds.get("attribution", 0.0)
         out["total_s"] = round(total, 4)
         out["run_s"] = round(run, 4)
-        out["model_and_attribution_s"] = round(calls, 4)
-        out["overhead_ratio"] = round(run / calls, 4) if calls > 0 else float("nan")
-        return out
+        return _with_derived(out)
+
+
+_DERIVED = ("model_and_attribution_s", "overhead_ratio", "sessions")
+
+
+def _with_derived(out: dict[str, float]) -> dict[str, float]:
+    calls = out.get("forward_s", 0.0) + out.get("attribution_s", 0.0)
+    out["model_and_attribution_s"] = round(calls, 4)
+    out["overhead_ratio"] = round(out["run_s"] / calls, 4) if calls > 0 else float("nan")
+    return out
+
+
+def combine_summaries(summaries: list[dict[str, float]]) -> dict[str, float]:
+    """The sum of several :meth:`Stopwatch.summary` results (one per session).
+
+    Every ``*_s`` activity is added up; ``model_and_attribution_s`` and ``overhead_ratio`` are
+    recomputed from the sums, and ``sessions`` counts the summaries.
+
+    Raises:
+        ValueError: No summaries.
+    """
+    if not summaries:
+        raise ValueError("combine_summaries needs at least one timing summary")
+    out: dict[str, float] = {}
+    for summary in summaries:
+        for name, value in summary.items():
+            if name not in _DERIVED and name.endswith("_s"):
+                out[name] = out.get(name, 0.0) + float(value)
+    out = {k: round(v, 4) for k, v in sorted(out.items())}
+    out.setdefault("run_s", 0.0)
+    out = _with_derived(out)
+    out["sessions"] = len(summaries)
+    return out
 
 
 class TimedModule(nn.Module):

@@ -15,12 +15,15 @@ def _version(distribution: str) -> str | None:
 
 
 def collect_versions() -> dict[str, Any]:
-    """Versions of Python, propgrad, torch, numpy, captum and of every loaded plugin.
+    """Versions of Python, propgrad, torch, numpy, captum and of every loaded plugin, and torch's threads.
 
     Returns:
         ``{"python": ..., "propgrad": ..., "torch": ..., "numpy": ..., "captum": ...,
-        "plugins": <propgrad.plugins.describe_plugins() or an error string>}``.
+        "torch_threads": <torch.get_num_threads()>, "plugins": <propgrad.plugins.describe_plugins()
+        or an error string>}``.
     """
+    import torch
+
     import propgrad
 
     versions: dict[str, Any] = {
@@ -31,6 +34,7 @@ def collect_versions() -> dict[str, Any]:
         "scipy": _version("scipy"),
         "captum": _version("captum"),
         "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
     }
     try:
         from propgrad.plugins import describe_plugins

@@ -4,14 +4,18 @@ Everything lives in ``<cache_dir>/suites/<name>/<key>/`` with ``key = cache_key(
 settings(), CODE_VERSION)``: ``test.pt`` (the test set and what the interventions need),
 ``model_<split>.pt`` (one ``state_dict`` per training split, loadable with
 ``weights_only=True``), ``accuracy.json``, ``level_accuracy.json`` and ``settings.json``. Every
-file is written atomically, so an interrupted run leaves no half-written entry; a corrupt entry
-is rebuilt.
+file is written atomically, so an interrupted run leaves no half-written entry; the ``.pt``
+files have their SHA-256 beside them (``*.pt.sha256``), and an entry that is damaged later
+(truncated, edited, unreadable) is rebuilt with a :class:`~propgrad.cache.CacheRebuildWarning`
+saying which file and why. A retrained model may differ from the lost one (another thread count
+gives other weights), so the benchmark's cell store keys cells by each model's weights hash.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -20,7 +24,7 @@ import torch
 from torch import nn
 
 from propgrad.atomic_files import write_json
-from propgrad.cache import cache_key, default_cache_dir, load_tensors, save_tensors
+from propgrad.cache import CacheRebuildWarning, cache_key, default_cache_dir, load_tensors_checked, save_tensors
 from propgrad.suites.base import BenchmarkSuite
 from propgrad.suites.training import (
     TrainingConfig,
@@ -99,6 +103,18 @@ class CachedSuite(BenchmarkSuite):
         root = self.cache_dir if self.cache_dir is not None else default_cache_dir()
         return Path(root) / "suites" / self.name / self.cache_key
 
+    def _load_entry(self, filename: str, rebuild: str) -> dict[str, torch.Tensor] | None:
+        """A cached tensor file, or None (missing, or damaged: then warn that it is rebuilt and why)."""
+        path = self.cache_path / filename
+        loaded = load_tensors_checked(path)
+        if loaded.problem is not None:
+            warnings.warn(
+                f"{self.name}: the cached {path} is unusable: {loaded.problem}; {rebuild} it",
+                CacheRebuildWarning,
+                stacklevel=3,
+            )
+        return loaded.tensors
+
     def _write_settings(self) -> None:
         path = self.cache_path / "settings.json"
         if not path.exists():
@@ -112,7 +128,7 @@ class CachedSuite(BenchmarkSuite):
             models = {}
             for split in self.training_splits:
                 path = self.cache_path / f"model_{split}.pt"
-                state = load_tensors(path)
+                state = self._load_entry(path.name, "retraining")
                 if state is None:
                     images, labels = self.training_data(split)
                     start = time.perf_counter()
@@ -138,7 +154,7 @@ class CachedSuite(BenchmarkSuite):
         """The cached test data (``images``, ``labels`` and intervention inputs)."""
         if self._test is None:
             path = self.cache_path / "test.pt"
-            data = load_tensors(path)
+            data = self._load_entry(path.name, "regenerating")
             if data is None:
                 data = self.make_test_data()
                 save_tensors(path, data)
@@ -171,6 +187,11 @@ class CachedSuite(BenchmarkSuite):
                 table = None
             if isinstance(table, dict) and valid(table):
                 return table
+            warnings.warn(
+                f"{self.name}: the cached {path} is unreadable or incomplete; recomputing it",
+                CacheRebuildWarning,
+                stacklevel=3,
+            )
         table = compute()
         write_json(path, table)
         return table
