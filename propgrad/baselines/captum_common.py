@@ -9,6 +9,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from propgrad.forward import model_dtype, run_model
 from propgrad.validation import check_images, check_int, check_number
 
 _CAPTUM_NOISE = (
@@ -21,14 +22,6 @@ _CAPTUM_NOISE = (
 def unit_float(value: Any, name: str) -> float:
     """An image value in [0, 1] (Python or numpy number), as a float."""
     return check_number(value, name, minimum=0.0, maximum=1.0, hint="an image value")
-
-
-def parameter_dtype(model: nn.Module) -> torch.dtype | None:
-    """The dtype of the model's first floating-point parameter (or buffer); None if it has none."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        if tensor.is_floating_point():
-            return tensor.dtype
-    return None
 
 
 def prepare_inputs(
@@ -54,7 +47,7 @@ def prepare_inputs(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     images = check_images(images, "images", batched=True).detach()
-    dtype = parameter_dtype(model)
+    dtype = model_dtype(model)
     if dtype is not None and images.dtype != dtype:
         images = images.to(dtype)
     batch = images.shape[0]
@@ -75,12 +68,7 @@ def prepare_inputs(
     if target.shape != (batch,):
         raise ValueError(f"target must have shape ({batch},), one class per image, got {tuple(target.shape)}")
     target = target.to(images.device, torch.long)
-    with torch.no_grad():
-        logits = model(images)
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != batch:
-        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"model must map {batch} images to logits of shape ({batch}, K), got {got}")
-    n_classes = logits.shape[1]
+    n_classes = run_model(model, images, batch_size=batch).shape[1]
     if bool(((target < 0) | (target >= n_classes)).any()):
         raise ValueError(
             f"target must hold class indices in [0, {n_classes - 1}] (the model has "
