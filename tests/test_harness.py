@@ -18,7 +18,9 @@ from torch import nn
 
 from propgrad.baselines.base import AttributionBaseline
 from propgrad.harness import BenchmarkSettings, CellStore, SettingsMismatchError, run_benchmark
+from propgrad.harness.cells import CellKey
 from propgrad.harness.pipeline import STORE_NAME
+from propgrad.harness.settings import PoolSize
 from propgrad.sources.base import InterventionSequence
 from propgrad.suites.base import BenchmarkSuite
 
@@ -109,7 +111,7 @@ class ImageMap(AttributionBaseline):
         if self.interrupt_after is not None and self.calls >= self.interrupt_after:
             raise KeyboardInterrupt
         self.calls += 1
-        assert images.shape[0] == target.shape[0] and images.shape[0] % 2 == 0
+        assert images.shape[0] == target.shape[0] == 1  # one image per call: maps never see batch-mates
         return images.clone()
 
 
@@ -130,7 +132,6 @@ def settings(**overrides: Any) -> BenchmarkSettings:
         n_permutations=200,
         baselines=("image_map",),
         n_resamples=5,
-        attribution_batch_size=3,
         chunk_size=5,
     )
     base.update(overrides)
@@ -146,54 +147,116 @@ def expected_flip(index: int, cut: float) -> bool:
 
 
 def comparable(results: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in results.items() if k not in ("timing", "resume")}
+    """Results without what depends on the session (timings, resume counts)."""
+    return {k: v for k, v in results.items() if "timing" not in k and k != "resume"}
 
 
-def test_records_match_known_flips_and_scores(tmp_path: Path) -> None:
-    results = run(tmp_path, settings(), {"image_map": ImageMap()})
-    props = [r for r in results["records"] if r["kind"] == "property"]
-    assert len(props) == len(BRIGHTNESS) * len(CUTS)
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """One uninterrupted run of the darkening suite with the image-map baseline, and its folder."""
+    out = tmp_path_factory.mktemp("finished")
+    return run(out, settings(), {"image_map": ImageMap()}), out
+
+
+def records_of(results: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [r for r in results["records"] if r["kind"] == kind]
+
+
+def test_one_property_record_per_image_and_model(finished: tuple[dict[str, Any], Path]) -> None:
+    props = records_of(finished[0], "property")
+    assert sorted((CellKey.from_json(r["key"]).model, r["image"]) for r in props) == sorted(
+        (m, i) for m in CUTS for i in range(len(BRIGHTNESS))
+    )
+
+
+def test_explained_class_is_the_decision_on_the_original(finished: tuple[dict[str, Any], Path]) -> None:
+    for r in records_of(finished[0], "property"):
+        cut = CUTS[CellKey.from_json(r["key"]).model]
+        assert r["explained"] == int(BRIGHTNESS[r["image"]] < cut), r["key"]
+        assert r["original_prediction_correct"] == (r["explained"] == r["label"])
+
+
+def test_flips_follow_the_brightness_arithmetic(finished: tuple[dict[str, Any], Path]) -> None:
+    props = records_of(finished[0], "property")
     for r in props:
-        i, cut = r["image"], CUTS[r["key"][3]]
-        assert r["explained"] == int(BRIGHTNESS[i] < cut)
-        assert r["flipped_anywhere"] == expected_flip(i, cut) == r["final_differs"]
-        assert r["reference"] == pytest.approx(abs(r["curve"][-1] - r["curve"][0]))
-        assert len(r["curve"]) == N_STEPS and r["score"] > 0 and 0 < r["p_value"] <= 1
+        expected = expected_flip(r["image"], CUTS[CellKey.from_json(r["key"]).model])
+        assert r["flipped_anywhere"] == expected == r["final_differs"], r["key"]
+        assert (r["n_flips"] > 0) == expected  # a monotone darkening crosses the cut at most once
     assert any(r["flipped_anywhere"] for r in props) and not all(r["flipped_anywhere"] for r in props)
-    for r in (r for r in results["records"] if r["kind"] == "baseline"):
+
+
+def test_reference_is_the_change_of_the_explained_probability(finished: tuple[dict[str, Any], Path]) -> None:
+    for r in records_of(finished[0], "property"):
+        assert r["reference"] == pytest.approx(abs(r["curve"][-1] - r["curve"][0]))
+
+
+def test_curve_score_and_p_value_are_well_formed(finished: tuple[dict[str, Any], Path]) -> None:
+    for r in records_of(finished[0], "property"):
+        assert len(r["curve"]) == N_STEPS and all(0.0 <= p <= 1.0 for p in r["curve"])
+        assert r["score"] > 0 and 0 < r["p_value"] <= 1
+        assert (r["property_name"], r["unit"], r["periodic"]) == ("darkness", "step", False)
+
+
+def test_baseline_scores_are_the_mean_squared_image_change(finished: tuple[dict[str, Any], Path]) -> None:
+    cells = records_of(finished[0], "baseline")
+    assert len(cells) == len(BRIGHTNESS) * len(CUTS)
+    for r in cells:
         b, f = BRIGHTNESS[r["image"]], FINAL_FACTOR[r["image"]]
-        assert r["error"] is None and r["score"] == pytest.approx((b - b * f) ** 2, rel=1e-5)
-    table = results["summary"]["darkening"]["darken"]
-    for definition in ("anywhere", "final"):
-        for model in CUTS:
-            ref = table["flip_prediction"][definition][model]["output_reference"]
-            assert ref["accuracy_mean"] == 1.0 and ref["auc_mean"] == 1.0
-            assert set(table["flip_prediction"][definition][model]) == {
-                "property_score",
-                "output_reference",
-                "image_map",
-            }
-    scores = table["scores"]["cut50"]
-    assert scores["n_images"] == len(BRIGHTNESS)
-    assert scores["n_flipped_anywhere"] == sum(expected_flip(i, 0.5) for i in range(len(BRIGHTNESS)))
-    on_disk = json.loads((tmp_path / "results.json").read_text())
+        assert r["method"] == "image_map" and r["error"] is None
+        assert r["score"] == pytest.approx((b - b * f) ** 2, rel=1e-5)
+
+
+@pytest.mark.parametrize("definition", ["anywhere", "final"])
+def test_output_reference_predicts_flips_perfectly(finished: tuple[dict[str, Any], Path], definition: str) -> None:
+    table = finished[0]["summary"]["darkening"]["darken"]["flip_prediction"][definition]
+    for model in CUTS:
+        assert set(table[model]) == {"property_score", "output_reference", "image_map"}
+        ref = table[model]["output_reference"]
+        assert ref["accuracy_mean"] == 1.0 and ref["auc_mean"] == 1.0
+
+
+def test_score_table_counts_images_and_flips(finished: tuple[dict[str, Any], Path]) -> None:
+    scores = finished[0]["summary"]["darkening"]["darken"]["scores"]
+    for model, cut in CUTS.items():
+        assert scores[model]["n_images"] == len(BRIGHTNESS)
+        assert scores[model]["n_flipped_anywhere"] == sum(expected_flip(i, cut) for i in range(len(BRIGHTNESS)))
+
+
+def test_results_json_holds_the_returned_results(finished: tuple[dict[str, Any], Path]) -> None:
+    results, out = finished
+    on_disk = json.loads((out / "results.json").read_text())
     assert on_disk["records"] == results["records"] and on_disk["settings"]["n_permutations"] == 200
     assert on_disk["suites"]["darkening"]["accuracy_table"] == {"cut50": {"test": 1.0}, "cut35": {"test": 1.0}}
     assert {"torch", "captum", "propgrad", "plugins"} <= set(on_disk["versions"])
-    timing = on_disk["timing"]
+
+
+def test_timing_separates_model_calls_from_overhead(finished: tuple[dict[str, Any], Path]) -> None:
+    timing = json.loads((finished[1] / "results.json").read_text())["timing"]
     assert timing["forward_s"] > 0 and timing["attribution_s"] > 0 and timing["overhead_ratio"] > 1
-    report = (tmp_path / "report.md").read_text()
+
+
+def test_report_holds_the_score_and_accuracy_tables(finished: tuple[dict[str, Any], Path]) -> None:
+    report = (finished[1] / "report.md").read_text()
     assert "| cut50 |" in report and "E|∇X|" in report
     assert "darkening: test accuracy (%) of every model on every split" in report
     assert "| cut35 | 100.0 |" in report
-    levels = on_disk["suites"]["darkening"]["level_accuracy"]["darkening factor"]
+
+
+def test_level_accuracy_is_saved_and_reported(finished: tuple[dict[str, Any], Path]) -> None:
+    results, out = finished
+    levels = results["suites"]["darkening"]["level_accuracy"]["darkening factor"]
     assert levels["levels"] == ["1.0", "0.5"] and levels["accuracy"]["cut50"][0] == 1.0
     assert levels["accuracy"]["cut50"][1] < 1.0  # halving brightness crosses the cut for some images
+    report = (out / "report.md").read_text()
     assert "darkening: accuracy (%) by darkening factor" in report
     assert f"| cut50 | 100.0 | {100 * levels['accuracy']['cut50'][1]:.1f} |" in report
     assert "| cut50: bright | 100.0 |" in report and "| cut50: dark | 100.0 | 100.0 |" in report  # darker stays dark
-    assert (tmp_path / "behaviour_darkening_darken.png").stat().st_size > 1000
-    assert (tmp_path / "scores_darkening_darken.png").stat().st_size > 1000
+
+
+def test_plots_are_written(finished: tuple[dict[str, Any], Path]) -> None:
+    results, out = finished
+    assert sorted(results["figures"]) == ["behaviour_darkening_darken.png", "scores_darkening_darken.png"]
+    assert all((out / name).stat().st_size > 1000 for name in results["figures"])
 
 
 def test_sequences_are_generated_once_per_image_and_shared_by_models(tmp_path: Path) -> None:
@@ -216,14 +279,15 @@ def test_failing_baseline_is_recorded_and_shown_as_na(tmp_path: Path) -> None:
 
 
 def test_interrupted_run_resumes_without_recomputing(tmp_path: Path) -> None:
-    st = settings(attribution_batch_size=1)
+    st = settings()
     n_cells = len(BRIGHTNESS) * len(CUTS)
     first = ImageMap(interrupt_after=7)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "a", st, {"image_map": first})
     second = ImageMap()
     resumed = run(tmp_path / "a", st, {"image_map": second})
-    assert first.calls == 7 and second.calls == n_cells - 7
+    # 3 cells (2 calls each: original, final) finished; the 4th died after its original's map
+    assert first.calls == 7 and second.calls == 2 * (n_cells - 3)
     keys = [json.dumps(json.loads(line)["key"]) for line in (tmp_path / "a" / STORE_NAME).read_text().splitlines()[1:]]
     assert len(keys) == len(set(keys))  # no cell stored twice
     assert resumed["resume"]["cells_loaded"] > 0
@@ -240,11 +304,13 @@ def test_truncated_last_line_is_tolerated(tmp_path: Path) -> None:
     full = run(tmp_path, st, {"image_map": ImageMap()}, plots=False)
     path = tmp_path / STORE_NAME
     lines = path.read_text().splitlines(keepends=True)
-    path.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # the last write died halfway
+    last = max(n for n, line in enumerate(lines) if json.loads(line)["kind"] == "baseline")
+    # the process died halfway through writing its last cell (and so wrote nothing after it)
+    path.write_text("".join(lines[:last]) + lines[last][: len(lines[last]) // 2])
     again = ImageMap()
     resumed = run(tmp_path, st, {"image_map": again}, plots=False)
     assert resumed["resume"]["dropped_partial_line"] is True
-    assert again.calls == 1  # only the half-written cell (one batch) is redone
+    assert again.calls == 2  # only the half-written cell is redone: its original's and final's maps
     assert comparable(resumed)["records"] == comparable(full)["records"]
     assert all(json.loads(line) for line in path.read_text().splitlines())
 
@@ -279,7 +345,12 @@ def test_other_settings_are_refused_unless_fresh(tmp_path: Path) -> None:
     results = run(tmp_path, settings(n_permutations=300), {"image_map": baseline}, plots=False, fresh=True)
     assert baseline.calls > 0 and results["settings"]["n_permutations"] == 300
     # batch sizes do not change results, so changing them resumes instead of refusing
-    run(tmp_path, settings(n_permutations=300, attribution_batch_size=2), {"image_map": ImageMap()}, plots=False)
+    run(
+        tmp_path,
+        settings(n_permutations=300, forward_batch_size=4, chunk_size=2),
+        {"image_map": ImageMap()},
+        plots=False,
+    )
 
 
 def test_changed_suite_settings_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -290,7 +361,7 @@ def test_changed_suite_settings_are_refused(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_pool_limits_images_per_class(tmp_path: Path) -> None:
-    results = run(tmp_path, settings(pool_per_class="images_per_class", baselines=()), {}, plots=False)
+    results = run(tmp_path, settings(pool_per_class=PoolSize.SUITE_IMAGES_PER_CLASS, baselines=()), {}, plots=False)
     pool = results["suites"]["darkening"]["pool"]
     labels = [int(BRIGHTNESS[i] < 0.5) for i in pool]
     assert labels.count(0) == 4 and labels.count(1) == 4

@@ -1,16 +1,19 @@
-"""What one finished benchmark cell holds: pure functions from model outputs and maps to records.
+"""What one finished benchmark cell holds: its key, its record, and pure functions that build them.
 
 A *property cell* is one (suite, intervention, model, image): the explained class, the
 probability of that class along the sequence, its expected property gradient magnitude and
 permutation p-value, both flip definitions and the output-only reference |p_T - p_0|. A
 *baseline cell* is one (suite, intervention, model, image, baseline): the change score of the
 baseline's map between the original and the fully intervened image, or the error it raised.
+
+Records are stored as JSON; a record's ``key`` is the JSON list of its :class:`CellKey`
+(``["property", suite, intervention, model, image]`` or ``["baseline", ..., image, baseline]``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, NamedTuple, Sequence, TypedDict
 
 import torch
 
@@ -18,15 +21,88 @@ from propgrad.baselines.base import change_score
 from propgrad.cache import cache_key
 from propgrad.scoring import SequenceScore
 
+CellKind = Literal["property", "baseline"]
+JsonKey = list[str | int]
+"""A :class:`CellKey` as stored: a JSON list without the trailing None of a property cell."""
 
-def property_key(suite: str, intervention: str, model: str, image: int) -> list[Any]:
-    """Store key of a property cell."""
-    return ["property", suite, intervention, model, int(image)]
+
+class CellKey(NamedTuple):
+    """Where a cell sits in the benchmark grid; ``baseline`` is None for a property cell."""
+
+    kind: CellKind
+    suite: str
+    intervention: str
+    model: str
+    image: int
+    baseline: str | None = None
+
+    def as_json(self) -> JsonKey:
+        """The key as stored in records and in the cell store (a list, as stores always held)."""
+        head: JsonKey = [self.kind, self.suite, self.intervention, self.model, int(self.image)]
+        return head if self.baseline is None else [*head, self.baseline]
+
+    @classmethod
+    def from_json(cls, key: Sequence[Any]) -> CellKey:
+        """The key of a stored record (the inverse of :meth:`as_json`).
+
+        Raises:
+            ValueError: ``key`` is not a property or baseline key.
+        """
+        kind = key[0] if len(key) else None
+        if not ((kind == "property" and len(key) == 5) or (kind == "baseline" and len(key) == 6)):
+            raise ValueError(f"not a property or baseline cell key: {list(key)!r}")
+        return cls(*key[:4], int(key[4]), key[5] if kind == "baseline" else None)
 
 
-def baseline_key(suite: str, intervention: str, model: str, image: int, baseline: str) -> list[Any]:
-    """Store key of a baseline cell."""
-    return ["baseline", suite, intervention, model, int(image), baseline]
+class PropertyRecord(TypedDict):
+    """A finished property cell, as stored and as written to ``results.json``."""
+
+    kind: Literal["property"]
+    key: JsonKey
+    image: int
+    label: int
+    explained: int
+    original_prediction_correct: bool
+    score: float
+    p_value: float
+    significant: bool
+    flipped_anywhere: bool
+    final_differs: bool
+    n_flips: int
+    reference: float
+    curve: list[float]
+    periodic: bool
+    property_name: str
+    unit: str
+
+
+class BaselineRecord(TypedDict):
+    """A finished baseline cell: its change score, or (score None) the error the baseline raised."""
+
+    kind: Literal["baseline"]
+    key: JsonKey
+    image: int
+    method: str
+    score: float | None
+    error: str | None
+
+
+CellRecord = PropertyRecord | BaselineRecord
+
+
+def record_key(record: CellRecord | dict[str, Any]) -> CellKey:
+    """The :class:`CellKey` of a stored record."""
+    return CellKey.from_json(record["key"])
+
+
+def property_key(suite: str, intervention: str, model: str, image: int) -> CellKey:
+    """Key of a property cell."""
+    return CellKey("property", suite, intervention, model, int(image))
+
+
+def baseline_key(suite: str, intervention: str, model: str, image: int, baseline: str) -> CellKey:
+    """Key of a baseline cell."""
+    return CellKey("baseline", suite, intervention, model, int(image), baseline)
 
 
 def cell_seed(seed: int, *parts: Any) -> int:
@@ -40,14 +116,14 @@ def cell_seed(seed: int, *parts: Any) -> int:
 
 
 def property_record(
-    key: list[Any],
+    key: CellKey,
     scored: SequenceScore,
     label: int,
     *,
     periodic: bool = False,
     property_name: str = "",
     unit: str = "step",
-) -> dict[str, Any]:
+) -> PropertyRecord:
     """The record of one property cell, from the scoring of its sequence.
 
     Args:
@@ -60,8 +136,10 @@ def property_record(
         unit: Unit of the property (for plots).
 
     Returns:
-        A JSON-serialisable dict (``kind="property"``).
+        A JSON-serialisable record.
     """
+    if key.kind != "property":
+        raise ValueError(f"a property record needs a property key, got {key}")
     if scored.target is None:
         raise ValueError("a property cell scores one column, the explained class; got every column")
     explained = scored.target
@@ -69,8 +147,8 @@ def property_record(
     test, flips = scored.test, scored.flips
     return {
         "kind": "property",
-        "key": key,
-        "image": int(key[-1]),
+        "key": key.as_json(),
+        "image": key.image,
         "label": int(label),
         "explained": explained,
         "original_prediction_correct": explained == int(label),
@@ -89,8 +167,8 @@ def property_record(
 
 
 def baseline_record(
-    key: list[Any], map_before: torch.Tensor | None, map_after: torch.Tensor | None, error: str | None
-) -> dict[str, Any]:
+    key: CellKey, map_before: torch.Tensor | None, map_after: torch.Tensor | None, error: str | None
+) -> BaselineRecord:
     """The record of one baseline cell: its change score, or the error it raised.
 
     Args:
@@ -99,15 +177,25 @@ def baseline_record(
         map_after: The map of the fully intervened image, or None on error.
         error: The error message, or None.
     """
+    if key.baseline is None:
+        raise ValueError(f"a baseline record needs a baseline key, got {key}")
     score = None
     if error is None:
-        assert map_before is not None and map_after is not None
+        if map_before is None or map_after is None:
+            raise ValueError("without an error, both maps are needed")
         value = float(change_score(map_before[None], map_after[None])[0])
         if math.isfinite(value):
             score = value
         else:
             error = f"the change score is {value} (the maps contain NaN or Inf values)"
-    return {"kind": "baseline", "key": key, "image": int(key[4]), "method": key[5], "score": score, "error": error}
+    return {
+        "kind": "baseline",
+        "key": key.as_json(),
+        "image": key.image,
+        "method": key.baseline,
+        "score": score,
+        "error": error,
+    }
 
 
 def _scalar(x: Any) -> float:

@@ -14,7 +14,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from propgrad.atomic_files import atomic_write
-from propgrad.harness.summary import OUTPUT_REFERENCE, PROPERTY_SCORE
+from propgrad.harness.cells import BaselineRecord, CellRecord, PropertyRecord, record_key
+from propgrad.harness.summary import OUTPUT_REFERENCE, PROPERTY_SCORE, ModelScores, Summary
 
 
 def _figure(n_rows: int, n_cols: int, size: tuple[float, float]) -> tuple[Any, np.ndarray]:
@@ -44,8 +45,8 @@ def mean_curves(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarr
 def plot_behaviour(
     path: Path,
     title: str,
-    properties: Mapping[str, Sequence[Mapping[str, Any]]],
-    scores: Mapping[str, Mapping[str, Any]],
+    properties: Mapping[str, Sequence[PropertyRecord]],
+    scores: Mapping[str, ModelScores],
 ) -> Path:
     """Mean ± std of the explained-class probability along the intervention, one panel per model."""
     models = [m for m, recs in properties.items() if recs]
@@ -56,10 +57,11 @@ def plot_behaviour(
         ax.plot(x, mean, color="C0", label="mean p(explained class)")
         ax.fill_between(x, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), color="C0", alpha=0.25, label="± std")
         ax.axhline(0.5, color="red", linestyle=":", label="decision threshold")
-        s = scores.get(model, {})
+        s = scores.get(model)
+        mean_score = s["score_mean"] if s else float("nan")
+        n_flipped, n_images = (s["n_flipped_anywhere"], s["n_images"]) if s else (0, len(recs))
         ax.set_title(
-            f"{model}\nE|∇X| = {s.get('score_mean', float('nan')):.3g}, "
-            f"flips {s.get('n_flipped_anywhere', 0)}/{s.get('n_images', len(recs))}",
+            f"{model}\nE|∇X| = {mean_score:.3g}, flips {n_flipped}/{n_images}",
             fontsize=9,
         )
         prop = recs[0].get("property_name") or "property"
@@ -74,8 +76,8 @@ def plot_behaviour(
 def plot_score_distributions(
     path: Path,
     title: str,
-    properties: Mapping[str, Sequence[Mapping[str, Any]]],
-    baselines: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
+    properties: Mapping[str, Sequence[PropertyRecord]],
+    baselines: Mapping[str, Mapping[str, Sequence[BaselineRecord]]],
     baseline_names: Sequence[str],
 ) -> Path:
     """Per model (rows) and method (columns): scores of flipped vs. not flipped images (log10)."""
@@ -94,7 +96,7 @@ def plot_score_distributions(
                 pairs = [
                     (rec["score"], flipped[rec["image"]])
                     for rec in baselines.get(model, {}).get(method, [])
-                    if rec.get("score") is not None and rec["image"] in flipped
+                    if rec["score"] is not None and rec["image"] in flipped
                 ]
             _distribution(ax, pairs)
             if r == 0:
@@ -119,17 +121,17 @@ def _distribution(ax: Any, pairs: Sequence[tuple[float, bool]]) -> None:
 
 
 def write_plots(
-    out_dir: Path, records: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], baseline_names: Sequence[str]
+    out_dir: Path, records: Sequence[CellRecord], summary: Summary, baseline_names: Sequence[str]
 ) -> list[Path]:
     """Write both figures for every (suite, intervention) of ``summary``; returns the paths."""
     grouped: dict[tuple[str, str], dict[str, Any]] = {}
     for rec in records:
-        kind, suite, intervention, model = rec["key"][:4]
-        g = grouped.setdefault((suite, intervention), {"property": {}, "baseline": {}})
-        if kind == "property":
-            g["property"].setdefault(model, []).append(rec)
-        elif kind == "baseline":
-            g["baseline"].setdefault(model, {}).setdefault(rec["method"], []).append(rec)
+        key = record_key(rec)
+        g = grouped.setdefault((key.suite, key.intervention), {"property": {}, "baseline": {}})
+        if rec["kind"] == "property":
+            g["property"].setdefault(key.model, []).append(rec)
+        elif rec["kind"] == "baseline":
+            g["baseline"].setdefault(key.model, {}).setdefault(key.baseline, []).append(rec)
     paths = []
     for suite, blocks in summary.items():
         for intervention, block in blocks.items():

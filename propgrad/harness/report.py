@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from propgrad.harness.summary import FLIP_DEFINITIONS, methods_of
+from propgrad.harness.summary import FLIP_DEFINITIONS, InterventionSummary, MethodEntry, Summary, methods_of
 
 NA = "n/a"
 DEFINITION_TITLES = {
@@ -32,10 +32,11 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, markd
     return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)])
 
 
-def _cell(entry: Mapping[str, Any] | None, metric: str) -> str:
-    if not entry or not entry.get("available"):
+def _cell(entry: MethodEntry | None, metric: str) -> str:
+    if not entry or not entry["available"]:
         return NA
-    mean, std = entry.get(f"{metric}_mean"), entry.get(f"{metric}_std")
+    values: Mapping[str, Any] = entry
+    mean, std = values.get(f"{metric}_mean"), values.get(f"{metric}_std")
     if mean is None or mean != mean:  # None (from JSON) or NaN: undefined, e.g. AUC with one label
         return NA
     scale = 100.0 if metric == "accuracy" else 1.0
@@ -44,7 +45,7 @@ def _cell(entry: Mapping[str, Any] | None, metric: str) -> str:
 
 
 def flip_table(
-    block: Mapping[str, Any], definition: str, metric: str, baselines: Sequence[str], *, markdown: bool = False
+    block: InterventionSummary, definition: str, metric: str, baselines: Sequence[str], *, markdown: bool = False
 ) -> str:
     """Rows: models; columns: methods; cells: accuracy in % or AUC, mean ± std over resamples."""
     rows_in = block["flip_prediction"][definition]
@@ -53,7 +54,7 @@ def flip_table(
     return render_table(["model", *methods], rows, markdown=markdown)
 
 
-def score_table(blocks: Mapping[str, Any], *, markdown: bool = False) -> str:
+def score_table(blocks: Mapping[str, InterventionSummary], *, markdown: bool = False) -> str:
     """Rows: model × intervention; E|∇X| ± std, #significant / #images, #flipped (both definitions)."""
     rows = []
     for intervention, block in blocks.items():
@@ -114,20 +115,20 @@ def level_accuracy_table(entry: Mapping[str, Any], *, order: Sequence[str] = (),
     return render_table(["model \\ level", *entry["levels"]], rows, markdown=markdown)
 
 
-def error_notes(summary: Mapping[str, Any]) -> list[str]:
+def error_notes(summary: Summary) -> list[str]:
     """One line per (suite, intervention, model, method) that is n/a, with the reason."""
     notes = []
     for suite, blocks in summary.items():
         for intervention, block in blocks.items():
             for model, row in block["flip_prediction"].get("anywhere", {}).items():
                 for method, entry in row.items():
-                    if not entry.get("available"):
-                        notes.append(f"{suite}/{intervention}/{model}/{method}: n/a ({entry.get('error')})")
+                    if not entry["available"]:
+                        notes.append(f"{suite}/{intervention}/{model}/{method}: n/a ({entry['error']})")
     return notes
 
 
 def format_report(
-    summary: Mapping[str, Any],
+    summary: Summary,
     baselines: Sequence[str],
     *,
     markdown: bool = False,

@@ -1,10 +1,17 @@
 """Running the "predict the flip" benchmark: every (suite, intervention, model, image, method) cell.
 
 Per suite and intervention, the test images are processed in chunks: each image's sequence is
-generated once and shared by every model; every model runs on every step (batched, softmax);
-the property cell (score, p-value, flips, reference) is stored; then every baseline runs on the
-original and the final image of each sequence with the explained class as target. Finished cells
-go to a :class:`~propgrad.harness.store.CellStore` at once, so a rerun skips them.
+generated once and shared by every model; every model runs on the original and every step
+(softmax); the property cell (score, p-value, flips, reference) is stored; then every baseline
+runs on the original and the final image of each sequence with the explained class as target.
+Finished cells go to a :class:`~propgrad.harness.store.CellStore` at once, so a rerun skips them.
+
+A cell is computed the same way however the work is batched and wherever a run was
+interrupted: float results of batched kernels (convolutions, Occlusion's and DeepLIFT's stacked
+perturbations) depend on which other images share a batch, so each image's forward pass holds
+only that image's original and steps, and each ``baseline.attribute`` call holds one image. An
+original image's map depends on nothing else, so it is computed once per (model, baseline) and
+reused by every intervention.
 """
 
 from __future__ import annotations
@@ -17,8 +24,17 @@ from torch import nn
 
 from propgrad.baselines.base import AttributionBaseline
 from propgrad.forward import model_device
-from propgrad.harness.cells import baseline_key, baseline_record, cell_seed, property_key, property_record
-from propgrad.harness.settings import POOL_IMAGES_PER_CLASS, BenchmarkSettings
+from propgrad.harness.cells import (
+    BaselineRecord,
+    CellKey,
+    CellRecord,
+    baseline_key,
+    baseline_record,
+    cell_seed,
+    property_key,
+    property_record,
+)
+from propgrad.harness.settings import BenchmarkSettings, PoolSize
 from propgrad.harness.store import CellStore
 from propgrad.harness.timing import Stopwatch, TimedModule
 from propgrad.progress import progress_bar
@@ -43,9 +59,9 @@ def select_pool(labels: torch.Tensor, per_class: int | None, seed: int) -> list[
 
 def pool_size(settings: BenchmarkSettings, suite: BenchmarkSuite) -> int | None:
     """The pool size per class of ``suite`` under ``settings``."""
-    if settings.pool_per_class == POOL_IMAGES_PER_CLASS:
+    if isinstance(settings.pool_per_class, PoolSize):
         return int(suite.images_per_class())
-    return settings.pool_per_class  # type: ignore[return-value]
+    return settings.pool_per_class
 
 
 class SuiteRunner:
@@ -74,9 +90,10 @@ class SuiteRunner:
         self.name, self.suite, self.baselines = name, suite, dict(baselines)
         self.settings, self.store, self.stopwatch = settings, store, stopwatch
         self.show_progress = show_progress
-        # Maps of the original images by (model, baseline, image): they do not depend on the
-        # intervention, so a suite with several interventions attributes each original once.
-        self._maps_before: dict[tuple[str, str, int], torch.Tensor] = {}
+        # Maps of the original images by (model, baseline, image, target), each attributed alone:
+        # they do not depend on the intervention, so a suite with several interventions
+        # attributes each original once, and a resumed run recomputes them bit for bit.
+        self._maps_before: dict[tuple[str, str, int, int], torch.Tensor] = {}
         self.models: dict[str, nn.Module] = {}
         self.images = torch.empty(0)
         self.labels = torch.empty(0, dtype=torch.long)
@@ -97,12 +114,12 @@ class SuiteRunner:
             self._run_intervention(intervention)
 
     def _missing(self, intervention: str, index: int) -> tuple[list[str], list[tuple[str, str]]]:
-        models = [m for m in self.models if property_key(self.name, intervention, m, index) not in self.store]
+        models = [m for m in self.models if property_key(self.name, intervention, m, index).as_json() not in self.store]
         pairs = [
             (m, b)
             for m in self.models
             for b in self.baselines
-            if baseline_key(self.name, intervention, m, index, b) not in self.store
+            if not self.store.is_finished(baseline_key(self.name, intervention, m, index, b).as_json())  # retry errors
         ]
         return models, pairs
 
@@ -132,89 +149,79 @@ class SuiteRunner:
             for bar in bars:
                 bar.close()
 
+    def _stored(self, key: CellKey) -> CellRecord | None:
+        """The finished record of ``key``, or None."""
+        return self.store.get(key.as_json())  # type: ignore[return-value]
+
     def _infer(
         self, intervention: str, chunk: dict[int, Any], sequences: dict[int, InterventionSequence], bar: Any
     ) -> None:
+        seed = cell_seed(self.settings.seed, self.name, intervention)
         for model_name, model in self.models.items():
             wanted = [i for i, (models, _) in chunk.items() if model_name in models]
-            if not wanted:
-                continue
-            with self.stopwatch.measure("scoring"):
-                scores = score_sequences(
-                    TimedModule(model, self.stopwatch),
-                    torch.stack([self.images[i] for i in wanted]),
-                    [sequences[i] for i in wanted],
-                    targets=[PREDICTED] * len(wanted),
-                    output_transform="softmax",
-                    n_permutations=self.settings.n_permutations,
-                    alpha=self.settings.alpha,
-                    seed=cell_seed(self.settings.seed, self.name, intervention),
-                    batch_size=self.settings.forward_batch_size,
+            records = []
+            for i in wanted:  # one image per call: its forward batches hold nothing of other images
+                with self.stopwatch.measure("scoring"):
+                    (scored,) = score_sequences(
+                        TimedModule(model, self.stopwatch),
+                        self.images[i][None],
+                        [sequences[i]],
+                        targets=[PREDICTED],
+                        output_transform="softmax",
+                        n_permutations=self.settings.n_permutations,
+                        alpha=self.settings.alpha,
+                        seed=seed,
+                        batch_size=self.settings.forward_batch_size,
+                    )
+                records.append(
+                    property_record(
+                        property_key(self.name, intervention, model_name, i),
+                        scored,
+                        int(self.labels[i]),
+                        periodic=sequences[i].periodic,
+                        property_name=sequences[i].property_name,
+                        unit=sequences[i].unit,
+                    )
                 )
-            records = [
-                property_record(
-                    property_key(self.name, intervention, model_name, i),
-                    scored,
-                    int(self.labels[i]),
-                    periodic=sequences[i].periodic,
-                    property_name=sequences[i].property_name,
-                    unit=sequences[i].unit,
-                )
-                for i, scored in zip(wanted, scores)
-            ]
-            self.store.append(records)
+            self.store.append(list(records))
             bar.update(len(records))
 
     def _attribute(self, intervention: str, chunk: dict[int, Any], finals: dict[int, torch.Tensor], bar: Any) -> None:
         for model_name, model in self.models.items():
             for base_name, baseline in self.baselines.items():
                 wanted = [i for i, (_, pairs) in chunk.items() if (model_name, base_name) in pairs]
-                size = self.settings.attribution_batch_size
-                for start in range(0, len(wanted), size):
-                    batch = wanted[start : start + size]
-                    records = self._attribute_batch(intervention, model_name, model, base_name, baseline, batch, finals)
-                    self.store.append(records)
-                    bar.update(len(records))
+                for i in wanted:
+                    key = baseline_key(self.name, intervention, model_name, i, base_name)
+                    record = self._baseline_cell(key, model, baseline, finals[i])
+                    self.store.append([record])  # type: ignore[list-item]
+                    bar.update(1)
 
-    def _attribute_batch(
-        self,
-        intervention: str,
-        model_name: str,
-        model: nn.Module,
-        base_name: str,
-        baseline: AttributionBaseline,
-        batch: list[int],
-        finals: dict[int, torch.Tensor],
-    ) -> list[dict[str, Any]]:
-        keys = [baseline_key(self.name, intervention, model_name, i, base_name) for i in batch]
-        targets = []
-        for i in batch:
-            prop = self.store.get(property_key(self.name, intervention, model_name, i))
-            assert prop is not None, "property cells are stored before attribution"
-            targets.append(prop["explained"])
-        device = model_device(model, self.images.device)
-        fresh = [i for i in batch if (model_name, base_name, i) not in self._maps_before]
-        inputs = torch.stack([self.images[i] for i in fresh] + [finals[i].to(self.images.device) for i in batch])
-        target = torch.tensor([targets[batch.index(i)] for i in fresh] + targets, dtype=torch.long, device=device)
+    def _baseline_cell(
+        self, key: CellKey, model: nn.Module, baseline: AttributionBaseline, final: torch.Tensor
+    ) -> BaselineRecord:
+        """Attribute the original (once per model and baseline) and the final image, one per call."""
+        prop = self._stored(property_key(key.suite, key.intervention, key.model, key.image))
+        assert prop is not None and prop["kind"] == "property", "property cells are stored before attribution"
+        target = prop["explained"]
+        cached = (key.model, str(key.baseline), key.image, target)
         try:
-            with self.stopwatch.measure("attribution"), self.stopwatch.measure(f"attribution/{base_name}"):
-                maps = baseline.attribute(model, inputs.to(device), target)
-            maps = _check_maps(maps, inputs.shape[0], base_name)
+            before = self._maps_before.get(cached)
+            if before is None:
+                before = self._attribute_one(model, baseline, str(key.baseline), self.images[key.image], target)
+                self._maps_before[cached] = before
+            after = self._attribute_one(model, baseline, str(key.baseline), final, target)
         except Exception as exc:  # one failing baseline never takes the run down
-            if len(batch) > 1:  # isolate the failing image(s)
-                return [
-                    r
-                    for i in batch
-                    for r in self._attribute_batch(intervention, model_name, model, base_name, baseline, [i], finals)
-                ]
-            return [baseline_record(keys[0], None, None, f"{type(exc).__name__}: {exc}")]
-        for j, i in enumerate(fresh):
-            self._maps_before[(model_name, base_name, i)] = maps[j].clone()  # not a view of the batch
-        after = maps[len(fresh) :]
-        return [
-            baseline_record(keys[j], self._maps_before[(model_name, base_name, i)], after[j], None)
-            for j, i in enumerate(batch)
-        ]
+            return baseline_record(key, None, None, f"{type(exc).__name__}: {exc}")
+        return baseline_record(key, before, after, None)
+
+    def _attribute_one(
+        self, model: nn.Module, baseline: AttributionBaseline, name: str, image: torch.Tensor, target: int
+    ) -> torch.Tensor:
+        device = model_device(model, self.images.device)
+        inputs = image.to(self.images.device)[None].to(device)
+        with self.stopwatch.measure("attribution"), self.stopwatch.measure(f"attribution/{name}"):
+            maps = baseline.attribute(model, inputs, torch.tensor([target], dtype=torch.long, device=device))
+        return _check_maps(maps, 1, name)[0]
 
 
 def _check_maps(maps: Any, expected: int, name: str) -> torch.Tensor:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any, Mapping
 
-from propgrad.validation import check_int
+from propgrad.validation import ParameterTypeError, check_alpha, check_bool, check_int, check_seed
 
 #: Constructor keyword arguments asked of the baselines in quick mode (passed only to classes
 #: whose constructor accepts them). Full mode uses every class's defaults (the paper's settings).
@@ -16,7 +17,15 @@ QUICK_BASELINE_KWARGS: dict[str, dict[str, Any]] = {
     "kernel_shap": {"n_samples": 25},
 }
 
-POOL_IMAGES_PER_CLASS = "images_per_class"
+
+class PoolSize(Enum):
+    """A pool size named by its meaning rather than given as a number of images per class.
+
+    Stored settings hold the member's value (``"images_per_class"``), as they always have.
+    """
+
+    SUITE_IMAGES_PER_CLASS = "images_per_class"
+    """As many test images per class as each resample draws: the suite's ``images_per_class()``."""
 
 
 @dataclass(frozen=True)
@@ -32,12 +41,12 @@ class BenchmarkSettings:
         baselines: Names of the attribution baselines (empty: property score and reference only).
         baseline_kwargs: Constructor keyword arguments per baseline name.
         n_resamples: Resamples of the accuracy (the paper: 10).
-        pool_per_class: Test images evaluated per class (a seeded choice): an int, the string
-            ``"images_per_class"`` (the suite's ``images_per_class()``), or None (every test
-            image). Each resample draws ``suite.images_per_class()`` of them per class,
+        pool_per_class: Test images evaluated per class (a seeded choice): an int,
+            :attr:`PoolSize.SUITE_IMAGES_PER_CLASS` (the suite's ``images_per_class()``), or None
+            (every test image). Each resample draws ``suite.images_per_class()`` of them per class,
             without replacement when the pool is larger, else with replacement (bootstrap).
-        forward_batch_size: Images per model forward pass (does not change results).
-        attribution_batch_size: Images per ``baseline.attribute`` call (2x maps: before, after).
+        forward_batch_size: Most images per model forward pass; each pass holds one test image's
+            original and steps only, so that results do not depend on which images ran together.
         chunk_size: Test images whose sequences are held in memory at once.
     """
 
@@ -49,25 +58,28 @@ class BenchmarkSettings:
     baselines: tuple[str, ...] = ()
     baseline_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     n_resamples: int = 10
-    pool_per_class: int | str | None = None
+    pool_per_class: int | PoolSize | None = None
     forward_batch_size: int = 256
-    attribution_batch_size: int = 8
     chunk_size: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("n_permutations", "n_resamples", "forward_batch_size", "attribution_batch_size", "chunk_size"):
-            check_int(getattr(self, name), name)
+        checked: dict[str, Any] = {
+            "quick": check_bool(self.quick, "quick"),
+            "seed": check_seed(self.seed),
+            "alpha": check_alpha(self.alpha),
+            "n_permutations": check_int(self.n_permutations, "n_permutations"),
+            "n_resamples": check_int(self.n_resamples, "n_resamples"),
+            "forward_batch_size": check_int(self.forward_batch_size, "forward_batch_size"),
+            "chunk_size": check_int(self.chunk_size, "chunk_size"),
+        }
         pool = self.pool_per_class
-        if not (
-            pool is None
-            or pool == POOL_IMAGES_PER_CLASS
-            or (isinstance(pool, int) and not isinstance(pool, bool) and pool >= 1)
-        ):
-            raise ValueError(
-                f"pool_per_class must be None, a positive integer or {POOL_IMAGES_PER_CLASS!r}, got {pool!r}"
-            )
-        if not 0.0 < float(self.alpha) < 1.0:
-            raise ValueError(f"alpha must be in (0, 1), got {self.alpha!r}")
+        if pool is not None and not isinstance(pool, PoolSize):
+            hint = "or None (every test image) or PoolSize.SUITE_IMAGES_PER_CLASS (the suite's images_per_class())"
+            if isinstance(pool, str):
+                raise ParameterTypeError(f"pool_per_class must be a positive integer {hint}, got the string {pool!r}")
+            checked["pool_per_class"] = check_int(pool, "pool_per_class", hint=hint)
+        for name, value in checked.items():  # numpy scalars become plain Python values for the JSON
+            object.__setattr__(self, name, value)
         if not self.suites:
             raise ValueError("suites must name at least one benchmark suite, got an empty list")
         if len(set(self.baselines)) != len(self.baselines):
@@ -79,12 +91,14 @@ class BenchmarkSettings:
         out["suites"] = list(self.suites)
         out["baselines"] = list(self.baselines)
         out["baseline_kwargs"] = {k: dict(v) for k, v in self.baseline_kwargs.items()}
+        if isinstance(self.pool_per_class, PoolSize):
+            out["pool_per_class"] = self.pool_per_class.value
         return out
 
     def result_settings(self) -> dict[str, Any]:
         """The settings that change results (a resumed run must match them); batch sizes don't."""
         out = self.to_dict()
-        for name in ("forward_batch_size", "attribution_batch_size", "chunk_size"):
+        for name in ("forward_batch_size", "chunk_size"):
             out.pop(name)
         return out
 
@@ -126,7 +140,7 @@ def preset(
         n_permutations=(1000 if quick else 10_000) if n_permutations is None else n_permutations,
         baselines=tuple(baselines),
         baseline_kwargs={k: v for k, v in kwargs.items() if v},
-        pool_per_class=POOL_IMAGES_PER_CLASS if quick else None,
+        pool_per_class=PoolSize.SUITE_IMAGES_PER_CLASS if quick else None,
     )
 
 

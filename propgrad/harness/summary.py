@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence, TypedDict
 
 import numpy as np
 
+from propgrad.harness.cells import BaselineRecord, CellRecord, PropertyRecord, record_key
 from propgrad.harness.evaluation import evaluate_method, resample_indices
 
 PROPERTY_SCORE = "property_score"
@@ -24,20 +25,86 @@ FLIP_DEFINITIONS: dict[str, str] = {
 }
 
 
+class EvaluatedMethod(TypedDict):
+    """A method's flip prediction on one (model, intervention): :class:`MethodEvaluation` and counts."""
+
+    available: Literal[True]
+    n_images: int
+    n_flipped: int
+    accuracy_mean: float
+    accuracy_std: float
+    auc_mean: float
+    auc_std: float
+    auc_all: float
+    threshold_all: float
+    accuracy_all: float
+    accuracies: list[float]
+
+
+class UnavailableMethod(TypedDict):
+    """A baseline not evaluated on one (model, intervention): it failed or missed some image."""
+
+    available: Literal[False]
+    n_errors: int
+    n_missing: int
+    error: str
+
+
+MethodEntry = EvaluatedMethod | UnavailableMethod
+FlipTable = dict[str, dict[str, MethodEntry]]
+"""model -> method -> entry, for one flip definition."""
+
+
+class ModelScores(TypedDict):
+    """Property scores and flip counts of one model under one intervention (Tabs. 1 and 3)."""
+
+    score_mean: float
+    score_std: float
+    n_significant: int
+    n_images: int
+    n_flipped_anywhere: int
+    n_flipped_final: int
+    original_accuracy: float
+    reference_mean: float
+
+
+class InterventionSummary(TypedDict):
+    """Every table of one (suite, intervention)."""
+
+    flip_prediction: dict[str, FlipTable]
+    """Flip definition (:data:`FLIP_DEFINITIONS`) -> flip table."""
+    scores: dict[str, ModelScores]
+    resample_indices: list[list[int]]
+    """The images of every resample (the same draws serve every model and method)."""
+
+
+class SuiteLayout(TypedDict):
+    """Which cells of a suite are summarised."""
+
+    interventions: list[str]
+    models: list[str]
+    pool: list[int]
+    images_per_class: int
+
+
+Summary = dict[str, dict[str, InterventionSummary]]
+"""suite -> intervention -> summary."""
+
+
 def methods_of(baselines: Sequence[str]) -> list[str]:
     """Column order of the accuracy tables."""
     return [PROPERTY_SCORE, OUTPUT_REFERENCE, *baselines]
 
 
 def summarise_intervention(
-    properties: Mapping[str, Mapping[int, dict[str, Any]]],
-    baselines: Mapping[str, Mapping[str, Mapping[int, dict[str, Any]]]],
+    properties: Mapping[str, Mapping[int, PropertyRecord]],
+    baselines: Mapping[str, Mapping[str, Mapping[int, BaselineRecord]]],
     baseline_names: Sequence[str],
     *,
     images_per_class: int,
     n_resamples: int,
     seed: int,
-) -> dict[str, Any]:
+) -> InterventionSummary:
     """Flip-prediction and score tables of one (suite, intervention).
 
     Args:
@@ -49,11 +116,10 @@ def summarise_intervention(
         seed: Seed of the resampling (the same draws serve every model and method).
 
     Returns:
-        ``{"flip_prediction": {definition: {model: {method: evaluation}}}, "scores": {model:
-        {...}}, "resample_indices": [[image, ...], ...]}``.
+        The :class:`InterventionSummary`.
     """
-    flip: dict[str, dict[str, dict[str, Any]]] = {d: {} for d in FLIP_DEFINITIONS}
-    scores: dict[str, dict[str, Any]] = {}
+    flip: dict[str, FlipTable] = {d: {} for d in FLIP_DEFINITIONS}
+    scores: dict[str, ModelScores] = {}
     draws_out: list[list[int]] = []
     for model, by_image in properties.items():
         images = sorted(by_image)
@@ -63,13 +129,13 @@ def summarise_intervention(
         draws = resample_indices([r["label"] for r in recs], images_per_class, n_resamples, seed)
         if not draws_out:
             draws_out = [[images[j] for j in d] for d in draws]
-        columns = {
+        columns: dict[str, tuple[list[float] | None, UnavailableMethod | None]] = {
             PROPERTY_SCORE: ([r["score"] for r in recs], None),
             OUTPUT_REFERENCE: ([r["reference"] for r in recs], None),
         }
         for name in baseline_names:
             cells = baselines.get(model, {}).get(name, {})
-            errors = [cells[i]["error"] for i in images if i in cells and cells[i]["error"]]
+            errors = [str(cells[i]["error"]) for i in images if i in cells and cells[i]["error"]]
             missing = [i for i in images if i not in cells]
             if errors or missing:
                 reason = errors[0] if errors else f"{len(missing)} image(s) not computed"
@@ -78,17 +144,18 @@ def summarise_intervention(
                     {"available": False, "n_errors": len(errors), "n_missing": len(missing), "error": reason},
                 )
             else:
-                columns[name] = ([cells[i]["score"] for i in images], None)
+                columns[name] = ([float(cells[i]["score"]) for i in images], None)  # type: ignore[arg-type]
         for definition, field in FLIP_DEFINITIONS.items():
             labels = np.array([r[field] for r in recs], dtype=bool)
-            row = {}
+            row: dict[str, MethodEntry] = {}
             for method, (values, unavailable) in columns.items():
-                if unavailable is not None:
+                if unavailable is not None or values is None:
+                    assert unavailable is not None
                     row[method] = unavailable
                     continue
                 ev = asdict(evaluate_method(values, labels, draws))
                 ev["accuracies"] = list(ev["accuracies"])
-                row[method] = {"available": True, "n_images": len(images), "n_flipped": int(labels.sum()), **ev}
+                row[method] = {"available": True, "n_images": len(images), "n_flipped": int(labels.sum()), **ev}  # type: ignore[typeddict-item]
             flip[definition][model] = row
         s = np.array([r["score"] for r in recs], dtype=np.float64)
         scores[model] = {
@@ -105,19 +172,18 @@ def summarise_intervention(
 
 
 def summarise(
-    records: Sequence[dict[str, Any]],
-    layout: Mapping[str, Mapping[str, Any]],
+    records: Sequence[CellRecord],
+    layout: Mapping[str, SuiteLayout],
     baseline_names: Sequence[str],
     *,
     n_resamples: int,
     seed: int,
-) -> dict[str, dict[str, Any]]:
+) -> Summary:
     """Summary tables of every suite and intervention.
 
     Args:
         records: Property and baseline records (from the cell store).
-        layout: suite -> ``{"interventions": [...], "models": [...], "pool": [...],
-            "images_per_class": int}``; only these cells are summarised.
+        layout: suite -> :class:`SuiteLayout`; only these cells are summarised.
         baseline_names: Baselines in column order.
         n_resamples: Resamples per evaluation.
         seed: Seed of the resampling.
@@ -125,26 +191,28 @@ def summarise(
     Returns:
         suite -> intervention -> :func:`summarise_intervention` output.
     """
-    props: dict[tuple[str, str], dict[str, dict[int, dict[str, Any]]]] = {}
-    bases: dict[tuple[str, str], dict[str, dict[str, dict[int, dict[str, Any]]]]] = {}
+    props: dict[tuple[str, str], dict[str, dict[int, PropertyRecord]]] = {}
+    bases: dict[tuple[str, str], dict[str, dict[str, dict[int, BaselineRecord]]]] = {}
     pools = {suite: set(info["pool"]) for suite, info in layout.items()}
     for r in records:
-        kind, suite, intervention, model, image = r["key"][:5]
-        if suite not in pools or image not in pools[suite]:
+        key = record_key(r)
+        if key.suite not in pools or key.image not in pools[key.suite]:
             continue
-        if kind == "property":
-            props.setdefault((suite, intervention), {}).setdefault(model, {})[image] = r
-        elif kind == "baseline":
-            bases.setdefault((suite, intervention), {}).setdefault(model, {}).setdefault(r["key"][5], {})[image] = r
-    out: dict[str, dict[str, Any]] = {}
+        where = (key.suite, key.intervention)
+        if r["kind"] == "property":
+            props.setdefault(where, {}).setdefault(key.model, {})[key.image] = r
+        elif r["kind"] == "baseline":
+            by_method = bases.setdefault(where, {}).setdefault(key.model, {})
+            by_method.setdefault(str(key.baseline), {})[key.image] = r
+    out: Summary = {}
     for suite, info in layout.items():
         out[suite] = {}
         for intervention in info["interventions"]:
-            key = (suite, intervention)
-            per_model = {m: props.get(key, {}).get(m, {}) for m in info["models"]}
+            where = (suite, intervention)
+            per_model = {m: props.get(where, {}).get(m, {}) for m in info["models"]}
             out[suite][intervention] = summarise_intervention(
                 per_model,
-                bases.get(key, {}),
+                bases.get(where, {}),
                 baseline_names,
                 images_per_class=int(info["images_per_class"]),
                 n_resamples=n_resamples,

@@ -1,0 +1,139 @@
+"""A benchmark cell is computed the same way however the work was batched or interrupted.
+
+The fakes here are sensitive to batch composition on purpose: the model's logits and the
+baseline's maps both move with the mean of the whole batch they are given, as float rounding of
+batched kernels does in real models (Occlusion, DeepLIFT, Guided Grad-CAM on CPU differ by up to
+1e-6 between batch compositions). A harness that mixed images in one forward pass or one
+``attribute`` call, or that recomputed a cached map in another batch after a resume, would give
+records that differ here, and these tests would fail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from propgrad.baselines.base import AttributionBaseline
+from propgrad.harness import BenchmarkSettings, run_benchmark
+from propgrad.sources.base import InterventionSequence
+from propgrad.suites.base import BenchmarkSuite
+
+GREYS = [0.9, 0.8, 0.7, 0.62, 0.55, 0.45, 0.38, 0.3, 0.2, 0.1]
+STEPS = 7
+
+
+class BatchSensitiveModel(nn.Module):
+    """Bright (0) vs dark (1) by mean brightness; the logits also move with the batch's mean."""
+
+    def __init__(self, cut: float) -> None:
+        super().__init__()
+        self.cut = cut
+        self.scale = nn.Parameter(torch.tensor(8.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.scale * (x.mean(dim=(1, 2, 3)) - self.cut) + 0.01 * x.mean()
+        return torch.stack([z, -z], dim=1)
+
+
+class GreySuite(BenchmarkSuite):
+    """Uniform grey images; ``darken`` and ``brighten`` move the grey level linearly."""
+
+    name = "grey"
+    class_names = ("bright", "dark")
+    interventions = ("darken", "brighten")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._models = {"cut50": BatchSensitiveModel(0.5).eval(), "cut40": BatchSensitiveModel(0.4).eval()}
+
+    def settings(self) -> dict[str, Any]:
+        return {"greys": GREYS, "steps": STEPS}
+
+    def models(self) -> dict[str, nn.Module]:
+        return self._models
+
+    def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.tensor(GREYS)
+        return g[:, None, None, None].expand(-1, 3, 4, 4).clone(), (g < 0.5).long()
+
+    def intervene(self, intervention: str, index: int) -> InterventionSequence:
+        end = 0.3 if intervention == "darken" else 1.6
+        factors = torch.linspace(1.0, end, STEPS)
+        images = (self.test_set()[0][index][None] * factors[:, None, None, None]).clamp(0, 1)
+        return InterventionSequence(images, torch.arange(STEPS, dtype=torch.float32), "grey", "step")
+
+    def accuracy_table(self) -> dict[str, dict[str, float]]:
+        return {name: {"test": 1.0} for name in self._models}
+
+    def images_per_class(self) -> int:
+        return 3
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped (a KeyboardInterrupt is not caught as a baseline error)."""
+
+
+class BatchSensitiveMap(AttributionBaseline):
+    """The image plus a term from the batch's mean; raises :class:`Interrupted` after ``stop_after`` calls."""
+
+    name = "batch_map"
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.calls = 0
+        self.stop_after = stop_after
+
+    def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.stop_after is not None and self.calls >= self.stop_after:
+            raise Interrupted
+        self.calls += 1
+        return images * (1.0 + target[:, None, None, None]) + 0.1 * images.mean(dim=0, keepdim=True)
+
+
+def settings(**overrides: Any) -> BenchmarkSettings:
+    base: dict[str, Any] = dict(suites=("grey",), n_permutations=100, baselines=("batch_map",), n_resamples=3)
+    base.update(overrides)
+    return BenchmarkSettings(**base)
+
+
+def records(out: Path, st: BenchmarkSettings, baseline: BatchSensitiveMap) -> list[dict[str, Any]]:
+    results = run_benchmark(st, out, suites={"grey": GreySuite()}, baselines={"batch_map": baseline}, plots=False)
+    return results["records"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return records(tmp_path_factory.mktemp("straight"), settings(chunk_size=4), BatchSensitiveMap())
+
+
+@pytest.mark.parametrize("stop_after", [3, 17, 50])  # in the first chunk, a later chunk, the second intervention
+def test_resumed_run_matches_an_uninterrupted_one(
+    uninterrupted: list[dict[str, Any]], tmp_path: Path, stop_after: int
+) -> None:
+    st = settings(chunk_size=4)
+    with pytest.raises(Interrupted):
+        records(tmp_path, st, BatchSensitiveMap(stop_after=stop_after))
+    resumed = BatchSensitiveMap()
+    again = records(tmp_path, st, resumed)
+    assert resumed.calls > 0  # the resumed run did compute the rest (in other batch compositions)
+    assert len(again) == len(uninterrupted) == 2 * 2 * len(GREYS) * 2
+    assert again == uninterrupted  # bit for bit: every score, p-value and curve
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 32])
+def test_records_do_not_depend_on_how_many_images_run_together(
+    uninterrupted: list[dict[str, Any]], tmp_path: Path, chunk_size: int
+) -> None:
+    assert records(tmp_path, settings(chunk_size=chunk_size), BatchSensitiveMap()) == uninterrupted
+
+
+def test_a_cell_does_not_depend_on_which_other_images_are_in_the_pool(
+    uninterrupted: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    small = records(tmp_path, settings(chunk_size=4, pool_per_class=2), BatchSensitiveMap())
+    by_key = {tuple(r["key"]): r for r in uninterrupted}
+    assert 0 < len(small) < len(uninterrupted)
+    assert all(r == by_key[tuple(r["key"])] for r in small)
