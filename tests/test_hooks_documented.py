@@ -51,7 +51,6 @@ def collect_test_functions() -> dict[str, ast.FunctionDef]:
     return found
 
 
-
 def named_in(node: ast.AST) -> str | None:
     """The identifier or text a node spells out: a name, attribute, keyword argument or string constant."""
     if isinstance(node, ast.Name):

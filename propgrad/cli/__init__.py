@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         import_module(f"propgrad.cli.{name}").add_parser(sub)
     for command in sub.choices.values():  # `propgrad explain --debug ...` works too
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+        if "--debug" not in command._option_string_actions:
+            command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return parser
 
 
