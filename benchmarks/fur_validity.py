@@ -1,7 +1,7 @@
 """Does a fur benchmark run show what it must? The four validity checks, with their numbers.
 
 Reads the ``results.json`` of ``propgrad benchmark`` runs that included the ``fur`` suite and
-prints each check of :mod:`propgrad.harness.validity` as PASS or FAIL with the measured figures.
+prints each check of :mod:`propgrad.suites.fur_validity` as PASS or FAIL with the measured figures.
 Given several runs (seeds, say), it ends with how many runs passed each check. Exits 0 when every
 check passes on every run, 1 when one fails, 2 when a run's results cannot be read.
 
@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from propgrad.harness.validity import fur_checks
+from propgrad.suites.fur_validity import fur_checks
 
 
 def main(argv: list[str] | None = None) -> int:

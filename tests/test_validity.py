@@ -1,4 +1,4 @@
-"""The fur benchmark's validity checks (propgrad.harness.validity) and their command-line script."""
+"""The fur suite's validity checks (propgrad.suites.fur_validity) and their command-line script."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from propgrad.harness.validity import best_baseline, fur_checks
+from propgrad.suites.fur_validity import fur_checks
+from propgrad.suites.validity import best_baseline
 
 MODELS = ("unbiased", "dark_is_cat", "dark_is_dog")
 

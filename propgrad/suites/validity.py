@@ -1,0 +1,54 @@
+"""What every suite's validity checks share: the check record and readers of a run's results.
+
+A benchmark on which every method scores the same, or on which the property score wins only by
+construction, shows nothing. A suite states what its flip tables must show to mean something as
+checks on a run's ``results.json`` (see :mod:`propgrad.suites.fur_validity`), each with the
+measured numbers, so anyone can rerun them on their own results. This module reads the results
+as plain JSON data: suites sit below the harness and do not import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+REFERENCE_METHODS = ("property_score", "output_reference")
+"""Methods in the flip tables that are not attribution baselines."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One validity check: what it asks, whether it passed, and the numbers behind it."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    def line(self) -> str:
+        """``PASS name: detail`` (or ``FAIL``) for the terminal."""
+        return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {self.detail}"
+
+
+def summary_block(results: Mapping[str, Any], suite: str, intervention: str) -> Mapping[str, Any]:
+    """The summary tables of one (suite, intervention) in a run's results.
+
+    Raises:
+        ValueError: The results hold no such block (naming the suites they do hold).
+    """
+    try:
+        return results["summary"][suite][intervention]
+    except KeyError:
+        raise ValueError(
+            f"results hold no {suite!r} / {intervention!r} block; run `propgrad benchmark "
+            f"--suite {suite}` first (found suites: {sorted(results.get('summary', {}))})"
+        ) from None
+
+
+def best_baseline(row: Mapping[str, Mapping[str, Any]]) -> tuple[str, float] | None:
+    """The attribution baseline with the highest mean accuracy in one flip-table row (None if none)."""
+    scored = [
+        (m, e["accuracy_mean"])
+        for m, e in row.items()
+        if m not in REFERENCE_METHODS and e.get("available") and e.get("accuracy_mean") is not None
+    ]
+    return max(scored, key=lambda item: item[1]) if scored else None
