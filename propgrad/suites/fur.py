@@ -1,37 +1,15 @@
 """The ``fur`` suite: a procedural analogue of the paper's biased Cats-vs-Dogs experiment (Sec. 4.1).
 
 Classes differ by shape only (pointed vs hanging ears); fur level and background are nuisances.
-Three ConvMixers are trained: on the ``unbiased`` split (fur level independent of the class),
-on ``dark_is_cat`` (a fraction ``link`` of the images has dark-furred cats and light-furred dogs,
-the rest the opposite) and on ``dark_is_dog`` (the reverse). Design rules, fixed before any
-explanation score was looked at:
+Three ConvMixers are trained: ``unbiased`` (fur level independent of the class), ``dark_is_cat``
+and ``dark_is_dog`` (a fraction ``link`` of the images follows the split's colour rule). The
+``fur`` intervention moves the object's fur level to the opposite extreme; ``background`` darkens
+outside the object. Evaluation splits follow Tab. 5 of the paper; the flip benchmark's test set
+is class-balanced with fur independent of the class and an undarkened background. The suite's
+validity checks are in :mod:`propgrad.suites.fur_validity`.
 
-- The silhouette has a thin dark outline on a background of at least medium brightness, so the
-  shape, which decides the class, is equally visible at every fur level (without it the biased
-  models' accuracy against their colour rule recovered at extreme fur levels, where fur contrasts
-  with the background, and dipped in between).
-- Training fur levels are continuous on [0, 1], so every step of the fur intervention is in
-  distribution; half of the training images get a background vignette of random strength in
-  [``max_darkening``, 0], the range of the background intervention, independent of the class.
-- The fur intervention moves the fur level of the object (only its pixels) linearly from the
-  image's own level to the opposite extreme (dark fur -> level 1, light fur -> level 0), the same
-  rule for every model; the background intervention darkens outside the object.
-- ``link`` is chosen from accuracy: the biased models' accuracy on the opposite pure split (all
-  images against their colour rule) must land in :data:`WRONG_COLOUR_BAND` for every seed; of the
-  links tried, the one whose mean over both models and the selection seeds is closest to the band's
-  centre (65%) is used, per mode, since larger models trained on more images learn the shape from
-  fewer counter-examples. Quick mode, mean over seeds 0-4: 0.98 gave 78.2% (one model at 90.2%,
-  outside), 0.985 69.9%, 0.99 60.1%, hence 0.985 (0.95 and 0.97 gave 86-94% on seed 0). Full
-  mode, seed 0 (each seed trains for minutes): 0.98 gave 99.8% / 99.8%, 0.995 93% / 92%, 0.998
-  80% / 84%, 0.999 72% / 73%, hence 0.999 (1.0, no counter-example at all, was not tried); seed 1
-  gave 79% / 85% at 0.999.
-
-Evaluation splits of :meth:`FurSuite.accuracy_table` follow Tab. 5 of the paper: ``unbiased``,
-and pure (link 1) ``dark_is_cat`` / ``dark_is_dog`` splits, so a biased model's accuracy on the
-other biased split is its accuracy on wrong-colour images. The flip benchmark's test set is
-class-balanced and drawn like the unbiased split without background darkening, so both
-colour-consistent and colour-inconsistent images appear and the background intervention starts
-from an undarkened background.
+The design rules and the measurements that chose ``link`` and the test size are in
+``docs/fur-suite-design.md``.
 """
 
 from __future__ import annotations
@@ -100,9 +78,8 @@ class FurSuite(CachedSuite):
     def images_per_class(self) -> int:
         """Every test image of a class in each resample: ``test_per_class``, 150 in both modes.
 
-        150 is the paper's protocol. Quick mode once drew 25, and its flip tables had standard
-        deviations of 2-6 points; 150 keeps the cold default run within half of its 10-minute
-        budget on 2 cores, the rule this size was chosen by.
+        150 is the paper's protocol; why it fits the quick run's time budget is in
+        ``docs/fur-suite-design.md``.
         """
         return int(self.settings()["test_per_class"])
 
