@@ -445,7 +445,9 @@ def test_original_maps_are_attributed_once_per_model_not_per_intervention(tmp_pa
     )
     cells = [r for r in results["records"] if r["kind"] == "baseline"]
     by_intervention = {
-        iv: {(r["key"][3], r["image"]): r["score"] for r in cells if r["key"][2] == iv}
+        iv: {
+            (key.model, key.image): r["score"] for r in cells if (key := CellKey.from_json(r["key"])).intervention == iv
+        }
         for iv in TwoInterventionSuite.interventions
     }
     n = len(by_intervention["darken"])
