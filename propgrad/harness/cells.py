@@ -27,7 +27,11 @@ JsonKey = list[str | int]
 
 
 class CellKey(NamedTuple):
-    """Where a cell sits in the benchmark grid; ``baseline`` is None for a property cell."""
+    """Where a cell sits in the benchmark grid; ``baseline`` is None for a property cell.
+
+    The store holds keys as JSON lists, so look cells up with :meth:`as_json` (a property key as
+    a tuple ends in None, which the stored key does not).
+    """
 
     kind: CellKind
     suite: str
