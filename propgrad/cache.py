@@ -19,12 +19,13 @@ from typing import Any, NamedTuple
 import torch
 
 from propgrad.atomic_files import atomic_write, write_json  # noqa: F401 (old import path)
+from propgrad.errors import PropgradWarning
 
 ENV_CACHE_DIR = "PROPGRAD_CACHE_DIR"
 HASH_SUFFIX = ".sha256"
 
 
-class CacheRebuildWarning(UserWarning):
+class CacheRebuildWarning(PropgradWarning):
     """A cached entry exists but cannot be used (damaged, or its content hash differs), so it is rebuilt."""
 
 

@@ -146,6 +146,13 @@ def stored_names(args: argparse.Namespace) -> dict[str, list[str]]:
     return out
 
 
+def default_suites(quick: bool) -> tuple[str, ...]:
+    """The suites run when ``--suite`` is not given: ``fur`` in quick mode, every registered one in full mode."""
+    from propgrad.plugins import list_suites
+
+    return (DEFAULT_SUITE,) if quick else tuple(list_suites())
+
+
 def resolve_names(
     args: argparse.Namespace, stored: dict[str, list[str]] | None = None
 ) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, type]]:
@@ -159,7 +166,7 @@ def resolve_names(
         LookupError: An unknown suite or baseline name (the registry's error lists known ones).
         ValueError: ``none`` combined with baseline names.
     """
-    from propgrad.plugins import get_baseline, get_suite, list_baselines, list_suites
+    from propgrad.plugins import get_baseline, get_suite, list_baselines
 
     stored = stored or {}
     if args.baselines is None and "baselines" in stored:
@@ -177,13 +184,13 @@ def resolve_names(
     elif "suites" in stored:
         suites = tuple(stored["suites"])
     else:
-        suites = tuple(list_suites()) if not args.quick else (DEFAULT_SUITE,)
+        suites = default_suites(args.quick)
     for name in suites:
         get_suite(name)
     return suites, tuple(classes), classes
 
 
-def _say_kept(stored: dict[str, list[str]], out: Path) -> None:
+def _say_kept(stored: dict[str, list[str]], out: Path, quick: bool) -> None:
     from propgrad.plugins import list_baselines
 
     if "baselines" in stored:
@@ -193,7 +200,7 @@ def _say_kept(stored: dict[str, list[str]], out: Path) -> None:
             f"resuming {out} with the baselines it was started with: {', '.join(stored['baselines']) or 'none'}"
             f"{extra} (pass --baselines to choose, or --fresh to start over)"
         )
-    if "suites" in stored:
+    if "suites" in stored and tuple(stored["suites"]) != default_suites(quick):
         names = ", ".join(stored["suites"])
         print(f"resuming {out} with the suites it was started with: {names} (pass --suite to choose)")
 
@@ -221,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
             f"baselines {', '.join(baselines) or 'none'}; K = {settings.n_permutations}; "
             f"{torch.get_num_threads()} torch threads; out {args.out}"
         )
-        _say_kept(stored, args.out)
+        _say_kept(stored, args.out, args.quick)
         sys.stdout.flush()
         run_benchmark(settings, args.out, fresh=args.fresh, show_progress=args.progress, echo=print)
     return 0
