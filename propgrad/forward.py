@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from propgrad.progress import progress_bar
-from propgrad.validation import check_int
+from propgrad.validation import check_device, check_int
 
 OutputTransform = str | Callable[[torch.Tensor], torch.Tensor]
 OUTPUT_TRANSFORMS = ("softmax", "sigmoid", "none")
@@ -127,7 +127,8 @@ def run_model(
         row_aligned: One flag per extra argument: True for a tensor with one row per image in
             ``images``, sliced with each batch; False (the default for all) passes it unchanged.
         batch_size: Images per forward pass.
-        device: Where to run (default: the module's device, else the images').
+        device: Where to run (default: the module's device, else the images'); it must exist
+            here (:func:`propgrad.validation.check_device`).
         show_progress: Show a progress counter over batches.
         description: Label of the progress counter.
 
@@ -136,17 +137,24 @@ def run_model(
         returning (B,) gives C = 1.
 
     Raises:
-        ValueError: ``batch_size`` < 1, or the model returns the wrong shape, no columns, a
-            non-tensor, or NaN/Inf values.
-        TypeError: the model returns complex values.
+        ValueError: ``batch_size`` < 1, an unknown or absent ``device``, ``preprocess`` returning
+            another number of rows than images, or the model returns the wrong shape, no columns,
+            a non-tensor, or NaN/Inf values.
+        TypeError: ``preprocess`` returns a non-tensor, or the model returns complex values.
     """
     check_int(batch_size, "batch_size")
+    if preprocess is not None and not callable(preprocess):
+        raise TypeError(f"preprocess must be callable or None, got {type(preprocess).__name__}")
     aligned = tuple(row_aligned) if row_aligned is not None else (False,) * len(additional_forward_args)
     if len(aligned) != len(additional_forward_args):
         raise ValueError(
             f"row_aligned has {len(aligned)} flags for {len(additional_forward_args)} additional_forward_args"
         )
-    target = model_device(forward_func, device) if device is None else torch.device(device)
+    for arg, row in zip(additional_forward_args, aligned):
+        if row and (not isinstance(arg, torch.Tensor) or arg.dim() == 0 or arg.shape[0] != images.shape[0]):
+            got = f"shape {tuple(arg.shape)}" if isinstance(arg, torch.Tensor) else type(arg).__name__
+            raise ValueError(f"a row-aligned extra argument must have one row per image ({images.shape[0]}), got {got}")
+    target = model_device(forward_func, device) if device is None else check_device(device)
     dtype = model_dtype(forward_func)
     chunks: list[torch.Tensor] = []
     n = images.shape[0]
@@ -157,12 +165,11 @@ def run_model(
             if target is not None:
                 batch = batch.to(target)
             if preprocess is not None:
-                batch = preprocess(batch)
+                batch = _check_preprocessed(preprocess(batch), batch.shape, preprocess)
             if dtype is not None and isinstance(batch, torch.Tensor) and batch.is_floating_point():
                 batch = batch.to(dtype)
             extra = tuple(
-                arg[start : start + batch_size] if row else arg
-                for arg, row in zip(additional_forward_args, aligned)
+                arg[start : start + batch_size] if row else arg for arg, row in zip(additional_forward_args, aligned)
             )
             out = _check_batch_output(forward_func(batch, *extra), images[start : start + batch_size].shape[0], start)
             if chunks and out.shape[1] != chunks[0].shape[1]:
@@ -174,6 +181,24 @@ def run_model(
             bar.update(1)
     outputs = torch.cat(chunks)
     return outputs if outputs.dtype == torch.float64 else outputs.float()
+
+
+def _check_preprocessed(out: Any, shape: torch.Size, preprocess: Callable[..., Any]) -> torch.Tensor:
+    """What ``preprocess`` returned for a batch of ``shape``: a real tensor with one row per image."""
+    name = getattr(preprocess, "__name__", type(preprocess).__name__)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(
+            f"preprocess {name!r} must return a tensor with one row per image, (B, ...) = ({shape[0]}, ...) for "
+            f"images of shape {tuple(shape)}, got {type(out).__name__}"
+        )
+    if out.dim() == 0 or out.shape[0] != shape[0]:
+        raise ValueError(
+            f"preprocess {name!r} must return a tensor with one row per image, (B, ...) = ({shape[0]}, ...) for "
+            f"images of shape {tuple(shape)}, got shape {tuple(out.shape)}"
+        )
+    if out.is_complex() or out.dtype == torch.bool:
+        raise TypeError(f"preprocess {name!r} must return real numbers, got a tensor of dtype {out.dtype}")
+    return out
 
 
 def _check_batch_output(out: Any, expected: int, start: int) -> torch.Tensor:

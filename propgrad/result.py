@@ -25,18 +25,26 @@ if TYPE_CHECKING:
     from propgrad.stats.permutation import PermutationResult
 
 
+_STATISTIC_LABELS = {"gradient": "E|grad|", "pearson": "|Pearson r|"}
+
+
 @dataclass(frozen=True)
 class Explanation:
     """One input's explanation.
 
     Attributes:
-        score: Expected property gradient magnitude, one per scored output column (a 0-d tensor
-            when a ``target`` was given), in output units per property step (or per unit of the
-            property values, when the source's values are not unit steps).
+        score: The test statistic, one per scored output column (a 0-d tensor when a ``target``
+            was given). With ``statistic="gradient"`` (the default) it is the expected property
+            gradient magnitude E|∇X|, in output units per property step (or per unit of the
+            property values with ``per="unit"``); with ``"pearson"`` it is |Pearson r| between
+            the values and the outputs (unitless); with a callable, whatever it returns.
+            ``test.statistic_name`` says which.
         p_value: Permutation-test p-value, same shape as ``score``.
         significant: ``p_value < alpha``.
-        flips: Where the decision (argmax, or 0.5 for a single output) changes along the sequence.
+        flips: Where the decision (argmax, or 0.5 for a single output) changes along the sequence;
+            both flip labels compare with the decision on the original image.
         outputs: The transformed model outputs (N, C) along the sequence.
+        original_outputs: The transformed outputs (C,) on the original image.
         target: The explained output column, or None when every column was scored.
         sequence: The intervention sequence (images, property values, name, unit, periodicity).
         test: The full permutation-test result (null distribution included when small).
@@ -51,10 +59,11 @@ class Explanation:
     test: PermutationResult
     source: str
     score_unit: str = "per step"
+    original_outputs: torch.Tensor | None = None
 
     @property
     def score(self) -> torch.Tensor:
-        """The test's statistic: E|∇X| per scored column."""
+        """The test's statistic per scored column: E|∇X| for the default ``statistic="gradient"``."""
         return self.test.statistic
 
     @property
@@ -123,6 +132,7 @@ class Explanation:
             "flips": self.flips.to_dict(),
             "values": seq.values.tolist(),
             "outputs": self.outputs.tolist(),
+            "original_outputs": None if self.original_outputs is None else self.original_outputs.tolist(),
             "test": self.test.to_dict(),
             "sequence_metadata": json.loads(json.dumps(seq.metadata, default=str)),
         }
@@ -154,9 +164,15 @@ class Explanation:
             xlabel=f"{seq.property_name} [{seq.unit}]",
         )
         ax.set_title(
-            f"E|grad| = {float(self.score.reshape(-1).max()):.4f}, p = {float(self.p_value.reshape(-1).min()):.3g}"
+            f"{self.statistic_label} = {float(self.score.reshape(-1).max()):.4f}, "
+            f"p = {float(self.p_value.reshape(-1).min()):.3g}"
         )
         return ax
+
+    @property
+    def statistic_label(self) -> str:
+        """What ``score`` is, for a title: ``E|grad|``, ``|Pearson r|`` or a callable statistic's name."""
+        return _STATISTIC_LABELS.get(self.test.statistic_name, self.test.statistic_name)
 
     def plot_null(self, ax: Any = None, column: int = 0) -> Any:
         """The permutation null distribution with the observed statistic (when it was kept)."""

@@ -13,13 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
 
+import numpy as np
 import torch
 
-from propgrad.forward import OutputTransform, run_model, transform_outputs
+from propgrad.forward import OutputTransform, check_output_transform, run_model, transform_outputs
 from propgrad.sources.base import InterventionSequence
 from propgrad.stats.flips import FlipResult, prediction_flips
 from propgrad.stats.gradient import apply_stencil, finite_difference_weights, property_gradient  # noqa: F401
-from propgrad.stats.permutation import PermutationResult, permutation_test
+from propgrad.stats.permutation import PermutationResult, check_test_settings, permutation_test
+from propgrad.validation import check_choice, check_device
 
 #: ``target`` value meaning "the decision on the original image" (the benchmark's explained class).
 PREDICTED = "predicted"
@@ -72,14 +74,22 @@ def score_outputs(
         seed: Seed of the permutations.
 
     Raises:
-        ValueError: ``target`` out of range for the outputs.
+        TypeError: ``target`` is not an integer column, None or :data:`PREDICTED`.
+        ValueError: ``target`` out of range for the outputs; bad test settings (see
+            :func:`propgrad.stats.permutation.permutation_test`).
     """
     n_columns = outputs.shape[1]
     flips = prediction_flips(outputs, reference=original_outputs)
-    if target == PREDICTED:  # one binary column: its decision is 0/1 but the column is 0
+    if isinstance(target, str) and target == PREDICTED:  # one binary column: its decision is 0/1, its column 0
         column: int | None = flips.reference_decision if n_columns > 1 else 0
+    elif target is None:
+        column = None
+    elif is_column_index(target):
+        column = int(target)
     else:
-        column = target
+        raise TypeError(
+            f"target must be an integer column index, None or {PREDICTED!r}, got {target!r} ({type(target).__name__})"
+        )
     if column is not None and not 0 <= column < n_columns:
         raise ValueError(f"target {column} is out of range for a model with {n_columns} outputs")
     scored = outputs.double() if column is None else outputs[:, column].double()
@@ -87,6 +97,11 @@ def score_outputs(
         scored, values, n_permutations=n_permutations, alpha=alpha, statistic=statistic, seed=seed, periodic=periodic
     )
     return SequenceScore(outputs=outputs, original_outputs=original_outputs, target=column, test=test, flips=flips)
+
+
+def is_column_index(value: Any) -> bool:
+    """An integer (Python or numpy) that is not a bool: what may index an output column."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def score_sequences(
@@ -135,7 +150,16 @@ def score_sequences(
 
     Returns:
         One :class:`SequenceScore` per sequence.
+
+    Raises:
+        TypeError, ValueError: bad settings (checked before the model runs), a model or transform
+            returning bad outputs (see :func:`propgrad.forward.run_model`), a target out of range.
     """
+    check_test_settings(n_permutations, alpha, statistic, seed)
+    check_output_transform(output_transform)
+    check_choice(per, "per", ("step", "unit"))
+    if device is not None:
+        check_device(device)
     if len(sequences) != originals.shape[0] or len(targets) != len(sequences):
         raise ValueError(
             f"give one original image and one target per sequence: {originals.shape[0]} originals, "

@@ -41,7 +41,7 @@ def add_parser(sub: Any) -> None:
         help="source parameter, repeatable; values are Python literals (numbers, lists, strings)",
     )
     p.add_argument("--target", type=int, help="output column to explain (default: every column)")
-    p.add_argument("--labels", help="comma-separated names of the output columns")
+    p.add_argument("--labels", help="comma-separated names of the output columns, one per column")
     p.add_argument("--permutations", type=int, default=10_000, help="permutations of the significance test")
     p.add_argument(
         "--per",
@@ -53,7 +53,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--output-transform", default="softmax", choices=("softmax", "sigmoid", "none"))
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="where the model runs: cpu (default), cuda, cuda:1, mps ...")
     p.add_argument("--out", type=Path, help="folder for the plots, the filmstrip and a JSON record")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
@@ -91,10 +91,15 @@ def run(args: argparse.Namespace) -> int:
     """Run the explanation and print (and optionally save) it."""
     from propgrad.api import PropertyGradient
     from propgrad.cli.model_loading import load_model
+    from propgrad.forward import run_model
+    from propgrad.validation import check_device
 
-    model = load_model(args.model, args.weights, device=args.device)
-    image = load_input_image(args.image, args.size).to(args.device)
-    labels = args.labels.split(",") if args.labels else _default_labels(args.model)
+    device = check_device(args.device, "--device")
+    model = load_model(args.model, args.weights, device=device)
+    image = load_input_image(args.image, args.size).to(device)
+    labels = [label.strip() for label in args.labels.split(",")] if args.labels else _default_labels(args.model)
+    if labels is not None:  # before the sequence and the test: one forward pass tells the outputs
+        check_labels(labels, run_model(model, image[None]).shape[1], given=bool(args.labels))
     explanation = PropertyGradient(model, output_transform=args.output_transform).attribute(
         image,
         source=args.source,
@@ -112,6 +117,23 @@ def run(args: argparse.Namespace) -> int:
         for path in explanation.save(args.out, labels=labels):
             print(f"wrote {path}")
     return 0
+
+
+def check_labels(labels: list[str], n_outputs: int, *, given: bool = True) -> list[str]:
+    """Refuse ``--labels`` that do not name each of the model's ``n_outputs`` output columns once.
+
+    Raises:
+        ValueError: another number of labels than outputs (naming both counts), or an empty label.
+    """
+    option = "--labels" if given else "the model's default labels"
+    if len(labels) != n_outputs:
+        raise ValueError(
+            f"{option} gives {len(labels)} label{'s' if len(labels) != 1 else ''} ({','.join(labels)}) but the model "
+            f"has {n_outputs} output{'s' if n_outputs != 1 else ''}; give one comma-separated name per output column"
+        )
+    if given and not all(labels):
+        raise ValueError(f"--labels has an empty name at position {labels.index('') + 1}: {','.join(labels)!r}")
+    return labels
 
 
 def _default_labels(model_spec: str) -> list[str] | None:

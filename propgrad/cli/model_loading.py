@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import pickle
+import re
+import warnings
+from collections.abc import Mapping
 from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
+
+from propgrad.validation import check_device
 
 
 def load_model(
@@ -19,15 +25,19 @@ def load_model(
         spec: ``package.module:attribute`` (an ``nn.Module`` instance, or a class/factory called
             without arguments) or the path of a TorchScript file (``torch.jit.save``).
         weights: Optional state-dict checkpoint, loaded with ``weights_only=True`` (no code runs).
-        device: Where the model runs.
+        device: Where the model runs; it must exist here (a clear error for ``"cuda"`` on a
+            CPU-only build).
 
     Returns:
         The model, in eval mode.
 
     Raises:
         FileNotFoundError: if a path in ``spec`` or ``weights`` does not exist.
-        ValueError: if ``spec`` cannot be resolved or does not give a callable.
+        ValueError: if ``spec`` cannot be resolved or does not give a callable, the device does
+            not exist, or ``weights`` is not a loadable state dict (a pickle that would run code,
+            a truncated file, an image ...) or does not fit the model.
     """
+    device = check_device(device, "--device")
     path = Path(spec)
     if ":" not in spec or path.suffix in (".pt", ".pth", ".ts", ".jit"):
         if not path.exists():
@@ -67,13 +77,78 @@ def load_model(
 def _load_weights(model: Any, path: Path) -> Any:
     if not path.exists():
         raise FileNotFoundError(f"--weights {str(path)!r}: no such file")
+    if path.is_dir():
+        raise ValueError(f"--weights {str(path)!r} is a folder; give the checkpoint file saved by torch.save")
     if not isinstance(model, nn.Module):
         raise ValueError("--weights needs a model that is an nn.Module")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+    state = read_checkpoint(path)
+    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise ValueError(
+            f"--weights {str(path)!r} holds a {type(state).__name__}, not a state dict; save the model's "
+            "weights with torch.save(model.state_dict(), path)"
+        )
     try:
         model.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, KeyError) as exc:
         raise ValueError(f"--weights {str(path)!r} does not fit the model: {exc}") from exc
     return model
+
+
+_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"%PDF": "a PDF file"}
+
+
+def read_checkpoint(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)``, with any failure turned into one ``ValueError`` naming the file.
+
+    ``weights_only=True`` never runs code from the file: a pickle that would (a malicious file, or
+    a checkpoint holding whole objects rather than tensors) is refused, and so is anything that is
+    no checkpoint at all (an image, a truncated download, an empty file).
+
+    Raises:
+        ValueError: the file cannot be loaded; the message says why, on one line.
+    """
+    name = repr(str(path))
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # torch warns about odd pickles it then refuses
+            warnings.simplefilter("always")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        for warning in caught:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        return state
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        found = re.search(r"GLOBAL (\S+)", text)
+        if found:
+            raise ValueError(
+                f"--weights {name} was refused: loading it would import {found.group(1).rstrip('.,')}, and only "
+                "tensors and plain containers are loaded (weights_only=True, so no code from the file runs); save "
+                "the weights with torch.save(model.state_dict(), path)"
+            ) from exc
+        raise ValueError(f"--weights {name} is not a PyTorch checkpoint: {_not_a_checkpoint(path, exc)}") from exc
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"--weights {name} is not a PyTorch checkpoint: {_not_a_checkpoint(path, exc)}") from exc
+
+
+def _not_a_checkpoint(path: Path, exc: BaseException) -> str:
+    """Why ``path`` could not be loaded, for an error message."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(8)
+    except OSError as err:
+        return f"cannot read it ({err.strerror or err})"
+    if not head:
+        return "the file is empty"
+    for magic, kind in _MAGIC.items():
+        if head.startswith(magic):
+            return f"it is {kind}; --weights takes a file written by torch.save(model.state_dict(), path)"
+    if isinstance(exc, RuntimeError) and "zip" in str(exc).lower():
+        return "it is truncated or corrupted (its zip archive cannot be read); download or save it again"
+    if isinstance(exc, EOFError):
+        return "it ends too early (truncated); download or save it again"
+    unpickler = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(exc))
+    if unpickler:
+        return f"it is a pickle that weights_only=True cannot read ({unpickler.group(1).strip()[:200]})"
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return f"torch.load failed ({type(exc).__name__}: {first[:200]})"

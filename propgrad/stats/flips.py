@@ -99,7 +99,9 @@ def prediction_flips(outputs: Any, *, threshold: float | None = None, reference:
     if reference is None:
         reference_decision = int(decisions[0])
     else:
-        ref, _ = as_outputs(torch.as_tensor(reference).reshape(1, -1) if _is_array(reference) else reference, "reference")
+        ref, _ = as_outputs(
+            torch.as_tensor(reference).reshape(1, -1) if _is_array(reference) else reference, "reference"
+        )
         if ref.shape != (1, y.shape[1]):
             raise ValueError(
                 f"reference must hold the {y.shape[1]} output(s) of the original image, got shape "

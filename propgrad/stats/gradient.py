@@ -13,6 +13,7 @@ the two ends, second-order central differences inside), is the reference and the
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -38,11 +39,16 @@ def finite_difference_weights(
         period: Length of one full period; default ``(x[-1] - x[0]) * N / (N - 1)``, i.e. the span
             plus one mean step (N for unit steps). Must exceed ``x[-1] - x[0]``.
 
+    A grid whose spacings are so small or so large that the weights' products of spacings would
+    underflow or overflow (values 1e-300 apart) is rescaled by a power of two, which is exact, and
+    the weights scaled back; ordinary grids are used as they are.
+
     Returns:
         ``(indices, weights)``: long tensor (N, 3) and float64 tensor (N, 3) on ``values.device``.
 
     Raises:
-        ValueError: bad ``edge_order``, too few steps, or a ``period`` not longer than the span.
+        ValueError: bad ``edge_order``, too few steps, a ``period`` not longer than the span, or
+            spacings so uneven (their ratio beyond about 1e150) that the weights are not finite.
     """
     if edge_order not in (1, 2):
         raise ValueError(f"edge_order must be 1 or 2, got {edge_order!r}")
@@ -50,6 +56,46 @@ def finite_difference_weights(
     n = int(x.shape[0])
     if n < 2:
         raise ValueError(f"outputs must have at least 2 steps (2 = the binary case), got {n}")
+    if period is not None and periodic:
+        span = float(x[-1]) - float(x[0])
+        if not float(period) > span:
+            raise ValueError(f"period must exceed the span of values ({span:.6g}), got {float(period):.6g}")
+    scale = grid_scale(x)
+    if scale == 1.0:
+        idx, weights = _weights(x, edge_order, periodic, period)
+    else:
+        idx, weights = _weights(x / scale, edge_order, periodic, None if period is None else float(period) / scale)
+        weights = weights / scale
+    if not bool(torch.isfinite(weights).all()):
+        h = (x[1:] / 2 - x[:-1] / 2) * 2
+        raise ValueError(
+            f"values are spaced from {float(h.min()):.3g} to {float(h.max()):.3g} apart, too unevenly for finite "
+            "finite-difference weights; give values of a more even spacing (or None for unit steps)"
+        )
+    return idx, weights
+
+
+def grid_scale(x: torch.Tensor) -> float:
+    """A power of two bringing the spacings of the grid ``x`` (float64) near 1, or 1.0 when they are ordinary.
+
+    Spacings within [2**-256, 2**256] (everything but grids such as values 1e-300 apart) give 1.0,
+    so the stencil of an ordinary grid is computed from the values as given. Scaling by a power of
+    two is exact, so a rescaled grid gives the weights of the original one up to the scale.
+    """
+    if x.shape[0] < 2:
+        return 1.0
+    halves = x[1:] / 2 - x[:-1] / 2  # halved: no overflow for values near the float64 limit
+    lo, hi = float(halves.min()), float(halves.max())  # half the smallest and largest spacing
+    if not lo > 0 or (2.0**-257 <= lo and hi <= 2.0**255):
+        return 1.0
+    return 2.0 ** round((math.log2(lo) + math.log2(hi)) / 2 + 1)
+
+
+def _weights(
+    x: torch.Tensor, edge_order: int, periodic: bool, period: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stencil of :func:`finite_difference_weights` on the float64 grid ``x``, computed as given."""
+    n = int(x.shape[0])
     dev = x.device
     i = torch.arange(n, device=dev)
     idx = torch.stack([i - 1, i, i + 1], dim=1)
@@ -94,6 +140,41 @@ def apply_stencil(outputs: torch.Tensor, indices: torch.Tensor, weights: torch.T
     return sum(w[:, k, None] * outputs[indices[:, k]] for k in range(3))
 
 
+def stencil_dtype(outputs: torch.Tensor, weights: torch.Tensor, terms: int, name: str = "outputs") -> torch.dtype:
+    """The dtype to apply a stencil in: that of ``outputs``, or float64 where it would overflow.
+
+    Finite outputs can have differences, derivatives or sums of ``terms`` derivative magnitudes
+    beyond the largest float32 (outputs of +-3e38), and large weights (a fine grid) can overflow a
+    float32 weight or small ones underflow it. Such inputs are scored in float64; ordinary ones
+    keep their dtype (and so their results). The bound is conservative: rows' absolute weight sums
+    times the outputs' range (and magnitude), times ``terms``.
+
+    Args:
+        outputs: Finite float outputs (N, C).
+        weights: The stencil's weights (N, 3), float64.
+        terms: How many derivative magnitudes are summed (N for the mean; K, too, for the null mean).
+        name: Argument name used in error messages.
+
+    Raises:
+        ValueError: the outputs are too large to score even in float64.
+    """
+    magnitude = float(outputs.abs().max())
+    spread = float(outputs.max()) - float(outputs.min())
+    w = weights.abs()
+    row_sum = float(w.sum(1).max())
+    nonzero = w[w > 0]
+    smallest = float(nonzero.min()) if nonzero.numel() else 1.0
+    need = max(terms * spread * max(1.0, row_sum), row_sum * magnitude, row_sum)
+    for dtype in dict.fromkeys((outputs.dtype, torch.float64)):
+        info = torch.finfo(dtype)
+        if need <= info.max / 4 and smallest >= info.tiny:
+            return dtype
+    raise ValueError(
+        f"{name} range over {spread:.3g} (up to {magnitude:.3g} in magnitude): their finite differences, "
+        "divided by the spacing of the values, overflow even float64; rescale the outputs"
+    )
+
+
 def property_gradient(
     outputs: Any,
     values: Any = None,
@@ -120,15 +201,19 @@ def property_gradient(
         edge_order: 1 (numpy's default) or 2, the accuracy of the one-sided end differences.
 
     Returns:
-        A tensor of shape () for 1-D ``outputs``, (C,) for 2-D ``outputs``.
+        A tensor of shape () for 1-D ``outputs``, (C,) for 2-D ``outputs``, in the outputs' float
+        dtype; float64 when that dtype would overflow (float32 outputs of +-3e38, values 1e-300
+        apart; see :func:`stencil_dtype`).
 
     Raises:
         TypeError: ``outputs`` or ``values`` of an unsupported type.
         ValueError: NaN/Inf outputs, fewer than 2 steps, mismatched lengths, values not strictly
-            increasing, bad ``edge_order`` or ``period``.
+            increasing or too unevenly spaced, outputs too large even for float64, bad
+            ``edge_order`` or ``period``.
     """
     y, one_d = as_outputs(outputs)
     x = as_values(values, y.shape[0], dtype=torch.float64, device=y.device)
     idx, w = finite_difference_weights(x, edge_order=edge_order, periodic=periodic, period=period)
+    y = y.to(stencil_dtype(y, w, y.shape[0]))
     score = apply_stencil(y, idx, w).abs().mean(dim=0)
     return score[0] if one_d else score

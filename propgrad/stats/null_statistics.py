@@ -16,12 +16,14 @@ Each shuffle is reduced on its own, so the driver's chunking never changes a res
 
 from __future__ import annotations
 
+import difflib
+import math
 from typing import Any, Callable, Hashable, Protocol, Union
 
 import torch
 from torch.nn.functional import embedding_bag
 
-from propgrad.stats.gradient import finite_difference_weights
+from propgrad.stats.gradient import finite_difference_weights, grid_scale
 
 StatisticFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 STATISTICS = ("gradient", "pearson")
@@ -89,6 +91,34 @@ def two_sided_p_values(observed: torch.Tensor, null: torch.Tensor) -> torch.Tens
     return torch.where(torch.isfinite(observed) & torch.isfinite(mean), p, torch.ones_like(p))
 
 
+def check_statistic(statistic: Any) -> Union[str, StatisticFn]:
+    """Check a test statistic before any work: one of :data:`STATISTICS` or a callable.
+
+    Raises:
+        ValueError: an unknown name (the message lists the names and says what a statistic is,
+            e.g. for ``"integrated_gradients"``, an attribution method, not a statistic).
+        TypeError: neither a string nor a callable.
+    """
+    if isinstance(statistic, str):
+        if statistic in STATISTICS:
+            return statistic
+        close = difflib.get_close_matches(statistic.lower(), STATISTICS, n=1, cutoff=0.6)
+        hint = (
+            f"; did you mean {close[0]!r}?"
+            if close
+            else "; a statistic summarises the outputs along the sequence (attribution methods such as "
+            "Integrated Gradients are the benchmark's baselines, propgrad.get_baseline, not statistics)"
+        )
+        known = ", ".join(map(repr, STATISTICS))
+        raise ValueError(
+            f"statistic must be one of {known} or a callable f(permuted_outputs (B, N, C), values (N,)) -> (B, C), "
+            f"got {statistic!r}{hint}"
+        )
+    if callable(statistic):
+        return statistic
+    raise TypeError(f"statistic must be a name ({', '.join(STATISTICS)}) or a callable, got {type(statistic).__name__}")
+
+
 def make_null_statistic(
     statistic: Union[str, StatisticFn],
     x: torch.Tensor,
@@ -105,16 +135,12 @@ def make_null_statistic(
         ValueError: unknown statistic name (or bad ``periodic``/``period``/``edge_order``).
         TypeError: ``statistic`` neither a string nor a callable.
     """
-    if isinstance(statistic, str):
-        if statistic == "gradient":
-            return statistic, GradientNull(x, k, c, periodic=periodic, period=period, edge_order=edge_order)
-        if statistic == "pearson":
-            return statistic, PearsonNull(x)
-        known = ", ".join(map(repr, STATISTICS))
-        raise ValueError(f"statistic must be one of {known} or a callable, got {statistic!r}")
-    if callable(statistic):
-        return getattr(statistic, "__name__", type(statistic).__name__), CallableNull(statistic, x)
-    raise TypeError(f"statistic must be a name ({', '.join(STATISTICS)}) or a callable, got {type(statistic).__name__}")
+    statistic = check_statistic(statistic)
+    if statistic == "gradient":
+        return statistic, GradientNull(x, k, c, periodic=periodic, period=period, edge_order=edge_order)
+    if statistic == "pearson":
+        return statistic, PearsonNull(x)
+    return getattr(statistic, "__name__", type(statistic).__name__), CallableNull(statistic, x)
 
 
 class GradientNull:
@@ -138,6 +164,7 @@ class GradientNull:
         self, x: torch.Tensor, k: int, c: int, *, periodic: bool, period: float | None, edge_order: int
     ) -> None:
         idx, w = finite_difference_weights(x, edge_order=edge_order, periodic=periodic, period=period)
+        self.weights = w  # for the driver's choice of dtype (propgrad.stats.gradient.stencil_dtype)
         self.n = n = idx.shape[0]
         self.use_table = False
         if c >= TABLE_MIN_COLUMNS:  # (few columns: skip the analysis, the banded strategy is used)
@@ -242,10 +269,14 @@ class PearsonNull:
     """|Pearson r| between the values and many permutations of the outputs.
 
     The numerator ``sum_i xc_i * yc[P[b, i]]`` is one weighted ``embedding_bag`` per chunk; the
-    denominator does not depend on the order.
+    denominator does not depend on the order. r does not change when the values or the outputs are
+    scaled, so values of extreme spacing (1e-300 apart) and outputs so large (or small) that their
+    squares would overflow (or underflow) their dtype are first scaled by a power of two, which is
+    exact; ordinary ones are used as given.
     """
 
     def __init__(self, x: torch.Tensor) -> None:
+        x = x / grid_scale(x)
         self.xc = x - x.mean()
         self.xnorm = self.xc.norm()
         self.signature = self.xc.cpu().numpy().tobytes()
@@ -260,6 +291,7 @@ class PearsonNull:
         return 2 * c * itemsize
 
     def prepare(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = y * _output_scale(y)
         yc = y - y[:1]  # exactly zero for constant columns, so their r is 0/0 = NaN
         yc = yc - yc.mean(0)
         return yc, self.xnorm.to(y.dtype) * yc.norm(dim=0)
@@ -270,6 +302,16 @@ class PearsonNull:
         yc, denom = prepared
         perms, weights = bound
         return (embedding_bag(perms[s:e], yc, per_sample_weights=weights[s:e], mode="sum") / denom).abs()
+
+
+def _output_scale(y: torch.Tensor) -> float:
+    """1.0, or a power of two bringing the largest |output| near 1 when squares of the outputs would leave the dtype."""
+    info = torch.finfo(y.dtype)
+    magnitude = float(y.abs().max()) if y.numel() else 0.0
+    limit = 2.0 ** (math.frexp(info.max)[1] // 2 - 16)  # float32: 2**48; sums of N squares stay finite
+    if magnitude == 0 or 1 / limit <= magnitude <= limit:
+        return 1.0
+    return 2.0 ** -math.floor(math.log2(magnitude))
 
 
 class CallableNull:

@@ -19,14 +19,22 @@ it never faults in a fresh (K, N) buffer; a second use memoises the matrix for t
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-import numpy as np
 import torch
 
 from propgrad.stats.coercion import as_outputs, as_values
-from propgrad.stats.null_statistics import NullStatistic, StatisticFn, make_null_statistic, two_sided_p_values
+from propgrad.stats.gradient import stencil_dtype
+from propgrad.stats.null_statistics import (
+    GradientNull,
+    NullStatistic,
+    StatisticFn,
+    check_statistic,
+    make_null_statistic,
+    two_sided_p_values,
+)
 from propgrad.stats.permutations import (
     clear_cache,
     first_use,
@@ -34,9 +42,17 @@ from propgrad.stats.permutations import (
     permutation_blocks,
     seeded_permutations,
 )
+from propgrad.validation import check_alpha, check_device, check_int, check_seed
 
-__all__ = ["PermutationResult", "clear_cache", "permutation_test", "seeded_permutations"]
+__all__ = ["PermutationResult", "check_test_settings", "clear_cache", "permutation_test", "seeded_permutations"]
 KEEP_NULL_MAX_COLUMNS = 16
+MAX_PERMUTATIONS = 10**7
+"""Most permutations of one test: a thousand times the paper's 10,000."""
+MAX_TEST_BYTES = 4 * 2**30
+"""Largest memory of one test's permutation indices and null statistics, in bytes (4 GiB; raise it
+on a machine with more memory)."""
+SLOW_TEST_WORK = 10**10
+"""Shuffled values (permutations x steps x columns) above which a test warns that it may take minutes."""
 CHUNK_BYTES = 4 * 2**20  # chunks whose temporaries stay cache-sized (and reuse freed memory) run faster
 
 
@@ -94,10 +110,14 @@ def permutation_test(
 
     Args:
         outputs: (N,) or (N, C) outputs for N ordered steps (tensor, numpy array or list; integers
-            become float). Computation runs in the outputs' float dtype on their device.
+            become float). Computation runs in the outputs' float dtype on their device, except that
+            the gradient statistic of outputs whose differences would overflow that dtype (float32
+            outputs of +-3e38, values 1e-300 apart) is computed, and returned, in float64.
         values: (N,) strictly increasing property values, or None for unit steps.
-        n_permutations: K >= 1, the number of shuffles.
-        alpha: Significance level in (0, 1).
+        n_permutations: K, the number of shuffles, from 1 to :data:`MAX_PERMUTATIONS`; a test
+            whose indices and null statistics would exceed :data:`MAX_TEST_BYTES` is refused, one
+            of more than :data:`SLOW_TEST_WORK` shuffled values warns that it may take minutes.
+        alpha: Significance level in (0, 1) (Python or numpy number).
         statistic: "gradient" (the expected property gradient magnitude, as
             :func:`propgrad.stats.gradient.property_gradient`), "pearson" (|Pearson r| between values and
             outputs; ``periodic``/``period``/``edge_order`` do not apply), or a callable
@@ -106,8 +126,10 @@ def permutation_test(
             steps 0..N-1 when ``values`` is None), returning (B, C), one statistic per shuffle and
             column; the observed statistic comes from the same call with the identity order.
         seed: Seed of the CPU ``torch.Generator`` drawing the permutations (same seed, same
-            permutations, same p-values); indices are then moved to ``device``.
-        device: Device to compute on (default: that of ``outputs``; CPU for arrays and lists).
+            permutations, same p-values), an integer in [0, 2**63 - 1]; indices are then moved to
+            ``device``.
+        device: Device to compute on (default: that of ``outputs``; CPU for arrays and lists); it
+            must exist here (:func:`propgrad.validation.check_device`).
         periodic: Wrap-around differences for a full rotation (statistic "gradient").
         period: Period for ``periodic`` (default: span plus one mean step).
         edge_order: 1 (numpy.gradient's default) or 2 (statistic "gradient").
@@ -120,31 +142,33 @@ def permutation_test(
         A :class:`PermutationResult`; fields have shape () for 1-D outputs, (C,) otherwise.
 
     Raises:
-        TypeError: unsupported ``outputs``/``values`` types or ``statistic``.
+        TypeError: unsupported ``outputs``/``values`` types or ``statistic``; a non-integer
+            ``n_permutations``, ``seed``, ``chunk_size`` or ``memory_budget``; a non-number ``alpha``.
         ValueError: bad ``outputs``/``values`` (see :func:`propgrad.stats.gradient.property_gradient`),
-            ``n_permutations`` < 1, ``alpha`` outside (0, 1), unknown statistic name, a callable
-            returning the wrong shape.
+            ``n_permutations`` outside [1, :data:`MAX_PERMUTATIONS`] or too large for memory, ``alpha``
+            outside (0, 1), a negative or too large ``seed``, ``chunk_size`` or ``memory_budget`` < 1,
+            an unknown statistic name or device, a callable returning the wrong shape.
     """
-    if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 1:
-        raise ValueError(f"n_permutations must be an integer >= 1, got {n_permutations!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
-    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be None or an integer >= 1, got {chunk_size!r}")
-    y, one_d = as_outputs(outputs, device=device)
+    k, alpha, seed = check_test_settings(n_permutations, alpha, statistic, seed)
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", hint="permutations per chunk, or None")
+    memory_budget = check_int(memory_budget, "memory_budget", hint="a rough bound in bytes on the temporaries")
+    y, one_d = as_outputs(outputs, device=None if device is None else check_device(device))
     n, c = y.shape
     if n < 2:
         raise ValueError(f"outputs must have at least 2 steps (2 = the binary case), got {n}")
     x = as_values(values, n, dtype=torch.float64, device=y.device)
-    k = int(n_permutations)
     name, kernel = make_null_statistic(statistic, x, k, c, periodic=periodic, period=period, edge_order=edge_order)
+    if isinstance(kernel, GradientNull):  # differences of +-3e38 in float32: score in float64
+        y = y.to(stencil_dtype(y, kernel.weights, max(n, k)))
     itemsize = y.element_size()
     cols = max(1, min(c, kernel.columns_per_block(c, itemsize), memory_budget // (2 * k * itemsize)))
-    stream = cols >= c and first_use(n, k, int(seed))
+    stream = cols >= c and first_use(n, k, seed)
+    _check_size(kernel, n, k, c, cols, itemsize, stream)
     if not stream:
-        perms = seeded_permutations(n, k, int(seed)).to(y.device)
+        perms = seeded_permutations(n, k, seed).to(y.device)
         signature = kernel.signature
-        key = None if signature is None else (type(kernel).__name__, signature, n, k, int(seed), str(y.device), y.dtype)
+        key = None if signature is None else (type(kernel).__name__, signature, n, k, seed, str(y.device), y.dtype)
         bound = memoised(key, lambda: kernel.bind(perms, y.dtype))
     bound_identity = kernel.bind(torch.arange(n, device=y.device)[None], y.dtype)
     stats, pvals, nulls = [], [], []
@@ -156,7 +180,7 @@ def permutation_test(
         observed = kernel.run(prepared, bound_identity, 0, 1)[0]
         null = torch.empty(k, yc.shape[1], dtype=y.dtype, device=y.device)
         if stream:
-            _run_streamed(kernel, prepared, null, n, int(seed), b)
+            _run_streamed(kernel, prepared, null, n, seed, b)
         else:
             for s in range(0, k, b):
                 null[s : s + b] = kernel.run(prepared, bound, s, min(s + b, k))
@@ -176,9 +200,55 @@ def permutation_test(
         significant=p_value < alpha,
         null_distribution=null_t,
         n_permutations=k,
-        alpha=float(alpha),
+        alpha=alpha,
         statistic_name=name,
     )
+
+
+def check_test_settings(n_permutations: Any, alpha: Any, statistic: Any, seed: Any) -> tuple[int, float, int]:
+    """Check the permutation test's settings before any work; ``(n_permutations, alpha, seed)`` as int, float, int.
+
+    The scorer and the API call it before running a model, so a bad setting fails at once.
+
+    Raises:
+        TypeError, ValueError: ``n_permutations`` not an integer in [1, :data:`MAX_PERMUTATIONS`],
+            ``alpha`` not a number in (0, 1) (numpy scalars are numbers), an unknown statistic
+            name or a non-callable, ``seed`` not an integer in [0, 2**63 - 1] (1.5, None, text).
+    """
+    k = check_int(
+        n_permutations,
+        "n_permutations",
+        maximum=MAX_PERMUTATIONS,
+        hint=f"p-values resolve 1 / (n_permutations + 1), and {MAX_PERMUTATIONS:.0e} permutations resolve "
+        "far below any significance level (the paper uses 10,000)",
+    )
+    check_statistic(statistic)
+    return k, check_alpha(alpha), check_seed(seed)
+
+
+def _check_size(kernel: NullStatistic, n: int, k: int, c: int, cols: int, itemsize: int, stream: bool) -> None:
+    """Refuse a test whose permutation indices and null statistics would exceed :data:`MAX_TEST_BYTES`;
+    warn when it would take minutes."""
+    indices = 0 if stream else k * n * 4  # the (K, N) int32 permutations
+    if getattr(kernel, "use_table", False):
+        indices += 3 * k * n * (8 + itemsize)  # the table kernel's pair indices and weights
+    nulls = k * min(cols, c) * itemsize + (k * c * itemsize if c <= KEEP_NULL_MAX_COLUMNS else 0)
+    total = indices + nulls
+    if total > MAX_TEST_BYTES:
+        raise ValueError(
+            f"n_permutations={k} for {n} steps and {c} output columns would need about {total / 2**30:.3g} GiB "
+            f"(permutation indices {indices / 2**30:.3g} GiB, null statistics {nulls / 2**30:.3g} GiB), more than "
+            f"{MAX_TEST_BYTES / 2**30:.3g} GiB (propgrad.stats.permutation.MAX_TEST_BYTES); use fewer "
+            "permutations, or score one target column instead of every column"
+        )
+    work = k * n * c
+    if work > SLOW_TEST_WORK:
+        warnings.warn(
+            f"the permutation test shuffles {n} steps of {c} output columns {k} times ({work:.2g} values): "
+            "this may take minutes; fewer permutations or a target column would be faster",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _run_streamed(kernel: NullStatistic, prepared: Any, null: torch.Tensor, n: int, seed: int, chunk: int) -> None:
