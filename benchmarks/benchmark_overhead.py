@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, seconds in rest.items():
         print(f"  of the rest, {name + ':':<18} {seconds:8.2f} s")
+    for name in classes:
+        print(f"  attribution, {name + ':':<22} {t.get(f'attribution/{name}_s', 0.0):8.2f} s")
     print(f"ratio total / (forward + attribution): {t['overhead_ratio']:.3f}  (target <= 1.5)")
     return 0
 

@@ -111,7 +111,7 @@ class ImageMap(AttributionBaseline):
         if self.interrupt_after is not None and self.calls >= self.interrupt_after:
             raise KeyboardInterrupt
         self.calls += 1
-        assert images.shape[0] == target.shape[0] == 1  # one image per call: maps never see batch-mates
+        assert images.shape[0] == target.shape[0]
         return images.clone()
 
 
@@ -286,8 +286,8 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path: Path) -> None:
         run(tmp_path / "a", st, {"image_map": first})
     second = ImageMap()
     resumed = run(tmp_path / "a", st, {"image_map": second})
-    # 3 cells (2 calls each: original, final) finished; the 4th died after its original's map
-    assert first.calls == 7 and second.calls == 2 * (n_cells - 3)
+    # per model, two blocks (8 + 4 images) of two calls (originals, finals): the 8th call died
+    assert n_cells == 2 * (8 + 4) and first.calls == 7 and second.calls == 2
     keys = [json.dumps(json.loads(line)["key"]) for line in (tmp_path / "a" / STORE_NAME).read_text().splitlines()[1:]]
     assert len(keys) == len(set(keys))  # no cell stored twice
     assert resumed["resume"]["cells_loaded"] > 0
@@ -310,7 +310,7 @@ def test_truncated_last_line_is_tolerated(tmp_path: Path) -> None:
     again = ImageMap()
     resumed = run(tmp_path, st, {"image_map": again}, plots=False)
     assert resumed["resume"]["dropped_partial_line"] is True
-    assert again.calls == 2  # only the half-written cell is redone: its original's and final's maps
+    assert again.calls == 2  # only the half-written cell's block is redone: its originals and its finals
     assert comparable(resumed)["records"] == comparable(full)["records"]
     assert all(json.loads(line) for line in path.read_text().splitlines())
 

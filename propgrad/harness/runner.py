@@ -6,12 +6,14 @@ generated once and shared by every model; every model runs on the original and e
 runs on the original and the final image of each sequence with the explained class as target.
 Finished cells go to a :class:`~propgrad.harness.store.CellStore` at once, so a rerun skips them.
 
-A cell is computed the same way however the work is batched and wherever a run was
+A cell is computed the same way however the work is chunked and wherever a run was
 interrupted: float results of batched kernels (convolutions, Occlusion's and DeepLIFT's stacked
-perturbations) depend on which other images share a batch, so each image's forward pass holds
-only that image's original and steps, and each ``baseline.attribute`` call holds one image. An
-original image's map depends on nothing else, so it is computed once per (model, baseline) and
-reused by every intervention.
+perturbations) depend on which other images share a batch. So each image's forward pass holds
+only that image's original and steps, and ``baseline.attribute`` runs on fixed *blocks* of
+:data:`ATTRIBUTION_BLOCK` consecutive pool images: one call on the block's originals (reused by
+every intervention) and one on its final images per intervention. A block's calls hold the same
+images whichever of its cells are missing; a resumed run regenerates the sequences of a
+half-finished block's other images rather than attribute the missing ones in a smaller batch.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ from propgrad.progress import progress_bar
 from propgrad.scoring import PREDICTED, score_sequences
 from propgrad.sources.base import InterventionSequence
 from propgrad.suites.base import BenchmarkSuite
+
+ATTRIBUTION_BLOCK = 8
+"""Pool images per ``baseline.attribute`` call. Part of how cells are computed: changing it
+changes the last float digits of batch-sensitive baselines (so it is a constant, not a setting)."""
+
+Maps = list[torch.Tensor | str]
+"""One map per image of a block, or the error message of an image whose map failed."""
 
 
 def select_pool(labels: torch.Tensor, per_class: int | None, seed: int) -> list[int]:
@@ -90,10 +99,10 @@ class SuiteRunner:
         self.name, self.suite, self.baselines = name, suite, dict(baselines)
         self.settings, self.store, self.stopwatch = settings, store, stopwatch
         self.show_progress = show_progress
-        # Maps of the original images by (model, baseline, image, target), each attributed alone:
-        # they do not depend on the intervention, so a suite with several interventions
-        # attributes each original once, and a resumed run recomputes them bit for bit.
-        self._maps_before: dict[tuple[str, str, int, int], torch.Tensor] = {}
+        # Maps of each block's original images by (model, baseline, block, targets): they do not
+        # depend on the intervention, so a suite with several interventions attributes them once,
+        # and a resumed run recomputes them in the same block, bit for bit.
+        self._maps_before: dict[tuple[str, str, tuple[int, ...], tuple[int, ...]], Maps] = {}
         self.models: dict[str, nn.Module] = {}
         self.images = torch.empty(0)
         self.labels = torch.empty(0, dtype=torch.long)
@@ -126,25 +135,30 @@ class SuiteRunner:
     def _run_intervention(self, intervention: str) -> None:
         todo = {i: self._missing(intervention, i) for i in self.pool}
         todo = {i: t for i, t in todo.items() if t[0] or t[1]}
+        size = ATTRIBUTION_BLOCK
+        blocks = [self.pool[k : k + size] for k in range(0, len(self.pool), size)]
+        blocks = [b for b in blocks if any(i in todo for i in b)]
         label = f"{self.name}/{intervention}"
-        totals = [len(todo), sum(len(t[0]) for t in todo.values()), sum(len(t[1]) for t in todo.values())]
+        n_sequences = sum(len(_needing_sequences(b, todo)) for b in blocks)
+        totals = [n_sequences, sum(len(t[0]) for t in todo.values()), sum(len(t[1]) for t in todo.values())]
         bars = [
             progress_bar(total, f"{label} {what}", enabled=self.show_progress, position=k)
             for k, (total, what) in enumerate(zip(totals, ("interventions", "inference", "attribution")))
         ]
+        per_chunk = max(1, self.settings.chunk_size // size)
         try:
-            indices = list(todo)
-            for start in range(0, len(indices), self.settings.chunk_size):
-                chunk = {i: todo[i] for i in indices[start : start + self.settings.chunk_size]}
+            for start in range(0, len(blocks), per_chunk):
+                chunk_blocks = blocks[start : start + per_chunk]
+                chunk = {i: todo[i] for b in chunk_blocks for i in b if i in todo}
                 sequences = {}
-                for i in chunk:
+                for i in (i for b in chunk_blocks for i in _needing_sequences(b, todo)):
                     with self.stopwatch.measure("intervention"):
                         sequences[i] = self.suite.intervene(intervention, i)
                     bars[0].update(1)
                 self._infer(intervention, chunk, sequences, bars[1])
                 finals = {i: seq.images[-1] for i, seq in sequences.items()}
                 del sequences
-                self._attribute(intervention, chunk, finals, bars[2])
+                self._attribute(intervention, chunk_blocks, chunk, finals, bars[2])
         finally:
             for bar in bars:
                 bar.close()
@@ -186,42 +200,73 @@ class SuiteRunner:
             self.store.append(list(records))
             bar.update(len(records))
 
-    def _attribute(self, intervention: str, chunk: dict[int, Any], finals: dict[int, torch.Tensor], bar: Any) -> None:
+    def _attribute(
+        self,
+        intervention: str,
+        blocks: list[list[int]],
+        chunk: dict[int, Any],
+        finals: dict[int, torch.Tensor],
+        bar: Any,
+    ) -> None:
         for model_name, model in self.models.items():
             for base_name, baseline in self.baselines.items():
-                wanted = [i for i, (_, pairs) in chunk.items() if (model_name, base_name) in pairs]
-                for i in wanted:
-                    key = baseline_key(self.name, intervention, model_name, i, base_name)
-                    record = self._baseline_cell(key, model, baseline, finals[i])
-                    self.store.append([record])  # type: ignore[list-item]
-                    bar.update(1)
+                for block in blocks:
+                    wanted = [i for i in block if i in chunk and (model_name, base_name) in chunk[i][1]]
+                    if not wanted:
+                        continue
+                    targets = []
+                    for i in block:
+                        prop = self._stored(property_key(self.name, intervention, model_name, i))
+                        assert prop is not None and prop["kind"] == "property", "property cells come first"
+                        targets.append(prop["explained"])
+                    cached = (model_name, base_name, tuple(block), tuple(targets))
+                    if cached not in self._maps_before:
+                        originals = [self.images[i] for i in block]
+                        self._maps_before[cached] = self._block_maps(model, baseline, base_name, originals, targets)
+                    before = self._maps_before[cached]
+                    after = self._block_maps(model, baseline, base_name, [finals[i] for i in block], targets)
+                    records = [
+                        _baseline_cell(baseline_key(self.name, intervention, model_name, i, base_name), b, a)
+                        for i, b, a in zip(block, before, after)
+                        if i in wanted
+                    ]
+                    self.store.append(list(records))
+                    bar.update(len(records))
 
-    def _baseline_cell(
-        self, key: CellKey, model: nn.Module, baseline: AttributionBaseline, final: torch.Tensor
-    ) -> BaselineRecord:
-        """Attribute the original (once per model and baseline) and the final image, one per call."""
-        prop = self._stored(property_key(key.suite, key.intervention, key.model, key.image))
-        assert prop is not None and prop["kind"] == "property", "property cells are stored before attribution"
-        target = prop["explained"]
-        cached = (key.model, str(key.baseline), key.image, target)
-        try:
-            before = self._maps_before.get(cached)
-            if before is None:
-                before = self._attribute_one(model, baseline, str(key.baseline), self.images[key.image], target)
-                self._maps_before[cached] = before
-            after = self._attribute_one(model, baseline, str(key.baseline), final, target)
-        except Exception as exc:  # one failing baseline never takes the run down
-            return baseline_record(key, None, None, f"{type(exc).__name__}: {exc}")
-        return baseline_record(key, before, after, None)
-
-    def _attribute_one(
-        self, model: nn.Module, baseline: AttributionBaseline, name: str, image: torch.Tensor, target: int
-    ) -> torch.Tensor:
+    def _block_maps(
+        self, model: nn.Module, baseline: AttributionBaseline, name: str, images: list[torch.Tensor], targets: list[int]
+    ) -> Maps:
+        """The maps of one block's images in one call; if it fails, each image alone (to isolate the failure)."""
         device = model_device(model, self.images.device)
-        inputs = image.to(self.images.device)[None].to(device)
-        with self.stopwatch.measure("attribution"), self.stopwatch.measure(f"attribution/{name}"):
-            maps = baseline.attribute(model, inputs, torch.tensor([target], dtype=torch.long, device=device))
-        return _check_maps(maps, 1, name)[0]
+        inputs = torch.stack([image.to(self.images.device) for image in images]).to(device)
+        target = torch.tensor(targets, dtype=torch.long, device=device)
+        try:
+            with self.stopwatch.measure("attribution"), self.stopwatch.measure(f"attribution/{name}"):
+                maps = baseline.attribute(model, inputs, target)
+            return list(_check_maps(maps, len(images), name))
+        except Exception as exc:  # one failing baseline never takes the run down
+            if len(images) == 1:
+                return [f"{type(exc).__name__}: {exc}"]
+            return [
+                m
+                for j in range(len(images))
+                for m in self._block_maps(model, baseline, name, images[j : j + 1], targets[j : j + 1])
+            ]
+
+
+def _needing_sequences(block: list[int], todo: Mapping[int, tuple[list[str], list[tuple[str, str]]]]) -> list[int]:
+    """Images of ``block`` whose sequences are needed: every image if a baseline cell is missing
+    (the block's final images are attributed together), else those with missing property cells."""
+    if any(todo[i][1] for i in block if i in todo):
+        return list(block)
+    return [i for i in block if i in todo]
+
+
+def _baseline_cell(key: CellKey, before: torch.Tensor | str, after: torch.Tensor | str) -> BaselineRecord:
+    for maps in (before, after):
+        if isinstance(maps, str):
+            return baseline_record(key, None, None, maps)
+    return baseline_record(key, before, after, None)  # type: ignore[arg-type]
 
 
 def _check_maps(maps: Any, expected: int, name: str) -> torch.Tensor:
