@@ -47,7 +47,8 @@ class BenchmarkSettings:
             without replacement when the pool is larger, else with replacement (bootstrap).
         forward_batch_size: Most images per model forward pass; each pass holds one test image's
             original and steps only, so that results do not depend on which images ran together.
-        chunk_size: Test images whose sequences are held in memory at once.
+        chunk_size: Test images whose sequences are held in memory at once (whole attribution
+            blocks of ``propgrad.harness.runner.ATTRIBUTION_BLOCK`` images, at least one block).
     """
 
     suites: tuple[str, ...] = ("fur",)
