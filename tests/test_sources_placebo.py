@@ -28,7 +28,7 @@ def _image(seed: int = 0, bright: bool = False) -> torch.Tensor:
     return (0.75 + 0.25 * image) if bright else image
 
 
-def _patch_sequence(steps: int = 8, alpha_max: float = 1.0, image: torch.Tensor | None = None) -> InterventionSequence:
+def _patch_sequence(steps: int = 8, alpha_max: float = 0.9, image: torch.Tensor | None = None) -> InterventionSequence:
     """A white 4x4 patch blended into the centre of an image with a rising alpha."""
     image = _image() if image is None else image
     mask = torch.zeros(H, W)

@@ -60,6 +60,11 @@ def test_vectorised_over_columns_equals_per_column() -> None:
     # numpy input, mixed dtypes: float64 wins, on the observed's device
     p_np = placebo_p_value(observed.numpy(), placebos.float().numpy())
     assert p_np.dtype == torch.float64 and p_np.shape == (7,)
+    # the tie tolerance is per column: a column of huge scores does not widen the ties of a small one
+    mixed = torch.tensor([[1e6, 1.0 - 1e-9], [0.0, 0.0]], dtype=torch.float64)
+    assert placebo_p_value(torch.tensor([2e6, 1.0], dtype=torch.float64), mixed).tolist() == pytest.approx(
+        [1 / 3, 1 / 3]
+    )
 
 
 def test_nan_and_infinities() -> None:

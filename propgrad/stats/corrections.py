@@ -131,7 +131,6 @@ def adjust_p_values(p_values: Any, method: Method) -> Any:
         adjusted = _holm(array)
     else:
         adjusted = np.asarray(scipy.stats.false_discovery_control(array, axis=-1, method="bh"), dtype=np.float64)
-    adjusted = np.maximum(adjusted, array)  # never below the original, also against rounding
     if isinstance(p_values, torch.Tensor):
         dtype = p_values.dtype if p_values.is_floating_point() else torch.float64
         return torch.from_numpy(adjusted).to(device=p_values.device, dtype=dtype)
