@@ -176,7 +176,7 @@ def test_a_fixed_baseline_retries_its_recorded_errors(tmp_path: Path, monkeypatc
     baseline = ScaledMap()
     second = run(tmp_path, baseline)
     assert all(r["error"] is None for r in second["records"] if r["kind"] == "baseline")
-    assert baseline.calls >= len(errors) and second["resume"]["cells_computed"] == len(errors)
+    assert baseline.calls > 0 and second["resume"]["cells_computed"] == len(errors)  # calls attribute whole blocks
 
 
 def test_resuming_keeps_the_timing_of_the_session_that_computed_the_cells(tmp_path: Path) -> None:
