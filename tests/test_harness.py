@@ -18,6 +18,7 @@ from torch import nn
 
 from propgrad.baselines.base import AttributionBaseline
 from propgrad.harness import BenchmarkSettings, CellStore, SettingsMismatchError, run_benchmark
+from propgrad.harness import runner as runner_module
 from propgrad.harness.cells import CellKey
 from propgrad.harness.pipeline import STORE_NAME
 from propgrad.harness.settings import PoolSize
@@ -278,7 +279,8 @@ def test_failing_baseline_is_recorded_and_shown_as_na(tmp_path: Path) -> None:
     assert "n/a" in (tmp_path / "report.md").read_text()
 
 
-def test_interrupted_run_resumes_without_recomputing(tmp_path: Path) -> None:
+def test_interrupted_run_resumes_without_recomputing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "ATTRIBUTION_BLOCK", 8)  # the call counts below are for blocks of 8
     st = settings()
     n_cells = len(BRIGHTNESS) * len(CUTS)
     first = ImageMap(interrupt_after=7)

@@ -19,8 +19,8 @@ from torch import nn
 
 from propgrad.baselines.base import AttributionBaseline
 from propgrad.harness import BenchmarkSettings, run_benchmark
+from propgrad.harness import runner as runner_module
 from propgrad.harness.pipeline import STORE_NAME
-from propgrad.harness.runner import ATTRIBUTION_BLOCK
 from propgrad.sources.base import InterventionSequence
 from propgrad.suites.base import BenchmarkSuite
 
@@ -106,6 +106,14 @@ def records(out: Path, st: BenchmarkSettings, baseline: BatchSensitiveMap) -> li
     return results["records"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def blocks_of_eight() -> Any:
+    """The call counts below assume blocks of 8 pool images (this module's images make two blocks)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner_module, "ATTRIBUTION_BLOCK", 8)
+        yield
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     return records(tmp_path_factory.mktemp("straight"), settings(chunk_size=4), BatchSensitiveMap())
@@ -124,7 +132,7 @@ def test_resumed_run_matches_an_uninterrupted_one(
     again = records(tmp_path, st, resumed)
     # the rest, and maps the stopped run had computed but not stored (the block being attributed,
     # cached originals' maps) again
-    assert ATTRIBUTION_BLOCK == 8 and resumed.calls >= 12 - stop_after
+    assert runner_module.ATTRIBUTION_BLOCK == 8 and resumed.calls >= 12 - stop_after
     assert len(again) == len(uninterrupted) == 2 * 2 * len(GREYS) * 2
     assert again == uninterrupted  # bit for bit: every score, p-value and curve
 

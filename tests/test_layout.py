@@ -15,7 +15,7 @@ LAYERS = ("cli", "harness", "suites", "api", "baselines", "sources", "plugins", 
 #: (``flips``, ``permutation``: old import paths re-exporting ``propgrad.stats``.)
 API_MODULES = {"__init__", "api", "result", "scoring", "testing", "example_model", "flips", "permutation"}
 #: The mathematics stays pure: no plugins, models or I/O.
-STATS_MAY_IMPORT = ("propgrad.stats", "propgrad.validation")
+STATS_MAY_IMPORT = ("propgrad.stats", "propgrad.validation", "propgrad.errors")
 
 
 def layer_of(module: str) -> str:

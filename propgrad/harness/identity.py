@@ -27,30 +27,13 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from propgrad.harness.cells import baseline_key, property_key
+from propgrad.harness.cells import CellKey
 from propgrad.harness.store import CellStore, SettingsMismatchError, changed_keys
 
-_PROBE_SUITE, _PROBE_MODEL, _PROBE_BASELINE = "\x00suite", "\x00model", "\x00baseline"
-
-
-def _stored(key: Any) -> list[Any]:
-    """A key as the store holds it (a JSON list)."""
-    return list(key.as_json() if hasattr(key, "as_json") else key)
-
-
-_PROPERTY_PROBE = _stored(property_key(_PROBE_SUITE, "i", _PROBE_MODEL, 0))
-_BASELINE_PROBE = _stored(baseline_key(_PROBE_SUITE, "i", _PROBE_MODEL, 0, _PROBE_BASELINE))
-
-
-def _position(probe: list[Any], value: str) -> int:
-    return probe.index(value)
-
-
-SUITE_POSITION = _position(_PROPERTY_PROBE, _PROBE_SUITE)
-MODEL_POSITION = _position(_PROPERTY_PROBE, _PROBE_MODEL)
-BASELINE_POSITION = _position(_BASELINE_PROBE, _PROBE_BASELINE)
-if [SUITE_POSITION, MODEL_POSITION] != [_position(_BASELINE_PROBE, v) for v in (_PROBE_SUITE, _PROBE_MODEL)]:
-    raise ImportError("property and baseline keys must hold suite and model at the same positions")
+#: Positions in a stored key (``CellKey.as_json()`` lists the key's fields in order).
+KIND_POSITION, SUITE_POSITION, MODEL_POSITION, BASELINE_POSITION = (
+    CellKey._fields.index(field) for field in ("kind", "suite", "model", "baseline")
+)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -166,7 +149,7 @@ def bind_baselines(
     for name, baseline in baselines.items():
         kwargs = dict(baseline_kwargs.get(name, {}))
         identity = {"plugin": plugin_identity("baselines", type(baseline)), "settings": kwargs}
-        match = [[0, _BASELINE_PROBE[0]], [BASELINE_POSITION, name]]
+        match = [[KIND_POSITION, "baseline"], [BASELINE_POSITION, name]]
         message = _bind(store, ["identity", "baseline", name], identity, match, f"baseline {name!r}")
         if message:
             messages.append(message)

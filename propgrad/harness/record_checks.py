@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Callable
+from types import UnionType
+from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
+
+from propgrad.harness.cells import BaselineRecord, PropertyRecord
 
 CHECKSUM_FIELD = "checksum"
 
@@ -62,7 +65,33 @@ def _is_timing(x: Any) -> bool:
     return isinstance(x, dict) and all(_is_str(k) and _is_number(v) for k, v in x.items())
 
 
-#: kind -> {field: (check, what the field must be)}
+def _check_of(annotation: Any) -> tuple[Callable[[Any], bool], str]:
+    """The check and its description for one field type of a cell record's TypedDict."""
+    if get_origin(annotation) in (Union, UnionType) and type(None) in get_args(annotation):
+        (inner,) = [a for a in get_args(annotation) if a is not type(None)]
+        check, what = _NULLABLE.get(inner, _check_of(inner))
+        return _optional(check), f"{what} or null"
+    if get_origin(annotation) is list:
+        return _is_number_list, "a list of numbers"
+    return _SIMPLE[annotation]
+
+
+def _fields_of(record_type: type) -> dict[str, tuple[Callable[[Any], bool], str]]:
+    """Field checks of a cell record type, read from its annotations (``kind`` and ``key`` are checked apart)."""
+    hints = get_type_hints(record_type)
+    return {name: _check_of(tp) for name, tp in hints.items() if name not in ("kind", "key")}
+
+
+_SIMPLE: dict[Any, tuple[Callable[[Any], bool], str]] = {
+    int: (_is_int, "an integer"),
+    float: (_is_number, "a number"),
+    bool: (_is_bool, "true or false"),
+    str: (_is_str, "a string"),
+}
+#: A nullable float is a finite number when present (a baseline's change score).
+_NULLABLE: dict[Any, tuple[Callable[[Any], bool], str]] = {float: (_is_finite_number, "a finite number")}
+
+#: kind -> {field: (check, what the field must be)}; the cell kinds' fields come from their TypedDicts.
 FIELDS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "header": {
         "format": (_is_int, "an integer"),
@@ -77,28 +106,9 @@ FIELDS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "cells_computed": (_is_int, "an integer"),
         "timing": (_is_timing, "an object of numbers"),
     },
-    "property": {
-        "image": (_is_int, "an integer"),
-        "label": (_is_int, "an integer"),
-        "explained": (_is_int, "an integer"),
-        "original_prediction_correct": (_is_bool, "true or false"),
-        "score": (_is_number, "a number"),
-        "p_value": (_is_number, "a number"),
-        "significant": (_is_bool, "true or false"),
-        "flipped_anywhere": (_is_bool, "true or false"),
-        "final_differs": (_is_bool, "true or false"),
-        "n_flips": (_is_int, "an integer"),
-        "reference": (_is_number, "a number"),
-        "curve": (_is_number_list, "a list of numbers"),
-        "periodic": (_is_bool, "true or false"),
-        "property_name": (_is_str, "a string"),
-        "unit": (_is_str, "a string"),
-    },
-    "baseline": {
-        "image": (_is_int, "an integer"),
-        "method": (_is_str, "a string"),
-        "score": (_optional(_is_finite_number), "a finite number or null"),
-        "error": (_optional(_is_str), "a string or null"),
+    **{
+        kind: _fields_of(record_type)
+        for kind, record_type in (("property", PropertyRecord), ("baseline", BaselineRecord))
     },
 }
 
