@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, Iterable, Iterator, TypeVar
 
 from tqdm.auto import tqdm
 
 LOG_INTERVAL_S = 30.0
+T = TypeVar("T")
 
 
 class LogLines:
@@ -84,6 +85,15 @@ def progress_bar(total: int | None, desc: str, *, enabled: bool = True, **tqdm_k
     if _stderr_is_terminal():
         return tqdm(total=total, desc=desc, **tqdm_kwargs)
     return LogLines(total, desc)
+
+
+def progress(iterable: Iterable[T], desc: str, *, enabled: bool = True, **tqdm_kwargs: Any) -> Iterator[T]:
+    """Iterate over ``iterable`` with a :func:`progress_bar` counting its items."""
+    total = len(iterable) if hasattr(iterable, "__len__") else None  # type: ignore[arg-type]
+    with progress_bar(total, desc, enabled=enabled, **tqdm_kwargs) as bar:
+        for item in iterable:
+            yield item
+            bar.update(1)
 
 
 def _stderr_is_terminal() -> bool:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from propgrad.hookspecs import hookimpl
 from propgrad.images import load_image, resize
+from propgrad.progress import progress
 from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad.validation import ParameterTypeError, check_bool, check_images, check_seed
 
@@ -223,7 +223,7 @@ class FramesSource(InterventionSource):
         check_seed(seed)
         size = tuple(image.shape[1:])
         if self._frames is None:  # read once; every later image reuses the frames
-            self._frames = [load_image(f) for f in tqdm(self.files, desc="frames", disable=not show_progress)]
+            self._frames = [load_image(f) for f in progress(self.files, "frames", enabled=show_progress)]
         frames = [resize(frame, size) for frame in self._frames] if self.resize else self._frames
         shapes = {tuple(f.shape[1:]) for f in frames}
         if len(shapes) > 1:

@@ -14,9 +14,9 @@ and only inside the object.
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
 from propgrad.colour import hsv_to_rgb
+from propgrad.progress import progress
 from propgrad.sources.gaussian_vignette import gaussian_map, vignette_factor
 from propgrad.suites.shapes import animal_masks, dilate, fur_colour, paint, texture, uniform
 
@@ -167,7 +167,7 @@ def draw_scenes(
     elif darkening.shape != (n,):
         raise ValueError(f"darkening must have shape ({n},), got {tuple(darkening.shape)}")
     out: dict[str, list[torch.Tensor]] = {"images": [], "masks": [], "texture": []}
-    for start in tqdm(range(0, n, chunk), desc=desc, disable=not show_progress, leave=False):
+    for start in progress(range(0, n, chunk), desc, enabled=show_progress, leave=False):
         part = draw_parts(
             labels[start : start + chunk],
             size,

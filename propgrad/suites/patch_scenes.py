@@ -11,9 +11,9 @@ lesion, exactly as the ``patch`` intervention places its held-out patches.
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
 from propgrad.colour import hsv_to_rgb
+from propgrad.progress import progress
 from propgrad.sources.alpha_patch import blend_sequence, choose_position, sticker_patch
 from propgrad.suites.shapes import dilate, radial_blob, smooth_noise, texture, uniform
 
@@ -101,7 +101,7 @@ def draw_lesions(
     masks = lesion_masks(labels, size, generator)
     images = torch.where(masks[:, None], lesion_colours(labels, size, generator), skin(n, size, generator))
     choice = torch.randint(bank.shape[0], (n,), generator=generator)
-    for i in tqdm(torch.nonzero(with_patch)[:, 0].tolist(), desc=desc, disable=not show_progress, leave=False):
+    for i in progress(torch.nonzero(with_patch)[:, 0].tolist(), desc, enabled=show_progress, leave=False):
         images[i] = place_patch(
             images[i], masks[i], bank[choice[i]], generator, 1.0 if alpha is None else float(alpha[i])
         )

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from propgrad.forward import run_model
+from propgrad.progress import progress_bar
 from propgrad.suites.convmixer import ConvMixer
 
 
@@ -103,7 +103,7 @@ def train_classifier(
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=total, pct_start=0.25)
         model.train()
-        with tqdm(total=total, desc=desc, disable=not show_progress, leave=False) as bar:
+        with progress_bar(total, desc, enabled=show_progress, leave=False) as bar:
             for _ in range(config.epochs):
                 order = torch.randperm(n, generator=gen)
                 for start in range(0, n, config.batch_size):

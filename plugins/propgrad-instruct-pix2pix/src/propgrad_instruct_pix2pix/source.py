@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from propgrad.cache import cache_key, default_cache_dir, load_tensors, save_tensors
 from propgrad.images import resize
+from propgrad.progress import progress_bar
 from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad.validation import ParameterTypeError, check_images, check_seed, check_sequence_size
 from propgrad_instruct_pix2pix import params
@@ -206,7 +206,7 @@ class InstructPix2PixSource(InterventionSource):
         sample_mb = estimate_sample_memory_mb(pipe.unet.config, size[0], size[1], dtype_bytes, factor)
         batch = resolve_batch_size(self.batch_size, self.max_batch_memory_mb, sample_mb)
         n_batches = -(-len(text) // batch)
-        with tqdm(total=n_batches * self.num_inference_steps, desc=self.name, disable=not show_progress) as bar:
+        with progress_bar(n_batches * self.num_inference_steps, self.name, enabled=show_progress) as bar:
             edits = sweep_guidance(
                 pipe,
                 resize(image[None].float().to(device), size),
