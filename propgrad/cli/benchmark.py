@@ -112,8 +112,9 @@ def torch_threads(n: int | None) -> Iterator[None]:
         return
     import torch
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"--threads must be a positive integer, got {n!r}")
+    from propgrad.validation import check_int
+
+    n = check_int(n, "--threads")
     previous = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

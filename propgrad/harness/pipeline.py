@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 
 from propgrad.atomic_files import write_json, write_text
 from propgrad.baselines.base import AttributionBaseline
+from propgrad.harness.cells import record_key
 from propgrad.harness.identity import bind_baselines, bind_models, bind_suite
 from propgrad.harness.output_folder import check_writable, locked_output
 from propgrad.harness.plots import write_plots
@@ -272,8 +273,8 @@ def format_timing(timing: dict[str, float], session: dict[str, float]) -> str:
 
 
 def _in_layout(record: dict[str, Any], layout: Mapping[str, Any], settings: BenchmarkSettings) -> bool:
-    _, suite, intervention, model = record["key"][:4]
-    info = layout.get(suite)
-    if info is None or intervention not in info["interventions"] or model not in info["models"]:
+    key = record_key(record)
+    info = layout.get(key.suite)
+    if info is None or key.intervention not in info["interventions"] or key.model not in info["models"]:
         return False
-    return record["kind"] == "property" or record["key"][5] in settings.baselines
+    return key.baseline is None or key.baseline in settings.baselines
