@@ -44,6 +44,31 @@ def summary_block(results: Mapping[str, Any], suite: str, intervention: str) -> 
         ) from None
 
 
+def property_records(
+    results: Mapping[str, Any], suite: str, intervention: str, model: str
+) -> dict[int, Mapping[str, Any]]:
+    """The per-image property records of one (suite, intervention, model), keyed by image index.
+
+    Records are read from ``results["records"]`` by their key
+    ``["property", suite, intervention, model, image]``.
+
+    Raises:
+        ValueError: The results hold no such record, or two records for one image.
+    """
+    found: dict[int, Mapping[str, Any]] = {}
+    for record in results.get("records", []):
+        key = record.get("key", [])
+        if record.get("kind") != "property" or list(key[:4]) != ["property", suite, intervention, model]:
+            continue
+        image = int(key[4])
+        if image in found:
+            raise ValueError(f"two property records for {suite!r} / {intervention!r} / {model!r}, image {image}")
+        found[image] = record
+    if not found:
+        raise ValueError(f"results hold no property records for {suite!r} / {intervention!r} / {model!r}")
+    return found
+
+
 def best_baseline(row: Mapping[str, Mapping[str, Any]]) -> tuple[str, float] | None:
     """The attribution baseline with the highest mean accuracy in one flip-table row (None if none)."""
     scored = [
