@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from propgrad.forward import OutputTransform, check_output_transform
-from propgrad.result import Explanation
+from propgrad.result import Explanation, Realisations
 from propgrad.sources.base import InterventionSource
+from propgrad.sources.placebo import VARIANTS, placebo_sequences
+from propgrad.stats.corrections import METHODS, adjust_p_values, warn_if_infeasible
 from propgrad.stats.permutation import check_test_settings
-from propgrad.validation import check_bool, check_choice, check_images, check_int
+from propgrad.stats.placebo import placebo_test, significant_with_min_effect
+from propgrad.stats.realisations import summarise_realisations
+from propgrad.validation import check_bool, check_choice, check_images, check_int, check_number, check_seed
 
 Target = int | Sequence[int] | torch.Tensor | None
 
@@ -74,7 +79,14 @@ class PropertyGradient:
         batch_size: int = 32,
         seed: int = 0,
         show_progress: bool = False,
-    ) -> Explanation | list[Explanation]:
+        test: str = "permutation",
+        n_placebos: int = 199,
+        placebo: str = "smooth_direction",
+        min_effect: float = 0.0,
+        correction: str | None = None,
+        realisations: int | Sequence[int] | None = None,
+        confidence_level: float = 0.95,
+    ) -> Explanation | list[Explanation] | Realisations | list[Realisations]:
         """Intervene on each input, run the model along the sequence and score the change.
 
         Args:
@@ -98,60 +110,247 @@ class PropertyGradient:
             seed: Seed for the source's random choices and the permutations, an integer in
                 [0, 2**63 - 1].
             show_progress: Show progress bars.
+            test: ``"permutation"`` (default: the paper's test only) or ``"both"``: also the
+                placebo-controlled test, reported beside it in ``Explanation.placebo``. The placebo
+                test answers "does this property move the model more than an arbitrary change of the
+                same size?": it builds ``n_placebos`` placebo sequences per image that change the
+                image by the real sequence's mean |Δpixel| at every step but along random smooth
+                directions (:func:`propgrad.sources.placebo.placebo_sequences`, seeded from ``seed``
+                and the image's index), runs the model on them through the same batched forward pass,
+                scores each with the same statistic and gives ``p = (b + 1) / (M + 1)``, b the placebos
+                scoring at least the real sequence. The permutation test asks only whether the outputs
+                change systematically, which a smooth intervention almost always makes them do.
+                Periodic sequences have no placebos (ValueError).
+            n_placebos: M, placebos per image (``p >= 1 / (M + 1)``: the default 199 resolves
+                alpha = 0.01; a warning says when M is too small for ``alpha``).
+            placebo: How placebos change the image: ``"smooth_direction"`` (the whole image) or
+                ``"region"`` (a randomly shifted copy of the pixels the real intervention changes).
+            min_effect: δ, the smallest score worth calling significant (in the score's units, e.g.
+                E|∇X| per step): ``significant`` is ``p < alpha and score >= δ`` for both tests.
+                The default 0 keeps the plain ``p < alpha`` of a non-negative statistic.
+            correction: ``None`` (default), ``"holm"`` (family-wise error) or ``"bh"``
+                (Benjamini-Hochberg false discovery rate) over the scored columns of each
+                explanation (every output column when ``target`` is None; one column is a family of
+                one): the adjusted p-values go to ``Explanation.p_value_adjusted`` (and the placebo
+                test's ``p_value_adjusted``) and ``significant`` compares them with ``alpha``. Warns
+                (:class:`~propgrad.stats.corrections.InfeasibleCorrectionWarning`) when K (or M) is
+                too small for anything to be significant after the correction, with the K needed.
+            realisations: None (default), a number R of realisations (seeds ``seed, seed + 1, ...``)
+                or a list of seeds: the whole explanation is repeated per seed (the source's random
+                draw, the permutations and the placebos all follow it; realisation r equals
+                ``attribute(..., seed=seeds[r])``) and summarised in a
+                :class:`~propgrad.result.Realisations`: mean score, percentile bootstrap CI of the
+                mean (``scipy.stats.bootstrap``, seeded with ``seed``; NaN for R = 1) and the
+                fraction significant.
+            confidence_level: Of the realisations' bootstrap interval.
 
         Returns:
             An :class:`~propgrad.result.Explanation` for a single image, a list of them (one per
-            input) for a batch.
+            input) for a batch; with ``realisations``, a :class:`~propgrad.result.Realisations`
+            (a list of them for a batch) instead.
 
         Raises:
             TypeError, ValueError: bad inputs or settings, checked before any image is generated
                 or the model runs; a model, ``preprocess`` or ``output_transform`` returning the
                 wrong thing (see :func:`propgrad.forward.run_model`).
         """
-        from propgrad.scoring import score_sequences
-
         check_choice(per, "per", ("step", "unit"))
         check_test_settings(n_permutations, alpha, statistic, seed)
         check_int(batch_size, "batch_size")
         check_bool(show_progress, "show_progress")
+        test = _check_test_choice(test)
+        n_placebos = check_int(n_placebos, "n_placebos", hint="placebo sequences per image, e.g. 199")
+        check_choice(placebo, "placebo", VARIANTS)
+        min_effect = check_number(min_effect, "min_effect", hint="the smallest score worth calling significant")
+        correction = check_choice(correction, "correction", METHODS)
+        seeds = _realisation_seeds(realisations, seed)
+        check_number(
+            confidence_level, "confidence_level", minimum=0, maximum=1, min_inclusive=False, max_inclusive=False
+        )
         batched = isinstance(inputs, torch.Tensor) and inputs.dim() == 4
         images = check_images(inputs if batched else _as_batch(inputs), "inputs", batched=True)
         src = _resolve_source(source, source_params)
-        targets = _resolve_targets(target, images.shape[0])
-        extra = _as_tuple(additional_forward_args)
-        per_image = tuple(_is_per_image(arg, images.shape[0]) for arg in extra)
-        sequences = [src.generate(image, seed=seed, show_progress=show_progress) for image in images]
-        scores = score_sequences(
-            self.forward_func,
-            images,
-            sequences,
-            targets=targets,
+        job = _Job(
+            forward_func=self.forward_func,
             preprocess=self.preprocess,
             output_transform=self.output_transform,
-            additional_forward_args=extra,
-            per_image_args=per_image,
+            images=images,
+            source=src,
+            targets=_resolve_targets(target, images.shape[0]),
+            extra=_as_tuple(additional_forward_args),
             per=per,
             n_permutations=n_permutations,
             alpha=alpha,
             statistic=statistic,
-            seed=seed,
             batch_size=batch_size,
             show_progress=show_progress,
+            n_placebos=n_placebos if test == "both" else 0,
+            placebo=placebo,
+            min_effect=min_effect,
+            correction=correction,
         )
-        explanations = [
-            Explanation(
-                flips=scored.flips,
-                outputs=scored.outputs,
-                target=scored.target,
-                sequence=sequence,
-                test=scored.test,
-                source=src.name or type(src).__name__,
-                score_unit="per step" if per == "step" else f"per {sequence.unit}",
-                original_outputs=scored.original_outputs,
-            )
-            for scored, sequence in zip(scores, sequences)
+        if seeds is None:
+            explanations = job.explain(seed)
+            return explanations if batched else explanations[0]
+        runs = []
+        for realisation_seed in seeds:  # a loop, not a comprehension: warnings point at the caller
+            runs.append(job.explain(realisation_seed))
+        results = [_summarise(tuple(run[i] for run in runs), seeds, confidence_level, seed) for i in range(len(images))]
+        return results if batched else results[0]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything of one ``attribute`` call but the seed: ``explain(seed)`` is one realisation."""
+
+    forward_func: Callable[..., Any]
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None
+    output_transform: OutputTransform
+    images: torch.Tensor
+    source: InterventionSource
+    targets: list[int | None]
+    extra: tuple[Any, ...]
+    per: str
+    n_permutations: int
+    alpha: float
+    statistic: str | Callable[..., torch.Tensor]
+    batch_size: int
+    show_progress: bool
+    n_placebos: int  # 0: no placebo test
+    placebo: str
+    min_effect: float
+    correction: str | None
+
+    def _forward_kwargs(self) -> dict[str, Any]:
+        return {
+            "preprocess": self.preprocess,
+            "output_transform": self.output_transform,
+            "additional_forward_args": self.extra,
+            "per_image_args": tuple(_is_per_image(arg, self.images.shape[0]) for arg in self.extra),
+            "per": self.per,
+            "statistic": self.statistic,
+            "batch_size": self.batch_size,
+            "show_progress": self.show_progress,
+        }
+
+    def explain(self, seed: int) -> list[Explanation]:
+        """One explanation per image with every random choice drawn from ``seed``."""
+        from propgrad.scoring import placebo_statistics, score_sequences
+
+        src = self.source
+        sequences = [src.generate(image, seed=seed, show_progress=self.show_progress) for image in self.images]
+        placebos = None
+        if self.n_placebos:  # generated (and checked: no periodic sequence) before any model runs
+            placebos = [
+                placebo_sequences(seq, self.n_placebos, seed=_placebo_seed(seed, i), variant=self.placebo)
+                for i, seq in enumerate(sequences)
+            ]
+        kwargs = self._forward_kwargs()
+        scores = score_sequences(
+            self.forward_func,
+            self.images,
+            sequences,
+            targets=self.targets,
+            n_permutations=self.n_permutations,
+            alpha=self.alpha,
+            seed=seed,
+            **kwargs,
+        )
+        n_tests = int(scores[0].test.p_value.numel()) if scores else 1
+        if self.correction is not None:  # stacklevel 4: the user's call of attribute
+            warn_if_infeasible(n_tests, self.n_permutations, self.alpha, self.correction, stacklevel=4)
+        placebo_scores = None
+        if placebos is not None:
+            warn_if_infeasible(n_tests, self.n_placebos, self.alpha, self.correction, what="placebos", stacklevel=4)
+            targets = [scored.target for scored in scores]
+            placebo_scores = placebo_statistics(self.forward_func, self.images, placebos, targets=targets, **kwargs)
+        return [
+            self._explanation(scored, seq, None if placebo_scores is None else placebo_scores[i])
+            for i, (scored, seq) in enumerate(zip(scores, sequences))
         ]
-        return explanations if batched else explanations[0]
+
+    def _explanation(self, scored: Any, sequence: Any, placebo_scores: torch.Tensor | None) -> Explanation:
+        test = scored.test
+        adjusted = None
+        if self.correction is not None:
+            adjusted = adjust_p_values(test.p_value, self.correction)
+        if adjusted is not None or self.min_effect != 0:
+            p = test.p_value if adjusted is None else adjusted
+            test = replace(
+                test, significant=significant_with_min_effect(p, test.statistic, self.alpha, self.min_effect)
+            )
+        placebo = None
+        if placebo_scores is not None:
+            placebo = placebo_test(
+                test.statistic, placebo_scores, alpha=self.alpha, min_effect=self.min_effect, correction=self.correction
+            )
+        src = self.source
+        return Explanation(
+            flips=scored.flips,
+            outputs=scored.outputs,
+            target=scored.target,
+            sequence=sequence,
+            test=test,
+            source=src.name or type(src).__name__,
+            score_unit="per step" if self.per == "step" else f"per {sequence.unit}",
+            original_outputs=scored.original_outputs,
+            placebo=placebo,
+            correction=self.correction,
+            p_value_adjusted=adjusted,
+            min_effect=self.min_effect,
+        )
+
+
+def _placebo_seed(seed: int, index: int) -> int:
+    """The placebo seed of image ``index`` of a batch: a 63-bit hash of ``(seed, index)`` (numpy's SeedSequence)."""
+    state = np.random.SeedSequence([seed, index]).generate_state(2, dtype=np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+def _summarise(
+    explanations: tuple[Explanation, ...], seeds: tuple[int, ...], confidence_level: float, seed: int
+) -> Realisations:
+    scores = torch.stack([e.score.cpu() for e in explanations])
+    summary = summarise_realisations(
+        scores, torch.stack([e.significant.cpu() for e in explanations]), confidence_level=confidence_level, seed=seed
+    )
+    placebo = None
+    if explanations[0].placebo is not None:
+        placebo = summarise_realisations(
+            scores,
+            torch.stack([e.placebo.significant.cpu() for e in explanations if e.placebo is not None]),
+            confidence_level=confidence_level,
+            seed=seed,
+        )
+    return Realisations(explanations=explanations, seeds=seeds, scores=summary, placebo=placebo)
+
+
+def _check_test_choice(test: Any) -> str:
+    if isinstance(test, str) and test == "placebo":
+        raise ValueError(
+            'test="placebo" is not a choice: the placebo test is reported beside the permutation test, never '
+            'instead of it; use test="both"'
+        )
+    return check_choice(test, "test", ("permutation", "both"))
+
+
+def _realisation_seeds(realisations: Any, seed: int) -> tuple[int, ...] | None:
+    """None, or the seeds of R realisations: ``seed, seed + 1, ...`` for a number R, else the given list."""
+    if realisations is None:
+        return None
+    if isinstance(realisations, (int, np.integer)) and not isinstance(realisations, (bool, np.bool_)):
+        r = check_int(realisations, "realisations", hint="the number of realisations R, or a list of seeds")
+        if seed + r - 1 > 2**63 - 1:
+            raise ValueError(f"realisations={r} from seed={seed} runs past the largest seed 2**63 - 1")
+        return tuple(seed + k for k in range(r))
+    if isinstance(realisations, (str, bytes)) or not isinstance(realisations, (Sequence, np.ndarray, torch.Tensor)):
+        raise TypeError(f"realisations must be None, a number R or a list of seeds, got {type(realisations).__name__}")
+    seeds = tuple(check_seed(s, "realisations seed") for s in list(realisations))
+    if not seeds:
+        raise ValueError("realisations must hold at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"realisations holds a seed twice: {list(seeds)}; repeated seeds repeat the same draw")
+    return seeds
 
 
 def _as_batch(inputs: Any) -> Any:

@@ -60,6 +60,45 @@ def plot_behaviour(
     return ax
 
 
+def plot_realisations(
+    ax: Any,
+    curves: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    seeds: Sequence[int] | None = None,
+    xlabel: str = "property value",
+    ylabel: str = "model output",
+    title: str | None = None,
+    max_legend: int = 10,
+) -> Any:
+    """Draw the behaviour curves of R realisations of one intervention together (one output column each).
+
+    Args:
+        ax: A matplotlib Axes.
+        curves: R pairs ``(values (N_r,), outputs (N_r,))``.
+        seeds: The realisations' seeds, for the legend.
+        xlabel: Label of the x axis.
+        ylabel: Label of the y axis.
+        title: Axes title.
+        max_legend: Legend entries shown at most (none when there are more curves).
+
+    Returns:
+        The Axes.
+    """
+    alpha = 0.9 if len(curves) <= 5 else max(0.25, 4.0 / len(curves))
+    for r, (values, outputs) in enumerate(curves):
+        name = f"seed {seeds[r]}" if seeds is not None else f"realisation {r}"
+        x = values.detach().cpu().float().numpy()
+        ax.plot(x, outputs.detach().cpu().float().numpy(), marker="o", markersize=2, alpha=alpha, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if len(curves) <= max_legend:
+        ax.legend(fontsize="small", loc="best")
+    ax.grid(alpha=0.3)
+    return ax
+
+
 def plot_null_distribution(ax: Any, null: torch.Tensor, observed: float, *, p_value: float, name: str) -> Any:
     """Histogram of the permutation null distribution with the observed statistic marked."""
     ax.hist(null.detach().cpu().float().numpy(), bins=50, color="0.6", label="permuted order")

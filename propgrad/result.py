@@ -15,14 +15,17 @@ from propgrad.plotting import (
     plot_behaviour,
     plot_filmstrip,
     plot_null_distribution,
+    plot_realisations,
     save_figure,
     save_filmstrip,
 )
 from propgrad.sources.base import InterventionSequence
+from propgrad.stats.realisations import RealisationSummary
 
 if TYPE_CHECKING:
     from propgrad.stats.flips import FlipResult
     from propgrad.stats.permutation import PermutationResult
+    from propgrad.stats.placebo import PlaceboResult
 
 
 _STATISTIC_LABELS = {"gradient": "E|grad|", "pearson": "|Pearson r|"}
@@ -40,7 +43,8 @@ class Explanation:
             the values and the outputs (unitless); with a callable, whatever it returns.
             ``test.statistic_name`` says which.
         p_value: Permutation-test p-value, same shape as ``score``.
-        significant: ``p_value < alpha``.
+        significant: ``p_value < alpha`` (by default). With ``correction`` the adjusted p-values are
+            compared instead, and with ``min_effect`` the score must also be at least that.
         flips: Where the decision (argmax, or 0.5 for a single output) changes along the sequence;
             both flip labels compare with the decision on the original image.
         outputs: The transformed model outputs (N, C) along the sequence.
@@ -50,6 +54,12 @@ class Explanation:
         test: The full permutation-test result (null distribution included when small).
         source: Name of the intervention source.
         score_unit: ``"per step"`` (the paper's convention) or ``"per <unit of the values>"``.
+        placebo: The placebo-controlled test (``attribute(..., test="both")``), reported beside the
+            permutation test: does the property move the model more than an arbitrary change of the
+            same size? None when it was not run.
+        correction: The multiple-testing correction over the scored columns (``"holm"``, ``"bh"``) or None.
+        p_value_adjusted: The permutation p-values adjusted by ``correction`` (None without one).
+        min_effect: The effect-size floor of both tests' ``significant`` (0.0: none).
     """
 
     flips: FlipResult
@@ -60,6 +70,10 @@ class Explanation:
     source: str
     score_unit: str = "per step"
     original_outputs: torch.Tensor | None = None
+    placebo: PlaceboResult | None = None
+    correction: str | None = None
+    p_value_adjusted: torch.Tensor | None = None
+    min_effect: float = 0.0
 
     @property
     def score(self) -> torch.Tensor:
@@ -73,7 +87,7 @@ class Explanation:
 
     @property
     def significant(self) -> torch.Tensor:
-        """``p_value < alpha``."""
+        """``p_value < alpha`` (adjusted p-values with a ``correction``; score >= ``min_effect`` too)."""
         return self.test.significant
 
     @property
@@ -102,10 +116,13 @@ class Explanation:
             name = labels[j] if labels is not None and j is not None and j < len(labels) else f"output {j}"
             p = float(self.p_value.reshape(-1)[k])
             sig = "significant" if bool(self.significant.reshape(-1)[k]) else "not significant"
+            adjusted = "" if self.p_value_adjusted is None else f" ({self.correction}: {self._adjusted(k):.4g})"
             lines.append(
-                f"  {name:<16} E|grad| = {float(scores[k]):.4g} {self.score_unit}   p = {p:.4g}   "
-                f"({sig} at alpha={self.test.alpha})"
+                f"  {name:<16} E|grad| = {float(scores[k]):.4g} {self.score_unit}   p = {p:.4g}{adjusted}   "
+                f"({sig} at alpha={self.test.alpha}{self._floor()})"
             )
+            if self.placebo is not None:
+                lines.append("  " + " " * 16 + " " + self._placebo_line(k))
         if len(columns) > len(order):
             lines.append(f"  ... {len(columns) - len(order)} more output columns")
         f = self.flips
@@ -115,6 +132,28 @@ class Explanation:
             f"final decision {'differs from' if f.final_differs else 'equals'} the original"
         )
         return "\n".join(lines)
+
+    def _adjusted(self, k: int) -> float:
+        return float(self.p_value_adjusted.reshape(-1)[k]) if self.p_value_adjusted is not None else float("nan")
+
+    def _floor(self) -> str:
+        return f", score >= {self.min_effect:g}" if self.min_effect else ""
+
+    def _placebo_line(self, k: int) -> str:
+        plc = self.placebo
+        assert plc is not None
+        p = float(plc.p_value.reshape(-1)[k])
+        adjusted = (
+            ""
+            if plc.p_value_adjusted is None
+            else f" ({plc.correction}: {float(plc.p_value_adjusted.reshape(-1)[k]):.4g})"
+        )
+        sig = "significant" if bool(plc.significant.reshape(-1)[k]) else "not significant"
+        mean = float(plc.placebo_scores.reshape(plc.n_placebos, -1)[:, k].mean())
+        return (
+            f"placebo test: p = {p:.4g}{adjusted} against {plc.n_placebos} changes of the same size "
+            f"(mean {mean:.4g}) ({sig} at alpha={plc.alpha}{self._floor()})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable record (without the images)."""
@@ -134,6 +173,10 @@ class Explanation:
             "outputs": self.outputs.tolist(),
             "original_outputs": None if self.original_outputs is None else self.original_outputs.tolist(),
             "test": self.test.to_dict(),
+            "correction": self.correction,
+            "p_value_adjusted": None if self.p_value_adjusted is None else self.p_value_adjusted.tolist(),
+            "min_effect": self.min_effect,
+            "placebo": None if self.placebo is None else self.placebo.to_dict(),
             "sequence_metadata": json.loads(json.dumps(seq.metadata, default=str)),
         }
 
@@ -212,3 +255,94 @@ class Explanation:
             )
         )
         return paths
+
+
+@dataclass(frozen=True)
+class Realisations:
+    """One input's explanations over R realisations of a source with randomness (``attribute(..., realisations=R)``).
+
+    Realisation r is exactly ``attribute(..., seed=seeds[r])``: the source draws its sequence and
+    the permutation test (and placebos) its randomness from that seed.
+
+    Attributes:
+        explanations: The R :class:`Explanation` objects, in the order of ``seeds``.
+        seeds: The seed of each realisation.
+        scores: Mean score over the realisations, the percentile-bootstrap confidence interval of
+            that mean (NaN for R = 1; the value itself when every realisation scores the same) and
+            the fraction of realisations significant under the permutation test.
+        placebo: The same fraction (and score summary) for the placebo test, None when it was not run.
+    """
+
+    explanations: tuple[Explanation, ...]
+    seeds: tuple[int, ...]
+    scores: RealisationSummary
+    placebo: RealisationSummary | None = None
+
+    @property
+    def mean_score(self) -> torch.Tensor:
+        """Mean score over the realisations, shape () or (C,)."""
+        return self.scores.mean
+
+    @property
+    def ci(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(low, high)`` of the bootstrap confidence interval of the mean score."""
+        return self.scores.ci_low, self.scores.ci_high
+
+    @property
+    def fraction_significant(self) -> torch.Tensor:
+        """Share of realisations significant under the permutation test."""
+        return self.scores.fraction_significant
+
+    def __len__(self) -> int:
+        return len(self.explanations)
+
+    def summary(self, labels: Sequence[str] | None = None) -> str:
+        """A few lines for a terminal: mean score, interval and share significant of the explained columns."""
+        first = self.explanations[0]
+        s = self.scores
+        lines = [f"source {first.source}: {len(self)} realisations (seeds {', '.join(map(str, self.seeds))})"]
+        columns = [first.target] if first.target is not None else list(range(s.mean.numel()))
+        order = torch.argsort(s.mean.reshape(-1), descending=True)[:10].tolist()
+        for k in order:
+            j = columns[k]
+            name = labels[j] if labels is not None and j is not None and j < len(labels) else f"output {j}"
+            line = (
+                f"  {name:<16} mean {first.statistic_label} = {float(s.mean.reshape(-1)[k]):.4g} {first.score_unit}, "
+                f"{100 * s.confidence_level:g}% CI [{float(s.ci_low.reshape(-1)[k]):.4g}, "
+                f"{float(s.ci_high.reshape(-1)[k]):.4g}], significant in "
+                f"{100 * float(s.fraction_significant.reshape(-1)[k]):.0f}%"
+            )
+            if self.placebo is not None:
+                line += f" (placebo test: {100 * float(self.placebo.fraction_significant.reshape(-1)[k]):.0f}%)"
+            lines.append(line)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable record: the summary and every realisation's :meth:`Explanation.to_dict`."""
+        return {
+            "seeds": list(self.seeds),
+            "scores": self.scores.to_dict(),
+            "placebo": None if self.placebo is None else self.placebo.to_dict(),
+            "realisations": [e.to_dict() for e in self.explanations],
+        }
+
+    def plot_behaviour(self, ax: Any = None, column: int | None = None, label: str | None = None) -> Any:
+        """The R behaviour curves of one output column together (default: the target, else the top mean score)."""
+        ax = ax if ax is not None else _pyplot().subplots(figsize=(6, 4))[1]
+        first = self.explanations[0]
+        if column is None:
+            column = first.target if first.target is not None else int(torch.argmax(self.scores.mean.reshape(-1)))
+        curves = [(e.values, e.outputs[:, column]) for e in self.explanations]
+        s = self.scores
+        k = 0 if first.target is not None else column
+        plot_realisations(
+            ax,
+            curves,
+            seeds=self.seeds,
+            xlabel=f"{first.sequence.property_name} [{first.sequence.unit}]",
+            title=(
+                f"{label or f'output {column}'}: mean {first.statistic_label} = {float(s.mean.reshape(-1)[k]):.4f} "
+                f"[{float(s.ci_low.reshape(-1)[k]):.4f}, {float(s.ci_high.reshape(-1)[k]):.4f}]"
+            ),
+        )
+        return ax

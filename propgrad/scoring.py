@@ -165,6 +165,50 @@ def score_sequences(
             f"give one original image and one target per sequence: {originals.shape[0]} originals, "
             f"{len(sequences)} sequences, {len(targets)} targets"
         )
+    blocks = _run_stacked(
+        forward_func,
+        originals,
+        sequences,
+        preprocess=preprocess,
+        output_transform=output_transform,
+        additional_forward_args=additional_forward_args,
+        per_image_args=per_image_args,
+        batch_size=batch_size,
+        device=device,
+        show_progress=show_progress,
+    )
+    scores = []
+    for seq, target, block in zip(sequences, targets, blocks):
+        scores.append(
+            score_outputs(
+                block[1:],
+                block[0],
+                target=target,
+                values=seq.values if per == "unit" else None,
+                periodic=seq.periodic,
+                n_permutations=n_permutations,
+                alpha=alpha,
+                statistic=statistic,
+                seed=seed,
+            )
+        )
+    return scores
+
+
+def _run_stacked(
+    forward_func: Callable[..., Any],
+    originals: torch.Tensor,
+    sequences: Sequence[InterventionSequence],
+    *,
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None,
+    output_transform: OutputTransform,
+    additional_forward_args: tuple[Any, ...],
+    per_image_args: Sequence[bool] | None,
+    batch_size: int,
+    device: torch.device | str | None,
+    show_progress: bool,
+) -> list[torch.Tensor]:
+    """Transformed outputs ``[original_i, *sequence_i]`` (1 + N_i, C) per sequence, from one stacked run."""
     lengths = [1 + len(seq) for seq in sequences]
     stacked = torch.cat(
         [torch.cat([originals[i][None], seq.images.to(originals.device)]) for i, seq in enumerate(sequences)]
@@ -184,24 +228,93 @@ def score_sequences(
         show_progress=show_progress,
     )
     outputs = transform_outputs(raw, output_transform)
-    scores, offset = [], 0
-    for seq, target, length in zip(sequences, targets, lengths):
-        block = outputs[offset : offset + length]
-        offset += length
-        scores.append(
-            score_outputs(
-                block[1:],
-                block[0],
-                target=target,
-                values=seq.values if per == "unit" else None,
-                periodic=seq.periodic,
-                n_permutations=n_permutations,
-                alpha=alpha,
-                statistic=statistic,
-                seed=seed,
-            )
+    return list(torch.split(outputs, lengths))
+
+
+def placebo_statistics(
+    forward_func: Callable[..., Any],
+    originals: torch.Tensor,
+    placebos: Sequence[Sequence[InterventionSequence]],
+    *,
+    targets: Sequence[int | None],
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    output_transform: OutputTransform = "softmax",
+    additional_forward_args: tuple[Any, ...] = (),
+    per_image_args: Sequence[bool] | None = None,
+    per: Literal["step", "unit"] = "step",
+    statistic: str | Callable[..., torch.Tensor] = "gradient",
+    batch_size: int = 32,
+    device: torch.device | str | None = None,
+    show_progress: bool = False,
+) -> list[torch.Tensor]:
+    """The test statistic of every placebo sequence of every original image, for the placebo test.
+
+    The placebos of all images go through the same stacked forward pass as :func:`score_sequences`
+    (each placebo after its image's original, extra per-image arguments expanded to it), and each
+    placebo's statistic is the one :func:`score_sequences` reports for a real sequence (the
+    observed statistic of :func:`propgrad.stats.permutation.permutation_test`, which does not depend
+    on the permutations).
+
+    Args:
+        forward_func: The model.
+        originals: The original images (B, 3, H, W).
+        placebos: B lists of placebo sequences (M_i >= 1 each), e.g. from
+            :func:`propgrad.sources.placebo.placebo_sequences`.
+        targets: B scored columns (an integer, or None for every column), as resolved for the real
+            sequences (:attr:`SequenceScore.target`).
+        preprocess, output_transform, additional_forward_args, per_image_args, per, statistic,
+            batch_size, device, show_progress: As for :func:`score_sequences`.
+
+    Returns:
+        B tensors (float64): (M_i,) for an integer target, (M_i, C) for None.
+
+    Raises:
+        TypeError, ValueError: as :func:`score_sequences`; an image without placebos.
+    """
+    check_test_settings(1, 0.5, statistic, 0)
+    check_output_transform(output_transform)
+    check_choice(per, "per", ("step", "unit"))
+    if device is not None:
+        check_device(device)
+    if len(placebos) != originals.shape[0] or len(targets) != len(placebos):
+        raise ValueError(
+            f"give one list of placebos and one target per original image: {originals.shape[0]} originals, "
+            f"{len(placebos)} placebo lists, {len(targets)} targets"
         )
-    return scores
+    counts = [len(group) for group in placebos]
+    if min(counts, default=1) < 1:
+        raise ValueError("every original image needs at least one placebo sequence")
+    flags = tuple(per_image_args) if per_image_args is not None else (False,) * len(additional_forward_args)
+    extra = tuple(
+        _expand_rows(arg, counts) if flag else arg for arg, flag in zip(additional_forward_args, flags, strict=True)
+    )
+    index = torch.repeat_interleave(torch.arange(len(counts)), torch.as_tensor(counts)).to(originals.device)
+    flat = [seq for group in placebos for seq in group]
+    blocks = _run_stacked(
+        forward_func,
+        originals[index],
+        flat,
+        preprocess=preprocess,
+        output_transform=output_transform,
+        additional_forward_args=extra,
+        per_image_args=flags,
+        batch_size=batch_size,
+        device=device,
+        show_progress=show_progress,
+    )
+    stats, offset = [], 0
+    for target, count in zip(targets, counts):
+        group = []
+        for seq, block in zip(flat[offset : offset + count], blocks[offset : offset + count]):
+            if target is not None and not 0 <= target < block.shape[1]:
+                raise ValueError(f"target {target} is out of range for a model with {block.shape[1]} outputs")
+            scored = block[1:].double() if target is None else block[1:, target].double()
+            values = seq.values if per == "unit" else None
+            test = permutation_test(scored, values, n_permutations=1, statistic=statistic, periodic=seq.periodic)
+            group.append(test.statistic)
+        offset += count
+        stats.append(torch.stack(group))
+    return stats
 
 
 def _expand_rows(arg: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:

@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from propgrad.validation import check_alpha, check_number
+from propgrad.stats.corrections import METHODS, adjust_p_values
+from propgrad.validation import check_alpha, check_choice, check_number
 
 __all__ = ["PlaceboResult", "placebo_p_value", "placebo_test", "significant_with_min_effect"]
 
@@ -143,6 +144,9 @@ class PlaceboResult:
         n_placebos: M.
         alpha: Significance level.
         min_effect: The effect-size floor (0.0: none for a non-negative statistic).
+        correction: The multiple-testing correction over the last axis (``"holm"``, ``"bh"``) or None.
+        p_value_adjusted: The corrected p-values (None without a correction); with a correction,
+            ``significant`` is ``(p_value_adjusted < alpha) & (statistic >= min_effect)``.
     """
 
     statistic: torch.Tensor
@@ -152,6 +156,8 @@ class PlaceboResult:
     n_placebos: int
     alpha: float
     min_effect: float
+    correction: str | None = None
+    p_value_adjusted: torch.Tensor | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form; the placebo scores are summarised by their mean (the full (M, C)
@@ -164,10 +170,14 @@ class PlaceboResult:
             "n_placebos": self.n_placebos,
             "alpha": self.alpha,
             "min_effect": self.min_effect,
+            "correction": self.correction,
+            "p_value_adjusted": None if self.p_value_adjusted is None else self.p_value_adjusted.tolist(),
         }
 
 
-def placebo_test(observed: Any, placebo_scores: Any, *, alpha: Any = 0.05, min_effect: Any = 0.0) -> PlaceboResult:
+def placebo_test(
+    observed: Any, placebo_scores: Any, *, alpha: Any = 0.05, min_effect: Any = 0.0, correction: Any = None
+) -> PlaceboResult:
     """The placebo-controlled test: :func:`placebo_p_value` plus :func:`significant_with_min_effect`.
 
     Args:
@@ -176,21 +186,28 @@ def placebo_test(observed: Any, placebo_scores: Any, *, alpha: Any = 0.05, min_e
         alpha: Significance level in (0, 1). With M placebos p >= 1 / (M + 1), so M + 1 > 1 / alpha
             is needed for anything to be significant (M >= 20 at alpha = 0.05; 99 resolves 0.01).
         min_effect: Effect-size floor on the statistic.
+        correction: ``"holm"``, ``"bh"`` or None: adjust the p-values of the C columns (one family,
+            :func:`propgrad.stats.corrections.adjust_p_values`); ``significant`` then uses them.
 
     Returns:
         A :class:`PlaceboResult`.
 
     Raises:
-        TypeError, ValueError: as :func:`placebo_p_value` and :func:`significant_with_min_effect`.
+        TypeError, ValueError: as :func:`placebo_p_value` and :func:`significant_with_min_effect`;
+            an unknown ``correction``.
     """
+    correction = check_choice(correction, "correction", METHODS)
     obs, plc = _check_pair(observed, placebo_scores)
     p = placebo_p_value(obs, plc)
+    adjusted = None if correction is None else adjust_p_values(p, correction)
     return PlaceboResult(
         statistic=obs,
         p_value=p,
-        significant=significant_with_min_effect(p, obs, alpha, min_effect),
+        significant=significant_with_min_effect(p if adjusted is None else adjusted, obs, alpha, min_effect),
         placebo_scores=plc,
         n_placebos=int(plc.shape[0]),
         alpha=check_alpha(alpha),
         min_effect=check_number(min_effect, "min_effect"),
+        correction=correction,
+        p_value_adjusted=adjusted,
     )
