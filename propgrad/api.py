@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
+from propgrad.arguments import (
+    Target,
+    as_batch,
+    as_tuple,
+    check_test_choice,
+    is_per_image,
+    realisation_seeds,
+    resolve_source,
+    resolve_targets,
+)
 from propgrad.forward import OutputTransform, check_output_transform
-from propgrad.result import Explanation, Realisations
+from propgrad.realisations import Realisations, summarise_explanations
+from propgrad.result import Explanation
 from propgrad.sources.base import InterventionSource
 from propgrad.sources.placebo import VARIANTS, placebo_sequences
 from propgrad.stats.corrections import METHODS, adjust_p_values, warn_if_infeasible
 from propgrad.stats.permutation import check_test_settings
 from propgrad.stats.placebo import placebo_test, significant_with_min_effect
-from propgrad.stats.realisations import summarise_realisations
-from propgrad.validation import check_bool, check_choice, check_images, check_int, check_number, check_seed
-
-Target = int | Sequence[int] | torch.Tensor | None
+from propgrad.validation import check_bool, check_choice, check_images, check_int, check_number
 
 
 class PropertyGradient:
@@ -158,26 +164,26 @@ class PropertyGradient:
         check_test_settings(n_permutations, alpha, statistic, seed)
         check_int(batch_size, "batch_size")
         check_bool(show_progress, "show_progress")
-        test = _check_test_choice(test)
+        test = check_test_choice(test)
         n_placebos = check_int(n_placebos, "n_placebos", hint="placebo sequences per image, e.g. 199")
         check_choice(placebo, "placebo", VARIANTS)
         min_effect = check_number(min_effect, "min_effect", hint="the smallest score worth calling significant")
         correction = check_choice(correction, "correction", METHODS)
-        seeds = _realisation_seeds(realisations, seed)
+        seeds = realisation_seeds(realisations, seed)
         check_number(
             confidence_level, "confidence_level", minimum=0, maximum=1, min_inclusive=False, max_inclusive=False
         )
         batched = isinstance(inputs, torch.Tensor) and inputs.dim() == 4
-        images = check_images(inputs if batched else _as_batch(inputs), "inputs", batched=True)
-        src = _resolve_source(source, source_params)
+        images = check_images(inputs if batched else as_batch(inputs), "inputs", batched=True)
+        src = resolve_source(source, source_params)
         job = _Job(
             forward_func=self.forward_func,
             preprocess=self.preprocess,
             output_transform=self.output_transform,
             images=images,
             source=src,
-            targets=_resolve_targets(target, images.shape[0]),
-            extra=_as_tuple(additional_forward_args),
+            targets=resolve_targets(target, images.shape[0]),
+            extra=as_tuple(additional_forward_args),
             per=per,
             n_permutations=n_permutations,
             alpha=alpha,
@@ -195,7 +201,10 @@ class PropertyGradient:
         runs = []
         for realisation_seed in seeds:  # a loop, not a comprehension: warnings point at the caller
             runs.append(job.explain(realisation_seed))
-        results = [_summarise(tuple(run[i] for run in runs), seeds, confidence_level, seed) for i in range(len(images))]
+        results = [
+            summarise_explanations(tuple(run[i] for run in runs), seeds, confidence_level, seed)
+            for i in range(len(images))
+        ]
         return results if batched else results[0]
 
 
@@ -226,7 +235,7 @@ class _Job:
             "preprocess": self.preprocess,
             "output_transform": self.output_transform,
             "additional_forward_args": self.extra,
-            "per_image_args": tuple(_is_per_image(arg, self.images.shape[0]) for arg in self.extra),
+            "per_image_args": tuple(is_per_image(arg, self.images.shape[0]) for arg in self.extra),
             "per": self.per,
             "statistic": self.statistic,
             "batch_size": self.batch_size,
@@ -305,150 +314,3 @@ def _placebo_seed(seed: int, index: int) -> int:
     """The placebo seed of image ``index`` of a batch: a 63-bit hash of ``(seed, index)`` (numpy's SeedSequence)."""
     state = np.random.SeedSequence([seed, index]).generate_state(2, dtype=np.uint64)
     return int(state[0] >> np.uint64(1))
-
-
-def _summarise(
-    explanations: tuple[Explanation, ...], seeds: tuple[int, ...], confidence_level: float, seed: int
-) -> Realisations:
-    scores = torch.stack([e.score.cpu() for e in explanations])
-    summary = summarise_realisations(
-        scores, torch.stack([e.significant.cpu() for e in explanations]), confidence_level=confidence_level, seed=seed
-    )
-    placebo = None
-    if explanations[0].placebo is not None:
-        placebo = summarise_realisations(
-            scores,
-            torch.stack([e.placebo.significant.cpu() for e in explanations if e.placebo is not None]),
-            confidence_level=confidence_level,
-            seed=seed,
-        )
-    return Realisations(explanations=explanations, seeds=seeds, scores=summary, placebo=placebo)
-
-
-def _check_test_choice(test: Any) -> str:
-    if isinstance(test, str) and test == "placebo":
-        raise ValueError(
-            'test="placebo" is not a choice: the placebo test is reported beside the permutation test, never '
-            'instead of it; use test="both"'
-        )
-    return check_choice(test, "test", ("permutation", "both"))
-
-
-def _realisation_seeds(realisations: Any, seed: int) -> tuple[int, ...] | None:
-    """None, or the seeds of R realisations: ``seed, seed + 1, ...`` for a number R, else the given list."""
-    if realisations is None:
-        return None
-    if isinstance(realisations, (int, np.integer)) and not isinstance(realisations, (bool, np.bool_)):
-        r = check_int(realisations, "realisations", hint="the number of realisations R, or a list of seeds")
-        if seed + r - 1 > 2**63 - 1:
-            raise ValueError(f"realisations={r} from seed={seed} runs past the largest seed 2**63 - 1")
-        return tuple(seed + k for k in range(r))
-    if isinstance(realisations, (str, bytes)) or not isinstance(realisations, (Sequence, np.ndarray, torch.Tensor)):
-        raise TypeError(f"realisations must be None, a number R or a list of seeds, got {type(realisations).__name__}")
-    seeds = tuple(check_seed(s, "realisations seed") for s in list(realisations))
-    if not seeds:
-        raise ValueError("realisations must hold at least one seed")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"realisations holds a seed twice: {list(seeds)}; repeated seeds repeat the same draw")
-    return seeds
-
-
-def _as_batch(inputs: Any) -> Any:
-    if isinstance(inputs, torch.Tensor) and inputs.dim() == 3:
-        return inputs[None]
-    if isinstance(inputs, torch.Tensor):
-        raise ValueError(f"inputs must have shape (3, H, W) or (B, 3, H, W), got {tuple(inputs.shape)}")
-    return inputs
-
-
-def _resolve_source(source: str | InterventionSource, params: dict[str, Any] | None) -> InterventionSource:
-    if params is not None and not isinstance(params, Mapping):
-        raise TypeError(
-            f"source_params must be a dict of the source's parameters, e.g. {{'steps': 11}}, got "
-            f"{type(params).__name__} {_short(params)}"
-        )
-    bad_keys = [key for key in (params or {}) if not isinstance(key, str)]
-    if bad_keys:
-        raise TypeError(f"source_params keys must be parameter names (strings), got {bad_keys[0]!r}")
-    if isinstance(source, InterventionSource):
-        if params:
-            raise ValueError("source_params can only be used with a source name, not a source instance")
-        return source
-    if isinstance(source, str):
-        from propgrad.plugins import get_source
-
-        return _construct(get_source(source), source, params or {})
-    if isinstance(source, type) and issubclass(source, InterventionSource):
-        return _construct(source, source.__name__, params or {})
-    raise TypeError(f"source must be a source name or an InterventionSource, got {type(source).__name__}")
-
-
-def _construct(cls: type[InterventionSource], name: str, params: Mapping[str, Any]) -> InterventionSource:
-    """``cls(**params)``, refusing a parameter the source does not take by name, with the ones it does."""
-    try:
-        accepted = inspect.signature(cls).parameters
-    except (TypeError, ValueError):  # no signature to read: let the constructor decide
-        return cls(**params)
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    unknown = [key for key in params if key not in accepted]
-    if unknown and not takes_any:
-        names = ", ".join(k for k, p in accepted.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL) or "none"
-        raise TypeError(f"source {name!r} has no parameter {unknown[0]!r}; its parameters: {names}")
-    return cls(**params)
-
-
-def _resolve_targets(target: Target, n: int) -> list[int | None]:
-    if target is None:
-        return [None] * n
-    if isinstance(target, (torch.Tensor, np.ndarray)):
-        if isinstance(target, torch.Tensor):
-            integer = target.dtype in _INTEGER_DTYPES
-        else:
-            integer = bool(np.issubdtype(target.dtype, np.integer))
-        if not integer:
-            raise TypeError(
-                f"target must hold integer column indices, got {_short(target)} of dtype {target.dtype}; "
-                "bools and floats are not column indices (use .long() for a tensor of whole numbers)"
-            )
-        target = target.tolist()
-    if _is_index(target):
-        return [int(target)] * n
-    if isinstance(target, (str, bytes)) or not isinstance(target, Sequence):
-        raise TypeError(
-            f"target must be an int, None, or {n} ints (one per input), got {target!r} ({type(target).__name__}); "
-            "bools and floats are not column indices"
-        )
-    targets = list(target)
-    bad = [t for t in targets if not _is_index(t)]
-    if bad:
-        raise TypeError(
-            f"target must hold integer column indices, got {bad[0]!r} ({type(bad[0]).__name__}); "
-            "bools and floats are not column indices"
-        )
-    if len(targets) != n:
-        raise ValueError(f"target must be an int, None, or {n} ints (one per input), got {len(targets)} values")
-    return [int(t) for t in targets]
-
-
-_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
-
-
-def _is_index(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _short(value: Any) -> str:
-    """``repr`` of a value, cut to 60 characters for an error message."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _is_per_image(arg: Any, n_images: int) -> bool:
-    """Captum's rule: a tensor extra argument with one row per input image is expanded per image."""
-    return isinstance(arg, torch.Tensor) and arg.dim() >= 1 and arg.shape[0] == n_images
-
-
-def _as_tuple(args: Any) -> tuple[Any, ...]:
-    if args is None:
-        return ()
-    return tuple(args) if isinstance(args, tuple) else (args,)

@@ -11,7 +11,8 @@ import scipy.stats
 import torch
 
 from propgrad import PropertyGradient
-from propgrad.result import Explanation, Realisations
+from propgrad.realisations import Realisations
+from propgrad.result import Explanation
 from propgrad.sources.base import InterventionSequence, InterventionSource
 
 matplotlib.use("Agg")

@@ -13,7 +13,18 @@ PACKAGE = Path(__file__).resolve().parent.parent / "propgrad"
 LAYERS = ("cli", "harness", "suites", "api", "baselines", "sources", "plugins", "stats", "base")
 #: Top-level modules of the API layer; the other top-level modules are the base utilities.
 #: (``flips``, ``permutation``: old import paths re-exporting ``propgrad.stats``.)
-API_MODULES = {"__init__", "api", "result", "scoring", "testing", "example_model", "flips", "permutation"}
+API_MODULES = {
+    "__init__",
+    "api",
+    "arguments",
+    "result",
+    "realisations",
+    "scoring",
+    "testing",
+    "example_model",
+    "flips",
+    "permutation",
+}
 #: The mathematics stays pure: no plugins, models or I/O.
 STATS_MAY_IMPORT = ("propgrad.stats", "propgrad.validation", "propgrad.errors")
 
