@@ -145,14 +145,14 @@ class PropertyGradient:
                 or a list of seeds: the whole explanation is repeated per seed (the source's random
                 draw, the permutations and the placebos all follow it; realisation r equals
                 ``attribute(..., seed=seeds[r])``) and summarised in a
-                :class:`~propgrad.result.Realisations`: mean score, percentile bootstrap CI of the
+                :class:`~propgrad.realisations.Realisations`: mean score, percentile bootstrap CI of the
                 mean (``scipy.stats.bootstrap``, seeded with ``seed``; NaN for R = 1) and the
                 fraction significant.
             confidence_level: Of the realisations' bootstrap interval.
 
         Returns:
             An :class:`~propgrad.result.Explanation` for a single image, a list of them (one per
-            input) for a batch; with ``realisations``, a :class:`~propgrad.result.Realisations`
+            input) for a batch; with ``realisations``, a :class:`~propgrad.realisations.Realisations`
             (a list of them for a batch) instead.
 
         Raises:
