@@ -156,19 +156,16 @@ def score_sequences(
             returning bad outputs (see :func:`propgrad.forward.run_model`), a target out of range.
     """
     check_test_settings(n_permutations, alpha, statistic, seed)
-    check_output_transform(output_transform)
-    check_choice(per, "per", ("step", "unit"))
-    if device is not None:
-        check_device(device)
+    _check_run_settings(output_transform, per, device)
     if len(sequences) != originals.shape[0] or len(targets) != len(sequences):
         raise ValueError(
             f"give one original image and one target per sequence: {originals.shape[0]} originals, "
             f"{len(sequences)} sequences, {len(targets)} targets"
         )
+    stacks = [torch.cat([originals[i][None], seq.images.to(originals.device)]) for i, seq in enumerate(sequences)]
     blocks = _run_stacked(
         forward_func,
-        originals,
-        sequences,
+        stacks,
         preprocess=preprocess,
         output_transform=output_transform,
         additional_forward_args=additional_forward_args,
@@ -195,10 +192,17 @@ def score_sequences(
     return scores
 
 
+def _check_run_settings(output_transform: Any, per: Any, device: Any) -> None:
+    """The checks :func:`score_sequences` and :func:`placebo_statistics` share, before the model runs."""
+    check_output_transform(output_transform)
+    check_choice(per, "per", ("step", "unit"))
+    if device is not None:
+        check_device(device)
+
+
 def _run_stacked(
     forward_func: Callable[..., Any],
-    originals: torch.Tensor,
-    sequences: Sequence[InterventionSequence],
+    stacks: Sequence[torch.Tensor],
     *,
     preprocess: Callable[[torch.Tensor], torch.Tensor] | None,
     output_transform: OutputTransform,
@@ -208,11 +212,12 @@ def _run_stacked(
     device: torch.device | str | None,
     show_progress: bool,
 ) -> list[torch.Tensor]:
-    """Transformed outputs ``[original_i, *sequence_i]`` (1 + N_i, C) per sequence, from one stacked run."""
-    lengths = [1 + len(seq) for seq in sequences]
-    stacked = torch.cat(
-        [torch.cat([originals[i][None], seq.images.to(originals.device)]) for i, seq in enumerate(sequences)]
-    )
+    """Transformed outputs (L_i, C) of each stack of images (L_i, 3, H, W), from one run over all of them.
+
+    A per-image extra argument (``per_image_args``) has one row per stack, expanded to its images.
+    """
+    lengths = [stack.shape[0] for stack in stacks]
+    stacked = torch.cat(list(stacks))
     flags = tuple(per_image_args) if per_image_args is not None else (False,) * len(additional_forward_args)
     extra = tuple(
         _expand_rows(arg, lengths) if flag else arg for arg, flag in zip(additional_forward_args, flags, strict=True)
@@ -272,10 +277,7 @@ def placebo_statistics(
         TypeError, ValueError: as :func:`score_sequences`; an image without placebos.
     """
     check_test_settings(1, 0.5, statistic, 0)
-    check_output_transform(output_transform)
-    check_choice(per, "per", ("step", "unit"))
-    if device is not None:
-        check_device(device)
+    _check_run_settings(output_transform, per, device)
     if len(placebos) != originals.shape[0] or len(targets) != len(placebos):
         raise ValueError(
             f"give one list of placebos and one target per original image: {originals.shape[0]} originals, "
@@ -284,31 +286,32 @@ def placebo_statistics(
     counts = [len(group) for group in placebos]
     if min(counts, default=1) < 1:
         raise ValueError("every original image needs at least one placebo sequence")
-    flags = tuple(per_image_args) if per_image_args is not None else (False,) * len(additional_forward_args)
-    extra = tuple(
-        _expand_rows(arg, counts) if flag else arg for arg, flag in zip(additional_forward_args, flags, strict=True)
-    )
-    index = torch.repeat_interleave(torch.arange(len(counts)), torch.as_tensor(counts)).to(originals.device)
     flat = [seq for group in placebos for seq in group]
-    blocks = _run_stacked(
+    # one stack per image: its placebos' steps, with no original (its outputs are not needed)
+    stacks = [torch.cat([seq.images.to(originals.device) for seq in group]) for group in placebos]
+    outputs = _run_stacked(
         forward_func,
-        originals[index],
-        flat,
+        stacks,
         preprocess=preprocess,
         output_transform=output_transform,
-        additional_forward_args=extra,
-        per_image_args=flags,
+        additional_forward_args=additional_forward_args,
+        per_image_args=per_image_args,
         batch_size=batch_size,
         device=device,
         show_progress=show_progress,
     )
+    blocks = [
+        block
+        for image_outputs, group in zip(outputs, placebos)
+        for block in torch.split(image_outputs, [len(seq) for seq in group])
+    ]
     stats, offset = [], 0
     for target, count in zip(targets, counts):
         group = []
         for seq, block in zip(flat[offset : offset + count], blocks[offset : offset + count]):
             if target is not None and not 0 <= target < block.shape[1]:
                 raise ValueError(f"target {target} is out of range for a model with {block.shape[1]} outputs")
-            scored = block[1:].double() if target is None else block[1:, target].double()
+            scored = block.double() if target is None else block[:, target].double()
             values = seq.values if per == "unit" else None
             test = permutation_test(scored, values, n_permutations=1, statistic=statistic, periodic=seq.periodic)
             group.append(test.statistic)
