@@ -99,6 +99,31 @@ def score_outputs(
     return SequenceScore(outputs=outputs, original_outputs=original_outputs, target=column, test=test, flips=flips)
 
 
+def sequence_statistic(
+    scored: torch.Tensor,
+    values: torch.Tensor | None = None,
+    *,
+    periodic: bool = False,
+    statistic: str | Callable[..., torch.Tensor] = "gradient",
+) -> torch.Tensor:
+    """The test statistic of scored outputs, without a test: what :func:`score_outputs` reports.
+
+    It is the observed statistic of :func:`propgrad.stats.permutation.permutation_test` (which does
+    not depend on the permutations), so every score of the project has one definition: the
+    placebos', the extrapolation definition's first half, the real sequence's.
+
+    Args:
+        scored: Scored outputs (N,) or (N, C), float64 for the project's scores.
+        values: Property values (N,) for scores per unit, None for per step.
+        periodic: The sequence wraps around.
+        statistic: ``"gradient"``, ``"pearson"`` or a callable (see ``permutation_test``).
+
+    Returns:
+        A 0-d tensor for (N,) outputs, (C,) for (N, C).
+    """
+    return permutation_test(scored, values, n_permutations=1, statistic=statistic, periodic=periodic).statistic
+
+
 def is_column_index(value: Any) -> bool:
     """An integer (Python or numpy) that is not a bool: what may index an output column."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
@@ -307,17 +332,47 @@ def placebo_statistics(
     ]
     stats, offset = [], 0
     for target, count in zip(targets, counts):
-        group = []
-        for seq, block in zip(flat[offset : offset + count], blocks[offset : offset + count]):
-            if target is not None and not 0 <= target < block.shape[1]:
-                raise ValueError(f"target {target} is out of range for a model with {block.shape[1]} outputs")
-            scored = block.double() if target is None else block[:, target].double()
-            values = seq.values if per == "unit" else None
-            test = permutation_test(scored, values, n_permutations=1, statistic=statistic, periodic=seq.periodic)
-            group.append(test.statistic)
+        group, outs = flat[offset : offset + count], blocks[offset : offset + count]
         offset += count
-        stats.append(torch.stack(group))
+        n_columns = outs[0].shape[1]
+        if target is not None and not 0 <= target < n_columns:
+            raise ValueError(f"target {target} is out of range for a model with {n_columns} outputs")
+        scored = [block.double() if target is None else block[:, target].double() for block in outs]
+        stats.append(_placebo_group_statistics(scored, group, per, statistic))
     return stats
+
+
+def _placebo_group_statistics(
+    scored: list[torch.Tensor],
+    group: Sequence[InterventionSequence],
+    per: str,
+    statistic: str | Callable[..., torch.Tensor],
+) -> torch.Tensor:
+    """The statistics (M,) or (M, C) of one image's placebos: one call for placebos that share a
+    grid (as :func:`propgrad.sources.placebo.placebo_sequences` draws them), else one per placebo.
+
+    A built-in statistic is computed column by column, so placebos side by side as columns give
+    each placebo's own statistic; a callable might mix columns and is called per placebo.
+    """
+    first = group[0]
+    same_grid = isinstance(statistic, str) and all(
+        len(seq) == len(first)
+        and seq.periodic == first.periodic
+        and (per == "step" or torch.equal(seq.values, first.values))
+        for seq in group
+    )
+    if not same_grid:
+        return torch.stack(
+            [
+                sequence_statistic(x, seq.values if per == "unit" else None, periodic=seq.periodic, statistic=statistic)
+                for x, seq in zip(scored, group)
+            ]
+        )
+    columns = torch.stack(scored, dim=1)  # (N, M) or (N, M, C)
+    flat = columns.reshape(columns.shape[0], -1)
+    values = first.values if per == "unit" else None
+    result = sequence_statistic(flat, values, periodic=first.periodic, statistic=statistic)
+    return result.reshape(columns.shape[1:])
 
 
 def _expand_rows(arg: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:

@@ -283,13 +283,14 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path: Path, monkeypatch
     monkeypatch.setattr(runner_module, "ATTRIBUTION_BLOCK", 8)  # the call counts below are for blocks of 8
     st = settings()
     n_cells = len(BRIGHTNESS) * len(CUTS)
-    first = ImageMap(interrupt_after=7)
+    first = ImageMap(interrupt_after=10)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "a", st, {"image_map": first})
     second = ImageMap()
     resumed = run(tmp_path / "a", st, {"image_map": second})
-    # per model, two blocks (8 + 4 images) of two calls (originals, finals): the 8th call died
-    assert n_cells == 2 * (8 + 4) and first.calls == 7 and second.calls == 2
+    # per model, two blocks (8 + 4 images) of three calls (originals, finals, half-way images): the
+    # 11th call, the second model's second block's finals, died; the resumed run redoes that block
+    assert n_cells == 2 * (8 + 4) and first.calls == 10 and second.calls == 3
     keys = [json.dumps(json.loads(line)["key"]) for line in (tmp_path / "a" / STORE_NAME).read_text().splitlines()[1:]]
     assert len(keys) == len(set(keys))  # no cell stored twice
     assert resumed["resume"]["cells_loaded"] > 0
@@ -312,7 +313,7 @@ def test_truncated_last_line_is_tolerated(tmp_path: Path) -> None:
     again = ImageMap()
     resumed = run(tmp_path, st, {"image_map": again}, plots=False)
     assert resumed["resume"]["dropped_partial_line"] is True
-    assert again.calls == 2  # only the half-written cell's block is redone: its originals and its finals
+    assert again.calls == 3  # only the half-written cell's block is redone: its originals, finals and half-way images
     assert comparable(resumed)["records"] == comparable(full)["records"]
     assert all(json.loads(line) for line in path.read_text().splitlines())
 
@@ -454,5 +455,5 @@ def test_original_maps_are_attributed_once_per_model_not_per_intervention(tmp_pa
     }
     n = len(by_intervention["darken"])
     assert n > 0 and by_intervention["darken"] == by_intervention["darken_again"]
-    # originals once per (model, image), finals once per intervention
-    assert baseline.images_attributed == n + 2 * n
+    # originals once per (model, image), finals and half-way images once per intervention
+    assert baseline.images_attributed == n + 2 * (n + n)

@@ -19,6 +19,7 @@ def baseline_cell(image: int, score: float | None = 0.5, error: str | None = Non
         "image": image,
         "method": "b",
         "score": score,
+        "half_score": None if score is None else score / 2,
         "error": error,
     }
 

@@ -67,6 +67,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--permutations", type=int, metavar="K", help="permutations per test (default: 1000 quick, 10000 full)"
     )
+    parser.add_argument(
+        "--placebos",
+        type=int,
+        metavar="M",
+        help="placebo sequences per cell for the size-aware placebo test beside the permutation test "
+        "(default: 0, none; M >= 100 resolves alpha = 0.01; costs M times the property cells' forward passes)",
+    )
+    parser.add_argument(
+        "--correction",
+        choices=("bh", "holm", "none"),
+        default="bh",
+        help="multiple-testing correction over the images behind each significance count (default: bh)",
+    )
     parser.add_argument("--fresh", action="store_true", help="discard earlier results in --out and start over")
     parser.add_argument(
         "--threads",
@@ -212,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
 
     stored = stored_names(args)
     suites, baselines, classes = resolve_names(args, stored)
+    correction = getattr(args, "correction", "bh")
     settings = preset(
         quick=args.quick,
         suites=suites,
@@ -219,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
         baseline_classes=classes,
         seed=args.seed,
         n_permutations=args.permutations,
+        n_placebos=getattr(args, "placebos", None),
+        correction=None if correction == "none" else correction,
     )
     mode = "quick" if args.quick else "full"
     with torch_threads(getattr(args, "threads", None)), sigterm_interrupts():
@@ -227,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"propgrad benchmark ({mode}): suites {', '.join(suites)}; "
             f"baselines {', '.join(baselines) or 'none'}; K = {settings.n_permutations}; "
+            f"M = {settings.n_placebos} placebos; correction {settings.correction}; "
             f"{torch.get_num_threads()} torch threads; out {args.out}"
         )
         _say_kept(stored, args.out, args.quick)

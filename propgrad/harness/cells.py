@@ -1,10 +1,12 @@
 """What one finished benchmark cell holds: its key, its record, and pure functions that build them.
 
 A *property cell* is one (suite, intervention, model, image): the explained class, the
-probability of that class along the sequence, its expected property gradient magnitude and
-permutation p-value, both flip definitions and the output-only reference |p_T - p_0|. A
-*baseline cell* is one (suite, intervention, model, image, baseline): the change score of the
-baseline's map between the original and the fully intervened image, or the error it raised.
+probability of that class along the sequence, its expected property gradient magnitude with the
+permutation p-value and (when the run has placebos) the placebo p-value, the labels and scores of
+every flip definition (:mod:`propgrad.harness.definitions`) and the output-only reference
+|p_T - p_0|. A *baseline cell* is one (suite, intervention, model, image, baseline): the change
+score of the baseline's map between the original and the fully intervened image, and between the
+original and the half-way image (the extrapolation definition), or the error it raised.
 
 Records are stored as JSON; a record's ``key`` is the JSON list of its :class:`CellKey`
 (``["property", suite, intervention, model, image]`` or ``["baseline", ..., image, baseline]``).
@@ -13,13 +15,16 @@ Records are stored as JSON; a record's ``key`` is the JSON list of its :class:`C
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Sequence, TypedDict
 
 import torch
 
 from propgrad.baselines.base import change_score
 from propgrad.cache import cache_key
-from propgrad.scoring import SequenceScore
+from propgrad.harness.definitions import half_index
+from propgrad.scoring import SequenceScore, sequence_statistic
+from propgrad.stats.flips import FlipResult, prediction_flips
 
 CellKind = Literal["property", "baseline"]
 JsonKey = list[str | int]
@@ -74,6 +79,18 @@ class PropertyRecord(TypedDict):
     final_differs: bool
     n_flips: int
     reference: float
+    half_score: float | None
+    """The property score of the first half of the path (extrapolation; None below three steps)."""
+    half_reference: float | None
+    """|p_h - p_0| at the half-way step h (extrapolation)."""
+    flipped_second_half: bool | None
+    """The decision differs from the original's at some step after h (extrapolation)."""
+    heldout_flipped: bool | None
+    """The decision differs from the original's anywhere along another realisation (None: no realisation)."""
+    n_placebos: int
+    placebo_p_value: float | None
+    """The placebo test's p-value (None: no placebos in this run, or a periodic sequence)."""
+    placebo_significant: bool | None
     curve: list[float]
     periodic: bool
     property_name: str
@@ -88,6 +105,8 @@ class BaselineRecord(TypedDict):
     image: int
     method: str
     score: float | None
+    half_score: float | None
+    """The change between the original's map and the half-way image's (None: error, or no half)."""
     error: str | None
 
 
@@ -119,14 +138,25 @@ def cell_seed(seed: int, *parts: Any) -> int:
     return int(cache_key("permutation-seed", int(seed), *parts)[:8], 16)
 
 
+@dataclass(frozen=True)
+class PlaceboOutcome:
+    """The placebo test of one property cell: M placebos and the p-value (b + 1) / (M + 1)."""
+
+    n_placebos: int
+    p_value: float
+
+
 def property_record(
     key: CellKey,
     scored: SequenceScore,
     label: int,
     *,
+    alpha: float,
     periodic: bool = False,
     property_name: str = "",
     unit: str = "step",
+    held_out: FlipResult | None = None,
+    placebo: PlaceboOutcome | None = None,
 ) -> PropertyRecord:
     """The record of one property cell, from the scoring of its sequence.
 
@@ -135,9 +165,13 @@ def property_record(
         scored: :func:`propgrad.scoring.score_sequences` output for the cell's sequence, scored
             on the explained class (the original image's decision) of softmax probabilities.
         label: The image's true class.
+        alpha: Significance level of the placebo test (the permutation test's is in ``scored``).
         periodic: Whether the sequence wraps around.
         property_name: Name of the intervened property (for plots).
         unit: Unit of the property (for plots).
+        held_out: The flips along another realisation of the intervention, against the same
+            original image's decision (the held-out definition), or None.
+        placebo: The placebo test's outcome, or None when the run has no placebos.
 
     Returns:
         A JSON-serialisable record.
@@ -149,6 +183,13 @@ def property_record(
     explained = scored.target
     curve = scored.outputs[:, explained].double().cpu()
     test, flips = scored.test, scored.flips
+    half = half_index(curve.shape[0])
+    half_score = half_reference = flipped_second_half = None
+    if half is not None:
+        half_score = _scalar(sequence_statistic(curve[: half + 1]))
+        half_reference = abs(float(curve[half]) - float(curve[0]))
+        second = prediction_flips(scored.outputs[half + 1 :], reference=scored.original_outputs)
+        flipped_second_half = second.flipped_anywhere
     return {
         "kind": "property",
         "key": key.as_json(),
@@ -163,6 +204,13 @@ def property_record(
         "final_differs": flips.final_differs,
         "n_flips": flips.n_flips,
         "reference": abs(float(curve[-1]) - float(curve[0])),
+        "half_score": half_score,
+        "half_reference": half_reference,
+        "flipped_second_half": flipped_second_half,
+        "heldout_flipped": None if held_out is None else held_out.flipped_anywhere,
+        "n_placebos": 0 if placebo is None else int(placebo.n_placebos),
+        "placebo_p_value": None if placebo is None else float(placebo.p_value),
+        "placebo_significant": None if placebo is None else bool(placebo.p_value < alpha),
         "curve": [float(p) for p in curve],
         "periodic": bool(periodic),
         "property_name": property_name,
@@ -171,35 +219,48 @@ def property_record(
 
 
 def baseline_record(
-    key: CellKey, map_before: torch.Tensor | None, map_after: torch.Tensor | None, error: str | None
+    key: CellKey,
+    map_before: torch.Tensor | None,
+    map_after: torch.Tensor | None,
+    error: str | None,
+    map_half: torch.Tensor | None = None,
 ) -> BaselineRecord:
-    """The record of one baseline cell: its change score, or the error it raised.
+    """The record of one baseline cell: its change scores, or the error it raised.
 
     Args:
         key: From :func:`baseline_key`.
         map_before: The map (any shape) of the original image, or None on error.
         map_after: The map of the fully intervened image, or None on error.
         error: The error message, or None.
+        map_half: The map of the half-way image (extrapolation definition), or None.
     """
     if key.baseline is None:
         raise ValueError(f"a baseline record needs a baseline key, got {key}")
-    score = None
+    score = half_score = None
     if error is None:
         if map_before is None or map_after is None:
             raise ValueError("without an error, both maps are needed")
-        value = float(change_score(map_before[None], map_after[None])[0])
-        if math.isfinite(value):
-            score = value
-        else:
-            error = f"the change score is {value} (the maps contain NaN or Inf values)"
+        score, error = _change(map_before, map_after)
+        if error is None and map_half is not None:
+            half_score, error = _change(map_before, map_half)
+            score = None if error is not None else score
     return {
         "kind": "baseline",
         "key": key.as_json(),
         "image": key.image,
         "method": key.baseline,
         "score": score,
+        "half_score": half_score,
         "error": error,
     }
+
+
+def _change(before: torch.Tensor, after: torch.Tensor) -> tuple[float | None, str | None]:
+    """The change score of two maps, or the error that non-finite maps give."""
+    value = float(change_score(before[None], after[None])[0])
+    if math.isfinite(value):
+        return value, None
+    return None, f"the change score is {value} (the maps contain NaN or Inf values)"
 
 
 def _scalar(x: Any) -> float:

@@ -158,6 +158,7 @@ def _run_locked(
             "description": suite.description,
             "class_names": list(suite.class_names),
             "interventions": list(suite.interventions),
+            "score_only_interventions": list(suite.score_only_interventions),
             "models": list(runner.models),
             "images_per_class": int(suite.images_per_class()),
             "n_test_images": int(runner.labels.shape[0]),
@@ -192,13 +193,21 @@ def _report(
 ) -> dict[str, Any]:
     """Summarise the store's cells; write results.json, report.md and the plots."""
     with stopwatch.measure("reporting"):
-        layout = {
-            k: {f: v[f] for f in ("interventions", "models", "pool", "images_per_class")} for k, v in suite_info.items()
-        }
+        fields = ("interventions", "score_only_interventions", "models", "pool", "images_per_class")
+        layout = {k: {f: v[f] for f in fields} for k, v in suite_info.items()}
         records = [
             r for r in store.records() if r["kind"] in ("property", "baseline") and _in_layout(r, layout, settings)
         ]
-        summary = summarise(records, layout, settings.baselines, n_resamples=settings.n_resamples, seed=settings.seed)
+        summary = summarise(
+            records,
+            layout,
+            settings.baselines,
+            n_resamples=settings.n_resamples,
+            seed=settings.seed,
+            alpha=settings.alpha,
+            n_permutations=settings.n_permutations,
+            correction=settings.correction,
+        )
         figures = write_plots(out_dir, records, summary, settings.baselines) if plots else []
         accuracy_tables = {name: info["accuracy_table"] for name, info in suite_info.items()}
         level_tables = {name: info["level_accuracy"] for name, info in suite_info.items()}
@@ -223,6 +232,7 @@ def _report(
             "suites": settings.seed,
             "resampling": settings.seed,
             "permutation": "per intervention: propgrad.harness.cells.cell_seed(seed, suite, intervention)",
+            "placebos": 'per cell: propgrad.harness.cells.cell_seed(seed, suite, intervention, "placebos", image)',
         },
         "settings": settings.to_dict(),
         "suites": suite_info,

@@ -1,28 +1,28 @@
 """Tables of a benchmark run as plain text (terminal) and Markdown (report.md).
 
 Layouts follow the paper: flip-prediction accuracy in percent, mean ± std over resamples, one row
-per model and one column per method (Tab. 2), the same for ROC AUC, and per model the mean
-property score E|∇X| ± std, #significant / #images and #flipped (Tabs. 1 and 3).
+per model and one column per method (Tab. 2), the same for ROC AUC, under each flip definition
+(:mod:`propgrad.harness.definitions`: the paper's two, then extrapolation and held-out
+realisation), and per model the mean property score E|∇X| ± std, the images each test calls
+significant (raw and after the correction over images) and #flipped (Tabs. 1 and 3).
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from propgrad.harness.summary import FLIP_DEFINITIONS, InterventionSummary, MethodEntry, Summary, methods_of
+from propgrad.harness.definitions import FLIP_DEFINITIONS
+from propgrad.harness.summary import InterventionSummary, MethodEntry, ModelScores, Summary, methods_of
 
 NA = "n/a"
-DEFINITION_TITLES = {
-    "anywhere": "flip = the decision changes anywhere along the sequence (paper code)",
-    "final": "flip = the final decision differs from the original one",
-}
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, markdown: bool = False) -> str:
     """A column-aligned text table, or a Markdown pipe table."""
-    if markdown:
-        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if markdown:  # a pipe inside a cell (E|∇X|) would end it: escape it
+        cells = [[str(c).replace("|", "\\|") for c in row] for row in [headers, *rows]]
+        lines = ["| " + " | ".join(cells[0]) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in cells[1:]]
         return "\n".join(lines)
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
 
@@ -55,31 +55,61 @@ def flip_table(
 
 
 def score_table(blocks: Mapping[str, InterventionSummary], *, markdown: bool = False) -> str:
-    """Rows: model × intervention; E|∇X| ± std, #significant / #images, #flipped (both definitions)."""
+    """Rows: model × intervention; E|∇X| ± std, the images each test calls significant (raw, then
+    after the correction over images), #flipped (both of the paper's definitions)."""
     rows = []
+    corrections = set()
     for intervention, block in blocks.items():
         for model, s in block["scores"].items():
+            corrections.add(s.get("correction"))
             rows.append(
                 [
                     model,
                     intervention,
                     f"{s['score_mean']:.4g} ± {s['score_std']:.3g}",
-                    f"{s['n_significant']} / {s['n_images']}",
-                    str(s["n_flipped_anywhere"]),
-                    str(s["n_flipped_final"]),
+                    _count(s, "n_significant"),
+                    _count(s, "n_placebo_significant"),
+                    f"{s['n_flipped_anywhere']} / {s['n_flipped_final']}",
                     f"{100 * s['original_accuracy']:.1f}",
                 ]
             )
+    (correction,) = corrections if len(corrections) == 1 else ("mixed",)
     headers = [
         "model",
         "intervention",
         "mean E|∇X| ± std",
-        "#significant / #images",
-        "#flipped (anywhere)",
-        "#flipped (final)",
+        f"#significant, permutation (raw, {correction or 'uncorrected'})",
+        f"#significant, placebo (raw, {correction or 'uncorrected'})",
+        "#flipped (anywhere / final)",
         "accuracy on originals (%)",
     ]
     return render_table(headers, rows, markdown=markdown)
+
+
+def _count(s: ModelScores, field: str) -> str:
+    """``"raw, adjusted / n"`` of one test's significance count, or "not run"."""
+    raw, adjusted = s.get(field), s.get(f"{field}_adjusted")  # type: ignore[misc]
+    if raw is None:
+        return "not run"
+    return f"{raw}, {adjusted} / {s['n_images']}" if adjusted is not None else f"{raw} / {s['n_images']}"
+
+
+def correction_notes(summary: Summary) -> list[str]:
+    """One line per (suite, intervention, model, test) whose correction can find nothing significant."""
+    notes = []
+    for suite, blocks in summary.items():
+        for intervention, block in blocks.items():
+            for model, s in block["scores"].items():
+                for test, f in s.get("feasibility", {}).items():
+                    if not f["feasible"]:
+                        symbol = "K" if test == "permutation" else "M"
+                        notes.append(
+                            f"{suite}/{intervention}/{model}: the {f['method']} correction over {f['n_tests']} images "
+                            f"cannot make a {test} test significant at {symbol} = {f['k']} (the smallest p-value "
+                            f"{f['min_p']:.3g} adjusts to {f['best_adjusted_p']:.3g}); "
+                            f"{symbol} >= {f['k_needed']} is needed"
+                        )
+    return notes
 
 
 def model_accuracy_table(
@@ -159,14 +189,18 @@ def format_report(
             )
             parts.append(level_accuracy_table(entry, order=(model_order or {}).get(suite, ()), markdown=markdown))
         for intervention, block in blocks.items():
-            for definition in FLIP_DEFINITIONS:
-                title = f"{suite} / {intervention}: {DEFINITION_TITLES[definition]}"
+            for definition in (d for d in FLIP_DEFINITIONS if d in block["flip_prediction"]):
+                title = f"{suite} / {intervention}: {FLIP_DEFINITIONS[definition].title}"
                 parts.append(h2(f"{title} — accuracy (%), best threshold, mean ± std over resamples"))
                 parts.append(flip_table(block, definition, "accuracy", baselines, markdown=markdown))
                 parts.append(h2(f"{title} — ROC AUC (as is; < 0.5 ranks flips lower), mean ± std"))
                 parts.append(flip_table(block, definition, "auc", baselines, markdown=markdown))
         parts.append(h2(f"{suite}: property scores (E|∇X| of the explained class's probability)"))
         parts.append(score_table(blocks, markdown=markdown))
+    notes = correction_notes(summary)
+    if notes:
+        parts.append(h2("corrections that can find nothing significant"))
+        parts.append("\n".join(f"- {n}" for n in notes))
     notes = error_notes(summary)
     if notes:
         parts.append(h2("methods not evaluated (n/a)"))

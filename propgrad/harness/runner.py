@@ -1,17 +1,21 @@
 """Running the "predict the flip" benchmark: every (suite, intervention, model, image, method) cell.
 
-Per suite and intervention, the test images are processed in chunks: each image's sequence is
-generated once and shared by every model; every model runs on the original and every step
-(softmax); the property cell (score, p-value, flips, reference) is stored; then every baseline
-runs on the original and the final image of each sequence with the explained class as target.
-Finished cells go to a :class:`~propgrad.harness.store.CellStore` at once, so a rerun skips them.
+Per suite and intervention, the test images are processed in chunks: each image's sequence (and,
+when the suite has one, its held-out realisation and, when the run has placebos, its M placebo
+sequences) is generated once and shared by every model; every model runs on the original and every
+step (softmax); the property cell (score, p-values, the labels and scores of every flip
+definition, reference) is stored; then every baseline runs on the original, the half-way and the
+final image of each sequence with the explained class as target (none for the suite's
+score-only interventions). Finished cells go to a :class:`~propgrad.harness.store.CellStore` at
+once, so a rerun skips them.
 
 A cell is computed the same way however the work is chunked and wherever a run was
 interrupted: float results of batched kernels (convolutions, Occlusion's and DeepLIFT's stacked
 perturbations) depend on which other images share a batch. So each image's forward pass holds
-only that image's original and steps, and ``baseline.attribute`` runs on fixed *blocks* of
-:data:`ATTRIBUTION_BLOCK` consecutive pool images: one call on the block's originals (reused by
-every intervention) and one on its final images per intervention. A block's calls hold the same
+only that image's original and steps (its placebos run in passes of their own), and
+``baseline.attribute`` runs on fixed *blocks* of :data:`ATTRIBUTION_BLOCK` consecutive pool images:
+one call on the block's originals (reused by every intervention), one on its half-way and one on its
+final images per intervention. A block's calls hold the same
 images whichever of its cells are missing; a resumed run regenerates the sequences of a
 half-finished block's other images rather than attribute the missing ones in a smaller batch.
 """
@@ -30,18 +34,22 @@ from propgrad.harness.cells import (
     BaselineRecord,
     CellKey,
     CellRecord,
+    PlaceboOutcome,
     baseline_key,
     baseline_record,
     cell_seed,
     property_key,
     property_record,
 )
+from propgrad.harness.definitions import half_index
 from propgrad.harness.settings import BenchmarkSettings, PoolSize
 from propgrad.harness.store import CellStore
 from propgrad.harness.timing import Stopwatch, TimedModule
 from propgrad.progress import progress_bar
-from propgrad.scoring import PREDICTED, score_sequences
+from propgrad.scoring import PREDICTED, placebo_statistics, score_sequences
 from propgrad.sources.base import InterventionSequence
+from propgrad.sources.placebo import placebo_sequences
+from propgrad.stats.placebo import placebo_p_value
 from propgrad.suites.base import BenchmarkSuite
 
 ATTRIBUTION_BLOCK = 16
@@ -49,6 +57,10 @@ ATTRIBUTION_BLOCK = 16
 changes the last float digits of batch-sensitive baselines (so it is a constant, not a setting).
 16 keeps the batch sizes of the earlier mixed batching (up to 8 originals and 8 finals per call);
 on the default run, 8 cost 271 s against 239 s for 16 (idle, two cores)."""
+
+PLACEBO_VARIANT = "smooth_direction"
+"""The benchmark's placebos (:mod:`propgrad.sources.placebo`): the whole image along a random
+smooth direction, each step changing it by the real step's mean |pixel difference|."""
 
 Maps = list[torch.Tensor | str]
 """One map per image of a block, or the error message of an image whose map failed."""
@@ -126,6 +138,8 @@ class SuiteRunner:
 
     def _missing(self, intervention: str, index: int) -> tuple[list[str], list[tuple[str, str]]]:
         models = [m for m in self.models if property_key(self.name, intervention, m, index).as_json() not in self.store]
+        if intervention in self.suite.score_only_interventions:
+            return models, []
         pairs = [
             (m, b)
             for m in self.models
@@ -158,9 +172,9 @@ class SuiteRunner:
                         sequences[i] = self.suite.intervene(intervention, i)
                     bars[0].update(1)
                 self._infer(intervention, chunk, sequences, bars[1])
-                finals = {i: seq.images[-1] for i, seq in sequences.items()}
+                steps = {i: _attributed_steps(seq) for i, seq in sequences.items()}
                 del sequences
-                self._attribute(intervention, chunk_blocks, chunk, finals, bars[2])
+                self._attribute(intervention, chunk_blocks, chunk, steps, bars[2])
         finally:
             for bar in bars:
                 bar.close()
@@ -173,43 +187,83 @@ class SuiteRunner:
         self, intervention: str, chunk: dict[int, Any], sequences: dict[int, InterventionSequence], bar: Any
     ) -> None:
         seed = cell_seed(self.settings.seed, self.name, intervention)
-        for model_name, model in self.models.items():
-            wanted = [i for i, (models, _) in chunk.items() if model_name in models]
-            records = []
-            for i in wanted:  # one image per call: its forward batches hold nothing of other images
-                with self.stopwatch.measure("scoring"):
-                    (scored,) = score_sequences(
-                        TimedModule(model, self.stopwatch),
-                        self.images[i][None],
-                        [sequences[i]],
-                        targets=[PREDICTED],
-                        output_transform="softmax",
-                        n_permutations=self.settings.n_permutations,
-                        alpha=self.settings.alpha,
-                        seed=seed,
-                        batch_size=self.settings.forward_batch_size,
-                    )
-                records.append(
-                    property_record(
-                        property_key(self.name, intervention, model_name, i),
-                        scored,
-                        int(self.labels[i]),
-                        periodic=sequences[i].periodic,
-                        property_name=sequences[i].property_name,
-                        unit=sequences[i].unit,
-                    )
-                )
+        for i, (models, _) in chunk.items():
+            if not models:
+                continue
+            sequence = sequences[i]
+            with self.stopwatch.measure("intervention"):
+                held_out = self.suite.held_out_realisation(intervention, i)
+                placebos = self._placebos(intervention, i, sequence)
+            records = [self._property_cell(intervention, m, i, sequence, held_out, placebos, seed) for m in models]
             self.store.append(list(records))
             bar.update(len(records))
+
+    def _placebos(self, intervention: str, index: int, sequence: InterventionSequence) -> list[InterventionSequence]:
+        """The image's M placebo sequences (none without placebos or for a periodic sequence), seeded per cell."""
+        if not self.settings.n_placebos or sequence.periodic:
+            return []
+        seed = cell_seed(self.settings.seed, self.name, intervention, "placebos", index)
+        return placebo_sequences(sequence, self.settings.n_placebos, seed=seed, variant=PLACEBO_VARIANT)
+
+    def _property_cell(
+        self,
+        intervention: str,
+        model_name: str,
+        index: int,
+        sequence: InterventionSequence,
+        held_out: InterventionSequence | None,
+        placebos: list[InterventionSequence],
+        seed: int,
+    ) -> CellRecord:
+        """Score one image's sequence on one model: the test, the held-out flips and the placebo test.
+
+        One image per call: its forward batches hold nothing of other images.
+        """
+        model = TimedModule(self.models[model_name], self.stopwatch)
+        original = self.images[index][None]
+        run = {"output_transform": "softmax", "batch_size": self.settings.forward_batch_size}
+        with self.stopwatch.measure("scoring"):
+            (scored,) = score_sequences(
+                model,
+                original,
+                [sequence],
+                targets=[PREDICTED],
+                n_permutations=self.settings.n_permutations,
+                alpha=self.settings.alpha,
+                seed=seed,
+                **run,
+            )
+            other = None
+            if held_out is not None:  # only its flips are read: one permutation suffices
+                (other,) = score_sequences(
+                    model, original, [held_out], targets=[scored.target], n_permutations=1, **run
+                )
+            placebo = None
+            if placebos:
+                (statistics,) = placebo_statistics(model, original, [placebos], targets=[scored.target], **run)
+                p = placebo_p_value(scored.test.statistic, statistics)
+                placebo = PlaceboOutcome(n_placebos=len(placebos), p_value=float(p))
+        return property_record(
+            property_key(self.name, intervention, model_name, index),
+            scored,
+            int(self.labels[index]),
+            alpha=self.settings.alpha,
+            periodic=sequence.periodic,
+            property_name=sequence.property_name,
+            unit=sequence.unit,
+            held_out=None if other is None else other.flips,
+            placebo=placebo,
+        )
 
     def _attribute(
         self,
         intervention: str,
         blocks: list[list[int]],
         chunk: dict[int, Any],
-        finals: dict[int, torch.Tensor],
+        steps: dict[int, tuple[torch.Tensor | None, torch.Tensor]],
         bar: Any,
     ) -> None:
+        """Attribute the original, half-way and final images of every block with missing baseline cells."""
         for model_name, model in self.models.items():
             for base_name, baseline in self.baselines.items():
                 for block in blocks:
@@ -226,10 +280,14 @@ class SuiteRunner:
                         originals = [self.images[i] for i in block]
                         self._maps_before[cached] = self._block_maps(model, baseline, base_name, originals, targets)
                     before = self._maps_before[cached]
-                    after = self._block_maps(model, baseline, base_name, [finals[i] for i in block], targets)
+                    after = self._block_maps(model, baseline, base_name, [steps[i][1] for i in block], targets)
+                    halves: list[torch.Tensor | str | None] = [None] * len(block)
+                    if all(steps[i][0] is not None for i in block):
+                        halfway = [steps[i][0] for i in block]
+                        halves = list(self._block_maps(model, baseline, base_name, halfway, targets))  # type: ignore[arg-type]
                     records = [
-                        _baseline_cell(baseline_key(self.name, intervention, model_name, i, base_name), b, a)
-                        for i, b, a in zip(block, before, after)
+                        _baseline_cell(baseline_key(self.name, intervention, model_name, i, base_name), b, a, h)
+                        for i, b, a, h in zip(block, before, after, halves)
                         if i in wanted
                     ]
                     self.store.append(list(records))
@@ -264,11 +322,19 @@ def _needing_sequences(block: list[int], todo: Mapping[int, tuple[list[str], lis
     return [i for i in block if i in todo]
 
 
-def _baseline_cell(key: CellKey, before: torch.Tensor | str, after: torch.Tensor | str) -> BaselineRecord:
-    for maps in (before, after):
+def _attributed_steps(sequence: InterventionSequence) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The half-way image (None below three steps) and the final image, which the baselines see."""
+    half = half_index(len(sequence))
+    return (None if half is None else sequence.images[half]), sequence.images[-1]
+
+
+def _baseline_cell(
+    key: CellKey, before: torch.Tensor | str, after: torch.Tensor | str, half: torch.Tensor | str | None
+) -> BaselineRecord:
+    for maps in (before, after, half):
         if isinstance(maps, str):
             return baseline_record(key, None, None, maps)
-    return baseline_record(key, before, after, None)  # type: ignore[arg-type]
+    return baseline_record(key, before, after, None, map_half=half)  # type: ignore[arg-type]
 
 
 def _check_maps(maps: Any, expected: int, name: str) -> torch.Tensor:

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-from propgrad.validation import ParameterTypeError, check_alpha, check_bool, check_int, check_seed
+from propgrad.stats.corrections import METHODS
+from propgrad.validation import ParameterTypeError, check_alpha, check_bool, check_choice, check_int, check_seed
 
 #: Constructor keyword arguments asked of the baselines in quick mode (passed only to classes
 #: whose constructor accepts them). Full mode uses every class's defaults (the paper's settings).
@@ -16,6 +17,10 @@ QUICK_BASELINE_KWARGS: dict[str, dict[str, Any]] = {
     "lime": {"n_samples": 32},
     "kernel_shap": {"n_samples": 25},
 }
+
+
+DEFAULT_PLACEBOS = 0
+"""M of the presets' placebo test (``--placebos``)."""
 
 
 class PoolSize(Enum):
@@ -37,7 +42,15 @@ class BenchmarkSettings:
         quick: Quick sizes (minutes on 2 CPU cores) or the paper's sizes.
         seed: Seed for the suites, the permutation tests and the resampling.
         n_permutations: K of each permutation test.
-        alpha: Significance level of the permutation test.
+        alpha: Significance level of the permutation test and of the placebo test.
+        n_placebos: M placebo sequences per property cell for the placebo-controlled test
+            (:mod:`propgrad.stats.placebo`, the ``smooth_direction`` placebos of
+            :mod:`propgrad.sources.placebo`); 0 runs no placebo test. Its p-value is at least
+            1 / (M + 1), so ``M + 1 > 1 / alpha`` is needed for any image to be significant
+            (M >= 100 at alpha = 0.01). Costs M times the forward passes of the property cells.
+        correction: The multiple-testing correction over the images behind each significance
+            count (one family per suite, intervention, model and test): ``"bh"``
+            (Benjamini-Hochberg), ``"holm"`` or None. The uncorrected counts are reported too.
         baselines: Names of the attribution baselines (empty: property score and reference only).
         baseline_kwargs: Constructor keyword arguments per baseline name.
         n_resamples: Resamples of the accuracy (the paper: 10).
@@ -56,6 +69,8 @@ class BenchmarkSettings:
     seed: int = 0
     n_permutations: int = 1000
     alpha: float = 0.01
+    n_placebos: int = 0
+    correction: str | None = "bh"
     baselines: tuple[str, ...] = ()
     baseline_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     n_resamples: int = 10
@@ -69,6 +84,8 @@ class BenchmarkSettings:
             "seed": check_seed(self.seed),
             "alpha": check_alpha(self.alpha),
             "n_permutations": check_int(self.n_permutations, "n_permutations"),
+            "n_placebos": check_int(self.n_placebos, "n_placebos", minimum=0, hint="0 runs no placebo test"),
+            "correction": check_choice(self.correction, "correction", METHODS),
             "n_resamples": check_int(self.n_resamples, "n_resamples"),
             "forward_batch_size": check_int(self.forward_batch_size, "forward_batch_size"),
             "chunk_size": check_int(self.chunk_size, "chunk_size"),
@@ -112,6 +129,8 @@ def preset(
     baseline_classes: Mapping[str, type] | None = None,
     seed: int = 0,
     n_permutations: int | None = None,
+    n_placebos: int | None = None,
+    correction: str | None = "bh",
 ) -> BenchmarkSettings:
     """Settings of the quick or full benchmark.
 
@@ -127,6 +146,8 @@ def preset(
             constructors accept); None passes the quick keyword arguments unchecked.
         seed: Seed.
         n_permutations: Override of K.
+        n_placebos: Override of M (default: :data:`DEFAULT_PLACEBOS`).
+        correction: The correction over images (see :class:`BenchmarkSettings`).
     """
     kwargs: dict[str, dict[str, Any]] = {}
     if quick:
@@ -139,6 +160,8 @@ def preset(
         quick=quick,
         seed=seed,
         n_permutations=(1000 if quick else 10_000) if n_permutations is None else n_permutations,
+        n_placebos=DEFAULT_PLACEBOS if n_placebos is None else n_placebos,
+        correction=correction,
         baselines=tuple(baselines),
         baseline_kwargs={k: v for k, v in kwargs.items() if v},
         pool_per_class=PoolSize.SUITE_IMAGES_PER_CLASS if quick else None,

@@ -29,7 +29,7 @@ from propgrad.atomic_files import atomic_write
 from propgrad.cache import cache_key
 from propgrad.harness.record_checks import CHECKSUM_FIELD, check_record, checksum
 
-STORE_FORMAT = 2
+STORE_FORMAT = 3
 HEADER, IDENTITY, SEGMENT = "header", "identity", "segment"
 META_KINDS = frozenset({HEADER, IDENTITY, SEGMENT})
 _FRESH_HINT = "Pass --fresh (or another --out) to start over"

@@ -1,9 +1,15 @@
 """Summary tables from the stored cells: flip-prediction accuracy/AUC and property-score tables.
 
 Methods are ``property_score`` (E|∇X| of the explained class's probability), ``output_reference``
-(|p_T - p_0| of the same probability) and every baseline's change score. A baseline that failed
-on any image of a (model, intervention) is not evaluated there (``available: False``, n/a in the
-tables) so that every evaluated method sees exactly the same images.
+(|p_T - p_0| of the same probability) and every baseline's change score, each read under every
+flip definition of :mod:`propgrad.harness.definitions` (a definition whose label some image lacks,
+such as ``held_out`` for a suite without a second realisation, has no table). A baseline that
+failed on any image of a (model, intervention) is not evaluated there (``available: False``, n/a in
+the tables) so that every evaluated method sees exactly the same images.
+
+The score table counts the images each test calls significant, raw and after the run's
+multiple-testing correction over the images of one (intervention, model) (one family per test),
+and keeps the adjusted p-values by image.
 """
 
 from __future__ import annotations
@@ -15,14 +21,12 @@ from typing import Any, Literal, Mapping, Sequence, TypedDict
 import numpy as np
 
 from propgrad.harness.cells import BaselineRecord, CellRecord, PropertyRecord, record_key
+from propgrad.harness.definitions import FLIP_DEFINITIONS, FlipDefinition
 from propgrad.harness.evaluation import evaluate_method, resample_indices
+from propgrad.stats.corrections import adjust_p_values, correction_feasibility
 
 PROPERTY_SCORE = "property_score"
 OUTPUT_REFERENCE = "output_reference"
-FLIP_DEFINITIONS: dict[str, str] = {
-    "anywhere": "flipped_anywhere",  # the paper code: the decision changes anywhere along the sequence
-    "final": "final_differs",  # the final decision differs from the original one
-}
 
 
 class EvaluatedMethod(TypedDict):
@@ -55,6 +59,14 @@ FlipTable = dict[str, dict[str, MethodEntry]]
 """model -> method -> entry, for one flip definition."""
 
 
+class AdjustedPValues(TypedDict):
+    """The p-values of one (intervention, model) after the correction over its images."""
+
+    images: list[int]
+    permutation: list[float]
+    placebo: list[float] | None
+
+
 class ModelScores(TypedDict):
     """Property scores and flip counts of one model under one intervention (Tabs. 1 and 3)."""
 
@@ -66,13 +78,23 @@ class ModelScores(TypedDict):
     n_flipped_final: int
     original_accuracy: float
     reference_mean: float
+    n_placebos: int
+    """M of the placebo test (0: not run; then the placebo counts are None)."""
+    n_placebo_significant: int | None
+    correction: str | None
+    n_significant_adjusted: int
+    n_placebo_significant_adjusted: int | None
+    p_adjusted: AdjustedPValues
+    feasibility: dict[str, dict[str, Any]]
+    """Test ("permutation", "placebo") -> :class:`propgrad.stats.corrections.CorrectionFeasibility` as a dict."""
 
 
 class InterventionSummary(TypedDict):
     """Every table of one (suite, intervention)."""
 
     flip_prediction: dict[str, FlipTable]
-    """Flip definition (:data:`FLIP_DEFINITIONS`) -> flip table."""
+    """Flip definition (:data:`propgrad.harness.definitions.FLIP_DEFINITIONS`) -> flip table; empty
+    for a score-only intervention, without the definitions whose labels the records lack."""
     scores: dict[str, ModelScores]
     resample_indices: list[list[int]]
     """The images of every resample (the same draws serve every model and method)."""
@@ -85,6 +107,7 @@ class SuiteLayout(TypedDict):
     models: list[str]
     pool: list[int]
     images_per_class: int
+    score_only_interventions: list[str]
 
 
 Summary = dict[str, dict[str, InterventionSummary]]
@@ -104,6 +127,10 @@ def summarise_intervention(
     images_per_class: int,
     n_resamples: int,
     seed: int,
+    alpha: float,
+    n_permutations: int,
+    correction: str | None,
+    flip_tables: bool = True,
 ) -> InterventionSummary:
     """Flip-prediction and score tables of one (suite, intervention).
 
@@ -114,11 +141,15 @@ def summarise_intervention(
         images_per_class: Images per class in each resample.
         n_resamples: Number of resamples.
         seed: Seed of the resampling (the same draws serve every model and method).
+        alpha: Significance level of both tests.
+        n_permutations: K of the permutation tests (for the correction's feasibility).
+        correction: ``"bh"``, ``"holm"`` or None, over the images of each model and test.
+        flip_tables: False for a score-only intervention (score table only).
 
     Returns:
         The :class:`InterventionSummary`.
     """
-    flip: dict[str, FlipTable] = {d: {} for d in FLIP_DEFINITIONS}
+    flip: dict[str, FlipTable] = {}
     scores: dict[str, ModelScores] = {}
     draws_out: list[list[int]] = []
     for model, by_image in properties.items():
@@ -129,46 +160,92 @@ def summarise_intervention(
         draws = resample_indices([r["label"] for r in recs], images_per_class, n_resamples, seed)
         if not draws_out:
             draws_out = [[images[j] for j in d] for d in draws]
-        columns: dict[str, tuple[list[float] | None, UnavailableMethod | None]] = {
-            PROPERTY_SCORE: ([r["score"] for r in recs], None),
-            OUTPUT_REFERENCE: ([r["reference"] for r in recs], None),
-        }
-        for name in baseline_names:
-            cells = baselines.get(model, {}).get(name, {})
-            errors = [str(cells[i]["error"]) for i in images if i in cells and cells[i]["error"]]
-            missing = [i for i in images if i not in cells]
-            if errors or missing:
-                reason = errors[0] if errors else f"{len(missing)} image(s) not computed"
-                columns[name] = (
-                    None,
-                    {"available": False, "n_errors": len(errors), "n_missing": len(missing), "error": reason},
-                )
-            else:
-                columns[name] = ([float(cells[i]["score"]) for i in images], None)  # type: ignore[arg-type]
-        for definition, field in FLIP_DEFINITIONS.items():
-            labels = np.array([r[field] for r in recs], dtype=bool)
+        for name, definition in FLIP_DEFINITIONS.items() if flip_tables else ():
+            labels = [r.get(definition.label) for r in recs]
+            if any(y is None for y in labels):
+                continue
+            columns = _method_columns(recs, images, baselines.get(model, {}), baseline_names, definition)
+            y = np.array(labels, dtype=bool)
             row: dict[str, MethodEntry] = {}
-            for method, (values, unavailable) in columns.items():
-                if unavailable is not None or values is None:
-                    assert unavailable is not None
-                    row[method] = unavailable
+            for method, column in columns.items():
+                if isinstance(column, dict):
+                    row[method] = column
                     continue
-                ev = asdict(evaluate_method(values, labels, draws))
+                ev = asdict(evaluate_method(column, y, draws))
                 ev["accuracies"] = list(ev["accuracies"])
-                row[method] = {"available": True, "n_images": len(images), "n_flipped": int(labels.sum()), **ev}  # type: ignore[typeddict-item]
-            flip[definition][model] = row
-        s = np.array([r["score"] for r in recs], dtype=np.float64)
-        scores[model] = {
-            "score_mean": float(s.mean()),
-            "score_std": float(s.std()),
-            "n_significant": int(sum(r["significant"] for r in recs)),
-            "n_images": len(recs),
-            "n_flipped_anywhere": int(sum(r["flipped_anywhere"] for r in recs)),
-            "n_flipped_final": int(sum(r["final_differs"] for r in recs)),
-            "original_accuracy": float(np.mean([r["original_prediction_correct"] for r in recs])),
-            "reference_mean": float(np.mean([r["reference"] for r in recs])),
-        }
+                row[method] = {"available": True, "n_images": len(images), "n_flipped": int(y.sum()), **ev}  # type: ignore[typeddict-item]
+            flip.setdefault(name, {})[model] = row
+        scores[model] = model_scores(recs, images, alpha=alpha, n_permutations=n_permutations, correction=correction)
     return {"flip_prediction": flip, "scores": scores, "resample_indices": draws_out}
+
+
+def _method_columns(
+    recs: Sequence[PropertyRecord],
+    images: Sequence[int],
+    cells_by_method: Mapping[str, Mapping[int, BaselineRecord]],
+    baseline_names: Sequence[str],
+    definition: FlipDefinition,
+) -> dict[str, list[float] | UnavailableMethod]:
+    """Every method's scores under one definition, or why a baseline is not evaluated."""
+    columns: dict[str, list[float] | UnavailableMethod] = {}
+    for method, field in ((PROPERTY_SCORE, definition.property_score), (OUTPUT_REFERENCE, definition.reference)):
+        columns[method] = [float(r[field]) for r in recs]  # type: ignore[literal-required]
+    for name in baseline_names:
+        cells = cells_by_method.get(name, {})
+        errors = [str(cells[i]["error"]) for i in images if i in cells and cells[i]["error"]]
+        missing = [
+            i
+            for i in images
+            if i not in cells or (not cells[i]["error"] and cells[i].get(definition.baseline_score) is None)
+        ]
+        if errors or missing:
+            reason = errors[0] if errors else f"{len(missing)} image(s) not computed"
+            columns[name] = {"available": False, "n_errors": len(errors), "n_missing": len(missing), "error": reason}
+        else:
+            columns[name] = [float(cells[i][definition.baseline_score]) for i in images]  # type: ignore[literal-required]
+    return columns
+
+
+def model_scores(
+    recs: Sequence[PropertyRecord], images: Sequence[int], *, alpha: float, n_permutations: int, correction: str | None
+) -> ModelScores:
+    """The score-table row of one model under one intervention: scores, both tests' counts, raw and corrected.
+
+    The placebo test's counts are None unless every image has a placebo p-value (a run without
+    placebos, or periodic sequences, has none).
+    """
+    s = np.array([r["score"] for r in recs], dtype=np.float64)
+    p_perm = np.array([r["p_value"] for r in recs], dtype=np.float64)
+    placebo_ps = [r.get("placebo_p_value") for r in recs]
+    has_placebo = all(p is not None for p in placebo_ps)
+    p_placebo = np.array(placebo_ps, dtype=np.float64) if has_placebo else None
+    adjusted_perm = adjust_p_values(p_perm, correction)
+    adjusted_placebo = None if p_placebo is None else adjust_p_values(p_placebo, correction)
+    n_placebos = int(recs[0].get("n_placebos", 0)) if has_placebo else 0
+    feasibility = {"permutation": correction_feasibility(len(recs), n_permutations, alpha, correction).to_dict()}
+    if has_placebo:
+        feasibility["placebo"] = correction_feasibility(len(recs), n_placebos, alpha, correction).to_dict()
+    return {
+        "score_mean": float(s.mean()),
+        "score_std": float(s.std()),
+        "n_significant": int(sum(r["significant"] for r in recs)),
+        "n_images": len(recs),
+        "n_flipped_anywhere": int(sum(r["flipped_anywhere"] for r in recs)),
+        "n_flipped_final": int(sum(r["final_differs"] for r in recs)),
+        "original_accuracy": float(np.mean([r["original_prediction_correct"] for r in recs])),
+        "reference_mean": float(np.mean([r["reference"] for r in recs])),
+        "n_placebos": n_placebos,
+        "n_placebo_significant": None if p_placebo is None else int((p_placebo < alpha).sum()),
+        "correction": correction,
+        "n_significant_adjusted": int((adjusted_perm < alpha).sum()),
+        "n_placebo_significant_adjusted": None if adjusted_placebo is None else int((adjusted_placebo < alpha).sum()),
+        "p_adjusted": {
+            "images": [int(i) for i in images],
+            "permutation": [float(p) for p in adjusted_perm],
+            "placebo": None if adjusted_placebo is None else [float(p) for p in adjusted_placebo],
+        },
+        "feasibility": feasibility,
+    }
 
 
 def summarise(
@@ -178,6 +255,9 @@ def summarise(
     *,
     n_resamples: int,
     seed: int,
+    alpha: float,
+    n_permutations: int,
+    correction: str | None,
 ) -> Summary:
     """Summary tables of every suite and intervention.
 
@@ -187,6 +267,7 @@ def summarise(
         baseline_names: Baselines in column order.
         n_resamples: Resamples per evaluation.
         seed: Seed of the resampling.
+        alpha, n_permutations, correction: As for :func:`summarise_intervention`.
 
     Returns:
         suite -> intervention -> :func:`summarise_intervention` output.
@@ -217,6 +298,10 @@ def summarise(
                 images_per_class=int(info["images_per_class"]),
                 n_resamples=n_resamples,
                 seed=seed,
+                alpha=alpha,
+                n_permutations=n_permutations,
+                correction=correction,
+                flip_tables=intervention not in info.get("score_only_interventions", ()),
             )
     return out
 
