@@ -4,11 +4,12 @@ Reads the ``results.json`` of ``propgrad benchmark`` runs that included the ``fu
 prints each check of :mod:`propgrad.suites.fur_validity` as PASS or FAIL with the measured figures:
 among them, per biased model, a one-sided Wilcoxon signed-rank test of the per-image fur score over
 the same image's background score, and the unbiased model's flip counts under each intervention
-(the restated background check, which replaced "background >= 10x lower"). Then, informational
-with no pass/fail, the score table of an equal-size background intervention, or a line saying the
-run holds none. Given several runs (seeds, say), it ends with how many runs passed each check.
-Exits 0 when every check passes on every run, 1 when one fails, 2 when a run's results cannot be
-read.
+(the restated background check, which replaced "background >= 10x lower"; on fur and background
+only, as fixed before the equal-size intervention existed). Then, informational with no pass/fail,
+the score table of an equal-size background intervention (with the images significant against
+placebos when the run counts them), or a line saying the run holds none. Given several runs
+(seeds, say), it ends with how many runs passed each check. Exits 0 when every check passes on
+every run, 1 when one fails, 2 when a run's results cannot be read.
 
 Usage::
 

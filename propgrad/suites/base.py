@@ -33,6 +33,11 @@ class BenchmarkSuite(ABC):
     description: ClassVar[str] = ""
     class_names: ClassVar[tuple[str, ...]] = ()
     interventions: ClassVar[tuple[str, ...]] = ()
+    score_only_interventions: ClassVar[tuple[str, ...]] = ()
+    """Interventions in ``interventions`` that the harness scores with the property score only
+    (no baseline cells, no flip tables): informational comparisons, such as an intervention
+    sized to match another one's pixel change. Empty by default: every intervention is
+    benchmarked in full."""
 
     def __init__(
         self,
@@ -62,6 +67,31 @@ class BenchmarkSuite(ABC):
     @abstractmethod
     def intervene(self, intervention: str, index: int) -> InterventionSequence:
         """The ordered sequence for test image ``index`` under the named intervention."""
+
+    def held_out_realisation(self, intervention: str, index: int) -> InterventionSequence | None:
+        """A second realisation of ``intervention`` on test image ``index``, drawn independently of
+        :meth:`intervene`'s randomness.
+
+        The harness's ``held_out`` flip definition reads the scores from :meth:`intervene`'s
+        sequence and the flip label (does the decision differ from the original's anywhere
+        along the sequence) from this one, so a method cannot score well by reading the very
+        path its label was taken from.
+
+        Contract: the same first image as ``intervene(intervention, index)`` (step 0 equals the
+        original test image exactly), the same number of steps, the same ``values``, the same
+        ``property_name`` and unit (the same path of the property), but another draw of whatever
+        the intervention's generator may vary without changing the property. Deterministic given
+        the suite seed and ``index``, and drawn from a random stream of its own, independent of
+        the one :meth:`intervene` uses. A suite says in its docstring what it varies and why.
+
+        The default returns None: the suite has no randomness to vary, and the harness leaves
+        the ``held_out`` table out for it.
+
+        Args:
+            intervention: One of :attr:`interventions`.
+            index: Index of the test image.
+        """
+        return None
 
     @abstractmethod
     def accuracy_table(self) -> dict[str, dict[str, float]]:

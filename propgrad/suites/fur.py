@@ -4,9 +4,11 @@ Classes differ by shape only (pointed vs hanging ears); fur level and background
 Three ConvMixers are trained: ``unbiased`` (fur level independent of the class), ``dark_is_cat``
 and ``dark_is_dog`` (a fraction ``link`` of the images follows the split's colour rule). The
 ``fur`` intervention moves the object's fur level to the opposite extreme; ``background`` darkens
-outside the object. Evaluation splits follow Tab. 5 of the paper; the flip benchmark's test set
-is class-balanced with fur independent of the class and an undarkened background. The suite's
-validity checks are in :mod:`propgrad.suites.fur_validity`.
+outside the object; ``background_equal_size`` darkens it as much as that image's fur intervention
+changes the image (score only, informational). Every intervention has a held-out realisation
+(:meth:`FurSuite.held_out_realisation`). Evaluation splits follow Tab. 5 of the paper; the flip
+benchmark's test set is class-balanced with fur independent of the class and an undarkened
+background. The suite's validity checks are in :mod:`propgrad.suites.fur_validity`.
 
 The design rules and the measurements that chose ``link`` and the test size are in
 ``docs/fur-suite-design.md``.
@@ -22,10 +24,25 @@ from propgrad.hookspecs import hookimpl
 from propgrad.sources.base import InterventionSequence
 from propgrad.sources.gaussian_vignette import GaussianVignetteSource
 from propgrad.suites.cached import CachedSuite
-from propgrad.suites.fur_scenes import DARK_CUT, FUR_SPLITS, draw_scenes, fur_levels, fur_sequence, fur_target, outline
+from propgrad.suites.fur_scenes import (
+    DARK_CUT,
+    FUR_SPLITS,
+    MATCH_REL_TOL,
+    draw_scenes,
+    fur_levels,
+    fur_sequence,
+    fur_target,
+    matched_vignette_strength,
+    outline,
+    redrawn_fur_texture,
+)
 
 WRONG_COLOUR_BAND = (0.4, 0.9)
 """Accuracy range on wrong-colour images that the biased models' link strength is chosen for."""
+
+HELD_OUT_CENTRE_RANGE = (0.4, 0.6)
+"""Range of each coordinate (y, x) of the vignette's centre in the background interventions'
+held-out realisations (the image's fractions; :meth:`FurSuite.intervene` uses 0.5)."""
 
 
 def balanced_labels(per_class: int, generator: torch.Generator, num_classes: int = 2) -> torch.Tensor:
@@ -51,7 +68,8 @@ class FurSuite(CachedSuite):
         "models trained unbiased, dark fur = cat, dark fur = dog (paper Sec. 4.1)."
     )
     class_names = ("cat", "dog")
-    interventions = ("fur", "background")
+    interventions = ("fur", "background", "background_equal_size")
+    score_only_interventions = ("background_equal_size",)
     training_splits = FUR_SPLITS
     level_check_images = 4000
     """Fresh images per property of the in-distribution check (:meth:`level_data`)."""
@@ -174,19 +192,127 @@ class FurSuite(CachedSuite):
         }
 
     def intervene(self, intervention: str, index: int) -> InterventionSequence:
-        """``fur``: the object's fur level to the opposite extreme; ``background``: darken outside it."""
+        """``fur``: the object's fur level to the opposite extreme; ``background``: darken outside
+        it; ``background_equal_size``: the same darkening, at the strength whose pixel change
+        equals this image's fur intervention's (:meth:`equal_size_strength`)."""
         self._check_index(intervention, index)
-        s, data = self.settings(), self.test_data()
-        image, mask = data["images"][index], data["masks"][index]
+        if intervention == "fur":
+            return self._fur(index)
         if intervention == "background":
-            protected = mask | outline(mask, s["outline_width"])
-            source = GaussianVignetteSource(
-                max_strength=s["max_darkening"], sigma=s["vignette_sigma"], steps=s["steps"], mask=protected
-            )
-            return source.generate(image, seed=self.seed)
+            return self._vignette(index, self.settings()["max_darkening"])
+        strength, capped, target = self.equal_size_strength(index)
+        return self._equal_size(index, strength, capped, target)
+
+    def held_out_realisation(self, intervention: str, index: int) -> InterventionSequence:
+        """Another realisation of the intervention on test image ``index``: the same property path,
+        another draw of what the scene's generator varies without changing the property.
+
+        - ``fur``: the same fur levels at every step (start level to target level), with the fur
+          TEXTURE redrawn. The texture is the only random part of the fur that is not its level:
+          the scenes draw it per image (``texture(1, size, gen, smooth=0.15, grain=0.15)``,
+          :func:`~propgrad.suites.fur_scenes.redrawn_fur_texture`) and it multiplies the level's
+          colour, so another draw leaves the level of every pixel's colour as it was. It is
+          dissolved in pixel by pixel (a seeded uniform threshold per pixel; at the step of
+          fraction ``f`` the pixels below ``f`` have the new texture), so step 0 is the original
+          image exactly and the last step has the new texture everywhere; the mask, outline and
+          background stay as drawn, since they carry the class or another property.
+        - ``background`` and ``background_equal_size``: the same strengths (the equal-size one
+          keeps the strength matched at the centred Gaussian, so the values are the same), with
+          the Gaussian's centre moved to (y, x) uniform in :data:`HELD_OUT_CENTRE_RANGE` squared,
+          one centre per image shared by both. The property is how strongly the background is
+          darkened; where the darkening is centred is not that property, and a centre near the
+          middle still darkens towards the edges. The width stays (it sets how much of the
+          background a strength darkens), and the object and its outline stay protected. The
+          pixel change shifts a little with the centre, since other pixels darken; the training
+          vignettes were all centred, so the moved ones are near, not inside, their distribution.
+
+        Each draw comes from the random stream ``held_out/<intervention>/<index>`` (the centre's
+        from ``held_out/background/<index>``), never used by :meth:`intervene`.
+        """
+        self._check_index(intervention, index)
+        if intervention == "fur":
+            tex, dissolve = redrawn_fur_texture(self.settings()["image_size"], self.generator(f"held_out/fur/{index}"))
+            sequence = self._fur(index, texture_to=tex, dissolve=dissolve)
+            sequence.metadata["realisation"] = "held_out: fur texture redrawn, dissolved in pixel by pixel"
+            return sequence
+        centre = self.held_out_centre(index)
+        if intervention == "background":
+            sequence = self._vignette(index, self.settings()["max_darkening"], centre)
+        else:
+            sequence = self._equal_size(index, *self.equal_size_strength(index), centre)
+        sequence.metadata["realisation"] = "held_out: vignette centre moved"
+        return sequence
+
+    def held_out_centre(self, index: int) -> tuple[float, float]:
+        """The vignette's (y, x) centre in the background held-out realisations of image ``index``."""
+        low, high = HELD_OUT_CENTRE_RANGE
+        y, x = (low + (high - low) * torch.rand(2, generator=self.generator(f"held_out/background/{index}"))).tolist()
+        return (y, x)
+
+    def equal_size_strength(self, index: int) -> tuple[float, bool, float]:
+        """The ``background_equal_size`` strength of test image ``index``, from the images alone.
+
+        A bisection (:func:`~propgrad.suites.fur_scenes.matched_vignette_strength`) finds the
+        darkening strength in [-1, 0) at which the masked, centred vignette's pixel change equals
+        the fur intervention's on this image, within a relative :data:`MATCH_REL_TOL`; capped at
+        -1 when even that changes the image less.
+
+        Returns:
+            ``(strength, capped, target)``: the strength, whether it is capped, and the fur
+            intervention's pixel change that it matches.
+        """
+        s = self.settings()
+        target = self._fur(index).pixel_change()
+        strength, capped = matched_vignette_strength(
+            self.test_data()["images"][index],
+            self._protected(index),
+            target,
+            sigma=s["vignette_sigma"],
+            steps=s["steps"],
+        )
+        return strength, capped, target
+
+    def _protected(self, index: int) -> torch.Tensor:
+        """The pixels every background intervention keeps: the object and its outline."""
+        mask = self.test_data()["masks"][index]
+        return mask | outline(mask, self.settings()["outline_width"])
+
+    def _vignette(self, index: int, strength: float, centre: tuple[float, float] | None = None) -> InterventionSequence:
+        s = self.settings()
+        source = GaussianVignetteSource(
+            max_strength=strength,
+            sigma=s["vignette_sigma"],
+            steps=s["steps"],
+            center=centre,
+            mask=self._protected(index),
+        )
+        return source.generate(self.test_data()["images"][index], seed=self.seed)
+
+    def _equal_size(
+        self, index: int, strength: float, capped: bool, target: float, centre: tuple[float, float] | None = None
+    ) -> InterventionSequence:
+        sequence = self._vignette(index, strength, centre)
+        sequence.metadata.update(
+            {"max_strength": strength, "capped": capped, "target_pixel_change": target, "rel_tol": MATCH_REL_TOL}
+        )
+        return sequence
+
+    def _fur(
+        self, index: int, *, texture_to: torch.Tensor | None = None, dissolve: torch.Tensor | None = None
+    ) -> InterventionSequence:
+        data = self.test_data()
         level = float(data["levels"][index])
         target = float(fur_target(data["levels"][index : index + 1])[0])
-        images, fractions = fur_sequence(image, mask, data["texture"][index], level, target, s["steps"])
+        images, fractions = fur_sequence(
+            data["images"][index],
+            data["masks"][index],
+            data["texture"][index],
+            level,
+            target,
+            self.settings()["steps"],
+            texture_to=texture_to,
+            dissolve=dissolve,
+        )
         return InterventionSequence(
             images=images,
             values=fractions,

@@ -13,11 +13,13 @@ and only inside the object.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from propgrad.colour import hsv_to_rgb
 from propgrad.progress import progress
-from propgrad.sources.gaussian_vignette import gaussian_map, vignette_factor
+from propgrad.sources.gaussian_vignette import GaussianVignetteSource, gaussian_map, vignette_factor
 from propgrad.suites.shapes import animal_masks, dilate, fur_colour, paint, texture, uniform
 
 FUR_SPLITS = ("unbiased", "dark_is_cat", "dark_is_dog")
@@ -28,6 +30,14 @@ DARK_CLASS = {"dark_is_cat": 0, "dark_is_dog": 1}
 
 OUTLINE_COLOUR = (0.02, 0.02, 0.02)
 """Colour of the silhouette's outline: darker than the darkest fur and every background."""
+
+
+FUR_TEXTURE = {"smooth": 0.15, "grain": 0.15}
+"""How fur textures are drawn (:func:`propgrad.suites.shapes.texture`'s arguments): the scenes'
+and the fur intervention's held-out realisation's."""
+
+MATCH_REL_TOL = 1e-4
+"""Relative tolerance of :func:`matched_vignette_strength` on the matched pixel change."""
 
 
 def _check_split(split: str) -> None:
@@ -115,7 +125,7 @@ def draw_parts(
     # apply_vignette with the object protected.
     factors = vignette_factor(gaussian_map(size, size, sigma), darkening.float())
     background = (background * factors[:, None]).clamp(0, 1)
-    fur_tex = texture(n, size, generator, smooth=0.15, grain=0.15)
+    fur_tex = texture(n, size, generator, smooth=FUR_TEXTURE["smooth"], grain=FUR_TEXTURE["grain"])
     return {"masks": masks, "background": background, "texture": fur_tex}
 
 
@@ -188,11 +198,25 @@ def draw_scenes(
 
 
 def fur_sequence(
-    image: torch.Tensor, mask: torch.Tensor, fur_texture: torch.Tensor, level: float, target: float, steps: int
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    fur_texture: torch.Tensor,
+    level: float,
+    target: float,
+    steps: int,
+    *,
+    texture_to: torch.Tensor | None = None,
+    dissolve: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The fur intervention: fur level moved linearly from ``level`` to ``target`` in ``steps``.
 
     Only pixels inside ``mask`` change; the first image equals ``image`` (drawn at ``level``).
+    Given ``texture_to`` and ``dissolve``, the fur's texture is also swapped for ``texture_to``
+    pixel by pixel: at the step of fraction ``f`` the pixels with ``dissolve < f`` use
+    ``texture_to``, the others ``fur_texture``. The fur level of every step is the same as
+    without the swap (the texture only modulates the level's colour), the first step is still
+    ``image`` exactly (no ``dissolve`` value is below 0), and the last has ``texture_to``
+    everywhere (every ``dissolve`` value is below 1).
 
     Args:
         image: The scene (3, H, W).
@@ -201,13 +225,112 @@ def fur_sequence(
         level: The scene's fur level.
         target: The final fur level.
         steps: Number of images (>= 2).
+        texture_to: Optional second fur texture (1, H, W) dissolved in along the sequence.
+        dissolve: Per-pixel thresholds (H, W) in [0, 1) of the swap, with ``texture_to``.
 
     Returns:
         Images (steps, 3, H, W) and the fraction of the change (steps,) from 0 to 1.
+
+    Raises:
+        ValueError: ``steps`` below 2, only one of ``texture_to`` and ``dissolve``, or either of
+            the wrong shape, or ``dissolve`` outside [0, 1).
     """
     if steps < 2:
         raise ValueError(f"steps must be >= 2, got {steps}")
     fractions = torch.linspace(0, 1, steps)
     levels = level + fractions * (target - level)
-    fur = paint(fur_colour(levels), fur_texture[None].expand(steps, -1, -1, -1))
+    textures = fur_texture[None].expand(steps, -1, -1, -1)
+    if (texture_to is None) != (dissolve is None):
+        raise ValueError("texture_to and dissolve go together: pass both or neither")
+    if texture_to is not None and dissolve is not None:
+        if texture_to.shape != fur_texture.shape:
+            raise ValueError(f"texture_to must have shape {tuple(fur_texture.shape)}, got {tuple(texture_to.shape)}")
+        if dissolve.shape != mask.shape:
+            raise ValueError(f"dissolve must have shape {tuple(mask.shape)}, got {tuple(dissolve.shape)}")
+        if bool((dissolve < 0).any()) or bool((dissolve >= 1).any()):
+            raise ValueError("dissolve must hold values in [0, 1)")
+        swapped = dissolve[None, None] < fractions[:, None, None, None]
+        textures = torch.where(swapped, texture_to[None], textures)
+    fur = paint(fur_colour(levels), textures)
     return torch.where(mask[None, None], fur, image[None]), fractions
+
+
+def redrawn_fur_texture(size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fresh fur texture (1, H, W), drawn as :func:`draw_parts` draws a scene's, and the
+    per-pixel dissolve thresholds (H, W), uniform in [0, 1), for :func:`fur_sequence`."""
+    fur_tex = texture(1, size, generator, smooth=FUR_TEXTURE["smooth"], grain=FUR_TEXTURE["grain"])[0]
+    return fur_tex, torch.rand(size, size, generator=generator)
+
+
+def vignette_pixel_change(
+    image: torch.Tensor,
+    protect: torch.Tensor,
+    strength: float,
+    *,
+    sigma: float,
+    steps: int,
+    center: tuple[float, float] = (0.5, 0.5),
+) -> float:
+    """:meth:`~propgrad.sources.base.InterventionSequence.pixel_change` of the masked Gaussian
+    vignette of final strength ``strength`` on ``image`` (3, H, W), ``protect`` (H, W) kept."""
+    source = GaussianVignetteSource(max_strength=strength, sigma=sigma, steps=steps, center=center, mask=protect)
+    return source.generate(image).pixel_change()
+
+
+def matched_vignette_strength(
+    image: torch.Tensor,
+    protect: torch.Tensor,
+    target_change: float,
+    *,
+    sigma: float,
+    steps: int,
+    center: tuple[float, float] = (0.5, 0.5),
+    rel_tol: float = MATCH_REL_TOL,
+    max_iterations: int = 100,
+) -> tuple[float, bool]:
+    """The darkening strength in [-1, 0) whose vignette changes ``image`` by ``target_change``.
+
+    A bisection on the strength: the masked darkening vignette's pixel change
+    (:func:`vignette_pixel_change`, measured on the images alone, no model) grows monotonically
+    with ``|strength|``, so the bisection stops once the change is within ``rel_tol`` of
+    ``target_change`` (relative). When even -1 (the far edges turned black) changes the image
+    less, the strength is capped at -1.
+
+    Args:
+        image: The scene (3, H, W) in [0, 1].
+        protect: Pixels (H, W) the vignette keeps (object and outline).
+        target_change: The pixel change to match (> 0), e.g. the fur intervention's.
+        sigma: Width of the vignette's Gaussian (fraction of the image side).
+        steps: Steps of the vignette sequence.
+        center: (y, x) of the Gaussian's peak, fractions of the image side.
+        rel_tol: Relative tolerance on the matched change.
+        max_iterations: Bisection steps at most (the interval halves each time).
+
+    Returns:
+        ``(strength, capped)``: the strength, and whether it was capped at -1.
+
+    Raises:
+        ValueError: ``target_change`` not positive and finite, or ``rel_tol`` not in (0, 1).
+    """
+    if not math.isfinite(target_change) or target_change <= 0:
+        raise ValueError(f"target_change must be a positive pixel change, got {target_change!r}")
+    if not 0 < rel_tol < 1:
+        raise ValueError(f"rel_tol must be in (0, 1), got {rel_tol!r}")
+
+    def change(magnitude: float) -> float:
+        return vignette_pixel_change(image, protect, -magnitude, sigma=sigma, steps=steps, center=center)
+
+    if change(1.0) < target_change * (1 - rel_tol):
+        return -1.0, True
+    low, high = 0.0, 1.0
+    mid = high
+    for _ in range(max_iterations):
+        mid = (low + high) / 2
+        got = change(mid)
+        if abs(got - target_change) <= rel_tol * target_change:
+            break
+        if got < target_change:
+            low = mid
+        else:
+            high = mid
+    return -mid, False

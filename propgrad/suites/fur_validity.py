@@ -11,7 +11,9 @@ acceptance criteria, with the background check restated in section 5 of the stat
 3. the unbiased model rarely flips under the fur intervention (at most ``rare_flips`` of the
    images, under both flip definitions);
 4. the unbiased model flips on at most ``unbiased_flips`` of the test images under each
-   intervention (fur and background), under both flip definitions (one line per intervention);
+   intervention (fur and background), under both flip definitions (one line per intervention).
+   Only these two: the restated check (b) was fixed before the suite had its third, score-only
+   ``background_equal_size`` intervention, and is not extended to it;
 5. on the biased models, the property score predicts flips at least ``margin`` accuracy points
    better than the best attribution baseline, under both flip definitions.
 
@@ -21,7 +23,9 @@ The old "background score at least 10x lower than the fur score, every model" ch
 
 :func:`equal_size_lines` is informational, with no pass/fail: the score table of an equal-size
 background intervention (strength set per image so its pixel change equals the fur
-intervention's) next to the fur and background tables, when a run holds one.
+intervention's) next to the fur and background tables, when a run holds one. Every check above
+reads the fur and background blocks only, so a run with or without the equal-size intervention
+gets the same checks.
 """
 
 from __future__ import annotations
@@ -162,20 +166,33 @@ def equal_size_lines(
 
     Returns:
         Lines for the terminal: one saying the intervention is not in this run, or a header and one
-        row per (intervention, model) with the mean score, significant images and flips.
+        row per (intervention, model) with the mean score, significant images and flips; when a
+        score entry holds ``n_placebo_significant`` (significant against the placebo sequences),
+        a column shows it too. A count an entry lacks (or holds as None) shows as ``-``.
     """
     if equal_size not in results.get("summary", {}).get(suite, {}):
         return [f"INFO equal-size background intervention {equal_size!r} is not in this run"]
-    lines = [
-        f"INFO equal-size background intervention {equal_size!r} (no pass/fail), score tables:",
-        f"  {'intervention':<24} {'model':<12} {'score mean':>10} {'significant':>11} {'anywhere':>9} {'final':>9}",
-    ]
+    rows = []
     for intervention in ("fur", "background", equal_size):
         scores = summary_block(results, suite, intervention)["scores"]
-        for m in (m for m in models if m in scores):
-            s, n = scores[m], scores[m]["n_images"]
-            lines.append(
-                f"  {intervention:<24} {m:<12} {s['score_mean']:>10.3g} {s['n_significant']:>7}/{n:<3} "
-                f"{s['n_flipped_anywhere']:>5}/{n:<3} {s['n_flipped_final']:>5}/{n:<3}"
-            )
+        rows += [(intervention, m, scores[m]) for m in models if m in scores]
+    placebo = any("n_placebo_significant" in s for _, _, s in rows)
+    header = f"  {'intervention':<24} {'model':<12} {'score mean':>10} {'significant':>11} {'anywhere':>9} {'final':>9}"
+    lines = [
+        f"INFO equal-size background intervention {equal_size!r} (no pass/fail), score tables:",
+        header + (f" {'placebo sig.':>12}" if placebo else ""),
+    ]
+    for intervention, m, s in rows:
+        n = s["n_images"]
+        line = (
+            f"  {intervention:<24} {m:<12} {s['score_mean']:>10.3g} {_count(s, 'n_significant', n):>11} "
+            f"{_count(s, 'n_flipped_anywhere', n):>9} {_count(s, 'n_flipped_final', n):>9}"
+        )
+        lines.append(line + (f" {_count(s, 'n_placebo_significant', n):>12}" if placebo else ""))
     return lines
+
+
+def _count(entry: Mapping[str, Any], key: str, n: int) -> str:
+    """``k/n`` padded as the table's columns are, or ``-`` when ``entry`` has no count for ``key``."""
+    value = entry.get(key)
+    return "-" if value is None else f"{value:>5}/{n:<3}"

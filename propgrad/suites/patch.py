@@ -9,7 +9,9 @@ The ``patch`` intervention (paper Appx. C) blends a HELD-OUT patch (drawn from a
 disjoint from the training patches) into a melanoma image with alpha rising from 0 to 1,
 placed so that it does not touch the lesion — the same placement rule as in training, so the
 final step is in distribution. The flip benchmark's test set holds melanomas without patches,
-as in the paper ("100 melanoma test images").
+as in the paper ("100 melanoma test images"). The intervention's held-out realisation
+(:meth:`PatchSuite.held_out_realisation`, for the harness's ``held_out`` flip definition) blends
+another held-out patch in at another position.
 
 Evaluation splits: ``unbiased`` (no patches), ``biased`` (drawn like the biased training split,
 with held-out patches) and ``patched_melanoma`` (every melanoma patched, no nevus: the
@@ -171,16 +173,48 @@ class PatchSuite(CachedSuite):
     def intervene(self, intervention: str, index: int) -> InterventionSequence:
         """Blend held-out patch ``index mod held_out_patches`` in, away from the lesion (alpha 0 -> 1)."""
         self._check_index(intervention, index)
-        data, bank = self.test_data(), self.bank(held_out=True)
-        patch = bank[index % bank.shape[0]]
+        n = self.bank(held_out=True).shape[0]
+        return self._blend(index, index % n, self._split_seed(f"intervene/{index}"))
+
+    def held_out_sticker(self, index: int) -> int:
+        """The held-out patch of :meth:`held_out_realisation` on test image ``index``.
+
+        ``(index + 1 + j) mod n`` for ``n`` held-out patches and ``j`` drawn uniformly from
+        ``0 .. n - 2`` (the random stream ``held_out/sticker/<index>``): uniform over every
+        held-out patch except :meth:`intervene`'s ``index mod n``. With a single held-out patch
+        there is no other one, and it is that patch.
+        """
+        n = self.bank(held_out=True).shape[0]
+        j = int(torch.randint(max(n - 1, 1), (1,), generator=self.generator(f"held_out/sticker/{index}")))
+        return (index + 1 + j) % n
+
+    def held_out_realisation(self, intervention: str, index: int) -> InterventionSequence:
+        """Another realisation of the patch intervention on test image ``index``: the same alphas
+        (0 -> 1), another held-out patch (:meth:`held_out_sticker`, never :meth:`intervene`'s)
+        at another position, drawn with the seed of ``held_out/<index>`` by the same rule (the
+        patch's centre outside the lesion's keep-out zone).
+
+        The property is "a colourful patch is blended in, up to alpha"; which of the held-out
+        patches it is, and where it sits away from the lesion, are what the suite's generator
+        draws at random without changing that property, so both are redrawn.
+        """
+        self._check_index(intervention, index)
+        sequence = self._blend(index, self.held_out_sticker(index), self._split_seed(f"held_out/{index}"))
+        sequence.metadata["realisation"] = "held_out: another held-out patch at another position"
+        return sequence
+
+    def _blend(self, index: int, sticker: int, seed: int) -> InterventionSequence:
+        """Held-out patch ``sticker`` blended into test image ``index`` at a position drawn from ``seed``."""
+        data = self.test_data()
+        patch = self.bank(held_out=True)[sticker]
         source = AlphaPatchSource(
             patch=patch,
             scale=None,
             steps=self.settings()["steps"],
             avoid=keep_out_zone(data["masks"][index], patch.shape[1]),
         )
-        sequence = source.generate(data["images"][index], seed=self._split_seed(f"intervene/{index}"))
-        sequence.metadata["held_out_patch"] = int(index % bank.shape[0])
+        sequence = source.generate(data["images"][index], seed=seed)
+        sequence.metadata["held_out_patch"] = int(sticker)
         return sequence
 
 
