@@ -68,6 +68,18 @@ def dark_along(index: int, factors: torch.Tensor, cut: float) -> list[bool]:
     return [bool(v) for v in z < 0]
 
 
+class RealisedVSuite(VSuite):
+    """VSuite whose realisation r >= 1 reaches ``DEEPEST[i] ** (1 + r)`` at the half-way step."""
+
+    def realisation(self, intervention: str, index: int, number: int) -> InterventionSequence | None:
+        if number == 0:
+            return self.intervene(intervention, index)
+        k = torch.arange(N, dtype=torch.float32)
+        factors = 1 - (1 - DEEPEST[index] ** (1 + number)) * (1 - (k - H).abs() / H)
+        images = self.test_set()[0][index][None] * factors[:, None, None, None]
+        return InterventionSequence(images, torch.arange(N, dtype=torch.float32), "darkness", "step")
+
+
 def settings(**overrides: Any) -> BenchmarkSettings:
     base: dict[str, Any] = dict(
         suites=("darkening",), n_permutations=200, baselines=("image_map",), n_resamples=5, chunk_size=5
@@ -247,3 +259,49 @@ def test_markdown_cells_keep_their_pipes_escaped() -> None:
     for line in table.splitlines():
         unescaped = line.replace("\\|", "")
         assert unescaped.count("|") == 3, line
+
+
+def test_r_realisations_are_scored_on_the_explained_class_and_averaged(tmp_path: Path) -> None:
+    suite = RealisedVSuite()
+    results = run_benchmark(
+        settings(realisations=3),
+        tmp_path,
+        suites={"darkening": suite},
+        baselines={"image_map": ImageMap()},
+        plots=False,
+    )
+    models = suite.models()
+    by_key = {}
+    for r in properties(results):
+        key = CellKey.from_json(r["key"])
+        assert len(r["realisation_scores"]) == len(r["realisation_p_values"]) == 3
+        assert r["realisation_scores"][0] == r["score"] and r["realisation_p_values"][0] == r["p_value"]
+        for number in (1, 2):
+            images = suite.realisation("v", r["image"], number).images
+            p = torch.softmax(models[key.model](images), dim=1)[:, r["explained"]].double().detach().numpy()
+            assert r["realisation_scores"][number] == pytest.approx(float(np.abs(np.gradient(p)).mean()), rel=1e-6)
+        by_key[(key.model, r["image"])] = r
+    block = results["summary"]["darkening"]["v"]
+    for definition in ("anywhere", "final", "held_out"):
+        for model in CUTS:
+            entry = block["flip_prediction"][definition][model]["property_score_mean_R"]
+            recs = [by_key[(model, i)] for i in range(len(BRIGHTNESS))]
+            labels = [r[EXPECTED_FIELDS[definition][0]] for r in recs]
+            means = [float(np.mean(r["realisation_scores"])) for r in recs]
+            assert entry["accuracy_all"] == best_threshold_accuracy(means, labels)[0]
+    assert "property_score_mean_R" not in block["flip_prediction"]["extrapolation"]["cut50"]
+    s = block["scores"]["cut50"]
+    assert s["n_realisations"] == 3
+    ps = [
+        p
+        for r in properties(results)
+        if CellKey.from_json(r["key"]).model == "cut50"
+        for p in r["realisation_p_values"]
+    ]
+    assert s["fraction_significant_realisations"] == pytest.approx(np.mean(np.array(ps) < 0.01))
+    assert "property_score_mean_R" in (tmp_path / "report.md").read_text()
+
+
+def test_r_realisations_need_a_suite_that_draws_them(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="has no realisation 1 of 'v'.*realisation\\(\\)"):
+        run_benchmark(settings(realisations=2, baselines=()), tmp_path, suites={"darkening": VSuite()}, baselines={})

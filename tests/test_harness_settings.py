@@ -23,6 +23,7 @@ DEFAULT_QUICK_RESULT_SETTINGS = {
     "n_resamples": 10,
     "pool_per_class": "images_per_class",
     "quick": True,
+    "realisations": 1,
     "seed": 0,
     "suites": ["fur"],
 }

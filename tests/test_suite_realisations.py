@@ -69,6 +69,12 @@ class MinimalSuite(BenchmarkSuite):
         return {}
 
 
+def test_default_suite_draws_no_realisation_beyond_intervene() -> None:
+    suite = MinimalSuite()
+    assert torch.equal(suite.realisation("nothing", 0, 0).images, suite.intervene("nothing", 0).images)
+    assert suite.realisation("nothing", 0, 1) is None
+
+
 def test_default_suite_has_no_held_out_realisation_and_no_score_only_intervention() -> None:
     suite = MinimalSuite()
     assert suite.held_out_realisation("nothing", 0) is None
@@ -271,3 +277,23 @@ def test_patch_realisation_uses_another_sticker_away_from_the_lesion(patch: Patc
         moved += held.metadata["position"] != seq.metadata["position"]
     assert len(offsets) > n // 2, "the sticker is drawn, not a fixed offset from intervene's"
     assert moved >= 5
+
+
+@pytest.mark.parametrize("suite_name, intervention", [("fur", "fur"), ("fur", "background"), ("patch", "patch")])
+def test_numbered_realisations_are_further_draws_none_of_them_the_held_out_one(
+    suite_name: str, intervention: str, request: pytest.FixtureRequest
+) -> None:
+    suite = request.getfixturevalue(suite_name)
+    index = 3
+    first = suite.realisation(intervention, index, 0)
+    assert torch.equal(first.images, suite.intervene(intervention, index).images)
+    held_out = suite.held_out_realisation(intervention, index)
+    draws = [suite.realisation(intervention, index, n) for n in (1, 2)]
+    for draw in draws:
+        assert torch.equal(draw.images[0], first.images[0]) and torch.equal(draw.values, first.values)
+        assert not torch.equal(draw.images[-1], first.images[-1])
+        assert not torch.equal(draw.images[-1], held_out.images[-1])
+    assert not torch.equal(draws[0].images[-1], draws[1].images[-1])
+    assert torch.equal(suite.realisation(intervention, index, 1).images, draws[0].images)  # deterministic
+    with pytest.raises(ValueError, match="number"):
+        suite.realisation(intervention, index, -1)

@@ -30,7 +30,9 @@ def test_both_suites_are_registered() -> None:
 
     assert {"fur", "patch"} <= set(list_suites())
     assert get_suite("fur") is FurSuite and get_suite("patch") is PatchSuite
-    assert FurSuite.interventions == ("fur", "background", "background_equal_size") and PatchSuite.interventions == ("patch",)
+    assert FurSuite.interventions == ("fur", "background", "background_equal_size") and PatchSuite.interventions == (
+        "patch",
+    )
 
 
 def test_fur_scenes_shapes_ranges_balance_and_determinism(fur: FurSuite, tmp_path: Path) -> None:

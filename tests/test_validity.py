@@ -271,3 +271,15 @@ def test_script_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "(no pass/fail), score tables:" in out
     assert "1/2 passed: unbiased model flips on at most 2% of test images under background (both definitions)" in out
     assert main([str(flips), "--max-flips", "0.03"]) == 0
+
+
+def test_the_lead_is_checked_under_every_flip_definition_the_run_holds() -> None:
+    run = results()
+    blocks = run["summary"]["fur"]["fur"]["flip_prediction"]
+    short = {m: dict(row, property_score=entry(0.85)) for m, row in blocks["anywhere"].items()}  # 85 vs 80: +5
+    run["summary"]["fur"]["fur"]["flip_prediction"] = {**blocks, "extrapolation": short, "held_out": blocks["final"]}
+    checks = fur_checks(run)
+    leads = [c for c in checks if c.name.startswith("property score >= 10 points")]
+    assert [c.name.rsplit("(", 1)[1] for c in leads] == ["anywhere)", "final)", "extrapolation)", "held_out)"]
+    assert [c.passed for c in leads] == [True, True, False, True]
+    assert "dark_is_cat 85.0 vs 80.0 (occlusion), +5.0" in leads[2].detail

@@ -6,6 +6,12 @@ registered suite at the paper's sizes. Interrupted runs (Ctrl-C, or SIGTERM from
 a resumed run keeps the baselines and suites it was started with unless ``--baselines`` or
 ``--suite`` is given, so installing a new plugin does not block it. One run at a time can use
 an ``--out`` folder. Several runs sharing a machine are fastest with ``--threads 1`` each.
+
+Flip tables come under four definitions: the paper's two (a flip anywhere, the final decision),
+extrapolation (every method sees the first half of the path, the label is a flip in the second)
+and held-out realisation (scores of one realisation, labels from another). The score table
+counts the images each test calls significant, raw and corrected over the images
+(``--correction``): the paper's permutation test and, with ``--placebos M``, the placebo test.
 """
 
 from __future__ import annotations
@@ -79,6 +85,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         choices=("bh", "holm", "none"),
         default="bh",
         help="multiple-testing correction over the images behind each significance count (default: bh)",
+    )
+    parser.add_argument(
+        "--realisations",
+        type=int,
+        metavar="R",
+        default=1,
+        help="realisations of each intervention scored per image; R > 1 adds their mean score as a method (default: 1)",
     )
     parser.add_argument("--fresh", action="store_true", help="discard earlier results in --out and start over")
     parser.add_argument(
@@ -235,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
         n_permutations=args.permutations,
         n_placebos=getattr(args, "placebos", None),
         correction=None if correction == "none" else correction,
+        realisations=getattr(args, "realisations", 1),
     )
     mode = "quick" if args.quick else "full"
     with torch_threads(getattr(args, "threads", None)), sigterm_interrupts():

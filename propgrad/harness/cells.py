@@ -91,6 +91,9 @@ class PropertyRecord(TypedDict):
     placebo_p_value: float | None
     """The placebo test's p-value (None: no placebos in this run, or a periodic sequence)."""
     placebo_significant: bool | None
+    realisation_scores: list[float]
+    """The score of realisations 0 .. R - 1 (the first is ``score``)."""
+    realisation_p_values: list[float]
     curve: list[float]
     periodic: bool
     property_name: str
@@ -157,6 +160,7 @@ def property_record(
     unit: str = "step",
     held_out: FlipResult | None = None,
     placebo: PlaceboOutcome | None = None,
+    realisations: Sequence[SequenceScore] = (),
 ) -> PropertyRecord:
     """The record of one property cell, from the scoring of its sequence.
 
@@ -172,6 +176,7 @@ def property_record(
         held_out: The flips along another realisation of the intervention, against the same
             original image's decision (the held-out definition), or None.
         placebo: The placebo test's outcome, or None when the run has no placebos.
+        realisations: The scorings of realisations 1 .. R - 1 on the same class (R > 1 runs).
 
     Returns:
         A JSON-serialisable record.
@@ -211,6 +216,8 @@ def property_record(
         "n_placebos": 0 if placebo is None else int(placebo.n_placebos),
         "placebo_p_value": None if placebo is None else float(placebo.p_value),
         "placebo_significant": None if placebo is None else bool(placebo.p_value < alpha),
+        "realisation_scores": [_scalar(s.test.statistic) for s in (scored, *realisations)],
+        "realisation_p_values": [_scalar(s.test.p_value) for s in (scored, *realisations)],
         "curve": [float(p) for p in curve],
         "periodic": bool(periodic),
         "property_name": property_name,

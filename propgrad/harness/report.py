@@ -12,7 +12,14 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from propgrad.harness.definitions import FLIP_DEFINITIONS
-from propgrad.harness.summary import InterventionSummary, MethodEntry, ModelScores, Summary, methods_of
+from propgrad.harness.summary import (
+    PROPERTY_SCORE_REALISATIONS,
+    InterventionSummary,
+    MethodEntry,
+    ModelScores,
+    Summary,
+    methods_of,
+)
 
 NA = "n/a"
 
@@ -49,7 +56,8 @@ def flip_table(
 ) -> str:
     """Rows: models; columns: methods; cells: accuracy in % or AUC, mean ± std over resamples."""
     rows_in = block["flip_prediction"][definition]
-    methods = methods_of(baselines)
+    realised = any(PROPERTY_SCORE_REALISATIONS in row for row in rows_in.values())
+    methods = methods_of(baselines, realisations=realised)
     rows = [[model, *(_cell(row.get(m), metric) for m in methods)] for model, row in rows_in.items()]
     return render_table(["model", *methods], rows, markdown=markdown)
 

@@ -194,9 +194,23 @@ class SuiteRunner:
             with self.stopwatch.measure("intervention"):
                 held_out = self.suite.held_out_realisation(intervention, i)
                 placebos = self._placebos(intervention, i, sequence)
-            records = [self._property_cell(intervention, m, i, sequence, held_out, placebos, seed) for m in models]
+                others = [self._realisation(intervention, i, r) for r in range(1, self.settings.realisations)]
+            records = [
+                self._property_cell(intervention, m, i, sequence, held_out, placebos, others, seed) for m in models
+            ]
             self.store.append(list(records))
             bar.update(len(records))
+
+    def _realisation(self, intervention: str, index: int, number: int) -> InterventionSequence:
+        """Realisation ``number`` (>= 1) of the image's intervention, for runs with R > 1."""
+        sequence = self.suite.realisation(intervention, index, number)
+        if sequence is None:
+            raise ValueError(
+                f"suite {self.name!r} has no realisation {number} of {intervention!r} (realisations="
+                f"{self.settings.realisations} needs BenchmarkSuite.realisation() to draw them); "
+                "run with realisations=1"
+            )
+        return sequence
 
     def _placebos(self, intervention: str, index: int, sequence: InterventionSequence) -> list[InterventionSequence]:
         """The image's M placebo sequences (none without placebos or for a periodic sequence), seeded per cell."""
@@ -213,9 +227,11 @@ class SuiteRunner:
         sequence: InterventionSequence,
         held_out: InterventionSequence | None,
         placebos: list[InterventionSequence],
+        others: list[InterventionSequence],
         seed: int,
     ) -> CellRecord:
-        """Score one image's sequence on one model: the test, the held-out flips and the placebo test.
+        """Score one image's sequence on one model: the test, the held-out flips, the placebo test and
+        the other realisations' tests (on the same class).
 
         One image per call: its forward batches hold nothing of other images.
         """
@@ -238,6 +254,18 @@ class SuiteRunner:
                 (other,) = score_sequences(
                     model, original, [held_out], targets=[scored.target], n_permutations=1, **run
                 )
+            realised = []
+            if others:
+                realised = score_sequences(
+                    model,
+                    original.expand(len(others), -1, -1, -1),
+                    others,
+                    targets=[scored.target] * len(others),
+                    n_permutations=self.settings.n_permutations,
+                    alpha=self.settings.alpha,
+                    seed=seed,
+                    **run,
+                )
             placebo = None
             if placebos:
                 (statistics,) = placebo_statistics(model, original, [placebos], targets=[scored.target], **run)
@@ -253,6 +281,7 @@ class SuiteRunner:
             unit=sequence.unit,
             held_out=None if other is None else other.flips,
             placebo=placebo,
+            realisations=realised,
         )
 
     def _attribute(

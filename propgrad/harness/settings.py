@@ -51,6 +51,10 @@ class BenchmarkSettings:
         correction: The multiple-testing correction over the images behind each significance
             count (one family per suite, intervention, model and test): ``"bh"``
             (Benjamini-Hochberg), ``"holm"`` or None. The uncorrected counts are reported too.
+        realisations: R, realisations of the intervention scored per image
+            (:meth:`propgrad.suites.base.BenchmarkSuite.realisation` 0 .. R - 1): with R > 1 the
+            flip tables add the mean score over them (``property_score_mean_R``) as a method. The
+            test, the flips, the placebos and the baselines stay on realisation 0.
         baselines: Names of the attribution baselines (empty: property score and reference only).
         baseline_kwargs: Constructor keyword arguments per baseline name.
         n_resamples: Resamples of the accuracy (the paper: 10).
@@ -71,6 +75,7 @@ class BenchmarkSettings:
     alpha: float = 0.01
     n_placebos: int = 0
     correction: str | None = "bh"
+    realisations: int = 1
     baselines: tuple[str, ...] = ()
     baseline_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     n_resamples: int = 10
@@ -86,6 +91,7 @@ class BenchmarkSettings:
             "n_permutations": check_int(self.n_permutations, "n_permutations"),
             "n_placebos": check_int(self.n_placebos, "n_placebos", minimum=0, hint="0 runs no placebo test"),
             "correction": check_choice(self.correction, "correction", METHODS),
+            "realisations": check_int(self.realisations, "realisations", hint="realisations scored per image (1: one)"),
             "n_resamples": check_int(self.n_resamples, "n_resamples"),
             "forward_batch_size": check_int(self.forward_batch_size, "forward_batch_size"),
             "chunk_size": check_int(self.chunk_size, "chunk_size"),
@@ -131,6 +137,7 @@ def preset(
     n_permutations: int | None = None,
     n_placebos: int | None = None,
     correction: str | None = "bh",
+    realisations: int = 1,
 ) -> BenchmarkSettings:
     """Settings of the quick or full benchmark.
 
@@ -148,6 +155,7 @@ def preset(
         n_permutations: Override of K.
         n_placebos: Override of M (default: :data:`DEFAULT_PLACEBOS`).
         correction: The correction over images (see :class:`BenchmarkSettings`).
+        realisations: R (see :class:`BenchmarkSettings`).
     """
     kwargs: dict[str, dict[str, Any]] = {}
     if quick:
@@ -162,6 +170,7 @@ def preset(
         n_permutations=(1000 if quick else 10_000) if n_permutations is None else n_permutations,
         n_placebos=DEFAULT_PLACEBOS if n_placebos is None else n_placebos,
         correction=correction,
+        realisations=realisations,
         baselines=tuple(baselines),
         baseline_kwargs={k: v for k, v in kwargs.items() if v},
         pool_per_class=PoolSize.SUITE_IMAGES_PER_CLASS if quick else None,

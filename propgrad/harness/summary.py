@@ -26,6 +26,8 @@ from propgrad.harness.evaluation import evaluate_method, resample_indices
 from propgrad.stats.corrections import adjust_p_values, correction_feasibility
 
 PROPERTY_SCORE = "property_score"
+PROPERTY_SCORE_REALISATIONS = "property_score_mean_R"
+"""The mean property score over a run's R > 1 realisations per image (whole-path definitions only)."""
 OUTPUT_REFERENCE = "output_reference"
 
 
@@ -78,6 +80,12 @@ class ModelScores(TypedDict):
     n_flipped_final: int
     original_accuracy: float
     reference_mean: float
+    n_realisations: int
+    """R, realisations scored per image."""
+    realisation_score_mean: float
+    """The mean score over every image's R realisations."""
+    fraction_significant_realisations: float
+    """The fraction of the R x images realisations whose permutation test is significant."""
     n_placebos: int
     """M of the placebo test (0: not run; then the placebo counts are None)."""
     n_placebo_significant: int | None
@@ -114,9 +122,9 @@ Summary = dict[str, dict[str, InterventionSummary]]
 """suite -> intervention -> summary."""
 
 
-def methods_of(baselines: Sequence[str]) -> list[str]:
-    """Column order of the accuracy tables."""
-    return [PROPERTY_SCORE, OUTPUT_REFERENCE, *baselines]
+def methods_of(baselines: Sequence[str], *, realisations: bool = False) -> list[str]:
+    """Column order of the accuracy tables (with the mean over realisations when a run has R > 1)."""
+    return [PROPERTY_SCORE, *([PROPERTY_SCORE_REALISATIONS] if realisations else []), OUTPUT_REFERENCE, *baselines]
 
 
 def summarise_intervention(
@@ -188,8 +196,10 @@ def _method_columns(
 ) -> dict[str, list[float] | UnavailableMethod]:
     """Every method's scores under one definition, or why a baseline is not evaluated."""
     columns: dict[str, list[float] | UnavailableMethod] = {}
-    for method, field in ((PROPERTY_SCORE, definition.property_score), (OUTPUT_REFERENCE, definition.reference)):
-        columns[method] = [float(r[field]) for r in recs]  # type: ignore[literal-required]
+    columns[PROPERTY_SCORE] = [float(r[definition.property_score]) for r in recs]  # type: ignore[literal-required]
+    if definition.property_score == "score" and all(len(r.get("realisation_scores", ())) > 1 for r in recs):
+        columns[PROPERTY_SCORE_REALISATIONS] = [float(np.mean(r["realisation_scores"])) for r in recs]
+    columns[OUTPUT_REFERENCE] = [float(r[definition.reference]) for r in recs]  # type: ignore[literal-required]
     for name in baseline_names:
         cells = cells_by_method.get(name, {})
         errors = [str(cells[i]["error"]) for i in images if i in cells and cells[i]["error"]]
@@ -234,6 +244,11 @@ def model_scores(
         "n_flipped_final": int(sum(r["final_differs"] for r in recs)),
         "original_accuracy": float(np.mean([r["original_prediction_correct"] for r in recs])),
         "reference_mean": float(np.mean([r["reference"] for r in recs])),
+        "n_realisations": min(len(r.get("realisation_scores", [r["score"]])) for r in recs),
+        "realisation_score_mean": float(np.mean([np.mean(r.get("realisation_scores", [r["score"]])) for r in recs])),
+        "fraction_significant_realisations": float(
+            np.mean([p < alpha for r in recs for p in r.get("realisation_p_values", [r["p_value"]])])
+        ),
         "n_placebos": n_placebos,
         "n_placebo_significant": None if p_placebo is None else int((p_placebo < alpha).sum()),
         "correction": correction,

@@ -259,8 +259,8 @@ def placebo_images(
 
     Args:
         sequence: The real intervention (not periodic).
-        n_placebos: M, the number of placebos (M >= 20 resolves alpha = 0.05 in the placebo test,
-            99 resolves 0.01).
+        n_placebos: M, the number of placebos (the placebo test's p-value is at least 1 / (M + 1),
+            so M >= 20 resolves alpha = 0.05 and M >= 100 resolves 0.01).
         seed: Seed of the CPU generator drawing the directions (same seed, same placebos).
         variant: ``"smooth_direction"`` (the whole image) or ``"region"`` (only a randomly
             shifted copy of the real intervention's changed-pixel region).

@@ -184,7 +184,7 @@ def placebo_test(
         observed: The real sequence's statistic, shape () or (C,).
         placebo_scores: The placebos' statistics, (M,) or (M, C).
         alpha: Significance level in (0, 1). With M placebos p >= 1 / (M + 1), so M + 1 > 1 / alpha
-            is needed for anything to be significant (M >= 20 at alpha = 0.05; 99 resolves 0.01).
+            is needed for anything to be significant (M >= 20 at alpha = 0.05, M >= 100 at 0.01: p < alpha is strict).
         min_effect: Effect-size floor on the statistic.
         correction: ``"holm"``, ``"bh"`` or None: adjust the p-values of the C columns (one family,
             :func:`propgrad.stats.corrections.adjust_p_values`); ``significant`` then uses them.

@@ -93,6 +93,25 @@ class BenchmarkSuite(ABC):
         """
         return None
 
+    def realisation(self, intervention: str, index: int, number: int) -> InterventionSequence | None:
+        """Realisation ``number`` of ``intervention`` on test image ``index``, for benchmark runs that
+        score R > 1 realisations per image (``--realisations R`` scores 0 .. R - 1).
+
+        Number 0 is :meth:`intervene`'s sequence; 1, 2, ... are further draws under the contract
+        of :meth:`held_out_realisation` (same first image, steps, values and property path), each
+        from a random stream of its own and none of them the held-out one, which the benchmark
+        keeps for the labels of the ``held_out`` definition.
+
+        The default gives :meth:`intervene`'s for 0 and None otherwise (the suite has no other
+        realisations; the harness refuses R > 1 for it).
+
+        Args:
+            intervention: One of :attr:`interventions`.
+            index: Index of the test image.
+            number: 0 for :meth:`intervene`'s, 1, 2, ... for the others.
+        """
+        return self.intervene(intervention, index) if number == 0 else None
+
     @abstractmethod
     def accuracy_table(self) -> dict[str, dict[str, float]]:
         """Test accuracy of every model (rows) on every evaluation split (columns), in [0, 1]."""

@@ -36,6 +36,7 @@ from propgrad.suites.fur_scenes import (
     outline,
     redrawn_fur_texture,
 )
+from propgrad.validation import check_int
 
 WRONG_COLOUR_BAND = (0.4, 0.9)
 """Accuracy range on wrong-colour images that the biased models' link strength is chosen for."""
@@ -227,26 +228,41 @@ class FurSuite(CachedSuite):
           vignettes were all centred, so the moved ones are near, not inside, their distribution.
 
         Each draw comes from the random stream ``held_out/<intervention>/<index>`` (the centre's
-        from ``held_out/background/<index>``), never used by :meth:`intervene`.
+        from ``held_out/background/<index>``), never used by :meth:`intervene` or :meth:`realisation`.
         """
+        return self._redrawn(intervention, index, "held_out")
+
+    def realisation(self, intervention: str, index: int, number: int) -> InterventionSequence:
+        """Realisation ``number`` of the intervention on test image ``index``: 0 is :meth:`intervene`'s;
+        1, 2, ... redraw what :meth:`held_out_realisation` redraws (fur texture, vignette centre),
+        from the random streams ``realisation/<number>/...``, so none is the held-out one."""
+        if number == 0:
+            return self.intervene(intervention, index)
+        return self._redrawn(intervention, index, f"realisation/{check_int(number, 'number')}")
+
+    def _redrawn(self, intervention: str, index: int, stream: str) -> InterventionSequence:
+        """The intervention with its texture or vignette centre drawn from the random ``stream``."""
         self._check_index(intervention, index)
         if intervention == "fur":
-            tex, dissolve = redrawn_fur_texture(self.settings()["image_size"], self.generator(f"held_out/fur/{index}"))
+            tex, dissolve = redrawn_fur_texture(self.settings()["image_size"], self.generator(f"{stream}/fur/{index}"))
             sequence = self._fur(index, texture_to=tex, dissolve=dissolve)
-            sequence.metadata["realisation"] = "held_out: fur texture redrawn, dissolved in pixel by pixel"
+            sequence.metadata["realisation"] = f"{stream}: fur texture redrawn, dissolved in pixel by pixel"
             return sequence
-        centre = self.held_out_centre(index)
+        centre = self._centre(index, stream)
         if intervention == "background":
             sequence = self._vignette(index, self.settings()["max_darkening"], centre)
         else:
             sequence = self._equal_size(index, *self.equal_size_strength(index), centre)
-        sequence.metadata["realisation"] = "held_out: vignette centre moved"
+        sequence.metadata["realisation"] = f"{stream}: vignette centre moved"
         return sequence
 
     def held_out_centre(self, index: int) -> tuple[float, float]:
         """The vignette's (y, x) centre in the background held-out realisations of image ``index``."""
+        return self._centre(index, "held_out")
+
+    def _centre(self, index: int, stream: str) -> tuple[float, float]:
         low, high = HELD_OUT_CENTRE_RANGE
-        y, x = (low + (high - low) * torch.rand(2, generator=self.generator(f"held_out/background/{index}"))).tolist()
+        y, x = (low + (high - low) * torch.rand(2, generator=self.generator(f"{stream}/background/{index}"))).tolist()
         return (y, x)
 
     def equal_size_strength(self, index: int) -> tuple[float, bool, float]:

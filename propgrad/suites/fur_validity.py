@@ -15,7 +15,9 @@ acceptance criteria, with the background check restated in section 5 of the stat
    Only these two: the restated check (b) was fixed before the suite had its third, score-only
    ``background_equal_size`` intervention, and is not extended to it;
 5. on the biased models, the property score predicts flips at least ``margin`` accuracy points
-   better than the best attribution baseline, under both flip definitions.
+   better than the best attribution baseline (the paper's claim), under every flip definition the
+   run holds: the paper's two, then extrapolation and held-out realisation (statistics issue,
+   section 4: checked under all four, a failure reported as such).
 
 The old "background score at least 10x lower than the fur score, every model" check is gone: its
 10x came from one image of the paper's Tab. 1, and the paper's own Gaussian-vignette averages
@@ -93,8 +95,8 @@ def fur_checks(
         )
     )
     checks += [_flip_check(results, suite, i, unbiased, unbiased_flips) for i in ("fur", "background")]
-    for definition in ("anywhere", "final"):
-        checks.append(_lead_check(fur["flip_prediction"][definition], biased, definition, margin))
+    for definition, table in fur["flip_prediction"].items():
+        checks.append(_lead_check(table, biased, definition, margin))
     return checks
 
 

@@ -30,6 +30,7 @@ from propgrad.sources.base import InterventionSequence
 from propgrad.suites.cached import CachedSuite
 from propgrad.suites.fur import balanced_labels
 from propgrad.suites.patch_scenes import draw_lesions, keep_out_zone, patch_bank
+from propgrad.validation import check_int
 
 TRAIN_PATCH_SEEDS = 0
 """First seed of the training patches."""
@@ -184,8 +185,11 @@ class PatchSuite(CachedSuite):
         held-out patch except :meth:`intervene`'s ``index mod n``. With a single held-out patch
         there is no other one, and it is that patch.
         """
+        return self._other_sticker(index, "held_out")
+
+    def _other_sticker(self, index: int, stream: str) -> int:
         n = self.bank(held_out=True).shape[0]
-        j = int(torch.randint(max(n - 1, 1), (1,), generator=self.generator(f"held_out/sticker/{index}")))
+        j = int(torch.randint(max(n - 1, 1), (1,), generator=self.generator(f"{stream}/sticker/{index}")))
         return (index + 1 + j) % n
 
     def held_out_realisation(self, intervention: str, index: int) -> InterventionSequence:
@@ -198,9 +202,21 @@ class PatchSuite(CachedSuite):
         patches it is, and where it sits away from the lesion, are what the suite's generator
         draws at random without changing that property, so both are redrawn.
         """
+        return self._redrawn(intervention, index, "held_out")
+
+    def realisation(self, intervention: str, index: int, number: int) -> InterventionSequence:
+        """Realisation ``number`` of the patch intervention on test image ``index``: 0 is
+        :meth:`intervene`'s; 1, 2, ... draw another held-out patch (never :meth:`intervene`'s) and
+        position as :meth:`held_out_realisation` does, from the streams ``realisation/<number>/...``."""
+        if number == 0:
+            return self.intervene(intervention, index)
+        return self._redrawn(intervention, index, f"realisation/{check_int(number, 'number')}")
+
+    def _redrawn(self, intervention: str, index: int, stream: str) -> InterventionSequence:
+        """The patch intervention with the sticker and the position drawn from the random ``stream``."""
         self._check_index(intervention, index)
-        sequence = self._blend(index, self.held_out_sticker(index), self._split_seed(f"held_out/{index}"))
-        sequence.metadata["realisation"] = "held_out: another held-out patch at another position"
+        sequence = self._blend(index, self._other_sticker(index, stream), self._split_seed(f"{stream}/{index}"))
+        sequence.metadata["realisation"] = f"{stream}: another held-out patch at another position"
         return sequence
 
     def _blend(self, index: int, sticker: int, seed: int) -> InterventionSequence:
