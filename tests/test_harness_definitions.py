@@ -21,10 +21,11 @@ from propgrad.harness import BenchmarkSettings, run_benchmark
 from propgrad.harness.cells import CellKey, PlaceboOutcome, cell_seed, property_key, property_record
 from propgrad.harness.definitions import FLIP_DEFINITIONS, half_index
 from propgrad.harness.evaluation import best_threshold_accuracy
-from propgrad.harness.report import render_table
+from propgrad.harness.report import correction_notes, render_table
 from propgrad.scoring import PREDICTED, placebo_statistics, score_sequences
 from propgrad.sources.base import InterventionSequence
 from propgrad.sources.placebo import placebo_sequences
+from propgrad.stats.corrections import correction_feasibility, resamples_needed
 from tests.test_harness import BRIGHTNESS, CUTS, DarkeningSuite, ImageMap
 
 N = 9
@@ -305,3 +306,26 @@ def test_r_realisations_are_scored_on_the_explained_class_and_averaged(tmp_path:
 def test_r_realisations_need_a_suite_that_draws_them(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="has no realisation 1 of 'v'.*realisation\\(\\)"):
         run_benchmark(settings(realisations=2, baselines=()), tmp_path, suites={"darkening": VSuite()}, baselines={})
+
+
+def test_the_report_says_when_a_correction_leaves_none_of_the_raw_significant_images() -> None:
+    # 300 images, 142 at the placebo test's smallest p-value 1/101 (M = 100), BH at alpha 0.01:
+    # they adjust to 300 / (142 * 101) = 0.021, so none stays; M + 1 > 300 / (142 * 0.01) needs M >= 211
+    p = np.array([1 / 101] * 142 + [0.5] * 158)
+    adjusted = false_discovery_control(p, method="bh")
+    assert (adjusted < 0.01).sum() == 0
+    scores = {
+        "n_significant_adjusted": 300,
+        "n_placebo_significant_adjusted": int((adjusted < 0.01).sum()),
+        "feasibility": {
+            "placebo": {
+                **correction_feasibility(300, 100, 0.01, "bh").to_dict(),
+                "n_raw_significant": 142,
+                "k_needed_for_raw": resamples_needed(300, 142, 0.01, "bh"),
+            }
+        },
+    }
+    (note,) = correction_notes({"fur": {"fur": {"scores": {"m": scores}}}})  # type: ignore[dict-item]
+    assert "leaves none of the 142 images" in note and "M >= 211" in note
+    p_211 = np.array([1 / 212] * 142 + [0.5] * 158)
+    assert (false_discovery_control(p_211, method="bh")[:142] < 0.01).all()

@@ -17,6 +17,7 @@ from propgrad.stats.corrections import (
     adjust_p_values,
     correction_feasibility,
     minimum_p_value,
+    resamples_needed,
     warn_if_infeasible,
 )
 
@@ -239,3 +240,28 @@ def test_warn_if_infeasible() -> None:
         warn_if_infeasible(20, 99, 0.05, "bh", require="all")
     with pytest.raises(ValueError, match="what must be one of"):
         warn_if_infeasible(20, 99, 0.05, "bh", what="shuffles")
+
+
+def _survive(n: int, strong: int, k: int, alpha: float, method: str | None) -> bool:
+    """Whether ``strong`` tests at p = 1/(k+1) among n - strong at p = 1 all stay below alpha (reference loops)."""
+    p = [1.0 / (k + 1)] * strong + [1.0] * (n - strong)
+    adjusted = {None: p, "holm": holm_reference(p), "bh": bh_reference(p)}[method]
+    return all(a < alpha for a in adjusted[:strong])
+
+
+@pytest.mark.parametrize("method", [None, "holm", "bh"])
+@pytest.mark.parametrize("n, strong", [(1, 1), (10, 1), (10, 4), (300, 142), (300, 300)])
+def test_resamples_needed_is_the_smallest_k_with_which_the_strong_tests_survive(
+    method: str | None, n: int, strong: int
+) -> None:
+    for alpha in (0.01, 0.05):
+        k = resamples_needed(n, strong, alpha, method)
+        assert _survive(n, strong, k, alpha, method), (method, n, strong, alpha, k)
+        assert k == 1 or not _survive(n, strong, k - 1, alpha, method), (method, n, strong, alpha, k)
+
+
+def test_resamples_needed_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="n_strong"):
+        resamples_needed(10, 11, 0.05, "bh")
+    with pytest.raises(ValueError, match="n_strong"):
+        resamples_needed(10, 0, 0.05, "bh")

@@ -103,19 +103,29 @@ def _count(s: ModelScores, field: str) -> str:
 
 
 def correction_notes(summary: Summary) -> list[str]:
-    """One line per (suite, intervention, model, test) whose correction can find nothing significant."""
+    """One line per (suite, intervention, model, test) whose correction can find nothing significant,
+    or leaves none of the images the uncorrected test calls significant."""
     notes = []
     for suite, blocks in summary.items():
         for intervention, block in blocks.items():
             for model, s in block["scores"].items():
                 for test, f in s.get("feasibility", {}).items():
+                    symbol = "K" if test == "permutation" else "M"
+                    where = f"{suite}/{intervention}/{model}: the {f['method']} correction over {f['n_tests']} images"
+                    adjusted = s.get(
+                        "n_significant_adjusted" if test == "permutation" else "n_placebo_significant_adjusted"
+                    )
                     if not f["feasible"]:
-                        symbol = "K" if test == "permutation" else "M"
                         notes.append(
-                            f"{suite}/{intervention}/{model}: the {f['method']} correction over {f['n_tests']} images "
-                            f"cannot make a {test} test significant at {symbol} = {f['k']} (the smallest p-value "
-                            f"{f['min_p']:.3g} adjusts to {f['best_adjusted_p']:.3g}); "
+                            f"{where} cannot make a {test} test significant at {symbol} = {f['k']} (the smallest "
+                            f"p-value {f['min_p']:.3g} adjusts to {f['best_adjusted_p']:.3g}); "
                             f"{symbol} >= {f['k_needed']} is needed"
+                        )
+                    elif adjusted == 0 and f.get("n_raw_significant"):
+                        notes.append(
+                            f"{where} leaves none of the {f['n_raw_significant']} images significant before it "
+                            f"({test} test, {symbol} = {f['k']}, smallest p-value {f['min_p']:.3g}); with "
+                            f"{symbol} >= {f['k_needed_for_raw']} that many could stay significant"
                         )
     return notes
 

@@ -23,7 +23,7 @@ import numpy as np
 from propgrad.harness.cells import BaselineRecord, CellRecord, PropertyRecord, record_key
 from propgrad.harness.definitions import FLIP_DEFINITIONS, FlipDefinition
 from propgrad.harness.evaluation import evaluate_method, resample_indices
-from propgrad.stats.corrections import adjust_p_values, correction_feasibility
+from propgrad.stats.corrections import adjust_p_values, correction_feasibility, resamples_needed
 
 PROPERTY_SCORE = "property_score"
 PROPERTY_SCORE_REALISATIONS = "property_score_mean_R"
@@ -94,7 +94,9 @@ class ModelScores(TypedDict):
     n_placebo_significant_adjusted: int | None
     p_adjusted: AdjustedPValues
     feasibility: dict[str, dict[str, Any]]
-    """Test ("permutation", "placebo") -> :class:`propgrad.stats.corrections.CorrectionFeasibility` as a dict."""
+    """Test ("permutation", "placebo") -> :class:`propgrad.stats.corrections.CorrectionFeasibility` as a
+    dict, plus ``n_raw_significant`` and ``k_needed_for_raw`` (the K or M with which that many images
+    could stay significant after the correction, :func:`propgrad.stats.corrections.resamples_needed`)."""
 
 
 class InterventionSummary(TypedDict):
@@ -216,6 +218,15 @@ def _method_columns(
     return columns
 
 
+def _feasibility(n: int, k: int, alpha: float, correction: str | None, n_raw: int) -> dict[str, Any]:
+    """:class:`~propgrad.stats.corrections.CorrectionFeasibility` as a dict, with the raw count and the K
+    (or M) with which that many images could stay significant after the correction."""
+    out = correction_feasibility(n, k, alpha, correction).to_dict()
+    out["n_raw_significant"] = n_raw
+    out["k_needed_for_raw"] = resamples_needed(n, n_raw, alpha, correction) if n_raw else None
+    return out
+
+
 def model_scores(
     recs: Sequence[PropertyRecord], images: Sequence[int], *, alpha: float, n_permutations: int, correction: str | None
 ) -> ModelScores:
@@ -232,9 +243,10 @@ def model_scores(
     adjusted_perm = adjust_p_values(p_perm, correction)
     adjusted_placebo = None if p_placebo is None else adjust_p_values(p_placebo, correction)
     n_placebos = int(recs[0].get("n_placebos", 0)) if has_placebo else 0
-    feasibility = {"permutation": correction_feasibility(len(recs), n_permutations, alpha, correction).to_dict()}
-    if has_placebo:
-        feasibility["placebo"] = correction_feasibility(len(recs), n_placebos, alpha, correction).to_dict()
+    raw_perm = int((p_perm < alpha).sum())
+    feasibility = {"permutation": _feasibility(len(recs), n_permutations, alpha, correction, raw_perm)}
+    if p_placebo is not None:
+        feasibility["placebo"] = _feasibility(len(recs), n_placebos, alpha, correction, int((p_placebo < alpha).sum()))
     return {
         "score_mean": float(s.mean()),
         "score_std": float(s.std()),

@@ -46,6 +46,7 @@ __all__ = [
     "adjust_p_values",
     "correction_feasibility",
     "minimum_p_value",
+    "resamples_needed",
     "warn_if_infeasible",
 ]
 
@@ -196,25 +197,49 @@ class CorrectionFeasibility:
         return dict(self.__dict__)
 
 
-def _best_adjusted(n: int, k: int, method: str | None, *, single: bool) -> float:
-    """The smallest adjusted p-value reachable with ``n`` tests of ``k`` resamples (float64, as computed)."""
+def _best_adjusted(n: int, k: int, method: str | None, *, strong: int) -> float:
+    """The smallest adjusted p-value of ``strong`` of ``n`` tests of ``k`` resamples when those
+    ``strong`` reach the minimum ``1 / (k + 1)`` and the others have p = 1 (float64, as computed)."""
     p = 1.0 / (k + 1)
     if method is None or n == 1:
         return p
-    if method == "holm" or single:  # rank 1: Holm multiplies by n, BH by n / 1
-        return min(1.0, p * n) if method == "holm" else min(1.0, p * (n / 1))
-    return min(1.0, p * (n / n))  # BH with every p at the minimum: rank n has the smallest adjusted value
+    if method == "holm":  # rank 1 is multiplied by n, and the step-down keeps the maximum
+        return min(1.0, p * n)
+    return min(1.0, p * (n / strong))  # BH: the tied minima adjust to their highest rank's p * n / rank
 
 
-def _k_needed(n: int, alpha: float, method: str | None, *, single: bool) -> int:
+def _k_needed(n: int, alpha: float, method: str | None, *, strong: int) -> int:
     """The smallest K >= 1 with ``_best_adjusted(n, K) < alpha`` (the bound is decreasing in K)."""
-    factor = 1 if method is None or n == 1 or (method == "bh" and not single) else n
+    factor = 1.0 if method is None or n == 1 else (n if method == "holm" else n / strong)
     k = max(1, math.floor(factor / alpha) - 1)  # (K + 1) alpha > factor, up to rounding
-    while k > 1 and _best_adjusted(n, k - 1, method, single=single) < alpha:
+    while k > 1 and _best_adjusted(n, k - 1, method, strong=strong) < alpha:
         k -= 1
-    while not _best_adjusted(n, k, method, single=single) < alpha:
+    while not _best_adjusted(n, k, method, strong=strong) < alpha:
         k += 1
     return k
+
+
+def resamples_needed(n_tests: Any, n_strong: Any, alpha: Any, method: Method) -> int:
+    """The smallest K (permutations, or M placebos) with which ``n_strong`` of ``n_tests`` tests can
+    stay significant after ``method``, if those reach the smallest p-value ``1 / (K + 1)``.
+
+    Holm needs ``n / (K + 1) < alpha`` however many are strong; Benjamini-Hochberg adjusts ``s``
+    tied minima to ``n / (s (K + 1))``, so ``K + 1 > n / (s alpha)``; no correction needs
+    ``K + 1 > 1 / alpha``. When the other tests have small p-values too, BH may need less.
+
+    Args:
+        n_tests: n, the size of the family (a positive integer).
+        n_strong: s, how many tests are meant to survive (1 to n).
+        alpha: Significance level in (0, 1).
+        method: ``"holm"``, ``"bh"`` or None.
+
+    Raises:
+        ParameterTypeError, ValueError: ``n_tests`` or ``n_strong`` not a positive integer,
+            ``n_strong`` above ``n_tests``, ``alpha`` not in (0, 1), an unknown ``method``.
+    """
+    n = check_int(n_tests, "n_tests", hint="the number of tests in the family")
+    strong = check_int(n_strong, "n_strong", maximum=n, hint="how many tests are meant to stay significant")
+    return _k_needed(n, check_alpha(alpha), check_choice(method, "method", METHODS), strong=strong)
 
 
 def correction_feasibility(n_tests: Any, k: Any, alpha: Any, method: Method) -> CorrectionFeasibility:
@@ -243,8 +268,8 @@ def correction_feasibility(n_tests: Any, k: Any, alpha: Any, method: Method) -> 
     k = check_int(k, "k", hint="the number of permutations K (or placebos M) per test")
     alpha = check_alpha(alpha)
     method = check_choice(method, "method", METHODS)
-    best = _best_adjusted(n, k, method, single=False)
-    single = _best_adjusted(n, k, method, single=True)
+    best = _best_adjusted(n, k, method, strong=n)
+    single = _best_adjusted(n, k, method, strong=1)
     return CorrectionFeasibility(
         n_tests=n,
         k=k,
@@ -253,10 +278,10 @@ def correction_feasibility(n_tests: Any, k: Any, alpha: Any, method: Method) -> 
         min_p=1.0 / (k + 1),
         best_adjusted_p=best,
         feasible=best < alpha,
-        k_needed=_k_needed(n, alpha, method, single=False),
+        k_needed=_k_needed(n, alpha, method, strong=n),
         single_adjusted_p=single,
         single_feasible=single < alpha,
-        k_needed_single=_k_needed(n, alpha, method, single=True),
+        k_needed_single=_k_needed(n, alpha, method, strong=1),
     )
 
 
