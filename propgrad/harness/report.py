@@ -217,7 +217,7 @@ def format_report(
         parts.append(score_table(blocks, markdown=markdown))
     notes = correction_notes(summary)
     if notes:
-        parts.append(h2("corrections that can find nothing significant"))
+        parts.append(h2("corrections that find nothing significant, or leave none of the raw-significant images"))
         parts.append("\n".join(f"- {n}" for n in notes))
     notes = error_notes(summary)
     if notes:
