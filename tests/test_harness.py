@@ -400,11 +400,20 @@ def test_real_fur_suite_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     )
     results = run_benchmark(st, tmp_path / "out")
     table = results["summary"]["fur"]
-    for _intervention, block in table.items():
-        for definition in ("anywhere", "final"):
-            for _model, row in block["flip_prediction"][definition].items():
+    assert list(table) == ["fur", "background", "background_equal_size"]
+    for intervention in ("fur", "background"):
+        block = table[intervention]
+        assert list(block["flip_prediction"]) == ["anywhere", "final", "extrapolation", "held_out"]
+        for rows in block["flip_prediction"].values():
+            for _model, row in rows.items():
                 assert set(row) == {"property_score", "output_reference", *names}
                 assert 0.0 <= row["property_score"]["accuracy_mean"] <= 1.0
+    equal_size = table["background_equal_size"]  # score-only: scores, no baselines, no flip tables
+    assert equal_size["flip_prediction"] == {} and len(equal_size["scores"]) == 3
+    assert not any(
+        r["kind"] == "baseline" and CellKey.from_json(r["key"]).intervention == "background_equal_size"
+        for r in results["records"]
+    )
     assert all(r["error"] is None for r in results["records"] if r["kind"] == "baseline")
     assert (tmp_path / "out" / "report.md").exists() and results["figures"]
     assert any((tmp_path / "cache" / "suites" / "fur").iterdir())
