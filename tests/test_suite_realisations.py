@@ -31,20 +31,22 @@ def no_models(*args: Any, **kwargs: Any) -> None:
     raise AssertionError("held-out realisations and the equal-size strength must not need a model")
 
 
+def model_free(suite_class: type, cache_dir: Path) -> Any:
+    """A quick seed-0 suite whose models and training data raise when asked for."""
+    suite = suite_class(quick=True, seed=0, cache_dir=cache_dir)
+    suite.models = no_models
+    suite.training_data = no_models
+    return suite
+
+
 @pytest.fixture(scope="module")
 def fur(tmp_path_factory: pytest.TempPathFactory) -> FurSuite:
-    suite = FurSuite(quick=True, seed=0, cache_dir=tmp_path_factory.mktemp("fur_cache"))
-    suite.models = no_models  # type: ignore[method-assign]
-    suite.training_data = no_models  # type: ignore[method-assign]
-    return suite
+    return model_free(FurSuite, tmp_path_factory.mktemp("fur_cache"))
 
 
 @pytest.fixture(scope="module")
 def patch(tmp_path_factory: pytest.TempPathFactory) -> PatchSuite:
-    suite = PatchSuite(quick=True, seed=0, cache_dir=tmp_path_factory.mktemp("patch_cache"))
-    suite.models = no_models  # type: ignore[method-assign]
-    suite.training_data = no_models  # type: ignore[method-assign]
-    return suite
+    return model_free(PatchSuite, tmp_path_factory.mktemp("patch_cache"))
 
 
 class MinimalSuite(BenchmarkSuite):

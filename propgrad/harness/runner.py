@@ -187,12 +187,13 @@ class SuiteRunner:
         self, intervention: str, chunk: dict[int, Any], sequences: dict[int, InterventionSequence], bar: Any
     ) -> None:
         seed = cell_seed(self.settings.seed, self.name, intervention)
+        score_only = intervention in self.suite.score_only_interventions
         for i, (models, _) in chunk.items():
             if not models:
                 continue
             sequence = sequences[i]
-            with self.stopwatch.measure("intervention"):
-                held_out = self.suite.held_out_realisation(intervention, i)
+            with self.stopwatch.measure("intervention"):  # held-out labels serve flip tables only
+                held_out = None if score_only else self.suite.held_out_realisation(intervention, i)
                 placebos = self._placebos(intervention, i, sequence)
                 others = [self._realisation(intervention, i, r) for r in range(1, self.settings.realisations)]
             records = [

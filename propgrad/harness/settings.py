@@ -73,7 +73,7 @@ class BenchmarkSettings:
     seed: int = 0
     n_permutations: int = 1000
     alpha: float = 0.01
-    n_placebos: int = 0
+    n_placebos: int = DEFAULT_PLACEBOS
     correction: str | None = "bh"
     realisations: int = 1
     baselines: tuple[str, ...] = ()

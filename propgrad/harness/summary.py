@@ -243,14 +243,15 @@ def model_scores(
     adjusted_perm = adjust_p_values(p_perm, correction)
     adjusted_placebo = None if p_placebo is None else adjust_p_values(p_placebo, correction)
     n_placebos = int(recs[0].get("n_placebos", 0)) if has_placebo else 0
-    raw_perm = int((p_perm < alpha).sum())
-    feasibility = {"permutation": _feasibility(len(recs), n_permutations, alpha, correction, raw_perm)}
-    if p_placebo is not None:
-        feasibility["placebo"] = _feasibility(len(recs), n_placebos, alpha, correction, int((p_placebo < alpha).sum()))
+    n_significant = int(sum(r["significant"] for r in recs))
+    n_placebo_significant = None if p_placebo is None else int((p_placebo < alpha).sum())
+    feasibility = {"permutation": _feasibility(len(recs), n_permutations, alpha, correction, n_significant)}
+    if n_placebo_significant is not None:
+        feasibility["placebo"] = _feasibility(len(recs), n_placebos, alpha, correction, n_placebo_significant)
     return {
         "score_mean": float(s.mean()),
         "score_std": float(s.std()),
-        "n_significant": int(sum(r["significant"] for r in recs)),
+        "n_significant": n_significant,
         "n_images": len(recs),
         "n_flipped_anywhere": int(sum(r["flipped_anywhere"] for r in recs)),
         "n_flipped_final": int(sum(r["final_differs"] for r in recs)),
@@ -262,7 +263,7 @@ def model_scores(
             np.mean([p < alpha for r in recs for p in r.get("realisation_p_values", [r["p_value"]])])
         ),
         "n_placebos": n_placebos,
-        "n_placebo_significant": None if p_placebo is None else int((p_placebo < alpha).sum()),
+        "n_placebo_significant": n_placebo_significant,
         "correction": correction,
         "n_significant_adjusted": int((adjusted_perm < alpha).sum()),
         "n_placebo_significant_adjusted": None if adjusted_placebo is None else int((adjusted_placebo < alpha).sum()),
