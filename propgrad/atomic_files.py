@@ -5,7 +5,6 @@ A reader never sees a half-written file and an interrupted write leaves the old 
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -35,8 +34,11 @@ def _umask() -> int:
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """Write JSON atomically (keys sorted, indented)."""
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True)))
+    """Write strict JSON atomically (keys sorted, indented): NaN and ±inf become null, and a dict's
+    ``null_reasons`` says why (:mod:`propgrad.strict_json`)."""
+    from propgrad.strict_json import dumps_strict
+
+    return atomic_write(path, lambda tmp: tmp.write_text(dumps_strict(data, indent=2, sort_keys=True)))
 
 
 def write_text(path: Path, text: str) -> Path:
