@@ -42,6 +42,7 @@ from propgrad.harness.cells import (
     property_record,
 )
 from propgrad.harness.definitions import half_index
+from propgrad.harness.kept_maps import KeptMaps, kept_images
 from propgrad.harness.settings import BenchmarkSettings, PoolSize
 from propgrad.harness.store import CellStore
 from propgrad.harness.timing import Stopwatch, TimedModule
@@ -98,6 +99,12 @@ class SuiteRunner:
         store: Where finished cells go.
         stopwatch: Accumulates forward / attribution / intervention time.
         show_progress: Show progress bars.
+        kept_maps: Where the maps and sequences of a few images per class are kept for the
+            report's figures (:mod:`propgrad.harness.kept_maps`); None keeps none.
+
+    Attributes:
+        slic_fallbacks: Per superpixel baseline, how many images each SLIC strategy segmented
+            in this session (read from the baselines' ``last_segmentation_info``).
     """
 
     def __init__(
@@ -109,8 +116,12 @@ class SuiteRunner:
         store: CellStore,
         stopwatch: Stopwatch,
         show_progress: bool = False,
+        kept_maps: KeptMaps | None = None,
     ) -> None:
         self.name, self.suite, self.baselines = name, suite, dict(baselines)
+        self.kept_maps = kept_maps
+        self.kept: frozenset[int] = frozenset()  # pool images whose maps are kept (set by prepare)
+        self.slic_fallbacks: dict[str, dict[str, int]] = {}
         self.settings, self.store, self.stopwatch = settings, store, stopwatch
         self.show_progress = show_progress
         # Maps of each block's original images by (model, baseline, block, targets): they do not
@@ -130,6 +141,7 @@ class SuiteRunner:
         if not self.models:
             raise ValueError(f"suite {self.name!r} has no models")
         self.pool = select_pool(self.labels, pool_size(self.settings, self.suite), self.settings.seed)
+        self.kept = frozenset(kept_images(self.pool, self.labels)) if self.kept_maps is not None else frozenset()
 
     def run(self) -> None:
         """Compute and store every missing cell of every intervention (after :meth:`prepare`)."""
@@ -170,6 +182,8 @@ class SuiteRunner:
                 for i in (i for b in chunk_blocks for i in _needing_sequences(b, todo)):
                     with self.stopwatch.measure("intervention"):
                         sequences[i] = self.suite.intervene(intervention, i)
+                    if i in self.kept and self.kept_maps is not None:
+                        self.kept_maps.save_sequence(self.name, intervention, i, sequences[i])
                     bars[0].update(1)
                 self._infer(intervention, chunk, sequences, bars[1])
                 steps = {i: _attributed_steps(seq) for i, seq in sequences.items()}
@@ -320,6 +334,7 @@ class SuiteRunner:
                         for i, b, a, h in zip(block, before, after, halves)
                         if i in wanted
                     ]
+                    self._keep_maps(intervention, model_name, base_name, block, wanted, before, after)
                     self.store.append(list(records))
                     bar.update(len(records))
 
@@ -333,6 +348,9 @@ class SuiteRunner:
         try:
             with self.stopwatch.measure("attribution"), self.stopwatch.measure(f"attribution/{name}"):
                 maps = baseline.attribute(model, inputs, target)
+            for info in getattr(baseline, "last_segmentation_info", None) or []:  # LIME, Kernel SHAP
+                counts = self.slic_fallbacks.setdefault(name, {})
+                counts[str(info.get("strategy"))] = counts.get(str(info.get("strategy")), 0) + 1
             return list(_check_maps(maps, len(images), name))
         except Exception as exc:  # one failing baseline never takes the run down
             if len(images) == 1:
@@ -342,6 +360,23 @@ class SuiteRunner:
                 for j in range(len(images))
                 for m in self._block_maps(model, baseline, name, images[j : j + 1], targets[j : j + 1])
             ]
+
+    def _keep_maps(
+        self,
+        intervention: str,
+        model: str,
+        baseline: str,
+        block: list[int],
+        wanted: list[int],
+        before: Maps,
+        after: Maps,
+    ) -> None:
+        """Keep the maps of the block's kept images (before their cells are stored, so a stored cell has them)."""
+        if self.kept_maps is None:
+            return
+        for i, b, a in zip(block, before, after):
+            if i in wanted and i in self.kept and isinstance(b, torch.Tensor) and isinstance(a, torch.Tensor):
+                self.kept_maps.save_maps(self.name, intervention, model, baseline, i, b, a)
 
 
 def _needing_sequences(block: list[int], todo: Mapping[int, tuple[list[str], list[tuple[str, str]]]]) -> list[int]:
@@ -383,11 +418,15 @@ def run_suites(
     *,
     show_progress: bool = False,
     on_prepared: Callable[[str, SuiteRunner], None] | None = None,
+    kept_maps: KeptMaps | None = None,
 ) -> dict[str, SuiteRunner]:
-    """Run every suite (in order) and return the runners, which hold models, labels and pools."""
+    """Run every suite (in order) and return the runners, which hold models, labels and pools.
+
+    ``kept_maps``: where every runner keeps the maps and sequences of a few images (None: none).
+    """
     runners = {}
     for name, suite in suites.items():
-        runner = SuiteRunner(name, suite, baselines, settings, store, stopwatch, show_progress)
+        runner = SuiteRunner(name, suite, baselines, settings, store, stopwatch, show_progress, kept_maps)
         runner.prepare()
         if on_prepared is not None:
             on_prepared(name, runner)
