@@ -33,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "list_suites": "propgrad.plugins",
     "plugin_failures": "propgrad.plugins",
     "describe_plugins": "propgrad.plugins",
+    "baseline_maps": "propgrad.maps",
+    "BaselineMaps": "propgrad.maps",
 }
 
 __all__ = ["__version__", "hookimpl", *_EXPORTS]

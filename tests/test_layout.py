@@ -22,6 +22,8 @@ API_MODULES = {
     "scoring",
     "testing",
     "example_model",
+    "maps",
+    "quantus",
     "flips",
     "permutation",
 }
