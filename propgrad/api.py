@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -20,13 +20,14 @@ from propgrad.arguments import (
 )
 from propgrad.forward import OutputTransform, check_output_transform
 from propgrad.realisations import Realisations, summarise_explanations
-from propgrad.result import Explanation
+from propgrad.result import ClassScores, Explanation, aggregate_classes
 from propgrad.sources.base import InterventionSource
 from propgrad.sources.placebo import VARIANTS, placebo_sequences
 from propgrad.stats.corrections import METHODS, adjust_p_values, warn_if_infeasible
 from propgrad.stats.permutation import check_test_settings
 from propgrad.stats.placebo import placebo_test, significant_with_min_effect
 from propgrad.validation import check_bool, check_choice, check_images, check_int, check_number
+from propgrad.zero_shot import ClassGrouping, resolve_grouping
 
 
 class PropertyGradient:
@@ -47,7 +48,13 @@ class PropertyGradient:
             (normalisation, resizing). Sources always work on [0, 1] images.
         output_transform: ``"softmax"`` (default; probabilities, the paper's convention; a single
             output column gets the sigmoid), ``"sigmoid"``, ``"none"`` (raw outputs, e.g. CLIP
-            similarities) or a callable.
+            similarities) or a callable. None (the default) is ``"softmax"``, or the model's
+            ``preferred_output_transform`` when it has one (a
+            :class:`~propgrad.zero_shot.ZeroShotClassifier` prefers ``"none"``: raw cosine similarities).
+        classes: Aggregate every explanation per class (:class:`~propgrad.result.ClassScores` in
+            ``Explanation.classes``): a mapping ``class name -> list of output columns`` (equally many
+            per class) or a :class:`~propgrad.zero_shot.ClassGrouping`. None (default) uses the model's
+            own grouping when it carries one (a ``ZeroShotClassifier``'s descriptors per class).
 
     Example:
         >>> pg = PropertyGradient(model, preprocess=normalise)
@@ -59,13 +66,17 @@ class PropertyGradient:
         self,
         forward_func: Callable[..., torch.Tensor],
         preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        output_transform: OutputTransform = "softmax",
+        output_transform: OutputTransform | None = None,
+        classes: ClassGrouping | Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         if not callable(forward_func):
             raise TypeError(f"forward_func must be an nn.Module or a callable, got {type(forward_func).__name__}")
         if preprocess is not None and not callable(preprocess):
             raise TypeError(f"preprocess must be callable or None, got {type(preprocess).__name__}")
+        if output_transform is None:
+            output_transform = getattr(forward_func, "preferred_output_transform", None) or "softmax"
         check_output_transform(output_transform)
+        self.classes = resolve_grouping(classes, forward_func)
         self.forward_func = forward_func
         self.preprocess = preprocess
         self.output_transform = output_transform
@@ -194,6 +205,7 @@ class PropertyGradient:
             placebo=placebo,
             min_effect=min_effect,
             correction=correction,
+            classes=self.classes,
         )
         if seeds is None:
             explanations = job.explain(seed)
@@ -229,6 +241,7 @@ class _Job:
     placebo: str
     min_effect: float
     correction: str | None
+    classes: ClassGrouping | None = None
 
     def _forward_kwargs(self) -> dict[str, Any]:
         return {
@@ -274,11 +287,13 @@ class _Job:
             targets = [scored.target for scored in scores]
             placebo_scores = placebo_statistics(self.forward_func, self.images, placebos, targets=targets, **kwargs)
         return [
-            self._explanation(scored, seq, None if placebo_scores is None else placebo_scores[i])
+            self._explanation(scored, seq, None if placebo_scores is None else placebo_scores[i], seed)
             for i, (scored, seq) in enumerate(zip(scores, sequences))
         ]
 
-    def _explanation(self, scored: Any, sequence: Any, placebo_scores: torch.Tensor | None) -> Explanation:
+    def _explanation(
+        self, scored: Any, sequence: Any, placebo_scores: torch.Tensor | None, seed: int = 0
+    ) -> Explanation:
         test = scored.test
         adjusted = None
         if self.correction is not None:
@@ -306,6 +321,27 @@ class _Job:
             placebo=placebo,
             correction=self.correction,
             p_value_adjusted=adjusted,
+            min_effect=self.min_effect,
+            classes=self._classes(scored, sequence, test, seed),
+        )
+
+    def _classes(self, scored: Any, sequence: Any, test: Any, seed: int) -> ClassScores | None:
+        """The per-class aggregation of one explanation (None without a class grouping)."""
+        if self.classes is None:
+            return None
+        return aggregate_classes(
+            self.classes,
+            scored.outputs,
+            scored.original_outputs,
+            test,
+            scored.target,
+            values=sequence.values if self.per == "unit" else None,
+            periodic=sequence.periodic,
+            n_permutations=self.n_permutations,
+            alpha=self.alpha,
+            statistic=self.statistic,
+            seed=seed,
+            correction=self.correction,
             min_effect=self.min_effect,
         )
 

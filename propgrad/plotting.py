@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -154,3 +155,239 @@ def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def curve_extrema(curve: torch.Tensor, n: int = 1, *, periodic: bool = False) -> tuple[list[int], list[int]]:
+    """The steps of the ``n`` highest maxima and ``n`` lowest minima of a curve (N,).
+
+    The global maximum and minimum come first; further ones must be local extrema (a periodic
+    curve wraps around, so its ends are neighbours) at least a quarter of the sequence away from
+    the ones already picked, so that two marks never sit on the same peak.
+
+    Args:
+        curve: Values (N,) along the sequence.
+        n: Maxima and minima wanted (each); fewer are returned when the curve has fewer.
+        periodic: The sequence wraps around.
+
+    Returns:
+        ``(maxima, minima)``: lists of step indices, the most extreme first.
+    """
+    y = curve.detach().cpu().double()
+    length = y.numel()
+    separation = max(1, length // 4)
+
+    def pick(values: torch.Tensor) -> list[int]:
+        if periodic:
+            left, right = torch.roll(values, 1), torch.roll(values, -1)
+        else:
+            inf = torch.tensor([float("-inf")], dtype=values.dtype)
+            left, right = torch.cat([inf, values[:-1]]), torch.cat([values[1:], inf])
+        local = (values >= left) & (values >= right)
+        chosen: list[int] = []
+        for i in torch.argsort(values, descending=True).tolist():
+            if len(chosen) >= n:
+                break
+            if chosen and not bool(local[i]):
+                continue
+            if all(_distance(i, j, length, periodic) >= separation for j in chosen):
+                chosen.append(i)
+        return chosen
+
+    return pick(y), pick(-y)
+
+
+def _distance(i: int, j: int, length: int, periodic: bool) -> int:
+    d = abs(i - j)
+    return min(d, length - d) if periodic else d
+
+
+def is_degrees(unit: str) -> bool:
+    """A unit of angles in degrees (``"degree"``, ``"degrees"``, ``"deg"``, ``"°"``)."""
+    return unit.strip().lower() in ("degree", "degrees", "deg", "°")
+
+
+def format_angle_axis(ax: Any, values: torch.Tensor, *, periodic: bool, unit: str) -> None:
+    """Angles in degrees on the x axis: ticks every 45° (90° beyond a full turn), labels with °.
+
+    A periodic sequence's axis spans one full period from the first value, so the wrap-around is
+    visible; other units are left alone.
+    """
+    if not is_degrees(unit):
+        return
+    x = values.detach().cpu().double()
+    lo, hi = float(x.min()), float(x.max())
+    if periodic and hi - lo < 360:  # one full period: the last step's neighbour is the first
+        hi = lo + 360.0
+    ax.set_xlim(lo, hi)
+    spacing = 90.0 if hi - lo > 360 else 45.0 if hi - lo >= 90 else 15.0 if hi - lo >= 30 else None
+    if spacing is not None:
+        first = spacing * math.ceil(lo / spacing)
+        ax.set_xticks([first + k * spacing for k in range(int((hi - first) // spacing) + 1)])
+    ax.xaxis.set_major_formatter(_degree_formatter())
+
+
+def _degree_formatter() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: f"{v:g}°")
+
+
+def format_value(value: float, unit: str) -> str:
+    """A property value for a caption: ``135°`` for degrees, ``0.25 fraction`` otherwise."""
+    return f"{value:.4g}°" if is_degrees(unit) else f"{value:.4g} {unit}".rstrip()
+
+
+def plot_class_bands(
+    ax: Any,
+    values: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    class_names: Sequence[str],
+    *,
+    true_class: int | None = None,
+    periodic: bool = False,
+    unit: str = "",
+    xlabel: str = "property value",
+    ylabel: str = "cosine similarity",
+    max_classes: int = 6,
+    n_extrema: int = 1,
+) -> tuple[list[int], list[int]]:
+    """Per-class mean ± std bands along the sequence, with the true class's maxima and minima marked.
+
+    The paper's Fig. 8 / Fig. 36 curve: one line per class (the mean over its descriptors) in a
+    band of ± one standard deviation over the descriptors. With many classes only ``max_classes``
+    are drawn: the true class and those with the highest mean along the sequence. The true
+    class's line is thicker; its maxima (▲) and minima (▼) are lettered ``A``, ``B``, ... for
+    the frames beside the curve (:func:`class_figure`).
+
+    Args:
+        ax: A matplotlib Axes.
+        values: Property values (N,).
+        mean: Per-class means (N, K).
+        std: Per-class standard deviations (N, K).
+        class_names: K names.
+        true_class: The ground-truth class index, or None (no marks).
+        periodic: The sequence wraps around (a full turn).
+        unit: The values' unit (degrees get a degree axis).
+        xlabel: Label of the x axis.
+        ylabel: Label of the y axis.
+        max_classes: Most classes drawn.
+        n_extrema: Maxima and minima marked, each.
+
+    Returns:
+        ``(maxima, minima)``: the marked steps of the true class (empty without one), in letter order.
+    """
+    x = values.detach().cpu().double().numpy()
+    m = mean.detach().cpu().double()
+    s = std.detach().cpu().double()
+    order = torch.argsort(m.mean(0), descending=True).tolist()
+    shown = ([true_class] if true_class is not None else []) + [k for k in order if k != true_class]
+    shown = shown[: max(1, max_classes)]
+    colours = _pyplot().get_cmap("tab10")
+    for rank, k in enumerate(sorted(shown, key=lambda k: (k != true_class, order.index(k)))):
+        colour = colours(rank % 10)
+        truth = k == true_class
+        label = f"{class_names[k]} (true class)" if truth else class_names[k]
+        ax.fill_between(x, (m[:, k] - s[:, k]).numpy(), (m[:, k] + s[:, k]).numpy(), color=colour, alpha=0.2, lw=0)
+        ax.plot(x, m[:, k].numpy(), color=colour, linewidth=2.4 if truth else 1.4, label=label)
+    maxima: list[int] = []
+    minima: list[int] = []
+    if true_class is not None:
+        maxima, minima = curve_extrema(m[:, true_class], n_extrema, periodic=periodic)
+        for letter, i, marker in _lettered(maxima, minima):
+            y = float(m[i, true_class])
+            ax.plot([x[i]], [y], marker=marker, color="black", markersize=8, zorder=5)
+            ax.annotate(
+                letter,
+                (x[i], y),
+                textcoords="offset points",
+                xytext=(0, 9 if marker == "^" else -15),
+                ha="center",
+                fontweight="bold",
+            )
+    hidden = len(class_names) - len(shown)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    format_angle_axis(ax, values, periodic=periodic, unit=unit)
+    title = "mean ± std over descriptors"
+    ax.set_title(title + (f" ({len(shown)} of {len(class_names)} classes)" if hidden > 0 else ""), fontsize="medium")
+    ax.legend(fontsize="small", loc="best")
+    ax.grid(alpha=0.3)
+    return maxima, minima
+
+
+def _lettered(maxima: Sequence[int], minima: Sequence[int]) -> list[tuple[str, int, str]]:
+    """(letter, step, marker) of the marked maxima (▲) then minima (▼)."""
+    marks = [(i, "^") for i in maxima] + [(i, "v") for i in minima]
+    return [(chr(ord("A") + r), i, marker) for r, (i, marker) in enumerate(marks)]
+
+
+def class_figure(
+    values: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    images: torch.Tensor,
+    class_names: Sequence[str],
+    *,
+    true_class: int | None = None,
+    periodic: bool = False,
+    unit: str = "",
+    xlabel: str = "property value",
+    title: str | None = None,
+    max_classes: int = 6,
+    n_extrema: int = 1,
+) -> Any:
+    """The per-class similarity bands with the true class's extreme frames beside the curve (Fig. 8 layout).
+
+    Args:
+        values: Property values (N,).
+        mean: Per-class means (N, K).
+        std: Per-class standard deviations (N, K).
+        images: The sequence's frames (N, 3, H, W).
+        class_names: K names.
+        true_class: The ground-truth class (its maxima and minima are marked and shown), or None.
+        periodic: The sequence wraps around.
+        unit: The values' unit (degrees get a degree axis).
+        xlabel: Label of the x axis.
+        title: Figure title.
+        max_classes: Most classes drawn.
+        n_extrema: Maxima and minima shown, each.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    plt = _pyplot()
+    rows = max(1, n_extrema) if true_class is not None else 0
+    fig = plt.figure(figsize=(10.5 if rows else 7.5, 4.8))
+    grid = fig.add_gridspec(max(rows, 1), 4 if rows else 1, width_ratios=[2.2, 0.9, 0.05, 0.9] if rows else [1])
+    ax = fig.add_subplot(grid[:, 0])
+    maxima, minima = plot_class_bands(
+        ax,
+        values,
+        mean,
+        std,
+        class_names,
+        true_class=true_class,
+        periodic=periodic,
+        unit=unit,
+        xlabel=xlabel,
+        max_classes=max_classes,
+        n_extrema=n_extrema,
+    )
+    marks = _lettered(maxima, minima)
+    for r, (letter, i, marker) in enumerate(marks):
+        column = 1 if marker == "^" else 3
+        row = r if marker == "^" else r - len(maxima)
+        frame = fig.add_subplot(grid[row, column])
+        frame.imshow(images[i].detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy())
+        kind = "max" if marker == "^" else "min"
+        frame.set_title(
+            f"{letter}: {kind} {float(mean[i, true_class]):.4f}\nat {format_value(float(values[i]), unit)}",
+            fontsize="small",
+        )
+        frame.set_xticks([])
+        frame.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    return fig

@@ -328,3 +328,88 @@ def check_baseline(
         if not (isinstance(again, torch.Tensor) and again.shape == maps.shape and torch.allclose(again, maps)):
             _fail(f"{label} is not deterministic: two calls gave different maps")
     return maps
+
+
+from pathlib import Path  # noqa: E402 - used by tiny_clip only, added with it
+
+
+def tiny_clip(path: str | Path, *, seed: int = 0, image_size: int = 32, embedding_dim: int = 16) -> Path:
+    """Write a tiny Hugging Face ``CLIPModel`` with random weights and its processor to ``path``, offline.
+
+    For tests and examples of zero-shot models (:class:`propgrad.zero_shot.ZeroShotClassifier`):
+    the model is built from a ``CLIPConfig`` (two layers of width 32, ``image_size`` pixels,
+    ``embedding_dim``-dimensional embeddings), the tokenizer from a byte-level vocabulary (the 256
+    byte symbols, each also as a word end, and the two special tokens) and a ``merges.txt`` holding
+    only its version line, so every word is spelled out byte by byte; nothing is downloaded. Load
+    it back with ``from_pretrained(path)`` (``ZeroShotClassifier.from_pretrained(path, descriptors)``,
+    or ``propgrad explain --model clip:PATH``). Its similarities are meaningless but deterministic.
+
+    Args:
+        path: Folder to write (created if needed).
+        seed: Seed of the random weights.
+        image_size: Input resolution of the vision tower (the processor resizes and crops to it).
+        embedding_dim: Dimension of the joint embedding space.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        ImportError: transformers is not installed.
+    """
+    import tempfile
+
+    import transformers
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    symbols = _byte_symbols()
+    vocab = {s: i for i, s in enumerate([*symbols, *(s + "</w>" for s in symbols), "<|startoftext|>", "<|endoftext|>"])}
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        (Path(folder) / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+        tokenizer = transformers.CLIPTokenizer.from_pretrained(folder)
+    image_processor_cls = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    image_processor = image_processor_cls(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
+    special = {"bos_token_id": vocab["<|startoftext|>"], "eos_token_id": vocab["<|endoftext|>"]}
+    config = transformers.CLIPConfig(
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 77,
+            "pad_token_id": vocab["<|endoftext|>"],
+            **special,
+        },
+        vision_config={
+            "image_size": image_size,
+            "patch_size": max(1, image_size // 4),
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+        },
+        projection_dim=embedding_dim,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = transformers.CLIPModel(config)
+    model.save_pretrained(path)
+    transformers.CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(path)
+    return path
+
+
+def _byte_symbols() -> list[str]:
+    """The 256 printable stand-ins of GPT-2's byte-level BPE (as CLIP's tokenizer uses them), in byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    symbols, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            symbols[byte] = chr(byte)
+        else:
+            symbols[byte] = chr(256 + extra)
+            extra += 1
+    return [symbols[b] for b in range(256)]

@@ -21,7 +21,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--model",
         default=EXAMPLE_MODEL,
-        help=f"'package.module:callable' or a TorchScript file (default: {EXAMPLE_MODEL})",
+        help=f"'package.module:callable', a TorchScript file, or 'clip:PATH_OR_ID' (a Hugging Face CLIP folder or "
+        f"id, with --descriptors) (default: {EXAMPLE_MODEL})",
+    )
+    p.add_argument(
+        "--descriptors",
+        metavar="FILE.json",
+        help='for --model clip:...: a JSON object {"class name": ["descriptor 1", ...], ...}, equally many '
+        "descriptors per class; one output column per descriptor, aggregated per class",
+    )
+    p.add_argument(
+        "--true-class",
+        help="ground-truth class of a zero-shot model, for the per-class plot's marked minima and maxima "
+        "(default: the class with the highest mean similarity on the original image)",
     )
     p.add_argument("--weights", help="state-dict checkpoint for the model (loaded with weights_only=True)")
     p.add_argument(
@@ -50,7 +62,11 @@ def add_parser(sub: Any) -> None:
         help="score per discrete step (the paper's convention) or per unit of the property values",
     )
     p.add_argument("--alpha", type=float, default=0.01, help="significance level")
-    p.add_argument("--output-transform", default="softmax", choices=("softmax", "sigmoid", "none"))
+    p.add_argument(
+        "--output-transform",
+        choices=("softmax", "sigmoid", "none"),
+        help="default: softmax, or none (raw cosine similarities) for a zero-shot --model clip:...",
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="where the model runs: cpu (default), cuda, cuda:1, mps ...")
@@ -95,11 +111,13 @@ def run(args: argparse.Namespace) -> int:
     from propgrad.validation import check_device
 
     device = check_device(args.device, "--device")
-    model = load_model(args.model, args.weights, device=device)
+    model = load_model(args.model, args.weights, device=device, descriptors=args.descriptors)
     image = load_input_image(args.image, args.size).to(device)
-    labels = [label.strip() for label in args.labels.split(",")] if args.labels else _default_labels(args.model)
+    labels = [label.strip() for label in args.labels.split(",")] if args.labels else _default_labels(args.model, model)
     if labels is not None:  # before the sequence and the test: one forward pass tells the outputs
         check_labels(labels, run_model(model, image[None]).shape[1], given=bool(args.labels))
+    if args.true_class is not None:  # before the sequence and the test
+        _check_true_class(args.true_class, model)
     explanation = PropertyGradient(model, output_transform=args.output_transform).attribute(
         image,
         source=args.source,
@@ -114,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(explanation.summary(labels))
     if args.out:
-        for path in explanation.save(args.out, labels=labels):
+        for path in explanation.save(args.out, labels=labels, true_class=args.true_class):
             print(f"wrote {path}")
     return 0
 
@@ -136,9 +154,30 @@ def check_labels(labels: list[str], n_outputs: int, *, given: bool = True) -> li
     return labels
 
 
-def _default_labels(model_spec: str) -> list[str] | None:
+def _default_labels(model_spec: str, model: Any = None) -> list[str] | None:
     if model_spec == EXAMPLE_MODEL:
         from propgrad.example_model import CLASS_NAMES
 
         return list(CLASS_NAMES)
+    from propgrad.zero_shot import ClassGrouping
+
+    grouping = getattr(model, "class_grouping", None)  # a zero-shot model names its columns
+    if isinstance(grouping, ClassGrouping) and grouping.column_labels is not None:
+        return list(grouping.column_labels)
     return None
+
+
+def _check_true_class(name: str, model: Any) -> None:
+    """Refuse ``--true-class`` for a model without classes, or a name that is not one of them."""
+    from propgrad.zero_shot import ClassGrouping
+
+    grouping = getattr(model, "class_grouping", None)
+    if not isinstance(grouping, ClassGrouping):
+        raise ValueError(
+            "--true-class needs a model with classes of several descriptors (--model clip:... --descriptors)"
+        )
+    if name not in grouping.class_names:
+        shown = ", ".join(repr(n) for n in grouping.class_names[:10]) + (" ..." if grouping.n_classes > 10 else "")
+        raise ValueError(
+            f"--true-class {name!r} is not one of the {grouping.n_classes} classes of --descriptors ({shown})"
+        )

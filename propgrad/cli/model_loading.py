@@ -1,4 +1,4 @@
-"""Loading a model from a command-line spec: ``module:callable`` or a TorchScript file."""
+"""Loading a model from a command-line spec: ``module:callable``, a TorchScript file, or ``clip:PATH_OR_ID``."""
 
 from __future__ import annotations
 
@@ -15,18 +15,28 @@ from torch import nn
 
 from propgrad.validation import check_device
 
+CLIP_PREFIX = "clip:"
+
 
 def load_model(
-    spec: str, weights: str | Path | None = None, device: str | torch.device = "cpu"
+    spec: str,
+    weights: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    descriptors: str | Path | None = None,
 ) -> Callable[..., torch.Tensor]:
     """Resolve a model spec into an eval-mode callable on ``device``.
 
     Args:
         spec: ``package.module:attribute`` (an ``nn.Module`` instance, or a class/factory called
-            without arguments) or the path of a TorchScript file (``torch.jit.save``).
+            without arguments), the path of a TorchScript file (``torch.jit.save``), or
+            ``clip:PATH_OR_ID``: a Hugging Face CLIP model and processor (a folder written by
+            ``save_pretrained`` or a hub id), wrapped as a zero-shot classifier with one output
+            column per descriptor of ``descriptors``.
         weights: Optional state-dict checkpoint, loaded with ``weights_only=True`` (no code runs).
         device: Where the model runs; it must exist here (a clear error for ``"cuda"`` on a
             CPU-only build).
+        descriptors: The ``--descriptors`` JSON file of a ``clip:`` model,
+            ``{"class name": ["descriptor 1", ...], ...}``.
 
     Returns:
         The model, in eval mode.
@@ -38,6 +48,13 @@ def load_model(
             a truncated file, an image ...) or does not fit the model.
     """
     device = check_device(device, "--device")
+    if spec.startswith(CLIP_PREFIX):
+        return load_clip(spec, descriptors, weights, device)
+    if descriptors is not None:
+        raise ValueError(
+            f"--descriptors is for zero-shot models (--model clip:PATH_OR_ID), not --model {spec!r}; a model "
+            "of your own can group its outputs by returning a propgrad.zero_shot.ZeroShotClassifier"
+        )
     path = Path(spec)
     if ":" not in spec or path.suffix in (".pt", ".pth", ".ts", ".jit"):
         if not path.exists():
@@ -72,6 +89,34 @@ def load_model(
     if not callable(model):
         raise ValueError(f"--model {spec!r} gave a {type(model).__name__}, which is not callable")
     return model
+
+
+def load_clip(
+    spec: str, descriptors: str | Path | None, weights: str | Path | None, device: torch.device
+) -> Callable[..., torch.Tensor]:
+    """``clip:PATH_OR_ID`` with ``--descriptors FILE``: a :class:`~propgrad.zero_shot.ZeroShotClassifier`.
+
+    Raises:
+        ValueError: no path or id, no ``--descriptors``, ``--weights`` given, a bad descriptors
+            file (naming ``--descriptors``), or a model that cannot be loaded.
+        FileNotFoundError: the descriptors file does not exist.
+    """
+    from propgrad.zero_shot import ZeroShotClassifier, load_descriptors
+
+    source = spec[len(CLIP_PREFIX) :].strip()
+    if not source:
+        raise ValueError(
+            "--model clip: needs a folder or Hugging Face id after 'clip:', e.g. clip:openai/clip-vit-base-patch32"
+        )
+    if descriptors is None:
+        raise ValueError(
+            f"--model {spec!r} needs --descriptors FILE.json: a JSON object mapping each class name to its "
+            'descriptors, e.g. {"elephant": ["toy elephant", "elephant"], "giraffe": ["toy giraffe", "giraffe"]}'
+        )
+    if weights is not None:
+        raise ValueError("--weights does not apply to --model clip:...; the folder or id holds the weights")
+    texts = load_descriptors(descriptors, f"--descriptors {str(descriptors)!r}")
+    return ZeroShotClassifier.from_pretrained(source, texts, device=device)
 
 
 def _load_weights(model: Any, path: Path) -> Any:
