@@ -96,4 +96,3 @@ def test_signature_marks_keyword_only_and_positional_only_parameters():
         """Doc."""
 
     assert generator.signature(f, "f") == "f(a: int, /, b: str = 'b', *, c: float = 1.0) -> None"
-
