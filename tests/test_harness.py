@@ -256,7 +256,9 @@ def test_level_accuracy_is_saved_and_reported(finished: tuple[dict[str, Any], Pa
 
 def test_plots_are_written(finished: tuple[dict[str, Any], Path]) -> None:
     results, out = finished
-    assert sorted(results["figures"]) == ["behaviour_darkening_darken.png", "scores_darkening_darken.png"]
+    assert sorted(results["figures"]) == [
+        f"{kind}_darkening_darken.png" for kind in ("behaviour", "filmstrip", "maps", "roc", "scores")
+    ]
     assert all((out / name).stat().st_size > 1000 for name in results["figures"])
 
 

@@ -1,8 +1,10 @@
 """``run_benchmark``: a whole benchmark run, from settings to results.json, report.md and plots.
 
-Output folder layout: ``cells.jsonl`` (the resumable cell store), ``results.json``,
-``report.md``, ``behaviour_<suite>_<intervention>.png``, ``scores_<suite>_<intervention>.png``
-and ``.propgrad-benchmark.lock`` (held while a run uses the folder). Everything but the
+Output folder layout: ``cells.jsonl`` (the resumable cell store), ``results.json`` (strict JSON),
+``records.csv`` (one row per image), ``report.md`` and the self-contained ``report.html``, the
+figures ``{behaviour,scores,roc,filmstrip,maps}_<suite>_<intervention>.png``, ``maps/`` (the
+attribution maps and sequences kept for a few images, :mod:`propgrad.harness.kept_maps`) and
+``.propgrad-benchmark.lock`` (held while a run uses the folder). Everything but the
 append-only store is written atomically.
 """
 
@@ -15,33 +17,46 @@ from typing import Any, Callable, Mapping
 
 from propgrad.atomic_files import write_json, write_text
 from propgrad.baselines.base import AttributionBaseline
+from propgrad.forward import model_device
 from propgrad.harness.cells import record_key
 from propgrad.harness.identity import bind_baselines, bind_models, bind_suite
+from propgrad.harness.kept_maps import MAPS_DIR, KeptMaps
 from propgrad.harness.output_folder import check_writable, locked_output
 from propgrad.harness.plots import write_plots
-from propgrad.harness.report import format_report
+from propgrad.harness.records_csv import write_records_csv
+from propgrad.harness.report import format_report, report_sections
+from propgrad.harness.report_html import HTML_NAME, write_benchmark_html
 from propgrad.harness.runner import SuiteRunner, run_suites
 from propgrad.harness.settings import BenchmarkSettings
 from propgrad.harness.store import CellStore
-from propgrad.harness.summary import finite_or_none, summarise
+from propgrad.harness.summary import summarise
 from propgrad.harness.timing import Stopwatch, combine_summaries
 from propgrad.harness.versions import collect_versions
+from propgrad.strict_json import strict_with_reasons
 from propgrad.suites.base import BenchmarkSuite
 
 STORE_NAME = "cells.jsonl"
 RESULTS_NAME = "results.json"
 REPORT_NAME = "report.md"
-_PLOT_GLOBS = ("behaviour_*.png", "scores_*.png")
+CSV_NAME = "records.csv"
+_PLOT_GLOBS = ("behaviour_*.png", "scores_*.png", "roc_*.png", "filmstrip_*.png", "maps_*.png")
 
 
 def remove_outputs(out_dir: Path) -> None:
     """Delete what a previous run wrote to ``out_dir`` (only the benchmark's own files)."""
     out_dir = Path(out_dir)
-    for name in (STORE_NAME, RESULTS_NAME, REPORT_NAME):
+    for name in (STORE_NAME, RESULTS_NAME, REPORT_NAME, CSV_NAME, HTML_NAME):
         (out_dir / name).unlink(missing_ok=True)
     for pattern in _PLOT_GLOBS:
         for path in out_dir.glob(pattern):
             path.unlink()
+    kept = out_dir / MAPS_DIR
+    if kept.is_dir():
+        for path in sorted(kept.rglob("*.npz"), reverse=True):  # only the files the benchmark keeps there
+            path.unlink()
+        for folder in sorted((p for p in kept.rglob("*") if p.is_dir()), reverse=True):
+            if not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def build_baselines(settings: BenchmarkSettings) -> dict[str, AttributionBaseline]:
@@ -165,11 +180,23 @@ def _run_locked(
             "pool": list(runner.pool),
             "accuracy_table": accuracy,
             "level_accuracy": levels,
+            "devices": sorted({str(model_device(m, runner.images.device)) for m in runner.models.values()}),
         }
 
     finished = False
+    runners: dict[str, SuiteRunner] = {}
+    kept = KeptMaps(out_dir / MAPS_DIR)
     try:
-        run_suites(suites, baselines, settings, store, stopwatch, show_progress=show_progress, on_prepared=prepared)
+        runners = run_suites(
+            suites,
+            baselines,
+            settings,
+            store,
+            stopwatch,
+            show_progress=show_progress,
+            on_prepared=prepared,
+            kept_maps=kept,
+        )
         finished = True
     finally:
         if not finished and store.n_appended:  # keep the timing of the interrupted session's cells
@@ -177,7 +204,24 @@ def _run_locked(
                 store.add_segment(store.n_appended, stopwatch.summary(), started=started, interrupted=True)
             except Exception:  # noqa: BLE001 - never hide why the run stopped
                 pass
-    return _report(settings, out_dir, store, suite_info, stopwatch, started, changes, plots, say)
+    slic = _slic_counts(runners)
+    return _report(settings, out_dir, store, suite_info, stopwatch, started, changes, plots, say, kept, slic)
+
+
+def _slic_counts(runners: Mapping[str, SuiteRunner]) -> dict[str, dict[str, int]]:
+    """The SLIC strategies the runners' superpixel baselines used in this session, summed."""
+    total: dict[str, dict[str, int]] = {}
+    for runner in runners.values():
+        for baseline, counts in runner.slic_fallbacks.items():
+            for strategy, n in counts.items():
+                total.setdefault(baseline, {})[strategy] = total.get(baseline, {}).get(strategy, 0) + n
+    return total
+
+
+def _model_devices_of(suite_info: Mapping[str, Mapping[str, Any]]) -> str:
+    """Where the suites' models ran (one device, or several joined by commas)."""
+    devices = {d for info in suite_info.values() for d in info.get("devices", [])}
+    return ", ".join(sorted(devices)) or "unknown (no suite was prepared)"
 
 
 def _report(
@@ -190,8 +234,10 @@ def _report(
     changes: list[str],
     plots: bool,
     say: Callable[[str], None],
+    kept: KeptMaps | None = None,
+    slic: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, Any]:
-    """Summarise the store's cells; write results.json, report.md and the plots."""
+    """Summarise the store's cells; write results.json, records.csv, report.md, report.html and the plots."""
     with stopwatch.measure("reporting"):
         fields = ("interventions", "score_only_interventions", "models", "pool", "images_per_class")
         layout = {k: {f: v[f] for f in fields} for k, v in suite_info.items()}
@@ -208,7 +254,7 @@ def _report(
             n_permutations=settings.n_permutations,
             correction=settings.correction,
         )
-        figures = write_plots(out_dir, records, summary, settings.baselines) if plots else []
+        figures = write_plots(out_dir, records, summary, settings.baselines, kept) if plots else []
         accuracy_tables = {name: info["accuracy_table"] for name, info in suite_info.items()}
         level_tables = {name: info["level_accuracy"] for name, info in suite_info.items()}
         model_order = {name: info["models"] for name, info in suite_info.items()}
@@ -221,12 +267,19 @@ def _report(
         )
     session = stopwatch.summary()
     if store.n_appended:
-        store.add_segment(store.n_appended, session, started=started, interrupted=False)
+        store.add_segment(
+            store.n_appended, session, started=started, interrupted=False, slic_fallbacks=dict(slic or {})
+        )
+    slic_total: dict[str, dict[str, int]] = {}
+    for seg in store.segments():  # every session that computed cells, so a resumed run counts them all
+        for baseline, counts in (seg.get("slic_fallbacks") or {}).items():
+            for strategy, n in counts.items():
+                slic_total.setdefault(baseline, {})[strategy] = slic_total.get(baseline, {}).get(strategy, 0) + n
     computing = [seg["timing"] for seg in store.segments() if seg["cells_computed"] > 0]
     timing = combine_summaries(computing) if computing else combine_summaries([session])
     results = {
         "format": "propgrad-benchmark/1",
-        "versions": collect_versions(),
+        "versions": collect_versions(device=_model_devices_of(suite_info), slic_fallbacks=slic_total),
         "seeds": {
             "run": settings.seed,
             "suites": settings.seed,
@@ -248,8 +301,9 @@ def _report(
         },
         "figures": [p.name for p in figures],
     }
-    results = finite_or_none(results)
+    results = strict_with_reasons(results)
     write_json(out_dir / RESULTS_NAME, results)
+    write_records_csv(out_dir / CSV_NAME, records, settings.baselines)
     timing_line = format_timing(timing, session)
     markdown = format_report(
         summary,
@@ -258,11 +312,27 @@ def _report(
         accuracy_tables=accuracy_tables,
         model_order=model_order,
         level_tables=level_tables,
-        header=f"Settings: `{json.dumps(settings.to_dict())}`\n\n{timing_line}",
+        header=f"Settings: `{json.dumps(settings.to_dict())}`\n\n{timing_line}\n\n"
+        f"Also: [{HTML_NAME}]({HTML_NAME}) (every table and figure in one page), [{RESULTS_NAME}]({RESULTS_NAME}), "
+        f"[{CSV_NAME}]({CSV_NAME}) (one row per image).",
+        figures=[p.name for p in figures],
     )
     write_text(out_dir / REPORT_NAME, markdown)
+    sections = report_sections(
+        summary,
+        settings.baselines,
+        accuracy_tables=accuracy_tables,
+        model_order=model_order,
+        level_tables=level_tables,
+    )
+    write_benchmark_html(
+        out_dir / HTML_NAME, results, sections, timing_line=timing_line, links=(RESULTS_NAME, CSV_NAME, REPORT_NAME)
+    )
     say(text + "\n" + timing_line)
-    say(f"wrote {out_dir / RESULTS_NAME}, {out_dir / REPORT_NAME} and {len(figures)} figures")
+    say(
+        f"wrote {out_dir / RESULTS_NAME}, {out_dir / CSV_NAME}, {out_dir / REPORT_NAME}, {out_dir / HTML_NAME} "
+        f"and {len(figures)} figures"
+    )
     return results
 
 

@@ -9,7 +9,7 @@ significant (raw and after the correction over images) and #flipped (Tabs. 1 and
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 from propgrad.harness.definitions import FLIP_DEFINITIONS
 from propgrad.harness.summary import (
@@ -51,18 +51,46 @@ def _cell(entry: MethodEntry | None, metric: str) -> str:
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
-def flip_table(
-    block: InterventionSummary, definition: str, metric: str, baselines: Sequence[str], *, markdown: bool = False
-) -> str:
+class Table(NamedTuple):
+    """One table of a report: column headers and rows of text cells."""
+
+    headers: list[str]
+    rows: list[list[str]]
+
+
+class Section(NamedTuple):
+    """One titled part of a report: a table, or (``table`` None) a list of notes."""
+
+    title: str
+    table: Table | None
+    notes: list[str]
+    suite: str | None = None
+    """The suite the section belongs to (None: the whole run)."""
+    intervention: str | None = None
+
+
+def flip_rows(block: InterventionSummary, definition: str, metric: str, baselines: Sequence[str]) -> Table:
     """Rows: models; columns: methods; cells: accuracy in % or AUC, mean ± std over resamples."""
     rows_in = block["flip_prediction"][definition]
     realised = any(PROPERTY_SCORE_REALISATIONS in row for row in rows_in.values())
     methods = methods_of(baselines, realisations=realised)
     rows = [[model, *(_cell(row.get(m), metric) for m in methods)] for model, row in rows_in.items()]
-    return render_table(["model", *methods], rows, markdown=markdown)
+    return Table(["model", *methods], rows)
+
+
+def flip_table(
+    block: InterventionSummary, definition: str, metric: str, baselines: Sequence[str], *, markdown: bool = False
+) -> str:
+    """:func:`flip_rows` as text or Markdown."""
+    return render_table(*flip_rows(block, definition, metric, baselines), markdown=markdown)
 
 
 def score_table(blocks: Mapping[str, InterventionSummary], *, markdown: bool = False) -> str:
+    """:func:`score_rows` as text or Markdown."""
+    return render_table(*score_rows(blocks), markdown=markdown)
+
+
+def score_rows(blocks: Mapping[str, InterventionSummary]) -> Table:
     """Rows: model × intervention; E|∇X| ± std, the images each test calls significant (raw, then
     after the correction over images), #flipped (both of the paper's definitions)."""
     rows = []
@@ -91,7 +119,7 @@ def score_table(blocks: Mapping[str, InterventionSummary], *, markdown: bool = F
         "#flipped (anywhere / final)",
         "accuracy on originals (%)",
     ]
-    return render_table(headers, rows, markdown=markdown)
+    return Table(headers, rows)
 
 
 def _count(s: ModelScores, field: str) -> str:
@@ -133,6 +161,11 @@ def correction_notes(summary: Summary) -> list[str]:
 def model_accuracy_table(
     accuracy: Mapping[str, Mapping[str, float]], *, order: Sequence[str] = (), markdown: bool = False
 ) -> str:
+    """:func:`model_accuracy_rows` as text or Markdown."""
+    return render_table(*model_accuracy_rows(accuracy, order=order), markdown=markdown)
+
+
+def model_accuracy_rows(accuracy: Mapping[str, Mapping[str, float]], *, order: Sequence[str] = ()) -> Table:
     """Rows: models; columns: evaluation splits; test accuracy in % (Tab. 5).
 
     Models (and splits named like them) come in ``order`` first, so a table read back from the
@@ -143,10 +176,15 @@ def model_accuracy_table(
     seen = list(dict.fromkeys(split for model in models for split in accuracy[model]))
     splits = sorted(seen, key=lambda s: (rank.get(s, len(rank)), seen.index(s)))
     rows = [[m, *(f"{100 * accuracy[m][s]:.1f}" if s in accuracy[m] else NA for s in splits)] for m in models]
-    return render_table(["model \\ test split", *splits], rows, markdown=markdown)
+    return Table(["model \\ test split", *splits], rows)
 
 
 def level_accuracy_table(entry: Mapping[str, Any], *, order: Sequence[str] = (), markdown: bool = False) -> str:
+    """:func:`level_accuracy_rows` as text or Markdown."""
+    return render_table(*level_accuracy_rows(entry, order=order), markdown=markdown)
+
+
+def level_accuracy_rows(entry: Mapping[str, Any], *, order: Sequence[str] = ()) -> Table:
     """Rows: models (each followed by one row per class if the entry has ``class_accuracy``);
     columns: levels of one property; accuracy in % on fresh images."""
     rank = {name: i for i, name in enumerate(order)}
@@ -160,7 +198,7 @@ def level_accuracy_table(entry: Mapping[str, Any], *, order: Sequence[str] = (),
     for m in models:
         rows.append([m, *cells(entry["accuracy"][m])])
         rows.extend([f"{m}: {name}", *cells(values)] for name, values in by_class.get(m, {}).items())
-    return render_table(["model \\ level", *entry["levels"]], rows, markdown=markdown)
+    return Table(["model \\ level", *entry["levels"]], rows)
 
 
 def error_notes(summary: Summary) -> list[str]:
@@ -175,6 +213,45 @@ def error_notes(summary: Summary) -> list[str]:
     return notes
 
 
+def report_sections(
+    summary: Summary,
+    baselines: Sequence[str],
+    *,
+    accuracy_tables: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    model_order: Mapping[str, Sequence[str]] | None = None,
+    level_tables: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+) -> list[Section]:
+    """Every table and note list of a run, in report order (see :func:`format_report`)."""
+    sections = []
+    for suite, blocks in summary.items():
+        order = (model_order or {}).get(suite, ())
+        if accuracy_tables and suite in accuracy_tables:
+            title = f"{suite}: test accuracy (%) of every model on every split"
+            sections.append(Section(title, model_accuracy_rows(accuracy_tables[suite], order=order), [], suite))
+        for prop, entry in (level_tables or {}).get(suite, {}).items():
+            title = f"{suite}: accuracy (%) by {prop}, fresh images (is every intervention step in distribution?)"
+            sections.append(Section(title, level_accuracy_rows(entry, order=order), [], suite))
+        for intervention, block in blocks.items():
+            for definition in (d for d in FLIP_DEFINITIONS if d in block["flip_prediction"]):
+                title = f"{suite} / {intervention}: {FLIP_DEFINITIONS[definition].title}"
+                for metric, what in (
+                    ("accuracy", "accuracy (%), best threshold, mean ± std over resamples"),
+                    ("auc", "ROC AUC (as is; < 0.5 ranks flips lower), mean ± std"),
+                ):
+                    table = flip_rows(block, definition, metric, baselines)
+                    sections.append(Section(f"{title} — {what}", table, [], suite, intervention))
+        title = f"{suite}: property scores (E|∇X| of the explained class's probability)"
+        sections.append(Section(title, score_rows(blocks), [], suite))
+    notes = correction_notes(summary)
+    if notes:
+        title = "corrections that find nothing significant, or leave none of the raw-significant images"
+        sections.append(Section(title, None, notes))
+    notes = error_notes(summary)
+    if notes:
+        sections.append(Section("methods not evaluated (n/a)", None, notes))
+    return sections
+
+
 def format_report(
     summary: Summary,
     baselines: Sequence[str],
@@ -184,43 +261,30 @@ def format_report(
     accuracy_tables: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
     model_order: Mapping[str, Sequence[str]] | None = None,
     level_tables: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    figures: Sequence[str] = (),
 ) -> str:
     """Every table of a run, for the terminal (``markdown=False``) or for report.md.
 
     ``accuracy_tables`` maps a suite to its models' test accuracy per split (Tab. 5 layout), in
     the suite's model order (``model_order``); ``level_tables`` maps a suite to its
     in-distribution check (:meth:`propgrad.suites.base.BenchmarkSuite.level_accuracy`).
+    ``figures`` (file names beside report.md) are linked in Markdown, as images, at the end.
     """
     h1 = (lambda t: f"# {t}") if markdown else (lambda t: f"== {t} ==")
     h2 = (lambda t: f"## {t}") if markdown else (lambda t: f"-- {t} --")
     parts = [h1("propgrad benchmark: predict the flip")]
     if header:
         parts.append(header)
-    for suite, blocks in summary.items():
-        if accuracy_tables and suite in accuracy_tables:
-            parts.append(h2(f"{suite}: test accuracy (%) of every model on every split"))
-            order = (model_order or {}).get(suite, ())
-            parts.append(model_accuracy_table(accuracy_tables[suite], order=order, markdown=markdown))
-        for prop, entry in (level_tables or {}).get(suite, {}).items():
-            parts.append(
-                h2(f"{suite}: accuracy (%) by {prop}, fresh images (is every intervention step in distribution?)")
-            )
-            parts.append(level_accuracy_table(entry, order=(model_order or {}).get(suite, ()), markdown=markdown))
-        for intervention, block in blocks.items():
-            for definition in (d for d in FLIP_DEFINITIONS if d in block["flip_prediction"]):
-                title = f"{suite} / {intervention}: {FLIP_DEFINITIONS[definition].title}"
-                parts.append(h2(f"{title} — accuracy (%), best threshold, mean ± std over resamples"))
-                parts.append(flip_table(block, definition, "accuracy", baselines, markdown=markdown))
-                parts.append(h2(f"{title} — ROC AUC (as is; < 0.5 ranks flips lower), mean ± std"))
-                parts.append(flip_table(block, definition, "auc", baselines, markdown=markdown))
-        parts.append(h2(f"{suite}: property scores (E|∇X| of the explained class's probability)"))
-        parts.append(score_table(blocks, markdown=markdown))
-    notes = correction_notes(summary)
-    if notes:
-        parts.append(h2("corrections that find nothing significant, or leave none of the raw-significant images"))
-        parts.append("\n".join(f"- {n}" for n in notes))
-    notes = error_notes(summary)
-    if notes:
-        parts.append(h2("methods not evaluated (n/a)"))
-        parts.append("\n".join(f"- {n}" for n in notes))
+    sections = report_sections(
+        summary, baselines, accuracy_tables=accuracy_tables, model_order=model_order, level_tables=level_tables
+    )
+    for section in sections:
+        parts.append(h2(section.title))
+        if section.table is not None:
+            parts.append(render_table(*section.table, markdown=markdown))
+        else:
+            parts.append("\n".join(f"- {n}" for n in section.notes))
+    if markdown and figures:
+        parts.append(h2("figures"))
+        parts.append("\n\n".join(f"[![{name}]({name})]({name})" for name in figures))
     return "\n\n".join(parts) + "\n"
