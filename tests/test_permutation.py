@@ -39,10 +39,10 @@ def _reference(y: np.ndarray, x: np.ndarray | None, k: int, seed: int, edge_orde
 
 @pytest.mark.parametrize("grid", ["unit", "uniform", "nonuniform"])
 @pytest.mark.parametrize("edge_order", [1, 2])
-@pytest.mark.parametrize("strategy", ["banded", "table"])
+@pytest.mark.parametrize("strategy", ["rows", "columns", "torch"])
 def test_vectorised_equals_reference_loop(grid: str, edge_order: int, strategy: str, monkeypatch) -> None:
-    # few columns use the banded kernel; the |F_u - F_v| table is forced here with a threshold of 1
-    monkeypatch.setattr(null_statistics, "TABLE_MIN_COLUMNS", 1 if strategy == "table" else 10**9)
+    # the compiled kernel's two layouts are forced with the column threshold; "torch" runs the torch kernels
+    _force_strategy(monkeypatch, strategy)
     rng = np.random.default_rng(7)
     n, c, k = 15, 4, 300
     y = rng.normal(size=(n, c))
@@ -56,6 +56,14 @@ def test_vectorised_equals_reference_loop(grid: str, edge_order: int, strategy: 
     np.testing.assert_allclose(res.null_distribution.numpy(), null, rtol=1e-10)
     np.testing.assert_array_equal(res.p_value.numpy(), p)
     assert res.p_value[1] < 0.01 and res.significant[1]
+
+
+def _force_strategy(monkeypatch, strategy: str) -> None:
+    """Make the gradient test use one kernel: the compiled ones by rows or by columns, or torch's."""
+    from propgrad.stats import permutation as driver
+
+    monkeypatch.setattr(null_statistics, "VECTOR_MIN_COLUMNS", 1 if strategy == "rows" else 10**9)
+    monkeypatch.setattr(driver, "_COMPILED", False if strategy == "torch" else None)
 
 
 def test_float32_statistic_matches_property_gradient() -> None:
@@ -156,17 +164,17 @@ def test_permutation_blocks_yield_the_rows_of_permutation_indices(monkeypatch) -
     np.testing.assert_array_equal(np.delete(redrawn, 5, 0), np.delete(whole[:64], 5, 0))
 
 
-@pytest.mark.parametrize("statistic", ["gradient", "table", "pearson", "callable"])
+@pytest.mark.parametrize("statistic", ["gradient", "torch", "pearson", "callable"])
 def test_first_streamed_call_equals_memoised_calls(statistic: str, monkeypatch) -> None:
     # a first call for (N, K, seed) computes while drawing; later calls use the memoised matrix
     monkeypatch.setattr(permutation_module, "SHUFFLE_BLOCK_BYTES", 8 * 20 * 50)  # 50-row blocks
-    if statistic == "table":
-        monkeypatch.setattr(null_statistics, "TABLE_MIN_COLUMNS", 1)
+    if statistic == "torch":
+        _force_strategy(monkeypatch, "torch")
 
     def spread(permuted: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         return (permuted[:, 1:] - permuted[:, :-1]).abs().amax(1)
 
-    kwargs = {"statistic": spread if statistic == "callable" else statistic.replace("table", "gradient")}
+    kwargs = {"statistic": spread if statistic == "callable" else statistic.replace("torch", "gradient")}
     y = torch.randn(20, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     clear_cache()
     first = permutation_test(y, n_permutations=333, seed=8, chunk_size=7, **kwargs)

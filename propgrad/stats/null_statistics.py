@@ -20,6 +20,7 @@ import difflib
 import math
 from typing import Any, Callable, Hashable, Protocol, Union
 
+import numpy as np
 import torch
 from torch.nn.functional import embedding_bag
 
@@ -27,7 +28,7 @@ from propgrad.stats.gradient import finite_difference_weights, grid_scale
 
 StatisticFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 STATISTICS = ("gradient", "pearson")
-TABLE_MIN_COLUMNS = 8  # below this, gathering the permuted outputs beats the |F_u - F_v| table
+VECTOR_MIN_COLUMNS = 8  # from this many columns the CPU kernel vectorises over columns, below it over steps
 
 
 class NullStatistic(Protocol):
@@ -56,7 +57,7 @@ class NullStatistic(Protocol):
         ...
 
 
-def two_sided_p_values(observed: torch.Tensor, null: torch.Tensor) -> torch.Tensor:
+def two_sided_p_values(observed: torch.Tensor, null: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Two-sided p-values around the null mean, ties counted as extreme: (b + 1) / (K + 1).
 
     ``b = #{k : |null_k - m| >= |observed - m| - tol}`` with ``m`` the mean of the finite null
@@ -66,28 +67,33 @@ def two_sided_p_values(observed: torch.Tensor, null: torch.Tensor) -> torch.Tens
     Args:
         observed: Observed statistics (C,).
         null: Permuted statistics (K, C).
+        dtype: The outputs' dtype, whose ``eps`` sets ``tol`` and in which the p-values are
+            returned (default: that of ``null``).
 
     Returns:
-        p-values (C,) in the dtype of ``null``; 1 where ``observed`` or the null mean is NaN.
+        p-values (C,) in ``dtype``; 1 where ``observed`` or the null mean is NaN. The
+        comparison runs in float64, whatever the dtype (the tolerance is that dtype's).
     """
     k = null.shape[0]
-    lo, hi = torch.aminmax(null, dim=0)  # NaN or +-inf anywhere shows in the extremes
+    out_dtype = null.dtype if dtype is None else dtype
+    null, observed = null.to(torch.float64), observed.to(torch.float64)  # the mean does not depend on blocking
+    lo, hi = null.amin(0), null.amax(0)  # NaN or +-inf anywhere shows in the extremes (faster than aminmax)
     if bool(torch.isfinite(lo).all() and torch.isfinite(hi).all()):
         mean = null.mean(0)
         scale = torch.maximum(torch.maximum(observed.abs(), mean.abs()), torch.maximum(lo.abs(), hi.abs()))
         extra = 0
     else:
         finite = torch.isfinite(null)
-        count = finite.sum(0)
+        count = finite.sum(0, dtype=torch.int32)
         mean = torch.where(finite, null, 0).sum(0) / count.clamp_min(1)
         mean = torch.where(count > 0, mean, torch.nan)
         scale = torch.maximum(torch.maximum(observed.abs(), mean.abs()), torch.where(finite, null.abs(), 0).amax(0))
-        extra = (~finite).sum(0)
-    dev = (observed - mean).abs() - 1000 * torch.finfo(null.dtype).eps * scale
+        extra = (~finite).sum(0, dtype=torch.int32)
+    dev = (observed - mean).abs() - 1000 * torch.finfo(out_dtype).eps * scale
     # |s - m| >= dev  <=>  s >= m + dev  or  s <= m - dev  (for dev > 0; always true otherwise)
-    b = (null >= mean + dev).sum(0) + (null <= mean - dev).sum(0) + extra
+    b = (null >= mean + dev).sum(0, dtype=torch.int32) + (null <= mean - dev).sum(0, dtype=torch.int32) + extra
     b = torch.where(dev > 0, b, k)
-    p = (b.to(null.dtype) + 1) / (k + 1)
+    p = ((b.to(torch.float64) + 1) / (k + 1)).to(out_dtype)
     return torch.where(torch.isfinite(observed) & torch.isfinite(mean), p, torch.ones_like(p))
 
 
@@ -146,123 +152,79 @@ def make_null_statistic(
 class GradientNull:
     """Expected property gradient magnitude (mean |dF/dx|, numpy.gradient's stencils) of many shuffles.
 
-    Two strategies, chosen once per call from the number of columns C:
-
-    - banded (few columns): gather the permuted outputs (B, N, C) and apply the stencil with
-      slices (interior rows always use the neighbours i-1, i, i+1) plus a small gather for the two
-      end rows. Nothing is derived from the permutations, so a first call pays only for drawing them.
-    - table (many columns, two-point rows worth it): rows whose two live weights are opposite
-      (unit/uniform steps, periodic uniform grids) read ``|F_u - F_v|`` from a table of all N^2
-      differences per column block through ``embedding_bag`` with the memoised index
-      ``P[u] * N + P[v]``; the other (three-point) rows use a weighted ``embedding_bag`` on the
-      three permuted neighbours. Neither materialises the permuted outputs.
+    The stencil's rows are classified once (:func:`stencil_rows`): a row with two opposite weights
+    ``+-w`` and a zero (unit or uniform steps, periodic uniform grids, first-order ends) is a
+    "pair" row, ``w * |F[u] - F[v]|``; any other row is a three-point row. Every statistic is
+    accumulated in float64 in the order of the rows (:mod:`propgrad.stats.cpu_kernels` gives the
+    arithmetic), so it does not depend on how the work is blocked. On the CPU the driver runs the
+    compiled kernels (:meth:`cpu_block`); on other devices :meth:`run` computes the same terms
+    with torch operations, in float64 on the input's device.
     """
-
-    TABLE_BYTES = 2 * 2**20  # column blocks whose table fits a typical L2 cache run fastest
 
     def __init__(
         self, x: torch.Tensor, k: int, c: int, *, periodic: bool, period: float | None, edge_order: int
     ) -> None:
         idx, w = finite_difference_weights(x, edge_order=edge_order, periodic=periodic, period=period)
         self.weights = w  # for the driver's choice of dtype (propgrad.stats.gradient.stencil_dtype)
-        self.n = n = idx.shape[0]
-        self.use_table = False
-        if c >= TABLE_MIN_COLUMNS:  # (few columns: skip the analysis, the banded strategy is used)
-            big = w.abs().amax(1, keepdim=True)
-            live = w.abs() > 1e-9 * big  # weights below 1e-9 of the row's largest count as zero
-            order = torch.argsort((~live).to(torch.int8), dim=1, stable=True)  # live weights first
-            w_sorted, idx_sorted = w.gather(1, order), idx.gather(1, order)
-            pair = (live.sum(1) == 2) & ((w_sorted[:, 0] + w_sorted[:, 1]).abs() <= 1e-9 * big[:, 0])
-            self.use_table = bool(pair.any()) and n * n <= k * int(pair.sum())
-        if not self.use_table:
-            self.signature = None
-            self.ends = torch.stack([idx[0], idx[-1]]).reshape(-1)
-            self.end_w = torch.stack([w[0], w[-1]])
-            self.lo, self.mid, self.hi = w[1:-1].unbind(1)
-            self.uniform = bool((self.mid == 0).all()) and bool((self.lo == -self.hi).all())
-            # one weight for every interior row (uniform steps): applied once, after the sum
-            self.step_w = float(self.hi[0]) if self.uniform and n > 2 and bool((self.hi == self.hi[0]).all()) else None
-            self.end_pairs, self.end_scale = _opposite_pairs(self.ends.view(2, 3), self.end_w)
-            return
-        self.pair_u, self.pair_v = idx_sorted[pair, 0], idx_sorted[pair, 1]
-        self.pair_w = (w_sorted[pair, 0].abs() + w_sorted[pair, 1].abs()) / 2
-        self.tri_idx, self.tri_w = idx[~pair], w[~pair]
-        self.signature = tuple(t.cpu().numpy().tobytes() for t in (self.pair_u, self.pair_v, self.pair_w, self.tri_w))
+        self.n = idx.shape[0]
+        self.signature = None
+        self.rows = stencil_rows(idx.cpu(), w.cpu())
+        u, v, t, w0, w1, w2, pair = self.rows
+        dev = x.device
+        self._t = tuple(torch.from_numpy(a).to(dev) for a in (u, v, t))
+        self._w = tuple(torch.from_numpy(a).to(dev) for a in (w0, w1, w2))
+        self._pair = torch.from_numpy(pair).to(dev)
+
+    def cpu_block(self, y: np.ndarray, perms: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Fill ``out`` (B, c) float64 with the statistics of shuffles ``perms`` (B, N) int32 of ``y`` (N, c)."""
+        from propgrad.stats import cpu_kernels
+
+        if y.shape[1] >= VECTOR_MIN_COLUMNS:
+            return cpu_kernels.null_by_rows(y, perms, *self.rows, out)
+        return cpu_kernels.null_by_columns(np.ascontiguousarray(y.T), perms, *self.rows, out)
 
     def bind(self, perms: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        if not self.use_table:
-            return (perms,)
-        k, g = perms.shape[0], self.tri_idx.shape[0]
-        pairs = perms.index_select(1, self.pair_u).mul_(self.n).add_(perms.index_select(1, self.pair_v))
-        pair_w = self.pair_w.to(dtype).expand(pairs.shape).contiguous()
-        rows = perms[:, self.tri_idx].reshape(k * g, 3)
-        tri_w = self.tri_w.to(dtype).expand(k, g, 3).reshape(k * g, 3).contiguous()
-        return pairs, pair_w, rows, tri_w
+        return (perms,)
 
     def columns_per_block(self, c: int, itemsize: int) -> int:
-        return max(1, self.TABLE_BYTES // (self.n * self.n * itemsize)) if self.use_table else c
+        return c
 
     def bytes_per_permutation(self, c: int, itemsize: int) -> int:
-        rows = self.tri_idx.shape[0] if self.use_table else self.n
-        return (2 * rows + 1) * c * itemsize
+        return (4 * self.n + 1) * c * 8
 
-    def prepare(self, y: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        if not self.use_table:
-            return y.t().contiguous(), tuple(t.to(y.dtype) for t in (self.end_w, self.lo, self.mid, self.hi))
-        table = torch.empty(self.n, self.n, y.shape[1], dtype=y.dtype, device=y.device)
-        torch.sub(y[:, None, :], y[None, :, :], out=table)
-        return y, table.abs_().view(self.n * self.n, -1)
+    def prepare(self, y: torch.Tensor) -> torch.Tensor:
+        return y.to(torch.float64)
 
-    def run(self, prepared: tuple[torch.Tensor, Any], bound: tuple[torch.Tensor, ...], s: int, e: int) -> torch.Tensor:
-        y, state = prepared
-        if not self.use_table:
-            return self._banded(y, bound[0][s:e], state)
-        pairs, pair_w, rows, tri_w = bound
-        total = embedding_bag(pairs[s:e], state, per_sample_weights=pair_w[s:e], mode="sum")
-        g = self.tri_idx.shape[0]
-        if g:
-            deriv = embedding_bag(rows[s * g : e * g], y, per_sample_weights=tri_w[s * g : e * g], mode="sum")
-            total += deriv.abs_().view(e - s, g, y.shape[1]).sum(1)
-        return total / self.n
-
-    def _banded(self, yt: torch.Tensor, perms: torch.Tensor, weights: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """(B, C) statistics from the (C, N) outputs ``yt``, laid out (C, B, N) so sums run along rows."""
-        end_w, lo, mid, hi = weights
-        c, b, n = yt.shape[0], perms.shape[0], self.n
-        yp = yt.index_select(1, perms.reshape(-1)).view(c, b, n)
-        if self.end_pairs is not None:  # (|F[u0] - F[v0]| + |F[u1] - F[v1]|) * w, fewer small ops
-            e = yp.index_select(2, self.end_pairs).view(c, b, 2, 2)
-            d = torch.sub(e[..., 0], e[..., 1]).abs_()
-            total = torch.add(d[..., 0], d[..., 1])
-            if self.end_scale != 1.0:
-                total.mul_(self.end_scale)
-        else:
-            total = yp.index_select(2, self.ends).view(c, b, 2, 3).mul_(end_w).sum(3).abs_().sum(2)
-        if n > 2:
-            if self.step_w is not None:  # sum_i |F[i+1] - F[i-1]| * w, w = 1 / (2 h)
-                total.add_(torch.sub(yp[..., 2:], yp[..., :-2]).abs_().sum(2), alpha=self.step_w)
-            else:
-                if self.uniform:  # (F[i+1] - F[i-1]) * w, w = 1 / (2 h_i)
-                    deriv = torch.sub(yp[..., 2:], yp[..., :-2]).abs_().mul_(hi)
-                else:
-                    deriv = (yp[..., :-2] * lo).addcmul_(yp[..., 1:-1], mid).addcmul_(yp[..., 2:], hi).abs_()
-                total += deriv.sum(2)
-        return total.t().div(n)
+    def run(self, y: torch.Tensor, bound: tuple[torch.Tensor, ...], s: int, e: int) -> torch.Tensor:
+        """(e - s, C) float64 statistics of shuffles ``s:e`` with torch operations (any device)."""
+        perms = bound[0][s:e]
+        b, n = perms.shape
+        g = y.index_select(0, perms.reshape(-1).long()).view(b, n, y.shape[1])
+        u, v, t = (g.index_select(1, i) for i in self._t)
+        w0, w1, w2 = (w[:, None] for w in self._w)
+        terms = torch.where(self._pair[:, None], w0 * (u - v).abs(), (w0 * u + w1 * v + w2 * t).abs())
+        return terms.sum(1) / n
 
 
-def _opposite_pairs(idx: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor | None, float]:
-    """``([u0, v0, u1, v1], s)`` when row j of ``w`` (2, 3) is ``s`` at ``idx[j, u]``, ``-s`` at ``v``, else 0.
+def stencil_rows(idx: torch.Tensor, w: torch.Tensor) -> tuple[np.ndarray, ...]:
+    """A stencil (N, 3) as the kernels' rows: ``(u, v, t, w0, w1, w2, pair)``, numpy arrays of length N.
 
-    Then the two end rows' |derivatives| are ``|F[u_j] - F[v_j]| * s`` (edge order 1, or periodic,
-    on a grid whose two end steps are equal); otherwise ``(None, 0.0)``.
+    A row whose weights are two exactly opposite numbers and an exact zero becomes a pair row:
+    ``w0`` the positive weight, ``u`` its index, ``v`` the negative weight's; every other row
+    keeps its three indices and weights.
     """
-    scale = float(w.abs().amax())
-    if scale == 0 or not bool(((w > 0).sum(1) == 1).all() and ((w < 0).sum(1) == 1).all()):
-        return None, 0.0
-    if not bool(((w == scale) | (w == -scale) | (w == 0)).all()):
-        return None, 0.0
-    u, v = idx[w > 0], idx[w < 0]  # one each per row, in row order
-    return torch.stack([u, v], 1).reshape(-1), scale
+    idx_np, w_np = idx.numpy().astype(np.int64), w.numpy().astype(np.float64)
+    u, v, t = (idx_np[:, j].copy() for j in range(3))
+    w0, w1, w2 = (w_np[:, j].copy() for j in range(3))
+    pair = np.zeros(idx_np.shape[0], dtype=np.bool_)
+    for i, row in enumerate(w_np):
+        live = np.flatnonzero(row)
+        if live.size == 2 and row[live[0]] == -row[live[1]]:
+            pos, neg = (live[0], live[1]) if row[live[0]] > 0 else (live[1], live[0])
+            pair[i] = True
+            u[i], v[i], t[i] = idx_np[i, pos], idx_np[i, neg], idx_np[i, neg]
+            w0[i], w1[i], w2[i] = row[pos], 0.0, 0.0
+    return u, v, t, w0, w1, w2, pair
 
 
 class PearsonNull:

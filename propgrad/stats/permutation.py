@@ -23,6 +23,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+import numpy as np
 import torch
 
 from propgrad.stats.coercion import as_outputs, as_values
@@ -42,6 +43,7 @@ from propgrad.stats.permutations import (
     permutation_blocks,
     seeded_permutations,
 )
+from propgrad.stats.strategy import plan_gradient_test, run_tasks, threads_available
 from propgrad.validation import check_alpha, check_device, check_int, check_seed
 
 __all__ = ["PermutationResult", "check_test_settings", "clear_cache", "permutation_test", "seeded_permutations"]
@@ -69,6 +71,8 @@ class PermutationResult:
         n_permutations: K.
         alpha: Significance level.
         statistic_name: "gradient", "pearson" or the callable's ``__name__``.
+        n_drawn: With ``sequential``, the shuffles drawn per column (same shape as ``p_value``;
+            K for a column that never reached the limit); None for the fixed-K test.
     """
 
     statistic: torch.Tensor
@@ -78,6 +82,7 @@ class PermutationResult:
     n_permutations: int
     alpha: float
     statistic_name: str
+    n_drawn: torch.Tensor | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (the null distribution is left out; it can be large)."""
@@ -88,6 +93,7 @@ class PermutationResult:
             "n_permutations": self.n_permutations,
             "alpha": self.alpha,
             "statistic_name": self.statistic_name,
+            **({} if self.n_drawn is None else {"n_drawn": self.n_drawn.tolist()}),
         }
 
 
@@ -105,6 +111,7 @@ def permutation_test(
     edge_order: int = 1,
     chunk_size: int | None = None,
     memory_budget: int = 128 * 2**20,
+    sequential: int | None = None,
 ) -> PermutationResult:
     """Is the change of the outputs along the property systematic? (Algorithm 1, vectorised).
 
@@ -153,6 +160,13 @@ def permutation_test(
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", hint="permutations per chunk, or None")
     memory_budget = check_int(memory_budget, "memory_budget", hint="a rough bound in bytes on the temporaries")
+    if sequential is not None:
+        sequential = check_int(
+            sequential,
+            "sequential",
+            hint="the number of null statistics as extreme as the observed one after "
+            "which a column stops drawing (Besag & Clifford; 10 is usual), or None for the fixed-K test",
+        )
     y, one_d = as_outputs(outputs, device=None if device is None else check_device(device))
     n, c = y.shape
     if n < 2:
@@ -161,39 +175,24 @@ def permutation_test(
     name, kernel = make_null_statistic(statistic, x, k, c, periodic=periodic, period=period, edge_order=edge_order)
     if isinstance(kernel, GradientNull):  # differences of +-3e38 in float32: score in float64
         y = y.to(stencil_dtype(y, kernel.weights, max(n, k)))
-    itemsize = y.element_size()
-    cols = max(1, min(c, kernel.columns_per_block(c, itemsize), memory_budget // (2 * k * itemsize)))
-    stream = cols >= c and first_use(n, k, seed)
-    _check_size(kernel, n, k, c, cols, itemsize, stream)
-    if not stream:
-        perms = seeded_permutations(n, k, seed).to(y.device)
-        signature = kernel.signature
-        key = None if signature is None else (type(kernel).__name__, signature, n, k, seed, str(y.device), y.dtype)
-        bound = memoised(key, lambda: kernel.bind(perms, y.dtype))
-    bound_identity = kernel.bind(torch.arange(n, device=y.device)[None], y.dtype)
-    stats, pvals, nulls = [], [], []
-    for c0 in range(0, c, cols):
-        yc = y[:, c0 : c0 + cols].contiguous()
-        prepared = kernel.prepare(yc)
-        per_permutation = max(1, kernel.bytes_per_permutation(yc.shape[1], itemsize))
-        b = chunk_size or max(1, min(memory_budget, CHUNK_BYTES) // per_permutation)
-        observed = kernel.run(prepared, bound_identity, 0, 1)[0]
-        null = torch.empty(k, yc.shape[1], dtype=y.dtype, device=y.device)
-        if stream:
-            _run_streamed(kernel, prepared, null, n, seed, b)
-        else:
-            for s in range(0, k, b):
-                null[s : s + b] = kernel.run(prepared, bound, s, min(s + b, k))
-        p = two_sided_p_values(observed, null)
-        constant = (yc == yc[:1]).all(0)
-        stats.append(observed)
-        pvals.append(torch.where(constant, torch.ones_like(p), p))
-        nulls.append(null if c <= KEEP_NULL_MAX_COLUMNS else None)
-    statistic_t, p_value = torch.cat(stats), torch.cat(pvals)
-    null_t = torch.cat(nulls, 1) if c <= KEEP_NULL_MAX_COLUMNS else None
+    compiled = isinstance(kernel, GradientNull) and y.device.type == "cpu" and compiled_kernels_available()
+    cols = c if compiled else max(1, min(c, kernel.columns_per_block(c, 8), memory_budget // (2 * k * 8)))
+    stream = sequential is None and cols >= c and first_use(n, k, seed)
+    _check_size(kernel, n, k, c, cols, y.element_size(), stream)
+    if compiled:
+        observed, null, p_value, drawn = _gradient_on_cpu(
+            kernel, y, k, seed, stream, chunk_size, memory_budget, sequential
+        )
+    else:
+        observed, null, p_value, drawn = _with_torch(kernel, y, k, seed, stream, chunk_size, memory_budget, sequential)
+    constant = (y == y[:1]).all(0)
+    p_value = torch.where(constant, torch.ones_like(p_value), p_value)
+    statistic_t = observed.to(y.dtype)
+    null_t = null.to(y.dtype) if null is not None else None
     if one_d:
         statistic_t, p_value = statistic_t[0], p_value[0]
         null_t = null_t[:, 0] if null_t is not None else None
+        drawn = drawn[0] if drawn is not None else None
     return PermutationResult(
         statistic=statistic_t,
         p_value=p_value,
@@ -202,6 +201,7 @@ def permutation_test(
         n_permutations=k,
         alpha=alpha,
         statistic_name=name,
+        n_drawn=drawn,
     )
 
 
@@ -249,6 +249,205 @@ def _check_size(kernel: NullStatistic, n: int, k: int, c: int, cols: int, itemsi
             UserWarning,
             stacklevel=3,
         )
+
+
+def compiled_kernels_available() -> bool:
+    """True when the compiled CPU kernels (numba) import; otherwise the torch kernels run on the CPU too."""
+    global _COMPILED
+    if _COMPILED is None:
+        try:
+            from propgrad.stats import cpu_kernels  # noqa: F401
+        except ImportError as error:  # numba missing or broken: fall back, and say so once
+            warnings.warn(
+                f"propgrad's compiled permutation kernels are unavailable ({error}); using torch", stacklevel=3
+            )
+            _COMPILED = False
+        else:
+            _COMPILED = True
+    return _COMPILED
+
+
+_COMPILED: bool | None = None
+Paths = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]
+
+
+def _gradient_on_cpu(
+    kernel: GradientNull,
+    y: torch.Tensor,
+    k: int,
+    seed: int,
+    stream: bool,
+    chunk_size: int | None,
+    memory_budget: int,
+    sequential: int | None,
+) -> Paths:
+    """``(observed, kept null, p-values, drawn)`` of the gradient test with the compiled CPU kernels.
+
+    The work is split by :func:`propgrad.stats.strategy.plan_gradient_test`; see that module for
+    the rule and :mod:`propgrad.stats.cpu_kernels` for why the split never changes a result.
+    """
+    from propgrad.stats import cpu_kernels
+
+    n, c = y.shape
+    y_np = y.detach().contiguous().numpy()
+    plan = plan_gradient_test(n, c, k, y.element_size(), threads_available(), memory_budget)
+    shuffles = chunk_size or plan.shuffles_per_task
+    rel_tol = 1000 * torch.finfo(y.dtype).eps
+    observed = kernel.cpu_block(y_np, np.arange(n, dtype=np.int32)[None], np.empty((1, c)))[0]
+
+    if sequential is not None:
+        perms = seeded_permutations(n, k, seed).numpy()
+
+        def null_block(columns: np.ndarray | slice, s: int, e: int) -> np.ndarray:
+            block = np.ascontiguousarray(y_np[:, columns])
+            return kernel.cpu_block(block, perms[s:e], np.empty((e - s, block.shape[1])))
+
+        return _sequential(null_block, observed, k, sequential, rel_tol, plan.shuffles_per_task, y.dtype)
+    keep = c <= KEEP_NULL_MAX_COLUMNS
+    p_value = np.empty(c)
+    kept = np.empty((k, c)) if keep else None
+    blocks = [slice(c0, min(c0 + plan.columns_per_block, c)) for c0 in range(0, c, plan.columns_per_block)]
+
+    def finish(columns: slice, null: np.ndarray) -> None:
+        cpu_kernels.two_sided_p_values(observed[columns], null, rel_tol, p_value[columns])
+        if kept is not None:
+            kept[:, columns] = null
+
+    if len(blocks) > 1 and len(blocks) >= plan.workers:  # whole column blocks per task
+        perms = seeded_permutations(n, k, seed).numpy()
+
+        def column_task(columns: slice) -> None:
+            block = np.ascontiguousarray(y_np[:, columns])
+            null = np.empty((k, block.shape[1]))
+            for s in range(0, k, shuffles):
+                kernel.cpu_block(block, perms[s : s + shuffles], null[s : s + shuffles])
+            finish(columns, null)
+
+        run_tasks(column_task, blocks, plan.workers)
+    else:  # one (or a few) column blocks: tasks of shuffles
+        for columns in blocks:
+            block = np.ascontiguousarray(y_np[:, columns])
+            null = np.empty((k, block.shape[1]))
+            if stream:
+                generator = torch.Generator(device="cpu").manual_seed(seed)
+                tasks: Any = ((s, rows.copy()) for s, rows in permutation_blocks(n, k, generator))
+            else:
+                perms = seeded_permutations(n, k, seed).numpy()
+                tasks = ((s, perms[s : s + shuffles]) for s in range(0, k, shuffles))
+
+            def shuffle_task(task: tuple[int, np.ndarray], block: np.ndarray = block, null: np.ndarray = null) -> None:
+                s, rows = task
+                kernel.cpu_block(block, rows, null[s : s + rows.shape[0]])
+
+            run_tasks(shuffle_task, tasks, plan.workers)
+            finish(columns, null)
+    as_tensor = torch.from_numpy
+    return as_tensor(observed), None if kept is None else as_tensor(kept), as_tensor(p_value).to(y.dtype), None
+
+
+def _with_torch(
+    kernel: NullStatistic,
+    y: torch.Tensor,
+    k: int,
+    seed: int,
+    stream: bool,
+    chunk_size: int | None,
+    memory_budget: int,
+    sequential: int | None,
+) -> Paths:
+    """``(observed, kept null, p-values, drawn)`` with the torch kernels (any statistic, any device)."""
+    n, c = y.shape
+    gradient = isinstance(kernel, GradientNull)
+    null_dtype = torch.float64 if gradient else y.dtype
+    itemsize = torch.finfo(null_dtype).bits // 8
+    cols = max(1, min(c, kernel.columns_per_block(c, itemsize), memory_budget // (2 * k * itemsize)))
+    bound_identity = kernel.bind(torch.arange(n, device=y.device)[None], y.dtype)
+    if sequential is not None:
+        perms = seeded_permutations(n, k, seed).to(y.device)
+        bound = kernel.bind(perms, y.dtype)
+        observed = kernel.run(kernel.prepare(y), bound_identity, 0, 1)[0].to(null_dtype)
+
+        def null_block(columns: np.ndarray | slice, s: int, e: int) -> np.ndarray:
+            if isinstance(columns, np.ndarray):
+                columns = torch.from_numpy(columns).to(y.device)
+            return kernel.run(kernel.prepare(y[:, columns]), bound, s, e).to(torch.float64).cpu().numpy()
+
+        rel_tol = 1000 * torch.finfo(y.dtype).eps
+        obs, _, p, drawn = _sequential(
+            null_block, observed.cpu().numpy(), k, sequential, rel_tol, chunk_size or 256, y.dtype
+        )
+        assert drawn is not None
+        return obs.to(y.device), None, p.to(y.device), drawn.to(y.device)
+    if not stream:
+        perms = seeded_permutations(n, k, seed).to(y.device)
+        signature = kernel.signature
+        key = None if signature is None else (type(kernel).__name__, signature, n, k, seed, str(y.device), y.dtype)
+        bound = memoised(key, lambda: kernel.bind(perms, y.dtype))
+    stats, pvals, nulls = [], [], []
+    for c0 in range(0, c, cols):
+        yc = y[:, c0 : c0 + cols].contiguous()
+        prepared = kernel.prepare(yc)
+        per_permutation = max(1, kernel.bytes_per_permutation(yc.shape[1], itemsize))
+        b = chunk_size or max(1, min(memory_budget, CHUNK_BYTES) // per_permutation)
+        observed = kernel.run(prepared, bound_identity, 0, 1)[0].to(null_dtype)
+        null = torch.empty(k, yc.shape[1], dtype=null_dtype, device=y.device)
+        if stream:
+            _run_streamed(kernel, prepared, null, n, seed, b)
+        else:
+            for s in range(0, k, b):
+                null[s : s + b] = kernel.run(prepared, bound, s, min(s + b, k))
+        stats.append(observed)
+        pvals.append(two_sided_p_values(observed, null, y.dtype))
+        nulls.append(null if c <= KEEP_NULL_MAX_COLUMNS else None)
+    null_t = torch.cat(nulls, 1) if c <= KEEP_NULL_MAX_COLUMNS else None
+    return torch.cat(stats), null_t, torch.cat(pvals), None
+
+
+SEQUENTIAL_PILOT = 256
+"""Shuffles drawn for every column before a column may stop: their mean is the centre of the
+two-sided criterion of the sequential test."""
+
+
+def _sequential(
+    null_block: Any,
+    observed: np.ndarray,
+    k: int,
+    limit: int,
+    rel_tol: float,
+    block: int,
+    dtype: torch.dtype,
+) -> Paths:
+    """The Besag-Clifford sequential test: draw shuffles in blocks, stop a column at ``limit`` extremes.
+
+    The centre of "as extreme" is the mean of the first :data:`SEQUENTIAL_PILOT` null statistics
+    (all K for the fixed test). A column that reaches ``limit`` extreme statistics after L
+    shuffles gets p = limit / L; one that never does gets the fixed test's (b + 1) / (K + 1)
+    with b its extremes among all K.
+    """
+    from propgrad.stats import cpu_kernels
+
+    c = observed.shape[0]
+    pilot = min(k, SEQUENTIAL_PILOT)
+    head = null_block(slice(None), 0, pilot)
+    finite = np.isfinite(head)
+    centre = np.where(finite, head, 0).sum(0) / np.maximum(finite.sum(0), 1)
+    scale = np.maximum(np.maximum(np.abs(observed), np.abs(centre)), np.where(finite, np.abs(head), 0).max(0))
+    threshold = np.abs(observed - centre) - rel_tol * scale
+    counts, hit = np.zeros(c, dtype=np.int64), np.zeros(c, dtype=np.int64)
+    cpu_kernels.extreme_counts(head, centre, threshold, counts, hit, limit, 0)
+    step = max(block, pilot)
+    for s in range(pilot, k, step):
+        active = np.flatnonzero(hit == 0)
+        if active.size == 0:
+            break
+        null = null_block(active, s, min(s + step, k))
+        sub_counts, sub_hit = counts[active], hit[active]
+        cpu_kernels.extreme_counts(null, centre[active], threshold[active], sub_counts, sub_hit, limit, s)
+        counts[active], hit[active] = sub_counts, sub_hit
+    stopped = hit > 0
+    p = np.where(stopped, limit / np.maximum(hit, 1), (counts + 1) / (k + 1))
+    drawn = np.where(stopped, hit, k)
+    return torch.from_numpy(observed), None, torch.from_numpy(p).to(dtype), torch.from_numpy(drawn)
 
 
 def _run_streamed(kernel: NullStatistic, prepared: Any, null: torch.Tensor, n: int, seed: int, chunk: int) -> None:

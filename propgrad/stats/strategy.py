@@ -1,0 +1,121 @@
+"""How the gradient permutation test splits its work on the CPU: the rule, and the threads that run it.
+
+The rule, in one sentence each:
+
+- **layout:** with at least :data:`~propgrad.stats.null_statistics.VECTOR_MIN_COLUMNS` (8) output
+  columns the kernel vectorises over columns, otherwise it loops over the steps of each column;
+- **column block:** as many columns as keep one block of outputs within :data:`OUTPUT_BLOCK_BYTES`
+  (256 KiB, half of a typical L2 cache, so the rows a shuffle gathers stay in cache), and as few as
+  keep one block's float64 null statistics within the memory budget;
+- **shuffle block:** as many shuffles as give one task :data:`TASK_VALUES` shuffled values (a few
+  milliseconds of work, long enough to make a task's overhead negligible);
+- **workers:** one per :data:`WORK_PER_WORKER` shuffled values (K x N x C), at most
+  ``torch.get_num_threads()`` of the calling thread (the user's setting, read, never changed).
+
+Workers are Python threads running compiled kernels that release the GIL; tasks are handed out
+one at a time from a queue, so a worker that the operating system deschedules (a busy machine)
+delays only its own task while the others take the rest, instead of stalling a team of threads
+at every operation as intra-op parallelism does. Which worker computes a task never changes its
+result (:mod:`propgrad.stats.cpu_kernels`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterable, TypeVar
+
+import torch
+
+from propgrad.stats.null_statistics import VECTOR_MIN_COLUMNS
+
+OUTPUT_BLOCK_BYTES = 256 * 2**10
+TASK_VALUES = 2**23
+WORK_PER_WORKER = 2**24
+
+T = TypeVar("T")
+_DONE = object()
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one test is split: kernel layout, columns per block, shuffles per task, worker threads."""
+
+    layout: str
+    columns_per_block: int
+    shuffles_per_task: int
+    workers: int
+
+
+def plan_gradient_test(n: int, c: int, k: int, itemsize: int, threads: int, memory_budget: int) -> Plan:
+    """The rule of the module docstring for N steps, C columns, K shuffles and ``threads`` threads.
+
+    Args:
+        n: Steps.
+        c: Output columns.
+        k: Shuffles.
+        itemsize: Bytes per output value (4 for float32, 8 for float64).
+        threads: The calling thread's ``torch.get_num_threads()``.
+        memory_budget: Bytes that the float64 null statistics of the blocks in flight may take.
+
+    Returns:
+        The :class:`Plan`.
+    """
+    work = k * n * c
+    workers = max(1, min(threads, work // WORK_PER_WORKER))
+    by_cache = max(VECTOR_MIN_COLUMNS, OUTPUT_BLOCK_BYTES // (n * itemsize))
+    by_memory = max(1, memory_budget // (workers * k * 8))
+    cols = max(1, min(c, by_cache, by_memory))
+    shuffles = max(1, min(k, TASK_VALUES // (n * cols)))
+    return Plan("rows" if cols >= VECTOR_MIN_COLUMNS else "columns", cols, shuffles, workers)
+
+
+def run_tasks(fn: Callable[[T], object], tasks: Iterable[T], workers: int) -> None:
+    """Call ``fn`` on every task; with ``workers > 1`` on that many threads (the caller's included).
+
+    Each thread takes the next task from ``tasks`` when it finishes one (the iterator is advanced
+    under a lock, so a generator of tasks, such as one drawing permutations, runs in order). Tasks
+    write their results in place. The first exception raised by a task stops the others from
+    taking new tasks and is raised here.
+    """
+    if workers <= 1:
+        for task in tasks:
+            fn(task)
+        return
+    it, lock, failed = iter(tasks), threading.Lock(), threading.Event()
+
+    def drain() -> None:
+        while not failed.is_set():
+            with lock:
+                task = next(it, _DONE)
+            if task is _DONE:
+                return
+            try:
+                fn(task)  # type: ignore[arg-type]
+            except BaseException:
+                failed.set()
+                raise
+
+    futures = [_pool().submit(drain) for _ in range(workers - 1)]
+    try:
+        drain()
+    finally:
+        for future in futures:
+            future.result()
+
+
+def threads_available() -> int:
+    """The calling thread's torch thread count (the user's setting), at least 1."""
+    return max(1, torch.get_num_threads())
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="propgrad-test")
+        return _POOL
