@@ -37,6 +37,7 @@ dl.kv{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;font-siz
 dl.kv dt{font-weight:600}
 dl.kv dd{margin:0;font-family:ui-monospace,monospace;word-break:break-all}
 .note{font-size:.9em;color:#444}
+pre.note{background:#f7f7f7;padding:.5em;overflow-x:auto}
 .stat{display:inline-block;border:1px solid #ccc;border-radius:4px;padding:.4em .8em;margin:.2em .4em .2em 0}
 .stat b{font-size:1.2em}
 .slider{border:1px solid #ccc;border-radius:4px;padding:.6em;margin:.6em 0 1.2em 0}
@@ -132,6 +133,10 @@ class HtmlReport:
         """Add a paragraph of plain text (escaped)."""
         attr = f' class="{_escape(css_class)}"' if css_class else ""
         self._parts.append(f"<p{attr}>{_escape(text)}</p>")
+
+    def preformatted(self, text: str) -> None:
+        """Add text in a monospaced block that keeps its line breaks (terminal output)."""
+        self._parts.append(f'<pre class="note">{_escape(text)}</pre>')
 
     def stats(self, items: Sequence[tuple[str, str]]) -> None:
         """Add a row of highlighted ``(name, value)`` boxes (e.g. the score, p-value and effect size)."""

@@ -38,8 +38,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--weights", help="state-dict checkpoint for the model (loaded with weights_only=True)")
     p.add_argument(
         "--image",
-        default="skimage:chelsea",
-        help="image file, or 'skimage:NAME' for a photograph bundled with scikit-image (default: skimage:chelsea)",
+        help="image file, or 'skimage:NAME' for a photograph bundled with scikit-image (default: the source's "
+        "reference image when it has one, e.g. rendered_rotation's unrotated object, else skimage:chelsea)",
     )
     p.add_argument(
         "--size", type=int, default=128, help="resize the image's shorter side to this many pixels (0: keep)"
@@ -70,7 +70,16 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="where the model runs: cpu (default), cuda, cuda:1, mps ...")
-    p.add_argument("--out", type=Path, help="folder for the plots, the filmstrip and a JSON record")
+    p.add_argument(
+        "--out", type=Path, help="folder for the plots, the filmstrip, a JSON record and a self-contained report.html"
+    )
+    p.add_argument(
+        "--report-baselines",
+        nargs="+",
+        metavar="NAME",
+        help="attribution baselines whose maps before and after report.html shows (default: every registered one; "
+        "'none' for none)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
@@ -106,13 +115,15 @@ def load_input_image(spec: str, size: int) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Run the explanation and print (and optionally save) it."""
     from propgrad.api import PropertyGradient
+    from propgrad.arguments import resolve_source
     from propgrad.cli.model_loading import load_model
     from propgrad.forward import run_model
     from propgrad.validation import check_device
 
     device = check_device(args.device, "--device")
     model = load_model(args.model, args.weights, device=device, descriptors=args.descriptors)
-    image = load_input_image(args.image, args.size).to(device)
+    source = resolve_source(args.source, parse_params(args.param))
+    image = _input_image(args.image, args.size, source).to(device)
     labels = [label.strip() for label in args.labels.split(",")] if args.labels else _default_labels(args.model, model)
     if labels is not None:  # before the sequence and the test: one forward pass tells the outputs
         check_labels(labels, run_model(model, image[None]).shape[1], given=bool(args.labels))
@@ -120,9 +131,8 @@ def run(args: argparse.Namespace) -> int:
         _check_true_class(args.true_class, model)
     explanation = PropertyGradient(model, output_transform=args.output_transform).attribute(
         image,
-        source=args.source,
+        source=source,
         target=args.target,
-        source_params=parse_params(args.param),
         n_permutations=args.permutations,
         alpha=args.alpha,
         per=args.per,
@@ -132,9 +142,56 @@ def run(args: argparse.Namespace) -> int:
     )
     print(explanation.summary(labels))
     if args.out:
-        for path in explanation.save(args.out, labels=labels, true_class=args.true_class):
+        written = explanation.save(args.out, labels=labels, true_class=args.true_class)
+        written += _write_report(args, explanation, model, labels, device, written)
+        for path in dict.fromkeys(written):
             print(f"wrote {path}")
     return 0
+
+
+def _write_report(
+    args: argparse.Namespace, explanation: Any, model: Any, labels: list[str] | None, device: Any, written: list[Path]
+) -> list[Path]:
+    """report.html beside the saved files, with the maps of ``--report-baselines`` (see ``explain_report``)."""
+    from propgrad.cli.explain_report import write_explain_report
+    from propgrad.plugins import get_baseline, list_baselines
+
+    names = getattr(args, "report_baselines", None)
+    if names is None:
+        names = list(list_baselines())
+    elif [n.lower() for n in names] == ["none"]:
+        names = []
+    else:
+        names = [get_baseline(n).name or n for n in dict.fromkeys(names)]  # unknown names: the registry's error
+    settings = {k: v for k, v in sorted(vars(args).items()) if k not in ("run", "func") and not callable(v)}
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}
+    return write_explain_report(
+        args.out,
+        explanation,
+        model=model,
+        labels=labels,
+        settings=settings,
+        baselines=names,
+        device=str(device),
+        written=written,
+    )
+
+
+def _input_image(spec: str | None, size: int, source: Any) -> Any:
+    """``--image``, or without it the source's ``reference_image()`` (the object before the intervention) or chelsea.
+
+    A source that renders its own frames (``rendered_rotation``) ignores the image's pixels; its
+    reference image makes the "original" the model's decision is compared with the unrotated object.
+    """
+    if spec is not None:
+        return load_input_image(spec, size)
+    reference = getattr(source, "reference_image", None)
+    if callable(reference):
+        if size < 0:
+            raise ValueError(f"--size must be a positive number of pixels or 0 to keep the size, got {size}")
+        own_size = getattr(source, "image_size", None)  # a size given with --param image_size wins
+        return reference(None if own_size is not None or not size else size)
+    return load_input_image("skimage:chelsea", size)
 
 
 def check_labels(labels: list[str], n_outputs: int, *, given: bool = True) -> list[str]:
