@@ -48,11 +48,11 @@ def _figure(n_rows: int, n_cols: int, size: tuple[float, float]) -> tuple[Any, n
     return fig, axes
 
 
-def _style(ax: Any, nbins: int = 4) -> None:
+def _style(ax: Any, nbins: int = 4, integer_y: bool = False) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins))
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=nbins))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=nbins, integer=integer_y))
     ax.tick_params(labelsize=7)
     ax.ticklabel_format(axis="both", style="plain", useOffset=False)  # 0.985, not 1e-3 + 0.98
 
@@ -188,7 +188,7 @@ def plot_score_distributions(
             ax.set_title(f"{model}: {method}", fontsize=7)
             ax.set_xlabel("log10 score", fontsize=7)
             ax.set_ylabel("images", fontsize=7)
-            _style(ax, nbins=3)
+            _style(ax, nbins=3, integer_y=True)
     handles = [ax for ax in axes.flat if ax.get_visible() and ax.get_legend_handles_labels()[0]]
     if handles:
         fig.legend(*handles[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=7)
@@ -340,7 +340,7 @@ def plot_before_after(
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"{title}: image {sequence.image}, maps before and after (one colour scale per pair)", fontsize=8)
+    fig.suptitle(f"{title}: image {sequence.image}\nmaps before and after, one colour scale per pair", fontsize=8)
     return _save(fig, path)
 
 
@@ -369,6 +369,8 @@ def write_plots(
             g = grouped.get((suite, intervention))
             if not g or not g["property"]:
                 continue
+            order = {m: k for k, m in enumerate(block["scores"])}  # the suite's model order, not the keys'
+            g["property"] = dict(sorted(g["property"].items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
             stem, name = f"{suite}_{intervention}", f"{suite} / {intervention}"
             paths.append(plot_behaviour(out_dir / f"behaviour_{stem}.png", name, g["property"], block["scores"]))
             paths.append(
