@@ -56,6 +56,8 @@ def as_outputs(
     if outputs.numel() == 0:
         raise ValueError(f"{name} is empty: shape {tuple(outputs.shape)}")
     out2 = outputs.reshape(outputs.shape[0], -1)
+    if bool(torch.isfinite(out2.sum())):  # one fast pass; a non-finite sum (NaN, Inf, or overflow) looks closer
+        return out2, outputs.dim() == 1
     bad = ~torch.isfinite(out2)
     if bad.any():
         i, c = (int(v) for v in torch.nonzero(bad)[0])

@@ -158,8 +158,9 @@ def stencil_dtype(outputs: torch.Tensor, weights: torch.Tensor, terms: int, name
     Raises:
         ValueError: the outputs are too large to score even in float64.
     """
-    magnitude = float(outputs.abs().max())
-    spread = float(outputs.max()) - float(outputs.min())
+    lo, hi = (float(v) for v in torch.aminmax(outputs))  # one pass over the outputs
+    magnitude = max(abs(lo), abs(hi))
+    spread = hi - lo
     w = weights.abs()
     row_sum = float(w.sum(1).max())
     nonzero = w[w > 0]
@@ -215,5 +216,27 @@ def property_gradient(
     x = as_values(values, y.shape[0], dtype=torch.float64, device=y.device)
     idx, w = finite_difference_weights(x, edge_order=edge_order, periodic=periodic, period=period)
     y = y.to(stencil_dtype(y, w, y.shape[0]))
-    score = apply_stencil(y, idx, w).abs().mean(dim=0)
+    score = mean_abs_derivative(y, idx, w)
     return score[0] if one_d else score
+
+
+def mean_abs_derivative(y: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``apply_stencil(y, indices, weights).abs().mean(0)`` (C,), computed with slices, not gathers.
+
+    Interior rows of every stencil of :func:`finite_difference_weights` (periodic or not) use
+    ``(i - 1, i, i + 1)``, so they are three shifted views of ``y``; on a grid with equal steps the
+    weights are ``(-w, 0, w)`` on every interior row and ``w`` is applied once, after the sum. Only
+    the two end rows are gathered. About as many passes over ``y`` as ``numpy.gradient`` plus a mean.
+    """
+    n = y.shape[0]
+    w = weights.to(y.dtype)
+    ends = torch.stack([indices[0], indices[-1]])  # (2, 3)
+    total = (w[[0, -1], :, None] * y[ends.reshape(-1)].view(2, 3, -1)).sum(1).abs().sum(0)
+    if n > 2:
+        lo, mid, hi = weights[1:-1].unbind(1)
+        if bool((mid == 0).all()) and bool((lo == -hi).all()) and bool((hi == hi[0]).all()):
+            total += torch.sub(y[2:], y[:-2]).abs_().sum(0) * w[1, 2]
+        else:
+            lo, mid, hi = (t[:, None] for t in w[1:-1].unbind(1))
+            total += (y[:-2] * lo).addcmul_(y[1:-1], mid).addcmul_(y[2:], hi).abs_().sum(0)
+    return total / n
