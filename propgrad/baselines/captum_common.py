@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from numbers import Integral
 from typing import Any, Callable
 
@@ -19,6 +22,27 @@ _CAPTUM_NOISE = (
 )
 
 
+_ANY_RANGE: ContextVar[bool] = ContextVar("propgrad_baselines_any_range", default=False)
+
+
+@contextmanager
+def images_outside_unit_range() -> Iterator[None]:
+    """Within this block the baselines accept finite images outside [0, 1].
+
+    Evaluation metrics explain perturbed copies of an image (Quantus's MaxSensitivity adds
+    uniform noise), which leave [0, 1]; the model still sees them unchanged, and LIME and Kernel
+    SHAP segment the image clipped to [0, 1] (SLIC's Lab conversion needs the range). Outside the
+    block an out-of-range batch is refused, because it is almost always a normalised image passed
+    where the baselines expect raw [0, 1] pixels. Used by :mod:`propgrad.quantus`; thread- and
+    task-local (a context variable).
+    """
+    token = _ANY_RANGE.set(True)
+    try:
+        yield
+    finally:
+        _ANY_RANGE.reset(token)
+
+
 def unit_float(value: Any, name: str) -> float:
     """An image value in [0, 1] (Python or numpy number), as a float."""
     return check_number(value, name, minimum=0.0, maximum=1.0, hint="an image value")
@@ -31,7 +55,8 @@ def prepare_inputs(
 
     Args:
         model: Module mapping (B, 3, H, W) images in [0, 1] to logits (B, K).
-        images: Float tensor (B, 3, H, W) in [0, 1].
+        images: Float tensor (B, 3, H, W) in [0, 1] (any finite values inside
+            :func:`images_outside_unit_range`).
         target: Class index per image, a long tensor (B,) or one int for all images.
 
     Returns:
@@ -46,7 +71,11 @@ def prepare_inputs(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    images = check_images(images, "images", batched=True).detach()
+    if _ANY_RANGE.get() and isinstance(images, torch.Tensor) and images.is_floating_point():
+        check_images(images.clamp(0.0, 1.0), "images", batched=True)  # shape, dtype, NaN/Inf; any range
+        images = images.detach()
+    else:
+        images = check_images(images, "images", batched=True).detach()
     dtype = model_dtype(model)
     if dtype is not None and images.dtype != dtype:
         images = images.to(dtype)

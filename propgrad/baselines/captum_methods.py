@@ -222,8 +222,11 @@ class _SuperpixelBaseline(AttributionBaseline):
         devices = [images.device.index or 0] if images.device.type == "cuda" else []
         maps, infos = [], []
         for image, label in zip(images, target):
-            segments, info = superpixel_segments(
-                image, n_segments=self.n_segments, compactness=self.compactness, min_segments=self.min_segments
+            segments, info = superpixel_segments(  # clipped: perturbed images may leave [0, 1]
+                image.clamp(0.0, 1.0),
+                n_segments=self.n_segments,
+                compactness=self.compactness,
+                min_segments=self.min_segments,
             )
             infos.append(info)
             with torch.random.fork_rng(devices=devices):

@@ -230,6 +230,7 @@ class AlphaPatchSource(InterventionSource):
                 "patch": self.patch_source,
                 "seed": int(seed),
             },
+            region=canvas[3] > 0,
         )
 
 

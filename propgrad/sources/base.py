@@ -27,6 +27,10 @@ class InterventionSequence:
         periodic: True when the sequence wraps around (a full turn), so that the step after the
             last one is the first one.
         metadata: Free-form, JSON-serialisable details (patch position, seed, file names ...).
+        region: Optional bool tensor (H, W), True where the intervention changes the image (the
+            patch of ``alpha_patch``, the darkened background of ``gaussian_vignette``), on the
+            images' device; None when the source does not say. Quantus's localisation metrics take
+            it as ``s_batch`` (:func:`propgrad.quantus.s_batch`).
     """
 
     images: torch.Tensor
@@ -35,12 +39,32 @@ class InterventionSequence:
     unit: str
     periodic: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    region: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         from propgrad.validation import check_images, check_values
 
         check_images(self.images, "InterventionSequence.images", batched=True)
         check_values(self.values, self.images.shape[0], "InterventionSequence.values")
+        if self.region is not None:
+            size = tuple(self.images.shape[-2:])
+            if not isinstance(self.region, torch.Tensor) or self.region.dtype != torch.bool:
+                got = (
+                    f"dtype {self.region.dtype}"
+                    if isinstance(self.region, torch.Tensor)
+                    else type(self.region).__name__
+                )
+                raise TypeError(
+                    f"InterventionSequence.region must be a bool tensor {size} (e.g. mask >= 0.5) or None, got {got}"
+                )
+            if tuple(self.region.shape) != size:
+                raise ValueError(
+                    f"InterventionSequence.region must have the images' size {size}, got {tuple(self.region.shape)}"
+                )
+            if self.region.device != self.images.device:
+                raise ValueError(
+                    f"InterventionSequence.region is on {self.region.device} but the images on {self.images.device}"
+                )
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

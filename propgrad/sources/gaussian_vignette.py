@@ -62,6 +62,14 @@ def apply_vignette(image: torch.Tensor, factors: torch.Tensor, protect: torch.Te
     return keep * image[None] + (1 - keep) * scaled
 
 
+def background_region(gaussian: torch.Tensor, protect: torch.Tensor | None = None) -> torch.Tensor:
+    """The pixels the vignette changes (H, W, bool): the background, where ``1 - g`` is at least half
+    its largest value, minus the protected pixels (``protect >= 0.5``)."""
+    reach = 1 - gaussian
+    region = reach >= 0.5 * reach.max()
+    return region if protect is None else region & (protect < 0.5)
+
+
 class GaussianVignetteSource(InterventionSource):
     """Darken (or brighten) the image edges with a Gaussian vignette of rising strength.
 
@@ -140,6 +148,7 @@ class GaussianVignetteSource(InterventionSource):
                 "masked": self.mask is not None,
                 "seed": int(seed),
             },
+            region=background_region(gaussian, protect),
         )
 
 
