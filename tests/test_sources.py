@@ -285,6 +285,17 @@ def test_frames_full_turn_in_tens_index_fallback_and_override(tmp_path, image):
     assert [p.rsplit("/", 1)[-1] for p in seq.metadata["files"]] == ["c.png", "a.png", "b.png"]
 
 
+def test_frames_uneven_turn_from_an_angle_column_has_period_360(tmp_path, image):
+    folder = write_frames(tmp_path / "u", ["p.png", "q.png", "r.png", "s.png"], size=4)
+    (folder / "values.csv").write_text("file,angle\np.png,0\nq.png,80\nr.png,200\ns.png,290\n")
+    seq = FramesSource(path=folder).generate(image[:, :4, :4])
+    assert seq.values.tolist() == [0.0, 80.0, 200.0, 290.0] and seq.periodic  # gap 70 <= median step 90
+    assert seq.metadata["period"] == 360.0 and not seq.metadata["uniform_spacing"]
+    even = FramesSource(path=write_frames(tmp_path / "e", ["a_0.png", "a_90.png", "a_180.png"], size=4))
+    meta = even.generate(image[:, :4, :4]).metadata
+    assert meta["uniform_spacing"] and "period" not in meta  # half a turn is not periodic
+
+
 def test_frames_more_errors(tmp_path, image):
     folder = write_frames(tmp_path / "sizes", ["a_1.png"], size=4)
     save_image(folder / "b_2.png", torch.rand(3, 6, 6))

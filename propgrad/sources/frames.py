@@ -1,8 +1,11 @@
 """An ordered sequence captured for real (a turntable, a camera sweep), read from image files.
 
 The property values come from a sidecar file (``values.csv`` with columns ``file,value`` or
-``values.json`` mapping file name -> value), else from the file names (the last number in the
-stem: ``duck_045.png`` -> 45.0), else from the frame order. Frames are sorted by value.
+``file,angle``, or ``values.json`` mapping file name -> value), else from the file names (the last
+number in the stem: ``duck_045.png`` -> 45.0), else from the frame order. Frames are sorted by
+value. Angles in degrees that cover one full turn make a periodic sequence of period 360 (a
+turntable); unevenly spaced values are kept as they are, a non-uniform grid, which the scores per
+unit (``per="unit"``) use. See ``docs/turntable.md``.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import json
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from propgrad.errors import PropgradWarning
 from propgrad.hookspecs import hookimpl
 from propgrad.images import load_image, resize
 from propgrad.progress import progress
@@ -25,6 +30,9 @@ from propgrad.validation import ParameterTypeError, check_bool, check_images, ch
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SIDECAR_NAMES: tuple[str, ...] = ("values.csv", "values.json")
+VALUE_COLUMNS: tuple[str, ...] = ("value", "angle")
+"""Names a sidecar CSV's value column may have (beside ``file``)."""
+FULL_TURN_DEGREES = 360.0
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
@@ -46,7 +54,7 @@ def number_in_name(path: Path) -> float | None:
 
 
 def read_sidecar(sidecar: Path) -> dict[str, float]:
-    """Read ``file -> value`` from a CSV (columns ``file,value``) or JSON (object) file."""
+    """Read ``file -> value`` from a CSV (columns ``file,value`` or ``file,angle``) or JSON (object) file."""
     try:
         if sidecar.suffix.lower() == ".json":
             data = json.loads(sidecar.read_text())
@@ -58,11 +66,15 @@ def read_sidecar(sidecar: Path) -> dict[str, float]:
         else:
             with sidecar.open(newline="") as handle:
                 reader = csv.DictReader(handle)
-                if not reader.fieldnames or not {"file", "value"} <= set(reader.fieldnames):
+                fields = [f.strip() for f in reader.fieldnames or []]
+                column = next((c for c in VALUE_COLUMNS if c in fields), None)
+                if "file" not in fields or column is None:
                     raise ValueError(
-                        f"sidecar {sidecar} must have the CSV columns 'file,value', got {reader.fieldnames}"
+                        f"sidecar {sidecar} must have the CSV columns 'file,value' (or 'file,angle'), "
+                        f"got {reader.fieldnames}"
                     )
-                items = [(row["file"], row["value"]) for row in reader]
+                reader.fieldnames = fields
+                items = [(row["file"], row[column]) for row in reader]
     except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as err:
         raise ValueError(f"could not parse sidecar {sidecar}: {err}") from err
     values: dict[str, float] = {}
@@ -104,7 +116,10 @@ class FramesSource(InterventionSource):
             matched by file name (or stem).
         resize: Resize every frame to the reference image's size; otherwise frames must all share
             one size.
-        periodic: Whether the sequence wraps around; None detects a full turn in degrees.
+        periodic: Whether the sequence wraps around; None detects a full turn in degrees (angles
+            whose gap from the last back to the first, one turn on, is no larger than their median
+            step; then the metadata hold ``period`` 360). Frames at both 0 and 360 degrees show one
+            view twice: a warning says to leave one out.
         property_name: Name of the property; default "angle" for values from a sidecar or the
             file names, "frame" for frame indices.
         unit: Unit of the values; default "degree" (sidecar, file names) or "index".
@@ -153,6 +168,13 @@ class FramesSource(InterventionSource):
         default_name, default_unit = ("frame", "index") if source == "index" else ("angle", "degree")
         self.property_name = property_name or default_name
         self.unit = unit or default_unit
+        if periodic is None and self.unit == "degree" and self.values[-1] - self.values[0] == FULL_TURN_DEGREES:
+            warnings.warn(
+                f"frames {self.files[0].name} and {self.files[-1].name} are {FULL_TURN_DEGREES:g} degrees apart, "
+                "the same view: leave out the last one to score the full turn as periodic (period 360)",
+                PropgradWarning,
+                stacklevel=2,
+            )
         self.periodic = looks_periodic(self.values, self.unit) if periodic is None else periodic
         self.resize = resize
 
@@ -242,8 +264,21 @@ class FramesSource(InterventionSource):
             property_name=self.property_name,
             unit=self.unit,
             periodic=self.periodic,
-            metadata={"files": [str(f) for f in self.files], "value_source": self.value_source, "resized": self.resize},
+            metadata=self._metadata(),
         )
+
+    def _metadata(self) -> dict[str, Any]:
+        """Files, where the values came from, the grid's spacing and (periodic, in degrees) the period."""
+        steps = [b - a for a, b in zip(self.values, self.values[1:])]
+        metadata: dict[str, Any] = {
+            "files": [str(f) for f in self.files],
+            "value_source": self.value_source,
+            "resized": self.resize,
+            "uniform_spacing": max(steps) - min(steps) <= 1e-9 * max(1.0, max(abs(v) for v in self.values)),
+        }
+        if self.periodic and self.unit == "degree":
+            metadata["period"] = FULL_TURN_DEGREES
+        return metadata
 
 
 @hookimpl
