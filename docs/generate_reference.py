@@ -188,9 +188,8 @@ def render_object(qualified: str, obj: Any) -> list[str]:
                 lines += ["```text", signature(member, name), "```", "", *render_docstring(member.__doc__)]
     elif inspect.isfunction(obj) or inspect.isbuiltin(obj):
         lines += ["```text", signature(obj, short), "```", "", *render_docstring(obj.__doc__)]
-    elif callable(obj):  # an instance such as pluggy's HookimplMarker
-        lines += [f"An instance of `{type(obj).__module__}.{type(obj).__qualname__}`.", ""]
-        lines += render_docstring(type(obj).__doc__)
+    elif callable(obj):  # an instance such as pluggy's HookimplMarker (its docstring is the library's)
+        lines += [f"An instance of `{type(obj).__qualname__}` from `{type(obj).__module__.split('.')[0]}`.", ""]
     else:
         lines += ["```text", f"{short} = {_ADDRESS.sub('', repr(obj))}", "```", ""]
     return lines
