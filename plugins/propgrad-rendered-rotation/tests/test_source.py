@@ -107,8 +107,9 @@ def test_generate_uses_the_reference_size_device_dtype_and_caches(blank):
     assert seq.metadata["object_pixels"] == masks.reshape(4, -1).sum(1).tolist()
     # the mask is the non-background pixels (white background)
     assert np.array_equal(masks, (frames != 255).any(axis=-1)) and masks.any(axis=(1, 2)).all()
-    if hasattr(seq, "mask"):
-        assert torch.equal(seq.mask.cpu(), torch.from_numpy(masks))
+    assert torch.equal(seq.region, torch.from_numpy(masks.any(axis=0)))  # where the rotation changes the image
+    changed = (seq.images != seq.images[:1]).any(dim=1).any(dim=0)
+    assert bool(seq.region[changed].all()) and not bool(changed[~seq.region].any())
 
 
 def test_non_uniform_angles_and_background():

@@ -191,7 +191,11 @@ class RenderedRotationSource(InterventionSource):
         return self.render(None if size is None else params.image_size(size)).images()[0]
 
     def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
-        """The rendered frames on ``image``'s device (the rendering does not depend on ``seed``)."""
+        """The rendered frames on ``image``'s device (the rendering does not depend on ``seed``).
+
+        The sequence's ``region`` is where the object is in any frame (the pixels the rotation
+        changes); the object's mask per frame is in :meth:`render`'s result.
+        """
         check_images(image, "image", batched=False)
         check_seed(seed)
         rendering = self.render(self._size(image), show_progress=show_progress)
@@ -212,9 +216,6 @@ class RenderedRotationSource(InterventionSource):
         }
         if self.periodic:
             metadata["period"] = params.FULL_TURN
-        extra: dict[str, Any] = {}
-        if "mask" in {f.name for f in dataclasses.fields(InterventionSequence)}:
-            extra["mask"] = torch.from_numpy(rendering.masks).to(image.device)
         return InterventionSequence(
             images=images,
             values=torch.tensor(self.angles, dtype=dtype, device=image.device),
@@ -222,5 +223,5 @@ class RenderedRotationSource(InterventionSource):
             unit=self.unit,
             periodic=self.periodic,
             metadata=metadata,
-            **extra,
+            region=torch.from_numpy(rendering.masks.any(axis=0)).to(image.device),
         )
