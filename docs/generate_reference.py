@@ -6,11 +6,11 @@
 Run it after changing a public name, a docstring or a command-line option;
 ``tests/test_docs_reference.py`` fails while a committed page differs from what this writes.
 
-The API reference documents the names in ``__all__`` of each module in ``API_MODULES``, in that
-order; a name already documented under an earlier module gets a link instead of a second copy.
-Classes list the public methods and properties they define themselves. Google-style sections
-(``Args:``, ``Returns:`` ...) become lists, and reStructuredText markup (````x````,
-``:class:`~a.B```) becomes Markdown.
+The API reference documents the names in ``__all__`` of each module in ``API_MODULES`` (or, for a
+module without one, the classes and functions it defines), in that order; a name already
+documented under an earlier module gets a link instead of a second copy. Classes list the public
+methods and properties they define themselves. Google-style sections (``Args:``, ``Returns:``
+...) become lists, and reStructuredText markup (````x````, ``:class:`~a.B```) becomes Markdown.
 """
 
 from __future__ import annotations
@@ -28,7 +28,15 @@ from typing import Any
 DOCS = Path(__file__).resolve().parent
 
 #: Modules whose ``__all__`` is the public API, in the order the reference lists them.
-API_MODULES = ("propgrad", "propgrad.testing", "propgrad.baselines", "propgrad.plugins", "propgrad.errors")
+API_MODULES = (
+    "propgrad",
+    "propgrad.quantus",
+    "propgrad.zero_shot",
+    "propgrad.testing",
+    "propgrad.baselines",
+    "propgrad.plugins",
+    "propgrad.errors",
+)
 
 #: Width of the generated ``--help`` text, fixed so the page does not depend on the terminal.
 HELP_COLUMNS = 100
@@ -199,6 +207,19 @@ def _is_dataclass(cls: type) -> bool:
     return hasattr(cls, "__dataclass_fields__")
 
 
+def public_names(module: Any) -> list[str]:
+    """``module.__all__``, or else the classes and functions it defines without a leading underscore."""
+    if hasattr(module, "__all__"):
+        return list(module.__all__)
+    return [
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and value.__module__ == module.__name__
+    ]
+
+
 def render_api() -> str:
     """The text of ``docs/api.md``."""
     documented: dict[int, str] = {}
@@ -210,7 +231,7 @@ def render_api() -> str:
         contents.append(f"- [`{module_name}`](#{anchor(module_name)})")
         summary = inspect.cleandoc(module.__doc__ or "").split("\n\n")[0]
         body += [markdown_text(" ".join(summary.split())), ""]
-        for name in module.__all__:
+        for name in public_names(module):
             obj = getattr(module, name)
             qualified = f"{module_name}.{name}"
             if name.startswith("__"):
