@@ -251,6 +251,7 @@ def plot_class_bands(
     ylabel: str = "cosine similarity",
     max_classes: int = 6,
     n_extrema: int = 1,
+    true_class_note: str = "true class",
 ) -> tuple[list[int], list[int]]:
     """Per-class mean ± std bands along the sequence, with the true class's maxima and minima marked.
 
@@ -273,6 +274,7 @@ def plot_class_bands(
         ylabel: Label of the y axis.
         max_classes: Most classes drawn.
         n_extrema: Maxima and minima marked, each.
+        true_class_note: What the legend says of the marked class, in parentheses.
 
     Returns:
         ``(maxima, minima)``: the marked steps of the true class (empty without one), in letter order.
@@ -287,7 +289,7 @@ def plot_class_bands(
     for rank, k in enumerate(sorted(shown, key=lambda k: (k != true_class, order.index(k)))):
         colour = colours(rank % 10)
         truth = k == true_class
-        label = f"{class_names[k]} (true class)" if truth else class_names[k]
+        label = f"{class_names[k]} ({true_class_note})" if truth else class_names[k]
         ax.fill_between(x, (m[:, k] - s[:, k]).numpy(), (m[:, k] + s[:, k]).numpy(), color=colour, alpha=0.2, lw=0)
         ax.plot(x, m[:, k].numpy(), color=colour, linewidth=2.4 if truth else 1.4, label=label)
     maxima: list[int] = []
@@ -311,7 +313,7 @@ def plot_class_bands(
     format_angle_axis(ax, values, periodic=periodic, unit=unit)
     title = "mean ± std over descriptors"
     ax.set_title(title + (f" ({len(shown)} of {len(class_names)} classes)" if hidden > 0 else ""), fontsize="medium")
-    ax.legend(fontsize="small", loc="best")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(3, len(shown)), frameon=False)
     ax.grid(alpha=0.3)
     return maxima, minima
 
@@ -336,6 +338,7 @@ def class_figure(
     title: str | None = None,
     max_classes: int = 6,
     n_extrema: int = 1,
+    true_class_note: str = "true class",
 ) -> Any:
     """The per-class similarity bands with the true class's extreme frames beside the curve (Fig. 8 layout).
 
@@ -352,14 +355,15 @@ def class_figure(
         title: Figure title.
         max_classes: Most classes drawn.
         n_extrema: Maxima and minima shown, each.
+        true_class_note: What the legend says of the marked class, in parentheses.
 
     Returns:
         The matplotlib Figure.
     """
     plt = _pyplot()
     rows = max(1, n_extrema) if true_class is not None else 0
-    fig = plt.figure(figsize=(10.5 if rows else 7.5, 4.8))
-    grid = fig.add_gridspec(max(rows, 1), 4 if rows else 1, width_ratios=[2.2, 0.9, 0.05, 0.9] if rows else [1])
+    fig = plt.figure(figsize=(10.5 if rows else 7.5, 5.2), layout="constrained")
+    grid = fig.add_gridspec(max(rows, 1), 3 if rows else 1, width_ratios=[2.4, 1, 1] if rows else [1])
     ax = fig.add_subplot(grid[:, 0])
     maxima, minima = plot_class_bands(
         ax,
@@ -373,10 +377,11 @@ def class_figure(
         xlabel=xlabel,
         max_classes=max_classes,
         n_extrema=n_extrema,
+        true_class_note=true_class_note,
     )
     marks = _lettered(maxima, minima)
     for r, (letter, i, marker) in enumerate(marks):
-        column = 1 if marker == "^" else 3
+        column = 1 if marker == "^" else 2
         row = r if marker == "^" else r - len(maxima)
         frame = fig.add_subplot(grid[row, column])
         frame.imshow(images[i].detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy())
@@ -389,5 +394,4 @@ def class_figure(
         frame.set_yticks([])
     if title:
         fig.suptitle(title, fontsize="medium")
-    fig.tight_layout()
     return fig

@@ -13,6 +13,7 @@ from propgrad.atomic_files import write_json
 from propgrad.plotting import (
     _pyplot,
     class_figure,
+    format_angle_axis,
     plot_behaviour,
     plot_filmstrip,
     plot_null_distribution,
@@ -448,6 +449,8 @@ class Explanation:
 
     def plot(self, labels: Sequence[str] | None = None, frames: int = 8) -> Any:
         """A figure with the behaviour curve, the null distribution and a filmstrip of the sequence."""
+        if labels is None and self.classes is not None:
+            labels = self.classes.grouping.column_labels
         plt = _pyplot()
         fig = plt.figure(figsize=(11, 6.5))
         grid = fig.add_gridspec(2, frames, height_ratios=[2.2, 1])
@@ -472,6 +475,7 @@ class Explanation:
             threshold=0.5 if binary else None,
             xlabel=f"{seq.property_name} [{seq.unit}]",
         )
+        format_angle_axis(ax, seq.values, periodic=seq.periodic, unit=seq.unit)
         ax.set_title(
             f"{self.statistic_label} = {float(self.score.reshape(-1).max()):.4f}, "
             f"p = {float(self.p_value.reshape(-1).min()):.3g}"
@@ -501,14 +505,17 @@ class Explanation:
         )
         return ax
 
-    def plot_classes(self, true_class: str | int | None = None, *, max_classes: int = 6, n_extrema: int = 1) -> Any:
+    def plot_classes(
+        self, true_class: str | int | None = None, *, max_classes: int = 6, n_extrema: int | None = None
+    ) -> Any:
         """Per-class mean ± std bands with the true class's maxima and minima and their frames (Fig. 8 layout).
 
         Args:
             true_class: The ground-truth class, by name or index (default: the class with the
                 highest mean similarity on the original image).
             max_classes: Most classes drawn (the true class and the highest on average).
-            n_extrema: Maxima and minima of the true class marked and shown, each.
+            n_extrema: Maxima and minima of the true class marked and shown, each (default: 2 for a
+                periodic sequence, whose orientation responses often have two peaks per turn, else 1).
 
         Raises:
             ValueError: the explanation has no per-class aggregation, or an unknown class.
@@ -534,7 +541,8 @@ class Explanation:
             title=f"{self.source}: {seq.property_name}; {self.statistic_label} of {c.class_names[k]!r} = "
             f"{float(c.score[k]):.4g} {self.score_unit}, p = {float(c.p_value[k]):.3g}",
             max_classes=max_classes,
-            n_extrema=n_extrema,
+            n_extrema=n_extrema if n_extrema is not None else 2 if seq.periodic else 1,
+            true_class_note="true class" if true_class is not None else "highest on the original image",
         )
 
     def save(

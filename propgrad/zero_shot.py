@@ -634,8 +634,11 @@ class ZeroShotClassifier(nn.Module):
         device: str | torch.device = "cpu",
         batch_size: int = 64,
         text_batch_size: int = 256,
+        show_progress: bool = False,
     ) -> ZeroShotClassifier:
         """Load a Hugging Face ``CLIPModel`` and its processor with ``from_pretrained(path_or_id)`` and wrap them.
+
+        transformers' own progress bars (loading weights, downloads) show only with ``show_progress``.
 
         Raises:
             MissingDependencyError: transformers is not installed.
@@ -648,12 +651,19 @@ class ZeroShotClassifier(nn.Module):
                 "CLIP models need transformers: pip install 'propgrad[clip]' (or pip install transformers)"
             ) from exc
         source = str(path_or_id)
+        hf_logging = transformers.utils.logging
+        bars = hf_logging.is_progress_bar_enabled()
+        if not show_progress:
+            hf_logging.disable_progress_bar()
         try:
             model = transformers.CLIPModel.from_pretrained(source)
             processor = transformers.AutoProcessor.from_pretrained(source)
         except (OSError, ValueError, KeyError) as exc:
             first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             raise ValueError(f"cannot load a CLIP model and processor from {source!r}: {first}") from exc
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         model = model.to(torch.device(device)).eval()
         return cls.from_clip(model, processor, descriptors, batch_size=batch_size, text_batch_size=text_batch_size)
 

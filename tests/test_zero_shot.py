@@ -476,3 +476,153 @@ def test_a_grouping_gives_class_means_and_population_standard_deviations():
     mean, std = g.mean_std(x)
     assert mean.tolist() == [[1.0, 4.0, 7.0], [10.0, 13.0, 16.0]]
     assert torch.allclose(std, torch.full((2, 3), math.sqrt(2 / 3)))
+
+
+# --- the command line ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def descriptors_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("descriptors") / "descriptors.json"
+    path.write_text(json.dumps(DESCRIPTORS))
+    return path
+
+
+def _explain(argv, capsys):
+    from propgrad.cli import main
+
+    code = main(["explain", "--no-progress", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.slow
+def test_cli_explains_a_clip_folder_with_descriptors_end_to_end(tiny_clip_path, descriptors_file, tmp_path, capsys):
+    code, out, err = _explain(
+        [
+            "--model",
+            f"clip:{tiny_clip_path}",
+            "--descriptors",
+            str(descriptors_file),
+            "--source",
+            "alpha_patch",
+            "--param",
+            "steps=9",
+            "--size",
+            "32",
+            "--permutations",
+            "50",
+            "--true-class",
+            "blue thing",
+            "--out",
+            str(tmp_path),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "per class (3 classes x 3 descriptors" in out and "crimson" in out
+    record = json.loads((tmp_path / "explanation.json").read_text())
+    assert record["labels"] == [t for ts in DESCRIPTORS.values() for t in ts]
+    classes = record["classes"]
+    assert classes["class_names"] == list(DESCRIPTORS)
+    outputs = np.array(record["outputs"])  # raw cosine similarities: no softmax for a zero-shot model
+    assert outputs.min() < 0 or outputs.sum(axis=1).max() > 1.01
+    np.testing.assert_allclose(classes["mean"], outputs.reshape(len(outputs), 3, 3).mean(axis=2), atol=1e-6)
+    assert (tmp_path / "explanation_classes.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_cli_explains_turntable_frames_with_a_clip_model(tiny_clip_path, descriptors_file, tmp_path, capsys):
+    from propgrad.images import save_image
+
+    frames = Rotate(steps=12).generate(two_colour_image(32))
+    folder = tmp_path / "turntable"
+    folder.mkdir()
+    for frame, angle in zip(frames.images, frames.values.tolist()):
+        save_image(folder / f"toy_{int(angle):03d}.png", frame)
+    code, out, err = _explain(
+        [
+            "--model",
+            f"clip:{tiny_clip_path}",
+            "--descriptors",
+            str(descriptors_file),
+            "--source",
+            "frames",
+            "--param",
+            f"path={folder}",
+            "--image",
+            str(folder / "toy_000.png"),
+            "--size",
+            "0",
+            "--permutations",
+            "50",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "periodic" in out and "per class" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["--descriptors", "{d}"], ["--descriptors is for zero-shot models", "--model clip:PATH_OR_ID"]),
+        (["--model", "clip:{clip}"], ["needs --descriptors FILE.json"]),
+        (["--model", "clip:", "--descriptors", "{d}"], ["needs a folder or Hugging Face id"]),
+        (["--model", "clip:{clip}", "--descriptors", "{bad}"], ["--descriptors", "different lengths"]),
+        (["--model", "clip:{clip}", "--descriptors", "{missing}"], ["--descriptors", "no such file"]),
+        (["--model", "clip:{clip}", "--descriptors", "{d}", "--true-class", "dog"], ["--true-class 'dog'"]),
+        (["--true-class", "dog"], ["--true-class needs a model with classes"]),
+    ],
+)
+def test_cli_refuses_bad_zero_shot_arguments_in_one_line(
+    argv, fragments, tiny_clip_path, descriptors_file, tmp_path, capsys
+):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"a": ["x"], "b": ["y", "z"]}))
+    names = {"d": descriptors_file, "clip": tiny_clip_path, "bad": bad, "missing": tmp_path / "missing.json"}
+    code, _, err = _explain([arg.format(**names) for arg in argv] + ["--permutations", "10"], capsys)
+    assert code == 2
+    assert err.count("\n") == 1, err
+    for fragment in fragments:
+        assert fragment in err
+
+
+@pytest.mark.slow
+def test_cli_explains_a_rendered_rotation_with_a_clip_model(tiny_clip_path, descriptors_file, tmp_path, capsys):
+    meshes = pytest.importorskip("propgrad_rendered_rotation.meshes")
+    mesh = meshes.write_mesh("animal", tmp_path / "animal.ply")
+    renderer = pytest.importorskip("propgrad_rendered_rotation.renderer")
+    try:
+        renderer.RotationRenderer  # noqa: B018 - the class exists; a context is made on first render
+        from propgrad_rendered_rotation import RenderedRotationSource
+
+        RenderedRotationSource(str(mesh), step=90, image_size=16).reference_image()
+    except renderer.RenderingError as exc:  # no off-screen OpenGL context on this machine
+        pytest.skip(f"rendered_rotation cannot render here: {exc}")
+    code, out, err = _explain(
+        [
+            "--model",
+            f"clip:{tiny_clip_path}",
+            "--descriptors",
+            str(descriptors_file),
+            "--source",
+            "rendered_rotation",
+            "--param",
+            f"mesh={mesh}",
+            "--param",
+            "step=10",
+            "--param",
+            "image_size=32",
+            "--permutations",
+            "50",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "36 steps (0 to 350 degree, periodic)" in out
+    assert "per class (3 classes x 3 descriptors" in out
+    record = json.loads((tmp_path / "out" / "explanation.json").read_text())
+    assert record["periodic"] and len(record["classes"]["top_class"]) == 36

@@ -121,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
     from propgrad.validation import check_device
 
     device = check_device(args.device, "--device")
-    model = load_model(args.model, args.weights, device=device, descriptors=args.descriptors)
+    model = load_model(
+        args.model, args.weights, device=device, descriptors=args.descriptors, show_progress=not args.no_progress
+    )
     source = resolve_source(args.source, parse_params(args.param))
     image = _input_image(args.image, args.size, source).to(device)
     labels = [label.strip() for label in args.labels.split(",")] if args.labels else _default_labels(args.model, model)

@@ -23,6 +23,7 @@ def load_model(
     weights: str | Path | None = None,
     device: str | torch.device = "cpu",
     descriptors: str | Path | None = None,
+    show_progress: bool = False,
 ) -> Callable[..., torch.Tensor]:
     """Resolve a model spec into an eval-mode callable on ``device``.
 
@@ -37,6 +38,7 @@ def load_model(
             CPU-only build).
         descriptors: The ``--descriptors`` JSON file of a ``clip:`` model,
             ``{"class name": ["descriptor 1", ...], ...}``.
+        show_progress: Show transformers' progress bars while a ``clip:`` model loads (or downloads).
 
     Returns:
         The model, in eval mode.
@@ -49,7 +51,7 @@ def load_model(
     """
     device = check_device(device, "--device")
     if spec.startswith(CLIP_PREFIX):
-        return load_clip(spec, descriptors, weights, device)
+        return load_clip(spec, descriptors, weights, device, show_progress=show_progress)
     if descriptors is not None:
         raise ValueError(
             f"--descriptors is for zero-shot models (--model clip:PATH_OR_ID), not --model {spec!r}; a model "
@@ -92,7 +94,12 @@ def load_model(
 
 
 def load_clip(
-    spec: str, descriptors: str | Path | None, weights: str | Path | None, device: torch.device
+    spec: str,
+    descriptors: str | Path | None,
+    weights: str | Path | None,
+    device: torch.device,
+    *,
+    show_progress: bool = False,
 ) -> Callable[..., torch.Tensor]:
     """``clip:PATH_OR_ID`` with ``--descriptors FILE``: a :class:`~propgrad.zero_shot.ZeroShotClassifier`.
 
@@ -116,7 +123,7 @@ def load_clip(
     if weights is not None:
         raise ValueError("--weights does not apply to --model clip:...; the folder or id holds the weights")
     texts = load_descriptors(descriptors, f"--descriptors {str(descriptors)!r}")
-    return ZeroShotClassifier.from_pretrained(source, texts, device=device)
+    return ZeroShotClassifier.from_pretrained(source, texts, device=device, show_progress=show_progress)
 
 
 def _load_weights(model: Any, path: Path) -> Any:
