@@ -128,3 +128,35 @@ def extreme_counts(null, centre, threshold, counts, first_hit, limit, offset):  
                 if counts[j] == limit and first_hit[j] == 0:
                     first_hit[j] = offset + i + 1
     return counts
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def place_positions(keys, low):  # pragma: no cover - compiled
+    """``keys[i, j] = (keys[i, j] & ~low) | j`` in place: random keys carrying their position in the low bits."""
+    k, n = keys.shape
+    high = ~low
+    for i in range(k):
+        for j in range(n):
+            keys[i, j] = (keys[i, j] & high) | j
+    return keys
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def read_positions(keys, low, out, tied):  # pragma: no cover - compiled
+    """Positions ``keys & low`` of row-sorted keys into ``out``; ``tied[i]`` when two keys of row i agree above ``low``.
+
+    Returns the number of tied rows.
+    """
+    k, n = keys.shape
+    count = 0
+    for i in range(k):
+        row = keys[i]
+        tie = False
+        out[i, 0] = row[0] & low
+        for j in range(1, n):
+            out[i, j] = row[j] & low
+            if (row[j] ^ row[j - 1]) & ~low == 0:
+                tie = True
+        tied[i] = tie
+        count += tie
+    return count

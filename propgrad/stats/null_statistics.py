@@ -214,16 +214,17 @@ def stencil_rows(idx: torch.Tensor, w: torch.Tensor) -> tuple[np.ndarray, ...]:
     keeps its three indices and weights.
     """
     idx_np, w_np = idx.numpy().astype(np.int64), w.numpy().astype(np.float64)
-    u, v, t = (idx_np[:, j].copy() for j in range(3))
-    w0, w1, w2 = (w_np[:, j].copy() for j in range(3))
-    pair = np.zeros(idx_np.shape[0], dtype=np.bool_)
-    for i, row in enumerate(w_np):
-        live = np.flatnonzero(row)
-        if live.size == 2 and row[live[0]] == -row[live[1]]:
-            pos, neg = (live[0], live[1]) if row[live[0]] > 0 else (live[1], live[0])
-            pair[i] = True
-            u[i], v[i], t[i] = idx_np[i, pos], idx_np[i, neg], idx_np[i, neg]
-            w0[i], w1[i], w2[i] = row[pos], 0.0, 0.0
+    rows = np.arange(idx_np.shape[0])
+    live = w_np != 0
+    first, last = live.argmax(1), 2 - live[:, ::-1].argmax(1)  # the first and the last non-zero weight
+    a, b = w_np[rows, first], w_np[rows, last]
+    pair = (live.sum(1) == 2) & (a == -b)
+    pos, neg = np.where(a > 0, first, last), np.where(a > 0, last, first)
+    u = np.where(pair, idx_np[rows, pos], idx_np[:, 0])
+    v = np.where(pair, idx_np[rows, neg], idx_np[:, 1])
+    t = np.where(pair, idx_np[rows, neg], idx_np[:, 2])
+    w0 = np.where(pair, w_np[rows, pos], w_np[:, 0])
+    w1, w2 = np.where(pair, 0.0, w_np[:, 1]), np.where(pair, 0.0, w_np[:, 2])
     return u, v, t, w0, w1, w2, pair
 
 

@@ -28,6 +28,7 @@ import torch
 
 from propgrad.stats.coercion import as_outputs, as_values
 from propgrad.stats.gradient import stencil_dtype
+from propgrad.stats.kernels import compiled_kernels
 from propgrad.stats.null_statistics import (
     GradientNull,
     NullStatistic,
@@ -252,19 +253,10 @@ def _check_size(kernel: NullStatistic, n: int, k: int, c: int, cols: int, itemsi
 
 
 def compiled_kernels_available() -> bool:
-    """True when the compiled CPU kernels (numba) import; otherwise the torch kernels run on the CPU too."""
-    global _COMPILED
-    if _COMPILED is None:
-        try:
-            from propgrad.stats import cpu_kernels  # noqa: F401
-        except ImportError as error:  # numba missing or broken: fall back, and say so once
-            warnings.warn(
-                f"propgrad's compiled permutation kernels are unavailable ({error}); using torch", stacklevel=3
-            )
-            _COMPILED = False
-        else:
-            _COMPILED = True
-    return _COMPILED
+    """True when the compiled CPU kernels import (:func:`propgrad.stats.kernels.compiled_kernels`)."""
+    if _COMPILED is not None:  # tests force one path
+        return _COMPILED
+    return compiled_kernels() is not None
 
 
 _COMPILED: bool | None = None

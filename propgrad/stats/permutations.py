@@ -15,6 +15,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from propgrad.stats.kernels import compiled_kernels
+
 MEMO_MAX_BYTES = 128 * 2**20
 SHUFFLE_BLOCK_BYTES = 2**20  # keys drawn and sorted in blocks: cache-sized, reused memory
 SEEN_MAX = 256  # (n, k, seed) keys remembered as used once
@@ -86,6 +88,13 @@ def _sort_positions(bits: np.random.BitGenerator, out: np.ndarray, shift: int, d
     words = bits.random_raw((k * n * np.dtype(dtype).itemsize + 7) // 8)
     keys = words.view(dtype)[: k * n].reshape(k, n)  # every key uniform on all its bits
     low = dtype((1 << shift) - 1)
+    kernels = compiled_kernels()
+    if kernels is not None and out.flags.c_contiguous:  # the same steps, fused into one pass before and after
+        kernels.place_positions(keys, low)
+        keys.sort(axis=1)
+        tied = np.empty(k, dtype=np.bool_)
+        count = kernels.read_positions(keys, low, out, tied)
+        return np.flatnonzero(tied) if count else np.empty(0, dtype=np.intp)
     keys &= ~low
     keys |= np.arange(n, dtype=dtype)
     keys.sort(axis=1)
