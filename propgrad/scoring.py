@@ -58,6 +58,7 @@ def score_outputs(
     alpha: float = 0.01,
     statistic: str | Callable[..., torch.Tensor] = "gradient",
     seed: int = 0,
+    period: float | None = None,
 ) -> SequenceScore:
     """Test and flips of transformed outputs along one sequence.
 
@@ -72,6 +73,7 @@ def score_outputs(
         alpha: Significance level.
         statistic: ``"gradient"``, ``"pearson"`` or a callable (see ``permutation_test``).
         seed: Seed of the permutations.
+        period: Period of ``values`` for a periodic sequence (None: the span plus one mean step).
 
     Raises:
         TypeError: ``target`` is not an integer column, None or :data:`PREDICTED`.
@@ -94,7 +96,14 @@ def score_outputs(
         raise ValueError(f"target {column} is out of range for a model with {n_columns} outputs")
     scored = outputs.double() if column is None else outputs[:, column].double()
     test = permutation_test(
-        scored, values, n_permutations=n_permutations, alpha=alpha, statistic=statistic, seed=seed, periodic=periodic
+        scored,
+        values,
+        n_permutations=n_permutations,
+        alpha=alpha,
+        statistic=statistic,
+        seed=seed,
+        periodic=periodic,
+        period=period if periodic and values is not None else None,
     )
     return SequenceScore(outputs=outputs, original_outputs=original_outputs, target=column, test=test, flips=flips)
 
@@ -105,6 +114,7 @@ def sequence_statistic(
     *,
     periodic: bool = False,
     statistic: str | Callable[..., torch.Tensor] = "gradient",
+    period: float | None = None,
 ) -> torch.Tensor:
     """The test statistic of scored outputs, without a test: what :func:`score_outputs` reports.
 
@@ -117,11 +127,24 @@ def sequence_statistic(
         values: Property values (N,) for scores per unit, None for per step.
         periodic: The sequence wraps around.
         statistic: ``"gradient"``, ``"pearson"`` or a callable (see ``permutation_test``).
+        period: Period of ``values`` for a periodic sequence (None: the span plus one mean step).
 
     Returns:
         A 0-d tensor for (N,) outputs, (C,) for (N, C).
     """
-    return permutation_test(scored, values, n_permutations=1, statistic=statistic, periodic=periodic).statistic
+    period = period if periodic and values is not None else None
+    return permutation_test(
+        scored, values, n_permutations=1, statistic=statistic, periodic=periodic, period=period
+    ).statistic
+
+
+def sequence_period(seq: Any, per: str) -> float | None:
+    """The period of a periodic sequence's values when scored per unit (its ``metadata["period"]``, e.g. 360
+    for a full turn in degrees), else None: per step the default, N steps, is exact."""
+    if per != "unit" or not seq.periodic:
+        return None
+    period = seq.metadata.get("period")
+    return None if period is None else float(period)
 
 
 def is_column_index(value: Any) -> bool:
@@ -212,6 +235,7 @@ def score_sequences(
                 alpha=alpha,
                 statistic=statistic,
                 seed=seed,
+                period=sequence_period(seq, per),
             )
         )
     return scores
@@ -358,20 +382,29 @@ def _placebo_group_statistics(
     same_grid = isinstance(statistic, str) and all(
         len(seq) == len(first)
         and seq.periodic == first.periodic
+        and sequence_period(seq, per) == sequence_period(first, per)
         and (per == "step" or torch.equal(seq.values, first.values))
         for seq in group
     )
     if not same_grid:
         return torch.stack(
             [
-                sequence_statistic(x, seq.values if per == "unit" else None, periodic=seq.periodic, statistic=statistic)
+                sequence_statistic(
+                    x,
+                    seq.values if per == "unit" else None,
+                    periodic=seq.periodic,
+                    statistic=statistic,
+                    period=sequence_period(seq, per),
+                )
                 for x, seq in zip(scored, group)
             ]
         )
     columns = torch.stack(scored, dim=1)  # (N, M) or (N, M, C)
     flat = columns.reshape(columns.shape[0], -1)
     values = first.values if per == "unit" else None
-    result = sequence_statistic(flat, values, periodic=first.periodic, statistic=statistic)
+    result = sequence_statistic(
+        flat, values, periodic=first.periodic, statistic=statistic, period=sequence_period(first, per)
+    )
     return result.reshape(columns.shape[1:])
 
 
