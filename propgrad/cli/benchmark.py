@@ -93,6 +93,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=1,
         help="realisations of each intervention scored per image; R > 1 adds their mean score as a method (default: 1)",
     )
+    parser.add_argument(
+        "--quantus-metrics",
+        nargs="+",
+        metavar="NAME",
+        default=[],
+        help="Quantus metrics (Quantus's class names, e.g. FaithfulnessCorrelation Sparseness) computed per model "
+        "and baseline on the same images, as a table beside the flip tables (default: none; docs/captum-quantus.md)",
+    )
     parser.add_argument("--fresh", action="store_true", help="discard earlier results in --out and start over")
     parser.add_argument(
         "--threads",
@@ -249,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
         n_placebos=getattr(args, "placebos", None),
         correction=None if correction == "none" else correction,
         realisations=getattr(args, "realisations", 1),
+        quantus_metrics=tuple(getattr(args, "quantus_metrics", None) or ()),
     )
     mode = "quick" if args.quick else "full"
     with torch_threads(getattr(args, "threads", None)), sigterm_interrupts():

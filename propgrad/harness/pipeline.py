@@ -23,6 +23,7 @@ from propgrad.harness.identity import bind_baselines, bind_models, bind_suite
 from propgrad.harness.kept_maps import MAPS_DIR, KeptMaps
 from propgrad.harness.output_folder import check_writable, locked_output
 from propgrad.harness.plots import write_plots
+from propgrad.harness.quantus_metrics import format_quantus_table, runners_quantus_scores
 from propgrad.harness.records_csv import write_records_csv
 from propgrad.harness.report import format_report, report_sections
 from propgrad.harness.report_html import HTML_NAME, write_benchmark_html
@@ -205,7 +206,9 @@ def _run_locked(
             except Exception:  # noqa: BLE001 - never hide why the run stopped
                 pass
     slic = _slic_counts(runners)
-    return _report(settings, out_dir, store, suite_info, stopwatch, started, changes, plots, say, kept, slic)
+    with stopwatch.measure("quantus"):
+        quantus = runners_quantus_scores(runners, settings.quantus_metrics)
+    return _report(settings, out_dir, store, suite_info, stopwatch, started, changes, plots, say, kept, slic, quantus)
 
 
 def _slic_counts(runners: Mapping[str, SuiteRunner]) -> dict[str, dict[str, int]]:
@@ -236,6 +239,7 @@ def _report(
     say: Callable[[str], None],
     kept: KeptMaps | None = None,
     slic: Mapping[str, Mapping[str, int]] | None = None,
+    quantus: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Summarise the store's cells; write results.json, records.csv, report.md, report.html and the plots."""
     with stopwatch.measure("reporting"):
@@ -301,6 +305,8 @@ def _report(
         },
         "figures": [p.name for p in figures],
     }
+    if settings.quantus_metrics:  # the Quantus columns (propgrad.harness.quantus_metrics)
+        results["quantus"] = quantus or []
     results = strict_with_reasons(results)
     write_json(out_dir / RESULTS_NAME, results)
     write_records_csv(out_dir / CSV_NAME, records, settings.baselines)
@@ -317,7 +323,9 @@ def _report(
         f"[{CSV_NAME}]({CSV_NAME}) (one row per image).",
         figures=[p.name for p in figures],
     )
-    write_text(out_dir / REPORT_NAME, markdown)
+    write_text(
+        out_dir / REPORT_NAME, markdown + ("\n" + format_quantus_table(quantus, markdown=True) if quantus else "")
+    )
     sections = report_sections(
         summary,
         settings.baselines,
@@ -328,7 +336,7 @@ def _report(
     write_benchmark_html(
         out_dir / HTML_NAME, results, sections, timing_line=timing_line, links=(RESULTS_NAME, CSV_NAME, REPORT_NAME)
     )
-    say(text + "\n" + timing_line)
+    say(text + ("\n" + format_quantus_table(quantus) if quantus else "") + "\n" + timing_line)
     say(
         f"wrote {out_dir / RESULTS_NAME}, {out_dir / CSV_NAME}, {out_dir / REPORT_NAME}, {out_dir / HTML_NAME} "
         f"and {len(figures)} figures"

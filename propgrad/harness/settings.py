@@ -66,6 +66,9 @@ class BenchmarkSettings:
             original and steps only, so that results do not depend on which images ran together.
         chunk_size: Test images whose sequences are held in memory at once (whole attribution
             blocks of ``propgrad.harness.runner.ATTRIBUTION_BLOCK`` images, at least one block).
+        quantus_metrics: Quantus metric class names computed per suite, model and baseline on the
+            pool images (:mod:`propgrad.harness.quantus_metrics`); empty (the default) computes none
+            and leaves the settings hash of earlier runs unchanged.
     """
 
     suites: tuple[str, ...] = ("fur",)
@@ -82,6 +85,7 @@ class BenchmarkSettings:
     pool_per_class: int | PoolSize | None = None
     forward_batch_size: int = 256
     chunk_size: int = 32
+    quantus_metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         checked: dict[str, Any] = {
@@ -108,12 +112,17 @@ class BenchmarkSettings:
             raise ValueError("suites must name at least one benchmark suite, got an empty list")
         if len(set(self.baselines)) != len(self.baselines):
             raise ValueError(f"baselines must not repeat a name, got {list(self.baselines)}")
+        if self.quantus_metrics:
+            from propgrad.harness.quantus_metrics import check_benchmark_metrics
+
+            object.__setattr__(self, "quantus_metrics", check_benchmark_metrics(self.quantus_metrics))
 
     def to_dict(self) -> dict[str, Any]:
         """All settings as JSON-serialisable data."""
         out = asdict(self)
         out["suites"] = list(self.suites)
         out["baselines"] = list(self.baselines)
+        out["quantus_metrics"] = list(self.quantus_metrics)
         out["baseline_kwargs"] = {k: dict(v) for k, v in self.baseline_kwargs.items()}
         if isinstance(self.pool_per_class, PoolSize):
             out["pool_per_class"] = self.pool_per_class.value
@@ -124,6 +133,8 @@ class BenchmarkSettings:
         out = self.to_dict()
         for name in ("forward_batch_size", "chunk_size"):
             out.pop(name)
+        if not self.quantus_metrics:  # runs before the option existed keep their settings hash
+            out.pop("quantus_metrics")
         return out
 
 
@@ -138,6 +149,7 @@ def preset(
     n_placebos: int | None = None,
     correction: str | None = "bh",
     realisations: int = 1,
+    quantus_metrics: tuple[str, ...] = (),
 ) -> BenchmarkSettings:
     """Settings of the quick or full benchmark.
 
@@ -156,6 +168,7 @@ def preset(
         n_placebos: Override of M (default: :data:`DEFAULT_PLACEBOS`).
         correction: The correction over images (see :class:`BenchmarkSettings`).
         realisations: R (see :class:`BenchmarkSettings`).
+        quantus_metrics: Quantus metric class names (see :class:`BenchmarkSettings`).
     """
     kwargs: dict[str, dict[str, Any]] = {}
     if quick:
@@ -174,6 +187,7 @@ def preset(
         baselines=tuple(baselines),
         baseline_kwargs={k: v for k, v in kwargs.items() if v},
         pool_per_class=PoolSize.SUITE_IMAGES_PER_CLASS if quick else None,
+        quantus_metrics=tuple(quantus_metrics),
     )
 
 
