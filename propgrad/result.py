@@ -24,6 +24,7 @@ from propgrad.sources.base import InterventionSequence
 from propgrad.zero_shot import ClassGrouping
 
 if TYPE_CHECKING:
+    from propgrad.stats.corrections import Method
     from propgrad.stats.flips import FlipResult
     from propgrad.stats.permutation import PermutationResult
     from propgrad.stats.placebo import PlaceboResult
@@ -214,7 +215,7 @@ def aggregate_classes(
     alpha: float = 0.01,
     statistic: Any = "gradient",
     seed: int = 0,
-    correction: str | None = None,
+    correction: Method = None,
     min_effect: float = 0.0,
 ) -> ClassScores:
     """Aggregate one explanation's outputs and per-column test per class.

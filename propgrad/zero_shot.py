@@ -372,13 +372,17 @@ def _size_of(size: Any, *, shortest: bool) -> int | tuple[int, int] | None:
         return None
     if isinstance(size, (int, float)):
         return int(size)
-    get = size.get if isinstance(size, Mapping) else lambda key: getattr(size, key, None)
-    if shortest and get("shortest_edge"):
-        return int(get("shortest_edge"))
-    if get("height") and get("width"):
-        return int(get("height")), int(get("width"))
-    if get("shortest_edge"):
-        return int(get("shortest_edge"))
+    fields = {
+        key: (size.get(key) if isinstance(size, Mapping) else getattr(size, key, None))
+        for key in ("shortest_edge", "height", "width")
+    }
+    short, height, width = (int(v) if v else 0 for v in fields.values())
+    if shortest and short:
+        return short
+    if height and width:
+        return height, width
+    if short:
+        return short
     raise ValueError(f"cannot read an image size from the processor's {size!r}")
 
 
