@@ -14,7 +14,9 @@ from propgrad.arguments import (
     as_tuple,
     check_test_choice,
     is_per_image,
+    null_margin,
     realisation_seeds,
+    resolve_batch_size,
     resolve_source,
     resolve_targets,
 )
@@ -103,7 +105,15 @@ class PropertyGradient:
         correction: str | None = None,
         realisations: int | Sequence[int] | None = None,
         confidence_level: float = 0.95,
-    ) -> Explanation | list[Explanation] | Realisations | list[Realisations]:
+        internal_batch_size: int | None = None,
+        return_convergence_delta: bool = False,
+    ) -> (
+        Explanation
+        | list[Explanation]
+        | Realisations
+        | list[Realisations]
+        | tuple[Explanation | list[Explanation], torch.Tensor]
+    ):
         """Intervene on each input, run the model along the sequence and score the change.
 
         Args:
@@ -124,6 +134,14 @@ class PropertyGradient:
                 sequence) or ``"unit"`` (change per unit of the source's property values, e.g.
                 per degree; uses the actual, possibly non-uniform, spacing).
             batch_size: Images per forward pass.
+            internal_batch_size: Captum's name for ``batch_size`` (either may be given; both with
+                different values is an error).
+            return_convergence_delta: As in Captum, also return a per-input check of the result:
+                ``(explanations, delta)`` with ``delta`` a float tensor (B,) for one target column,
+                (B, C) for every column, of :func:`propgrad.arguments.null_margin`: the observed
+                statistic minus the null distribution's ``1 - alpha`` quantile (positive: beyond the
+                critical value; NaN when the null was not kept, above 16 columns). Not with
+                ``realisations``.
             seed: Seed for the source's random choices and the permutations, an integer in
                 [0, 2**63 - 1].
             show_progress: Show progress bars.
@@ -164,7 +182,8 @@ class PropertyGradient:
         Returns:
             An :class:`~propgrad.result.Explanation` for a single image, a list of them (one per
             input) for a batch; with ``realisations``, a :class:`~propgrad.realisations.Realisations`
-            (a list of them for a batch) instead.
+            (a list of them for a batch) instead; with ``return_convergence_delta``, the pair
+            ``(explanations, delta)``.
 
         Raises:
             TypeError, ValueError: bad inputs or settings, checked before any image is generated
@@ -173,7 +192,10 @@ class PropertyGradient:
         """
         check_choice(per, "per", ("step", "unit"))
         check_test_settings(n_permutations, alpha, statistic, seed)
-        check_int(batch_size, "batch_size")
+        batch_size = resolve_batch_size(batch_size, internal_batch_size)
+        check_bool(return_convergence_delta, "return_convergence_delta")
+        if return_convergence_delta and realisations is not None:
+            raise ValueError("return_convergence_delta cannot be combined with realisations (one test per realisation)")
         check_bool(show_progress, "show_progress")
         test = check_test_choice(test)
         n_placebos = check_int(n_placebos, "n_placebos", hint="placebo sequences per image, e.g. 199")
@@ -209,7 +231,10 @@ class PropertyGradient:
         )
         if seeds is None:
             explanations = job.explain(seed)
-            return explanations if batched else explanations[0]
+            result = explanations if batched else explanations[0]
+            if return_convergence_delta:
+                return result, torch.stack([null_margin(e.test) for e in explanations])
+            return result
         runs = []
         for realisation_seed in seeds:  # a loop, not a comprehension: warnings point at the caller
             runs.append(job.explain(realisation_seed))

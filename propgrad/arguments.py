@@ -46,6 +46,33 @@ def realisation_seeds(realisations: Any, seed: int) -> tuple[int, ...] | None:
     return seeds
 
 
+def resolve_batch_size(batch_size: int, internal_batch_size: int | None) -> int:
+    """``batch_size``, or Captum's ``internal_batch_size`` spelling of it; both given must agree."""
+    batch_size = check_int(batch_size, "batch_size")
+    if internal_batch_size is None:
+        return batch_size
+    internal = check_int(internal_batch_size, "internal_batch_size", hint="Captum's name for batch_size")
+    if batch_size != 32 and internal != batch_size:  # 32: batch_size's default, i.e. not given
+        raise ValueError(
+            f"batch_size={batch_size} and internal_batch_size={internal} disagree; they are one setting "
+            "(internal_batch_size is Captum's name for it): pass one of them"
+        )
+    return internal
+
+
+def null_margin(test: Any) -> torch.Tensor:
+    """Observed statistic minus the ``1 - alpha`` quantile of its permutation null, per column.
+
+    Positive when the statistic lies beyond the test's critical value, by how much (in the
+    statistic's units); NaN where the null distribution was not kept.
+    """
+    statistic = test.statistic.double()
+    if test.null_distribution is None:
+        return torch.full_like(statistic, float("nan"))
+    critical = torch.quantile(test.null_distribution.double(), 1 - test.alpha, dim=0)
+    return statistic - critical
+
+
 def as_batch(inputs: Any) -> Any:
     if isinstance(inputs, torch.Tensor) and inputs.dim() == 3:
         return inputs[None]
