@@ -147,3 +147,21 @@ def test_bad_input_raises_naming_the_argument(kwargs: dict, error: type, match: 
 def test_integer_values_are_converted() -> None:
     y = torch.tensor([0.0, 1.0, 4.0, 9.0])
     assert float(property_gradient(y, torch.tensor([0, 1, 2, 3]))) == pytest.approx(float(property_gradient(y)))
+
+
+def test_a_periodic_sequence_scored_per_unit_uses_its_own_period() -> None:
+    from types import SimpleNamespace
+
+    from propgrad.scoring import score_outputs, sequence_period, sequence_statistic
+
+    angles = torch.tensor([0.0, 20.0, 50.0, 90.0, 140.0, 200.0, 260.0, 310.0])  # uneven, a full turn
+    outputs = torch.sin(torch.deg2rad(angles))[:, None].double()
+    turn = SimpleNamespace(periodic=True, metadata={"period": 360})
+    assert sequence_period(turn, "unit") == 360.0 and sequence_period(turn, "step") is None
+    assert sequence_period(SimpleNamespace(periodic=False, metadata={"period": 360}), "unit") is None
+    expected = property_gradient(outputs, angles, periodic=True, period=360.0)
+    got = sequence_statistic(outputs, angles, periodic=True, period=sequence_period(turn, "unit"))
+    torch.testing.assert_close(got, expected)
+    assert not torch.allclose(got, property_gradient(outputs, angles, periodic=True))  # the default period differs
+    scored = score_outputs(outputs, outputs[0], values=angles, periodic=True, period=360.0, n_permutations=50)
+    torch.testing.assert_close(scored.test.statistic, expected)

@@ -396,8 +396,9 @@ def _with_torch(
 
 
 SEQUENTIAL_PILOT = 256
-"""Shuffles drawn for every column before a column may stop: their mean is the centre of the
-two-sided criterion of the sequential test."""
+"""Shuffles drawn for every column first: their mean is the centre of the sequential test's two-sided
+criterion. A column's count of shuffles drawn runs from the first one, so it may reach its limit
+inside these (they are drawn for every column anyway)."""
 
 
 def _sequential(
