@@ -26,9 +26,9 @@ padding:1em 2em;color:#222;line-height:1.4}
 h1{font-size:1.6em;border-bottom:2px solid #444;padding-bottom:.2em}
 h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #bbb}
 h3{font-size:1.05em;margin-top:1.2em}
-table{border-collapse:collapse;margin:.5em 0 1em 0;font-size:.85em}
+table{border-collapse:collapse;margin:.5em 0 1em 0;font-size:.85em;display:block;max-width:100%;overflow-x:auto}
 th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;white-space:nowrap}
-th{background:#f0f0f0}
+th{background:#f0f0f0;white-space:normal;max-width:16em;vertical-align:bottom}
 td:first-child,th:first-child{text-align:left}
 figure{margin:.6em 0 1.2em 0}
 figure img{max-width:100%;border:1px solid #ddd}
