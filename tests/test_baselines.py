@@ -336,3 +336,12 @@ def test_importing_the_baselines_does_not_import_captum_or_matplotlib() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("cls", [LimeBaseline, KernelShapBaseline])
+def test_one_forward_pass_for_all_samples_gives_the_same_maps(cls: type, images: torch.Tensor) -> None:
+    model, target = tiny_net(), torch.tensor([0, 3])
+    default = cls()
+    assert default.perturbations_per_eval == default.n_samples  # every perturbed sample in one pass
+    one_by_one = cls(perturbations_per_eval=1)
+    torch.testing.assert_close(default.attribute(model, images, target), one_by_one.attribute(model, images, target))

@@ -200,10 +200,12 @@ class _SuperpixelBaseline(AttributionBaseline):
         compactness: float = 1.0,
         min_segments: int = 4,
         baseline: float = 0.5,
-        perturbations_per_eval: int = 16,
+        perturbations_per_eval: int | None = None,
         seed: int = 0,
     ) -> None:
         self.n_samples = check_int(self.default_samples if n_samples is None else n_samples, "n_samples")
+        if perturbations_per_eval is None:  # every sample in one forward pass: the same maps, fewer passes
+            perturbations_per_eval = self.n_samples
         self.n_segments = check_int(n_segments, "n_segments", minimum=2)
         self.compactness = check_number(compactness, "compactness", minimum=0.0, min_inclusive=False)
         self.min_segments = check_int(min_segments, "min_segments")
@@ -256,7 +258,7 @@ class LimeBaseline(_SuperpixelBaseline):
         compactness: SLIC compactness (paper: 1).
         min_segments: Fewest segments before the SLIC fallbacks kick in.
         baseline: Value of switched-off superpixels (grey 0.5).
-        perturbations_per_eval: Perturbed images per forward pass.
+        perturbations_per_eval: Perturbed images per forward pass (default: all ``n_samples`` in one).
         seed: Seed of the sampling; the global torch RNG is left untouched.
     """
 
