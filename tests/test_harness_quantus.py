@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from propgrad.harness import BenchmarkSettings, CellStore, run_benchmark
+from propgrad.harness import CellStore, run_benchmark
 from propgrad.harness.pipeline import STORE_NAME
 from propgrad.harness.settings import preset
 from propgrad.quantus import QuantusMetricError
