@@ -468,3 +468,34 @@ def test_original_maps_are_attributed_once_per_model_not_per_intervention(tmp_pa
     assert n > 0 and by_intervention["darken"] == by_intervention["darken_again"]
     # originals once per (model, image), finals and half-way images once per intervention
     assert baseline.images_attributed == n + 2 * (n + n)
+
+
+def test_a_map_cache_too_small_to_keep_anything_changes_no_result(
+    finished: tuple[dict[str, Any], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from propgrad.harness import map_cache
+
+    monkeypatch.setattr(map_cache, "MAP_CACHE_BYTES", 0)
+    monkeypatch.setattr(map_cache.MapCache.__init__, "__defaults__", (0,))
+    again = run(tmp_path, settings(), {"image_map": ImageMap()})
+    assert comparable(again)["records"] == comparable(finished[0])["records"]
+
+
+def test_map_cache_is_bounded_in_bytes_and_forgets_the_least_recently_used() -> None:
+    from propgrad.harness.map_cache import MapCache
+
+    cache, calls = MapCache(max_bytes=3 * 400), []
+
+    def maps(key: int) -> list[torch.Tensor]:
+        calls.append(key)
+        return [torch.full((100,), float(key))]  # 400 bytes
+
+    for key in (1, 2, 3):
+        cache.get(key, lambda key=key: maps(key))
+    cache.get(1, lambda: maps(1))  # a hit: 1 is now the most recent
+    cache.get(4, lambda: maps(4))  # over the bound: 2, the least recent, goes
+    assert calls == [1, 2, 3, 4] and len(cache) == 3 and cache.nbytes == 1200
+    assert float(cache.get(2, lambda: maps(2))[0][0]) == 2.0 and calls[-1] == 2  # recomputed
+    big = MapCache(max_bytes=100)
+    big.get("x", lambda: maps(9))
+    assert len(big) == 0 and big.nbytes == 0  # larger than the bound: returned, not kept

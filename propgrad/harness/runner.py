@@ -22,6 +22,7 @@ half-finished block's other images rather than attribute the missing ones in a s
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -43,6 +44,7 @@ from propgrad.harness.cells import (
 )
 from propgrad.harness.definitions import half_index
 from propgrad.harness.kept_maps import KeptMaps, kept_images
+from propgrad.harness.map_cache import MapCache
 from propgrad.harness.settings import BenchmarkSettings, PoolSize
 from propgrad.harness.store import CellStore
 from propgrad.harness.timing import Stopwatch, TimedModule
@@ -124,10 +126,10 @@ class SuiteRunner:
         self.slic_fallbacks: dict[str, dict[str, int]] = {}
         self.settings, self.store, self.stopwatch = settings, store, stopwatch
         self.show_progress = show_progress
-        # Maps of each block's original images by (model, baseline, block, targets): they do not
-        # depend on the intervention, so a suite with several interventions attributes them once,
-        # and a resumed run recomputes them in the same block, bit for bit.
-        self._maps_before: dict[tuple[str, str, tuple[int, ...], tuple[int, ...]], Maps] = {}
+        # Maps of each block's original images by (model, baseline, block, targets), bounded in bytes
+        # (propgrad.harness.map_cache): a suite with several interventions attributes them once while
+        # they fit, and a forgotten block (or a resumed run) recomputes them in the same block, bit for bit.
+        self._maps_before = MapCache()
         self.models: dict[str, nn.Module] = {}
         self.images = torch.empty(0)
         self.labels = torch.empty(0, dtype=torch.long)
@@ -319,11 +321,11 @@ class SuiteRunner:
                         prop = self._stored(property_key(self.name, intervention, model_name, i))
                         assert prop is not None and prop["kind"] == "property", "property cells come first"
                         targets.append(prop["explained"])
-                    cached = (model_name, base_name, tuple(block), tuple(targets))
-                    if cached not in self._maps_before:
-                        originals = [self.images[i] for i in block]
-                        self._maps_before[cached] = self._block_maps(model, baseline, base_name, originals, targets)
-                    before = self._maps_before[cached]
+                    originals = [self.images[i] for i in block]
+                    before = self._maps_before.get(
+                        (model_name, base_name, tuple(block), tuple(targets)),
+                        partial(self._block_maps, model, baseline, base_name, originals, targets),
+                    )
                     after = self._block_maps(model, baseline, base_name, [steps[i][1] for i in block], targets)
                     halves: list[torch.Tensor | str | None] = [None] * len(block)
                     if all(steps[i][0] is not None for i in block):
