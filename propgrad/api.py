@@ -107,6 +107,7 @@ class PropertyGradient:
         confidence_level: float = 0.95,
         internal_batch_size: int | None = None,
         return_convergence_delta: bool = False,
+        sequential: int | None = None,
     ) -> (
         Explanation
         | list[Explanation]
@@ -130,6 +131,10 @@ class PropertyGradient:
             n_permutations: Permutations of the significance test (the paper uses 10,000).
             alpha: Significance level.
             statistic: Test statistic: ``"gradient"`` (the paper's), ``"pearson"`` or a callable.
+            sequential: Stop drawing permutations for a column once this many null statistics are
+                as extreme as the observed one (Besag & Clifford; 10 is usual): p = limit / L
+                after L permutations, far fewer for clearly non-significant columns; None
+                (default) for the fixed-K test (:func:`propgrad.stats.permutation.permutation_test`).
             per: ``"step"`` (default, the paper's convention: change per discrete step of the
                 sequence) or ``"unit"`` (change per unit of the source's property values, e.g.
                 per degree; uses the actual, possibly non-uniform, spacing).
@@ -193,6 +198,8 @@ class PropertyGradient:
         check_choice(per, "per", ("step", "unit"))
         check_test_settings(n_permutations, alpha, statistic, seed)
         batch_size = resolve_batch_size(batch_size, internal_batch_size)
+        if sequential is not None:
+            sequential = check_int(sequential, "sequential", hint="extreme null statistics before a column stops")
         check_bool(return_convergence_delta, "return_convergence_delta")
         if return_convergence_delta and realisations is not None:
             raise ValueError("return_convergence_delta cannot be combined with realisations (one test per realisation)")
@@ -228,6 +235,7 @@ class PropertyGradient:
             min_effect=min_effect,
             correction=correction,
             classes=self.classes,
+            sequential=sequential,
         )
         if seeds is None:
             explanations = job.explain(seed)
@@ -267,6 +275,7 @@ class _Job:
     min_effect: float
     correction: str | None
     classes: ClassGrouping | None = None
+    sequential: int | None = None
 
     def _forward_kwargs(self) -> dict[str, Any]:
         return {
@@ -301,6 +310,7 @@ class _Job:
             n_permutations=self.n_permutations,
             alpha=self.alpha,
             seed=seed,
+            sequential=self.sequential,
             **kwargs,
         )
         n_tests = int(scores[0].test.p_value.numel()) if scores else 1

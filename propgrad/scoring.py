@@ -59,6 +59,7 @@ def score_outputs(
     statistic: str | Callable[..., torch.Tensor] = "gradient",
     seed: int = 0,
     period: float | None = None,
+    sequential: int | None = None,
 ) -> SequenceScore:
     """Test and flips of transformed outputs along one sequence.
 
@@ -74,6 +75,8 @@ def score_outputs(
         statistic: ``"gradient"``, ``"pearson"`` or a callable (see ``permutation_test``).
         seed: Seed of the permutations.
         period: Period of ``values`` for a periodic sequence (None: the span plus one mean step).
+        sequential: Stop a column's permutations after this many as extreme as the observed
+            statistic (Besag-Clifford; see ``permutation_test``), None for the fixed-K test.
 
     Raises:
         TypeError: ``target`` is not an integer column, None or :data:`PREDICTED`.
@@ -104,6 +107,7 @@ def score_outputs(
         seed=seed,
         periodic=periodic,
         period=period if periodic and values is not None else None,
+        sequential=sequential,
     )
     return SequenceScore(outputs=outputs, original_outputs=original_outputs, target=column, test=test, flips=flips)
 
@@ -170,6 +174,7 @@ def score_sequences(
     batch_size: int = 32,
     device: torch.device | str | None = None,
     show_progress: bool = False,
+    sequential: int | None = None,
 ) -> list[SequenceScore]:
     """Run the model on each original image and its sequence, then test and find the flips.
 
@@ -195,6 +200,7 @@ def score_sequences(
         batch_size: Images per forward pass.
         device: Where the model runs (default: its own device).
         show_progress: Progress counter over forward batches.
+        sequential: The sequential test's limit (see :func:`score_outputs`), None for fixed K.
 
     Returns:
         One :class:`SequenceScore` per sequence.
@@ -236,6 +242,7 @@ def score_sequences(
                 statistic=statistic,
                 seed=seed,
                 period=sequence_period(seq, per),
+                sequential=sequential,
             )
         )
     return scores

@@ -183,3 +183,27 @@ def test_sequential_runs_with_the_torch_kernels_too(monkeypatch) -> None:
     plain = permutation_test(y, n_permutations=1000, seed=1, sequential=5)
     assert torch.equal(compiled.n_drawn, plain.n_drawn)
     torch.testing.assert_close(compiled.p_value, plain.p_value)
+
+
+def test_the_api_passes_the_sequential_option_to_the_test() -> None:
+    import propgrad
+    from propgrad.example_model import colour_balance_net
+    from propgrad.images import example_image
+
+    def noise_like(x: torch.Tensor) -> torch.Tensor:  # outputs that jump about with any pixel change
+        total = x.sum((1, 2, 3)) * 1e4
+        return torch.stack([torch.sin(total), torch.cos(total)], 1)
+
+    image = example_image("chelsea", size=32)
+    for model in (colour_balance_net(), noise_like):
+        explainer = propgrad.PropertyGradient(model)
+        seq = explainer.attribute(image, source="alpha_patch", target=None, n_permutations=2000, sequential=10)
+        fixed = explainer.attribute(image, source="alpha_patch", target=None, n_permutations=2000)
+        assert seq.test.n_drawn is not None and fixed.test.n_drawn is None
+        stopped = seq.test.n_drawn < 2000
+        torch.testing.assert_close(seq.p_value[stopped], 10 / seq.test.n_drawn[stopped].to(seq.p_value.dtype))
+        torch.testing.assert_close(seq.p_value[~stopped], fixed.p_value[~stopped])
+        torch.testing.assert_close(seq.score, fixed.score)
+        assert bool(stopped.all()) == (model is noise_like)  # the noise stops early, the real effect never
+    with pytest.raises(ValueError, match="sequential"):
+        explainer.attribute(image, source="alpha_patch", sequential=0)
