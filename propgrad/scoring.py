@@ -216,6 +216,13 @@ def score_sequences(
             f"give one original image and one target per sequence: {originals.shape[0]} originals, "
             f"{len(sequences)} sequences, {len(targets)} targets"
         )
+    for i, seq in enumerate(sequences):
+        if tuple(seq.images.shape[1:]) != tuple(originals.shape[1:]):
+            raise ValueError(
+                f"sequence {i} has images of shape {tuple(seq.images.shape[1:])} but its original image has shape "
+                f"{tuple(originals.shape[1:])}: the model scores both, so they must be the same size (resize the "
+                "original to the frames, or the frames to the original)"
+            )
     stacks = [torch.cat([originals[i][None], seq.images.to(originals.device)]) for i, seq in enumerate(sequences)]
     blocks = _run_stacked(
         forward_func,

@@ -165,3 +165,12 @@ def test_a_periodic_sequence_scored_per_unit_uses_its_own_period() -> None:
     assert not torch.allclose(got, property_gradient(outputs, angles, periodic=True))  # the default period differs
     scored = score_outputs(outputs, outputs[0], values=angles, periodic=True, period=360.0, n_permutations=50)
     torch.testing.assert_close(scored.test.statistic, expected)
+
+
+def test_an_original_of_another_size_than_its_frames_is_refused_by_name() -> None:
+    from propgrad.scoring import score_sequences
+    from propgrad.sources.base import InterventionSequence
+
+    seq = InterventionSequence(torch.rand(4, 3, 8, 8), torch.arange(4.0), "angle", "degree")
+    with pytest.raises(ValueError, match=r"sequence 0 has images of shape \(3, 8, 8\) but its original image"):
+        score_sequences(lambda x: x.mean((2, 3)), torch.rand(1, 3, 16, 16), [seq], targets=[0], n_permutations=10)
