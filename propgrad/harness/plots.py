@@ -117,29 +117,34 @@ def plot_behaviour(
         recs = properties[model]
         x, grid = _on_grid([r["curve"] for r in recs])
         flipped = np.array([bool(r["flipped_anywhere"]) for r in recs])
-        for mask, colour, name in ((~flipped, STABLE_COLOUR, "not flipped"), (flipped, FLIPPED_COLOUR, "flipped")):
+        for mask, colour in ((~flipped, STABLE_COLOUR), (flipped, FLIPPED_COLOUR)):
             if not mask.any():
                 continue
             for curve in grid[mask]:
                 ax.plot(x, curve, color=colour, alpha=0.18, linewidth=0.6)
-            ax.plot(
-                x, grid[mask].mean(axis=0), color=colour, linewidth=2.0, label=f"{name} (n={int(mask.sum())}), mean"
-            )
+            ax.plot(x, grid[mask].mean(axis=0), color=colour, linewidth=2.0)
         bottom, top, shown = readable_ylim(float(grid.min()), float(grid.max()), 0.5)
         if shown:
-            ax.axhline(0.5, color="black", linestyle=":", linewidth=1.0, label="decision threshold 0.5")
+            ax.axhline(0.5, color="black", linestyle=":", linewidth=1.0)
         else:
             ax.text(0.02, 0.02, "threshold 0.5 off the axis", transform=ax.transAxes, fontsize=6.5, color="0.3")
         ax.set_ylim(bottom, top)
         s = scores.get(model)
         mean_score = f"{s['score_mean']:.3g}" if s and s.get("score_mean") is not None else "n/a"
         n_flipped, n_images = (s["n_flipped_anywhere"], s["n_images"]) if s else (int(flipped.sum()), len(recs))
-        ax.set_title(f"{model}\nmean E|∇X| = {mean_score}, flips {n_flipped}/{n_images}", fontsize=8)
+        ax.set_title(f"{model}\nE|∇X| {mean_score}, flips {n_flipped}/{n_images}", fontsize=7.5)
         prop = recs[0].get("property_name") or "property"
         ax.set_xlabel(f"{prop}\n(fraction of the intervention)", fontsize=8)
         ax.set_ylabel("p(explained class)", fontsize=8)
         _style(ax)
-        ax.legend(fontsize=6.5, loc="best")
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=STABLE_COLOUR, linewidth=2.0, label="not flipped: mean (bold), each image (thin)"),
+        Line2D([], [], color=FLIPPED_COLOUR, linewidth=2.0, label="flipped anywhere: mean (bold), each image (thin)"),
+        Line2D([], [], color="black", linestyle=":", linewidth=1.0, label="decision threshold 0.5"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=6.5)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 
@@ -185,7 +190,7 @@ def plot_score_distributions(
             ax = axes[r * rows_per_model + c // per_row][c % per_row]
             ax.set_visible(True)
             _distribution(ax, _method_pairs(method, properties[model], baselines.get(model, {})))
-            ax.set_title(f"{model}: {method}", fontsize=7)
+            ax.set_title(f"{model}\n{method}", fontsize=6.5)
             ax.set_xlabel("log10 score", fontsize=7)
             ax.set_ylabel("images", fontsize=7)
             _style(ax, nbins=3, integer_y=True)
@@ -239,7 +244,7 @@ def plot_roc(
     """Per model: the ROC curve of every method predicting a flip anywhere (AUC in the legend)."""
     models = [m for m, recs in properties.items() if recs]
     methods = [PROPERTY_SCORE, OUTPUT_REFERENCE, *baseline_names]
-    fig, axes = _figure(1, max(len(models), 1), (2.6, 2.9))
+    fig, axes = _figure(1, max(len(models), 1), (2.4, 4.5))
     for ax, model in zip(axes[0], models):
         for k, method in enumerate(methods):
             pairs = _method_pairs(method, properties[model], baselines.get(model, {}))
@@ -252,12 +257,11 @@ def plot_roc(
         ax.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=0.8)
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_aspect("equal")
         ax.set_title(model, fontsize=8)
         ax.set_xlabel("false positive rate", fontsize=8)
         ax.set_ylabel("true positive rate (flips)", fontsize=8)
         _style(ax, nbins=3)
-        ax.legend(fontsize=5.5, loc="lower right", title="method (AUC)", title_fontsize=6)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), title="method (AUC)", title_fontsize=6.5)
     fig.suptitle(f"{title}: ROC, predicting a flip anywhere", fontsize=9)
     return _save(fig, path)
 
