@@ -362,6 +362,8 @@ class _Job:
 
     def _classes(self, scored: Any, sequence: Any, test: Any, seed: int) -> ClassScores | None:
         """The per-class aggregation of one explanation (None without a class grouping)."""
+        from propgrad.scoring import sequence_period
+
         if self.classes is None:
             return None
         return aggregate_classes(
@@ -372,6 +374,7 @@ class _Job:
             scored.target,
             values=sequence.values if self.per == "unit" else None,
             periodic=sequence.periodic,
+            period=sequence_period(sequence, self.per),
             n_permutations=self.n_permutations,
             alpha=self.alpha,
             statistic=self.statistic,

@@ -217,6 +217,7 @@ def aggregate_classes(
     seed: int = 0,
     correction: Method = None,
     min_effect: float = 0.0,
+    period: float | None = None,
 ) -> ClassScores:
     """Aggregate one explanation's outputs and per-column test per class.
 
@@ -236,6 +237,7 @@ def aggregate_classes(
         n_permutations, alpha, statistic, seed: The explanation's test settings.
         correction: ``None``, ``"holm"`` or ``"bh"``.
         min_effect: The effect-size floor of ``significant``.
+        period: The values' period for a periodic sequence (see :func:`propgrad.scoring.sequence_period`).
 
     Raises:
         ValueError: the grouping names a column the outputs do not have.
@@ -257,6 +259,7 @@ def aggregate_classes(
         alpha=alpha,
         statistic=statistic,
         seed=seed,
+        period=period,
     )
     test, adjusted = scored.test, None
     if correction is not None:
