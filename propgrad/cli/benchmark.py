@@ -241,7 +241,7 @@ def _say_kept(stored: dict[str, list[str]], out: Path, quick: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the benchmark, print the tables, write results.json, records.csv, report.md, report.html and plots to ``--out``."""
+    """Run the benchmark, print the tables, write results.json, records.csv, report.md/.html, plots to ``--out``."""
     from propgrad.harness import preset, run_benchmark
 
     stored = stored_names(args)
