@@ -303,7 +303,8 @@ def write_explain_report(
     from propgrad.atomic_files import write_json
     from propgrad.harness.versions import collect_versions
 
-    maps, slic, error = None, {}, None
+    maps, error = None, None
+    slic: dict[str, Any] = {}
     try:
         maps, slic = compute_maps(model, explanation, baselines)
     except Exception as exc:  # noqa: BLE001 - the report is written without maps, saying why

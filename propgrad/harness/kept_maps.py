@@ -77,7 +77,7 @@ class KeptMap(NamedTuple):
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            np.savez_compressed(fh, allow_pickle=False, **arrays)
 
     return atomic_write(path, write)
 

@@ -78,8 +78,8 @@ def readable_ylim(
     """
     span = max(high - low, 0.0)
     shown = threshold is not None and low - span <= threshold <= high + span
-    if shown:
-        low, high = min(low, threshold), max(high, threshold)  # type: ignore[type-var]
+    if threshold is not None and shown:
+        low, high = min(low, threshold), max(high, threshold)
         span = high - low
     pad = max(0.08 * span, 0.002 * (bounds[1] - bounds[0]))
     pad_bounds = 0.02 * (bounds[1] - bounds[0])
@@ -370,9 +370,10 @@ def write_plots(
     paths = []
     for suite, blocks in summary.items():
         for intervention, block in blocks.items():
-            g = grouped.get((suite, intervention))
-            if not g or not g["property"]:
+            found = grouped.get((suite, intervention))
+            if not found or not found["property"]:
                 continue
+            g = found
             order = {m: k for k, m in enumerate(block["scores"])}  # the suite's model order, not the keys'
             g["property"] = dict(sorted(g["property"].items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
             stem, name = f"{suite}_{intervention}", f"{suite} / {intervention}"
