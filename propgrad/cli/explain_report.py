@@ -214,7 +214,7 @@ def explain_html(
 ) -> HtmlReport:
     """Build the explanation's page (see the module docstring)."""
     seq = explanation.sequence
-    page = HtmlReport(f"propgrad explain: {explanation.source} on {settings.get('image', 'the image')}")
+    page = HtmlReport(f"propgrad explain: {explanation.source} on {settings.get('image') or 'the image'}")
     columns = _columns(explanation, labels, limit=1)
     column_name = columns[0][1]
     k = 0 if explanation.target is not None else int(torch.argmax(explanation.score.reshape(-1)))
