@@ -15,7 +15,7 @@ from propgrad.stats import permutation as driver
 from propgrad.stats import permutations as permutation_module
 from propgrad.stats.permutation import clear_cache, permutation_test
 from propgrad.stats.permutations import permutation_indices, seeded_permutations
-from propgrad.stats.strategy import OUTPUT_BLOCK_BYTES, plan_gradient_test
+from propgrad.stats.strategy import COLUMNS_PER_BLOCK, OUTPUT_BLOCK_BYTES, plan_gradient_test
 
 
 def _grid(rng: np.random.Generator, n: int, kind: str) -> torch.Tensor | None:
@@ -102,7 +102,11 @@ def test_the_rule_picks_layout_blocks_and_workers_from_n_c_k_and_threads() -> No
     assert few.layout == "columns" and few.columns_per_block == 3
     many = plan_gradient_test(360, 10_000, 10_000, 4, threads=2, memory_budget=128 * 2**20)
     assert many.layout == "rows"
-    assert many.columns_per_block == OUTPUT_BLOCK_BYTES // (360 * 4)  # one block of outputs in 256 KiB
+    assert many.columns_per_block == min(COLUMNS_PER_BLOCK, 128 * 2**20 // (2 * 10_000 * 8))  # memory-bound here
+    roomy = plan_gradient_test(360, 10_000, 1000, 4, threads=2, memory_budget=128 * 2**20)
+    assert roomy.columns_per_block == COLUMNS_PER_BLOCK  # 1024 columns: long rows to gather
+    long = plan_gradient_test(5000, 10_000, 1000, 4, threads=2, memory_budget=128 * 2**20)
+    assert long.columns_per_block == OUTPUT_BLOCK_BYTES // (5000 * 4)  # a block's outputs within 4 MiB
     assert many.workers == 2  # capped by the caller's threads
     assert plan_gradient_test(360, 10_000, 10_000, 4, threads=1, memory_budget=128 * 2**20).workers == 1
     assert plan_gradient_test(100, 1, 10_000, 4, threads=8, memory_budget=128 * 2**20).workers == 1  # small work

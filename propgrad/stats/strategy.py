@@ -4,9 +4,10 @@ The rule, in one sentence each:
 
 - **layout:** with at least :data:`~propgrad.stats.null_statistics.VECTOR_MIN_COLUMNS` (8) output
   columns the kernel vectorises over columns, otherwise it loops over the steps of each column;
-- **column block:** as many columns as keep one block of outputs within :data:`OUTPUT_BLOCK_BYTES`
-  (256 KiB, half of a typical L2 cache, so the rows a shuffle gathers stay in cache), and as few as
-  keep one block's float64 null statistics within the memory budget;
+- **column block:** :data:`COLUMNS_PER_BLOCK` (1024) columns, so every row a shuffle gathers is a
+  long contiguous run (4 KiB of float32) whose per-row overhead is amortised; fewer when one
+  block of outputs would exceed :data:`OUTPUT_BLOCK_BYTES` (4 MiB, well inside a shared L3 cache
+  with a block per worker) or its float64 null statistics the memory budget;
 - **shuffle block:** as many shuffles as give one task :data:`TASK_VALUES` shuffled values (a few
   milliseconds of work, long enough to make a task's overhead negligible);
 - **workers:** one per :data:`WORK_PER_WORKER` shuffled values (K x N x C), at most
@@ -31,7 +32,8 @@ import torch
 
 from propgrad.stats.null_statistics import VECTOR_MIN_COLUMNS
 
-OUTPUT_BLOCK_BYTES = 256 * 2**10
+COLUMNS_PER_BLOCK = 1024
+OUTPUT_BLOCK_BYTES = 4 * 2**20
 TASK_VALUES = 2**23
 WORK_PER_WORKER = 2**24
 
@@ -67,7 +69,7 @@ def plan_gradient_test(n: int, c: int, k: int, itemsize: int, threads: int, memo
     """
     work = k * n * c
     workers = max(1, min(threads, work // WORK_PER_WORKER))
-    by_cache = max(VECTOR_MIN_COLUMNS, OUTPUT_BLOCK_BYTES // (n * itemsize))
+    by_cache = max(VECTOR_MIN_COLUMNS, min(COLUMNS_PER_BLOCK, OUTPUT_BLOCK_BYTES // (n * itemsize)))
     by_memory = max(1, memory_budget // (workers * k * 8))
     cols = max(1, min(c, by_cache, by_memory))
     shuffles = max(1, min(k, TASK_VALUES // (n * cols)))
