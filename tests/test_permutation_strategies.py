@@ -102,7 +102,11 @@ def test_the_rule_picks_layout_blocks_and_workers_from_n_c_k_and_threads() -> No
     assert few.layout == "columns" and few.columns_per_block == 3
     many = plan_gradient_test(360, 10_000, 10_000, 4, threads=2, memory_budget=128 * 2**20)
     assert many.layout == "rows"
-    assert many.columns_per_block == min(COLUMNS_PER_BLOCK, 128 * 2**20 // (2 * 10_000 * 8))  # memory-bound here
+    # the memory budget binds: 128 MiB / (2 workers x K x 8 bytes) = 838 columns, so 12 blocks (even
+    # for two workers) of 10,000 / 12 -> 834 columns
+    assert many.columns_per_block == 834
+    even = plan_gradient_test(360, 1000, 10_000, 4, threads=2, memory_budget=128 * 2**20)
+    assert even.columns_per_block == 500  # two equal blocks for two workers, not 838 + 162
     roomy = plan_gradient_test(360, 10_000, 1000, 4, threads=2, memory_budget=128 * 2**20)
     assert roomy.columns_per_block == COLUMNS_PER_BLOCK  # 1024 columns: long rows to gather
     long = plan_gradient_test(5000, 10_000, 1000, 4, threads=2, memory_budget=128 * 2**20)

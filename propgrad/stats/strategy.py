@@ -7,7 +7,8 @@ The rule, in one sentence each:
 - **column block:** :data:`COLUMNS_PER_BLOCK` (1024) columns, so every row a shuffle gathers is a
   long contiguous run (4 KiB of float32) whose per-row overhead is amortised; fewer when one
   block of outputs would exceed :data:`OUTPUT_BLOCK_BYTES` (4 MiB, well inside a shared L3 cache
-  with a block per worker) or its float64 null statistics the memory budget;
+  with a block per worker) or its float64 null statistics the memory budget; then evened out so
+  the blocks are of one size and, with several workers, a multiple of the workers in number;
 - **shuffle block:** as many shuffles as give one task :data:`TASK_VALUES` shuffled values (a few
   milliseconds of work, long enough to make a task's overhead negligible);
 - **workers:** one per :data:`WORK_PER_WORKER` shuffled values (K x N x C), at most
@@ -72,6 +73,10 @@ def plan_gradient_test(n: int, c: int, k: int, itemsize: int, threads: int, memo
     by_cache = max(VECTOR_MIN_COLUMNS, min(COLUMNS_PER_BLOCK, OUTPUT_BLOCK_BYTES // (n * itemsize)))
     by_memory = max(1, memory_budget // (workers * k * 8))
     cols = max(1, min(c, by_cache, by_memory))
+    blocks = -(-c // cols)
+    if workers > 1 and c >= workers * VECTOR_MIN_COLUMNS:  # equal blocks, a multiple of the workers
+        blocks = -(-blocks // workers) * workers
+    cols = -(-c // blocks)
     shuffles = max(1, min(k, TASK_VALUES // (n * cols)))
     return Plan("rows" if cols >= VECTOR_MIN_COLUMNS else "columns", cols, shuffles, workers)
 
