@@ -107,7 +107,7 @@ def test_the_rule_picks_layout_blocks_and_workers_from_n_c_k_and_threads() -> No
     assert many.columns_per_block == 834
     even = plan_gradient_test(360, 1000, 10_000, 4, threads=2, memory_budget=128 * 2**20)
     assert even.columns_per_block == 500  # two equal blocks for two workers, not 838 + 162
-    roomy = plan_gradient_test(360, 10_000, 1000, 4, threads=2, memory_budget=128 * 2**20)
+    roomy = plan_gradient_test(360, 8192, 1000, 4, threads=2, memory_budget=128 * 2**20)
     assert roomy.columns_per_block == COLUMNS_PER_BLOCK  # 1024 columns: long rows to gather
     long = plan_gradient_test(5000, 10_000, 1000, 4, threads=2, memory_budget=128 * 2**20)
     assert long.columns_per_block == OUTPUT_BLOCK_BYTES // (5000 * 4)  # a block's outputs within 4 MiB
