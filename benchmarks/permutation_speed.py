@@ -159,11 +159,20 @@ def time_peer(fn: Callable[[int], object], k: int, values_per_permutation: int, 
     return _seconds(lambda: fn(kp)) * k / kp, k / kp
 
 
+BUSY_LOOP = """
+import os
+parent = os.getppid()
+while os.getppid() == parent:  # ends by itself if the benchmark is killed
+    for _ in range(10**6):
+        pass
+"""
+
+
 class BusyProcess:
     """One other process keeping one core busy (a pure-Python loop), for the loaded measurements."""
 
     def __enter__(self) -> BusyProcess:
-        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        self.proc = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
         time.sleep(0.5)
         return self
 
