@@ -158,6 +158,20 @@ class HtmlReport:
             rows.append(f"<dt>{_escape(key)}</dt><dd>{_escape(text)}</dd>")
         self._parts.append(f'<dl class="kv">{"".join(rows)}</dl>')
 
+    def provenance(self, versions: Mapping[str, Any], anchor: str | None = None) -> None:
+        """Add the "Versions and provenance" section: the key-value pairs, then the plugins as a table."""
+        self.heading("Versions and provenance", 2, anchor=anchor)
+        versions = dict(versions)
+        plugins = versions.pop("plugins", None)
+        self.key_values(versions)
+        if isinstance(plugins, list):
+            self.table(
+                ["plugin", "distribution", "version", "built in"],
+                [[p.get("name"), p.get("distribution"), p.get("version"), p.get("builtin")] for p in plugins],
+            )
+        elif plugins is not None:
+            self.paragraph(str(plugins), "note")
+
     def image(self, png: bytes, alt: str, caption: str | None = None, width: int | None = None) -> None:
         """Add an embedded PNG image with an optional caption."""
         size = f' width="{int(width)}"' if width else ""

@@ -260,15 +260,7 @@ def explain_html(
         page.paragraph(maps_error or "No baselines were run (--report-baselines none).", "note")
     page.heading("Settings, model and image", 2)
     page.key_values(dict(settings))
-    page.heading("Versions and provenance", 2)
-    versions = dict(provenance)
-    plugins = versions.pop("plugins", None)
-    page.key_values(versions)
-    if isinstance(plugins, list):
-        page.table(
-            ["plugin", "distribution", "version", "built in"],
-            [[p.get("name"), p.get("distribution"), p.get("version"), p.get("builtin")] for p in plugins],
-        )
+    page.provenance(provenance)
     return page
 
 

@@ -81,17 +81,7 @@ def benchmark_html(
         _section(page, section)
     page.heading("Settings", 2, anchor="settings")
     page.key_values({k: v for k, v in settings.items()})
-    page.heading("Versions and provenance", 2, anchor="versions")
-    versions = dict(results.get("versions", {}))
-    plugins = versions.pop("plugins", None)
-    page.key_values(versions)
-    if isinstance(plugins, list):
-        page.table(
-            ["plugin", "distribution", "version", "built in"],
-            [[p.get("name"), p.get("distribution"), p.get("version"), p.get("builtin")] for p in plugins],
-        )
-    elif plugins is not None:
-        page.paragraph(str(plugins), "note")
+    page.provenance(results.get("versions", {}), anchor="versions")
     page.heading("Seeds", 3)
     page.key_values(results.get("seeds", {}))
     return page
