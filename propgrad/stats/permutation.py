@@ -8,13 +8,14 @@ tolerance of ``1000 * eps`` of the dtype, so float noise is a tie) counted as ex
 A column whose outputs are all equal carries no information: its p-value is 1. A statistic that is
 NaN (Pearson's r of a constant) also gives p = 1; NaN permuted statistics count as extreme.
 
-Vectorised: one (K, N) matrix of permutation indices (:func:`propgrad.stats.permutations.seeded_permutations`, memoised
-per (N, K, seed)) serves every output column. The null statistics come from the kernels of
-:mod:`propgrad.stats.null_statistics`, run in chunks over permutations and blocks of columns so
-temporaries stay near ``memory_budget``; the permutation chunk size never changes a result. The
-first call for an (N, K, seed) whose columns fit one block does not build the matrix: it computes
-each cache-sized block of permutations as it is drawn (``permutation_blocks``, the same rows), so
-it never faults in a fresh (K, N) buffer; a second use memoises the matrix for the calls after it.
+Vectorised: one (K, N) matrix of permutation indices (:func:`propgrad.stats.permutations.seeded_permutations`,
+memoised per (N, K, seed)) serves every output column; a first call for an (N, K, seed) streams
+its permutations block by block instead (``permutation_blocks``, the same rows), and a second use
+memoises the matrix. The gradient statistic runs on the CPU in compiled kernels
+(:mod:`propgrad.stats.cpu_kernels`), split over worker threads by the rule of
+:mod:`propgrad.stats.strategy`; other statistics and devices use the torch kernels of
+:mod:`propgrad.stats.null_statistics`. No split of the work changes a result. With
+``sequential=h`` columns stop early (Besag & Clifford, :func:`_sequential`).
 """
 
 from __future__ import annotations
@@ -233,9 +234,8 @@ def _check_size(kernel: NullStatistic, n: int, k: int, c: int, cols: int, itemsi
     """Refuse a test whose permutation indices and null statistics would exceed :data:`MAX_TEST_BYTES`;
     warn when it would take minutes."""
     indices = 0 if stream else k * n * 4  # the (K, N) int32 permutations
-    if getattr(kernel, "use_table", False):
-        indices += 3 * k * n * (8 + itemsize)  # the table kernel's pair indices and weights
-    nulls = k * min(cols, c) * itemsize + (k * c * itemsize if c <= KEEP_NULL_MAX_COLUMNS else 0)
+    kept = k * c * itemsize if c <= KEEP_NULL_MAX_COLUMNS else 0
+    nulls = k * min(cols, c) * 8 + kept  # float64 null statistics of one block, and the kept ones
     total = indices + nulls
     if total > MAX_TEST_BYTES:
         raise ValueError(
