@@ -21,11 +21,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 from propgrad.suites.fur_validity import EQUAL_SIZE_INTERVENTION, equal_size_lines, fur_checks
+from propgrad.suites.validity import report_runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,33 +49,19 @@ def main(argv: list[str] | None = None) -> int:
         help=f"name of the equal-size background intervention (default: {EQUAL_SIZE_INTERVENTION})",
     )
     args = parser.parse_args(argv)
-    runs = []
-    for path in args.results:
-        try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-            checks = fur_checks(
+    return report_runs(
+        args.results,
+        lambda results: (
+            fur_checks(
                 results,
                 wilcoxon_alpha=args.alpha,
                 rare_flips=args.rare,
                 unbiased_flips=args.max_flips,
                 margin=args.margin,
-            )
-            info = equal_size_lines(results, equal_size=args.equal_size)
-        except (OSError, ValueError) as exc:
-            print(f"error: cannot check {path}: {exc}", file=sys.stderr)
-            return 2
-        settings = results.get("settings", {})
-        print(f"{path}: quick={settings.get('quick')} seed={settings.get('seed')}")
-        for check in checks:
-            print(check.line())
-        for line in info:
-            print(line)
-        runs.append(checks)
-    if len(runs) > 1:
-        print(f"\nover {len(runs)} runs:")
-        for k, check in enumerate(runs[0]):
-            print(f"{sum(run[k].passed for run in runs)}/{len(runs)} passed: {check.name}")
-    return 0 if all(c.passed for run in runs for c in run) else 1
+            ),
+            equal_size_lines(results, equal_size=args.equal_size),
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,11 @@ as plain JSON data: suites sit below the harness and do not import it.
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 REFERENCE_METHODS = ("property_score", "output_reference")
 """Methods in the flip tables that are not attribution baselines."""
@@ -77,3 +80,31 @@ def best_baseline(row: Mapping[str, Mapping[str, Any]]) -> tuple[str, float] | N
         if m not in REFERENCE_METHODS and e.get("available") and e.get("accuracy_mean") is not None
     ]
     return max(scored, key=lambda item: item[1]) if scored else None
+
+
+def report_runs(
+    paths: Sequence[Path], evaluate: Callable[[Mapping[str, Any]], tuple[Sequence[Check], Sequence[str]]]
+) -> int:
+    """Print the checks and notes ``evaluate`` gives for each run's ``results.json``; the validity scripts' body.
+
+    Over several runs, also how many passed each check. Returns the exit code: 0 when every check
+    of every run passed, 1 when one failed, 2 when a file cannot be read or checked.
+    """
+    runs = []
+    for path in paths:
+        try:
+            results = json.loads(Path(path).read_text(encoding="utf-8"))
+            checks, info = evaluate(results)
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot check {path}: {exc}", file=sys.stderr)
+            return 2
+        settings = results.get("settings", {})
+        print(f"{path}: quick={settings.get('quick')} seed={settings.get('seed')}")
+        for line in [c.line() for c in checks] + list(info):
+            print(line)
+        runs.append(checks)
+    if len(runs) > 1:
+        print(f"\nover {len(runs)} runs:")
+        for k, check in enumerate(runs[0]):
+            print(f"{sum(run[k].passed for run in runs)}/{len(runs)} passed: {check.name}")
+    return 0 if all(c.passed for run in runs for c in run) else 1

@@ -21,8 +21,6 @@ Run them with ``python -m propgrad_rendered_rotation.orientation_validity RUN/re
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -30,7 +28,7 @@ import numpy as np
 from scipy.stats import wilcoxon
 
 from propgrad.harness.definitions import FLIP_DEFINITIONS
-from propgrad.suites.validity import Check, best_baseline, property_records, summary_block
+from propgrad.suites.validity import Check, best_baseline, property_records, report_runs, summary_block
 
 SUITE = "orientation"
 INTERVENTION = "tilt"
@@ -192,25 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         "--min-accuracy", type=float, default=0.9, help="smallest accuracy of the upright model at tilt 0"
     )
     args = parser.parse_args(argv)
-    runs = []
-    for path in args.results:
-        try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-            checks = orientation_checks(results, min_accuracy=args.min_accuracy)
-            info = orientation_lines(results)
-        except (OSError, ValueError) as exc:
-            print(f"error: cannot check {path}: {exc}", file=sys.stderr)
-            return 2
-        settings = results.get("settings", {})
-        print(f"{path}: quick={settings.get('quick')} seed={settings.get('seed')}")
-        for line in [c.line() for c in checks] + info:
-            print(line)
-        runs.append(checks)
-    if len(runs) > 1:
-        print(f"\nover {len(runs)} runs:")
-        for k, check in enumerate(runs[0]):
-            print(f"{sum(run[k].passed for run in runs)}/{len(runs)} passed: {check.name}")
-    return 0 if all(c.passed for run in runs for c in run) else 1
+    return report_runs(
+        args.results,
+        lambda results: (orientation_checks(results, min_accuracy=args.min_accuracy), orientation_lines(results)),
+    )
 
 
 if __name__ == "__main__":
