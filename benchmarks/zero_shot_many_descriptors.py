@@ -11,7 +11,7 @@ resident memory (sampled every millisecond):
 - **forward**: the wrapper alone on the N + 1 images (encoder chunks of ``--encoder-batch``);
 - **attribute**: the whole explanation (forward, the permutation test of all C columns, the flips,
   the per-class aggregation with its test of the K class-mean curves);
-- **aggregation**: :func:`propgrad.result.aggregate_classes` alone on the explanation's outputs
+- **aggregation**: :func:`propgrad.explain.result.aggregate_classes` alone on the explanation's outputs
   (the K class-mean tests and the (K, D) tables), to see what the per-class part adds.
 
 By default the image encoder is a fixed random projection of 8 x 8 average-pooled pixels to
@@ -39,10 +39,10 @@ import torch
 import torch.nn.functional as F
 
 import propgrad
-from propgrad.images import example_image
-from propgrad.result import aggregate_classes
+from propgrad.core.images import example_image
+from propgrad.explain.result import aggregate_classes
+from propgrad.explain.zero_shot import ZeroShotClassifier
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.zero_shot import ZeroShotClassifier
 
 
 class InPlaneRotation(InterventionSource):

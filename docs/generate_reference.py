@@ -30,8 +30,8 @@ DOCS = Path(__file__).resolve().parent
 #: Modules whose ``__all__`` is the public API, in the order the reference lists them.
 API_MODULES = (
     "propgrad",
-    "propgrad.quantus",
-    "propgrad.zero_shot",
+    "propgrad.explain.quantus",
+    "propgrad.explain.zero_shot",
     "propgrad.testing",
     "propgrad.baselines",
     "propgrad.plugins",

@@ -22,8 +22,8 @@ _EXPORTS: dict[str, str] = {
     "PermutationResult": "propgrad.stats.permutation",
     "prediction_flips": "propgrad.stats.flips",
     "FlipResult": "propgrad.stats.flips",
-    "PropertyGradient": "propgrad.api",
-    "Explanation": "propgrad.result",
+    "PropertyGradient": "propgrad.explain.explainer",
+    "Explanation": "propgrad.explain.result",
     "InterventionSequence": "propgrad.sources.base",
     "InterventionSource": "propgrad.sources.base",
     "AttributionBaseline": "propgrad.baselines.base",
@@ -36,17 +36,18 @@ _EXPORTS: dict[str, str] = {
     "list_suites": "propgrad.plugins",
     "plugin_failures": "propgrad.plugins",
     "describe_plugins": "propgrad.plugins",
-    "baseline_maps": "propgrad.maps",
-    "BaselineMaps": "propgrad.maps",
+    "baseline_maps": "propgrad.explain.maps",
+    "BaselineMaps": "propgrad.explain.maps",
 }
 
 __all__ = ["__version__", "hookimpl", *_EXPORTS]
 
 if TYPE_CHECKING:  # the "X as X" form is an explicit re-export, also under mypy --strict
-    from propgrad.api import PropertyGradient as PropertyGradient
     from propgrad.baselines.base import AttributionBaseline as AttributionBaseline
-    from propgrad.maps import BaselineMaps as BaselineMaps
-    from propgrad.maps import baseline_maps as baseline_maps
+    from propgrad.explain.explainer import PropertyGradient as PropertyGradient
+    from propgrad.explain.maps import BaselineMaps as BaselineMaps
+    from propgrad.explain.maps import baseline_maps as baseline_maps
+    from propgrad.explain.result import Explanation as Explanation
     from propgrad.plugins import describe_plugins as describe_plugins
     from propgrad.plugins import get_baseline as get_baseline
     from propgrad.plugins import get_source as get_source
@@ -55,7 +56,6 @@ if TYPE_CHECKING:  # the "X as X" form is an explicit re-export, also under mypy
     from propgrad.plugins import list_sources as list_sources
     from propgrad.plugins import list_suites as list_suites
     from propgrad.plugins import plugin_failures as plugin_failures
-    from propgrad.result import Explanation as Explanation
     from propgrad.sources.base import InterventionSequence as InterventionSequence
     from propgrad.sources.base import InterventionSource as InterventionSource
     from propgrad.stats.flips import FlipResult as FlipResult

@@ -336,7 +336,7 @@ from pathlib import Path  # noqa: E402 - used by tiny_clip only, added with it
 def tiny_clip(path: str | Path, *, seed: int = 0, image_size: int = 32, embedding_dim: int = 16) -> Path:
     """Write a tiny Hugging Face ``CLIPModel`` with random weights and its processor to ``path``, offline.
 
-    For tests and examples of zero-shot models (:class:`propgrad.zero_shot.ZeroShotClassifier`):
+    For tests and examples of zero-shot models (:class:`propgrad.explain.zero_shot.ZeroShotClassifier`):
     the model is built from a ``CLIPConfig`` (two layers of width 32, ``image_size`` pixels,
     ``embedding_dim``-dimensional embeddings), the tokenizer from a byte-level vocabulary (the 256
     byte symbols, each also as a word end, and the two special tokens) and a ``merges.txt`` holding

@@ -12,8 +12,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from propgrad.forward import model_dtype, run_model
-from propgrad.validation import check_images, check_int, check_number
+from propgrad.core.forward import model_dtype, run_model
+from propgrad.core.validation import check_images, check_int, check_number
 
 _CAPTUM_NOISE = (
     r"Setting (forward, )?backward hooks",
@@ -33,7 +33,7 @@ def images_outside_unit_range() -> Iterator[None]:
     uniform noise), which leave [0, 1]; the model still sees them unchanged, and LIME and Kernel
     SHAP segment the image clipped to [0, 1] (SLIC's Lab conversion needs the range). Outside the
     block an out-of-range batch is refused, because it is almost always a normalised image passed
-    where the baselines expect raw [0, 1] pixels. Used by :mod:`propgrad.quantus`; thread- and
+    where the baselines expect raw [0, 1] pixels. Used by :mod:`propgrad.explain.quantus`; thread- and
     task-local (a context variable).
     """
     token = _ANY_RANGE.set(True)

@@ -25,8 +25,8 @@ from propgrad.baselines.base import AttributionBaseline
 from propgrad.baselines.captum_common import finish, prepare_inputs, run_quietly, unit_float
 from propgrad.baselines.layers import get_layer, last_conv_name, relu_safe_model
 from propgrad.baselines.superpixels import superpixel_segments
+from propgrad.core.validation import check_choice, check_int, check_number, check_seed
 from propgrad.hookspecs import hookimpl
-from propgrad.validation import check_choice, check_int, check_number, check_seed
 
 if TYPE_CHECKING:
     from captum.attr import Lime

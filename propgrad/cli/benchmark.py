@@ -146,7 +146,7 @@ def torch_threads(n: int | None) -> Iterator[None]:
         return
     import torch
 
-    from propgrad.validation import check_int
+    from propgrad.core.validation import check_int
 
     n = check_int(n, "--threads")
     previous = torch.get_num_threads()

@@ -100,7 +100,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 
 def load_input_image(spec: str, size: int) -> Any:
     """Load ``--image``: a file or ``skimage:NAME``, resized so the shorter side is ``size``."""
-    from propgrad.images import example_image, load_image, resize
+    from propgrad.core.images import example_image, load_image, resize
 
     if size < 0:
         raise ValueError(f"--size must be a positive number of pixels or 0 to keep the size, got {size}")
@@ -114,11 +114,11 @@ def load_input_image(spec: str, size: int) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run the explanation and print (and optionally save) it."""
-    from propgrad.api import PropertyGradient
-    from propgrad.arguments import resolve_source
     from propgrad.cli.model_loading import load_model
-    from propgrad.forward import run_model
-    from propgrad.validation import check_device
+    from propgrad.core.forward import run_model
+    from propgrad.core.validation import check_device
+    from propgrad.explain.arguments import resolve_source
+    from propgrad.explain.explainer import PropertyGradient
 
     device = check_device(args.device, "--device")
     model = load_model(
@@ -218,7 +218,7 @@ def _default_labels(model_spec: str, model: Any = None) -> list[str] | None:
         from propgrad.example_model import CLASS_NAMES
 
         return list(CLASS_NAMES)
-    from propgrad.zero_shot import ClassGrouping
+    from propgrad.explain.zero_shot import ClassGrouping
 
     grouping = getattr(model, "class_grouping", None)  # a zero-shot model names its columns
     if isinstance(grouping, ClassGrouping) and grouping.column_labels is not None:
@@ -228,7 +228,7 @@ def _default_labels(model_spec: str, model: Any = None) -> list[str] | None:
 
 def _check_true_class(name: str, model: Any) -> None:
     """Refuse ``--true-class`` for a model without classes, or a name that is not one of them."""
-    from propgrad.zero_shot import ClassGrouping
+    from propgrad.explain.zero_shot import ClassGrouping
 
     grouping = getattr(model, "class_grouping", None)
     if not isinstance(grouping, ClassGrouping):

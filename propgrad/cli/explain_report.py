@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from propgrad.html_report import HtmlReport, array_png, figure_png
+from propgrad.core.html_report import HtmlReport, array_png, figure_png
 
 HTML_NAME = "report.html"
 MAX_SLIDER_FRAMES = 120
@@ -100,7 +100,7 @@ def _slider_data(
 
 def behaviour_figure(explanation: Any, labels: Sequence[str] | None) -> Any:
     """The outputs along the property with the decision threshold and a dashed line at every flip."""
-    from propgrad.harness.plots import readable_ylim
+    from propgrad.harness.figures import readable_ylim
 
     fig = _figure(6.0, 3.4)
     ax = fig.add_subplot()
@@ -136,7 +136,7 @@ def null_figure(explanation: Any) -> Any:
 
 def filmstrip_figure(explanation: Any, frames: int = 8) -> Any:
     """Evenly spaced steps of the sequence, captioned with the property value."""
-    from propgrad.plotting import plot_filmstrip
+    from propgrad.core.plotting import plot_filmstrip
 
     frames = max(1, min(frames, len(explanation.sequence)))
     fig = _figure(1.0 * frames, 1.45)
@@ -177,7 +177,7 @@ def compute_maps(model: Any, explanation: Any, names: Sequence[str]) -> tuple[An
     """Every named baseline's maps of the original and the fully intervened image.
 
     Returns:
-        ``(maps, slic)``: a :class:`propgrad.maps.BaselineMaps` (None when no baseline was
+        ``(maps, slic)``: a :class:`propgrad.explain.maps.BaselineMaps` (None when no baseline was
         named or the model cannot be attributed) and the SLIC strategies LIME and Kernel SHAP used.
     """
     import warnings
@@ -279,7 +279,7 @@ def write_explain_report(
 
     Args:
         out_dir: The ``--out`` folder (``explanation.save`` has written into it).
-        explanation: The :class:`~propgrad.result.Explanation`.
+        explanation: The :class:`~propgrad.explain.result.Explanation`.
         model: The model, for the baselines' maps.
         labels: Names of the output columns, or None.
         settings: The command's settings (model, image, source, parameters ...), shown in the report.
@@ -292,7 +292,7 @@ def write_explain_report(
     """
     import json
 
-    from propgrad.atomic_files import write_json
+    from propgrad.core.atomic_files import write_json
     from propgrad.harness.versions import collect_versions
 
     maps, error = None, None

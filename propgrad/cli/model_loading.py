@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from propgrad.validation import check_device
+from propgrad.core.validation import check_device
 
 CLIP_PREFIX = "clip:"
 
@@ -55,7 +55,7 @@ def load_model(
     if descriptors is not None:
         raise ValueError(
             f"--descriptors is for zero-shot models (--model clip:PATH_OR_ID), not --model {spec!r}; a model "
-            "of your own can group its outputs by returning a propgrad.zero_shot.ZeroShotClassifier"
+            "of your own can group its outputs by returning a propgrad.explain.zero_shot.ZeroShotClassifier"
         )
     path = Path(spec)
     if ":" not in spec or path.suffix in (".pt", ".pth", ".ts", ".jit"):
@@ -101,14 +101,14 @@ def load_clip(
     *,
     show_progress: bool = False,
 ) -> Callable[..., torch.Tensor]:
-    """``clip:PATH_OR_ID`` with ``--descriptors FILE``: a :class:`~propgrad.zero_shot.ZeroShotClassifier`.
+    """``clip:PATH_OR_ID`` with ``--descriptors FILE``: a :class:`~propgrad.explain.zero_shot.ZeroShotClassifier`.
 
     Raises:
         ValueError: no path or id, no ``--descriptors``, ``--weights`` given, a bad descriptors
             file (naming ``--descriptors``), or a model that cannot be loaded.
         FileNotFoundError: the descriptors file does not exist.
     """
-    from propgrad.zero_shot import ZeroShotClassifier, load_descriptors
+    from propgrad.explain.zero_shot import ZeroShotClassifier, load_descriptors
 
     source = spec[len(CLIP_PREFIX) :].strip()
     if not source:

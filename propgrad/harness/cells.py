@@ -21,9 +21,9 @@ from typing import Any, Literal, NamedTuple, Sequence, TypedDict
 import torch
 
 from propgrad.baselines.base import change_score
-from propgrad.cache import cache_key
+from propgrad.core.cache import cache_key
+from propgrad.explain.scoring import SequenceScore, sequence_statistic
 from propgrad.harness.definitions import half_index
-from propgrad.scoring import SequenceScore, sequence_statistic
 from propgrad.stats.flips import FlipResult, prediction_flips
 
 CellKind = Literal["property", "baseline"]
@@ -166,7 +166,7 @@ def property_record(
 
     Args:
         key: From :func:`property_key`.
-        scored: :func:`propgrad.scoring.score_sequences` output for the cell's sequence, scored
+        scored: :func:`propgrad.explain.scoring.score_sequences` output for the cell's sequence, scored
             on the explained class (the original image's decision) of softmax probabilities.
         label: The image's true class.
         alpha: Significance level of the placebo test (the permutation test's is in ``scored``).

@@ -22,7 +22,7 @@ from typing import Any, Iterable, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from propgrad.atomic_files import atomic_write
+from propgrad.core.atomic_files import atomic_write
 
 KEEP_PER_CLASS = 2
 """Pool images per class whose maps and sequences are kept."""

@@ -15,15 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from propgrad.atomic_files import write_json, write_text
 from propgrad.baselines.base import AttributionBaseline
-from propgrad.forward import model_device
+from propgrad.core.atomic_files import write_json, write_text
+from propgrad.core.forward import model_device
+from propgrad.core.strict_json import strict_with_reasons
 from propgrad.harness.cells import record_key
+from propgrad.harness.figures import write_plots
 from propgrad.harness.identity import bind_baselines, bind_models, bind_suite
 from propgrad.harness.kept_maps import MAPS_DIR, KeptMaps
+from propgrad.harness.metric_columns import format_quantus_table, runners_quantus_scores
 from propgrad.harness.output_folder import check_writable, locked_output
-from propgrad.harness.plots import write_plots
-from propgrad.harness.quantus_metrics import format_quantus_table, runners_quantus_scores
 from propgrad.harness.records_csv import write_records_csv
 from propgrad.harness.report import format_report, report_sections
 from propgrad.harness.report_html import HTML_NAME, write_benchmark_html
@@ -33,7 +34,6 @@ from propgrad.harness.store import CellStore
 from propgrad.harness.summary import summarise
 from propgrad.harness.timing import Stopwatch, combine_summaries
 from propgrad.harness.versions import collect_versions
-from propgrad.strict_json import strict_with_reasons
 from propgrad.suites.base import BenchmarkSuite
 
 STORE_NAME = "cells.jsonl"
@@ -305,7 +305,7 @@ def _report(
         },
         "figures": [p.name for p in figures],
     }
-    if settings.quantus_metrics:  # the Quantus columns (propgrad.harness.quantus_metrics)
+    if settings.quantus_metrics:  # the Quantus columns (propgrad.harness.metric_columns)
         results["quantus"] = quantus or []
     results = strict_with_reasons(results)
     write_json(out_dir / RESULTS_NAME, results)

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from propgrad.atomic_files import write_text
+from propgrad.core.atomic_files import write_text
 from propgrad.harness.cells import CellRecord, record_key
 
 PROPERTY_COLUMNS = (

@@ -2,7 +2,7 @@
 
 The page holds the Tab. 2-style flip tables and the property-score table of
 :func:`propgrad.harness.report.report_sections`, then per suite and intervention the figures of
-:mod:`propgrad.harness.plots` (behaviour curves, ROC curves, score distributions, the filmstrip
+:mod:`propgrad.harness.figures` (behaviour curves, ROC curves, score distributions, the filmstrip
 and the before/after maps), embedded as PNG, and the settings, provenance and timing.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from propgrad.core.html_report import HtmlReport
 from propgrad.harness.report import Section
-from propgrad.html_report import HtmlReport
 
 HTML_NAME = "report.html"
 FIGURE_KINDS = (

@@ -30,7 +30,9 @@ import torch
 from torch import nn
 
 from propgrad.baselines.base import AttributionBaseline
-from propgrad.forward import model_device
+from propgrad.core.forward import model_device
+from propgrad.core.progress import progress_bar
+from propgrad.explain.scoring import PREDICTED, placebo_statistics, score_sequences
 from propgrad.harness.cells import (
     BaselineRecord,
     CellKey,
@@ -48,11 +50,9 @@ from propgrad.harness.map_cache import MapCache
 from propgrad.harness.settings import BenchmarkSettings, PoolSize
 from propgrad.harness.store import CellStore
 from propgrad.harness.timing import Stopwatch, TimedModule
-from propgrad.progress import progress_bar
-from propgrad.scoring import PREDICTED, placebo_statistics, score_sequences
 from propgrad.sources.base import InterventionSequence
-from propgrad.sources.placebo import placebo_sequences
-from propgrad.stats.placebo import placebo_p_value
+from propgrad.sources.placebo_sequences import placebo_sequences
+from propgrad.stats.placebo_test import placebo_p_value
 from propgrad.suites.base import BenchmarkSuite
 
 ATTRIBUTION_BLOCK = 16
@@ -62,7 +62,7 @@ changes the last float digits of batch-sensitive baselines (so it is a constant,
 on the default run, 8 cost 271 s against 239 s for 16 (idle, two cores)."""
 
 PLACEBO_VARIANT = "smooth_direction"
-"""The benchmark's placebos (:mod:`propgrad.sources.placebo`): the whole image along a random
+"""The benchmark's placebos (:mod:`propgrad.sources.placebo_sequences`): the whole image along a random
 smooth direction, each step changing it by the real step's mean |pixel difference|."""
 
 Maps = list[torch.Tensor | str]

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
+from propgrad.core.validation import ParameterTypeError, check_alpha, check_bool, check_choice, check_int, check_seed
 from propgrad.stats.corrections import METHODS
-from propgrad.validation import ParameterTypeError, check_alpha, check_bool, check_choice, check_int, check_seed
 
 #: Constructor keyword arguments asked of the baselines in quick mode (passed only to classes
 #: whose constructor accepts them). Full mode uses every class's defaults (the paper's settings).
@@ -44,8 +44,8 @@ class BenchmarkSettings:
         n_permutations: K of each permutation test.
         alpha: Significance level of the permutation test and of the placebo test.
         n_placebos: M placebo sequences per property cell for the placebo-controlled test
-            (:mod:`propgrad.stats.placebo`, the ``smooth_direction`` placebos of
-            :mod:`propgrad.sources.placebo`); 0 runs no placebo test. Its p-value is at least
+            (:mod:`propgrad.stats.placebo_test`, the ``smooth_direction`` placebos of
+            :mod:`propgrad.sources.placebo_sequences`); 0 runs no placebo test. Its p-value is at least
             1 / (M + 1), so ``M + 1 > 1 / alpha`` is needed for any image to be significant
             (M >= 100 at alpha = 0.01). Costs M times the forward passes of the property cells.
         correction: The multiple-testing correction over the images behind each significance
@@ -67,7 +67,7 @@ class BenchmarkSettings:
         chunk_size: Test images whose sequences are held in memory at once (whole attribution
             blocks of ``propgrad.harness.runner.ATTRIBUTION_BLOCK`` images, at least one block).
         quantus_metrics: Quantus metric class names computed per suite, model and baseline on the
-            pool images (:mod:`propgrad.harness.quantus_metrics`); empty (the default) computes none
+            pool images (:mod:`propgrad.harness.metric_columns`); empty (the default) computes none
             and leaves the settings hash of earlier runs unchanged.
     """
 
@@ -113,7 +113,7 @@ class BenchmarkSettings:
         if len(set(self.baselines)) != len(self.baselines):
             raise ValueError(f"baselines must not repeat a name, got {list(self.baselines)}")
         if self.quantus_metrics:
-            from propgrad.harness.quantus_metrics import check_benchmark_metrics
+            from propgrad.harness.metric_columns import check_benchmark_metrics
 
             object.__setattr__(self, "quantus_metrics", check_benchmark_metrics(self.quantus_metrics))
 

@@ -25,8 +25,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from propgrad.atomic_files import atomic_write
-from propgrad.cache import cache_key
+from propgrad.core.atomic_files import atomic_write
+from propgrad.core.cache import cache_key
 from propgrad.harness.record_checks import CHECKSUM_FIELD, check_record, checksum
 
 STORE_FORMAT = 3

@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 
-from propgrad.colour import hsv_to_rgb
+from propgrad.core.colour import hsv_to_rgb
+from propgrad.core.images import as_mask, load_rgba, resize
+from propgrad.core.validation import check_images, check_int, check_number, check_seed, check_sequence_size, check_steps
 from propgrad.hookspecs import hookimpl
-from propgrad.images import as_mask, load_rgba, resize
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.validation import check_images, check_int, check_number, check_seed, check_sequence_size, check_steps
 
 STICKER_SIZE = 64
 """Pixel size of the procedural patch when ``scale=None``."""
@@ -133,7 +133,7 @@ class AlphaPatchSource(InterventionSource):
             from the seed.
         mask: Segmentation (h, w) or (1, h, w), bool or float in [0, 1], for an RGB ``patch``.
         steps: Number of alpha values, evenly spaced from 0 to 1 (2 to
-            :data:`propgrad.validation.MAX_STEPS`).
+            :data:`propgrad.core.validation.MAX_STEPS`).
         position: (top, left) of the patch in pixels; None picks a random position from the seed.
         scale: The patch's longer side as a fraction (0, 1] of the image's shorter side; None keeps
             the patch's own pixel size.

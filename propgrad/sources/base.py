@@ -30,7 +30,7 @@ class InterventionSequence:
         region: Optional bool tensor (H, W), True where the intervention changes the image (the
             patch of ``alpha_patch``, the darkened background of ``gaussian_vignette``), on the
             images' device; None when the source does not say. Quantus's localisation metrics take
-            it as ``s_batch`` (:func:`propgrad.quantus.s_batch`).
+            it as ``s_batch`` (:func:`propgrad.explain.quantus.s_batch`).
     """
 
     images: torch.Tensor
@@ -42,7 +42,7 @@ class InterventionSequence:
     region: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        from propgrad.validation import check_images, check_values
+        from propgrad.core.validation import check_images, check_values
 
         check_images(self.images, "InterventionSequence.images", batched=True)
         check_values(self.values, self.images.shape[0], "InterventionSequence.values")

@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
+from propgrad.core.images import load_image, resize
+from propgrad.core.progress import progress
+from propgrad.core.validation import ParameterTypeError, check_bool, check_images, check_seed
 from propgrad.errors import PropgradWarning
 from propgrad.hookspecs import hookimpl
-from propgrad.images import load_image, resize
-from propgrad.progress import progress
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.validation import ParameterTypeError, check_bool, check_images, check_seed
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SIDECAR_NAMES: tuple[str, ...] = ("values.csv", "values.json")

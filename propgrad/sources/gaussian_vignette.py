@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
+from propgrad.core.images import as_mask
+from propgrad.core.validation import check_images, check_number, check_seed, check_sequence_size, check_steps
 from propgrad.hookspecs import hookimpl
-from propgrad.images import as_mask
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.validation import check_images, check_number, check_seed, check_sequence_size, check_steps
 
 MAX_BRIGHTENING = 255.0
 """Largest ``max_strength``: the far edges are then scaled by about 255, so even the darkest
@@ -83,7 +83,7 @@ class GaussianVignetteSource(InterventionSource):
             in (0, :data:`MAX_BRIGHTENING`] brightens. Must not be 0.
         sigma: Width of the Gaussian as a fraction of the image height / width, in
             :data:`SIGMA_RANGE`.
-        steps: Number of strengths, evenly spaced from 0 (2 to :data:`propgrad.validation.MAX_STEPS`).
+        steps: Number of strengths, evenly spaced from 0 (2 to :data:`propgrad.core.validation.MAX_STEPS`).
         center: (y, x) of the Gaussian's peak as fractions in [0, 1]; default the image centre.
         mask: Optional (H, W) or (1, H, W) bool / float mask in [0, 1] (or a path to a mask
             image) of pixels to protect, e.g. the object; only pixels where it is 0 change fully.

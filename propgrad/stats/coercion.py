@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from propgrad.validation import check_values
+from propgrad.core.validation import check_values
 
 _STEP_AND_COLUMN = "step {i}, column {c}"
 
@@ -80,7 +80,7 @@ def as_values(values: Any, n: int, *, dtype: torch.dtype, device: torch.device, 
         The values as a float tensor on ``device``.
 
     Raises:
-        TypeError, ValueError: as :func:`propgrad.validation.check_values`, plus a length mismatch
+        TypeError, ValueError: as :func:`propgrad.core.validation.check_values`, plus a length mismatch
         message naming both lengths.
     """
     if values is None:

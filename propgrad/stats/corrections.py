@@ -36,8 +36,8 @@ import numpy as np
 import scipy.stats
 import torch
 
+from propgrad.core.validation import check_alpha, check_choice, check_int
 from propgrad.errors import PropgradWarning
-from propgrad.validation import check_alpha, check_choice, check_int
 
 __all__ = [
     "METHODS",

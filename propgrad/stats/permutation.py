@@ -27,6 +27,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from propgrad.core.validation import check_alpha, check_device, check_int, check_seed
 from propgrad.stats.coercion import as_outputs, as_values
 from propgrad.stats.gradient import stencil_dtype
 from propgrad.stats.kernels import compiled_kernels
@@ -46,7 +47,6 @@ from propgrad.stats.permutations import (
     seeded_permutations,
 )
 from propgrad.stats.strategy import plan_gradient_test, run_tasks, threads_available
-from propgrad.validation import check_alpha, check_device, check_int, check_seed
 
 __all__ = ["PermutationResult", "check_test_settings", "clear_cache", "permutation_test", "seeded_permutations"]
 KEEP_NULL_MAX_COLUMNS = 16
@@ -140,7 +140,7 @@ def permutation_test(
             permutations, same p-values), an integer in [0, 2**63 - 1]; indices are then moved to
             ``device``.
         device: Device to compute on (default: that of ``outputs``; CPU for arrays and lists); it
-            must exist here (:func:`propgrad.validation.check_device`).
+            must exist here (:func:`propgrad.core.validation.check_device`).
         periodic: Wrap-around differences for a full rotation (statistic "gradient").
         period: Period for ``periodic`` (default: span plus one mean step).
         edge_order: 1 (numpy.gradient's default) or 2 (statistic "gradient").

@@ -25,7 +25,7 @@ class BenchmarkSuite(ABC):
         quick: Small sizes that run in minutes on 2 CPU cores; False for the paper's sizes.
         seed: Seed for data generation, training and interventions.
         cache_dir: Where trained models and generated data are cached; None for the default
-            user cache directory (``propgrad.cache.default_cache_dir()``).
+            user cache directory (``propgrad.core.cache.default_cache_dir()``).
         show_progress: Show progress bars for data generation and training.
     """
 

@@ -6,7 +6,7 @@ settings(), CODE_VERSION)``: ``test.pt`` (the test set and what the intervention
 ``weights_only=True``), ``accuracy.json``, ``level_accuracy.json`` and ``settings.json``. Every
 file is written atomically, so an interrupted run leaves no half-written entry; the ``.pt``
 files have their SHA-256 beside them (``*.pt.sha256``), and an entry that is damaged later
-(truncated, edited, unreadable) is rebuilt with a :class:`~propgrad.cache.CacheRebuildWarning`
+(truncated, edited, unreadable) is rebuilt with a :class:`~propgrad.core.cache.CacheRebuildWarning`
 saying which file and why. A retrained model may differ from the lost one (another thread count
 gives other weights), so the benchmark's cell store keys cells by each model's weights hash.
 """
@@ -23,8 +23,9 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from propgrad.atomic_files import write_json
-from propgrad.cache import CacheRebuildWarning, cache_key, default_cache_dir, load_tensors_checked, save_tensors
+from propgrad.core.atomic_files import write_json
+from propgrad.core.cache import CacheRebuildWarning, cache_key, default_cache_dir, load_tensors_checked, save_tensors
+from propgrad.core.validation import check_int
 from propgrad.suites.base import BenchmarkSuite
 from propgrad.suites.training import (
     TrainingConfig,
@@ -34,7 +35,6 @@ from propgrad.suites.training import (
     predict,
     train_classifier,
 )
-from propgrad.validation import check_int
 
 CODE_VERSION = "suites-2"
 """Bumped whenever a change to the drawing or training code changes the cached data or models."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from propgrad.validation import check_int
+from propgrad.core.validation import check_int
 
 
 class Residual(nn.Module):

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import torch
 
+from propgrad.core.validation import check_int
 from propgrad.hookspecs import hookimpl
 from propgrad.sources.base import InterventionSequence
 from propgrad.sources.gaussian_vignette import GaussianVignetteSource
@@ -36,7 +37,6 @@ from propgrad.suites.fur_scenes import (
     outline,
     redrawn_fur_texture,
 )
-from propgrad.validation import check_int
 
 WRONG_COLOUR_BAND = (0.4, 0.9)
 """Accuracy range on wrong-colour images that the biased models' link strength is chosen for."""
@@ -59,7 +59,7 @@ class FurSuite(CachedSuite):
         quick: 32 px images and small models (minutes on 2 CPU cores); False: 48 px, larger
             models trained on more images. Both modes test on 150 images per class.
         seed: Seed of data generation, training and interventions.
-        cache_dir: Cache root (None: ``propgrad.cache.default_cache_dir()``).
+        cache_dir: Cache root (None: ``propgrad.core.cache.default_cache_dir()``).
         show_progress: Progress bars for data generation and training.
     """
 

@@ -17,8 +17,8 @@ import math
 
 import torch
 
-from propgrad.colour import hsv_to_rgb
-from propgrad.progress import progress
+from propgrad.core.colour import hsv_to_rgb
+from propgrad.core.progress import progress
 from propgrad.sources.gaussian_vignette import GaussianVignetteSource, gaussian_map, vignette_factor
 from propgrad.suites.shapes import animal_masks, dilate, fur_colour, paint, texture, uniform
 

@@ -24,13 +24,13 @@ from typing import Any
 
 import torch
 
+from propgrad.core.validation import check_int
 from propgrad.hookspecs import hookimpl
 from propgrad.sources.alpha_patch import AlphaPatchSource
 from propgrad.sources.base import InterventionSequence
 from propgrad.suites.cached import CachedSuite
 from propgrad.suites.fur import balanced_labels
 from propgrad.suites.patch_scenes import draw_lesions, keep_out_zone, patch_bank
-from propgrad.validation import check_int
 
 TRAIN_PATCH_SEEDS = 0
 """First seed of the training patches."""
@@ -44,7 +44,7 @@ class PatchSuite(CachedSuite):
     Args:
         quick: 32 px images and small models; False: 48 px, larger models, 100 test melanomas.
         seed: Seed of data generation, training and interventions.
-        cache_dir: Cache root (None: ``propgrad.cache.default_cache_dir()``).
+        cache_dir: Cache root (None: ``propgrad.core.cache.default_cache_dir()``).
         show_progress: Progress bars for data generation and training.
     """
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from propgrad.colour import hsv_to_rgb
-from propgrad.progress import progress
+from propgrad.core.colour import hsv_to_rgb
+from propgrad.core.progress import progress
 from propgrad.sources.alpha_patch import blend_sequence, choose_position, sticker_patch
 from propgrad.suites.shapes import dilate, radial_blob, smooth_noise, texture, uniform
 

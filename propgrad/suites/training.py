@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from propgrad.forward import run_model
-from propgrad.progress import progress_bar
+from propgrad.core.forward import run_model
+from propgrad.core.progress import progress_bar
 from propgrad.suites.convmixer import ConvMixer
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from propgrad import colour
+from propgrad.core import colour
 
 
 def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:

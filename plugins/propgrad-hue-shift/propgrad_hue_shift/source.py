@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.validation import (
+from propgrad.core.validation import (
     ParameterTypeError,
     check_images,
     check_number,
@@ -13,6 +12,7 @@ from propgrad.validation import (
     check_sequence_size,
     check_steps,
 )
+from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad_hue_shift.hue import rotate_hue
 
 
@@ -26,7 +26,7 @@ class HueShiftSource(InterventionSource):
 
     Args:
         max_degrees: Largest rotation, in (0, 360].
-        steps: Number of images in the sequence, 2 to :data:`propgrad.validation.MAX_STEPS`.
+        steps: Number of images in the sequence, 2 to :data:`propgrad.core.validation.MAX_STEPS`.
         mask: Optional (H, W) or (1, H, W) float tensor in [0, 1] (or bool); only where it is
             1 does the hue change, soft values blend. None changes the whole image.
     """

@@ -7,7 +7,7 @@ import importlib.metadata
 import torch
 
 import propgrad
-from propgrad.result import Explanation
+from propgrad.explain.result import Explanation
 from propgrad.stats.permutation import permutation_test
 from propgrad_instruct_pix2pix import InstructPix2PixSource
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from propgrad.plotting import save_filmstrip as _save_filmstrip
+from propgrad.core.plotting import save_filmstrip as _save_filmstrip
 
 
 def save_filmstrip(sequence: Any, path: str | Path, *, max_frames: int = 12) -> Path:

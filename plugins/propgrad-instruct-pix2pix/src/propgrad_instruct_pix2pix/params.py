@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from propgrad.validation import MAX_STEPS, ParameterTypeError, check_bool, check_int, check_number
+from propgrad.core.validation import MAX_STEPS, ParameterTypeError, check_bool, check_int, check_number
 
 PAPER_TEXT_START, PAPER_TEXT_STOP, PAPER_NUM_TEXT_SCALES = 1.05, 14.7, 92  # step 0.15, Appx. B.3
 
@@ -51,7 +51,7 @@ def as_scale_list(name: str, value: Any) -> list[float]:
     if not 2 <= len(value) <= MAX_STEPS:
         raise ValueError(
             f"{name} must hold at least 2 and at most {MAX_STEPS} guidance scales "
-            f"(propgrad.validation.MAX_STEPS), got {len(value)}"
+            f"(propgrad.core.validation.MAX_STEPS), got {len(value)}"
         )
     scales = [as_float(f"{name}[{i}]", v) for i, v in enumerate(value)]
     for i in range(1, len(scales)):

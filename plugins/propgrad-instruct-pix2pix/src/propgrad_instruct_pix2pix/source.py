@@ -16,11 +16,11 @@ from typing import Any, Sequence
 
 import torch
 
-from propgrad.cache import cache_key, default_cache_dir, load_tensors, save_tensors
-from propgrad.images import resize
-from propgrad.progress import progress_bar
+from propgrad.core.cache import cache_key, default_cache_dir, load_tensors, save_tensors
+from propgrad.core.images import resize
+from propgrad.core.progress import progress_bar
+from propgrad.core.validation import ParameterTypeError, check_images, check_seed, check_sequence_size
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.validation import ParameterTypeError, check_images, check_seed, check_sequence_size
 from propgrad_instruct_pix2pix import params
 from propgrad_instruct_pix2pix.fidelity import fidelity
 from propgrad_instruct_pix2pix.model_loading import (

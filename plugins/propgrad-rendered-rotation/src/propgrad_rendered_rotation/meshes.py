@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from propgrad.validation import ParameterTypeError
+from propgrad.core.validation import ParameterTypeError
 
 if TYPE_CHECKING:
     import trimesh

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from propgrad.progress import progress
+from propgrad.core.progress import progress
 from propgrad_rendered_rotation.renderer import rotation_matrix
 
 CLASS_MESHES: tuple[str, ...] = ("animal", "mug", "chair")

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from propgrad.core.validation import check_int
 from propgrad.sources.base import InterventionSequence
 from propgrad.suites.cached import CachedSuite
 from propgrad.suites.fur import balanced_labels
-from propgrad.validation import check_int
 from propgrad_rendered_rotation.orientation_scenes import (
     CLASS_MESHES,
     TILT_AXIS,
@@ -68,7 +68,7 @@ class OrientationSuite(CachedSuite):
         quick: 32 px images and the core's quick models (minutes on 2 CPU cores); False: 64 px,
             more training images, the core's full models, 150 test images per class.
         seed: Seed of the scenes, training and realisations.
-        cache_dir: Cache root (None: ``propgrad.cache.default_cache_dir()``).
+        cache_dir: Cache root (None: ``propgrad.core.cache.default_cache_dir()``).
         show_progress: Progress bars for rendering and training.
     """
 

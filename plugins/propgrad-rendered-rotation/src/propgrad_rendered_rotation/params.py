@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from propgrad.validation import MAX_STEPS, ParameterTypeError, check_number
+from propgrad.core.validation import MAX_STEPS, ParameterTypeError, check_number
 
 AXES: dict[str, tuple[float, float, float]] = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
 """Named rotation axes: x (pitch: the top tips towards the camera), y (yaw: a turntable), z (roll: in the image)."""
@@ -120,7 +120,7 @@ def _check_count(count: int, name: str) -> None:
         raise ValueError(f"{name}: a rotation needs at least 2 frames, got {count}")
     if count > MAX_STEPS:
         raise ValueError(
-            f"{name}: {count} frames is more than {MAX_STEPS} (propgrad.validation.MAX_STEPS); use a larger step"
+            f"{name}: {count} frames is more than {MAX_STEPS} (propgrad.core.validation.MAX_STEPS); use a larger step"
         )
 
 

@@ -17,9 +17,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from propgrad.progress import progress
+from propgrad.core.progress import progress
+from propgrad.core.validation import check_bool, check_images, check_seed, check_sequence_size
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.validation import check_bool, check_images, check_seed, check_sequence_size
 from propgrad_rendered_rotation import meshes as mesh_module
 from propgrad_rendered_rotation import params
 from propgrad_rendered_rotation.renderer import CameraFit, RotationRenderer

@@ -1,0 +1,233 @@
+"""Forward passes: batching, device and dtype, eval mode, output checks and output transforms."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from propgrad.core.progress import progress_bar
+from propgrad.core.validation import check_device, check_int
+
+OutputTransform = str | Callable[[torch.Tensor], torch.Tensor]
+OUTPUT_TRANSFORMS = ("softmax", "sigmoid", "none")
+
+
+def check_output_transform(transform: Any) -> OutputTransform:
+    """Check an output transform without running it: one of :data:`OUTPUT_TRANSFORMS` or a callable."""
+    if not callable(transform) and transform not in OUTPUT_TRANSFORMS:
+        raise ValueError(f"output_transform must be one of {OUTPUT_TRANSFORMS} or a callable, got {transform!r}")
+    return transform
+
+
+def transform_outputs(outputs: torch.Tensor, transform: OutputTransform) -> torch.Tensor:
+    """Apply the output transform to raw outputs (N, C) and check what a callable returned.
+
+    ``"softmax"`` is over the classes; a single column is one binary logit, so it gets the sigmoid
+    (a softmax over one column would be the constant 1). ``"sigmoid"`` is elementwise, ``"none"``
+    keeps the outputs, and a callable must return finite values of shape (N, C') or (N,).
+
+    Raises:
+        TypeError: a callable returned something other than a real tensor.
+        ValueError: a callable returned the wrong shape, or NaN/Inf.
+    """
+    check_output_transform(transform)
+    if not callable(transform):
+        if transform == "softmax":
+            return outputs.softmax(dim=-1) if outputs.shape[-1] > 1 else outputs.sigmoid()
+        return outputs.sigmoid() if transform == "sigmoid" else outputs
+    name = getattr(transform, "__name__", type(transform).__name__)
+    result = transform(outputs)
+    if not isinstance(result, torch.Tensor) or result.is_complex():
+        got = f"dtype {result.dtype}" if isinstance(result, torch.Tensor) else type(result).__name__
+        raise TypeError(f"output_transform {name!r} must return a real tensor of shape (N, C), got {got}")
+    if result.dim() == 1:
+        result = result[:, None]
+    n = outputs.shape[0]
+    if result.dim() != 2 or result.shape[0] != n or result.shape[1] == 0:
+        raise ValueError(
+            f"output_transform {name!r} must return shape ({n}, C) or ({n},) for outputs of shape "
+            f"{tuple(outputs.shape)}, got {tuple(result.shape)}"
+        )
+    if not result.is_floating_point():
+        result = result.float()
+    if not torch.isfinite(result).all():
+        i, c = (int(v) for v in torch.nonzero(~torch.isfinite(result))[0])
+        raise ValueError(
+            f"output_transform {name!r} returned NaN or Inf at step {i}, column {c}; the model's outputs "
+            "it was given are finite"
+        )
+    return result
+
+
+def model_device(forward_func: Any, fallback: torch.device | str | None = None) -> torch.device | None:
+    """The device of a module's first parameter or buffer, else ``fallback`` (None: unknown)."""
+    if isinstance(forward_func, nn.Module):
+        for tensor in (*forward_func.parameters(), *forward_func.buffers()):
+            return tensor.device
+    return torch.device(fallback) if fallback is not None else None
+
+
+def model_dtype(forward_func: Any) -> torch.dtype | None:
+    """The floating dtype of a module's first floating parameter, or None (not a module, none)."""
+    if isinstance(forward_func, nn.Module):
+        for tensor in forward_func.parameters():
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return None
+
+
+@contextmanager
+def evaluation_mode(forward_func: Any) -> Iterator[None]:
+    """Run ``forward_func`` without gradients and, for an ``nn.Module``, in eval mode.
+
+    A module in train mode (a Hugging Face model built from a config starts that way) gives
+    batch-dependent outputs and updates its BatchNorm statistics, which would change the user's
+    model. Its own mode, and that of each submodule, is restored on exit.
+    """
+    modes = [(m, m.training) for m in forward_func.modules()] if isinstance(forward_func, nn.Module) else []
+    if modes:
+        forward_func.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def run_model(
+    forward_func: Callable[..., Any],
+    images: torch.Tensor,
+    *,
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    additional_forward_args: tuple[Any, ...] = (),
+    row_aligned: Sequence[bool] | None = None,
+    batch_size: int = 32,
+    device: torch.device | str | None = None,
+    show_progress: bool = False,
+    description: str = "inference",
+) -> torch.Tensor:
+    """Run ``forward_func`` on every image in batches and return its raw outputs (N, C).
+
+    The one forward pass of the project: the API, the benchmark, the suites' accuracy checks
+    and the baselines' input checks all call it. Modules run in eval mode without gradients
+    (:func:`evaluation_mode`); images are moved to the model's device and cast to its floating
+    dtype after ``preprocess``.
+
+    Args:
+        forward_func: Any callable mapping a batch of (preprocessed) images to (B, C) or (B,)
+            outputs, or to an object whose ``.logits`` is such a tensor (Hugging Face
+            ``*ForImageClassification`` models).
+        images: Float tensor (N, 3, H, W) in [0, 1].
+        preprocess: Optional map from [0, 1] images to what the model eats.
+        additional_forward_args: Extra positional arguments passed after the images, as in Captum.
+        row_aligned: One flag per extra argument: True for a tensor with one row per image in
+            ``images``, sliced with each batch; False (the default for all) passes it unchanged.
+        batch_size: Images per forward pass.
+        device: Where to run (default: the module's device, else the images'); it must exist
+            here (:func:`propgrad.core.validation.check_device`).
+        show_progress: Show a progress counter over batches.
+        description: Label of the progress counter.
+
+    Returns:
+        Tensor (N, C) of detached outputs on the model's device, float32 (float64 kept); a model
+        returning (B,) gives C = 1.
+
+    Raises:
+        ValueError: ``batch_size`` < 1, an unknown or absent ``device``, ``preprocess`` returning
+            another number of rows than images, or the model returns the wrong shape, no columns,
+            a non-tensor, or NaN/Inf values.
+        TypeError: ``preprocess`` returns a non-tensor, or the model returns complex values.
+    """
+    check_int(batch_size, "batch_size")
+    if preprocess is not None and not callable(preprocess):
+        raise TypeError(f"preprocess must be callable or None, got {type(preprocess).__name__}")
+    aligned = tuple(row_aligned) if row_aligned is not None else (False,) * len(additional_forward_args)
+    if len(aligned) != len(additional_forward_args):
+        raise ValueError(
+            f"row_aligned has {len(aligned)} flags for {len(additional_forward_args)} additional_forward_args"
+        )
+    for arg, row in zip(additional_forward_args, aligned):
+        if row and (not isinstance(arg, torch.Tensor) or arg.dim() == 0 or arg.shape[0] != images.shape[0]):
+            got = f"shape {tuple(arg.shape)}" if isinstance(arg, torch.Tensor) else type(arg).__name__
+            raise ValueError(f"a row-aligned extra argument must have one row per image ({images.shape[0]}), got {got}")
+    target = model_device(forward_func, device) if device is None else check_device(device)
+    dtype = model_dtype(forward_func)
+    chunks: list[torch.Tensor] = []
+    n = images.shape[0]
+    bar = progress_bar((n + batch_size - 1) // batch_size, description, enabled=show_progress, leave=False)
+    with evaluation_mode(forward_func), bar:
+        for start in range(0, n, batch_size):
+            batch = images[start : start + batch_size]
+            if target is not None:
+                batch = batch.to(target)
+            if preprocess is not None:
+                batch = _check_preprocessed(preprocess(batch), batch.shape, preprocess)
+            if dtype is not None and isinstance(batch, torch.Tensor) and batch.is_floating_point():
+                batch = batch.to(dtype)
+            extra = tuple(
+                arg[start : start + batch_size] if row else arg for arg, row in zip(additional_forward_args, aligned)
+            )
+            out = _check_batch_output(forward_func(batch, *extra), images[start : start + batch_size].shape[0], start)
+            if chunks and out.shape[1] != chunks[0].shape[1]:
+                raise ValueError(
+                    f"the model returned {chunks[0].shape[1]} outputs per image for the first batch "
+                    f"but {out.shape[1]} for the batch starting at step {start}"
+                )
+            chunks.append(out)
+            bar.update(1)
+    outputs = torch.cat(chunks)
+    return outputs if outputs.dtype == torch.float64 else outputs.float()
+
+
+def _check_preprocessed(out: Any, shape: torch.Size, preprocess: Callable[..., Any]) -> torch.Tensor:
+    """What ``preprocess`` returned for a batch of ``shape``: a real tensor with one row per image."""
+    name = getattr(preprocess, "__name__", type(preprocess).__name__)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(
+            f"preprocess {name!r} must return a tensor with one row per image, (B, ...) = ({shape[0]}, ...) for "
+            f"images of shape {tuple(shape)}, got {type(out).__name__}"
+        )
+    if out.dim() == 0 or out.shape[0] != shape[0]:
+        raise ValueError(
+            f"preprocess {name!r} must return a tensor with one row per image, (B, ...) = ({shape[0]}, ...) for "
+            f"images of shape {tuple(shape)}, got shape {tuple(out.shape)}"
+        )
+    if out.is_complex() or out.dtype == torch.bool:
+        raise TypeError(f"preprocess {name!r} must return real numbers, got a tensor of dtype {out.dtype}")
+    return out
+
+
+def _check_batch_output(out: Any, expected: int, start: int) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor) and isinstance(getattr(out, "logits", None), torch.Tensor):
+        out = out.logits  # a Hugging Face ModelOutput
+    if isinstance(out, (tuple, list)) or not isinstance(out, torch.Tensor):
+        raise ValueError(
+            f"the model must return a tensor of shape (batch, n_outputs) or (batch,), got {type(out).__name__}; "
+            "wrap models with several outputs in a function returning the one to explain (for a Hugging Face "
+            "model, its output's .logits)"
+        )
+    if out.is_complex():
+        raise TypeError(f"the model returned complex outputs ({out.dtype}); return real values, e.g. their .abs()")
+    if not (out.is_floating_point() or out.dtype in _INTEGER_DTYPES):
+        raise TypeError(f"the model must return numbers, got a tensor of dtype {out.dtype}")
+    if out.dim() == 1:
+        out = out[:, None]
+    if out.dim() != 2 or out.shape[0] != expected or out.shape[1] == 0:
+        raise ValueError(
+            f"the model must return shape ({expected}, n_outputs) with n_outputs >= 1 for a batch of {expected} "
+            f"images, got {tuple(out.shape)}"
+        )
+    out = out.detach()
+    if not out.is_floating_point():
+        out = out.float()
+    if not torch.isfinite(out).all():
+        bad = torch.nonzero(~torch.isfinite(out))[0]
+        raise ValueError(f"the model returned NaN or Inf at step {start + int(bad[0])}, output column {int(bad[1])}")
+    return out
+
+
+_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)

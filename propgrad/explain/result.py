@@ -1,0 +1,586 @@
+"""The result of ``PropertyGradient.attribute``: scores, test, flips, the sequence, and plots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+
+from propgrad.core.atomic_files import write_json
+from propgrad.core.plotting import (
+    _pyplot,
+    class_figure,
+    format_angle_axis,
+    plot_behaviour,
+    plot_filmstrip,
+    plot_null_distribution,
+    save_figure,
+    save_filmstrip,
+)
+from propgrad.explain.zero_shot import ClassGrouping
+from propgrad.sources.base import InterventionSequence
+
+if TYPE_CHECKING:
+    from propgrad.stats.corrections import Method
+    from propgrad.stats.flips import FlipResult
+    from propgrad.stats.permutation import PermutationResult
+    from propgrad.stats.placebo_test import PlaceboResult
+
+
+_STATISTIC_LABELS = {"gradient": "E|grad|", "pearson": "|Pearson r|"}
+
+
+@dataclass(frozen=True)
+class ClassScores:
+    """An explanation aggregated per class, for models with several output columns (descriptors) per class.
+
+    The paper's CLIP analysis (Sec. 4.4, Appendix E): each class has D text descriptors, each an
+    output column; the curves are the per-class mean ± std over the descriptors along the
+    sequence (Figs. 8, 36-39), and the scores are those of the class-mean curves (Tab. 15: "the
+    scores achieved by the visualized means"; Tab. 14's layout: one row per intervention, one
+    column per class) beside the score of every descriptor.
+
+    Attributes:
+        grouping: Class names, the (K, D) columns of each class and their labels.
+        mean: Per-class mean over the descriptors along the sequence (N, K), float64.
+        std: Per-class standard deviation over the descriptors (N, K) (population, ``ddof=0``).
+        original_mean: Per-class mean on the original image (K,).
+        test: The test of the K class-mean curves (same statistic, K, seed and alpha as the
+            explanation's; ``significant`` with its correction over the K classes and ``min_effect``).
+        flips: Where the class with the highest mean similarity changes, against the original image.
+        descriptor_score: The explanation's score of every descriptor (K, D); NaN for columns
+            that were not scored (a ``target`` was given).
+        descriptor_p_value: Their p-values (K, D) (NaN when not scored).
+        descriptor_significant: Their significance (K, D), as the explanation's ``significant``.
+        p_value_adjusted: The class tests' p-values adjusted over the K classes, or None.
+    """
+
+    grouping: ClassGrouping
+    mean: torch.Tensor
+    std: torch.Tensor
+    original_mean: torch.Tensor
+    test: PermutationResult
+    flips: FlipResult
+    descriptor_score: torch.Tensor
+    descriptor_p_value: torch.Tensor
+    descriptor_significant: torch.Tensor
+    p_value_adjusted: torch.Tensor | None = None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The K class names."""
+        return self.grouping.class_names
+
+    @property
+    def score(self) -> torch.Tensor:
+        """The statistic of each class-mean curve (K,)."""
+        return self.test.statistic
+
+    @property
+    def p_value(self) -> torch.Tensor:
+        """The permutation p-value of each class-mean curve (K,)."""
+        return self.test.p_value
+
+    @property
+    def significant(self) -> torch.Tensor:
+        """Significance of each class-mean curve (K,)."""
+        return self.test.significant
+
+    @property
+    def top_class(self) -> torch.Tensor:
+        """The class with the highest mean similarity at each step (N,)."""
+        return self.mean.argmax(dim=1)
+
+    @property
+    def original_top_class(self) -> int:
+        """The class with the highest mean similarity on the original image."""
+        return int(self.original_mean.argmax())
+
+    @property
+    def descriptor_score_mean(self) -> torch.Tensor:
+        """Mean of the descriptors' scores per class (K,), over the scored ones."""
+        return self.descriptor_score.nanmean(dim=1)
+
+    @property
+    def descriptor_score_std(self) -> torch.Tensor:
+        """Population standard deviation of the descriptors' scores per class (K,), over the scored ones."""
+        centred = self.descriptor_score - self.descriptor_score_mean[:, None]
+        return centred.pow(2).nanmean(dim=1).sqrt()
+
+    @property
+    def n_significant_descriptors(self) -> torch.Tensor:
+        """Significant descriptors per class (K,)."""
+        return self.descriptor_significant.sum(dim=1)
+
+    def class_index(self, name: str | int) -> int:
+        """The index of a class given by name or index.
+
+        Raises:
+            ValueError: an unknown name or an index out of range, listing the classes.
+        """
+        names = self.class_names
+        if isinstance(name, int) and not isinstance(name, bool) and 0 <= name < len(names):
+            return name
+        if isinstance(name, str) and name in names:
+            return names.index(name)
+        shown = ", ".join(repr(n) for n in names[:10]) + (" ..." if len(names) > 10 else "")
+        raise ValueError(f"true_class {name!r} is not one of the {len(names)} classes ({shown})")
+
+    def summary_lines(self, values: torch.Tensor, property_name: str, score_unit: str, label: str) -> list[str]:
+        """The per-class block of :meth:`Explanation.summary`: up to 10 classes, then the true class's descriptors."""
+        g = self.grouping
+        k_total, d = g.n_classes, g.n_descriptors
+        order = torch.argsort(self.mean.mean(0), descending=True)[:10].tolist()
+        lines = [
+            f"  per class ({k_total} classes x {d} descriptors; similarity = mean ± std over the descriptors, "
+            f"averaged along the sequence; {label} of the class-mean curve, then of each descriptor):",
+            f"    {'class':<20} {'similarity':>17}  {label + ' of mean':>16}  {'p':>8}  "
+            f"{'descriptors: ' + label:>28}  significant",
+        ]
+        mean_similarity, mean_std = self.mean.mean(0), self.std.mean(0)
+        score_mean, score_std = self.descriptor_score_mean, self.descriptor_score_std
+        for k in order:
+            sig = "yes" if bool(self.significant[k]) else "no"
+            adjusted = "" if self.p_value_adjusted is None else f" (adj. {float(self.p_value_adjusted[k]):.3g})"
+            scored = int((~torch.isnan(self.descriptor_score[k])).sum())
+            lines.append(
+                f"    {g.class_names[k][:20]:<20} {float(mean_similarity[k]):>8.4f} ± {float(mean_std[k]):<6.4f}  "
+                f"{float(self.score[k]):>16.4g}  {float(self.p_value[k]):>8.3g}{adjusted}  "
+                f"{float(score_mean[k]):>14.4g} ± {float(score_std[k]):<11.4g}  "
+                f"{sig} (descriptors {int(self.n_significant_descriptors[k])}/{scored})"
+            )
+        if k_total > len(order):
+            lines.append(f"    ... {k_total - len(order)} more classes")
+        top = self.top_class
+        counts = torch.bincount(top, minlength=k_total)
+        ranked = [k for k in torch.argsort(counts, descending=True).tolist() if counts[k] > 0][:3]
+        shares = ", ".join(f"{g.class_names[k]} at {int(counts[k])}" for k in ranked)
+        where = ", ".join(f"{float(values[i]):.4g}" for i in self.flips.flip_steps.tolist()[:10]) or "none"
+        more = " ..." if self.flips.n_flips > 10 else ""
+        lines.append(
+            f"  highest mean similarity along the sequence: {shares} of {top.numel()} steps; it changes "
+            f"{self.flips.n_flips} times (at {property_name} = {where}{more})"
+        )
+        k = self.original_top_class
+        lines.append(f"  descriptors of {g.class_names[k]!r} (highest mean similarity on the original image):")
+        for j, text in enumerate(g.descriptor_labels()[k]):
+            score = float(self.descriptor_score[k, j])
+            if score != score:  # NaN: not scored
+                lines.append(f"    {text[:32]:<32} not scored (a target column was given)")
+                continue
+            sig = "significant" if bool(self.descriptor_significant[k, j]) else "not significant"
+            lines.append(
+                f"    {text[:32]:<32} {label} = {score:.4g} {score_unit}   "
+                f"p = {float(self.descriptor_p_value[k, j]):.4g} ({sig})"
+            )
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable record: the curves, the class tests, the (K, D) descriptor tables (NaN: null)."""
+        return {
+            **self.grouping.to_dict(),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "original_mean": self.original_mean.tolist(),
+            "top_class": self.top_class.tolist(),
+            "original_top_class": self.original_top_class,
+            "score": self.score.tolist(),
+            "p_value": self.p_value.tolist(),
+            "significant": self.significant.tolist(),
+            "p_value_adjusted": None if self.p_value_adjusted is None else self.p_value_adjusted.tolist(),
+            "test": self.test.to_dict(),
+            "flips": self.flips.to_dict(),
+            "descriptor_score": self.descriptor_score.tolist(),
+            "descriptor_p_value": self.descriptor_p_value.tolist(),
+            "descriptor_significant": self.descriptor_significant.tolist(),
+            "descriptor_score_mean": self.descriptor_score_mean.tolist(),
+            "descriptor_score_std": self.descriptor_score_std.tolist(),
+            "n_significant_descriptors": self.n_significant_descriptors.tolist(),
+        }
+
+
+def aggregate_classes(
+    grouping: ClassGrouping,
+    outputs: torch.Tensor,
+    original_outputs: torch.Tensor,
+    column_test: PermutationResult,
+    target: int | None,
+    *,
+    values: torch.Tensor | None = None,
+    periodic: bool = False,
+    n_permutations: int = 10_000,
+    alpha: float = 0.01,
+    statistic: Any = "gradient",
+    seed: int = 0,
+    correction: Method = None,
+    min_effect: float = 0.0,
+    period: float | None = None,
+) -> ClassScores:
+    """Aggregate one explanation's outputs and per-column test per class.
+
+    The class-mean curves are scored by the project's one scoring path
+    (:func:`propgrad.explain.scoring.score_outputs`, which also finds where the top class changes) with
+    the explanation's settings; ``correction`` (over the K classes) and ``min_effect`` apply as
+    they do to the columns.
+
+    Args:
+        grouping: The classes and their columns.
+        outputs: Transformed outputs (N, C) along the sequence.
+        original_outputs: Transformed outputs (C,) on the original image.
+        column_test: The explanation's test: (C,) for ``target=None``, 0-d for a target column.
+        target: The explanation's scored column, or None for every column.
+        values: Property values for scores per unit, None for per step.
+        periodic: The sequence wraps around.
+        n_permutations, alpha, statistic, seed: The explanation's test settings.
+        correction: ``None``, ``"holm"`` or ``"bh"``.
+        min_effect: The effect-size floor of ``significant``.
+        period: The values' period for a periodic sequence (see :func:`propgrad.explain.scoring.sequence_period`).
+
+    Raises:
+        ValueError: the grouping names a column the outputs do not have.
+    """
+    from propgrad.explain.scoring import score_outputs
+    from propgrad.stats.corrections import adjust_p_values
+    from propgrad.stats.placebo_test import significant_with_min_effect
+
+    grouping.check_fits(outputs.shape[1])
+    mean, std = grouping.mean_std(outputs.double())
+    original_mean, _ = grouping.mean_std(original_outputs.double())
+    scored = score_outputs(
+        mean,
+        original_mean,
+        target=None,
+        values=values,
+        periodic=periodic,
+        n_permutations=n_permutations,
+        alpha=alpha,
+        statistic=statistic,
+        seed=seed,
+        period=period,
+    )
+    test, adjusted = scored.test, None
+    if correction is not None:
+        adjusted = adjust_p_values(test.p_value, correction)
+    if adjusted is not None or min_effect != 0:
+        p = test.p_value if adjusted is None else adjusted
+        test = replace(test, significant=significant_with_min_effect(p, test.statistic, alpha, min_effect))
+    n_columns = outputs.shape[1]
+    column_score = torch.full((n_columns,), float("nan"), dtype=torch.float64)
+    column_p = torch.full((n_columns,), float("nan"), dtype=torch.float64)
+    column_significant = torch.zeros(n_columns, dtype=torch.bool)
+    where = slice(None) if target is None else target
+    column_score[where] = column_test.statistic.detach().cpu().double()
+    column_p[where] = column_test.p_value.detach().cpu().double()
+    column_significant[where] = column_test.significant.detach().cpu().bool()
+    return ClassScores(
+        grouping=grouping,
+        mean=mean,
+        std=std,
+        original_mean=original_mean,
+        test=test,
+        flips=scored.flips,
+        descriptor_score=grouping.gather(column_score),
+        descriptor_p_value=grouping.gather(column_p),
+        descriptor_significant=grouping.gather(column_significant),
+        p_value_adjusted=adjusted,
+    )
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One input's explanation.
+
+    Attributes:
+        score: The test statistic, one per scored output column (a 0-d tensor when a ``target``
+            was given). With ``statistic="gradient"`` (the default) it is the expected property
+            gradient magnitude E|∇X|, in output units per property step (or per unit of the
+            property values with ``per="unit"``); with ``"pearson"`` it is |Pearson r| between
+            the values and the outputs (unitless); with a callable, whatever it returns.
+            ``test.statistic_name`` says which.
+        p_value: Permutation-test p-value, same shape as ``score``.
+        significant: ``p_value < alpha`` (by default). With ``correction`` the adjusted p-values are
+            compared instead, and with ``min_effect`` the score must also be at least that.
+        flips: Where the decision (argmax, or 0.5 for a single output) changes along the sequence;
+            both flip labels compare with the decision on the original image.
+        outputs: The transformed model outputs (N, C) along the sequence.
+        original_outputs: The transformed outputs (C,) on the original image.
+        target: The explained output column, or None when every column was scored.
+        sequence: The intervention sequence (images, property values, name, unit, periodicity).
+        test: The full permutation-test result (null distribution included when small).
+        source: Name of the intervention source.
+        score_unit: ``"per step"`` (the paper's convention) or ``"per <unit of the values>"``.
+        placebo: The placebo-controlled test (``attribute(..., test="both")``), reported beside the
+            permutation test: does the property move the model more than an arbitrary change of the
+            same size? None when it was not run.
+        correction: The multiple-testing correction over the scored columns (``"holm"``, ``"bh"``) or None.
+        p_value_adjusted: The permutation p-values adjusted by ``correction`` (None without one).
+        min_effect: The effect-size floor of both tests' ``significant`` (0.0: none).
+        classes: The explanation aggregated per class (:class:`ClassScores`) when the model carries a
+            class grouping (a :class:`~propgrad.explain.zero_shot.ZeroShotClassifier`: several descriptors per
+            class) or ``PropertyGradient(..., classes=...)`` was given; None otherwise.
+    """
+
+    flips: FlipResult
+    outputs: torch.Tensor
+    target: int | None
+    sequence: InterventionSequence
+    test: PermutationResult
+    source: str
+    score_unit: str = "per step"
+    original_outputs: torch.Tensor | None = None
+    placebo: PlaceboResult | None = None
+    correction: str | None = None
+    p_value_adjusted: torch.Tensor | None = None
+    min_effect: float = 0.0
+    classes: ClassScores | None = None
+
+    @property
+    def score(self) -> torch.Tensor:
+        """The test's statistic per scored column: E|∇X| for the default ``statistic="gradient"``."""
+        return self.test.statistic
+
+    @property
+    def p_value(self) -> torch.Tensor:
+        """The permutation-test p-values."""
+        return self.test.p_value
+
+    @property
+    def significant(self) -> torch.Tensor:
+        """``p_value < alpha`` (adjusted p-values with a ``correction``; score >= ``min_effect`` too)."""
+        return self.test.significant
+
+    @property
+    def values(self) -> torch.Tensor:
+        """The property values (N,)."""
+        return self.sequence.values
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The intervened images (N, 3, H, W)."""
+        return self.sequence.images
+
+    def summary(self, labels: Sequence[str] | None = None) -> str:
+        """A few lines for a terminal: score, p-value, significance and flips (and the per-class block).
+
+        Args:
+            labels: Names of the output columns (default: the class grouping's descriptor labels).
+        """
+        seq = self.sequence
+        if labels is None and self.classes is not None:
+            labels = self.classes.grouping.column_labels
+        lines = [
+            f"source {self.source}: {seq.property_name} over {len(seq)} steps "
+            f"({float(seq.values[0]):.4g} to {float(seq.values[-1]):.4g} {seq.unit}"
+            f"{', periodic' if seq.periodic else ''})"
+        ]
+        scores = self.score.reshape(-1)
+        columns = [self.target] if self.target is not None else list(range(scores.numel()))
+        order = torch.argsort(scores, descending=True)[:10].tolist()
+        for k in order:
+            j = columns[k]
+            name = labels[j] if labels is not None and j is not None and j < len(labels) else f"output {j}"
+            p = float(self.p_value.reshape(-1)[k])
+            sig = "significant" if bool(self.significant.reshape(-1)[k]) else "not significant"
+            adjusted = "" if self.p_value_adjusted is None else f" ({self.correction}: {self._adjusted(k):.4g})"
+            lines.append(
+                f"  {name:<16} E|grad| = {float(scores[k]):.4g} {self.score_unit}   p = {p:.4g}{adjusted}   "
+                f"({sig} at alpha={self.test.alpha}{self._floor()})"
+            )
+            if self.placebo is not None:
+                lines.append("  " + " " * 16 + " " + self._placebo_line(k))
+        if len(columns) > len(order):
+            lines.append(f"  ... {len(columns) - len(order)} more output columns")
+        f = self.flips
+        where = ", ".join(f"{float(seq.values[i]):.4g}" for i in f.flip_steps.tolist()) or "none"
+        lines.append(
+            f"  decision flips: {f.n_flips} (at {seq.property_name} = {where}); "
+            f"final decision {'differs from' if f.final_differs else 'equals'} the original"
+        )
+        if self.classes is not None:
+            lines += self.classes.summary_lines(seq.values, seq.property_name, self.score_unit, self.statistic_label)
+        return "\n".join(lines)
+
+    def _adjusted(self, k: int) -> float:
+        return float(self.p_value_adjusted.reshape(-1)[k]) if self.p_value_adjusted is not None else float("nan")
+
+    def _floor(self) -> str:
+        return f", score >= {self.min_effect:g}" if self.min_effect else ""
+
+    def _placebo_line(self, k: int) -> str:
+        plc = self.placebo
+        assert plc is not None
+        p = float(plc.p_value.reshape(-1)[k])
+        adjusted = (
+            ""
+            if plc.p_value_adjusted is None
+            else f" ({plc.correction}: {float(plc.p_value_adjusted.reshape(-1)[k]):.4g})"
+        )
+        sig = "significant" if bool(plc.significant.reshape(-1)[k]) else "not significant"
+        mean = float(plc.placebo_scores.reshape(plc.n_placebos, -1)[:, k].mean())
+        return (
+            f"placebo test: p = {p:.4g}{adjusted} against {plc.n_placebos} changes of the same size "
+            f"(mean {mean:.4g}) ({sig} at alpha={plc.alpha}{self._floor()})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable record (without the images)."""
+        seq = self.sequence
+        return {
+            "source": self.source,
+            "property": seq.property_name,
+            "unit": seq.unit,
+            "periodic": seq.periodic,
+            "target": self.target,
+            "score_unit": self.score_unit,
+            "score": self.score.tolist(),
+            "p_value": self.p_value.tolist(),
+            "significant": self.significant.tolist(),
+            "flips": self.flips.to_dict(),
+            "values": seq.values.tolist(),
+            "outputs": self.outputs.tolist(),
+            "original_outputs": None if self.original_outputs is None else self.original_outputs.tolist(),
+            "test": self.test.to_dict(),
+            "correction": self.correction,
+            "p_value_adjusted": None if self.p_value_adjusted is None else self.p_value_adjusted.tolist(),
+            "min_effect": self.min_effect,
+            "placebo": None if self.placebo is None else self.placebo.to_dict(),
+            "sequence_metadata": json.loads(json.dumps(seq.metadata, default=str)),
+            "classes": None if self.classes is None else self.classes.to_dict(),
+        }
+
+    def plot(self, labels: Sequence[str] | None = None, frames: int = 8) -> Any:
+        """A figure with the behaviour curve, the null distribution and a filmstrip of the sequence."""
+        if labels is None and self.classes is not None:
+            labels = self.classes.grouping.column_labels
+        plt = _pyplot()
+        fig = plt.figure(figsize=(11, 6.5))
+        grid = fig.add_gridspec(2, frames, height_ratios=[2.2, 1])
+        self.plot_behaviour(fig.add_subplot(grid[0, : frames // 2]), labels=labels)
+        self.plot_null(fig.add_subplot(grid[0, frames // 2 :]))
+        plot_filmstrip([fig.add_subplot(grid[1, k]) for k in range(frames)], self.images, self.values)
+        fig.tight_layout()
+        return fig
+
+    def plot_behaviour(self, ax: Any = None, labels: Sequence[str] | None = None) -> Any:
+        """The outputs along the property axis with the decision threshold (binary outputs)."""
+        ax = ax if ax is not None else _pyplot().subplots(figsize=(6, 4))[1]
+        outputs = self.outputs if self.target is None else self.outputs[:, self.target]
+        col_labels = labels if self.target is None or labels is None else [labels[self.target]]
+        binary = self.outputs.shape[1] <= 2 and bool(((self.outputs >= 0) & (self.outputs <= 1)).all())
+        seq = self.sequence
+        plot_behaviour(
+            ax,
+            seq.values,
+            outputs,
+            labels=col_labels,
+            threshold=0.5 if binary else None,
+            xlabel=f"{seq.property_name} [{seq.unit}]",
+        )
+        format_angle_axis(ax, seq.values, periodic=seq.periodic, unit=seq.unit)
+        ax.set_title(
+            f"{self.statistic_label} = {float(self.score.reshape(-1).max()):.4f}, "
+            f"p = {float(self.p_value.reshape(-1).min()):.3g}"
+        )
+        return ax
+
+    @property
+    def statistic_label(self) -> str:
+        """What ``score`` is, for a title: ``E|grad|``, ``|Pearson r|`` or a callable statistic's name."""
+        return _STATISTIC_LABELS.get(self.test.statistic_name, self.test.statistic_name)
+
+    def plot_null(self, ax: Any = None, column: int = 0) -> Any:
+        """The permutation null distribution with the observed statistic (when it was kept)."""
+        ax = ax if ax is not None else _pyplot().subplots(figsize=(6, 4))[1]
+        null = self.test.null_distribution
+        if null is None:
+            ax.text(0.5, 0.5, "null distribution not kept\n(many output columns)", ha="center", va="center")
+            ax.axis("off")
+            return ax
+        null = null if null.dim() == 1 else null[:, column]
+        plot_null_distribution(
+            ax,
+            null,
+            float(self.score.reshape(-1)[column]),
+            p_value=float(self.p_value.reshape(-1)[column]),
+            name=self.test.statistic_name,
+        )
+        return ax
+
+    def plot_classes(
+        self, true_class: str | int | None = None, *, max_classes: int = 6, n_extrema: int | None = None
+    ) -> Any:
+        """Per-class mean ± std bands with the true class's maxima and minima and their frames (Fig. 8 layout).
+
+        Args:
+            true_class: The ground-truth class, by name or index (default: the class with the
+                highest mean similarity on the original image).
+            max_classes: Most classes drawn (the true class and the highest on average).
+            n_extrema: Maxima and minima of the true class marked and shown, each (default: 2 for a
+                periodic sequence, whose orientation responses often have two peaks per turn, else 1).
+
+        Raises:
+            ValueError: the explanation has no per-class aggregation, or an unknown class.
+        """
+        c = self.classes
+        if c is None:
+            raise ValueError(
+                "this explanation has no per-class aggregation; use a ZeroShotClassifier or "
+                "PropertyGradient(model, classes={...})"
+            )
+        k = c.original_top_class if true_class is None else c.class_index(true_class)
+        seq = self.sequence
+        return class_figure(
+            seq.values,
+            c.mean,
+            c.std,
+            seq.images,
+            c.class_names,
+            true_class=k,
+            periodic=seq.periodic,
+            unit=seq.unit,
+            xlabel=f"{seq.property_name} [{seq.unit}]",
+            title=f"{self.source}: {seq.property_name}; {self.statistic_label} of {c.class_names[k]!r} = "
+            f"{float(c.score[k]):.4g} {self.score_unit}, p = {float(c.p_value[k]):.3g}",
+            max_classes=max_classes,
+            n_extrema=n_extrema if n_extrema is not None else 2 if seq.periodic else 1,
+            true_class_note="true class" if true_class is not None else "highest on the original image",
+        )
+
+    def save(
+        self,
+        out_dir: Path,
+        labels: Sequence[str] | None = None,
+        stem: str = "explanation",
+        true_class: str | int | None = None,
+    ) -> list[Path]:
+        """Write ``<stem>.json``, ``<stem>.png`` (the figure) and ``<stem>_filmstrip.png`` atomically.
+
+        With a per-class aggregation, also ``<stem>_classes.png`` (:meth:`plot_classes` of ``true_class``).
+        """
+        if labels is None and self.classes is not None:
+            labels = self.classes.grouping.column_labels
+        if true_class is not None and self.classes is not None:
+            self.classes.class_index(true_class)  # an unknown class fails before anything is written
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record = self.to_dict()
+        if labels is not None:
+            record["labels"] = list(labels)
+        paths = [write_json(out_dir / f"{stem}.json", record), save_figure(self.plot(labels), out_dir / f"{stem}.png")]
+        fidelity = self.sequence.metadata.get("fidelity", {}).get("ssim")
+        captions = [f"SSIM {s:.2f}" for s in fidelity] if fidelity else None
+        paths.append(
+            save_filmstrip(
+                out_dir / f"{stem}_filmstrip.png",
+                self.images,
+                self.values,
+                title=f"{self.source}: {self.sequence.property_name}",
+                captions=captions,
+            )
+        )
+        if self.classes is not None:
+            paths.append(save_figure(self.plot_classes(true_class), out_dir / f"{stem}_classes.png"))
+        return paths

@@ -1,0 +1,358 @@
+"""Placebo sequences: change the image as much as a real intervention does, but not along its property.
+
+The placebo-controlled test (:mod:`propgrad.stats.placebo_test`) compares a model's reaction to a real
+intervention with its reactions to M placebo interventions. A placebo starts from the same first
+image, has the same number of steps and the same property values, and changes the image by the
+same **amount** at every step, but in a random direction unrelated to the property.
+
+Amount of change. The change of step i is the mean absolute per-pixel, per-channel difference
+between consecutive images, ``mean |I_i - I_(i-1)|`` (:func:`step_changes`; the same measure as
+:meth:`propgrad.sources.base.InterventionSequence.pixel_change`, per step instead of from the
+first image). The mean absolute difference (L1) is used rather than the L2 norm because a local
+intervention (a patch covering 5 % of the image) and a global one (a faint brightness shift) of
+the same L1 change move the same total "ink", whereas L2 favours the concentrated one: a patch that
+changes 5 % of the pixels by 0.2 and a global shift of 0.01 have equal L1 change but the patch has
+~4.5 times the RMS change. L1 is also what an 8-bit image's levels count.
+
+Variants:
+
+- ``"smooth_direction"``: placebo m draws a smooth random field ``D_m`` (3, H, W): standard normal
+  noise on a coarse ``grid`` x ``grid`` lattice per channel, upsampled bilinearly to (H, W) and
+  scaled to ``mean |D_m| = 1`` (:func:`smooth_direction`). Its steps are ``R(I_0 + s_i D_m)``
+  with ``s_0 = 0 < s_1 < ... < s_(N-1)``.
+- ``"region"``: the same, with ``D_m`` set to zero outside a randomly placed copy of the real
+  intervention's changed-pixel region: the pixels whose value differs from the first image by more
+  than ``mask_threshold`` at some step, shifted cyclically (``torch.roll``) by a random offset,
+  so the region keeps its shape and exact area. It asks whether the property matters more than
+  changing the same amount of pixels somewhere else.
+
+Clipping. ``I_0 + s D`` leaves [0, 1] where a pixel meets a bound; ``R`` reflects it back (a
+triangle wave, ``R(x) = x`` on [0, 1], ``R(1 + e) = 1 - e``, ``R(-e) = e``): where the pixel would
+leave, the direction's sign flips, so the pixel keeps moving at the same speed instead of sticking.
+A reflected step changes a pixel by at most the unclipped step (``R`` is 1-Lipschitz), so each
+``s_i`` is found by a bracketed root search (false position with bisection) on
+``mean |R(I_0 + s_i D) - X_(i-1)| = d_i``, the real step's change, starting from the unclipped
+solution ``s_(i-1) + d_i``. The match is computed on the returned images (in their dtype) and
+holds within ``rtol * d_i + eps`` (``rtol = 1e-4`` by default, eps of the image dtype); a step the
+placebo cannot match (a real step changing the image by more than any reflected direction can, e.g.
+a cut to a different image) raises ``ValueError``.
+
+Seeding: a CPU ``torch.Generator`` seeded with ``seed`` draws the placebos one after another (the
+field, then for "region" the offset), so the same seed gives the same placebos on every device,
+and placebo m does not depend on how many are drawn. Work runs on the image's device, in float64
+(float32 on MPS, which has no float64), and the images come back in the sequence's dtype.
+
+Periodic sequences (a full rotation, whose last step wraps to the first) are refused: a placebo
+along one direction cannot return to its start with every step's change matched.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from propgrad.core.validation import check_choice, check_int, check_number, check_seed, check_sequence_size
+from propgrad.sources.base import InterventionSequence
+
+__all__ = [
+    "VARIANTS",
+    "changed_region",
+    "placebo_images",
+    "placebo_sequences",
+    "reflect_unit",
+    "smooth_direction",
+    "step_changes",
+]
+
+VARIANTS = ("smooth_direction", "region")
+"""The placebo constructions of :func:`placebo_images`."""
+
+Variant = Literal["smooth_direction", "region"]
+
+_MAX_DOUBLINGS = 60  # the bracket search widens a step up to 2**60 times the unclipped one
+_MAX_ITERATIONS = 100
+
+
+def _work_dtype(device: torch.device) -> torch.dtype:
+    """float64 where the device has it (not MPS)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def reflect_unit(x: torch.Tensor) -> torch.Tensor:
+    """Fold values into [0, 1] by reflection at the bounds (a triangle wave of period 2; identity on [0, 1])."""
+    y = torch.remainder(x, 2.0)
+    return torch.where(y <= 1, y, 2 - y)
+
+
+def step_changes(images: torch.Tensor) -> torch.Tensor:
+    """The change of every step: ``mean |I_i - I_(i-1)|`` over channels and pixels, for i = 1 .. N-1.
+
+    Args:
+        images: Float tensor (N, 3, H, W) (an :class:`InterventionSequence`'s ``images``), N >= 1.
+
+    Returns:
+        Tensor (N - 1,), in float64 (float32 on MPS), on the images' device.
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
+        got = f"shape {tuple(images.shape)}, dtype {images.dtype}" if isinstance(images, torch.Tensor) else type(images)
+        raise ValueError(f"images must be a float tensor (N, 3, H, W), got {got}")
+    work = images.to(_work_dtype(images.device))
+    return (work[1:] - work[:-1]).abs().flatten(start_dim=1).mean(dim=1)
+
+
+def smooth_direction(
+    height: int, width: int, generator: torch.Generator, *, grid: int = 4, channels: int = 3, count: int | None = None
+) -> torch.Tensor:
+    """Smooth random fields on the CPU, float64, each scaled to ``mean |D| = 1``.
+
+    Standard normal values on a ``min(grid, H)`` x ``min(grid, W)`` lattice per channel (drawn from
+    ``generator``, one field after another), upsampled bilinearly (corners aligned). ``grid = 1``
+    gives a constant colour shift per channel; larger grids give finer, blotchier directions.
+
+    Args:
+        height: H.
+        width: W.
+        generator: CPU generator the lattice values are drawn from.
+        grid: Coarse lattice size.
+        channels: Channels per field.
+        count: None for one field (channels, H, W); else that many fields (count, channels, H, W),
+            field j equal to the j-th single field drawn from the same generator state.
+    """
+    height = check_int(height, "height")
+    width = check_int(width, "width")
+    grid = check_int(grid, "grid", hint="the coarse lattice size of the random direction (4: a few blobs)")
+    m = 1 if count is None else check_int(count, "count")
+    gh, gw = min(grid, height), min(grid, width)
+    coarse = torch.stack([torch.randn(channels, gh, gw, generator=generator, dtype=torch.float64) for _ in range(m)])
+    if (gh, gw) == (1, 1):
+        fields = coarse.expand(m, channels, height, width).contiguous()
+    else:
+        fields = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=True)
+    scale = fields.abs().flatten(start_dim=1).mean(dim=1)[:, None, None, None]
+    # (probability zero) a field of no change becomes a constant one
+    fields = torch.where(scale > 0, fields / scale.clamp_min(torch.finfo(fields.dtype).tiny), 1.0)
+    return fields[0] if count is None else fields
+
+
+def changed_region(images: torch.Tensor, threshold: float = 1e-3) -> torch.Tensor:
+    """Bool mask (H, W) of the pixels whose value (any channel) differs from the first image's by more than
+    ``threshold`` at some step (``images``: (N, 3, H, W))."""
+    threshold = check_number(threshold, "mask_threshold", minimum=0.0, hint="a pixel difference in [0, 1]")
+    return ((images - images[:1]).abs() > threshold).any(dim=0).any(dim=0)
+
+
+def _check_sequence(sequence: Any) -> InterventionSequence:
+    if not isinstance(sequence, InterventionSequence):
+        raise TypeError(f"sequence must be an InterventionSequence, got {type(sequence).__name__}")
+    if sequence.periodic:
+        raise ValueError(
+            f"sequence is periodic ({sequence.property_name!r} wraps around from the last step to the first): "
+            "placebo sequences of periodic interventions are not supported, since a placebo along one direction "
+            "cannot return to its start with every step's change matched"
+        )
+    return sequence
+
+
+def _match_step(
+    start: torch.Tensor,
+    directions: torch.Tensor,
+    prev: torch.Tensor,
+    s_prev: torch.Tensor,
+    target: float,
+    dtype: torch.dtype,
+    rtol: float,
+    step: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images (M, 3, H, W) in dtype, s (M,))`` with ``mean |image_m - prev_m| = target`` within tolerance.
+
+    ``start`` (3, H, W), ``directions`` (M, 3, H, W), ``prev`` (M, 3, H, W) and ``s_prev`` (M,) are
+    in the work dtype; candidates are rounded to ``dtype`` before they are measured.
+    """
+    tol = rtol * target + torch.finfo(dtype).eps
+    work = prev.dtype
+
+    def images_at(t: torch.Tensor) -> torch.Tensor:
+        return reflect_unit(start + t[:, None, None, None] * directions).to(dtype)
+
+    def change(images: torch.Tensor) -> torch.Tensor:
+        return (images.to(work) - prev).abs().flatten(start_dim=1).mean(dim=1)
+
+    # unclipped solution: mean |D| = 1, so a step of target moves the mean pixel by target; reflection only shortens
+    lo = s_prev.clone()
+    g_lo = torch.full_like(s_prev, -target)
+    hi = s_prev + target
+    images = images_at(hi)
+    g_hi = change(images) - target
+    done = g_hi.abs() <= tol
+    result, s_out = images.clone(), hi.clone()
+    # widen until the change reaches the target (bracket [lo, hi] with g_lo < 0 <= g_hi): scale the step by
+    # target / change (a little more, so that a concave change overshoots), by at least 1.001 * 1.2**j (so a
+    # plateau is crossed) and at most 2 at a time
+    for j in range(_MAX_DOUBLINGS):
+        short = ~done & (g_hi < 0)
+        if not bool(short.any()):
+            break
+        reached = g_hi + target
+        factor = torch.where(reached > 0, target / reached.clamp_min(1e-300) * (1 + 10 * rtol), 2.0)
+        factor = factor.clamp(min(2.0, 1.001 * 1.2**j), 2.0)
+        lo = torch.where(short, hi, lo)
+        g_lo = torch.where(short, g_hi, g_lo)
+        hi = torch.where(short, s_prev + factor * (hi - s_prev), hi)
+        images = images_at(hi)
+        g_hi = torch.where(short, change(images) - target, g_hi)
+        hit = short & (g_hi.abs() <= tol)
+        result[hit], s_out[hit] = images[hit], hi[hit]
+        done |= hit
+    else:
+        short = ~done & (g_hi < 0)
+        if bool(short.any()):
+            raise ValueError(
+                f"step {step} of the sequence changes the image by {target:.4g} (mean |pixel difference| from step "
+                f"{step - 1}), more than a placebo direction can change it; placebos need gradual interventions"
+            )
+    # false position, every third iteration a bisection, on the brackets not yet matched
+    for iteration in range(_MAX_ITERATIONS):
+        active = ~done
+        if not bool(active.any()):
+            break
+        if iteration % 3 == 2:
+            t = (lo + hi) / 2
+        else:
+            t = hi - g_hi * (hi - lo) / (g_hi - g_lo)
+            outside = ~((t > lo) & (t < hi))
+            t = torch.where(outside, (lo + hi) / 2, t)
+        images = images_at(t)
+        g = change(images) - target
+        hit = active & (g.abs() <= tol)
+        result[hit], s_out[hit] = images[hit], t[hit]
+        done |= hit
+        below = active & ~hit & (g < 0)
+        above = active & ~hit & (g > 0)
+        lo, g_lo = torch.where(below, t, lo), torch.where(below, g, g_lo)
+        hi, g_hi = torch.where(above, t, hi), torch.where(above, g, g_hi)
+    if not bool(done.all()):
+        m = int(torch.nonzero(~done)[0])
+        raise ValueError(
+            f"could not match step {step}'s change of {target:.4g} (mean |pixel difference|) within {tol:.3g} "
+            f"for placebo {m} after {_MAX_ITERATIONS} iterations"
+        )
+    return result, s_out
+
+
+def placebo_images(
+    sequence: InterventionSequence,
+    n_placebos: int,
+    *,
+    seed: int = 0,
+    variant: Variant = "smooth_direction",
+    grid: int = 4,
+    rtol: float = 1e-4,
+    mask_threshold: float = 1e-3,
+) -> torch.Tensor:
+    """M placebo sequences of a real intervention, as one tensor (M, N, 3, H, W).
+
+    Every placebo starts at ``sequence.images[0]`` and changes the image by the real sequence's
+    per-step amount (:func:`step_changes`) along a random smooth direction (see the module
+    docstring for the construction, the clipping and the tolerance).
+
+    Args:
+        sequence: The real intervention (not periodic).
+        n_placebos: M, the number of placebos (the placebo test's p-value is at least 1 / (M + 1),
+            so M >= 20 resolves alpha = 0.05 and M >= 100 resolves 0.01).
+        seed: Seed of the CPU generator drawing the directions (same seed, same placebos).
+        variant: ``"smooth_direction"`` (the whole image) or ``"region"`` (only a randomly
+            shifted copy of the real intervention's changed-pixel region).
+        grid: Coarse lattice size of the random directions (1: one colour shift per channel).
+        rtol: Relative tolerance of every step's change, in (0, 0.01].
+        mask_threshold: For ``"region"``: the pixel difference above which a pixel counts as changed.
+
+    Returns:
+        Float tensor (M, N, 3, H, W) in [0, 1], the sequence's dtype, on its device; ``[:, 0]``
+        equals ``sequence.images[0]``.
+
+    Raises:
+        TypeError: ``sequence`` not an InterventionSequence.
+        ParameterTypeError, ValueError: bad ``n_placebos``, ``seed``, ``variant``, ``grid``,
+            ``rtol`` or ``mask_threshold``; a periodic sequence; too large a result
+            (:func:`propgrad.core.validation.check_sequence_size`); a real step that cannot be matched.
+    """
+    sequence = _check_sequence(sequence)
+    m = check_int(n_placebos, "n_placebos", hint="the number of placebo sequences M")
+    seed = check_seed(seed)
+    variant = check_choice(variant, "variant", VARIANTS)
+    grid = check_int(grid, "grid", hint="the coarse lattice size of the random directions (4: a few blobs)")
+    rtol = check_number(rtol, "rtol", minimum=0.0, maximum=0.01, min_inclusive=False, hint="a relative tolerance")
+    real = sequence.images
+    n, _, height, width = real.shape
+    check_sequence_size(m * n, real[0], name="n_placebos x steps")
+    device, dtype = real.device, real.dtype
+    work = _work_dtype(device)
+    targets = step_changes(real).tolist()
+
+    region = None
+    if variant == "region":
+        region = changed_region(real, mask_threshold)
+        if not bool(region.any()):
+            region = None  # nothing changes: every placebo is the first image repeated
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    if variant == "region" and region is not None:
+        fields = []
+        for _ in range(m):  # the field, then its offset, placebo after placebo
+            field = smooth_direction(height, width, generator, grid=grid)
+            dy = int(torch.randint(height, (1,), generator=generator))
+            dx = int(torch.randint(width, (1,), generator=generator))
+            field = field * torch.roll(region.cpu(), shifts=(dy, dx), dims=(0, 1))
+            fields.append(field / field.abs().mean())
+        directions = torch.stack(fields)
+    else:
+        directions = smooth_direction(height, width, generator, grid=grid, count=m)
+    directions = directions.to(device=device, dtype=work)
+
+    out = torch.empty(m, n, 3, height, width, dtype=dtype, device=device)
+    out[:, 0] = real[0]
+    start = real[0].to(work)
+    prev = start.expand(m, -1, -1, -1).to(dtype).to(work)
+    s = torch.zeros(m, dtype=work, device=device)
+    for i in range(1, n):
+        if targets[i - 1] == 0:
+            out[:, i] = out[:, i - 1]
+            continue
+        images, s = _match_step(start, directions, prev, s, targets[i - 1], dtype, rtol, i)
+        out[:, i] = images
+        prev = images.to(work)
+    return out
+
+
+def placebo_sequences(
+    sequence: InterventionSequence,
+    n_placebos: int,
+    *,
+    seed: int = 0,
+    variant: Variant = "smooth_direction",
+    grid: int = 4,
+    rtol: float = 1e-4,
+    mask_threshold: float = 1e-3,
+) -> list[InterventionSequence]:
+    """M placebo sequences of a real intervention, as :class:`InterventionSequence` objects.
+
+    The same placebos as :func:`placebo_images` (same arguments), each with the real sequence's
+    values (a copy), property name and unit, ``periodic=False``, and metadata ``{"placebo":
+    variant, "placebo_index": m, "seed": seed, "grid": grid, "n_placebos": M}``.
+    """
+    seed = check_seed(seed)
+    images = placebo_images(
+        sequence, n_placebos, seed=seed, variant=variant, grid=grid, rtol=rtol, mask_threshold=mask_threshold
+    )
+    return [
+        InterventionSequence(
+            images=images[j],
+            values=sequence.values.clone(),
+            property_name=sequence.property_name,
+            unit=sequence.unit,
+            periodic=False,
+            metadata={"placebo": variant, "placebo_index": j, "seed": seed, "grid": grid, "n_placebos": len(images)},
+        )
+        for j in range(len(images))
+    ]

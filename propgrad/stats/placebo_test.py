@@ -1,0 +1,213 @@
+"""The placebo-controlled test of a property's effect: is it larger than changing the image as much?
+
+The permutation test (:mod:`propgrad.stats.permutation`) asks whether the outputs change
+*systematically* along the intervention; deterministic outputs along a smooth intervention almost
+always do, however small the change, so with enough steps nearly every property is "significant".
+The placebo test asks a question of size instead: does the model react to the property more than
+to M placebo interventions that change the image by the same amount per step, but not along the
+property (see :mod:`propgrad.sources.placebo_sequences`)? The statistic (e.g. the expected property gradient
+magnitude E|dF/dx|) of the real sequence is compared with those of the placebos, one-sided:
+
+``b = #{m : placebo_m >= observed}``, ``p = (b + 1) / (M + 1)``
+
+(the Monte-Carlo p-value, never 0; ties count against significance, and scores within a relative
+tolerance of ``1000 * eps`` of the dtype count as ties, so float noise is a tie). If the real
+intervention is exchangeable with the placebos (no effect beyond the amount of change), ``P(p <= a)
+<= a``. A NaN observed statistic gives p = 1 and NaN placebo scores count against significance,
+as in the permutation test. :func:`significant_with_min_effect` adds an effect-size floor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from propgrad.core.validation import check_alpha, check_choice, check_number
+from propgrad.stats.corrections import METHODS, adjust_p_values
+
+__all__ = ["PlaceboResult", "placebo_p_value", "placebo_test", "significant_with_min_effect"]
+
+TIE_EPS = 1000
+"""Scores within ``TIE_EPS * eps * scale`` of the observed statistic count as ties (``scale``: the
+largest finite magnitude among the observed statistic and the placebo scores of its column)."""
+
+
+def _as_scores(scores: Any, name: str) -> torch.Tensor:
+    """A real float tensor from a tensor, array, list or number (integers become the default float)."""
+    if not isinstance(scores, torch.Tensor):
+        try:
+            scores = torch.as_tensor(scores)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"{name} must be numbers (a tensor, numpy array, list or number): {err}") from None
+    if scores.is_complex() or scores.dtype == torch.bool:
+        raise TypeError(f"{name} must be real numbers, got a tensor of dtype {scores.dtype}")
+    if not scores.is_floating_point():
+        scores = scores.to(torch.get_default_dtype())
+    elif scores.dtype in (torch.float16, torch.bfloat16):
+        scores = scores.float()
+    return scores.detach()
+
+
+def _check_pair(observed: Any, placebo_scores: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Observed () or (C,) and placebo scores (M,) or (M, C), in a common dtype on the observed's device."""
+    obs = _as_scores(observed, "observed")
+    plc = _as_scores(placebo_scores, "placebo_scores")
+    if obs.dim() > 1:
+        raise ValueError(
+            f"observed must have shape () or (C,), one statistic per output column, got {tuple(obs.shape)}"
+        )
+    if plc.dim() != obs.dim() + 1 or tuple(plc.shape[1:]) != tuple(obs.shape):
+        want = "(M,)" if obs.dim() == 0 else f"(M, {obs.shape[0]})"
+        raise ValueError(
+            f"placebo_scores must have shape {want}, one row per placebo for observed of shape {tuple(obs.shape)}, "
+            f"got {tuple(plc.shape)}"
+        )
+    if plc.shape[0] < 1:
+        raise ValueError("placebo_scores must hold at least one placebo (M >= 1), got M = 0")
+    dtype = torch.promote_types(obs.dtype, plc.dtype)
+    return obs.to(dtype), plc.to(device=obs.device, dtype=dtype)
+
+
+def placebo_p_value(observed: Any, placebo_scores: Any) -> torch.Tensor:
+    """One-sided placebo p-values ``(b + 1) / (M + 1)``, ``b = #{m : placebo_m >= observed}`` (ties count).
+
+    Args:
+        observed: The real sequence's statistic: shape () or (C,) (one per output column); a
+            tensor, numpy array, list or number.
+        placebo_scores: The same statistic of M placebo sequences: shape (M,) for a scalar
+            ``observed``, (M, C) for (C,).
+
+    Returns:
+        p-values of the shape of ``observed``, in the common float dtype, on ``observed``'s
+        device: 1 where ``observed`` is NaN; NaN placebo scores count as at least ``observed``.
+
+    Raises:
+        TypeError: non-numeric input.
+        ValueError: shapes that do not match, or no placebos.
+    """
+    obs, plc = _check_pair(observed, placebo_scores)
+    m = plc.shape[0]
+    finite = torch.isfinite(plc)
+    scale = torch.where(finite, plc.abs(), 0).amax(0)
+    scale = torch.maximum(scale, torch.where(torch.isfinite(obs), obs.abs(), 0))
+    tol = TIE_EPS * torch.finfo(plc.dtype).eps * scale
+    # observed - tol is -inf only for observed = -inf (every placebo is then at least it)
+    at_least = (plc >= obs - tol) | torch.isnan(plc)
+    b = at_least.sum(0)
+    p = (b.to(plc.dtype) + 1) / (m + 1)
+    return torch.where(torch.isnan(obs), torch.ones_like(p), p)
+
+
+def significant_with_min_effect(p: Any, score: Any, alpha: Any, min_effect: Any = 0.0) -> torch.Tensor:
+    """Significant *and* large enough: ``(p < alpha) & (score >= min_effect)``.
+
+    A p-value says the effect is unlikely to be chance, not that it matters; ``min_effect`` is
+    the smallest statistic (in the statistic's units, e.g. E|dF/dx| per step) worth reporting.
+
+    Args:
+        p: p-values (any shape; tensor, array, list or number).
+        score: The statistics, broadcastable with ``p`` (NaN is never large enough).
+        alpha: Significance level in (0, 1).
+        min_effect: Effect-size floor, a finite number (0 with E|dF/dx| >= 0: no floor).
+
+    Returns:
+        A bool tensor of the broadcast shape, on ``p``'s device.
+
+    Raises:
+        TypeError: non-numeric ``p`` or ``score``; ParameterTypeError, ValueError: bad ``alpha``
+            or ``min_effect``, shapes that do not broadcast.
+    """
+    alpha = check_alpha(alpha)
+    min_effect = check_number(min_effect, "min_effect", hint="the smallest statistic worth reporting")
+    p_t = _as_scores(p, "p")
+    s_t = _as_scores(score, "score").to(p_t.device)
+    try:
+        shape = torch.broadcast_shapes(p_t.shape, s_t.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"p and score must have broadcastable shapes, got {tuple(p_t.shape)} and {tuple(s_t.shape)}"
+        ) from None
+    return ((p_t < alpha) & (s_t >= min_effect)).expand(shape)
+
+
+@dataclass(frozen=True)
+class PlaceboResult:
+    """Outcome of :func:`placebo_test`.
+
+    Attributes:
+        statistic: The real sequence's statistic, shape () or (C,).
+        p_value: One-sided placebo p-values, same shape.
+        significant: Bool tensor, ``(p_value < alpha) & (statistic >= min_effect)``.
+        placebo_scores: The M placebos' statistics, (M,) or (M, C).
+        n_placebos: M.
+        alpha: Significance level.
+        min_effect: The effect-size floor (0.0: none for a non-negative statistic).
+        correction: The multiple-testing correction over the last axis (``"holm"``, ``"bh"``) or None.
+        p_value_adjusted: The corrected p-values (None without a correction); with a correction,
+            ``significant`` is ``(p_value_adjusted < alpha) & (statistic >= min_effect)``.
+    """
+
+    statistic: torch.Tensor
+    p_value: torch.Tensor
+    significant: torch.Tensor
+    placebo_scores: torch.Tensor = field(repr=False)
+    n_placebos: int
+    alpha: float
+    min_effect: float
+    correction: str | None = None
+    p_value_adjusted: torch.Tensor | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form; the placebo scores are summarised by their mean (the full (M, C)
+        matrix can be large), as the permutation test leaves out its null distribution."""
+        return {
+            "statistic": self.statistic.tolist(),
+            "p_value": self.p_value.tolist(),
+            "significant": self.significant.tolist(),
+            "placebo_mean": self.placebo_scores.mean(0).tolist(),
+            "n_placebos": self.n_placebos,
+            "alpha": self.alpha,
+            "min_effect": self.min_effect,
+            "correction": self.correction,
+            "p_value_adjusted": None if self.p_value_adjusted is None else self.p_value_adjusted.tolist(),
+        }
+
+
+def placebo_test(
+    observed: Any, placebo_scores: Any, *, alpha: Any = 0.05, min_effect: Any = 0.0, correction: Any = None
+) -> PlaceboResult:
+    """The placebo-controlled test: :func:`placebo_p_value` plus :func:`significant_with_min_effect`.
+
+    Args:
+        observed: The real sequence's statistic, shape () or (C,).
+        placebo_scores: The placebos' statistics, (M,) or (M, C).
+        alpha: Significance level in (0, 1). With M placebos p >= 1 / (M + 1), so M + 1 > 1 / alpha
+            is needed for anything to be significant (M >= 20 at alpha = 0.05, M >= 100 at 0.01: p < alpha is strict).
+        min_effect: Effect-size floor on the statistic.
+        correction: ``"holm"``, ``"bh"`` or None: adjust the p-values of the C columns (one family,
+            :func:`propgrad.stats.corrections.adjust_p_values`); ``significant`` then uses them.
+
+    Returns:
+        A :class:`PlaceboResult`.
+
+    Raises:
+        TypeError, ValueError: as :func:`placebo_p_value` and :func:`significant_with_min_effect`;
+            an unknown ``correction``.
+    """
+    correction = check_choice(correction, "correction", METHODS)
+    obs, plc = _check_pair(observed, placebo_scores)
+    p = placebo_p_value(obs, plc)
+    adjusted = None if correction is None else adjust_p_values(p, correction)
+    return PlaceboResult(
+        statistic=obs,
+        p_value=p,
+        significant=significant_with_min_effect(p if adjusted is None else adjusted, obs, alpha, min_effect),
+        placebo_scores=plc,
+        n_placebos=int(plc.shape[0]),
+        alpha=check_alpha(alpha),
+        min_effect=check_number(min_effect, "min_effect"),
+        correction=correction,
+        p_value_adjusted=adjusted,
+    )

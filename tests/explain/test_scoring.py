@@ -1,0 +1,176 @@
+"""Tests of propgrad.stats.gradient: the expected property gradient magnitude against numpy.gradient."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from propgrad.stats.gradient import apply_stencil, finite_difference_weights, property_gradient
+
+
+def _numpy_score(y: np.ndarray, x: np.ndarray | None = None, edge_order: int = 1) -> np.ndarray:
+    args = (y,) if x is None else (y, x)
+    return np.abs(np.gradient(*args, axis=0, edge_order=edge_order)).mean(axis=0)
+
+
+@pytest.mark.parametrize("n", [3, 4, 7, 50])
+@pytest.mark.parametrize("c", [1, 5])
+@pytest.mark.parametrize("edge_order", [1, 2])
+def test_uniform_and_nonuniform_grids_match_numpy_gradient(n: int, c: int, edge_order: int) -> None:
+    rng = np.random.default_rng(n * 10 + c)
+    y = rng.normal(size=(n, c))
+    x = np.cumsum(rng.uniform(0.05, 3.0, size=n))
+    unit = property_gradient(torch.tensor(y), edge_order=edge_order)
+    uniform = property_gradient(torch.tensor(y), torch.tensor(np.arange(n) * 0.25 + 3), edge_order=edge_order)
+    nonuniform = property_gradient(torch.tensor(y), torch.tensor(x), edge_order=edge_order)
+    assert unit.shape == (c,)
+    np.testing.assert_allclose(unit.numpy(), _numpy_score(y, None, edge_order), rtol=1e-12)
+    np.testing.assert_allclose(uniform.numpy(), _numpy_score(y, np.arange(n) * 0.25 + 3, edge_order), rtol=1e-12)
+    np.testing.assert_allclose(nonuniform.numpy(), _numpy_score(y, x, edge_order), rtol=1e-12)
+
+
+def test_float32_one_d_numpy_and_list_inputs() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=30)
+    x = np.cumsum(rng.uniform(0.5, 1.5, size=30))
+    score = property_gradient(torch.tensor(y, dtype=torch.float32), torch.tensor(x))
+    assert score.shape == () and score.dtype == torch.float32
+    assert float(score) == pytest.approx(float(_numpy_score(y, x)), rel=1e-5)
+    assert float(property_gradient(y, x)) == pytest.approx(float(_numpy_score(y, x)), rel=1e-12)
+    assert float(property_gradient([1, 2, 4, 8])) == pytest.approx(float(_numpy_score(np.array([1, 2, 4, 8.0]))))
+    assert property_gradient(torch.tensor([0, 1, 3])).is_floating_point()
+
+
+def test_binary_case_is_absolute_concept_effect() -> None:
+    y = torch.tensor([[0.2, 0.9, 0.5], [0.7, 0.1, 0.5]], dtype=torch.float64)
+    np.testing.assert_allclose(property_gradient(y).numpy(), [0.5, 0.8, 0.0])
+    np.testing.assert_allclose(property_gradient(y, torch.tensor([1.0, 3.0])).numpy(), [0.25, 0.4, 0.0])
+    np.testing.assert_allclose(property_gradient(y, edge_order=2).numpy(), [0.5, 0.8, 0.0])
+
+
+def test_periodic_matches_manual_wrap_around_on_nonuniform_grid() -> None:
+    rng = np.random.default_rng(2)
+    n = 12
+    y = rng.normal(size=(n, 3))
+    x = np.sort(rng.uniform(0, 10, size=n))
+    period = 11.0
+    xp = np.concatenate([[x[-1] - period], x, [x[0] + period]])
+    yp = np.concatenate([y[-1:], y, y[:1]])
+    manual = np.abs(np.gradient(yp, xp, axis=0)[1:-1]).mean(axis=0)
+    got = property_gradient(torch.tensor(y), torch.tensor(x), periodic=True, period=period)
+    np.testing.assert_allclose(got.numpy(), manual, rtol=1e-12)
+    # differs from the non-periodic score: the ends use the neighbours across the seam
+    assert not np.allclose(got.numpy(), _numpy_score(y, x))
+
+
+def test_periodic_default_period_is_span_plus_mean_step() -> None:
+    rng = np.random.default_rng(3)
+    y = torch.tensor(rng.normal(size=(9, 2)))
+    x = torch.tensor(np.sort(rng.uniform(0, 5, size=9)))
+    inferred = property_gradient(y, x, periodic=True)
+    explicit = property_gradient(y, x, periodic=True, period=float(x[-1] - x[0]) * 9 / 8)
+    torch.testing.assert_close(inferred, explicit)
+    unit = property_gradient(y, periodic=True)
+    torch.testing.assert_close(
+        unit, property_gradient(y, torch.arange(9.0, dtype=torch.float64), periodic=True, period=9.0)
+    )
+
+
+def test_sine_over_full_period_gives_mean_absolute_cosine() -> None:
+    n = 400
+    x = torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
+    score = property_gradient(torch.sin(x), x, periodic=True, period=2 * math.pi)
+    assert float(score) == pytest.approx(2 / math.pi, rel=1e-4)  # mean |cos| over a period
+    h = 2 * math.pi / n  # central difference of sin: sin(h)/h * cos(x), exactly
+    expected = math.sin(h) / h * torch.cos(x).abs().mean()
+    assert float(score) == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_stencil_weights_are_pure_and_reusable() -> None:
+    x = torch.tensor([0.0, 1.0, 3.0, 3.5, 6.0], dtype=torch.float64)
+    idx, w = finite_difference_weights(x)
+    assert idx.shape == (5, 3) and w.shape == (5, 3)
+    torch.testing.assert_close(w.sum(1), torch.zeros(5, dtype=torch.float64), atol=1e-12, rtol=0)
+    y = (x**2)[:, None]
+    interior = apply_stencil(y, idx, w)[1:-1, 0]
+    torch.testing.assert_close(interior, 2 * x[1:-1])  # second order: exact on a parabola
+    idx2, w2 = finite_difference_weights(x, edge_order=2)
+    torch.testing.assert_close(apply_stencil(y, idx2, w2)[:, 0], 2 * x)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"outputs": torch.tensor([0.1, float("nan"), 0.3])}, ValueError, "outputs contains NaN or Inf .*step 1"),
+        ({"outputs": torch.tensor([[0.1, 0.2], [0.3, float("inf")], [0.0, 0.0]])}, ValueError, "step 1, column 1"),
+        ({"outputs": torch.tensor([0.5])}, ValueError, "at least 2 steps"),
+        ({"outputs": torch.zeros(2, 2, 2)}, ValueError, r"outputs must have shape \(N,\) or \(N, C\)"),
+        ({"outputs": torch.zeros(0)}, ValueError, "outputs is empty"),
+        ({"outputs": "abc"}, TypeError, "outputs must be"),
+        (
+            {"outputs": torch.zeros(4), "values": torch.arange(5.0)},
+            ValueError,
+            "values has 5 entries but outputs has 4",
+        ),
+        (
+            {"outputs": torch.zeros(4), "values": torch.tensor([0.0, 2.0, 1.0, 3.0])},
+            ValueError,
+            "values must be strictly increasing",
+        ),
+        (
+            {"outputs": torch.zeros(4), "values": torch.tensor([0.0, 1.0, 1.0, 3.0])},
+            ValueError,
+            "values must be strictly increasing",
+        ),
+        ({"outputs": torch.zeros(4), "values": torch.zeros(4, 1)}, ValueError, "values must have shape"),
+        (
+            {"outputs": torch.zeros(4), "values": torch.tensor([0.0, 1.0, float("nan"), 3.0])},
+            ValueError,
+            "values contains NaN",
+        ),
+        ({"outputs": torch.zeros(4), "values": "x"}, TypeError, "values must be a torch.Tensor"),
+        ({"outputs": torch.zeros(4), "edge_order": 3}, ValueError, "edge_order must be 1 or 2"),
+        ({"outputs": torch.zeros(2), "periodic": True}, ValueError, "periodic=True needs at least 3 steps"),
+        ({"outputs": torch.zeros(4), "periodic": True, "period": 3.0}, ValueError, "period must exceed the span"),
+        ({"outputs": torch.zeros(4), "period": 5.0}, ValueError, "period is only used with periodic=True"),
+    ],
+)
+def test_bad_input_raises_naming_the_argument(kwargs: dict, error: type, match: str) -> None:
+    outputs = kwargs.pop("outputs")
+    with pytest.raises(error, match=match):
+        property_gradient(outputs, **kwargs)
+
+
+def test_integer_values_are_converted() -> None:
+    y = torch.tensor([0.0, 1.0, 4.0, 9.0])
+    assert float(property_gradient(y, torch.tensor([0, 1, 2, 3]))) == pytest.approx(float(property_gradient(y)))
+
+
+def test_a_periodic_sequence_scored_per_unit_uses_its_own_period() -> None:
+    from types import SimpleNamespace
+
+    from propgrad.explain.scoring import score_outputs, sequence_period, sequence_statistic
+
+    angles = torch.tensor([0.0, 20.0, 50.0, 90.0, 140.0, 200.0, 260.0, 310.0])  # uneven, a full turn
+    outputs = torch.sin(torch.deg2rad(angles))[:, None].double()
+    turn = SimpleNamespace(periodic=True, metadata={"period": 360})
+    assert sequence_period(turn, "unit") == 360.0 and sequence_period(turn, "step") is None
+    assert sequence_period(SimpleNamespace(periodic=False, metadata={"period": 360}), "unit") is None
+    expected = property_gradient(outputs, angles, periodic=True, period=360.0)
+    got = sequence_statistic(outputs, angles, periodic=True, period=sequence_period(turn, "unit"))
+    torch.testing.assert_close(got, expected)
+    assert not torch.allclose(got, property_gradient(outputs, angles, periodic=True))  # the default period differs
+    scored = score_outputs(outputs, outputs[0], values=angles, periodic=True, period=360.0, n_permutations=50)
+    torch.testing.assert_close(scored.test.statistic, expected)
+
+
+def test_an_original_of_another_size_than_its_frames_is_refused_by_name() -> None:
+    from propgrad.explain.scoring import score_sequences
+    from propgrad.sources.base import InterventionSequence
+
+    seq = InterventionSequence(torch.rand(4, 3, 8, 8), torch.arange(4.0), "angle", "degree")
+    with pytest.raises(ValueError, match=r"sequence 0 has images of shape \(3, 8, 8\) but its original image"):
+        score_sequences(lambda x: x.mean((2, 3)), torch.rand(1, 3, 16, 16), [seq], targets=[0], n_permutations=10)
