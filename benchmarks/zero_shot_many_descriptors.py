@@ -41,8 +41,10 @@ import torch.nn.functional as F
 import propgrad
 from propgrad.core.images import example_image
 from propgrad.explain.result import aggregate_classes
+from propgrad.explain.scoring import PropertyAxis
 from propgrad.explain.zero_shot import ZeroShotClassifier
 from propgrad.sources.base import InterventionSequence, InterventionSource
+from propgrad.stats.settings import test_settings
 
 
 class InPlaneRotation(InterventionSource):
@@ -138,19 +140,16 @@ def main() -> None:
         outputs = model(torch.cat([image[None], sequence.images]))
     assert outputs.shape == (args.steps + 1, k * d)
     with measured("attribute"):
-        explanation = propgrad.PropertyGradient(model).attribute(
-            image, source=source, n_permutations=args.permutations, batch_size=args.encoder_batch
+        explanation = propgrad.PropertyGradient(model, batch_size=args.encoder_batch).attribute(
+            image, source=source, n_permutations=args.permutations
         )
     assert explanation.classes is not None
     with measured("aggregation"):
         aggregate_classes(
             model.class_grouping,
-            explanation.outputs,
-            explanation.original_outputs,
-            explanation.test,
-            None,
-            periodic=True,
-            n_permutations=args.permutations,
+            explanation,
+            PropertyAxis(periodic=True),
+            test_settings(n_permutations=args.permutations),
         )
     c = explanation.classes
     print(

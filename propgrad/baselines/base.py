@@ -13,12 +13,17 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from propgrad.errors import InvalidParameterError
+from propgrad.plugins.parameters import Configurable
 
-class AttributionBaseline(ABC):
+
+class AttributionBaseline(Configurable, ABC):
     """Base class of attribution baselines.
 
-    Subclasses set the class attributes and implement :meth:`attribute`. Constructor keyword
-    arguments are the baseline's settings (sample counts, window sizes ...).
+    Subclasses set the class attributes, declare their settings (sample counts, window sizes ...)
+    as ``Params`` (a frozen :class:`~propgrad.plugins.parameters.Parameters` dataclass; the instance
+    holds them as ``self.params``) and implement :meth:`attribute`. A baseline written with plain
+    constructor keyword arguments keeps working.
     """
 
     name: ClassVar[str] = ""
@@ -41,7 +46,7 @@ class AttributionBaseline(ABC):
 def change_score(map_before: torch.Tensor, map_after: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between two batches of attribution maps, one value per image."""
     if map_before.shape != map_after.shape:
-        raise ValueError(
+        raise InvalidParameterError(
             f"map_before and map_after must have the same shape, got {tuple(map_before.shape)} "
             f"and {tuple(map_after.shape)}"
         )

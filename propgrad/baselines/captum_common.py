@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from propgrad.core.forward import model_dtype, run_model
-from propgrad.core.validation import check_images, check_int, check_number
+from propgrad.core.validation import check_images, check_int
+from propgrad.errors import InvalidParameterError, ParameterTypeError
 
 _CAPTUM_NOISE = (
     r"Setting (forward, )?backward hooks",
@@ -43,11 +44,6 @@ def images_outside_unit_range() -> Iterator[None]:
         _ANY_RANGE.reset(token)
 
 
-def unit_float(value: Any, name: str) -> float:
-    """An image value in [0, 1] (Python or numpy number), as a float."""
-    return check_number(value, name, minimum=0.0, maximum=1.0, hint="an image value")
-
-
 def prepare_inputs(
     model: nn.Module, images: torch.Tensor, target: torch.Tensor | int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,7 +66,7 @@ def prepare_inputs(
             target of the wrong shape or out of range.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise ParameterTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if _ANY_RANGE.get() and isinstance(images, torch.Tensor) and images.is_floating_point():
         check_images(images.clamp(0.0, 1.0), "images", batched=True)  # shape, dtype, NaN/Inf; any range
         images = images.detach()
@@ -82,24 +78,28 @@ def prepare_inputs(
     batch = images.shape[0]
     for parameter in model.parameters():
         if parameter.device != images.device:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"model is on {parameter.device} but images are on {images.device}; move them to the same device"
             )
         break
     if isinstance(target, Integral) and not isinstance(target, bool):
         target = torch.full((batch,), check_int(target, "target", minimum=None), dtype=torch.long)
     if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be an int or a long tensor of shape ({batch},), got {type(target).__name__}")
+        raise ParameterTypeError(
+            f"target must be an int or a long tensor of shape ({batch},), got {type(target).__name__}"
+        )
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+        raise ParameterTypeError(f"target must hold integer class indices, got dtype {target.dtype}")
     if target.dim() == 0:
         target = target.expand(batch)
     if target.shape != (batch,):
-        raise ValueError(f"target must have shape ({batch},), one class per image, got {tuple(target.shape)}")
+        raise InvalidParameterError(
+            f"target must have shape ({batch},), one class per image, got {tuple(target.shape)}"
+        )
     target = target.to(images.device, torch.long)
     n_classes = run_model(model, images, batch_size=batch).shape[1]
     if bool(((target < 0) | (target >= n_classes)).any()):
-        raise ValueError(
+        raise InvalidParameterError(
             f"target must hold class indices in [0, {n_classes - 1}] (the model has "
             f"{n_classes} outputs), got {target.tolist()}"
         )

@@ -16,17 +16,20 @@ each call. Captum is imported only when a map is computed, so listing the baseli
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
 
 from propgrad.baselines.base import AttributionBaseline
-from propgrad.baselines.captum_common import finish, prepare_inputs, run_quietly, unit_float
+from propgrad.baselines.captum_common import finish, prepare_inputs, run_quietly
 from propgrad.baselines.layers import get_layer, last_conv_name, relu_safe_model
 from propgrad.baselines.superpixels import superpixel_segments
-from propgrad.core.validation import check_choice, check_int, check_number, check_seed
+from propgrad.core.validation import ParameterTypeError, check_seed
+from propgrad.errors import InvalidParameterError
 from propgrad.hookspecs import hookimpl
+from propgrad.plugins.parameters import Parameters, parameter
 
 if TYPE_CHECKING:
     from captum.attr import Lime
@@ -36,6 +39,73 @@ IG_METHODS: tuple[str, ...] = ("gausslegendre", "riemann_trapezoid", "riemann_le
 
 INTERPOLATE_MODES: tuple[str, ...] = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
 """Upsampling modes of ``torch.nn.functional.interpolate`` for (B, C, h, w) Grad-CAM maps."""
+
+_IMAGE_VALUE = "an image value"
+
+
+def _image_value(default: float, help: str) -> Any:  # noqa: A002 - as in parameter()
+    """Declare a constant image value in [0, 1] (a baseline or fill colour)."""
+    return parameter(default, help, bounds="[0, 1]", hint=_IMAGE_VALUE)
+
+
+def _layer(value: Any, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ParameterTypeError(f"{name} must be a dotted module name (str) or None, got {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class IntegratedGradientsParams(Parameters):
+    """The settings of :class:`IntegratedGradientsBaseline`."""
+
+    n_steps: int = parameter(50, "integration steps (Captum's default)", bounds="[1, inf)")
+    baseline: float = _image_value(0.0, "value of the constant baseline image (0: black)")
+    method: str = parameter("gausslegendre", "Captum's integration rule", choices=IG_METHODS)
+    internal_batch_size: int | None = parameter(
+        None, "steps evaluated per forward pass; None: all at once", bounds="[1, inf)"
+    )
+
+
+@dataclass(frozen=True)
+class DeepLiftParams(Parameters):
+    """The settings of :class:`DeepLiftBaseline`."""
+
+    baseline: float = _image_value(0.0, "value of the constant reference image (0: black)")
+
+
+@dataclass(frozen=True)
+class GuidedGradCamParams(Parameters):
+    """The settings of :class:`GuidedGradCamBaseline`."""
+
+    layer: str | None = parameter(None, "dotted name of the layer; None: the last nn.Conv2d", parse=_layer)
+    interpolate_mode: str = parameter("nearest", "how the Grad-CAM map is upsampled", choices=INTERPOLATE_MODES)
+
+
+@dataclass(frozen=True)
+class OcclusionParams(Parameters):
+    """The settings of :class:`OcclusionBaseline`."""
+
+    window: int = parameter(9, "side of the square occluding window in pixels (paper: 9)", bounds="[1, inf)")
+    stride: int = parameter(4, "step of the window in both directions (paper: 4)", bounds="[1, inf)")
+    baseline: float = _image_value(0.5, "value the window is filled with (paper: the mean grey)")
+    perturbations_per_eval: int = parameter(16, "occluded images evaluated per forward pass", bounds="[1, inf)")
+
+
+@dataclass(frozen=True)
+class SuperpixelParams(Parameters):
+    """The settings of :class:`LimeBaseline` and :class:`KernelShapBaseline`."""
+
+    n_samples: int | None = parameter(
+        None, "perturbed samples per image; None: Captum's default (LIME 50, Kernel SHAP 25)", bounds="[1, inf)"
+    )
+    n_segments: int = parameter(100, "SLIC segments (paper: 100)", bounds="[2, inf)")
+    compactness: float = parameter(1.0, "SLIC compactness (paper: 1)", bounds="(0, inf)")
+    min_segments: int = parameter(4, "fewest segments before the SLIC fallbacks kick in", bounds="[1, inf)")
+    baseline: float = _image_value(0.5, "value of switched-off superpixels (grey)")
+    perturbations_per_eval: int | None = parameter(
+        None, "perturbed images per forward pass; None: all samples in one", bounds="[1, inf)"
+    )
+    seed: int = parameter(0, "seed of the sampling (the global torch RNG is left untouched)", parse=check_seed)
 
 
 class IntegratedGradientsBaseline(AttributionBaseline):
@@ -50,21 +120,7 @@ class IntegratedGradientsBaseline(AttributionBaseline):
 
     name = "integrated_gradients"
     description = "Integrated Gradients (Captum) from a black image"
-
-    def __init__(
-        self,
-        *,
-        n_steps: int = 50,
-        baseline: float = 0.0,
-        method: str = "gausslegendre",
-        internal_batch_size: int | None = None,
-    ) -> None:
-        self.n_steps = check_int(n_steps, "n_steps")
-        self.baseline = unit_float(baseline, "baseline")
-        self.method = check_choice(method, "method", IG_METHODS)
-        if internal_batch_size is not None:
-            internal_batch_size = check_int(internal_batch_size, "internal_batch_size")
-        self.internal_batch_size = internal_batch_size
+    Params = IntegratedGradientsParams
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from captum.attr import IntegratedGradients
@@ -96,9 +152,7 @@ class DeepLiftBaseline(AttributionBaseline):
 
     name = "deeplift"
     description = "DeepLIFT (Captum) against a black reference image"
-
-    def __init__(self, *, baseline: float = 0.0) -> None:
-        self.baseline = unit_float(baseline, "baseline")
+    Params = DeepLiftParams
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from captum.attr import DeepLift
@@ -121,18 +175,13 @@ class GuidedGradCamBaseline(AttributionBaseline):
 
     name = "guided_gradcam"
     description = "Guided Grad-CAM (Captum) on the last convolutional layer"
-
-    def __init__(self, *, layer: str | None = None, interpolate_mode: str = "nearest") -> None:
-        if layer is not None and not isinstance(layer, str):
-            raise TypeError(f"layer must be a dotted module name (str) or None, got {type(layer).__name__}")
-        self.layer = layer
-        self.interpolate_mode = check_choice(interpolate_mode, "interpolate_mode", INTERPOLATE_MODES)
+    Params = GuidedGradCamParams
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from captum.attr import GuidedGradCam
 
         if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+            raise ParameterTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         layer_name = self.layer if self.layer is not None else last_conv_name(model)
         get_layer(model, layer_name)  # clear error before any work
         images, target = prepare_inputs(model, images, target)
@@ -154,14 +203,7 @@ class OcclusionBaseline(AttributionBaseline):
 
     name = "occlusion"
     description = "Occlusion (Captum), 9x9 grey window, stride 4"
-
-    def __init__(
-        self, *, window: int = 9, stride: int = 4, baseline: float = 0.5, perturbations_per_eval: int = 16
-    ) -> None:
-        self.window = check_int(window, "window")
-        self.stride = check_int(stride, "stride")
-        self.baseline = unit_float(baseline, "baseline")
-        self.perturbations_per_eval = check_int(perturbations_per_eval, "perturbations_per_eval")
+    Params = OcclusionParams
 
     def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from captum.attr import Occlusion
@@ -169,7 +211,7 @@ class OcclusionBaseline(AttributionBaseline):
         images, target = prepare_inputs(model, images, target)
         height, width = images.shape[-2:]
         if self.window > min(height, width):
-            raise ValueError(f"window ({self.window}) must not exceed the image size ({height}x{width})")
+            raise InvalidParameterError(f"window ({self.window}) must not exceed the image size ({height}x{width})")
         maps = run_quietly(
             lambda: Occlusion(model).attribute(
                 images,
@@ -191,27 +233,13 @@ class _SuperpixelBaseline(AttributionBaseline):
     """
 
     default_samples = 50
+    Params = SuperpixelParams
 
-    def __init__(
-        self,
-        *,
-        n_samples: int | None = None,
-        n_segments: int = 100,
-        compactness: float = 1.0,
-        min_segments: int = 4,
-        baseline: float = 0.5,
-        perturbations_per_eval: int | None = None,
-        seed: int = 0,
-    ) -> None:
-        self.n_samples = check_int(self.default_samples if n_samples is None else n_samples, "n_samples")
-        if perturbations_per_eval is None:  # every sample in one forward pass: the same maps, fewer passes
-            perturbations_per_eval = self.n_samples
-        self.n_segments = check_int(n_segments, "n_segments", minimum=2)
-        self.compactness = check_number(compactness, "compactness", minimum=0.0, min_inclusive=False)
-        self.min_segments = check_int(min_segments, "min_segments")
-        self.baseline = unit_float(baseline, "baseline")
-        self.perturbations_per_eval = check_int(perturbations_per_eval, "perturbations_per_eval")
-        self.seed = check_seed(seed)
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.n_samples = self.default_samples if self.params.n_samples is None else self.params.n_samples
+        # every sample in one forward pass by default: the same maps, fewer passes
+        self.perturbations_per_eval = self.params.perturbations_per_eval or self.n_samples
         self.last_segmentation_info: list[dict[str, Any]] = []
 
     @abstractmethod

@@ -15,6 +15,8 @@ import weakref
 
 from torch import nn
 
+from propgrad.errors import InvalidParameterError
+
 _SAFE_COPIES: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
 
 
@@ -71,7 +73,7 @@ def last_conv_name(model: nn.Module) -> str:
     """
     names = [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
     if not names:
-        raise ValueError(
+        raise InvalidParameterError(
             f"guided_gradcam needs a convolutional layer, but the model "
             f"({type(model).__name__}) has no nn.Conv2d module; pass layer='dotted.module.name' "
             "to choose another layer"
@@ -90,4 +92,6 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
     except AttributeError:
         available = [n for n, _ in model.named_modules() if n]
         shown = ", ".join(available[:20]) + (" ..." if len(available) > 20 else "")
-        raise ValueError(f"layer must name a submodule of the model, got {name!r}; available: {shown}") from None
+        raise InvalidParameterError(
+            f"layer must name a submodule of the model, got {name!r}; available: {shown}"
+        ) from None

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from propgrad.errors import InvalidParameterError
+
 
 def grid_segments(height: int, width: int, n_segments: int) -> np.ndarray:
     """Label map (height, width) of a regular grid with about ``n_segments`` cells."""
@@ -85,7 +87,7 @@ def superpixel_segments(
     count = int(labels.max()) + 1
     info["n_segments"] = count
     if count < 2:
-        raise ValueError(
+        raise InvalidParameterError(
             f"could not split the image ({height}x{width} pixels) into at least 2 superpixels "
             f"(n_segments={n_segments}); LIME and Kernel SHAP need two or more features"
         )

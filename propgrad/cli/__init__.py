@@ -1,9 +1,11 @@
 """The ``propgrad`` command line: one module per sub-command under ``propgrad.cli``.
 
-A user's mistake (a :class:`~propgrad.errors.PropgradError`, or a ``ValueError``, ``TypeError``,
-``FileNotFoundError`` or ``LookupError``) prints as one line, ``propgrad <command>: error: ...``,
+A user's mistake, a :class:`~propgrad.errors.PropgradError` (a bad option or parameter, an unknown
+name, a missing file, a broken plugin ...), prints as one line, ``propgrad <command>: error: ...``,
 and exits with 2; propgrad's warnings print as one line, ``propgrad: warning: ...``. Any other
-exception is a bug and keeps its traceback. ``--debug`` shows tracebacks and warnings in full.
+exception is a bug and keeps its traceback, a plain ``ValueError`` included: one raised inside a
+model's ``forward`` or inside torch is not the user's input. ``--debug`` shows tracebacks and
+warnings in full.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import Callable, TextIO
 from propgrad import __version__
 from propgrad.errors import PropgradError, PropgradWarning
 
-COMMANDS = ("benchmark", "explain", "plugins")
+COMMANDS = ("benchmark", "explain", "plugins", "validate")
 
-#: Exceptions that describe what the user got wrong; printed as one line, exit code 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (PropgradError, ValueError, TypeError, FileNotFoundError, LookupError)
+#: Exceptions that describe what the user got wrong; printed as one line, exit code 2. Nothing else:
+#: a plain ValueError or TypeError may come from a bug (in propgrad, torch or the user's model).
+USER_ERRORS: tuple[type[BaseException], ...] = (PropgradError,)
 
 DEBUG_HELP = "show full tracebacks of errors and warnings (to report a bug)"
 
@@ -88,10 +91,14 @@ def run_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    from propgrad.plugins.entry_points import repair_entry_points
+
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():
-        if not args.debug:
+        if not debug:
             warnings.showwarning = one_line_warnings(warnings.showwarning)
+        repair_entry_points()  # before anything imports torch: a broken entry_points.txt would break its import
+        args = build_parser().parse_args(argv)  # --help and --version end here, before any plugin is loaded
         return run_command(args)
 
 

@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from propgrad.errors import InvalidParameterError
+
 DEFAULT_OUT = Path("propgrad-benchmark")
 DEFAULT_SUITE = "fur"
 
@@ -199,22 +201,12 @@ def resolve_names(
 
     Raises:
         LookupError: An unknown suite or baseline name (the registry's error lists known ones).
-        ValueError: ``none`` combined with baseline names.
+        InvalidParameterError: ``none`` combined with baseline names.
     """
     from propgrad.plugins import get_baseline, get_suite, list_baselines
 
     stored = stored or {}
-    if args.baselines is None and "baselines" in stored:
-        classes = {name: get_baseline(name) for name in stored["baselines"]}
-    elif args.baselines is None:
-        classes = dict(list_baselines())
-    elif [b.lower() for b in args.baselines] == ["none"]:
-        classes = {}
-    elif "none" in [b.lower() for b in args.baselines]:
-        raise ValueError(f"--baselines: 'none' cannot be combined with baseline names, got {args.baselines}")
-    else:
-        classes = {name: get_baseline(name) for name in dict.fromkeys(args.baselines)}
-    if args.suites:
+    if args.suites:  # the suites first: an unknown name is the answer, before any warning about plugins
         suites = tuple(dict.fromkeys(args.suites))
     elif "suites" in stored:
         suites = tuple(stored["suites"])
@@ -222,6 +214,16 @@ def resolve_names(
         suites = default_suites(args.quick)
     for name in suites:
         get_suite(name)
+    if args.baselines is None and "baselines" in stored:
+        classes = {name: get_baseline(name) for name in stored["baselines"]}
+    elif args.baselines is None:
+        classes = dict(list_baselines())
+    elif [b.lower() for b in args.baselines] == ["none"]:
+        classes = {}
+    elif "none" in [b.lower() for b in args.baselines]:
+        raise InvalidParameterError(f"--baselines: 'none' cannot be combined with baseline names, got {args.baselines}")
+    else:
+        classes = {name: get_baseline(name) for name in dict.fromkeys(args.baselines)}
     return suites, tuple(classes), classes
 
 

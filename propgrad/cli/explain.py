@@ -7,6 +7,8 @@ import ast
 from pathlib import Path
 from typing import Any
 
+from propgrad.errors import InvalidParameterError
+
 EXAMPLE_MODEL = "propgrad.example_model:colour_balance_net"
 
 
@@ -77,8 +79,8 @@ def add_parser(sub: Any) -> None:
         "--report-baselines",
         nargs="+",
         metavar="NAME",
-        help="attribution baselines whose maps before and after report.html shows (default: every registered one; "
-        "'none' for none)",
+        help="attribution baselines whose maps before and after the report.html of --out shows (default: every "
+        "registered one; 'none' for none)",
     )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
@@ -90,7 +92,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.isidentifier():
-            raise ValueError(f"--param {pair!r}: expected KEY=VALUE with KEY a parameter name")
+            raise InvalidParameterError(f"--param {pair!r}: expected KEY=VALUE with KEY a parameter name")
         try:
             params[key] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
@@ -103,7 +105,7 @@ def load_input_image(spec: str, size: int) -> Any:
     from propgrad.core.images import example_image, load_image, resize
 
     if size < 0:
-        raise ValueError(f"--size must be a positive number of pixels or 0 to keep the size, got {size}")
+        raise InvalidParameterError(f"--size must be a positive number of pixels or 0 to keep the size, got {size}")
     image = example_image(spec.split(":", 1)[1]) if spec.startswith("skimage:") else load_image(spec)
     if not size:
         return image
@@ -119,52 +121,84 @@ def run(args: argparse.Namespace) -> int:
     from propgrad.core.validation import check_device
     from propgrad.explain.arguments import resolve_source
     from propgrad.explain.explainer import PropertyGradient
+    from propgrad.plugins.parameters import parse_cli_params  # by the source's declared types, or as literals
+    from propgrad.stats.settings import test_settings
 
     device = check_device(args.device, "--device")
+    report_baselines = report_baseline_names(args)  # before the model loads and the test runs
     model = load_model(
         args.model, args.weights, device=device, descriptors=args.descriptors, show_progress=not args.no_progress
     )
-    source = resolve_source(args.source, parse_params(args.param))
+    source = resolve_source(args.source, parse_cli_params(args.source, args.param))
     image = _input_image(args.image, args.size, source).to(device)
     labels = [label.strip() for label in args.labels.split(",")] if args.labels else _default_labels(args.model, model)
     if labels is not None:  # before the sequence and the test: one forward pass tells the outputs
         check_labels(labels, run_model(model, image[None]).shape[1], given=bool(args.labels))
     if args.true_class is not None:  # before the sequence and the test
         _check_true_class(args.true_class, model)
-    explanation = PropertyGradient(model, output_transform=args.output_transform).attribute(
+    explainer = PropertyGradient(
+        model, output_transform=args.output_transform, batch_size=args.batch_size, show_progress=not args.no_progress
+    )
+    explanation = explainer.attribute(
         image,
         source=source,
         target=args.target,
         n_permutations=args.permutations,
         alpha=args.alpha,
-        per=args.per,
-        batch_size=args.batch_size,
         seed=args.seed,
-        show_progress=not args.no_progress,
+        settings=test_settings(per=args.per),
     )
     print(explanation.summary(labels))
     if args.out:
         written = explanation.save(args.out, labels=labels, true_class=args.true_class)
-        written += _write_report(args, explanation, model, labels, device, written)
+        written += _write_report(args, explanation, model, labels, device, written, report_baselines)
         for path in dict.fromkeys(written):
             print(f"wrote {path}")
     return 0
 
 
-def _write_report(
-    args: argparse.Namespace, explanation: Any, model: Any, labels: list[str] | None, device: Any, written: list[Path]
-) -> list[Path]:
-    """report.html beside the saved files, with the maps of ``--report-baselines`` (see ``explain_report``)."""
-    from propgrad.cli.explain_report import write_explain_report
+def report_baseline_names(args: argparse.Namespace) -> list[str] | None:
+    """The baselines of ``--report-baselines`` (every registered one if not given), checked before any work.
+
+    Returns:
+        Their registered names, or None without ``--out`` (no report is written).
+
+    Raises:
+        InvalidParameterError: ``--report-baselines`` without ``--out``, or ``none`` combined with names.
+        UnknownNameError: A name no plugin registered (the registry's error lists the known ones).
+    """
     from propgrad.plugins import get_baseline, list_baselines
 
     names = getattr(args, "report_baselines", None)
+    if not getattr(args, "out", None):
+        if names is not None:
+            raise InvalidParameterError(
+                f"--report-baselines {' '.join(names)} needs --out FOLDER: the maps are shown in FOLDER/report.html, "
+                "which is written only with --out"
+            )
+        return None
     if names is None:
-        names = list(list_baselines())
-    elif [n.lower() for n in names] == ["none"]:
-        names = []
-    else:
-        names = [get_baseline(n).name or n for n in dict.fromkeys(names)]  # unknown names: the registry's error
+        return list(list_baselines())
+    lowered = [n.lower() for n in names]
+    if lowered == ["none"]:
+        return []
+    if "none" in lowered:
+        raise InvalidParameterError(f"--report-baselines: 'none' cannot be combined with baseline names, got {names}")
+    return [get_baseline(n).name or n for n in dict.fromkeys(names)]
+
+
+def _write_report(
+    args: argparse.Namespace,
+    explanation: Any,
+    model: Any,
+    labels: list[str] | None,
+    device: Any,
+    written: list[Path],
+    names: list[str] | None,
+) -> list[Path]:
+    """report.html beside the saved files, with the maps of ``--report-baselines`` (see ``explain_report``)."""
+    from propgrad.cli.explain_report import write_explain_report
+
     settings = {k: v for k, v in sorted(vars(args).items()) if k not in ("run", "func") and not callable(v)}
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}
     return write_explain_report(
@@ -173,7 +207,7 @@ def _write_report(
         model=model,
         labels=labels,
         settings=settings,
-        baselines=names,
+        baselines=names or [],
         device=str(device),
         written=written,
     )
@@ -190,7 +224,7 @@ def _input_image(spec: str | None, size: int, source: Any) -> Any:
     reference = getattr(source, "reference_image", None)
     if callable(reference):
         if size < 0:
-            raise ValueError(f"--size must be a positive number of pixels or 0 to keep the size, got {size}")
+            raise InvalidParameterError(f"--size must be a positive number of pixels or 0 to keep the size, got {size}")
         own_size = getattr(source, "image_size", None)  # a size given with --param image_size wins
         return reference(None if own_size is not None or not size else size)
     return load_input_image("skimage:chelsea", size)
@@ -200,16 +234,18 @@ def check_labels(labels: list[str], n_outputs: int, *, given: bool = True) -> li
     """Refuse ``--labels`` that do not name each of the model's ``n_outputs`` output columns once.
 
     Raises:
-        ValueError: another number of labels than outputs (naming both counts), or an empty label.
+        InvalidParameterError: another number of labels than outputs (naming both counts), or an empty label.
     """
     option = "--labels" if given else "the model's default labels"
     if len(labels) != n_outputs:
-        raise ValueError(
+        raise InvalidParameterError(
             f"{option} gives {len(labels)} label{'s' if len(labels) != 1 else ''} ({','.join(labels)}) but the model "
             f"has {n_outputs} output{'s' if n_outputs != 1 else ''}; give one comma-separated name per output column"
         )
     if given and not all(labels):
-        raise ValueError(f"--labels has an empty name at position {labels.index('') + 1}: {','.join(labels)!r}")
+        raise InvalidParameterError(
+            f"--labels has an empty name at position {labels.index('') + 1}: {','.join(labels)!r}"
+        )
     return labels
 
 
@@ -232,11 +268,11 @@ def _check_true_class(name: str, model: Any) -> None:
 
     grouping = getattr(model, "class_grouping", None)
     if not isinstance(grouping, ClassGrouping):
-        raise ValueError(
+        raise InvalidParameterError(
             "--true-class needs a model with classes of several descriptors (--model clip:... --descriptors)"
         )
     if name not in grouping.class_names:
         shown = ", ".join(repr(n) for n in grouping.class_names[:10]) + (" ..." if grouping.n_classes > 10 else "")
-        raise ValueError(
+        raise InvalidParameterError(
             f"--true-class {name!r} is not one of the {grouping.n_classes} classes of --descriptors ({shown})"
         )

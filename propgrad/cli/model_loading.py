@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from propgrad.core.validation import check_device
+from propgrad.errors import InputFileError, InvalidParameterError
 
 CLIP_PREFIX = "clip:"
 
@@ -44,8 +45,8 @@ def load_model(
         The model, in eval mode.
 
     Raises:
-        FileNotFoundError: if a path in ``spec`` or ``weights`` does not exist.
-        ValueError: if ``spec`` cannot be resolved or does not give a callable, the device does
+        InputFileError: if a path in ``spec`` or ``weights`` does not exist.
+        InvalidParameterError: if ``spec`` cannot be resolved or does not give a callable, the device does
             not exist, or ``weights`` is not a loadable state dict (a pickle that would run code,
             a truncated file, an image ...) or does not fit the model.
     """
@@ -53,21 +54,21 @@ def load_model(
     if spec.startswith(CLIP_PREFIX):
         return load_clip(spec, descriptors, weights, device, show_progress=show_progress)
     if descriptors is not None:
-        raise ValueError(
+        raise InvalidParameterError(
             f"--descriptors is for zero-shot models (--model clip:PATH_OR_ID), not --model {spec!r}; a model "
             "of your own can group its outputs by returning a propgrad.explain.zero_shot.ZeroShotClassifier"
         )
     path = Path(spec)
     if ":" not in spec or path.suffix in (".pt", ".pth", ".ts", ".jit"):
         if not path.exists():
-            raise FileNotFoundError(
+            raise InputFileError(
                 f"--model {spec!r}: no such TorchScript file; expected 'package.module:callable' or a file "
                 "written by torch.jit.save"
             )
         try:
             model: Any = torch.jit.load(str(path), map_location=device)
         except RuntimeError as exc:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"--model {spec!r} is not a TorchScript file ({exc.__class__.__name__}); "
                 "plain state dicts go in --weights together with a 'module:callable' model"
             ) from exc
@@ -76,20 +77,20 @@ def load_model(
         try:
             module = import_module(module_name)
         except ImportError as exc:
-            raise ValueError(f"--model {spec!r}: cannot import module {module_name!r}: {exc}") from exc
+            raise InvalidParameterError(f"--model {spec!r}: cannot import module {module_name!r}: {exc}") from exc
         if not hasattr(module, attr):
-            raise ValueError(f"--model {spec!r}: module {module_name!r} has no attribute {attr!r}")
+            raise InvalidParameterError(f"--model {spec!r}: module {module_name!r} has no attribute {attr!r}")
         model = getattr(module, attr)
         if not isinstance(model, nn.Module):
             if not callable(model):
-                raise ValueError(f"--model {spec!r} is a {type(model).__name__}, not a model or a factory")
+                raise InvalidParameterError(f"--model {spec!r} is a {type(model).__name__}, not a model or a factory")
             model = model()
     if weights is not None:
         model = _load_weights(model, Path(weights))
     if isinstance(model, nn.Module):
         model = model.to(device).eval()
     if not callable(model):
-        raise ValueError(f"--model {spec!r} gave a {type(model).__name__}, which is not callable")
+        raise InvalidParameterError(f"--model {spec!r} gave a {type(model).__name__}, which is not callable")
     return model
 
 
@@ -104,47 +105,49 @@ def load_clip(
     """``clip:PATH_OR_ID`` with ``--descriptors FILE``: a :class:`~propgrad.explain.zero_shot.ZeroShotClassifier`.
 
     Raises:
-        ValueError: no path or id, no ``--descriptors``, ``--weights`` given, a bad descriptors
+        InvalidParameterError: no path or id, no ``--descriptors``, ``--weights`` given, a bad descriptors
             file (naming ``--descriptors``), or a model that cannot be loaded.
-        FileNotFoundError: the descriptors file does not exist.
+        InputFileError: the descriptors file does not exist.
     """
     from propgrad.explain.zero_shot import ZeroShotClassifier, load_descriptors
 
     source = spec[len(CLIP_PREFIX) :].strip()
     if not source:
-        raise ValueError(
+        raise InvalidParameterError(
             "--model clip: needs a folder or Hugging Face id after 'clip:', e.g. clip:openai/clip-vit-base-patch32"
         )
     if descriptors is None:
-        raise ValueError(
+        raise InvalidParameterError(
             f"--model {spec!r} needs --descriptors FILE.json: a JSON object mapping each class name to its "
             'descriptors, e.g. {"elephant": ["toy elephant", "elephant"], "giraffe": ["toy giraffe", "giraffe"]}'
         )
     if weights is not None:
-        raise ValueError("--weights does not apply to --model clip:...; the folder or id holds the weights")
+        raise InvalidParameterError("--weights does not apply to --model clip:...; the folder or id holds the weights")
     texts = load_descriptors(descriptors, f"--descriptors {str(descriptors)!r}")
     return ZeroShotClassifier.from_pretrained(source, texts, device=device, show_progress=show_progress)
 
 
 def _load_weights(model: Any, path: Path) -> Any:
     if not path.exists():
-        raise FileNotFoundError(f"--weights {str(path)!r}: no such file")
+        raise InputFileError(f"--weights {str(path)!r}: no such file")
     if path.is_dir():
-        raise ValueError(f"--weights {str(path)!r} is a folder; give the checkpoint file saved by torch.save")
+        raise InvalidParameterError(
+            f"--weights {str(path)!r} is a folder; give the checkpoint file saved by torch.save"
+        )
     if not isinstance(model, nn.Module):
-        raise ValueError("--weights needs a model that is an nn.Module")
+        raise InvalidParameterError("--weights needs a model that is an nn.Module")
     state = read_checkpoint(path)
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping):
-        raise ValueError(
+        raise InvalidParameterError(
             f"--weights {str(path)!r} holds a {type(state).__name__}, not a state dict; save the model's "
             "weights with torch.save(model.state_dict(), path)"
         )
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, KeyError) as exc:
-        raise ValueError(f"--weights {str(path)!r} does not fit the model: {exc}") from exc
+        raise InvalidParameterError(f"--weights {str(path)!r} does not fit the model: {exc}") from exc
     return model
 
 
@@ -152,14 +155,14 @@ _MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "
 
 
 def read_checkpoint(path: Path) -> Any:
-    """``torch.load(path, weights_only=True)``, with any failure turned into one ``ValueError`` naming the file.
+    """``torch.load(path, weights_only=True)``; any failure becomes one ``InvalidParameterError`` naming the file.
 
     ``weights_only=True`` never runs code from the file: a pickle that would (a malicious file, or
     a checkpoint holding whole objects rather than tensors) is refused, and so is anything that is
     no checkpoint at all (an image, a truncated download, an empty file).
 
     Raises:
-        ValueError: the file cannot be loaded; the message says why, on one line.
+        InvalidParameterError: the file cannot be loaded; the message says why, on one line.
     """
     name = repr(str(path))
     try:
@@ -173,14 +176,18 @@ def read_checkpoint(path: Path) -> Any:
         text = str(exc)
         found = re.search(r"GLOBAL (\S+)", text)
         if found:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"--weights {name} was refused: loading it would import {found.group(1).rstrip('.,')}, and only "
                 "tensors and plain containers are loaded (weights_only=True, so no code from the file runs); save "
                 "the weights with torch.save(model.state_dict(), path)"
             ) from exc
-        raise ValueError(f"--weights {name} is not a PyTorch checkpoint: {_not_a_checkpoint(path, exc)}") from exc
+        raise InvalidParameterError(
+            f"--weights {name} is not a PyTorch checkpoint: {_not_a_checkpoint(path, exc)}"
+        ) from exc
     except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"--weights {name} is not a PyTorch checkpoint: {_not_a_checkpoint(path, exc)}") from exc
+        raise InvalidParameterError(
+            f"--weights {name} is not a PyTorch checkpoint: {_not_a_checkpoint(path, exc)}"
+        ) from exc
 
 
 def _not_a_checkpoint(path: Path, exc: BaseException) -> str:

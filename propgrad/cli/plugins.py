@@ -18,6 +18,7 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "List every plugin (built-in and installed through the 'propgrad' entry point group) "
             "with its distribution, version and the sources, baselines and suites it registers, "
+            "with each parameter's type, default, bounds and help (set them with --param name=value), "
             "followed by plugins that failed to load. Exits with 1 only in strict mode "
             f"({STRICT_ENV}=1) when a plugin failed."
         ),
@@ -42,6 +43,7 @@ def format_plugins(plugins: list[dict[str, Any]]) -> str:
             width = max(len(entry["name"]) for entry in entries)
             for entry in entries:
                 lines.append(f"    {entry['name']:<{width}}  {entry['description']}".rstrip())
+                lines.extend(format_parameters(entry.get("parameters") or [], indent=" " * (6 + width)))
     failed = [p for p in plugins if p["failure"] is not None]
     if failed:
         lines.append("")
@@ -53,6 +55,22 @@ def format_plugins(plugins: list[dict[str, Any]]) -> str:
     if not plugins:
         lines.append("no plugins found")
     return "\n".join(lines)
+
+
+def format_parameters(parameters: list[dict[str, Any]], *, indent: str) -> list[str]:
+    """One line per parameter: ``name: type = default, bounds; help`` (as ``--param name=value`` sets it)."""
+    lines = []
+    for record in parameters:
+        text = f"{record['name']}: {record['type']}"
+        text += " (required)" if record["required"] else f" = {record['default']!r}"
+        if record.get("bounds"):
+            text += f", in {record['bounds']}"
+        if record.get("choices"):
+            text += ", one of " + ", ".join(repr(c) for c in record["choices"])
+        if record.get("help"):
+            text += f"; {record['help']}"
+        lines.append(indent + text)
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
 from propgrad.core.progress import progress_bar
-from propgrad.core.validation import check_device, check_int
+from propgrad.core.validation import check_bool, check_device, check_int
+from propgrad.errors import InvalidParameterError, ModelOutputError
 
 OutputTransform = str | Callable[[torch.Tensor], torch.Tensor]
 OUTPUT_TRANSFORMS = ("softmax", "sigmoid", "none")
@@ -18,7 +20,9 @@ OUTPUT_TRANSFORMS = ("softmax", "sigmoid", "none")
 def check_output_transform(transform: Any) -> OutputTransform:
     """Check an output transform without running it: one of :data:`OUTPUT_TRANSFORMS` or a callable."""
     if not callable(transform) and transform not in OUTPUT_TRANSFORMS:
-        raise ValueError(f"output_transform must be one of {OUTPUT_TRANSFORMS} or a callable, got {transform!r}")
+        raise InvalidParameterError(
+            f"output_transform must be one of {OUTPUT_TRANSFORMS} or a callable, got {transform!r}"
+        )
     return transform
 
 
@@ -31,9 +35,17 @@ def transform_outputs(outputs: torch.Tensor, transform: OutputTransform) -> torc
 
     Raises:
         TypeError: a callable returned something other than a real tensor.
-        ValueError: a callable returned the wrong shape, or NaN/Inf.
+        ValueError: an unknown transform name; a callable returned the wrong shape, or NaN/Inf.
     """
-    check_output_transform(transform)
+    return apply_output_transform(outputs, check_output_transform(transform))
+
+
+def apply_output_transform(outputs: torch.Tensor, transform: OutputTransform) -> torch.Tensor:
+    """:func:`transform_outputs` with a transform already checked (e.g. by :func:`run_settings`).
+
+    Raises:
+        TypeError, ValueError: a callable returned something other than finite (N, C) or (N,) values.
+    """
     if not callable(transform):
         if transform == "softmax":
             return outputs.softmax(dim=-1) if outputs.shape[-1] > 1 else outputs.sigmoid()
@@ -42,12 +54,12 @@ def transform_outputs(outputs: torch.Tensor, transform: OutputTransform) -> torc
     result = transform(outputs)
     if not isinstance(result, torch.Tensor) or result.is_complex():
         got = f"dtype {result.dtype}" if isinstance(result, torch.Tensor) else type(result).__name__
-        raise TypeError(f"output_transform {name!r} must return a real tensor of shape (N, C), got {got}")
+        raise InvalidParameterError(f"output_transform {name!r} must return a real tensor of shape (N, C), got {got}")
     if result.dim() == 1:
         result = result[:, None]
     n = outputs.shape[0]
     if result.dim() != 2 or result.shape[0] != n or result.shape[1] == 0:
-        raise ValueError(
+        raise InvalidParameterError(
             f"output_transform {name!r} must return shape ({n}, C) or ({n},) for outputs of shape "
             f"{tuple(outputs.shape)}, got {tuple(result.shape)}"
         )
@@ -55,7 +67,7 @@ def transform_outputs(outputs: torch.Tensor, transform: OutputTransform) -> torc
         result = result.float()
     if not torch.isfinite(result).all():
         i, c = (int(v) for v in torch.nonzero(~torch.isfinite(result))[0])
-        raise ValueError(
+        raise ModelOutputError(
             f"output_transform {name!r} returned NaN or Inf at step {i}, column {c}; the model's outputs "
             "it was given are finite"
         )
@@ -98,6 +110,91 @@ def evaluation_mode(forward_func: Any) -> Iterator[None]:
             module.training = training
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How a model runs on images: everything of a forward pass but the model and the images.
+
+    Checked once at a door (:func:`run_settings`, which ``PropertyGradient``, :func:`run_model`
+    and the benchmark's runner call) and trusted below it: :func:`forward_batches` and the scoring
+    functions (:mod:`propgrad.explain.scoring`) take it as one value and check nothing again.
+
+    Attributes:
+        preprocess: Map from [0, 1] images to what the model eats, or None.
+        output_transform: ``"softmax"``, ``"sigmoid"``, ``"none"`` or a callable (applied by the
+            scoring functions; :func:`forward_batches` returns raw outputs).
+        batch_size: Images per forward pass.
+        device: Where the model runs; None: the module's own device, else the images'.
+        show_progress: Show a progress counter over batches.
+        additional_forward_args: Extra positional model arguments, passed after the images (Captum's
+            ``additional_forward_args``).
+        per_image_args: One flag per extra argument: True for a tensor with one row per image, sliced
+            with each batch by :func:`forward_batches` (the scoring functions first expand a row per
+            original image to that image's steps).
+    """
+
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None
+    output_transform: OutputTransform = "softmax"
+    batch_size: int = 32
+    device: torch.device | None = None
+    show_progress: bool = False
+    additional_forward_args: tuple[Any, ...] = ()
+    per_image_args: tuple[bool, ...] = ()
+
+
+def run_settings(
+    *,
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    output_transform: OutputTransform = "softmax",
+    batch_size: int = 32,
+    device: torch.device | str | None = None,
+    show_progress: bool = False,
+    additional_forward_args: Sequence[Any] = (),
+    per_image_args: Sequence[bool] | None = None,
+) -> RunSettings:
+    """The door of :class:`RunSettings`: check every setting once and return them frozen.
+
+    Args:
+        preprocess: Optional map from [0, 1] images to what the model eats.
+        output_transform: ``"softmax"``, ``"sigmoid"``, ``"none"`` or a callable.
+        batch_size: Images per forward pass (a positive integer).
+        device: Where to run (default: the module's device, else the images'); it must exist here
+            (:func:`propgrad.core.validation.check_device`).
+        show_progress: Show a progress counter over batches.
+        additional_forward_args: Extra positional model arguments, passed after the images.
+        per_image_args: One flag per extra argument (see :class:`RunSettings`); None: all False.
+
+    Returns:
+        The checked, frozen :class:`RunSettings` (numpy integers become ``int``, a device name a
+        ``torch.device``).
+
+    Raises:
+        TypeError, ValueError: a non-callable ``preprocess`` or unknown ``output_transform``, a
+            ``batch_size`` that is not a positive integer, an unknown or absent ``device``, a
+            non-bool ``show_progress``, or not one flag per extra argument.
+    """
+    if preprocess is not None and not callable(preprocess):
+        raise InvalidParameterError(f"preprocess must be callable or None, got {type(preprocess).__name__}")
+    check_output_transform(output_transform)
+    batch_size = check_int(batch_size, "batch_size")
+    checked_device = None if device is None else check_device(device)
+    show_progress = check_bool(show_progress, "show_progress")
+    extra = tuple(additional_forward_args)
+    flags = (False,) * len(extra) if per_image_args is None else tuple(per_image_args)
+    if len(flags) != len(extra):
+        raise InvalidParameterError(f"row_aligned has {len(flags)} flags for {len(extra)} additional_forward_args")
+    for flag in flags:
+        check_bool(flag, "a row_aligned flag")
+    return RunSettings(
+        preprocess=preprocess,
+        output_transform=output_transform,
+        batch_size=batch_size,
+        device=checked_device,
+        show_progress=show_progress,
+        additional_forward_args=extra,
+        per_image_args=tuple(bool(flag) for flag in flags),
+    )
+
+
 def run_model(
     forward_func: Callable[..., Any],
     images: torch.Tensor,
@@ -108,14 +205,14 @@ def run_model(
     batch_size: int = 32,
     device: torch.device | str | None = None,
     show_progress: bool = False,
-    description: str = "inference",
 ) -> torch.Tensor:
     """Run ``forward_func`` on every image in batches and return its raw outputs (N, C).
 
     The one forward pass of the project: the API, the benchmark, the suites' accuracy checks
-    and the baselines' input checks all call it. Modules run in eval mode without gradients
-    (:func:`evaluation_mode`); images are moved to the model's device and cast to its floating
-    dtype after ``preprocess``.
+    and the baselines' input checks all reach :func:`forward_batches`, directly or through this
+    door, which checks the settings once (:func:`run_settings`). Modules run in eval mode without
+    gradients (:func:`evaluation_mode`); images are moved to the model's device and cast to its
+    floating dtype after ``preprocess``.
 
     Args:
         forward_func: Any callable mapping a batch of (preprocessed) images to (B, C) or (B,)
@@ -130,7 +227,6 @@ def run_model(
         device: Where to run (default: the module's device, else the images'); it must exist
             here (:func:`propgrad.core.validation.check_device`).
         show_progress: Show a progress counter over batches.
-        description: Label of the progress counter.
 
     Returns:
         Tensor (N, C) of detached outputs on the model's device, float32 (float64 kept); a model
@@ -142,38 +238,55 @@ def run_model(
             a non-tensor, or NaN/Inf values.
         TypeError: ``preprocess`` returns a non-tensor, or the model returns complex values.
     """
-    check_int(batch_size, "batch_size")
-    if preprocess is not None and not callable(preprocess):
-        raise TypeError(f"preprocess must be callable or None, got {type(preprocess).__name__}")
-    aligned = tuple(row_aligned) if row_aligned is not None else (False,) * len(additional_forward_args)
-    if len(aligned) != len(additional_forward_args):
-        raise ValueError(
-            f"row_aligned has {len(aligned)} flags for {len(additional_forward_args)} additional_forward_args"
-        )
-    for arg, row in zip(additional_forward_args, aligned):
+    run = run_settings(
+        preprocess=preprocess,
+        batch_size=batch_size,
+        device=device,
+        show_progress=show_progress,
+        additional_forward_args=additional_forward_args,
+        per_image_args=row_aligned,
+    )
+    for arg, row in zip(run.additional_forward_args, run.per_image_args):
         if row and (not isinstance(arg, torch.Tensor) or arg.dim() == 0 or arg.shape[0] != images.shape[0]):
             got = f"shape {tuple(arg.shape)}" if isinstance(arg, torch.Tensor) else type(arg).__name__
-            raise ValueError(f"a row-aligned extra argument must have one row per image ({images.shape[0]}), got {got}")
-    target = model_device(forward_func, device) if device is None else check_device(device)
+            raise InvalidParameterError(
+                f"a row-aligned extra argument must have one row per image ({images.shape[0]}), got {got}"
+            )
+    return forward_batches(forward_func, images, run)
+
+
+def forward_batches(forward_func: Callable[..., Any], images: torch.Tensor, run: RunSettings) -> torch.Tensor:
+    """Raw outputs (N, C) of ``forward_func`` on ``images`` in batches, with settings checked at a door.
+
+    The work of :func:`run_model` (see there for what happens to the model and the images); the
+    settings are trusted, and an extra argument flagged in ``run.per_image_args`` must have one row
+    per image of ``images``.
+
+    Raises:
+        ValueError, TypeError: ``preprocess`` or the model returning the wrong thing (see :func:`run_model`).
+    """
+    batch_size = run.batch_size
+    target = model_device(forward_func) if run.device is None else run.device
     dtype = model_dtype(forward_func)
     chunks: list[torch.Tensor] = []
     n = images.shape[0]
-    bar = progress_bar((n + batch_size - 1) // batch_size, description, enabled=show_progress, leave=False)
+    bar = progress_bar((n + batch_size - 1) // batch_size, "inference", enabled=run.show_progress, leave=False)
     with evaluation_mode(forward_func), bar:
         for start in range(0, n, batch_size):
             batch = images[start : start + batch_size]
             if target is not None:
                 batch = batch.to(target)
-            if preprocess is not None:
-                batch = _check_preprocessed(preprocess(batch), batch.shape, preprocess)
+            if run.preprocess is not None:
+                batch = _check_preprocessed(run.preprocess(batch), batch.shape, run.preprocess)
             if dtype is not None and isinstance(batch, torch.Tensor) and batch.is_floating_point():
                 batch = batch.to(dtype)
             extra = tuple(
-                arg[start : start + batch_size] if row else arg for arg, row in zip(additional_forward_args, aligned)
+                arg[start : start + batch_size] if row else arg
+                for arg, row in zip(run.additional_forward_args, run.per_image_args)
             )
             out = _check_batch_output(forward_func(batch, *extra), images[start : start + batch_size].shape[0], start)
             if chunks and out.shape[1] != chunks[0].shape[1]:
-                raise ValueError(
+                raise ModelOutputError(
                     f"the model returned {chunks[0].shape[1]} outputs per image for the first batch "
                     f"but {out.shape[1]} for the batch starting at step {start}"
                 )
@@ -187,17 +300,17 @@ def _check_preprocessed(out: Any, shape: torch.Size, preprocess: Callable[..., A
     """What ``preprocess`` returned for a batch of ``shape``: a real tensor with one row per image."""
     name = getattr(preprocess, "__name__", type(preprocess).__name__)
     if not isinstance(out, torch.Tensor):
-        raise TypeError(
+        raise InvalidParameterError(
             f"preprocess {name!r} must return a tensor with one row per image, (B, ...) = ({shape[0]}, ...) for "
             f"images of shape {tuple(shape)}, got {type(out).__name__}"
         )
     if out.dim() == 0 or out.shape[0] != shape[0]:
-        raise ValueError(
+        raise InvalidParameterError(
             f"preprocess {name!r} must return a tensor with one row per image, (B, ...) = ({shape[0]}, ...) for "
             f"images of shape {tuple(shape)}, got shape {tuple(out.shape)}"
         )
     if out.is_complex() or out.dtype == torch.bool:
-        raise TypeError(f"preprocess {name!r} must return real numbers, got a tensor of dtype {out.dtype}")
+        raise InvalidParameterError(f"preprocess {name!r} must return real numbers, got a tensor of dtype {out.dtype}")
     return out
 
 
@@ -205,19 +318,21 @@ def _check_batch_output(out: Any, expected: int, start: int) -> torch.Tensor:
     if not isinstance(out, torch.Tensor) and isinstance(getattr(out, "logits", None), torch.Tensor):
         out = out.logits  # a Hugging Face ModelOutput
     if isinstance(out, (tuple, list)) or not isinstance(out, torch.Tensor):
-        raise ValueError(
+        raise ModelOutputError(
             f"the model must return a tensor of shape (batch, n_outputs) or (batch,), got {type(out).__name__}; "
             "wrap models with several outputs in a function returning the one to explain (for a Hugging Face "
             "model, its output's .logits)"
         )
     if out.is_complex():
-        raise TypeError(f"the model returned complex outputs ({out.dtype}); return real values, e.g. their .abs()")
+        raise ModelOutputError(
+            f"the model returned complex outputs ({out.dtype}); return real values, e.g. their .abs()"
+        )
     if not (out.is_floating_point() or out.dtype in _INTEGER_DTYPES):
-        raise TypeError(f"the model must return numbers, got a tensor of dtype {out.dtype}")
+        raise ModelOutputError(f"the model must return numbers, got a tensor of dtype {out.dtype}")
     if out.dim() == 1:
         out = out[:, None]
     if out.dim() != 2 or out.shape[0] != expected or out.shape[1] == 0:
-        raise ValueError(
+        raise ModelOutputError(
             f"the model must return shape ({expected}, n_outputs) with n_outputs >= 1 for a batch of {expected} "
             f"images, got {tuple(out.shape)}"
         )
@@ -226,7 +341,9 @@ def _check_batch_output(out: Any, expected: int, start: int) -> torch.Tensor:
         out = out.float()
     if not torch.isfinite(out).all():
         bad = torch.nonzero(~torch.isfinite(out))[0]
-        raise ValueError(f"the model returned NaN or Inf at step {start + int(bad[0])}, output column {int(bad[1])}")
+        raise ModelOutputError(
+            f"the model returned NaN or Inf at step {start + int(bad[0])}, output column {int(bad[1])}"
+        )
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -237,48 +238,68 @@ def format_value(value: float, unit: str) -> str:
     return f"{value:.4g}°" if is_degrees(unit) else f"{value:.4g} {unit}".rstrip()
 
 
-def plot_class_bands(
-    ax: Any,
-    values: torch.Tensor,
-    mean: torch.Tensor,
-    std: torch.Tensor,
-    class_names: Sequence[str],
-    *,
-    true_class: int | None = None,
-    periodic: bool = False,
-    unit: str = "",
-    xlabel: str = "property value",
-    ylabel: str = "cosine similarity",
-    max_classes: int = 6,
-    n_extrema: int = 1,
-    true_class_note: str = "true class",
-) -> tuple[list[int], list[int]]:
-    """Per-class mean ± std bands along the sequence, with the true class's maxima and minima marked.
+@dataclass(frozen=True)
+class ClassCurves:
+    """Per-class curves along one sequence: what :func:`plot_class_bands` draws.
 
-    The paper's Fig. 8 / Fig. 36 curve: one line per class (the mean over its descriptors) in a
-    band of ± one standard deviation over the descriptors. With many classes only ``max_classes``
-    are drawn: the true class and those with the highest mean along the sequence. The true
-    class's line is thicker; its maxima (▲) and minima (▼) are lettered ``A``, ``B``, ... for
-    the frames beside the curve (:func:`class_figure`).
-
-    Args:
-        ax: A matplotlib Axes.
+    Attributes:
         values: Property values (N,).
         mean: Per-class means (N, K).
         std: Per-class standard deviations (N, K).
         class_names: K names.
-        true_class: The ground-truth class index, or None (no marks).
         periodic: The sequence wraps around (a full turn).
         unit: The values' unit (degrees get a degree axis).
+    """
+
+    values: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    class_names: Sequence[str]
+    periodic: bool = False
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class BandStyle:
+    """How :func:`plot_class_bands` and :func:`class_figure` draw the curves.
+
+    Attributes:
+        true_class: The ground-truth class index (its maxima and minima are marked), or None (no marks).
         xlabel: Label of the x axis.
         ylabel: Label of the y axis.
         max_classes: Most classes drawn.
         n_extrema: Maxima and minima marked, each.
         true_class_note: What the legend says of the marked class, in parentheses.
+    """
+
+    true_class: int | None = None
+    xlabel: str = "property value"
+    ylabel: str = "cosine similarity"
+    max_classes: int = 6
+    n_extrema: int = 1
+    true_class_note: str = "true class"
+
+
+def plot_class_bands(ax: Any, curves: ClassCurves, style: BandStyle = BandStyle()) -> tuple[list[int], list[int]]:
+    """Per-class mean ± std bands along the sequence, with the true class's maxima and minima marked.
+
+    The paper's Fig. 8 / Fig. 36 curve: one line per class (the mean over its descriptors) in a
+    band of ± one standard deviation over the descriptors. With many classes only
+    ``style.max_classes`` are drawn: the true class and those with the highest mean along the
+    sequence. The true class's line is thicker; its maxima (▲) and minima (▼) are lettered ``A``,
+    ``B``, ... for the frames beside the curve (:func:`class_figure`).
+
+    Args:
+        ax: A matplotlib Axes.
+        curves: The per-class curves.
+        style: The marked class, labels and how many classes and extrema are drawn.
 
     Returns:
         ``(maxima, minima)``: the marked steps of the true class (empty without one), in letter order.
     """
+    values, class_names, periodic, unit = curves.values, curves.class_names, curves.periodic, curves.unit
+    true_class, max_classes, true_class_note = style.true_class, style.max_classes, style.true_class_note
+    mean, std = curves.mean, curves.std
     x = values.detach().cpu().double().numpy()
     m = mean.detach().cpu().double()
     s = std.detach().cpu().double()
@@ -295,7 +316,7 @@ def plot_class_bands(
     maxima: list[int] = []
     minima: list[int] = []
     if true_class is not None:
-        maxima, minima = curve_extrema(m[:, true_class], n_extrema, periodic=periodic)
+        maxima, minima = curve_extrema(m[:, true_class], style.n_extrema, periodic=periodic)
         for letter, i, marker in _lettered(maxima, minima):
             y = float(m[i, true_class])
             ax.plot([x[i]], [y], marker=marker, color="black", markersize=8, zorder=5)
@@ -308,8 +329,8 @@ def plot_class_bands(
                 fontweight="bold",
             )
     hidden = len(class_names) - len(shown)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel(style.xlabel)
+    ax.set_ylabel(style.ylabel)
     format_angle_axis(ax, values, periodic=periodic, unit=unit)
     title = "mean ± std over descriptors"
     ax.set_title(title + (f" ({len(shown)} of {len(class_names)} classes)" if hidden > 0 else ""), fontsize="medium")
@@ -324,61 +345,25 @@ def _lettered(maxima: Sequence[int], minima: Sequence[int]) -> list[tuple[str, i
     return [(chr(ord("A") + r), i, marker) for r, (i, marker) in enumerate(marks)]
 
 
-def class_figure(
-    values: torch.Tensor,
-    mean: torch.Tensor,
-    std: torch.Tensor,
-    images: torch.Tensor,
-    class_names: Sequence[str],
-    *,
-    true_class: int | None = None,
-    periodic: bool = False,
-    unit: str = "",
-    xlabel: str = "property value",
-    title: str | None = None,
-    max_classes: int = 6,
-    n_extrema: int = 1,
-    true_class_note: str = "true class",
-) -> Any:
+def class_figure(curves: ClassCurves, images: torch.Tensor, style: BandStyle, title: str | None = None) -> Any:
     """The per-class similarity bands with the true class's extreme frames beside the curve (Fig. 8 layout).
 
     Args:
-        values: Property values (N,).
-        mean: Per-class means (N, K).
-        std: Per-class standard deviations (N, K).
+        curves: The per-class curves.
         images: The sequence's frames (N, 3, H, W).
-        class_names: K names.
-        true_class: The ground-truth class (its maxima and minima are marked and shown), or None.
-        periodic: The sequence wraps around.
-        unit: The values' unit (degrees get a degree axis).
-        xlabel: Label of the x axis.
+        style: The marked class (its maxima and minima are shown as frames), labels, how many classes and extrema.
         title: Figure title.
-        max_classes: Most classes drawn.
-        n_extrema: Maxima and minima shown, each.
-        true_class_note: What the legend says of the marked class, in parentheses.
 
     Returns:
         The matplotlib Figure.
     """
     plt = _pyplot()
-    rows = max(1, n_extrema) if true_class is not None else 0
+    true_class, values, mean, unit = style.true_class, curves.values, curves.mean, curves.unit
+    rows = max(1, style.n_extrema) if true_class is not None else 0
     fig = plt.figure(figsize=(10.5 if rows else 7.5, 5.2), layout="constrained")
     grid = fig.add_gridspec(max(rows, 1), 3 if rows else 1, width_ratios=[2.4, 1, 1] if rows else [1])
     ax = fig.add_subplot(grid[:, 0])
-    maxima, minima = plot_class_bands(
-        ax,
-        values,
-        mean,
-        std,
-        class_names,
-        true_class=true_class,
-        periodic=periodic,
-        unit=unit,
-        xlabel=xlabel,
-        max_classes=max_classes,
-        n_extrema=n_extrema,
-        true_class_note=true_class_note,
-    )
+    maxima, minima = plot_class_bands(ax, curves, style)
     marks = _lettered(maxima, minima)
     for r, (letter, i, marker) in enumerate(marks):
         column = 1 if marker == "^" else 2

@@ -1,98 +1,183 @@
-"""Resolving the arguments of :meth:`propgrad.PropertyGradient.attribute`: inputs, source, targets,
-extra model arguments, the choice of test and the seeds of realisations. Each raises a clear error
-naming the argument, what was expected and what was received.
+"""Resolving the arguments of :meth:`propgrad.PropertyGradient.attribute`: the test's settings,
+inputs, source, targets, extra model arguments and the seeds of realisations, and the guard that
+names where a keyword of the earlier signature went. Each raises a clear error naming the argument,
+what was expected and what was received.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Mapping
-from typing import Any, Sequence
+from dataclasses import fields
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
 
-from propgrad.core.validation import check_choice, check_int, check_seed
+from propgrad.core.validation import check_int, check_seed
+from propgrad.errors import InvalidParameterError
 from propgrad.sources.base import InterventionSource
+from propgrad.stats.settings import TestSettings, test_settings
 
 Target = int | Sequence[int] | torch.Tensor | None
+F = TypeVar("F", bound=Callable[..., Any])
+
+_TEST_OPTION = "settings=propgrad.stats.settings.test_settings({name}=...)"
+_CONSTRUCTOR = "PropertyGradient(model, {name}=...): the explainer's run settings are set once"
+MOVED_KEYWORDS: dict[str, str] = {
+    **{  # attribute takes these itself; attribute_realisations takes the whole test in settings
+        name: _TEST_OPTION.format(name=name)
+        for name in ("n_permutations", "alpha", "seed", "n_placebos", "min_effect", "correction")
+    },
+    "statistic": _TEST_OPTION.format(name="statistic"),
+    "per": _TEST_OPTION.format(name="per"),
+    "sequential": _TEST_OPTION.format(name="sequential"),
+    "placebo": _TEST_OPTION.format(name="placebo"),
+    "test": 'n_placebos=M (e.g. 199): test="both" runs the placebo test beside the permutation test, and '
+    "M > 0 placebos now say so (0, the default, runs the permutation test alone)",
+    "batch_size": _CONSTRUCTOR.format(name="batch_size"),
+    "internal_batch_size": _CONSTRUCTOR.format(name="batch_size") + " (Captum's internal_batch_size)",
+    "show_progress": _CONSTRUCTOR.format(name="show_progress"),
+    "realisations": "PropertyGradient.attribute_realisations(inputs, source, realisations, ...), which returns "
+    "Realisations",
+    "confidence_level": "PropertyGradient.attribute_realisations(..., confidence_level=...)",
+    "return_convergence_delta": "the explanation's convergence_delta property (explanation.convergence_delta), "
+    "one per explanation",
+}
+"""Keywords :meth:`propgrad.PropertyGradient.attribute` took before issue 18 (or takes, where its sibling
+:meth:`~propgrad.PropertyGradient.attribute_realisations` does not), and where each went. A method is
+only refused the keywords it does not take itself."""
 
 
-def check_test_choice(test: Any) -> str:
-    if isinstance(test, str) and test == "placebo":
-        raise ValueError(
-            'test="placebo" is not a choice: the placebo test is reported beside the permutation test, never '
-            'instead of it; use test="both"'
+def refuse_moved_keywords(method: F) -> F:
+    """Wrap a method so that a keyword of the earlier ``attribute`` signature fails saying where it went.
+
+    A keyword the method takes itself is passed on untouched; one listed in :data:`MOVED_KEYWORDS`
+    raises :class:`~propgrad.errors.InvalidParameterError` naming its new place; anything else
+    reaches the method, whose own ``TypeError`` names it.
+    """
+    own = set(inspect.signature(method).parameters)
+
+    @functools.wraps(method)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        moved = [key for key in kwargs if key in MOVED_KEYWORDS and key not in own]
+        if moved:
+            name = method.__qualname__
+            raise InvalidParameterError(
+                "; ".join(f"{name}() no longer takes {key}=: use {MOVED_KEYWORDS[key]}" for key in moved)
+            )
+        return method(*args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
+def resolve_test_settings(
+    settings: TestSettings | None,
+    *,
+    n_permutations: Any,
+    alpha: Any,
+    seed: Any,
+    n_placebos: Any,
+    min_effect: Any,
+    correction: Any,
+) -> TestSettings:
+    """The door's one check of the test: ``settings`` with the keywords of ``attribute`` merged in.
+
+    A keyword left at its default takes the value of ``settings``; a keyword given with another
+    value wins, and contradicting a value ``settings`` set away from its default is an error (the
+    test would otherwise silently use one of two values). Every field is then checked once, by
+    :func:`propgrad.stats.settings.test_settings`.
+
+    Raises:
+        InvalidParameterError: ``settings`` is not a :class:`TestSettings`, a keyword contradicts it,
+            or any setting is bad (see :func:`propgrad.stats.settings.test_settings`).
+    """
+    if settings is not None and not isinstance(settings, TestSettings):
+        raise InvalidParameterError(
+            "settings must be a TestSettings from propgrad.stats.settings.test_settings(...) or None, got "
+            f"{type(settings).__name__}"
         )
-    return check_choice(test, "test", ("permutation", "both"))
+    keywords = {
+        "n_permutations": n_permutations,
+        "alpha": alpha,
+        "seed": seed,
+        "n_placebos": n_placebos,
+        "min_effect": min_effect,
+        "correction": correction,
+    }
+    base = settings if settings is not None else TestSettings()
+    defaults = {f.name: f.default for f in fields(TestSettings)}
+    merged = {f.name: getattr(base, f.name) for f in fields(TestSettings)}
+    for name, value in keywords.items():
+        if not _differs(value, defaults[name]):
+            continue
+        given = merged[name]
+        if settings is not None and _differs(given, defaults[name]) and _differs(given, value):
+            raise InvalidParameterError(
+                f"{name}={_short(value)} contradicts settings.{name}={given!r}; give it once (as the keyword or in "
+                "settings)"
+            )
+        merged[name] = value
+    return test_settings(**merged)
 
 
-def realisation_seeds(realisations: Any, seed: int) -> tuple[int, ...] | None:
-    """None, or the seeds of R realisations: ``seed, seed + 1, ...`` for a number R, else the given list."""
-    if realisations is None:
-        return None
+def _differs(value: Any, default: Any) -> bool:
+    """Whether a keyword's value is not its default (anything that cannot be compared counts as given)."""
+    if value is None or default is None:
+        return value is not default
+    try:
+        return bool(value != default)
+    except (TypeError, ValueError, RuntimeError):  # an array of several values, a tensor of several
+        return True
+
+
+def realisation_seeds(realisations: Any, seed: int) -> tuple[int, ...]:
+    """The seeds of R realisations: ``seed, seed + 1, ...`` for a number R, else the given list of seeds.
+
+    Raises:
+        InvalidParameterError: neither a positive number nor a non-empty list of distinct seeds, or
+            ``seed + R - 1`` past the largest seed.
+    """
     if isinstance(realisations, (int, np.integer)) and not isinstance(realisations, (bool, np.bool_)):
         r = check_int(realisations, "realisations", hint="the number of realisations R, or a list of seeds")
         if seed + r - 1 > 2**63 - 1:
-            raise ValueError(f"realisations={r} from seed={seed} runs past the largest seed 2**63 - 1")
+            raise InvalidParameterError(f"realisations={r} from seed={seed} runs past the largest seed 2**63 - 1")
         return tuple(seed + k for k in range(r))
     if isinstance(realisations, (str, bytes)) or not isinstance(realisations, (Sequence, np.ndarray, torch.Tensor)):
-        raise TypeError(f"realisations must be None, a number R or a list of seeds, got {type(realisations).__name__}")
+        raise InvalidParameterError(
+            f"realisations must be a number R or a list of seeds, got {type(realisations).__name__}"
+        )
     seeds = tuple(check_seed(s, "realisations seed") for s in list(realisations))
     if not seeds:
-        raise ValueError("realisations must hold at least one seed")
+        raise InvalidParameterError("realisations must hold at least one seed")
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"realisations holds a seed twice: {list(seeds)}; repeated seeds repeat the same draw")
-    return seeds
-
-
-def resolve_batch_size(batch_size: int, internal_batch_size: int | None) -> int:
-    """``batch_size``, or Captum's ``internal_batch_size`` spelling of it; both given must agree."""
-    batch_size = check_int(batch_size, "batch_size")
-    if internal_batch_size is None:
-        return batch_size
-    internal = check_int(internal_batch_size, "internal_batch_size", hint="Captum's name for batch_size")
-    if batch_size != 32 and internal != batch_size:  # 32: batch_size's default, i.e. not given
-        raise ValueError(
-            f"batch_size={batch_size} and internal_batch_size={internal} disagree; they are one setting "
-            "(internal_batch_size is Captum's name for it): pass one of them"
+        raise InvalidParameterError(
+            f"realisations holds a seed twice: {list(seeds)}; repeated seeds repeat the same draw"
         )
-    return internal
-
-
-def null_margin(test: Any) -> torch.Tensor:
-    """Observed statistic minus the ``1 - alpha`` quantile of its permutation null, per column.
-
-    Positive when the statistic lies beyond the test's critical value, by how much (in the
-    statistic's units); NaN where the null distribution was not kept.
-    """
-    statistic = test.statistic.double()
-    if test.null_distribution is None:
-        return torch.full_like(statistic, float("nan"))
-    critical = torch.quantile(test.null_distribution.double(), 1 - test.alpha, dim=0)
-    return statistic - critical
+    return seeds
 
 
 def as_batch(inputs: Any) -> Any:
     if isinstance(inputs, torch.Tensor) and inputs.dim() == 3:
         return inputs[None]
     if isinstance(inputs, torch.Tensor):
-        raise ValueError(f"inputs must have shape (3, H, W) or (B, 3, H, W), got {tuple(inputs.shape)}")
+        raise InvalidParameterError(f"inputs must have shape (3, H, W) or (B, 3, H, W), got {tuple(inputs.shape)}")
     return inputs
 
 
 def resolve_source(source: str | InterventionSource, params: dict[str, Any] | None) -> InterventionSource:
     if params is not None and not isinstance(params, Mapping):
-        raise TypeError(
+        raise InvalidParameterError(
             f"source_params must be a dict of the source's parameters, e.g. {{'steps': 11}}, got "
             f"{type(params).__name__} {_short(params)}"
         )
     bad_keys = [key for key in (params or {}) if not isinstance(key, str)]
     if bad_keys:
-        raise TypeError(f"source_params keys must be parameter names (strings), got {bad_keys[0]!r}")
+        raise InvalidParameterError(f"source_params keys must be parameter names (strings), got {bad_keys[0]!r}")
     if isinstance(source, InterventionSource):
         if params:
-            raise ValueError("source_params can only be used with a source name, not a source instance")
+            raise InvalidParameterError("source_params can only be used with a source name, not a source instance")
         return source
     if isinstance(source, str):
         from propgrad.plugins import get_source
@@ -100,21 +185,14 @@ def resolve_source(source: str | InterventionSource, params: dict[str, Any] | No
         return _construct(get_source(source), source, params or {})
     if isinstance(source, type) and issubclass(source, InterventionSource):
         return _construct(source, source.__name__, params or {})
-    raise TypeError(f"source must be a source name or an InterventionSource, got {type(source).__name__}")
+    raise InvalidParameterError(f"source must be a source name or an InterventionSource, got {type(source).__name__}")
 
 
 def _construct(cls: type[InterventionSource], name: str, params: Mapping[str, Any]) -> InterventionSource:
     """``cls(**params)``, refusing a parameter the source does not take by name, with the ones it does."""
-    try:
-        accepted = inspect.signature(cls).parameters
-    except (TypeError, ValueError):  # no signature to read: let the constructor decide
-        return cls(**params)
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    unknown = [key for key in params if key not in accepted]
-    if unknown and not takes_any:
-        names = ", ".join(k for k, p in accepted.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL) or "none"
-        raise TypeError(f"source {name!r} has no parameter {unknown[0]!r}; its parameters: {names}")
-    return cls(**params)
+    from propgrad.plugins.parameters import build
+
+    return build("sources", cls, params, what="source_params")
 
 
 def resolve_targets(target: Target, n: int) -> list[int | None]:
@@ -126,7 +204,7 @@ def resolve_targets(target: Target, n: int) -> list[int | None]:
         else:
             integer = bool(np.issubdtype(target.dtype, np.integer))
         if not integer:
-            raise TypeError(
+            raise InvalidParameterError(
                 f"target must hold integer column indices, got {_short(target)} of dtype {target.dtype}; "
                 "bools and floats are not column indices (use .long() for a tensor of whole numbers)"
             )
@@ -134,19 +212,21 @@ def resolve_targets(target: Target, n: int) -> list[int | None]:
     if _is_index(target):
         return [int(target)] * n
     if isinstance(target, (str, bytes)) or not isinstance(target, Sequence):
-        raise TypeError(
+        raise InvalidParameterError(
             f"target must be an int, None, or {n} ints (one per input), got {target!r} ({type(target).__name__}); "
             "bools and floats are not column indices"
         )
     targets = list(target)
     bad = [t for t in targets if not _is_index(t)]
     if bad:
-        raise TypeError(
+        raise InvalidParameterError(
             f"target must hold integer column indices, got {bad[0]!r} ({type(bad[0]).__name__}); "
             "bools and floats are not column indices"
         )
     if len(targets) != n:
-        raise ValueError(f"target must be an int, None, or {n} ints (one per input), got {len(targets)} values")
+        raise InvalidParameterError(
+            f"target must be an int, None, or {n} ints (one per input), got {len(targets)} values"
+        )
     return [int(t) for t in targets]
 
 

@@ -32,7 +32,8 @@ from torch import nn
 
 from propgrad.baselines.base import AttributionBaseline
 from propgrad.core.forward import model_device, run_model
-from propgrad.core.validation import check_images, check_int, check_seed
+from propgrad.core.validation import ParameterTypeError, check_images, check_int, check_seed
+from propgrad.errors import InvalidParameterError
 from propgrad.explain.arguments import resolve_source
 from propgrad.sources.base import InterventionSequence, InterventionSource
 
@@ -120,17 +121,24 @@ def baseline_maps(
         A :class:`BaselineMaps`; ``maps[name][k]`` is the map of ``steps[k]``, channel-last.
 
     Raises:
-        TypeError, ValueError: For a bad model, inputs, target or steps, or an image without a source.
+        InvalidParameterError: For a bad model, inputs, steps, an image without a source, or a target
+            that is not one of the model's classes (checked once, before any baseline runs).
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module (the baselines need gradients), got {type(model).__name__}")
+        raise ParameterTypeError(
+            f"model must be a torch.nn.Module (the baselines need gradients), got {type(model).__name__}"
+        )
     sequence = _sequence(inputs, source, source_params, seed)
     indices = _steps(steps, len(sequence))
     device = model_device(model, sequence.images.device)
     images = sequence.images[list(indices)].to(device)
+    outputs = run_model(model, images[:1], batch_size=1)[0]  # the number of classes, and the prediction
     if target is None:
-        target = int(run_model(model, images[:1], batch_size=1)[0].argmax())
-    target = check_int(target, "target", minimum=0, hint="a class index")
+        target = int(outputs.argmax())
+    n_classes = int(outputs.shape[0])
+    target = check_int(
+        target, "target", minimum=0, maximum=n_classes - 1, hint=f"a class index of the model's {n_classes} outputs"
+    )
     labels = torch.full((len(indices),), target, dtype=torch.long, device=images.device)
     maps: dict[str, np.ndarray] = {}
     failures: dict[str, str] = {}
@@ -157,10 +165,12 @@ def _sequence(
 ) -> InterventionSequence:
     if isinstance(inputs, InterventionSequence):
         if source is not None or params:
-            raise ValueError("source and source_params are for an image; inputs is already an InterventionSequence")
+            raise InvalidParameterError(
+                "source and source_params are for an image; inputs is already an InterventionSequence"
+            )
         return inputs
     if source is None:
-        raise ValueError(
+        raise InvalidParameterError(
             "inputs is an image, so baseline_maps needs source= (a source name or instance) to intervene on it; "
             "or pass an InterventionSequence"
         )
@@ -170,36 +180,37 @@ def _sequence(
 
 def _steps(steps: Any, n: int) -> tuple[int, ...]:
     if isinstance(steps, (int, np.integer)) or isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
-        raise TypeError(f"steps must be a sequence of step indices such as (0, -1), got {steps!r}")
+        raise ParameterTypeError(f"steps must be a sequence of step indices such as (0, -1), got {steps!r}")
     resolved = []
     for step in steps:
         index = check_int(step, "steps", minimum=None)
         if not -n <= index < n:
-            raise ValueError(f"steps must index the sequence of {n} images (-{n} .. {n - 1}), got {index}")
+            raise InvalidParameterError(f"steps must index the sequence of {n} images (-{n} .. {n - 1}), got {index}")
         resolved.append(index % n)
     if not resolved:
-        raise ValueError("steps must name at least one step of the sequence")
+        raise InvalidParameterError("steps must name at least one step of the sequence")
     if len(set(resolved)) != len(resolved):
-        raise ValueError(f"steps names one step twice: {list(steps)} (resolved {resolved})")
+        raise InvalidParameterError(f"steps names one step twice: {list(steps)} (resolved {resolved})")
     return tuple(resolved)
 
 
 def _baselines(baselines: BaselineSpec) -> dict[str, AttributionBaseline]:
-    from propgrad.plugins import get_baseline, list_baselines
+    from propgrad.plugins import list_baselines
+    from propgrad.plugins.parameters import build
 
     if baselines is None:
-        return {name: cls() for name, cls in list_baselines().items()}
+        return {name: build("baselines", cls) for name, cls in list_baselines().items()}
     if isinstance(baselines, Mapping):
         items = list(baselines.items())
     elif isinstance(baselines, (str, bytes)) or not isinstance(baselines, Sequence):
-        raise TypeError(f"baselines must be None, a list of names or baselines, or a dict, got {baselines!r}")
+        raise ParameterTypeError(f"baselines must be None, a list of names or baselines, or a dict, got {baselines!r}")
     else:
-        items = [(b, get_baseline(b)()) if isinstance(b, str) else (getattr(b, "name", ""), b) for b in baselines]
+        items = [(b if isinstance(b, str) else getattr(b, "name", ""), b) for b in baselines]
     resolved = {}
     for name, baseline in items:
-        if not isinstance(baseline, AttributionBaseline):
-            raise TypeError(f"baselines must hold names or AttributionBaseline instances, got {baseline!r}")
-        resolved[name or type(baseline).__name__] = baseline
+        if not isinstance(baseline, (str, AttributionBaseline)):
+            raise ParameterTypeError(f"baselines must hold names or AttributionBaseline instances, got {baseline!r}")
+        resolved[name or type(baseline).__name__] = build("baselines", baseline)
     return resolved
 
 

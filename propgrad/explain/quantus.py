@@ -31,7 +31,6 @@ Quantus is imported only when a metric is built or run, so importing this module
 
 from __future__ import annotations
 
-import inspect
 import types
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -43,7 +42,8 @@ from torch import nn
 
 from propgrad.baselines.base import AttributionBaseline
 from propgrad.baselines.captum_common import images_outside_unit_range
-from propgrad.errors import PropgradError
+from propgrad.errors import InvalidParameterError, ParameterTypeError, PropgradError
+from propgrad.plugins.parameters import build, settings_of
 
 #: Quantus metrics that run on propgrad's baselines with Quantus 0.6 and the pinned NumPy (each is
 #: run in ``tests/test_quantus.py``), with what they need. Those marked "AUC" call ``np.trapz``
@@ -169,7 +169,7 @@ class QuantusExplainer:
         axes = options.get("reduce_axes", (1 if first else 3,))
         axes = tuple(int(a) for a in axes)
         if 0 in axes:
-            raise ValueError("reduce_axes must not hold the batch axis 0")
+            raise InvalidParameterError("reduce_axes must not hold the batch axis 0")
         return result.sum(axis=axes, keepdims=bool(options.get("keepdims", True))) if axes else result
 
 
@@ -233,11 +233,11 @@ def evaluate(
         metric: A supported Quantus class name (built with ``metric_kwargs``, progress bar and
             warnings off) or a Quantus metric instance.
         model: The ``nn.Module`` to evaluate, mapping [0, 1] images to logits.
-        x_batch: Images (N, 3, H, W) in [0, 1] (numpy or torch).
+        x_batch: Images (N, 3, H, W) in [0, 1] (numpy or torch); channel-last is refused here.
         y_batch: Class per image (N,).
         baseline: The baseline whose maps are evaluated: a name, class, instance or explainer.
-        s_batch: Segmentation masks (N, 1, H, W) for the localisation metrics, e.g.
-            ``InterventionSequence.region`` of each image's sequence.
+        s_batch: Segmentation masks (N, 1, H, W) (or (N, H, W)) for the localisation metrics, e.g.
+            ``InterventionSequence.region`` of each image's sequence (:func:`s_batch`).
         device: Passed to Quantus (None: the model's device).
         metric_kwargs: Constructor arguments of a metric given by name.
         **call_kwargs: Further arguments of the metric's ``__call__``.
@@ -250,14 +250,14 @@ def evaluate(
     Raises:
         QuantusMetricError: For an unsupported metric, a localisation metric without ``s_batch``,
             or scores that are not finite (named with the metric).
+        InvalidParameterError: For an ``x_batch`` that is not (N, 3, H, W), a ``y_batch`` that is
+            not N class indices, or an ``s_batch`` that is not one (1, H, W) mask per image.
     """
     instance, name = _metric(metric, metric_kwargs)
     if name in NEEDS_MASK and s_batch is None:
         raise QuantusMetricError(f"Quantus metric {name!r} needs s_batch, the masks of the regions that matter")
+    x, y, s = _batches(x_batch, y_batch, s_batch)
     explainer = baseline if isinstance(baseline, QuantusExplainer) else QuantusExplainer(baseline)
-    x = _as_array(x_batch).astype(np.float32, copy=False)
-    y = np.asarray(y_batch.detach().cpu() if isinstance(y_batch, torch.Tensor) else y_batch).astype(np.int64)
-    s = None if s_batch is None else _as_array(s_batch).astype(np.float32, copy=False)
     if device is None:
         device = str(_model_device(model))
     with numpy_compat():
@@ -288,15 +288,15 @@ def s_batch(sequences: Any) -> np.ndarray:
     for i, sequence in enumerate(sequences):
         region = getattr(sequence, "region", None)
         if region is None:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"sequence {i} has no region (its source does not say which pixels it changes); "
                 "pass s_batch masks of your own"
             )
         masks.append(region.detach().cpu().numpy().astype(np.float32)[None])
     if not masks:
-        raise ValueError("s_batch needs at least one sequence")
+        raise InvalidParameterError("s_batch needs at least one sequence")
     if len({m.shape for m in masks}) > 1:
-        raise ValueError(f"the regions have different sizes: {sorted({m.shape[1:] for m in masks})}")
+        raise InvalidParameterError(f"the regions have different sizes: {sorted({m.shape[1:] for m in masks})}")
     return np.stack(masks)
 
 
@@ -349,7 +349,7 @@ def _metric(metric: Any, kwargs: Mapping[str, Any] | None) -> tuple[Any, str]:
         options = {**defaults, **dict(kwargs or {})}
         return metric_class(metric)(**options), metric
     if kwargs:
-        raise TypeError("metric_kwargs are for a metric given by name, not a metric instance")
+        raise ParameterTypeError("metric_kwargs are for a metric given by name, not a metric instance")
     name = type(metric).__name__
     metric_class(name)  # refuse an unsupported instance the same way
     return metric, name
@@ -376,32 +376,42 @@ def _per_image(scores: Any, n: int, name: str) -> np.ndarray:
 
 
 def _baseline(baseline: Any, settings: Mapping[str, Any]) -> AttributionBaseline:
-    if isinstance(baseline, AttributionBaseline):
-        if settings:
-            raise TypeError(f"settings {sorted(settings)} are for a baseline given by name or class, not an instance")
-        return baseline
-    if isinstance(baseline, str):
-        from propgrad.plugins import get_baseline
-
-        baseline = get_baseline(baseline)
-    if not (isinstance(baseline, type) and issubclass(baseline, AttributionBaseline)):
-        raise TypeError(
-            f"baseline must be a registered name, an AttributionBaseline class or instance, got {baseline!r}"
-        )
-    accepted = [p for p in inspect.signature(baseline).parameters if p not in ("self", "args", "kwargs")]
-    unknown = [key for key in settings if key not in accepted]
-    if unknown:
-        raise TypeError(
-            f"baseline {baseline.name or baseline.__name__!r} has no setting {unknown[0]!r}; its settings: "
-            f"{', '.join(accepted) or 'none'} (and Quantus's {', '.join(_QUANTUS_KWARGS)})"
-        )
-    return baseline(**settings)
+    """A baseline from a registered name, a class or an instance (see :func:`propgrad.plugins.parameters.build`)."""
+    return build("baselines", baseline, settings, what="settings")
 
 
 def _settings(baseline: AttributionBaseline) -> dict[str, Any]:
-    """The constructor settings of a baseline instance, read back from its attributes."""
-    names = inspect.signature(type(baseline)).parameters
-    return {name: getattr(baseline, name) for name in names if hasattr(baseline, name)}
+    """The constructor settings of a baseline instance (its declared parameters, or read back from its attributes)."""
+    return settings_of(baseline)
+
+
+def _batches(x_batch: Any, y_batch: Any, s_batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``x_batch``, ``y_batch`` and ``s_batch`` as Quantus takes them, checked here rather than inside Quantus.
+
+    Raises:
+        InvalidParameterError: ``x_batch`` not (N, 3, H, W) (channel-last included), ``y_batch``
+            not N class indices, ``s_batch`` not one (1, H, W) mask per image.
+    """
+    x = _as_array(x_batch)
+    if x.ndim != 4 or x.shape[1] != 3:
+        hint = "; it looks channel-last: pass x_batch.transpose(0, 3, 1, 2)" if x.ndim == 4 and x.shape[3] == 3 else ""
+        raise InvalidParameterError(f"x_batch must be channel-first RGB images (N, 3, H, W), got shape {x.shape}{hint}")
+    n, size = x.shape[0], x.shape[2:]
+    y = np.asarray(y_batch.detach().cpu() if isinstance(y_batch, torch.Tensor) else y_batch)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise InvalidParameterError(
+            f"y_batch must be one class index per image of x_batch ({n} integers), got {y.dtype} of shape {y.shape}"
+        )
+    if s_batch is None:
+        return x.astype(np.float32, copy=False), y.astype(np.int64), None
+    s = _as_array(s_batch)
+    if s.ndim == 3:
+        s = s[:, None]
+    if s.shape != (n, 1, *size):
+        raise InvalidParameterError(
+            f"s_batch must hold one mask (1, H, W) per image of x_batch, shape {(n, 1, *size)}, got {s.shape}"
+        )
+    return x.astype(np.float32, copy=False), y.astype(np.int64), s.astype(np.float32, copy=False)
 
 
 def _as_array(inputs: Any) -> np.ndarray:
@@ -409,21 +419,25 @@ def _as_array(inputs: Any) -> np.ndarray:
         return inputs.detach().cpu().numpy()
     array = np.asarray(inputs)
     if array.dtype == object:
-        raise TypeError(f"inputs must be a numeric array, got {type(inputs).__name__}")
+        raise ParameterTypeError(f"inputs must be a numeric array, got {type(inputs).__name__}")
     return array
 
 
 def _channel_first(array: np.ndarray, channel_first: bool | None) -> bool:
     if array.ndim != 4:
-        raise ValueError(f"inputs must be a batch of RGB images (N, 3, H, W) or (N, H, W, 3), got shape {array.shape}")
+        raise InvalidParameterError(
+            f"inputs must be a batch of RGB images (N, 3, H, W) or (N, H, W, 3), got shape {array.shape}"
+        )
     if channel_first is None:
         if array.shape[1] == 3:
             return True
         if array.shape[3] == 3:
             return False
-        raise ValueError(f"inputs must have 3 channels on axis 1 or 3, got shape {array.shape}")
+        raise InvalidParameterError(f"inputs must have 3 channels on axis 1 or 3, got shape {array.shape}")
     if array.shape[1 if channel_first else 3] != 3:
-        raise ValueError(f"inputs have shape {array.shape}, not 3 channels on axis {1 if channel_first else 3}")
+        raise InvalidParameterError(
+            f"inputs have shape {array.shape}, not 3 channels on axis {1 if channel_first else 3}"
+        )
     return bool(channel_first)
 
 
@@ -432,7 +446,9 @@ def _targets(targets: Any, n: int, device: torch.device) -> torch.Tensor:
     if values.size == 1:
         values = np.repeat(values, n)
     if values.size != n or not np.issubdtype(values.dtype, np.integer):
-        raise ValueError(f"targets must be one class index per input ({n} integers), got {values.tolist()!r}")
+        raise InvalidParameterError(
+            f"targets must be one class index per input ({n} integers), got {values.tolist()!r}"
+        )
     return torch.as_tensor(values, dtype=torch.long, device=device)
 
 

@@ -1,4 +1,4 @@
-"""The result of ``PropertyGradient.attribute(..., realisations=R)``: one input over R seeds."""
+"""The result of ``PropertyGradient.attribute_realisations(inputs, source, R)``: one input over R seeds."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from propgrad.stats.bootstrap import RealisationSummary, summarise_realisations
 
 @dataclass(frozen=True)
 class Realisations:
-    """One input's explanations over R realisations of a source with randomness (``attribute(..., realisations=R)``).
+    """One input's explanations over R realisations of a source with randomness (``attribute_realisations``).
 
     Realisation r is exactly ``attribute(..., seed=seeds[r])``: the source draws its sequence and
     the permutation test (and placebos) its randomness from that seed.

@@ -11,6 +11,8 @@ import torch
 
 from propgrad.core.atomic_files import write_json
 from propgrad.core.plotting import (
+    BandStyle,
+    ClassCurves,
     _pyplot,
     class_figure,
     format_angle_axis,
@@ -20,17 +22,17 @@ from propgrad.core.plotting import (
     save_figure,
     save_filmstrip,
 )
+from propgrad.errors import InvalidParameterError
 from propgrad.explain.zero_shot import ClassGrouping
 from propgrad.sources.base import InterventionSequence
+from propgrad.stats.statistic import LABELS as _STATISTIC_LABELS
 
 if TYPE_CHECKING:
-    from propgrad.stats.corrections import Method
+    from propgrad.explain.scoring import PropertyAxis, SequenceScore
     from propgrad.stats.flips import FlipResult
     from propgrad.stats.permutation import PermutationResult
     from propgrad.stats.placebo_test import PlaceboResult
-
-
-_STATISTIC_LABELS = {"gradient": "E|grad|", "pearson": "|Pearson r|"}
+    from propgrad.stats.settings import TestSettings
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ class ClassScores:
         if isinstance(name, str) and name in names:
             return names.index(name)
         shown = ", ".join(repr(n) for n in names[:10]) + (" ..." if len(names) > 10 else "")
-        raise ValueError(f"true_class {name!r} is not one of the {len(names)} classes ({shown})")
+        raise InvalidParameterError(f"true_class {name!r} is not one of the {len(names)} classes ({shown})")
 
     def summary_lines(self, values: torch.Tensor, property_name: str, score_unit: str, label: str) -> list[str]:
         """The per-class block of :meth:`Explanation.summary`: up to 10 classes, then the true class's descriptors."""
@@ -203,70 +205,48 @@ class ClassScores:
 
 
 def aggregate_classes(
-    grouping: ClassGrouping,
-    outputs: torch.Tensor,
-    original_outputs: torch.Tensor,
-    column_test: PermutationResult,
-    target: int | None,
-    *,
-    values: torch.Tensor | None = None,
-    periodic: bool = False,
-    n_permutations: int = 10_000,
-    alpha: float = 0.01,
-    statistic: Any = "gradient",
-    seed: int = 0,
-    correction: Method = None,
-    min_effect: float = 0.0,
-    period: float | None = None,
+    grouping: ClassGrouping, scored: SequenceScore | Explanation, axis: PropertyAxis, test: TestSettings
 ) -> ClassScores:
     """Aggregate one explanation's outputs and per-column test per class.
 
     The class-mean curves are scored by the project's one scoring path
     (:func:`propgrad.explain.scoring.score_outputs`, which also finds where the top class changes) with
-    the explanation's settings; ``correction`` (over the K classes) and ``min_effect`` apply as
-    they do to the columns.
+    the explanation's settings; ``test.correction`` (over the K classes) and ``test.min_effect``
+    apply as they do to the columns. The class test is the fixed-K test whatever ``test.sequential``
+    says (as it always was).
 
     Args:
         grouping: The classes and their columns.
-        outputs: Transformed outputs (N, C) along the sequence.
-        original_outputs: Transformed outputs (C,) on the original image.
-        column_test: The explanation's test: (C,) for ``target=None``, 0-d for a target column.
-        target: The explanation's scored column, or None for every column.
-        values: Property values for scores per unit, None for per step.
-        periodic: The sequence wraps around.
-        n_permutations, alpha, statistic, seed: The explanation's test settings.
-        correction: ``None``, ``"holm"`` or ``"bh"``.
-        min_effect: The effect-size floor of ``significant``.
-        period: The values' period for a periodic sequence (see :func:`propgrad.explain.scoring.sequence_period`).
+        scored: The explanation's scoring (a :class:`~propgrad.explain.scoring.SequenceScore`, or an
+            :class:`Explanation`): transformed ``outputs`` (N, C) along the sequence and
+            ``original_outputs`` (C,), the ``target`` column (None: every column) and its ``test``,
+            (C,) for ``target=None``, 0-d for a target column, whose ``significant`` is reported per descriptor.
+        axis: What the scores are measured along (per step, or per unit of the sequence's values).
+        test: The explanation's test settings, checked at their door.
 
     Raises:
         ValueError: the grouping names a column the outputs do not have.
     """
     from propgrad.explain.scoring import score_outputs
     from propgrad.stats.corrections import adjust_p_values
-    from propgrad.stats.placebo_test import significant_with_min_effect
+    from propgrad.stats.decision import decide
 
+    outputs, original_outputs, column_test, target = (
+        scored.outputs,
+        scored.original_outputs,
+        scored.test,
+        scored.target,
+    )
     grouping.check_fits(outputs.shape[1])
     mean, std = grouping.mean_std(outputs.double())
     original_mean, _ = grouping.mean_std(original_outputs.double())
-    scored = score_outputs(
-        mean,
-        original_mean,
-        target=None,
-        values=values,
-        periodic=periodic,
-        n_permutations=n_permutations,
-        alpha=alpha,
-        statistic=statistic,
-        seed=seed,
-        period=period,
-    )
-    test, adjusted = scored.test, None
-    if correction is not None:
-        adjusted = adjust_p_values(test.p_value, correction)
-    if adjusted is not None or min_effect != 0:
-        p = test.p_value if adjusted is None else adjusted
-        test = replace(test, significant=significant_with_min_effect(p, test.statistic, alpha, min_effect))
+    classes = score_outputs(mean, original_mean, None, axis, replace(test, sequential=None))
+    result, adjusted = classes.test, None
+    if test.correction is not None:
+        adjusted = adjust_p_values(result.p_value, test.correction)
+    if adjusted is not None or test.min_effect != 0:
+        p = result.p_value if adjusted is None else adjusted
+        result = replace(result, significant=decide(p, test.alpha, result.statistic, test.min_effect))
     n_columns = outputs.shape[1]
     column_score = torch.full((n_columns,), float("nan"), dtype=torch.float64)
     column_p = torch.full((n_columns,), float("nan"), dtype=torch.float64)
@@ -280,13 +260,26 @@ def aggregate_classes(
         mean=mean,
         std=std,
         original_mean=original_mean,
-        test=test,
-        flips=scored.flips,
+        test=result,
+        flips=classes.flips,
         descriptor_score=grouping.gather(column_score),
         descriptor_p_value=grouping.gather(column_p),
         descriptor_significant=grouping.gather(column_significant),
         p_value_adjusted=adjusted,
     )
+
+
+def null_margin(test: PermutationResult) -> torch.Tensor:
+    """Observed statistic minus the ``1 - alpha`` quantile of its permutation null, per column.
+
+    Positive when the statistic lies beyond the test's critical value, by how much (in the
+    statistic's units); NaN where the null distribution was not kept.
+    """
+    statistic = test.statistic.double()
+    if test.null_distribution is None:
+        return torch.full_like(statistic, float("nan"))
+    critical = torch.quantile(test.null_distribution.double(), 1 - test.alpha, dim=0)
+    return statistic - critical
 
 
 @dataclass(frozen=True)
@@ -351,6 +344,17 @@ class Explanation:
     def significant(self) -> torch.Tensor:
         """``p_value < alpha`` (adjusted p-values with a ``correction``; score >= ``min_effect`` too)."""
         return self.test.significant
+
+    @property
+    def convergence_delta(self) -> torch.Tensor:
+        """Captum's check of a result, here the permutation test's margin: see :func:`null_margin`.
+
+        The observed statistic minus the ``1 - alpha`` quantile of its null distribution, per scored
+        column (shape of ``score``): positive when the statistic lies beyond the test's critical value,
+        by how much, in the statistic's units; NaN where the null was not kept (above 16 columns).
+        ``torch.stack([e.convergence_delta for e in explanations])`` is Captum's per-input delta.
+        """
+        return null_margin(self.test)
 
     @property
     def values(self) -> torch.Tensor:
@@ -526,28 +530,25 @@ class Explanation:
         """
         c = self.classes
         if c is None:
-            raise ValueError(
+            raise InvalidParameterError(
                 "this explanation has no per-class aggregation; use a ZeroShotClassifier or "
                 "PropertyGradient(model, classes={...})"
             )
         k = c.original_top_class if true_class is None else c.class_index(true_class)
         seq = self.sequence
-        return class_figure(
-            seq.values,
-            c.mean,
-            c.std,
-            seq.images,
-            c.class_names,
+        curves = ClassCurves(seq.values, c.mean, c.std, c.class_names, periodic=seq.periodic, unit=seq.unit)
+        style = BandStyle(
             true_class=k,
-            periodic=seq.periodic,
-            unit=seq.unit,
             xlabel=f"{seq.property_name} [{seq.unit}]",
-            title=f"{self.source}: {seq.property_name}; {self.statistic_label} of {c.class_names[k]!r} = "
-            f"{float(c.score[k]):.4g} {self.score_unit}, p = {float(c.p_value[k]):.3g}",
             max_classes=max_classes,
             n_extrema=n_extrema if n_extrema is not None else 2 if seq.periodic else 1,
             true_class_note="true class" if true_class is not None else "highest on the original image",
         )
+        title = (
+            f"{self.source}: {seq.property_name}; {self.statistic_label} of {c.class_names[k]!r} = "
+            f"{float(c.score[k]):.4g} {self.score_unit}, p = {float(c.p_value[k]):.3g}"
+        )
+        return class_figure(curves, seq.images, style, title=title)
 
     def save(
         self,

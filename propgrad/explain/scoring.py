@@ -3,24 +3,33 @@
 The one scoring path of the project: :meth:`propgrad.PropertyGradient.attribute` and the
 benchmark harness both call :func:`score_sequences`, so the benchmark validates the code users
 run. Per sequence, the model runs on the original image followed by every step (one stacked
-forward pass, :func:`propgrad.core.forward.run_model`), the outputs are transformed, the scored
+forward pass, :func:`propgrad.core.forward.forward_batches`), the outputs are transformed, the scored
 column(s) are tested in float64 (:func:`propgrad.stats.permutation.permutation_test`) and the
 flips are found against the original image's decision (:func:`propgrad.stats.flips.prediction_flips`).
+
+The settings arrive as two checked, frozen objects: how the model runs
+(:class:`~propgrad.core.forward.RunSettings`) and how the outputs are tested
+(:class:`~propgrad.stats.settings.TestSettings`). Their doors checked them; nothing here checks
+them again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
 
-from propgrad.core.forward import OutputTransform, check_output_transform, run_model, transform_outputs
-from propgrad.core.validation import check_choice, check_device
+from propgrad.core.forward import RunSettings, apply_output_transform, forward_batches
+from propgrad.errors import InvalidParameterError
 from propgrad.sources.base import InterventionSequence
 from propgrad.stats.flips import FlipResult, prediction_flips
-from propgrad.stats.permutation import PermutationResult, check_test_settings, permutation_test
+from propgrad.stats.permutation import PermutationResult, permutation_test_with
+from propgrad.stats.statistic import observed_statistic
+
+if TYPE_CHECKING:
+    from propgrad.stats.settings import TestSettings
 
 #: ``target`` value meaning "the decision on the original image" (the benchmark's explained class).
 PREDICTED = "predicted"
@@ -46,19 +55,34 @@ class SequenceScore:
     flips: FlipResult
 
 
+@dataclass(frozen=True)
+class PropertyAxis:
+    """What one sequence's scores are measured along: its discrete steps, or the units of its property values.
+
+    Attributes:
+        values: Property values (N,) for scores per unit; None for scores per step (the paper's convention).
+        periodic: The sequence wraps around (a full turn).
+        period: The period of ``values`` for a periodic sequence scored per unit (None: the span
+            plus one mean step; per step the default, N steps, is exact).
+    """
+
+    values: torch.Tensor | None = None
+    periodic: bool = False
+    period: float | None = None
+
+    @classmethod
+    def of(cls, sequence: Any, per: str) -> PropertyAxis:
+        """The axis of a sequence scored ``per`` ``"step"`` or ``"unit"``."""
+        values = sequence.values if per == "unit" else None
+        return cls(values=values, periodic=bool(sequence.periodic), period=sequence_period(sequence, per))
+
+
 def score_outputs(
     outputs: torch.Tensor,
     original_outputs: torch.Tensor,
-    *,
-    target: SequenceTarget = None,
-    values: torch.Tensor | None = None,
-    periodic: bool = False,
-    n_permutations: int = 10_000,
-    alpha: float = 0.01,
-    statistic: str | Callable[..., torch.Tensor] = "gradient",
-    seed: int = 0,
-    period: float | None = None,
-    sequential: int | None = None,
+    target: SequenceTarget,
+    axis: PropertyAxis,
+    test: TestSettings,
 ) -> SequenceScore:
     """Test and flips of transformed outputs along one sequence.
 
@@ -67,20 +91,12 @@ def score_outputs(
         original_outputs: Transformed outputs (C,) on the original image.
         target: Column to score, None for every column, or :data:`PREDICTED` for the column of
             the original image's decision.
-        values: Property values (N,) for scores per unit, None for per step.
-        periodic: The sequence wraps around.
-        n_permutations: K of the permutation test.
-        alpha: Significance level.
-        statistic: ``"gradient"``, ``"pearson"`` or a callable (see ``permutation_test``).
-        seed: Seed of the permutations.
-        period: Period of ``values`` for a periodic sequence (None: the span plus one mean step).
-        sequential: Stop a column's permutations after this many as extreme as the observed
-            statistic (Besag-Clifford; see ``permutation_test``), None for the fixed-K test.
+        axis: What the scores are measured along (:meth:`PropertyAxis.of` a sequence).
+        test: The test's settings (K, alpha, statistic, seed, sequential), checked at their door.
 
     Raises:
         TypeError: ``target`` is not an integer column, None or :data:`PREDICTED`.
-        ValueError: ``target`` out of range for the outputs; bad test settings (see
-            :func:`propgrad.stats.permutation.permutation_test`).
+        ValueError: ``target`` out of range for the outputs.
     """
     n_columns = outputs.shape[1]
     flips = prediction_flips(outputs, reference=original_outputs)
@@ -91,24 +107,20 @@ def score_outputs(
     elif is_column_index(target):
         column = int(target)
     else:
-        raise TypeError(
+        raise InvalidParameterError(
             f"target must be an integer column index, None or {PREDICTED!r}, got {target!r} ({type(target).__name__})"
         )
     if column is not None and not 0 <= column < n_columns:
-        raise ValueError(f"target {column} is out of range for a model with {n_columns} outputs")
+        raise InvalidParameterError(f"target {column} is out of range for a model with {n_columns} outputs")
     scored = outputs.double() if column is None else outputs[:, column].double()
-    test = permutation_test(
-        scored,
-        values,
-        n_permutations=n_permutations,
-        alpha=alpha,
-        statistic=statistic,
-        seed=seed,
-        periodic=periodic,
-        period=period if periodic and values is not None else None,
-        sequential=sequential,
-    )
-    return SequenceScore(outputs=outputs, original_outputs=original_outputs, target=column, test=test, flips=flips)
+    result = _permutation_test(scored, axis, test)
+    return SequenceScore(outputs=outputs, original_outputs=original_outputs, target=column, test=result, flips=flips)
+
+
+def _permutation_test(scored: torch.Tensor, axis: PropertyAxis, test: TestSettings) -> PermutationResult:
+    """The permutation test of scored outputs along ``axis`` under settings checked at their door."""
+    period = axis.period if axis.periodic and axis.values is not None else None
+    return permutation_test_with(scored, axis.values, test, periodic=axis.periodic, period=period)
 
 
 def sequence_statistic(
@@ -122,8 +134,9 @@ def sequence_statistic(
     """The test statistic of scored outputs, without a test: what :func:`score_outputs` reports.
 
     It is the observed statistic of :func:`propgrad.stats.permutation.permutation_test` (which does
-    not depend on the permutations), so every score of the project has one definition: the
-    placebos', the extrapolation definition's first half, the real sequence's.
+    not depend on the permutations), computed directly (:func:`propgrad.stats.statistic.observed_statistic`),
+    so every score of the project has one definition: the placebos', the extrapolation definition's
+    first half, the real sequence's.
 
     Args:
         scored: Scored outputs (N,) or (N, C), float64 for the project's scores.
@@ -136,9 +149,7 @@ def sequence_statistic(
         A 0-d tensor for (N,) outputs, (C,) for (N, C).
     """
     period = period if periodic and values is not None else None
-    return permutation_test(
-        scored, values, n_permutations=1, statistic=statistic, periodic=periodic, period=period
-    ).statistic
+    return observed_statistic(scored, values, statistic=statistic, periodic=periodic, period=period)
 
 
 def sequence_period(seq: Any, per: str) -> float | None:
@@ -159,26 +170,14 @@ def score_sequences(
     forward_func: Callable[..., Any],
     originals: torch.Tensor,
     sequences: Sequence[InterventionSequence],
-    *,
     targets: Sequence[SequenceTarget],
-    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    output_transform: OutputTransform = "softmax",
-    additional_forward_args: tuple[Any, ...] = (),
-    per_image_args: Sequence[bool] | None = None,
-    per: Literal["step", "unit"] = "step",
-    n_permutations: int = 10_000,
-    alpha: float = 0.01,
-    statistic: str | Callable[..., torch.Tensor] = "gradient",
-    seed: int = 0,
-    batch_size: int = 32,
-    device: torch.device | str | None = None,
-    show_progress: bool = False,
-    sequential: int | None = None,
+    run: RunSettings,
+    test: TestSettings,
 ) -> list[SequenceScore]:
     """Run the model on each original image and its sequence, then test and find the flips.
 
     Every original and its steps are stacked in order ``[original_0, *sequence_0, original_1,
-    ...]`` and run in batches of ``batch_size`` (a score does not depend on which other images
+    ...]`` and run in batches of ``run.batch_size`` (a score does not depend on which other images
     share its batches beyond float rounding of the model itself).
 
     Args:
@@ -186,115 +185,80 @@ def score_sequences(
         originals: The original images (M, 3, H, W), one per sequence.
         sequences: M intervention sequences.
         targets: M targets: a column, None (every column) or :data:`PREDICTED`.
-        preprocess: Map from [0, 1] images to what the model eats.
-        output_transform: ``"softmax"``, ``"sigmoid"``, ``"none"`` or a callable.
-        additional_forward_args: Extra positional model arguments, as in Captum.
-        per_image_args: One flag per extra argument: True for a tensor with one row per original
-            image, expanded to that image's original and steps (Captum's expansion).
-        per: ``"step"`` (scores per discrete step) or ``"unit"`` (per unit of the values).
-        n_permutations: K of each permutation test.
-        alpha: Significance level.
-        statistic: Test statistic.
-        seed: Seed of the permutations (the same for every sequence).
-        batch_size: Images per forward pass.
-        device: Where the model runs (default: its own device).
-        show_progress: Progress counter over forward batches.
-        sequential: The sequential test's limit (see :func:`score_outputs`), None for fixed K.
+        run: How the model runs (checked by :func:`propgrad.core.forward.run_settings`); a per-image
+            extra argument has one row per original image, expanded to its original and steps.
+        test: The test's settings (checked at their door); ``test.per`` chooses scores per step or
+            per unit of the values, and ``test.seed`` seeds every sequence's permutations alike.
 
     Returns:
         One :class:`SequenceScore` per sequence.
 
     Raises:
-        TypeError, ValueError: bad settings (checked before the model runs), a model or transform
-            returning bad outputs (see :func:`propgrad.core.forward.run_model`), a target out of range.
+        TypeError, ValueError: sequences, originals and targets that do not fit together, a model
+            or transform returning bad outputs (see :func:`propgrad.core.forward.run_model`), a target
+            out of range.
     """
-    check_test_settings(n_permutations, alpha, statistic, seed)
-    _check_run_settings(output_transform, per, device)
-    if len(sequences) != originals.shape[0] or len(targets) != len(sequences):
-        raise ValueError(
-            f"give one original image and one target per sequence: {originals.shape[0]} originals, "
-            f"{len(sequences)} sequences, {len(targets)} targets"
+    if len(targets) != len(sequences):
+        raise InvalidParameterError(f"give one target per sequence: {len(sequences)} sequences, {len(targets)} targets")
+    blocks = sequence_outputs(forward_func, originals, sequences, run)
+    return [
+        score_outputs(block[1:], block[0], target, PropertyAxis.of(seq, test.per), test)
+        for seq, target, block in zip(sequences, targets, blocks)
+    ]
+
+
+def sequence_outputs(
+    forward_func: Callable[..., Any],
+    originals: torch.Tensor,
+    sequences: Sequence[InterventionSequence],
+    run: RunSettings,
+) -> list[torch.Tensor]:
+    """Transformed outputs (1 + N_i, C) of each original image followed by its sequence's steps.
+
+    The forward pass of :func:`score_sequences` without the test: one stacked run in the order
+    ``[original_0, *sequence_0, original_1, ...]``. Row 0 of each block is the original's outputs,
+    what :func:`propgrad.stats.flips.prediction_flips` compares the steps with.
+
+    Args:
+        forward_func: The model.
+        originals: The original images (M, 3, H, W), one per sequence.
+        sequences: M intervention sequences.
+        run: How the model runs (see :func:`score_sequences`).
+
+    Raises:
+        ValueError: not one original per sequence, or a sequence whose images differ in size
+            from its original's; a model or transform returning bad outputs.
+    """
+    if len(sequences) != originals.shape[0]:
+        raise InvalidParameterError(
+            f"give one original image per sequence: {originals.shape[0]} originals, {len(sequences)} sequences"
         )
     for i, seq in enumerate(sequences):
         if tuple(seq.images.shape[1:]) != tuple(originals.shape[1:]):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"sequence {i} has images of shape {tuple(seq.images.shape[1:])} but its original image has shape "
                 f"{tuple(originals.shape[1:])}: the model scores both, so they must be the same size (resize the "
                 "original to the frames, or the frames to the original)"
             )
     stacks = [torch.cat([originals[i][None], seq.images.to(originals.device)]) for i, seq in enumerate(sequences)]
-    blocks = _run_stacked(
-        forward_func,
-        stacks,
-        preprocess=preprocess,
-        output_transform=output_transform,
-        additional_forward_args=additional_forward_args,
-        per_image_args=per_image_args,
-        batch_size=batch_size,
-        device=device,
-        show_progress=show_progress,
-    )
-    scores = []
-    for seq, target, block in zip(sequences, targets, blocks):
-        scores.append(
-            score_outputs(
-                block[1:],
-                block[0],
-                target=target,
-                values=seq.values if per == "unit" else None,
-                periodic=seq.periodic,
-                n_permutations=n_permutations,
-                alpha=alpha,
-                statistic=statistic,
-                seed=seed,
-                period=sequence_period(seq, per),
-                sequential=sequential,
-            )
-        )
-    return scores
-
-
-def _check_run_settings(output_transform: Any, per: Any, device: Any) -> None:
-    """The checks :func:`score_sequences` and :func:`placebo_statistics` share, before the model runs."""
-    check_output_transform(output_transform)
-    check_choice(per, "per", ("step", "unit"))
-    if device is not None:
-        check_device(device)
+    return _run_stacked(forward_func, stacks, run)
 
 
 def _run_stacked(
-    forward_func: Callable[..., Any],
-    stacks: Sequence[torch.Tensor],
-    *,
-    preprocess: Callable[[torch.Tensor], torch.Tensor] | None,
-    output_transform: OutputTransform,
-    additional_forward_args: tuple[Any, ...],
-    per_image_args: Sequence[bool] | None,
-    batch_size: int,
-    device: torch.device | str | None,
-    show_progress: bool,
+    forward_func: Callable[..., Any], stacks: Sequence[torch.Tensor], run: RunSettings
 ) -> list[torch.Tensor]:
     """Transformed outputs (L_i, C) of each stack of images (L_i, 3, H, W), from one run over all of them.
 
-    A per-image extra argument (``per_image_args``) has one row per stack, expanded to its images.
+    A per-image extra argument (``run.per_image_args``) has one row per stack, expanded to its images.
     """
     lengths = [stack.shape[0] for stack in stacks]
     stacked = torch.cat(list(stacks))
-    flags = tuple(per_image_args) if per_image_args is not None else (False,) * len(additional_forward_args)
     extra = tuple(
-        _expand_rows(arg, lengths) if flag else arg for arg, flag in zip(additional_forward_args, flags, strict=True)
+        _expand_rows(arg, lengths) if flag else arg
+        for arg, flag in zip(run.additional_forward_args, run.per_image_args, strict=True)
     )
-    raw = run_model(
-        forward_func,
-        stacked,
-        preprocess=preprocess,
-        additional_forward_args=extra,
-        row_aligned=flags,
-        batch_size=batch_size,
-        device=device,
-        show_progress=show_progress,
-    )
-    outputs = transform_outputs(raw, output_transform)
+    raw = forward_batches(forward_func, stacked, replace(run, additional_forward_args=extra))
+    outputs = apply_output_transform(raw, run.output_transform)
     return list(torch.split(outputs, lengths))
 
 
@@ -302,17 +266,9 @@ def placebo_statistics(
     forward_func: Callable[..., Any],
     originals: torch.Tensor,
     placebos: Sequence[Sequence[InterventionSequence]],
-    *,
     targets: Sequence[int | None],
-    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    output_transform: OutputTransform = "softmax",
-    additional_forward_args: tuple[Any, ...] = (),
-    per_image_args: Sequence[bool] | None = None,
-    per: Literal["step", "unit"] = "step",
-    statistic: str | Callable[..., torch.Tensor] = "gradient",
-    batch_size: int = 32,
-    device: torch.device | str | None = None,
-    show_progress: bool = False,
+    run: RunSettings,
+    test: TestSettings,
 ) -> list[torch.Tensor]:
     """The test statistic of every placebo sequence of every original image, for the placebo test.
 
@@ -329,8 +285,8 @@ def placebo_statistics(
             :func:`propgrad.sources.placebo_sequences.placebo_sequences`.
         targets: B scored columns (an integer, or None for every column), as resolved for the real
             sequences (:attr:`SequenceScore.target`).
-        preprocess, output_transform, additional_forward_args, per_image_args, per, statistic,
-            batch_size, device, show_progress: As for :func:`score_sequences`.
+        run: How the model runs, as for :func:`score_sequences`.
+        test: The test's settings; ``test.statistic`` and ``test.per`` are used.
 
     Returns:
         B tensors (float64): (M_i,) for an integer target, (M_i, C) for None.
@@ -338,30 +294,18 @@ def placebo_statistics(
     Raises:
         TypeError, ValueError: as :func:`score_sequences`; an image without placebos.
     """
-    check_test_settings(1, 0.5, statistic, 0)
-    _check_run_settings(output_transform, per, device)
     if len(placebos) != originals.shape[0] or len(targets) != len(placebos):
-        raise ValueError(
+        raise InvalidParameterError(
             f"give one list of placebos and one target per original image: {originals.shape[0]} originals, "
             f"{len(placebos)} placebo lists, {len(targets)} targets"
         )
     counts = [len(group) for group in placebos]
     if min(counts, default=1) < 1:
-        raise ValueError("every original image needs at least one placebo sequence")
+        raise InvalidParameterError("every original image needs at least one placebo sequence")
     flat = [seq for group in placebos for seq in group]
     # one stack per image: its placebos' steps, with no original (its outputs are not needed)
     stacks = [torch.cat([seq.images.to(originals.device) for seq in group]) for group in placebos]
-    outputs = _run_stacked(
-        forward_func,
-        stacks,
-        preprocess=preprocess,
-        output_transform=output_transform,
-        additional_forward_args=additional_forward_args,
-        per_image_args=per_image_args,
-        batch_size=batch_size,
-        device=device,
-        show_progress=show_progress,
-    )
+    outputs = _run_stacked(forward_func, stacks, run)
     blocks = [
         block
         for image_outputs, group in zip(outputs, placebos)
@@ -373,9 +317,9 @@ def placebo_statistics(
         offset += count
         n_columns = outs[0].shape[1]
         if target is not None and not 0 <= target < n_columns:
-            raise ValueError(f"target {target} is out of range for a model with {n_columns} outputs")
+            raise InvalidParameterError(f"target {target} is out of range for a model with {n_columns} outputs")
         scored = [block.double() if target is None else block[:, target].double() for block in outs]
-        stats.append(_placebo_group_statistics(scored, group, per, statistic))
+        stats.append(_placebo_group_statistics(scored, group, test.per, test.statistic))
     return stats
 
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from propgrad.core.validation import check_int
-from propgrad.errors import PropgradError
+from propgrad.errors import InputFileError, InvalidParameterError, ModelOutputError, PropgradError
 
 __all__ = [
     "ClassGrouping",
@@ -60,37 +60,39 @@ def check_descriptors(descriptors: Any, name: str = "descriptors") -> dict[str, 
         A plain ``dict`` of lists of strings, in the given order.
 
     Raises:
-        TypeError: not a mapping of strings to lists of strings.
-        ValueError: no classes, an empty class name or descriptor, an empty list, or lists of
+        InvalidParameterError: not a mapping of strings to lists of strings.
+        InvalidParameterError: no classes, an empty class name or descriptor, an empty list, or lists of
             different lengths (every class needs the same number of descriptors, so that the
             per-class mean and standard deviation are over equally many columns).
     """
     if not isinstance(descriptors, Mapping):
-        raise TypeError(
+        raise InvalidParameterError(
             f"{name} must map each class name to a list of descriptors, e.g. "
             f'{{"elephant": ["toy elephant", "elephant"]}}, got {type(descriptors).__name__}'
         )
     if not descriptors:
-        raise ValueError(f"{name} is empty; give at least one class with its descriptors")
+        raise InvalidParameterError(f"{name} is empty; give at least one class with its descriptors")
     checked: dict[str, list[str]] = {}
     for cls, texts in descriptors.items():
         if not isinstance(cls, str) or not cls.strip():
-            raise ValueError(f"{name}: class names must be non-empty strings, got {cls!r}")
+            raise InvalidParameterError(f"{name}: class names must be non-empty strings, got {cls!r}")
         if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
-            raise TypeError(
+            raise InvalidParameterError(
                 f"{name}: class {cls!r} must have a list of descriptors, got {type(texts).__name__} {texts!r}"
             )
         if not texts:
-            raise ValueError(f"{name}: class {cls!r} has an empty list of descriptors; give at least one")
+            raise InvalidParameterError(f"{name}: class {cls!r} has an empty list of descriptors; give at least one")
         bad = [t for t in texts if not isinstance(t, str) or not t.strip()]
         if bad:
-            raise ValueError(f"{name}: class {cls!r} has a descriptor that is not a non-empty string: {bad[0]!r}")
+            raise InvalidParameterError(
+                f"{name}: class {cls!r} has a descriptor that is not a non-empty string: {bad[0]!r}"
+            )
         checked[cls] = list(texts)
     lengths = {cls: len(texts) for cls, texts in checked.items()}
     if len(set(lengths.values())) > 1:
         first = next(iter(lengths))
         other = next(cls for cls, n in lengths.items() if n != lengths[first])
-        raise ValueError(
+        raise InvalidParameterError(
             f"{name}: descriptor lists have different lengths ({first!r}: {lengths[first]}, {other!r}: "
             f"{lengths[other]}); give every class the same number of descriptors"
         )
@@ -101,23 +103,23 @@ def load_descriptors(path: str | Path, name: str | None = None) -> dict[str, lis
     """Read a descriptors JSON file, ``{"class name": ["descriptor 1", ...], ...}`` (see :func:`check_descriptors`).
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: not valid JSON, or not a valid descriptor mapping.
+        InputFileError: no such file.
+        InvalidParameterError: not valid JSON, or not a valid descriptor mapping.
     """
     path = Path(path)
     label = name or f"descriptors file {str(path)!r}"
     if not path.is_file():
-        raise FileNotFoundError(f"{label}: no such file")
+        raise InputFileError(f"{label}: no such file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(
+        raise InvalidParameterError(
             f'{label} is not valid JSON ({exc}); expected {{"class name": ["descriptor 1", ...], ...}}'
         ) from exc
     try:
         return check_descriptors(data, label)
     except TypeError as exc:
-        raise ValueError(str(exc)) from exc
+        raise InvalidParameterError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -136,20 +138,20 @@ class ClassGrouping:
 
     def __post_init__(self) -> None:
         if len(self.class_names) != len(self.columns) or not self.columns:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"a class grouping needs one list of columns per class, got {len(self.class_names)} names and "
                 f"{len(self.columns)} lists"
             )
         sizes = {len(cols) for cols in self.columns}
         if len(sizes) != 1 or 0 in sizes:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"every class must hold the same number (>= 1) of columns, got sizes {[len(c) for c in self.columns]}"
             )
         flat = [c for cols in self.columns for c in cols]
         if len(set(flat)) != len(flat):
-            raise ValueError("a class grouping holds an output column twice")
+            raise InvalidParameterError("a class grouping holds an output column twice")
         if min(flat) < 0:
-            raise ValueError(f"output column indices must be >= 0, got {min(flat)}")
+            raise InvalidParameterError(f"output column indices must be >= 0, got {min(flat)}")
 
     @classmethod
     def from_descriptors(cls, descriptors: Mapping[str, Sequence[str]], name: str = "descriptors") -> ClassGrouping:
@@ -190,15 +192,15 @@ class ClassGrouping:
         """Refuse a grouping that names a column the outputs do not have.
 
         Raises:
-            ValueError: naming ``name``, the largest column and the number of outputs.
+            InvalidParameterError: naming ``name``, the largest column and the number of outputs.
         """
         if self.n_columns > n_columns:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{name} groups output column {self.n_columns - 1}, but the model has {n_columns} output "
                 f"column{'s' if n_columns != 1 else ''}"
             )
         if self.column_labels is not None and len(self.column_labels) != n_columns:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{name} labels {len(self.column_labels)} columns, but the model has {n_columns} output columns"
             )
 
@@ -236,7 +238,7 @@ def resolve_grouping(classes: Any, forward_func: Any = None, name: str = "classe
         name: The argument's name for errors.
 
     Raises:
-        TypeError, ValueError: ``classes`` is neither, or its column lists are bad.
+        InvalidParameterError: ``classes`` is neither, or its column lists are bad.
     """
     if classes is None:
         own = getattr(forward_func, "class_grouping", None)
@@ -244,28 +246,30 @@ def resolve_grouping(classes: Any, forward_func: Any = None, name: str = "classe
     if isinstance(classes, ClassGrouping):
         return classes
     if not isinstance(classes, Mapping) or not classes:
-        raise TypeError(
+        raise InvalidParameterError(
             f"{name} must be None, a ClassGrouping or a mapping class name -> list of output columns, e.g. "
             f"{{'cat': [0, 1], 'dog': [2, 3]}}, got {type(classes).__name__}"
         )
     columns = []
     for cls, cols in classes.items():
         if not isinstance(cls, str) or not cls:
-            raise ValueError(f"{name}: class names must be non-empty strings, got {cls!r}")
+            raise InvalidParameterError(f"{name}: class names must be non-empty strings, got {cls!r}")
         if isinstance(cols, (str, bytes)) or not isinstance(cols, Sequence) or not cols:
-            raise TypeError(f"{name}: class {cls!r} must have a non-empty list of output columns, got {cols!r}")
+            raise InvalidParameterError(
+                f"{name}: class {cls!r} must have a non-empty list of output columns, got {cols!r}"
+            )
         if not all(isinstance(c, int) and not isinstance(c, bool) for c in cols):
-            raise TypeError(f"{name}: class {cls!r} must list integer output columns, got {list(cols)!r}")
+            raise InvalidParameterError(f"{name}: class {cls!r} must list integer output columns, got {list(cols)!r}")
         columns.append(tuple(int(c) for c in cols))
     if len({len(c) for c in columns}) > 1:
-        raise ValueError(
+        raise InvalidParameterError(
             f"{name}: classes hold different numbers of columns ({[len(c) for c in columns]}); give every class "
             "the same number"
         )
     try:
         return ClassGrouping(class_names=tuple(classes), columns=tuple(columns))
     except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from exc
+        raise InvalidParameterError(f"{name}: {exc}") from exc
 
 
 _RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}  # PIL's codes, as Hugging Face processors store them
@@ -296,9 +300,11 @@ class ClipPreprocess:
         mode: str = "bicubic",
     ) -> None:
         if len(mean) != 3 or len(std) != 3 or not all(float(s) > 0 for s in std):
-            raise ValueError(f"mean and std need 3 values each (std > 0), got mean={list(mean)}, std={list(std)}")
+            raise InvalidParameterError(
+                f"mean and std need 3 values each (std > 0), got mean={list(mean)}, std={list(std)}"
+            )
         if mode not in ("bicubic", "bilinear", "nearest"):
-            raise ValueError(f"mode must be 'bicubic', 'bilinear' or 'nearest', got {mode!r}")
+            raise InvalidParameterError(f"mode must be 'bicubic', 'bilinear' or 'nearest', got {mode!r}")
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.size = size if size is None or isinstance(size, int) else (int(size[0]), int(size[1]))
@@ -306,7 +312,7 @@ class ClipPreprocess:
         for label, value in (("size", self.size), ("crop_size", self.crop_size)):
             parts = () if value is None else (value,) if isinstance(value, int) else value
             if not all(isinstance(v, int) and v > 0 for v in parts):
-                raise ValueError(f"{label} must hold positive integers, got {value!r}")
+                raise InvalidParameterError(f"{label} must hold positive integers, got {value!r}")
         self.mode = mode
 
     @classmethod
@@ -315,7 +321,7 @@ class ClipPreprocess:
         image_processor = getattr(processor, "image_processor", processor)
         mean, std = getattr(image_processor, "image_mean", None), getattr(image_processor, "image_std", None)
         if mean is None or std is None:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"processor {type(processor).__name__} has no image_mean/image_std; pass a CLIP processor or "
                 "image processor, or build ClipPreprocess(mean, std, ...) yourself"
             )
@@ -335,7 +341,7 @@ class ClipPreprocess:
         """[0, 1] images (B, 3, H, W) -> normalised model inputs (B, 3, h, w), on the images' device."""
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
             got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"ClipPreprocess expects float images (B, 3, H, W), got {got}")
+            raise InvalidParameterError(f"ClipPreprocess expects float images (B, 3, H, W), got {got}")
         x = images if images.is_floating_point() else images.float()
         h, w = x.shape[-2:]
         if self.size is not None:
@@ -383,7 +389,7 @@ def _size_of(size: Any, *, shortest: bool) -> int | tuple[int, int] | None:
         return height, width
     if short:
         return short
-    raise ValueError(f"cannot read an image size from the processor's {size!r}")
+    raise InvalidParameterError(f"cannot read an image size from the processor's {size!r}")
 
 
 def embeddings_of(out: Any, what: str) -> torch.Tensor:
@@ -394,7 +400,7 @@ def embeddings_of(out: Any, what: str) -> torch.Tensor:
     (``image_embeds``/``text_embeds`` on a ``CLIPOutput``).
 
     Raises:
-        ValueError: naming ``what``, when no tensor can be found.
+        ModelOutputError: naming ``what``, when no tensor can be found.
     """
     if isinstance(out, torch.Tensor):
         return out
@@ -402,9 +408,33 @@ def embeddings_of(out: Any, what: str) -> torch.Tensor:
         value = getattr(out, key, None)
         if isinstance(value, torch.Tensor):
             return value
-    raise ValueError(
+    raise ModelOutputError(
         f"{what} must return a tensor of embeddings (batch, embedding_dim) or an output object with "
         f".pooler_output, got {type(out).__name__}"
+    )
+
+
+#: Text embeddings shorter than this have no direction: ``F.normalize`` (eps 1e-12) would not make them unit vectors.
+MIN_EMBEDDING_NORM = 1e-12
+
+
+def _refuse_zero_rows(flat: torch.Tensor, labels: Sequence[str]) -> None:
+    """Refuse text embeddings (T, E) with a row of norm below :data:`MIN_EMBEDDING_NORM`, naming the texts.
+
+    Normalised, such a row would be (near) zero, so its cosine similarity with every image would be
+    0 and every explanation of that column flat, without a word.
+
+    Raises:
+        InvalidParameterError: naming the rows (and their descriptor texts).
+    """
+    zero = torch.nonzero(flat.float().norm(dim=-1) < MIN_EMBEDDING_NORM).flatten().tolist()
+    if not zero:
+        return
+    named = ", ".join(f"{i} ({labels[i]!r})" if i < len(labels) else str(i) for i in zero[:5])
+    raise InvalidParameterError(
+        f"text_embeddings has {len(zero)} all-zero row(s) (norm below {MIN_EMBEDDING_NORM:g}): {named}"
+        f"{' ...' if len(zero) > 5 else ''}; a zero vector has no direction, so its cosine similarity with every "
+        "image would be 0 and every explanation of it flat. Check the text encoder"
     )
 
 
@@ -412,11 +442,11 @@ def _check_embeddings(out: Any, rows: int, dim: int | None, what: str) -> torch.
     emb = embeddings_of(out, what)
     if emb.dim() != 2 or emb.shape[0] != rows or (dim is not None and emb.shape[1] != dim) or emb.shape[1] == 0:
         expected = f"({rows}, {dim})" if dim is not None else f"({rows}, embedding_dim)"
-        raise ValueError(f"{what} must return embeddings of shape {expected}, got {tuple(emb.shape)}")
+        raise ModelOutputError(f"{what} must return embeddings of shape {expected}, got {tuple(emb.shape)}")
     if not emb.is_floating_point() or emb.is_complex():
-        raise TypeError(f"{what} must return real floating-point embeddings, got dtype {emb.dtype}")
+        raise ModelOutputError(f"{what} must return real floating-point embeddings, got dtype {emb.dtype}")
     if not torch.isfinite(emb).all():
-        raise ValueError(f"{what} returned NaN or Inf embeddings")
+        raise ModelOutputError(f"{what} returned NaN or Inf embeddings")
     return emb.detach()
 
 
@@ -469,29 +499,29 @@ class ZeroShotClassifier(nn.Module):
     ) -> None:
         super().__init__()
         if not callable(encode_image):
-            raise TypeError(f"encode_image must be callable, got {type(encode_image).__name__}")
+            raise InvalidParameterError(f"encode_image must be callable, got {type(encode_image).__name__}")
         if preprocess is not None and not callable(preprocess):
-            raise TypeError(f"preprocess must be callable or None, got {type(preprocess).__name__}")
+            raise InvalidParameterError(f"preprocess must be callable or None, got {type(preprocess).__name__}")
         self.batch_size = check_int(batch_size, "batch_size", hint="images encoded per call of encode_image")
         if not isinstance(text_embeddings, torch.Tensor) or text_embeddings.dim() not in (2, 3):
             got = tuple(text_embeddings.shape) if isinstance(text_embeddings, torch.Tensor) else type(text_embeddings)
-            raise ValueError(f"text_embeddings must be a tensor (C, E) or (K, D, E), got {got}")
+            raise InvalidParameterError(f"text_embeddings must be a tensor (C, E) or (K, D, E), got {got}")
         if not text_embeddings.is_floating_point() or not torch.isfinite(text_embeddings).all():
-            raise ValueError("text_embeddings must hold finite floating-point numbers")
+            raise InvalidParameterError("text_embeddings must hold finite floating-point numbers")
         shape = text_embeddings.shape
         if 0 in shape:
-            raise ValueError(f"text_embeddings must not be empty, got shape {tuple(shape)}")
+            raise InvalidParameterError(f"text_embeddings must not be empty, got shape {tuple(shape)}")
         k, d = (shape[0], 1) if text_embeddings.dim() == 2 else (shape[0], shape[1])
         if descriptors is not None:
             grouping = ClassGrouping.from_descriptors(descriptors)
             if grouping.n_classes * grouping.n_descriptors != k * d:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"descriptors names {grouping.n_classes} classes × {grouping.n_descriptors} descriptors = "
                     f"{grouping.n_classes * grouping.n_descriptors} texts, but text_embeddings has shape "
                     f"{tuple(shape)} ({k * d} texts)"
                 )
             if text_embeddings.dim() == 3 and (grouping.n_classes, grouping.n_descriptors) != (k, d):
-                raise ValueError(
+                raise InvalidParameterError(
                     f"text_embeddings has shape {tuple(shape)} (K, D, E) but descriptors has "
                     f"{grouping.n_classes} classes of {grouping.n_descriptors}"
                 )
@@ -502,6 +532,7 @@ class ZeroShotClassifier(nn.Module):
             grouping = ClassGrouping.from_descriptors(names)
         self.class_grouping = grouping
         flat = text_embeddings.detach().reshape(k * d, shape[-1])
+        _refuse_zero_rows(flat, grouping.column_labels or ())
         self.register_buffer("text_embeddings", F.normalize(flat.float(), dim=-1), persistent=False)
         owner = _owner_module(encode_image)
         if owner is not None:
@@ -550,11 +581,11 @@ class ZeroShotClassifier(nn.Module):
             text_batch_size: Texts per call of ``encode_text``.
 
         Raises:
-            TypeError, ValueError: bad descriptors (naming the class), or an encoder returning the
+            InvalidParameterError: bad descriptors (naming the class), or an encoder returning the
                 wrong shape (naming ``encode_text``).
         """
         if not callable(encode_text):
-            raise TypeError(f"encode_text must be callable, got {type(encode_text).__name__}")
+            raise InvalidParameterError(f"encode_text must be callable, got {type(encode_text).__name__}")
         check_int(text_batch_size, "text_batch_size")
         grouping = ClassGrouping.from_descriptors(descriptors)
         texts = list(grouping.column_labels or ())
@@ -597,15 +628,19 @@ class ZeroShotClassifier(nn.Module):
         (tensors) and 5 (output objects).
 
         Raises:
-            TypeError: ``model`` has no ``get_image_features``/``get_text_features``, or ``processor``
+            InvalidParameterError: ``model`` has no ``get_image_features``/``get_text_features``, or ``processor``
                 no tokenizer.
         """
         for method in ("get_image_features", "get_text_features"):
             if not callable(getattr(model, method, None)):
-                raise TypeError(f"model must be a CLIP-like model with .{method}(), got {type(model).__name__}")
+                raise InvalidParameterError(
+                    f"model must be a CLIP-like model with .{method}(), got {type(model).__name__}"
+                )
         tokenizer = getattr(processor, "tokenizer", processor)
         if not callable(tokenizer):
-            raise TypeError(f"processor must be a CLIP processor or tokenizer, got {type(processor).__name__}")
+            raise InvalidParameterError(
+                f"processor must be a CLIP processor or tokenizer, got {type(processor).__name__}"
+            )
 
         def encode_text(texts: list[str]) -> Any:
             tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
@@ -646,7 +681,7 @@ class ZeroShotClassifier(nn.Module):
 
         Raises:
             MissingDependencyError: transformers is not installed.
-            ValueError: the folder or id cannot be loaded (the message says which and why).
+            InvalidParameterError: the folder or id cannot be loaded (the message says which and why).
         """
         try:
             import transformers
@@ -664,7 +699,7 @@ class ZeroShotClassifier(nn.Module):
             processor = transformers.AutoProcessor.from_pretrained(source)
         except (OSError, ValueError, KeyError) as exc:
             first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            raise ValueError(f"cannot load a CLIP model and processor from {source!r}: {first}") from exc
+            raise InvalidParameterError(f"cannot load a CLIP model and processor from {source!r}: {first}") from exc
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
@@ -675,7 +710,7 @@ class ZeroShotClassifier(nn.Module):
         """L2-normalised image embeddings (B, E), encoded in chunks of ``batch_size`` on the images' device."""
         if not isinstance(images, torch.Tensor) or images.dim() != 4:
             got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"images must be a tensor (B, 3, H, W), got {got}")
+            raise InvalidParameterError(f"images must be a tensor (B, 3, H, W), got {got}")
         dim = self.text_embeddings.shape[1]
         chunks = []
         for start in range(0, images.shape[0], self.batch_size):

@@ -24,6 +24,7 @@ from propgrad.baselines.base import change_score
 from propgrad.core.cache import cache_key
 from propgrad.explain.scoring import SequenceScore, sequence_statistic
 from propgrad.harness.definitions import half_index
+from propgrad.stats.decision import decide
 from propgrad.stats.flips import FlipResult, prediction_flips
 
 CellKind = Literal["property", "baseline"]
@@ -215,7 +216,7 @@ def property_record(
         "heldout_flipped": None if held_out is None else held_out.flipped_anywhere,
         "n_placebos": 0 if placebo is None else int(placebo.n_placebos),
         "placebo_p_value": None if placebo is None else float(placebo.p_value),
-        "placebo_significant": None if placebo is None else bool(placebo.p_value < alpha),
+        "placebo_significant": None if placebo is None else bool(decide(placebo.p_value, alpha)),
         "realisation_scores": [_scalar(s.test.statistic) for s in (scored, *realisations)],
         "realisation_p_values": [_scalar(s.test.p_value) for s in (scored, *realisations)],
         "curve": [float(p) for p in curve],

@@ -5,7 +5,8 @@ its cells are used (see :meth:`propgrad.harness.store.CellStore.bind_identity`):
 
 - a suite or baseline: its class, the distribution and version that provides it (from the plugin
   registry; for a class passed in directly, its top-level package's distribution, if any), its
-  constructor defaults, and its settings (a suite's ``settings()``, a baseline's keyword arguments);
+  parameters' defaults (declared, or read from the constructor), and its settings (a suite's
+  ``settings()``, a baseline's keyword arguments);
 - a model: the content hash of its weights (``state_dict``).
 
 The policy, when a resumed run finds an identity that differs from the stored one:
@@ -19,7 +20,6 @@ The policy, when a resumed run finds an identity that differs from the stored on
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from importlib import metadata
 from typing import Any, Mapping
@@ -29,6 +29,7 @@ from torch import nn
 
 from propgrad.harness.cells import CellKey
 from propgrad.harness.store import CellStore, SettingsMismatchError, changed_keys
+from propgrad.plugins.parameters import defaults
 
 #: Positions in a stored key (``CellKey.as_json()`` lists the key's fields in order).
 KIND_POSITION, SUITE_POSITION, MODEL_POSITION, BASELINE_POSITION = (
@@ -67,24 +68,11 @@ def _package_origin(cls: type) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _constructor_defaults(cls: type) -> dict[str, Any]:
-    """The constructor's keyword defaults (JSON-serialisable ones only)."""
-    try:
-        params = inspect.signature(cls.__init__).parameters.values()
-    except (TypeError, ValueError):
-        return {}
-    out = {}
-    for p in params:
-        if p.default is not inspect.Parameter.empty:
-            try:
-                out[p.name] = json.loads(json.dumps(p.default))
-            except (TypeError, ValueError):
-                out[p.name] = repr(p.default)
-    return out
-
-
 def plugin_identity(kind: str, cls: type) -> dict[str, Any]:
-    """Class path, distribution, version and constructor defaults of a suite or baseline class.
+    """Class path, distribution, version and parameter defaults of a suite or baseline class.
+
+    The defaults come from the class's declared parameters, or its constructor's signature
+    (:func:`propgrad.plugins.parameters.defaults`).
 
     Args:
         kind: ``"suites"`` or ``"baselines"`` (the registry's kind).
@@ -95,7 +83,7 @@ def plugin_identity(kind: str, cls: type) -> dict[str, Any]:
         "class": f"{cls.__module__}.{cls.__qualname__}",
         "distribution": origin[0],
         "version": origin[1],
-        "defaults": _constructor_defaults(cls),
+        "defaults": defaults(cls),
     }
 
 

@@ -11,6 +11,7 @@ append-only store is written atomically.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -19,6 +20,7 @@ from propgrad.baselines.base import AttributionBaseline
 from propgrad.core.atomic_files import write_json, write_text
 from propgrad.core.forward import model_device
 from propgrad.core.strict_json import strict_with_reasons
+from propgrad.errors import InvalidParameterError
 from propgrad.harness.cells import record_key
 from propgrad.harness.figures import write_plots
 from propgrad.harness.identity import bind_baselines, bind_models, bind_suite
@@ -32,7 +34,7 @@ from propgrad.harness.runner import SuiteRunner, run_suites
 from propgrad.harness.settings import BenchmarkSettings
 from propgrad.harness.store import CellStore
 from propgrad.harness.summary import summarise
-from propgrad.harness.timing import Stopwatch, combine_summaries
+from propgrad.harness.timing import Stopwatch, TimingCheckpoints, combine_summaries
 from propgrad.harness.versions import collect_versions
 from propgrad.suites.base import BenchmarkSuite
 
@@ -62,9 +64,9 @@ def remove_outputs(out_dir: Path) -> None:
 
 def build_baselines(settings: BenchmarkSettings) -> dict[str, AttributionBaseline]:
     """Construct the settings' baselines from the plugin registry with their keyword arguments."""
-    from propgrad.plugins import get_baseline
+    from propgrad.plugins.parameters import build
 
-    return {name: get_baseline(name)(**dict(settings.baseline_kwargs.get(name, {}))) for name in settings.baselines}
+    return {name: build("baselines", name, settings.baseline_kwargs.get(name, {})) for name in settings.baselines}
 
 
 def build_suites(settings: BenchmarkSettings, stopwatch: Stopwatch, show_progress: bool) -> dict[str, BenchmarkSuite]:
@@ -140,18 +142,21 @@ def _run_locked(
 ) -> dict[str, Any]:
     stopwatch = Stopwatch()
     started = datetime.now(UTC).isoformat(timespec="seconds")
+    store.track_session(TimingCheckpoints(stopwatch), started=started)  # a killed session still counts
     if store.n_loaded:
         say(f"resuming: {store.n_loaded} finished cells found in {out_dir / STORE_NAME}")
     if baselines is None:
         baselines = build_baselines(settings)
     elif list(baselines) != list(settings.baselines):
-        raise ValueError(
+        raise InvalidParameterError(
             f"baselines must be given for exactly {list(settings.baselines)} in order, got {list(baselines)}"
         )
     if suites is None:
         suites = build_suites(settings, stopwatch, show_progress)
     elif list(suites) != list(settings.suites):
-        raise ValueError(f"suites must be given for exactly {list(settings.suites)} in order, got {list(suites)}")
+        raise InvalidParameterError(
+            f"suites must be given for exactly {list(settings.suites)} in order, got {list(suites)}"
+        )
     changes = bind_baselines(store, baselines, settings.baseline_kwargs)
     suite_settings = {}
     for name, suite in suites.items():
@@ -208,7 +213,8 @@ def _run_locked(
     slic = _slic_counts(runners)
     with stopwatch.measure("quantus"):
         quantus = runners_quantus_scores(runners, settings.quantus_metrics)
-    return _report(settings, out_dir, store, suite_info, stopwatch, started, changes, plots, say, kept, slic, quantus)
+    session = _Session(settings, out_dir, store, stopwatch, started, say, plots, kept)
+    return _report(session, _Outcome(suite_info, changes, slic, quantus))
 
 
 def _slic_counts(runners: Mapping[str, SuiteRunner]) -> dict[str, dict[str, int]]:
@@ -227,21 +233,53 @@ def _model_devices_of(suite_info: Mapping[str, Mapping[str, Any]]) -> str:
     return ", ".join(sorted(devices)) or "unknown (no suite was prepared)"
 
 
-def _report(
-    settings: BenchmarkSettings,
-    out_dir: Path,
-    store: CellStore,
-    suite_info: dict[str, dict[str, Any]],
-    stopwatch: Stopwatch,
-    started: str,
-    changes: list[str],
-    plots: bool,
-    say: Callable[[str], None],
-    kept: KeptMaps | None = None,
-    slic: Mapping[str, Mapping[str, int]] | None = None,
-    quantus: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Session:
+    """One locked run of :func:`run_benchmark`: its settings, output folder, store and stopwatch.
+
+    Attributes:
+        settings: The run's checked settings.
+        out_dir: The output folder (locked).
+        store: The cell store.
+        stopwatch: This session's timing.
+        started: When this session started (ISO 8601).
+        say: Where status lines go.
+        plots: Write the PNG figures.
+        kept: Where the maps and sequences of a few images are kept (None: none).
+    """
+
+    settings: BenchmarkSettings
+    out_dir: Path
+    store: CellStore
+    stopwatch: Stopwatch
+    started: str
+    say: Callable[[str], None]
+    plots: bool
+    kept: KeptMaps | None = None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What running the suites gave beside the stored cells.
+
+    Attributes:
+        suite_info: Per suite: its settings, models, pool, accuracy tables and devices.
+        changes: The status lines about recomputed plugins and models.
+        slic: The SLIC strategies this session's superpixel baselines used.
+        quantus: The Quantus metric records (None: none asked).
+    """
+
+    suite_info: dict[str, dict[str, Any]]
+    changes: list[str]
+    slic: Mapping[str, Mapping[str, int]] | None = None
+    quantus: list[dict[str, Any]] | None = None
+
+
+def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
     """Summarise the store's cells; write results.json, records.csv, report.md, report.html and the plots."""
+    settings, out_dir, store, stopwatch = session.settings, session.out_dir, session.store, session.stopwatch
+    started, plots, say, kept = session.started, session.plots, session.say, session.kept
+    suite_info, changes, slic, quantus = outcome.suite_info, outcome.changes, outcome.slic, outcome.quantus
     with stopwatch.measure("reporting"):
         fields = ("interventions", "score_only_interventions", "models", "pool", "images_per_class")
         layout = {k: {f: v[f] for f in fields} for k, v in suite_info.items()}
@@ -269,10 +307,10 @@ def _report(
             model_order=model_order,
             level_tables=level_tables,
         )
-    session = stopwatch.summary()
+    this_session = stopwatch.summary()
     if store.n_appended:
         store.add_segment(
-            store.n_appended, session, started=started, interrupted=False, slic_fallbacks=dict(slic or {})
+            store.n_appended, this_session, started=started, interrupted=False, slic_fallbacks=dict(slic or {})
         )
     slic_total: dict[str, dict[str, int]] = {}
     for seg in store.segments():  # every session that computed cells, so a resumed run counts them all
@@ -280,7 +318,7 @@ def _report(
             for strategy, n in counts.items():
                 slic_total.setdefault(baseline, {})[strategy] = slic_total.get(baseline, {}).get(strategy, 0) + n
     computing = [seg["timing"] for seg in store.segments() if seg["cells_computed"] > 0]
-    timing = combine_summaries(computing) if computing else combine_summaries([session])
+    timing = combine_summaries(computing) if computing else combine_summaries([this_session])
     results = {
         "format": "propgrad-benchmark/1",
         "versions": collect_versions(device=_model_devices_of(suite_info), slic_fallbacks=slic_total),
@@ -296,7 +334,7 @@ def _report(
         "summary": summary,
         "records": records,
         "timing": timing,
-        "session_timing": session,
+        "session_timing": this_session,
         "resume": {
             "cells_loaded": store.n_loaded,
             "cells_computed": store.n_appended,
@@ -307,10 +345,14 @@ def _report(
     }
     if settings.quantus_metrics:  # the Quantus columns (propgrad.harness.metric_columns)
         results["quantus"] = quantus or []
+    # Timing depends on the machine (a ratio of sums that can round to 0 s is NaN): each timing block
+    # keeps its own null reasons, so the top-level null_reasons, like the rest, follows the cells alone.
+    for block in ("timing", "session_timing"):
+        results[block] = strict_with_reasons(results[block])
     results = strict_with_reasons(results)
     write_json(out_dir / RESULTS_NAME, results)
     write_records_csv(out_dir / CSV_NAME, records, settings.baselines)
-    timing_line = format_timing(timing, session)
+    timing_line = format_timing(timing, this_session)
     markdown = format_report(
         summary,
         settings.baselines,

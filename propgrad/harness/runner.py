@@ -22,6 +22,7 @@ half-finished block's other images rather than attribute the missing ones in a s
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import Any, Callable, Mapping
 
@@ -32,7 +33,8 @@ from torch import nn
 from propgrad.baselines.base import AttributionBaseline
 from propgrad.core.forward import model_device
 from propgrad.core.progress import progress_bar
-from propgrad.explain.scoring import PREDICTED, placebo_statistics, score_sequences
+from propgrad.errors import InvalidParameterError
+from propgrad.explain.scoring import PREDICTED, placebo_statistics, score_sequences, sequence_outputs
 from propgrad.harness.cells import (
     BaselineRecord,
     CellKey,
@@ -51,8 +53,10 @@ from propgrad.harness.settings import BenchmarkSettings, PoolSize
 from propgrad.harness.store import CellStore
 from propgrad.harness.timing import Stopwatch, TimedModule
 from propgrad.sources.base import InterventionSequence
-from propgrad.sources.placebo_sequences import placebo_sequences
+from propgrad.sources.placebo_sequences import PlaceboDraw, draw_placebos
+from propgrad.stats.flips import prediction_flips
 from propgrad.stats.placebo_test import placebo_p_value
+from propgrad.stats.settings import TestSettings
 from propgrad.suites.base import BenchmarkSuite
 
 ATTRIBUTION_BLOCK = 16
@@ -60,10 +64,6 @@ ATTRIBUTION_BLOCK = 16
 changes the last float digits of batch-sensitive baselines (so it is a constant, not a setting).
 16 keeps the batch sizes of the earlier mixed batching (up to 8 originals and 8 finals per call);
 on the default run, 8 cost 271 s against 239 s for 16 (idle, two cores)."""
-
-PLACEBO_VARIANT = "smooth_direction"
-"""The benchmark's placebos (:mod:`propgrad.sources.placebo_sequences`): the whole image along a random
-smooth direction, each step changing it by the real step's mean |pixel difference|."""
 
 Maps = list[torch.Tensor | str]
 """One map per image of a block, or the error message of an image whose map failed."""
@@ -141,7 +141,7 @@ class SuiteRunner:
             self.models = dict(self.suite.models())
             self.images, self.labels = self.suite.test_set()
         if not self.models:
-            raise ValueError(f"suite {self.name!r} has no models")
+            raise InvalidParameterError(f"suite {self.name!r} has no models")
         self.pool = select_pool(self.labels, pool_size(self.settings, self.suite), self.settings.seed)
         self.kept = frozenset(kept_images(self.pool, self.labels)) if self.kept_maps is not None else frozenset()
 
@@ -202,7 +202,7 @@ class SuiteRunner:
     def _infer(
         self, intervention: str, chunk: dict[int, Any], sequences: dict[int, InterventionSequence], bar: Any
     ) -> None:
-        seed = cell_seed(self.settings.seed, self.name, intervention)
+        test = replace(self.settings.cell_test, seed=cell_seed(self.settings.seed, self.name, intervention))
         score_only = intervention in self.suite.score_only_interventions
         for i, (models, _) in chunk.items():
             if not models:
@@ -213,7 +213,7 @@ class SuiteRunner:
                 placebos = self._placebos(intervention, i, sequence)
                 others = [self._realisation(intervention, i, r) for r in range(1, self.settings.realisations)]
             records = [
-                self._property_cell(intervention, m, i, sequence, held_out, placebos, others, seed) for m in models
+                self._property_cell(intervention, m, i, sequence, held_out, placebos, others, test) for m in models
             ]
             self.store.append(list(records))
             bar.update(len(records))
@@ -222,7 +222,7 @@ class SuiteRunner:
         """Realisation ``number`` (>= 1) of the image's intervention, for runs with R > 1."""
         sequence = self.suite.realisation(intervention, index, number)
         if sequence is None:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"suite {self.name!r} has no realisation {number} of {intervention!r} (realisations="
                 f"{self.settings.realisations} needs BenchmarkSuite.realisation() to draw them); "
                 "run with realisations=1"
@@ -231,10 +231,11 @@ class SuiteRunner:
 
     def _placebos(self, intervention: str, index: int, sequence: InterventionSequence) -> list[InterventionSequence]:
         """The image's M placebo sequences (none without placebos or for a periodic sequence), seeded per cell."""
-        if not self.settings.n_placebos or sequence.periodic:
+        test = self.settings.cell_test
+        if not test.n_placebos or sequence.periodic:
             return []
         seed = cell_seed(self.settings.seed, self.name, intervention, "placebos", index)
-        return placebo_sequences(sequence, self.settings.n_placebos, seed=seed, variant=PLACEBO_VARIANT)
+        return draw_placebos(sequence, PlaceboDraw(test.n_placebos, seed=seed, variant=test.placebo))
 
     def _property_cell(
         self,
@@ -245,47 +246,30 @@ class SuiteRunner:
         held_out: InterventionSequence | None,
         placebos: list[InterventionSequence],
         others: list[InterventionSequence],
-        seed: int,
+        test: TestSettings,
     ) -> CellRecord:
         """Score one image's sequence on one model: the test, the held-out flips, the placebo test and
-        the other realisations' tests (on the same class).
+        the other realisations' tests (on the same class), under the run's checked settings with the
+        cell's seed (``test``).
 
         One image per call: its forward batches hold nothing of other images.
         """
         model = TimedModule(self.models[model_name], self.stopwatch)
         original = self.images[index][None]
-        run = {"output_transform": "softmax", "batch_size": self.settings.forward_batch_size}
+        run = self.settings.cell_run
         with self.stopwatch.measure("scoring"):
-            (scored,) = score_sequences(
-                model,
-                original,
-                [sequence],
-                targets=[PREDICTED],
-                n_permutations=self.settings.n_permutations,
-                alpha=self.settings.alpha,
-                seed=seed,
-                **run,
-            )
-            other = None
-            if held_out is not None:  # only its flips are read: one permutation suffices
-                (other,) = score_sequences(
-                    model, original, [held_out], targets=[scored.target], n_permutations=1, **run
-                )
+            (scored,) = score_sequences(model, original, [sequence], [PREDICTED], run, test)
+            held_out_flips = None
+            if held_out is not None:  # only its flips are read: no test
+                (block,) = sequence_outputs(model, original, [held_out], run)
+                held_out_flips = prediction_flips(block[1:], reference=block[0])
             realised = []
             if others:
-                realised = score_sequences(
-                    model,
-                    original.expand(len(others), -1, -1, -1),
-                    others,
-                    targets=[scored.target] * len(others),
-                    n_permutations=self.settings.n_permutations,
-                    alpha=self.settings.alpha,
-                    seed=seed,
-                    **run,
-                )
+                originals = original.expand(len(others), -1, -1, -1)
+                realised = score_sequences(model, originals, others, [scored.target] * len(others), run, test)
             placebo = None
             if placebos:
-                (statistics,) = placebo_statistics(model, original, [placebos], targets=[scored.target], **run)
+                (statistics,) = placebo_statistics(model, original, [placebos], [scored.target], run, test)
                 p = placebo_p_value(scored.test.statistic, statistics)
                 placebo = PlaceboOutcome(n_placebos=len(placebos), p_value=float(p))
         return property_record(
@@ -296,7 +280,7 @@ class SuiteRunner:
             periodic=sequence.periodic,
             property_name=sequence.property_name,
             unit=sequence.unit,
-            held_out=None if other is None else other.flips,
+            held_out=held_out_flips,
             placebo=placebo,
             realisations=realised,
         )
@@ -407,7 +391,7 @@ def _baseline_cell(
 def _check_maps(maps: Any, expected: int, name: str) -> torch.Tensor:
     if not isinstance(maps, torch.Tensor) or maps.dim() < 1 or maps.shape[0] != expected:
         got = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
-        raise ValueError(f"baseline {name!r} must return maps with first dimension {expected}, got {got}")
+        raise InvalidParameterError(f"baseline {name!r} must return maps with first dimension {expected}, got {got}")
     return maps.detach().float().cpu()
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-from propgrad.core.validation import ParameterTypeError, check_alpha, check_bool, check_choice, check_int, check_seed
+from propgrad.core.forward import RunSettings
+from propgrad.core.validation import ParameterTypeError, check_bool, check_choice, check_int
+from propgrad.errors import InvalidParameterError
 from propgrad.stats.corrections import METHODS
+from propgrad.stats.settings import TestSettings, test_settings
 
 #: Constructor keyword arguments asked of the baselines in quick mode (passed only to classes
 #: whose constructor accepts them). Full mode uses every class's defaults (the paper's settings).
@@ -21,6 +23,10 @@ QUICK_BASELINE_KWARGS: dict[str, dict[str, Any]] = {
 
 DEFAULT_PLACEBOS = 0
 """M of the presets' placebo test (``--placebos``)."""
+
+PLACEBO_VARIANT = "smooth_direction"
+"""The benchmark's placebos (:mod:`propgrad.sources.placebo_sequences`): the whole image along a random
+smooth direction, each step changing it by the real step's mean |pixel difference|."""
 
 
 class PoolSize(Enum):
@@ -88,12 +94,20 @@ class BenchmarkSettings:
     quantus_metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # the test's settings through their one door; the correction is over images (the summary's), not columns
+        test = test_settings(
+            n_permutations=self.n_permutations,
+            alpha=self.alpha,
+            seed=self.seed,
+            n_placebos=self.n_placebos,
+            placebo=PLACEBO_VARIANT,
+        )
         checked: dict[str, Any] = {
             "quick": check_bool(self.quick, "quick"),
-            "seed": check_seed(self.seed),
-            "alpha": check_alpha(self.alpha),
-            "n_permutations": check_int(self.n_permutations, "n_permutations"),
-            "n_placebos": check_int(self.n_placebos, "n_placebos", minimum=0, hint="0 runs no placebo test"),
+            "seed": test.seed,
+            "alpha": test.alpha,
+            "n_permutations": test.n_permutations,
+            "n_placebos": test.n_placebos,
             "correction": check_choice(self.correction, "correction", METHODS),
             "realisations": check_int(self.realisations, "realisations", hint="realisations scored per image (1: one)"),
             "n_resamples": check_int(self.n_resamples, "n_resamples"),
@@ -108,14 +122,31 @@ class BenchmarkSettings:
             checked["pool_per_class"] = check_int(pool, "pool_per_class", hint=hint)
         for name, value in checked.items():  # numpy scalars become plain Python values for the JSON
             object.__setattr__(self, name, value)
+        # checked once, here; not fields (so neither in to_dict nor in the settings hash)
+        object.__setattr__(self, "_cell_test", test)
+        object.__setattr__(
+            self, "_cell_run", RunSettings(output_transform="softmax", batch_size=self.forward_batch_size)
+        )
         if not self.suites:
-            raise ValueError("suites must name at least one benchmark suite, got an empty list")
+            raise InvalidParameterError("suites must name at least one benchmark suite, got an empty list")
         if len(set(self.baselines)) != len(self.baselines):
-            raise ValueError(f"baselines must not repeat a name, got {list(self.baselines)}")
+            raise InvalidParameterError(f"baselines must not repeat a name, got {list(self.baselines)}")
         if self.quantus_metrics:
             from propgrad.harness.metric_columns import check_benchmark_metrics
 
             object.__setattr__(self, "quantus_metrics", check_benchmark_metrics(self.quantus_metrics))
+
+    @property
+    def cell_test(self) -> TestSettings:
+        """The property cells' test, checked with these settings: K, alpha, M placebos (:data:`PLACEBO_VARIANT`),
+        the gradient statistic per step, no correction over columns; ``seed`` is the run's (each cell
+        replaces it with its own, :func:`propgrad.harness.cells.cell_seed`)."""
+        return self._cell_test  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def cell_run(self) -> RunSettings:
+        """How the models run on a property cell's images: softmax outputs, ``forward_batch_size`` per pass."""
+        return self._cell_run  # type: ignore[attr-defined,no-any-return]
 
     def to_dict(self) -> dict[str, Any]:
         """All settings as JSON-serialisable data."""
@@ -192,6 +223,7 @@ def preset(
 
 
 def accepts_kwarg(cls: type, name: str) -> bool:
-    """Whether ``cls(**{name: ...})`` is accepted by its constructor's signature."""
-    params = inspect.signature(cls.__init__).parameters
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    """Whether ``cls(**{name: ...})`` names one of the class's (declared or constructor) parameters."""
+    from propgrad.plugins.parameters import accepts
+
+    return accepts(cls, name)

@@ -7,7 +7,9 @@ refused instead of mixing results). Every later line is one of
 - an *identity* (``kind="identity"``): what produced a group of cells (a plugin's class,
   distribution, version and settings, or a model's weights hash) and which keys it covers
   (``match``, ``[position, value]`` pairs);
-- a *segment* (``kind="segment"``): the timing of one session that computed cells.
+- a *segment* (``kind="segment"``): the timing of one session that computed cells, written with
+  its cells at checkpoints while it runs (so a killed session still counts) and once more when it
+  ends; the last segment of a session (its key) is the one that counts.
 
 Loading replays the file in order: a later identity that differs from the earlier one of the
 same key drops the cells it covers that were stored before it (they were produced by something
@@ -16,18 +18,23 @@ retried failure). Every line carries a checksum and its fields are checked
 (:mod:`propgrad.harness.record_checks`); a damaged line is an error naming it, except a
 truncated or invalid *final* line (the process died while writing it), which is cut off so the
 next append starts on a clean line. An append that fails half-way (an interrupt) is cut off too.
+The header is written atomically, so an existing store without one was emptied by hand: the run
+starts from zero and says so (:class:`EmptiedStoreWarning`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from propgrad.core.atomic_files import atomic_write
 from propgrad.core.cache import cache_key
+from propgrad.errors import PropgradError, PropgradWarning
 from propgrad.harness.record_checks import CHECKSUM_FIELD, check_record, checksum
+from propgrad.harness.timing import TimingCheckpoints
 
 STORE_FORMAT = 3
 HEADER, IDENTITY, SEGMENT = "header", "identity", "segment"
@@ -40,12 +47,16 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return cache_key("propgrad-benchmark-store", STORE_FORMAT, settings)
 
 
-class SettingsMismatchError(ValueError):
+class SettingsMismatchError(PropgradError, ValueError):
     """The output folder holds results of a run with different settings."""
 
 
-class CorruptStoreError(ValueError):
+class CorruptStoreError(PropgradError, ValueError):
     """A line of the cell store (not the final, interrupted one) is damaged or was edited."""
+
+
+class EmptiedStoreWarning(PropgradWarning):
+    """The cell store exists but holds no complete line: the run starts from zero."""
 
 
 def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -92,15 +103,33 @@ class CellStore:
         self.hash = settings_hash(self.settings)
         self._records: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._identities: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self._segments: list[dict[str, Any]] = []
+        self._segments: dict[tuple[Any, ...], dict[str, Any]] = {}  # by key: a session's last record wins
+        self._session: tuple[list[Any], TimingCheckpoints, dict[str, Any]] | None = None
         self.n_loaded = 0
         self.n_appended = 0
         self.dropped_partial_line = False
-        if not (self.path.exists() and self._load()):
+        existed = self.path.exists()
+        if not (existed and self._load()):
+            if existed:
+                self._warn_emptied()
             header = {"kind": HEADER, "format": STORE_FORMAT, "settings_hash": self.hash, "settings": self.settings}
             header[CHECKSUM_FIELD] = checksum(header)
             line = json.dumps(header, sort_keys=True) + "\n"
             atomic_write(self.path, lambda tmp: tmp.write_text(line, encoding="utf-8"))
+
+    def _warn_emptied(self) -> None:
+        """Say that an existing store without a complete line (emptied by hand) makes the run start from zero.
+
+        The header is written atomically, so a store the run wrote never holds less than it.
+        """
+        beside = sorted(p.name for p in self.path.parent.glob("*") if p.is_file() and p.suffix in (".json", ".csv"))
+        outputs = f"; {', '.join(beside)} beside it came from the lost cells and will be replaced" if beside else ""
+        warnings.warn(
+            f"{self.path} exists but holds no complete line (it was emptied or cut short), so every cell is "
+            f"computed again{outputs}",
+            EmptiedStoreWarning,
+            stacklevel=3,
+        )
 
     # -- loading -----------------------------------------------------------------------------
     def _load(self) -> bool:
@@ -117,24 +146,21 @@ class CellStore:
             try:
                 record = json.loads(line)
                 if not isinstance(record, dict) or "kind" not in record:
-                    raise ValueError("not a record")
+                    raise ValueError("not a record")  # control flow: caught just below
             except ValueError:
                 if number == len(complete) - 1 and number > 0 and not self.dropped_partial_line:
                     self.dropped_partial_line, keep = True, number
                     break
                 raise CorruptStoreError(
-                    f"{self.path} line {number + 1} is corrupt and is not the last line, so it is not "
-                    f"an interrupted write. {_FRESH_HINT}."
+                    f"{self.path} line {number + 1} is corrupt and is not the last line, so it "
+                    f"is not an interrupted write. {_advice(number, None)}"
                 ) from None
             parsed.append(record)
         self._check_header(parsed[0])
         for number, record in enumerate(parsed):
             problem = check_record(record, first=number == 0)
             if problem is not None:
-                raise CorruptStoreError(
-                    f"{self.path} line {number + 1}: {problem}. Delete that line to recompute the cell, or "
-                    f"{_FRESH_HINT[0].lower()}{_FRESH_HINT[1:]}."
-                )
+                raise CorruptStoreError(f"{self.path} line {number + 1}: {problem}. {_advice(number, record)}")
         for record in parsed[1:]:
             self._replay(_without_checksum(record))
         if self.dropped_partial_line:
@@ -148,7 +174,9 @@ class CellStore:
 
     def _check_header(self, header: dict[str, Any]) -> None:
         if header.get("kind") != HEADER:
-            raise ValueError(f"{self.path} is not a propgrad benchmark cell store (no header line)")
+            raise CorruptStoreError(
+                f"{self.path} is not a propgrad benchmark cell store (line 1 is no header). {_FRESH_HINT}."
+            )
         if header.get("format") != STORE_FORMAT:
             raise SettingsMismatchError(
                 f"{self.path} was written by another version of propgrad (store format "
@@ -168,7 +196,7 @@ class CellStore:
         """Apply one line in file order; returns the number of cells an identity change dropped."""
         key = tuple(record["key"])
         if record["kind"] == SEGMENT:
-            self._segments.append(record)
+            self._segments[key] = record
             return 0
         if record["kind"] != IDENTITY:
             self._records[key] = record
@@ -209,8 +237,8 @@ class CellStore:
         return None if record is None else record["identity"]
 
     def segments(self) -> list[dict[str, Any]]:
-        """The timing segments in the order they were written."""
-        return list(self._segments)
+        """The timing segments, one per session (its last record), in the order the sessions began."""
+        return list(self._segments.values())
 
     # -- writing -----------------------------------------------------------------------------
     def append(self, records: list[dict[str, Any]]) -> None:
@@ -223,13 +251,16 @@ class CellStore:
         if not records:
             return
         for record in records:
-            if record.get("kind") in META_KINDS:
+            if record.get("kind") in META_KINDS:  # internal: a bug in the harness if reached
                 raise ValueError(f"{record['kind']!r} is a store line kind, not a cell kind")
             key = tuple(record["key"])
-            if self.is_finished(key):
+            if self.is_finished(key):  # internal: a bug in the harness if reached
                 raise ValueError(f"cell {key} is already stored in {self.path}")
-        self._write(records)
+        checkpoint = self._checkpoint(self.n_appended + len(records))
+        self._write(records + ([checkpoint] if checkpoint else []))  # one fsync for both
         self.n_appended += len(records)
+        if checkpoint:
+            self._replay(checkpoint)
 
     def bind_identity(self, key: Sequence[Any], identity: dict[str, Any], match: Sequence[Sequence[Any]]) -> int:
         """Record what produces the cells whose keys ``match``; a changed identity drops those cells.
@@ -249,15 +280,41 @@ class CellStore:
         self._write([record])
         return self._replay(record)
 
-    def add_segment(self, cells_computed: int, timing: dict[str, float], **info: Any) -> None:
-        """Record the timing of one session that computed ``cells_computed`` cells."""
-        record = {
+    def track_session(self, checkpoints: TimingCheckpoints, **info: Any) -> None:
+        """Write this session's timing with the cells it appends, whenever ``checkpoints`` says it is due.
+
+        A session killed without a chance to call :meth:`add_segment` (SIGKILL, a power cut) then
+        still counts the cells and time up to its last checkpoint (``interrupted`` true); the
+        segment :meth:`add_segment` writes at the end replaces the checkpoints.
+
+        Args:
+            checkpoints: When, and what timing, to write (:class:`~propgrad.harness.timing.TimingCheckpoints`).
+            **info: Fields of every checkpoint (such as ``started``).
+        """
+        self._session = ([SEGMENT, len(self._segments)], checkpoints, dict(info))
+
+    def _checkpoint(self, cells_computed: int) -> dict[str, Any] | None:
+        """The tracked session's segment record if a checkpoint is due, else None."""
+        if self._session is None:
+            return None
+        key, checkpoints, info = self._session
+        timing = checkpoints.due()
+        if timing is None:
+            return None
+        return {
             "kind": SEGMENT,
-            "key": [SEGMENT, len(self._segments)],
+            "key": key,
             "cells_computed": int(cells_computed),
-            "timing": dict(timing),
+            "timing": timing,
             **info,
+            "interrupted": True,
         }
+
+    def add_segment(self, cells_computed: int, timing: dict[str, float], **info: Any) -> None:
+        """Record the timing of one session that computed ``cells_computed`` cells (replacing its checkpoints)."""
+        key = self._session[0] if self._session is not None else [SEGMENT, len(self._segments)]
+        record = {"kind": SEGMENT, "key": key, "cells_computed": int(cells_computed), "timing": dict(timing), **info}
+        self._session = None
         self._write([record])
         self._replay(record)
 
@@ -285,6 +342,21 @@ class CellStore:
         for record in stored:
             if record["kind"] not in META_KINDS:
                 self._records[tuple(record["key"])] = record
+
+
+def _advice(number: int, record: Any) -> str:
+    """What to do about the damaged line ``number`` (0-based) holding ``record`` (None: it is not JSON)."""
+    if number == 0:
+        return (
+            "Line 1 is the header (the settings the results belong to), so deleting it does not help; "
+            f"{_FRESH_HINT[0].lower()}{_FRESH_HINT[1:]}."
+        )
+    kind = record.get("kind") if isinstance(record, dict) else None
+    what = {
+        IDENTITY: "delete that line (the next run records the identity again; the cells before it are kept)",
+        SEGMENT: "delete that line: only one session's timing is lost",
+    }.get(kind, "delete that line to recompute the cell on it (the lines after it are kept)")
+    return f"To keep the other results, {what}; or {_FRESH_HINT[0].lower()}{_FRESH_HINT[1:]}."
 
 
 def _without_checksum(record: dict[str, Any]) -> dict[str, Any]:

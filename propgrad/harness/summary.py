@@ -24,6 +24,7 @@ from propgrad.harness.cells import BaselineRecord, CellRecord, PropertyRecord, r
 from propgrad.harness.definitions import FLIP_DEFINITIONS, FlipDefinition
 from propgrad.harness.evaluation import evaluate_method, resample_indices
 from propgrad.stats.corrections import adjust_p_values, correction_feasibility, resamples_needed
+from propgrad.stats.decision import decide
 
 PROPERTY_SCORE = "property_score"
 PROPERTY_SCORE_REALISATIONS = "property_score_mean_R"
@@ -244,7 +245,7 @@ def model_scores(
     adjusted_placebo = None if p_placebo is None else adjust_p_values(p_placebo, correction)
     n_placebos = int(recs[0].get("n_placebos", 0)) if has_placebo else 0
     n_significant = int(sum(r["significant"] for r in recs))
-    n_placebo_significant = None if p_placebo is None else int((p_placebo < alpha).sum())
+    n_placebo_significant = None if p_placebo is None else int(decide(p_placebo, alpha).sum())
     feasibility = {"permutation": _feasibility(len(recs), n_permutations, alpha, correction, n_significant)}
     if n_placebo_significant is not None:
         feasibility["placebo"] = _feasibility(len(recs), n_placebos, alpha, correction, n_placebo_significant)
@@ -260,13 +261,15 @@ def model_scores(
         "n_realisations": min(len(r.get("realisation_scores", [r["score"]])) for r in recs),
         "realisation_score_mean": float(np.mean([np.mean(r.get("realisation_scores", [r["score"]])) for r in recs])),
         "fraction_significant_realisations": float(
-            np.mean([p < alpha for r in recs for p in r.get("realisation_p_values", [r["p_value"]])])
+            np.mean([decide(p, alpha) for r in recs for p in r.get("realisation_p_values", [r["p_value"]])])
         ),
         "n_placebos": n_placebos,
         "n_placebo_significant": n_placebo_significant,
         "correction": correction,
-        "n_significant_adjusted": int((adjusted_perm < alpha).sum()),
-        "n_placebo_significant_adjusted": None if adjusted_placebo is None else int((adjusted_placebo < alpha).sum()),
+        "n_significant_adjusted": int(decide(adjusted_perm, alpha).sum()),
+        "n_placebo_significant_adjusted": (
+            None if adjusted_placebo is None else int(decide(adjusted_placebo, alpha).sum())
+        ),
         "p_adjusted": {
             "images": [int(i) for i in images],
             "permutation": [float(p) for p in adjusted_perm],

@@ -2,6 +2,8 @@
 
 A :class:`Stopwatch` measures one session. A resumed benchmark adds up the sessions that
 computed its cells with :func:`combine_summaries`, so the time of finished work is not lost.
+:class:`TimingCheckpoints` says when a running session's timing is written down with its cells,
+so a session killed without warning (SIGKILL) still counts what it ran up to its last checkpoint.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def combine_summaries(summaries: list[dict[str, float]]) -> dict[str, float]:
     Raises:
         ValueError: No summaries.
     """
-    if not summaries:
+    if not summaries:  # internal: the pipeline always passes at least this session
         raise ValueError("combine_summaries needs at least one timing summary")
     out: dict[str, float] = {}
     for summary in summaries:
@@ -75,6 +77,35 @@ def combine_summaries(summaries: list[dict[str, float]]) -> dict[str, float]:
     out = _with_derived(out)
     out["sessions"] = len(summaries)
     return out
+
+
+CHECKPOINT_SECONDS = 10.0
+"""Seconds between two timing checkpoints of a running session: a killed session loses at most this much."""
+
+
+class TimingCheckpoints:
+    """When to write down a running session's timing: at the first chance, then at most every ``every_s`` seconds.
+
+    The cell store asks :meth:`due` each time it appends cells and writes the summary it gets with
+    them, in the same write; the session's final record replaces the checkpoints.
+
+    Args:
+        stopwatch: The session's stopwatch.
+        every_s: Least seconds between two checkpoints (0: at every append).
+    """
+
+    def __init__(self, stopwatch: Stopwatch, every_s: float = CHECKPOINT_SECONDS) -> None:
+        self.stopwatch = stopwatch
+        self.every_s = float(every_s)
+        self._last: float | None = None
+
+    def due(self) -> dict[str, float] | None:
+        """The stopwatch's summary if a checkpoint is due now (and counts it as taken), else None."""
+        now = time.perf_counter()
+        if self._last is not None and now - self._last < self.every_s:
+            return None
+        self._last = now
+        return self.stopwatch.summary()
 
 
 class TimedModule(nn.Module):

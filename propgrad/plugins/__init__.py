@@ -1,18 +1,22 @@
 """The plugin manager and the registry of sources, baselines and suites.
 
-Nothing happens at import time. The first lookup builds a pluggy ``PluginManager`` for the
-project ``propgrad``, registers the built-in plugins (``DEFAULT_PLUGINS``, by module path) and
-every ``propgrad`` entry point, each loaded on its own, then calls the ``register_*`` hooks of
-each plugin separately. A plugin that fails to import, implements a hook that does not exist,
-raises in a hook (``SystemExit`` included) or registers something invalid is recorded as a
-:class:`PluginFailure` (with its distribution and version) and skipped as a whole; one
-:class:`PropgradPluginWarning` names every failure and everything else keeps working. What plugins
-print while loading goes to stderr, so stdout stays clean. Asking for a name nobody provides raises
-:class:`UnknownNameError`, which lists the failures. A name registered by two third-party plugins
-is ambiguous: asking for it raises :class:`DuplicateNameError` naming both, other names still
-work. Built-in names always win: a third-party registration of one is refused and recorded as that
-plugin's failure (naming both), and the built-in keeps working. With ``PROPGRAD_STRICT_PLUGINS=1``
-any failure raises :class:`PluginLoadError` at load instead.
+Nothing happens at import time. The first lookup builds a pluggy ``PluginManager`` for the project
+``propgrad``, registers the built-in plugins (``DEFAULT_PLUGINS``, by module path) and every
+``propgrad`` entry point, each loaded on its own, then calls the ``register_*`` hooks of each
+plugin separately. A plugin that fails to import, implements a hook that does not exist, raises in
+a hook (``SystemExit`` included) or registers something invalid is recorded as a
+:class:`PluginFailure` (with its distribution and version) and skipped as a whole, and so is a line
+of a distribution's ``entry_points.txt`` that is not ``name = value`` (:mod:`.entry_points` reads
+each distribution on its own, so one broken file neither hides the others nor breaks torch's
+import). One :class:`PropgradPluginWarning` names every failure, at the first lookup or listing
+that works, and everything else keeps working. A plugin still loading after
+:data:`SLOW_PLUGIN_SECONDS` is named on stderr. What plugins print while loading goes to stderr, so
+stdout stays clean. Asking for a name nobody provides raises :class:`UnknownNameError`, which ends
+with a one-line pointer to the failures (and no warning comes before it). A name registered by two
+third-party plugins is ambiguous: asking for it raises :class:`DuplicateNameError` naming both,
+other names still work. Built-in names always win: a third-party registration of one is refused and
+recorded as that plugin's failure (naming both), and the built-in keeps working. With
+``PROPGRAD_STRICT_PLUGINS=1`` any failure raises :class:`PluginLoadError` at load instead.
 """
 
 from __future__ import annotations
@@ -21,17 +25,21 @@ import contextlib
 import os
 import sys
 import threading
+import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from importlib import import_module, metadata
-from typing import Any, Callable
+from importlib import import_module
+from typing import Any, Callable, Iterator
 
 import pluggy
 
 from propgrad import hookspecs
+from propgrad.plugins.entry_points import FoundEntryPoint, read_entry_points, repair_entry_points
 from propgrad.plugins.errors import (
+    BrokenEntryPointError,
     DuplicateNameError,
+    PluginError,
     PluginExitError,
     PluginFailure,
     PluginLoadError,
@@ -39,6 +47,7 @@ from propgrad.plugins.errors import (
     Registration,
     RegistrationError,
     UnknownNameError,
+    describe_origin,
 )
 from propgrad.plugins.registry import KINDS, Registry, call_register_hooks, new_plugin_manager, register_plugin
 
@@ -47,6 +56,8 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "STRICT_ENV",
     "KINDS",
+    "BrokenEntryPointError",
+    "PluginError",
     "PluginFailure",
     "PropgradPluginWarning",
     "PluginLoadError",
@@ -77,6 +88,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
 )
 ENTRY_POINT_GROUP = hookspecs.ENTRY_POINT_GROUP
 STRICT_ENV = "PROPGRAD_STRICT_PLUGINS"
+#: A plugin still loading after this many seconds is named on stderr (an import that hangs blocks the command).
+SLOW_PLUGIN_SECONDS = 2.0
 
 
 @dataclass
@@ -96,6 +109,7 @@ class _State:
     pm: pluggy.PluginManager
     registry: Registry
     plugins: list[PluginInfo]
+    warned: bool = False  # the failures were reported (a warning, or an UnknownNameError that names them)
 
 
 _STATE: _State | None = None
@@ -124,13 +138,40 @@ def _exit_error(exc: SystemExit) -> PluginExitError:
     return err
 
 
+@contextlib.contextmanager
+def _named_if_slow(info: PluginInfo) -> Iterator[None]:
+    """Say on stderr which plugin is loading when that takes over :data:`SLOW_PLUGIN_SECONDS` (it may hang)."""
+    stream, started = sys.stderr, time.monotonic()
+    origin = describe_origin(info.name, info.distribution, info.version)
+    uninstall = f"uninstall {info.distribution} to skip it" if not info.builtin and info.distribution else ""
+
+    def say() -> None:
+        hint = f"; if it hangs, stop with Ctrl-C and {uninstall}" if uninstall else ""
+        print(f"propgrad: still loading {origin} after {SLOW_PLUGIN_SECONDS:g} s{hint}", file=stream, flush=True)
+
+    timer = threading.Timer(SLOW_PLUGIN_SECONDS, say)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        if time.monotonic() - started > SLOW_PLUGIN_SECONDS:
+            print(f"propgrad: {origin} took {time.monotonic() - started:.1f} s to load", file=stream, flush=True)
+
+
 def _add_plugin(state: _State, info: PluginInfo, loader: Callable[[], object]) -> None:
     """Load, register and collect one plugin; any error is recorded as its failure."""
+    with _named_if_slow(info):
+        _load_plugin(state, info, loader)
+
+
+def _load_plugin(state: _State, info: PluginInfo, loader: Callable[[], object]) -> None:
     prior = next((p for p in state.plugins if p.name == info.name), None)
     state.plugins.append(info)
     try:
         if prior is not None:
-            raise ValueError(
+            raise PluginError(
                 f"plugin name {info.name!r} of {info.distribution} is already used by "
                 f"{prior.distribution} {prior.version}; rename one entry point"
             )
@@ -176,16 +217,24 @@ def _clash_message(reg: Registration, clash: Registration) -> str:
     return f"{label} is already registered by {clash.origin()}; asking for that name now raises an error naming both"
 
 
-def _entry_points() -> list[metadata.EntryPoint]:
-    """The ``propgrad`` entry points, deduplicated, sorted by distribution and name."""
+def _entry_points(state: _State) -> list[FoundEntryPoint]:
+    """The ``propgrad`` entry points, deduplicated, sorted by distribution and name.
+
+    A line of the group that is not ``name = value`` is recorded as a failure naming its
+    distribution and the line, and skipped; the distribution's other entry points still load.
+    """
+    found, broken = read_entry_points(ENTRY_POINT_GROUP)
+    for line in broken:
+        info = PluginInfo(line.line, line.distribution, line.version, builtin=False)
+        state.plugins.append(info)
+        _record(state, info, BrokenEntryPointError(str(line)))
     seen, unique = set(), []
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        key = (ep.name, ep.value, getattr(dist, "name", None))
+    for item in found:
+        key = (item.entry_point.name, item.entry_point.value, item.distribution)
         if key not in seen:
             seen.add(key)
-            unique.append(ep)
-    return sorted(unique, key=lambda ep: (str(getattr(getattr(ep, "dist", None), "name", "")), ep.name))
+            unique.append(item)
+    return sorted(unique, key=lambda item: (str(item.distribution or ""), item.entry_point.name))
 
 
 def _load() -> _State:
@@ -198,22 +247,40 @@ def _load_all() -> _State:
     from propgrad import __version__
 
     state = _State(new_plugin_manager(), Registry(tuple(KINDS)), [])
+    try:
+        repair_entry_points()  # before torch is imported: a broken entry_points.txt anywhere would break it
+    except Exception as exc:  # noqa: BLE001 - unreadable metadata
+        _record(state, PluginInfo("<entry points>", None, None, builtin=False), exc)
     for module in DEFAULT_PLUGINS:
         info = PluginInfo(module, "propgrad", __version__, builtin=True)
         _add_plugin(state, info, lambda module=module: import_module(module))
     try:
-        entry_points = _entry_points()
-    except Exception as exc:  # noqa: BLE001 - broken metadata of one package
+        entry_points = _entry_points(state)
+    except Exception as exc:  # noqa: BLE001 - unreadable metadata
         _record(state, PluginInfo("<entry points>", None, None, builtin=False), exc)
         entry_points = []
-    for ep in entry_points:
-        dist = getattr(ep, "dist", None)
-        info = PluginInfo(ep.name, getattr(dist, "name", None), getattr(dist, "version", None), builtin=False)
-        _add_plugin(state, info, ep.load)
+    for item in entry_points:
+        info = PluginInfo(item.entry_point.name, item.distribution, item.version, builtin=False)
+        _add_plugin(state, info, item.entry_point.load)
     return state
 
 
-def _state(strict: bool | None = None) -> _State:
+def _warn_failures(state: _State) -> None:
+    """Warn once per load about the plugins that failed (not in strict mode, which raises instead)."""
+    failures = state.registry.failures
+    if state.warned or not failures or strict_mode():
+        return
+    state.warned = True
+    listed = "; ".join(str(f) for f in failures)
+    warnings.warn(
+        f"{len(failures)} propgrad plugin(s) failed to load and were skipped: {listed}. "
+        f"Run `propgrad plugins` for details; set {STRICT_ENV}=1 to make this an error.",
+        PropgradPluginWarning,
+        stacklevel=4,  # the caller of the public function (get_source, list_sources ...)
+    )
+
+
+def _state(strict: bool | None = None, *, warn: bool = True) -> _State:
     global _STATE, _LOADING
     with _LOCK:
         if _STATE is None:
@@ -224,15 +291,6 @@ def _state(strict: bool | None = None) -> _State:
                 _STATE = _load()
             finally:
                 _LOADING = False
-            failures = _STATE.registry.failures
-            if failures and not strict_mode():
-                listed = "; ".join(str(f) for f in failures)
-                warnings.warn(
-                    f"{len(failures)} propgrad plugin(s) failed to load and were skipped: {listed}. "
-                    f"Run `propgrad plugins` for details; set {STRICT_ENV}=1 to make this an error.",
-                    PropgradPluginWarning,
-                    stacklevel=3,
-                )
         state = _STATE
     if (strict_mode() if strict is None else strict) and state.registry.failures:
         failures = tuple(state.registry.failures)
@@ -241,7 +299,25 @@ def _state(strict: bool | None = None) -> _State:
             + "; ".join(str(f) for f in failures),
             failures,
         ) from failures[0].error
+    if warn:
+        _warn_failures(state)
     return state
+
+
+def _lookup(kind: str, name: str) -> type:
+    """The class registered as ``name``; the failures are warned about only after a lookup that works.
+
+    An unknown name raises :class:`UnknownNameError` first, whose message ends with a one-line
+    pointer to the failures, so the answer is not buried under them.
+    """
+    state = _state(warn=False)
+    try:
+        cls = state.registry.lookup(kind, name)
+    except UnknownNameError:
+        state.warned = True
+        raise
+    _warn_failures(state)
+    return cls
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -262,7 +338,7 @@ def reset_plugins() -> None:
 
 def plugin_failures() -> list[PluginFailure]:
     """Every plugin that failed to load, register or validate (never raises for them)."""
-    return list(_state(strict=False).registry.failures)
+    return list(_state(strict=False, warn=False).registry.failures)
 
 
 def describe_plugins() -> list[dict[str, Any]]:
@@ -271,17 +347,21 @@ def describe_plugins() -> list[dict[str, Any]]:
     Returns:
         One JSON-serialisable dict per plugin (built-ins first) with keys ``name``,
         ``distribution``, ``version``, ``builtin``, ``hooks`` (hook name -> list of
-        ``{"name", "class", "description"}``) and ``failure`` (None or a dict).
+        ``{"name", "class", "description", "parameters"}``, the parameters as
+        :func:`propgrad.plugins.parameters.describe` gives them) and ``failure`` (None or a dict).
     """
+    from propgrad.plugins.parameters import describe
+
     out = []
-    for info in _state(strict=False).plugins:
-        hooks: dict[str, list[dict[str, str]]] = {}
+    for info in _state(strict=False, warn=False).plugins:
+        hooks: dict[str, list[dict[str, Any]]] = {}
         for reg in info.registrations:
             hooks.setdefault(KINDS[reg.kind][0], []).append(
                 {
                     "name": reg.name,
                     "class": f"{reg.cls.__module__}.{reg.cls.__qualname__}",
                     "description": str(getattr(reg.cls, "description", "") or ""),
+                    "parameters": describe(reg.cls),
                 }
             )
         out.append(
@@ -299,7 +379,7 @@ def describe_plugins() -> list[dict[str, Any]]:
 
 def get_source(name: str) -> type:
     """The intervention-source class registered as ``name`` (raises ``UnknownNameError``)."""
-    return _state().registry.lookup("sources", name)
+    return _lookup("sources", name)
 
 
 def list_sources() -> dict[str, type]:
@@ -309,7 +389,7 @@ def list_sources() -> dict[str, type]:
 
 def get_baseline(name: str) -> type:
     """The attribution-baseline class registered as ``name`` (raises ``UnknownNameError``)."""
-    return _state().registry.lookup("baselines", name)
+    return _lookup("baselines", name)
 
 
 def list_baselines() -> dict[str, type]:
@@ -319,7 +399,7 @@ def list_baselines() -> dict[str, type]:
 
 def get_suite(name: str) -> type:
     """The benchmark-suite class registered as ``name`` (raises ``UnknownNameError``)."""
-    return _state().registry.lookup("suites", name)
+    return _lookup("suites", name)
 
 
 def list_suites() -> dict[str, type]:

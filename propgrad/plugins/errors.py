@@ -26,6 +26,10 @@ class PluginError(PropgradError):
         return str(self.args[0])
 
 
+class BrokenEntryPointError(PluginError):
+    """A line of a distribution's ``entry_points.txt`` in the ``propgrad`` group is not ``name = value``."""
+
+
 class RegistrationError(PluginError, TypeError):
     """A plugin registered something that is not a valid class for its hook."""
 

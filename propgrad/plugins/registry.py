@@ -19,6 +19,7 @@ from typing import Any
 import pluggy
 
 from propgrad import hookspecs
+from propgrad.errors import ParameterTypeError
 from propgrad.plugins.errors import DuplicateNameError, PluginFailure, Registration, RegistrationError, UnknownNameError
 
 #: kind -> (hook name, module of the base class, base class name)
@@ -123,7 +124,7 @@ class Registry:
         """
         singular = kind[:-1]
         if not isinstance(name, str):
-            raise TypeError(f"{singular} name must be a str, got {type(name).__name__} {name!r}")
+            raise ParameterTypeError(f"{singular} name must be a str, got {type(name).__name__} {name!r}")
         if name in self.entries[kind]:
             return self.entries[kind][name].cls
         if name in self.conflicts[kind]:
@@ -142,10 +143,10 @@ class Registry:
         message += f" Available {kind}: {', '.join(available) if available else '(none)'}."
         missing = tuple(f for f in self.failures if not isinstance(f.error, DuplicateNameError))
         if missing:
-            listed = "; ".join(str(f) for f in missing)
+            listed = ", ".join(f.origin() for f in missing)  # names only: `propgrad plugins` tells why
             message += (
-                f" {len(missing)} plugin(s) failed to load and may have provided it: {listed}"
-                " (run `propgrad plugins` for details)"
+                f" {len(missing)} plugin(s) failed to load and may have provided it: {listed};"
+                " run `propgrad plugins` for why."
             )
         raise UnknownNameError(message, missing)
 

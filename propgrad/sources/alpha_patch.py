@@ -7,6 +7,7 @@ patch is blended in as ``out = (1 - a * m) * image + a * m * patch`` for alpha `
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,10 @@ import torch
 
 from propgrad.core.colour import hsv_to_rgb
 from propgrad.core.images import as_mask, load_rgba, resize
-from propgrad.core.validation import check_images, check_int, check_number, check_seed, check_sequence_size, check_steps
+from propgrad.core.validation import check_int, check_sequence_size
+from propgrad.errors import InvalidParameterError, ParameterTypeError
 from propgrad.hookspecs import hookimpl
+from propgrad.plugins.parameters import Parameters, parameter, steps_parameter
 from propgrad.sources.base import InterventionSequence, InterventionSource
 
 STICKER_SIZE = 64
@@ -85,7 +88,7 @@ def choose_position(
         allowed = ~avoid.cpu()[centres_y][:, centres_x]
         options = torch.nonzero(allowed.flatten())[:, 0]
         if options.numel() == 0:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"avoid covers every possible centre of a {ph}x{pw} patch in a "
                 f"{height}x{width} image; shrink `avoid` or `scale`"
             )
@@ -97,31 +100,77 @@ def _check_patch(patch: Any, mask: Any) -> tuple[torch.Tensor | None, str]:
     """Normalise the ``patch``/``mask`` parameters to an RGBA float tensor (4, h, w) (or None)."""
     if patch is None:
         if mask is not None:
-            raise ValueError("mask is only used together with an RGB `patch` tensor; got mask but no patch")
+            raise InvalidParameterError("mask is only used together with an RGB `patch` tensor; got mask but no patch")
         return None, "procedural"
     if isinstance(patch, (str, Path)):
         if mask is not None:
-            raise ValueError("mask cannot be combined with a patch file; use a PNG with alpha")
+            raise InvalidParameterError("mask cannot be combined with a patch file; use a PNG with alpha")
         return load_rgba(patch), str(patch)
     if not isinstance(patch, torch.Tensor):
-        raise TypeError(f"patch must be None, a path or a tensor (4, h, w) / (3, h, w), got {type(patch).__name__}")
+        raise ParameterTypeError(
+            f"patch must be None, a path or a tensor (4, h, w) / (3, h, w), got {type(patch).__name__}"
+        )
     if patch.dim() != 3 or patch.shape[0] not in (3, 4) or patch.numel() == 0:
-        raise ValueError(f"patch must have shape (4, h, w) RGBA or (3, h, w) RGB with a mask, got {tuple(patch.shape)}")
+        raise InvalidParameterError(
+            f"patch must have shape (4, h, w) RGBA or (3, h, w) RGB with a mask, got {tuple(patch.shape)}"
+        )
     if not patch.is_floating_point():
-        raise ValueError(f"patch must be a float tensor in [0, 1], got {patch.dtype}")
+        raise InvalidParameterError(f"patch must be a float tensor in [0, 1], got {patch.dtype}")
     if not torch.isfinite(patch).all() or patch.min() < 0 or patch.max() > 1:
-        raise ValueError(
+        raise InvalidParameterError(
             f"patch must hold values in [0, 1], got range [{float(patch.min()):.3g}, {float(patch.max()):.3g}]"
         )
     patch = patch.detach().float().cpu()
     if patch.shape[0] == 4:
         if mask is not None:
-            raise ValueError("mask must not be given for an RGBA patch (its alpha is the mask)")
+            raise InvalidParameterError("mask must not be given for an RGBA patch (its alpha is the mask)")
         return patch, "tensor"
     if mask is None:
-        raise ValueError("an RGB patch (3, h, w) needs a `mask` (h, w); or pass an RGBA patch")
+        raise InvalidParameterError("an RGB patch (3, h, w) needs a `mask` (h, w); or pass an RGBA patch")
     mask = as_mask(mask, "mask", size=tuple(patch.shape[1:])).detach().float().cpu()
     return torch.cat([patch, mask[None]]), "tensor"
+
+
+def _position(value: Any, name: str) -> tuple[int, int] | None:
+    """None, or (top, left) as non-negative integers."""
+    if value is None:
+        return None
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise InvalidParameterError(f"{name} must be None or (top, left) non-negative integer pixels, got {value!r}")
+    return check_int(value[0], f"{name}[0] (top)", minimum=0), check_int(value[1], f"{name}[1] (left)", minimum=0)
+
+
+def _avoid(value: Any, name: str) -> torch.Tensor | None:
+    """None, or a bool (H, W) mask: a bool or float tensor (True where >= 0.5) or a mask file."""
+    return None if value is None else as_mask(value, name) >= 0.5
+
+
+@dataclass(frozen=True)
+class AlphaPatchParams(Parameters):
+    """The parameters of :class:`AlphaPatchSource` (see its docstring)."""
+
+    patch: Any = parameter(
+        None, "RGBA tensor (4, h, w), RGB (3, h, w) with `mask`, or an image file; None: a sticker drawn from the seed"
+    )
+    mask: Any = parameter(None, "segmentation (h, w) of an RGB `patch`, bool or float in [0, 1]")
+    steps: int = steps_parameter(21, "number of alpha values, evenly spaced from 0 to 1")
+    position: tuple[int, int] | None = parameter(
+        None, "(top, left) of the patch in pixels; None: a random position from the seed", parse=_position
+    )
+    scale: float | None = parameter(
+        0.25,
+        "the patch's longer side as a fraction of the image's shorter side; None: the patch's own size",
+        bounds="(0, 1]",
+        hint="a fraction of the image's shorter side, or None for the patch's own size",
+    )
+    avoid: Any = parameter(
+        None, "mask (H, W) or mask file of pixels the random patch centre avoids (e.g. the lesion)", parse=_avoid
+    )
+
+    def check(self) -> None:
+        """``avoid`` only applies to random positions."""
+        if self.position is not None and self.avoid is not None:
+            raise InvalidParameterError("avoid only applies to random positions; pass position or avoid, not both")
 
 
 class AlphaPatchSource(InterventionSource):
@@ -145,71 +194,44 @@ class AlphaPatchSource(InterventionSource):
     description = "Alpha-blend a segmented colourful patch into the image (alpha 0 -> 1)."
     property_name = "alpha"
     unit = "fraction"
+    Params = AlphaPatchParams
 
-    def __init__(
-        self,
-        *,
-        patch: Any = None,
-        mask: Any = None,
-        steps: int = 21,
-        position: tuple[int, int] | None = None,
-        scale: float | None = 0.25,
-        avoid: Any = None,
-    ) -> None:
-        self.patch, self.patch_source = _check_patch(patch, mask)
-        self.steps = check_steps(steps)
-        if position is not None:
-            if not isinstance(position, (tuple, list)) or len(position) != 2:
-                raise ValueError(f"position must be None or (top, left) non-negative integer pixels, got {position!r}")
-            if avoid is not None:
-                raise ValueError("avoid only applies to random positions; pass position or avoid, not both")
-            position = (
-                check_int(position[0], "position[0] (top)", minimum=0),
-                check_int(position[1], "position[1] (left)", minimum=0),
-            )
-        self.position = position
-        if scale is not None:
-            scale = check_number(
-                scale,
-                "scale",
-                minimum=0.0,
-                maximum=1.0,
-                min_inclusive=False,
-                hint="a fraction of the image's shorter side, or None for the patch's own size",
-            )
-        self.scale = scale
-        self.avoid = None if avoid is None else as_mask(avoid, "avoid") >= 0.5
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.rgba, self.patch_source = _check_patch(self.params.patch, self.params.mask)
 
     def _patch_for(self, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
-        if self.patch is None:
+        if self.rgba is None:
             side = STICKER_SIZE if self.scale is None else max(1, round(self.scale * min(height, width)))
             return sticker_patch(side, generator)
         if self.scale is None:
-            return self.patch
+            return self.rgba
         longest = max(1, round(self.scale * min(height, width)))
-        h, w = self.patch.shape[1:]
+        h, w = self.rgba.shape[1:]
         size = (max(1, round(h * longest / max(h, w))), max(1, round(w * longest / max(h, w))))
-        return resize_rgba(self.patch, size)
+        return resize_rgba(self.rgba, size)
 
-    def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
+    def _generate(self, image: torch.Tensor, *, seed: int, show_progress: bool) -> InterventionSequence:
         """Blend the patch in at ``steps`` alphas from 0 to 1; see the class docstring."""
-        check_images(image, "image", batched=False)
-        seed = check_seed(seed)
         check_sequence_size(self.steps, image)
         height, width = image.shape[1:]
         generator = torch.Generator().manual_seed(int(seed))
         patch = self._patch_for(height, width, generator)
         ph, pw = patch.shape[1:]
         if ph > height or pw > width:
-            raise ValueError(f"patch ({ph}x{pw}) is larger than the image ({height}x{width}); pass a scale in (0, 1]")
+            raise InvalidParameterError(
+                f"patch ({ph}x{pw}) is larger than the image ({height}x{width}); pass a scale in (0, 1]"
+            )
         if self.avoid is not None and tuple(self.avoid.shape) != (height, width):
-            raise ValueError(f"avoid must match the image size ({height}, {width}), got {tuple(self.avoid.shape)}")
+            raise InvalidParameterError(
+                f"avoid must match the image size ({height}, {width}), got {tuple(self.avoid.shape)}"
+            )
         if self.position is None:
             top, left = choose_position(height, width, (ph, pw), self.avoid, generator)
         else:
             top, left = self.position
             if top + ph > height or left + pw > width:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"position ({top}, {left}) puts the {ph}x{pw} patch outside the "
                     f"{height}x{width} image; top must be <= {height - ph} and "
                     f"left <= {width - pw}"

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,10 @@ import torch
 
 from propgrad.core.images import load_image, resize
 from propgrad.core.progress import progress
-from propgrad.core.validation import ParameterTypeError, check_bool, check_images, check_seed
-from propgrad.errors import PropgradWarning
+from propgrad.core.validation import ParameterTypeError
+from propgrad.errors import InvalidParameterError, PropgradWarning
 from propgrad.hookspecs import hookimpl
+from propgrad.plugins.parameters import Parameters, parameter
 from propgrad.sources.base import InterventionSequence, InterventionSource
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -59,7 +61,7 @@ def read_sidecar(sidecar: Path) -> dict[str, float]:
         if sidecar.suffix.lower() == ".json":
             data = json.loads(sidecar.read_text())
             if not isinstance(data, dict):
-                raise ValueError(
+                raise InvalidParameterError(
                     f"sidecar {sidecar} must hold a JSON object mapping file name -> value, got {type(data).__name__}"
                 )
             items = list(data.items())
@@ -69,14 +71,14 @@ def read_sidecar(sidecar: Path) -> dict[str, float]:
                 fields = [f.strip() for f in reader.fieldnames or []]
                 column = next((c for c in VALUE_COLUMNS if c in fields), None)
                 if "file" not in fields or column is None:
-                    raise ValueError(
+                    raise InvalidParameterError(
                         f"sidecar {sidecar} must have the CSV columns 'file,value' (or 'file,angle'), "
                         f"got {reader.fieldnames}"
                     )
                 reader.fieldnames = fields
                 items = [(row["file"], row[column]) for row in reader]
     except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as err:
-        raise ValueError(f"could not parse sidecar {sidecar}: {err}") from err
+        raise InvalidParameterError(f"could not parse sidecar {sidecar}: {err}") from err
     values: dict[str, float] = {}
     for name, value in items:
         try:
@@ -84,7 +86,7 @@ def read_sidecar(sidecar: Path) -> dict[str, float]:
         except (TypeError, ValueError):
             number = math.nan
         if not math.isfinite(number):
-            raise ValueError(f"sidecar {sidecar}: value for {name!r} must be a finite number, got {value!r}")
+            raise InvalidParameterError(f"sidecar {sidecar}: value for {name!r} must be a finite number, got {value!r}")
         values[str(name).strip()] = number
     return values
 
@@ -98,6 +100,31 @@ def looks_periodic(values: list[float], unit: str) -> bool:
     step = steps[len(steps) // 2]
     span = values[-1] - values[0]
     return span < 360 and values[-1] + step >= values[0] + 360 - 0.1 * step - 1e-6
+
+
+@dataclass(frozen=True)
+class FramesParams(Parameters):
+    """The parameters of :class:`FramesSource` (see its docstring)."""
+
+    path: Any = parameter(None, "a folder of frames (not recursive); a values.csv or values.json in it is the sidecar")
+    paths: Any = parameter(None, "a list of frame files instead of `path`")
+    sidecar: Any = parameter(None, "a CSV (file,value) or JSON ({file: value}) file of the frames' values")
+    resize: bool = parameter(False, "resize every frame to the reference image's size")
+    periodic: bool | None = parameter(
+        None,
+        "whether the sequence wraps around; None: detect a full turn in degrees",
+        hint="or None to detect a full turn in degrees",
+    )
+    property_name: str | None = parameter(None, 'name of the property; None: "angle", or "frame" for frame indices')
+    unit: str | None = parameter(None, 'unit of the values; None: "degree", or "index" for frame indices')
+
+    def check(self) -> None:
+        """Exactly one of ``path`` and ``paths``."""
+        if (self.path is None) == (self.paths is None):
+            raise InvalidParameterError(
+                "pass exactly one of path (a folder of frames) or paths (a list of "
+                f"image files), got path={self.path!r} and paths={self.paths!r}"
+            )
 
 
 class FramesSource(InterventionSource):
@@ -130,28 +157,12 @@ class FramesSource(InterventionSource):
     property_name = "angle"
     unit = "degree"
 
-    def __init__(
-        self,
-        *,
-        path: str | Path | None = None,
-        paths: list[str | Path] | None = None,
-        sidecar: str | Path | None = None,
-        resize: bool = False,
-        periodic: bool | None = None,
-        property_name: str | None = None,
-        unit: str | None = None,
-    ) -> None:
-        if (path is None) == (paths is None):
-            raise ValueError(
-                "pass exactly one of path (a folder of frames) or paths (a list of "
-                f"image files), got path={path!r} and paths={paths!r}"
-            )
-        resize = check_bool(resize, "resize")
-        if periodic is not None:
-            periodic = check_bool(periodic, "periodic", hint="or None to detect a full turn in degrees")
-        for label, value in (("property_name", property_name), ("unit", unit)):
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ValueError(f"{label} must be a non-empty string or None, got {value!r}")
+    Params = FramesParams
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        path, paths, sidecar = self.params.path, self.params.paths, self.params.sidecar
+        property_name, unit, periodic = self.params.property_name, self.params.unit, self.params.periodic
         files, folder = self._find_files(path, paths)
         sidecar_path = self._find_sidecar(sidecar, folder)
         values, source = self._values(files, sidecar_path)
@@ -161,7 +172,7 @@ class FramesSource(InterventionSource):
         self._frames: list[torch.Tensor] | None = None
         for a, b, fa, fb in zip(self.values, self.values[1:], self.files, self.files[1:]):
             if a == b:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"frames must have distinct values, but {fa.name} and {fb.name} both have {a:g} (from {source})"
                 )
         self.value_source = source
@@ -176,7 +187,6 @@ class FramesSource(InterventionSource):
                 stacklevel=2,
             )
         self.periodic = looks_periodic(self.values, self.unit) if periodic is None else periodic
-        self.resize = resize
 
     @staticmethod
     def _find_files(path: Any, paths: Any) -> tuple[list[Path], Path | None]:
@@ -185,25 +195,31 @@ class FramesSource(InterventionSource):
             if not folder.exists():
                 raise FileNotFoundError(f"path: frames folder not found: {folder}")
             if not folder.is_dir():
-                raise ValueError(
+                raise InvalidParameterError(
                     f"path must be a folder of frames, got the file {folder}; use paths=[...] for a list of files"
                 )
             files = sorted(
                 (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key
             )
             if not files:
-                raise ValueError(f"path: no images found in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+                raise InvalidParameterError(
+                    f"path: no images found in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)})"
+                )
+            if len(files) < 2:
+                raise InvalidParameterError(
+                    f"path: {folder} holds one frame ({files[0].name}); a sequence needs at least 2 frames"
+                )
             return files, folder
         if isinstance(paths, (str, Path)) or not isinstance(paths, (list, tuple)):
-            raise ValueError(f"paths must be a list of image files, got {paths!r}")
+            raise InvalidParameterError(f"paths must be a list of image files, got {paths!r}")
         if len(paths) < 2:
-            raise ValueError(f"paths must list at least 2 frames, got {len(paths)}")
+            raise InvalidParameterError(f"paths must list at least 2 frames, got {len(paths)}")
         files = [_as_path(p, f"paths[{i}]", "an image file path") for i, p in enumerate(paths)]
         for file in files:
             if not file.is_file():
                 raise FileNotFoundError(f"paths: frame file not found: {file}")
         if len(set(f.resolve() for f in files)) != len(files):
-            raise ValueError("paths lists the same file more than once")
+            raise InvalidParameterError("paths lists the same file more than once")
         folders = {f.parent for f in files}
         return files, folders.pop() if len(folders) == 1 else None
 
@@ -218,7 +234,7 @@ class FramesSource(InterventionSource):
             return None
         found = [folder / n for n in SIDECAR_NAMES if (folder / n).is_file()]
         if len(found) > 1:
-            raise ValueError(f"found both {found[0]} and {found[1]}; keep one or pass sidecar=")
+            raise InvalidParameterError(f"found both {found[0]} and {found[1]}; keep one or pass sidecar=")
         return found[0] if found else None
 
     @staticmethod
@@ -229,7 +245,7 @@ class FramesSource(InterventionSource):
             for file in files:
                 value = table.get(file.name, table.get(file.stem))
                 if value is None:
-                    raise ValueError(
+                    raise InvalidParameterError(
                         f"sidecar {sidecar} has no entry for frame {file.name!r} (match by file name or stem)"
                     )
                 values.append(value)
@@ -239,10 +255,8 @@ class FramesSource(InterventionSource):
             return [float(v) for v in from_names], "file names"  # type: ignore[arg-type]
         return [float(i) for i in range(len(files))], "index"
 
-    def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
+    def _generate(self, image: torch.Tensor, *, seed: int, show_progress: bool) -> InterventionSequence:
         """The frames (sorted by value, read from disk on the first call) on ``image``'s device."""
-        check_images(image, "image", batched=False)
-        check_seed(seed)
         size = tuple(image.shape[1:])
         if self._frames is None:  # read once; every later image reuses the frames
             self._frames = [load_image(f) for f in progress(self.files, "frames", enabled=show_progress)]
@@ -251,7 +265,7 @@ class FramesSource(InterventionSource):
         if len(shapes) > 1:
             first = tuple(frames[0].shape[1:])
             odd = next(i for i, f in enumerate(frames) if tuple(f.shape[1:]) != first)
-            raise ValueError(
+            raise InvalidParameterError(
                 f"frames have different sizes: {self.files[0].name} is {first}, "
                 f"{self.files[odd].name} is {tuple(frames[odd].shape[1:])}; pass "
                 "resize=True to resize them to the image's size"

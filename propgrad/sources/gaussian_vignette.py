@@ -8,13 +8,16 @@ multiplicatively darkens (or brightens) the pixels closer to the image edges. Th
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from propgrad.core.images import as_mask
-from propgrad.core.validation import check_images, check_number, check_seed, check_sequence_size, check_steps
+from propgrad.core.validation import check_number, check_sequence_size
+from propgrad.errors import InvalidParameterError
 from propgrad.hookspecs import hookimpl
+from propgrad.plugins.parameters import Parameters, parameter, steps_parameter
 from propgrad.sources.base import InterventionSequence, InterventionSource
 
 MAX_BRIGHTENING = 255.0
@@ -70,6 +73,54 @@ def background_region(gaussian: torch.Tensor, protect: torch.Tensor | None = Non
     return region if protect is None else region & (protect < 0.5)
 
 
+def _center(value: Any, name: str) -> tuple[float, float]:
+    """(y, x) fractions in [0, 1]; None is the image centre."""
+    if value is None:
+        return (0.5, 0.5)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise InvalidParameterError(f"{name} must be None or (y, x) fractions in [0, 1], got {value!r}")
+    return (
+        check_number(value[0], f"{name}[0] (y)", minimum=0.0, maximum=1.0),
+        check_number(value[1], f"{name}[1] (x)", minimum=0.0, maximum=1.0),
+    )
+
+
+def _mask(value: Any, name: str) -> torch.Tensor | None:
+    """None, or a float (H, W) mask in [0, 1] from a bool or float tensor or a mask file."""
+    return None if value is None else as_mask(value, name)
+
+
+_STRENGTH_HINT = "a non-zero strength: negative darkens (-1 turns the far edges black), positive brightens"
+
+
+@dataclass(frozen=True)
+class GaussianVignetteParams(Parameters):
+    """The parameters of :class:`GaussianVignetteSource` (see its docstring)."""
+
+    max_strength: float = parameter(
+        -1.0,
+        "final strength: negative darkens (-1 turns the far edges black), positive brightens; not 0",
+        bounds=f"[-1, {MAX_BRIGHTENING:g}]",
+        hint=_STRENGTH_HINT,
+    )
+    sigma: float = parameter(
+        0.35,
+        "width of the Gaussian as a fraction of the image height / width",
+        bounds=f"[{SIGMA_RANGE[0]:g}, {SIGMA_RANGE[1]:g}]",
+        hint="a fraction of the image size",
+    )
+    steps: int = steps_parameter(21, "number of strengths, evenly spaced from 0")
+    center: tuple[float, float] | None = parameter(
+        None, "(y, x) of the Gaussian's peak as fractions in [0, 1]; None: the image centre", parse=_center
+    )
+    mask: Any = parameter(None, "mask (H, W) or mask file of pixels to protect (e.g. the object)", parse=_mask)
+
+    def check(self) -> None:
+        """A strength of 0 changes nothing."""
+        if self.max_strength == 0:
+            raise InvalidParameterError(f"max_strength must not be 0 (that changes nothing); pass {_STRENGTH_HINT}")
+
+
 class GaussianVignetteSource(InterventionSource):
     """Darken (or brighten) the image edges with a Gaussian vignette of rising strength.
 
@@ -93,38 +144,10 @@ class GaussianVignetteSource(InterventionSource):
     description = "Scale background pixels near the edges by a Gaussian vignette (App. B.3)."
     property_name = "vignette strength"
     unit = "strength"
+    Params = GaussianVignetteParams
 
-    def __init__(
-        self,
-        *,
-        max_strength: float = -1.0,
-        sigma: float = 0.35,
-        steps: int = 21,
-        center: tuple[float, float] | None = None,
-        mask: Any = None,
-    ) -> None:
-        hint = "a non-zero strength: negative darkens (-1 turns the far edges black), positive brightens"
-        self.max_strength = check_number(max_strength, "max_strength", minimum=-1.0, maximum=MAX_BRIGHTENING, hint=hint)
-        if self.max_strength == 0:
-            raise ValueError(f"max_strength must not be 0 (that changes nothing); pass {hint}")
-        self.sigma = check_number(
-            sigma, "sigma", minimum=SIGMA_RANGE[0], maximum=SIGMA_RANGE[1], hint="a fraction of the image size"
-        )
-        self.steps = check_steps(steps)
-        if center is None:
-            center = (0.5, 0.5)
-        if not isinstance(center, (tuple, list)) or len(center) != 2:
-            raise ValueError(f"center must be None or (y, x) fractions in [0, 1], got {center!r}")
-        self.center = (
-            check_number(center[0], "center[0] (y)", minimum=0.0, maximum=1.0),
-            check_number(center[1], "center[1] (x)", minimum=0.0, maximum=1.0),
-        )
-        self.mask = None if mask is None else as_mask(mask, "mask")
-
-    def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
+    def _generate(self, image: torch.Tensor, *, seed: int, show_progress: bool) -> InterventionSequence:
         """Apply the vignette at ``steps`` strengths from 0 to ``max_strength``."""
-        check_images(image, "image", batched=False)
-        seed = check_seed(seed)
         check_sequence_size(self.steps, image)
         height, width = image.shape[1:]
         protect = None

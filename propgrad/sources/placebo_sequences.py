@@ -48,17 +48,23 @@ along one direction cannot return to its start with every step's change matched.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
 from propgrad.core.validation import check_choice, check_int, check_number, check_seed, check_sequence_size
+from propgrad.errors import InvalidParameterError
 from propgrad.sources.base import InterventionSequence
 
 __all__ = [
     "VARIANTS",
+    "PlaceboDraw",
     "changed_region",
+    "draw_placebo_images",
+    "draw_placebos",
+    "placebo_draw",
     "placebo_images",
     "placebo_sequences",
     "reflect_unit",
@@ -97,7 +103,7 @@ def step_changes(images: torch.Tensor) -> torch.Tensor:
     """
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
         got = f"shape {tuple(images.shape)}, dtype {images.dtype}" if isinstance(images, torch.Tensor) else type(images)
-        raise ValueError(f"images must be a float tensor (N, 3, H, W), got {got}")
+        raise InvalidParameterError(f"images must be a float tensor (N, 3, H, W), got {got}")
     work = images.to(_work_dtype(images.device))
     return (work[1:] - work[:-1]).abs().flatten(start_dim=1).mean(dim=1)
 
@@ -145,9 +151,9 @@ def changed_region(images: torch.Tensor, threshold: float = 1e-3) -> torch.Tenso
 
 def _check_sequence(sequence: Any) -> InterventionSequence:
     if not isinstance(sequence, InterventionSequence):
-        raise TypeError(f"sequence must be an InterventionSequence, got {type(sequence).__name__}")
+        raise InvalidParameterError(f"sequence must be an InterventionSequence, got {type(sequence).__name__}")
     if sequence.periodic:
-        raise ValueError(
+        raise InvalidParameterError(
             f"sequence is periodic ({sequence.property_name!r} wraps around from the last step to the first): "
             "placebo sequences of periodic interventions are not supported, since a placebo along one direction "
             "cannot return to its start with every step's change matched"
@@ -208,7 +214,7 @@ def _match_step(
     else:
         short = ~done & (g_hi < 0)
         if bool(short.any()):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"step {step} of the sequence changes the image by {target:.4g} (mean |pixel difference| from step "
                 f"{step - 1}), more than a placebo direction can change it; placebos need gradual interventions"
             )
@@ -234,11 +240,57 @@ def _match_step(
         hi, g_hi = torch.where(above, t, hi), torch.where(above, g, g_hi)
     if not bool(done.all()):
         m = int(torch.nonzero(~done)[0])
-        raise ValueError(
+        raise InvalidParameterError(
             f"could not match step {step}'s change of {target:.4g} (mean |pixel difference|) within {tol:.3g} "
             f"for placebo {m} after {_MAX_ITERATIONS} iterations"
         )
     return result, s_out
+
+
+@dataclass(frozen=True)
+class PlaceboDraw:
+    """How M placebo sequences are drawn, checked once (by :func:`placebo_draw`) and then trusted.
+
+    Attributes:
+        n_placebos: M, the number of placebos (>= 1).
+        seed: Seed of the CPU generator drawing the directions.
+        variant: ``"smooth_direction"`` or ``"region"`` (:data:`VARIANTS`).
+        grid: Coarse lattice size of the random directions.
+        rtol: Relative tolerance of every step's change, in (0, 0.01].
+        mask_threshold: For ``"region"``: the pixel difference above which a pixel counts as changed.
+    """
+
+    n_placebos: int
+    seed: int = 0
+    variant: Variant = "smooth_direction"
+    grid: int = 4
+    rtol: float = 1e-4
+    mask_threshold: float = 1e-3
+
+
+def placebo_draw(
+    n_placebos: int,
+    *,
+    seed: int = 0,
+    variant: Variant = "smooth_direction",
+    grid: int = 4,
+    rtol: float = 1e-4,
+    mask_threshold: float = 1e-3,
+) -> PlaceboDraw:
+    """The door of :class:`PlaceboDraw`: check every setting once (see :func:`placebo_images` for their meaning).
+
+    Raises:
+        ParameterTypeError, ValueError: bad ``n_placebos``, ``seed``, ``variant``, ``grid``, ``rtol``
+            or ``mask_threshold``.
+    """
+    return PlaceboDraw(
+        n_placebos=check_int(n_placebos, "n_placebos", hint="the number of placebo sequences M"),
+        seed=check_seed(seed),
+        variant=check_choice(variant, "variant", VARIANTS),
+        grid=check_int(grid, "grid", hint="the coarse lattice size of the random directions (4: a few blobs)"),
+        rtol=check_number(rtol, "rtol", minimum=0.0, maximum=0.01, min_inclusive=False, hint="a relative tolerance"),
+        mask_threshold=check_number(mask_threshold, "mask_threshold", minimum=0.0, hint="a pixel difference in [0, 1]"),
+    )
 
 
 def placebo_images(
@@ -279,11 +331,18 @@ def placebo_images(
             (:func:`propgrad.core.validation.check_sequence_size`); a real step that cannot be matched.
     """
     sequence = _check_sequence(sequence)
-    m = check_int(n_placebos, "n_placebos", hint="the number of placebo sequences M")
-    seed = check_seed(seed)
-    variant = check_choice(variant, "variant", VARIANTS)
-    grid = check_int(grid, "grid", hint="the coarse lattice size of the random directions (4: a few blobs)")
-    rtol = check_number(rtol, "rtol", minimum=0.0, maximum=0.01, min_inclusive=False, hint="a relative tolerance")
+    draw = placebo_draw(n_placebos, seed=seed, variant=variant, grid=grid, rtol=rtol, mask_threshold=mask_threshold)
+    return draw_placebo_images(sequence, draw)
+
+
+def draw_placebo_images(sequence: InterventionSequence, draw: PlaceboDraw) -> torch.Tensor:
+    """:func:`placebo_images` with the settings checked at their door (:func:`placebo_draw`).
+
+    The sequence is data and is checked here: a periodic one, too large a result or a real step
+    that cannot be matched raise ``ValueError``.
+    """
+    sequence = _check_sequence(sequence)
+    m, seed, grid = draw.n_placebos, draw.seed, draw.grid
     real = sequence.images
     n, _, height, width = real.shape
     check_sequence_size(m * n, real[0], name="n_placebos x steps")
@@ -292,12 +351,12 @@ def placebo_images(
     targets = step_changes(real).tolist()
 
     region = None
-    if variant == "region":
-        region = changed_region(real, mask_threshold)
+    if draw.variant == "region":
+        region = changed_region(real, draw.mask_threshold)
         if not bool(region.any()):
             region = None  # nothing changes: every placebo is the first image repeated
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    if variant == "region" and region is not None:
+    if draw.variant == "region" and region is not None:
         fields = []
         for _ in range(m):  # the field, then its offset, placebo after placebo
             field = smooth_direction(height, width, generator, grid=grid)
@@ -319,7 +378,7 @@ def placebo_images(
         if targets[i - 1] == 0:
             out[:, i] = out[:, i - 1]
             continue
-        images, s = _match_step(start, directions, prev, s, targets[i - 1], dtype, rtol, i)
+        images, s = _match_step(start, directions, prev, s, targets[i - 1], dtype, draw.rtol, i)
         out[:, i] = images
         prev = images.to(work)
     return out
@@ -341,10 +400,15 @@ def placebo_sequences(
     values (a copy), property name and unit, ``periodic=False``, and metadata ``{"placebo":
     variant, "placebo_index": m, "seed": seed, "grid": grid, "n_placebos": M}``.
     """
-    seed = check_seed(seed)
-    images = placebo_images(
-        sequence, n_placebos, seed=seed, variant=variant, grid=grid, rtol=rtol, mask_threshold=mask_threshold
-    )
+    sequence = _check_sequence(sequence)
+    draw = placebo_draw(n_placebos, seed=seed, variant=variant, grid=grid, rtol=rtol, mask_threshold=mask_threshold)
+    return draw_placebos(sequence, draw)
+
+
+def draw_placebos(sequence: InterventionSequence, draw: PlaceboDraw) -> list[InterventionSequence]:
+    """:func:`placebo_sequences` with the settings checked at their door (:func:`placebo_draw`)."""
+    images = draw_placebo_images(sequence, draw)
+    m = len(images)
     return [
         InterventionSequence(
             images=images[j],
@@ -352,7 +416,13 @@ def placebo_sequences(
             property_name=sequence.property_name,
             unit=sequence.unit,
             periodic=False,
-            metadata={"placebo": variant, "placebo_index": j, "seed": seed, "grid": grid, "n_placebos": len(images)},
+            metadata={
+                "placebo": draw.variant,
+                "placebo_index": j,
+                "seed": draw.seed,
+                "grid": draw.grid,
+                "n_placebos": m,
+            },
         )
-        for j in range(len(images))
+        for j in range(m)
     ]

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from propgrad.core.validation import check_values
+from propgrad.errors import ParameterTypeError
 
 _STEP_AND_COLUMN = "step {i}, column {c}"
 
@@ -86,7 +87,9 @@ def as_values(values: Any, n: int, *, dtype: torch.dtype, device: torch.device, 
     if values is None:
         return torch.arange(n, dtype=dtype, device=device)
     if isinstance(values, (np.ndarray, list, tuple)):
-        values = torch.as_tensor(np.asarray(values, dtype=np.float64))
+        values = torch.as_tensor(_real_array(values, name))
+    if isinstance(values, torch.Tensor) and values.is_complex():
+        raise ParameterTypeError(f"{name} must be real numbers, got complex numbers (dtype {values.dtype})")
     if isinstance(values, torch.Tensor):
         if values.dim() == 1 and values.shape[0] != n:
             raise ValueError(f"{name} has {values.shape[0]} entries but outputs has {n} steps; give one value per step")
@@ -94,3 +97,41 @@ def as_values(values: Any, n: int, *, dtype: torch.dtype, device: torch.device, 
             values = values.to(torch.float64)
     check_values(values, n, name)
     return values.detach().to(device=device, dtype=dtype)
+
+
+def _real_array(values: Any, name: str) -> np.ndarray:
+    """``values`` (an array, list or tuple) as a float64 array, refusing text, complex numbers and other objects."""
+    expected = f"{name} must be real numbers (one property value per step, e.g. angles or strengths)"
+    try:
+        array = np.asarray(values)
+    except ValueError as err:  # ragged nesting
+        raise ParameterTypeError(f"{expected}: {err}") from None
+    if array.dtype.kind == "c":
+        raise ParameterTypeError(f"{name} must be real numbers, got complex numbers (dtype {array.dtype})")
+    if array.dtype.kind in "US" or (array.dtype.kind == "O" and any(isinstance(v, str) for v in array.flat)):
+        shown = ", ".join(repr(str(v)) if isinstance(v, str) else repr(v) for v in array.flat[:3])
+        raise ParameterTypeError(f"{expected}, got text ({shown}{', ...' if array.size > 3 else ''})")
+    if array.dtype.kind not in "biuf":
+        kinds = sorted({type(v).__name__ for v in array.flat})
+        raise ParameterTypeError(f"{expected}, got {', '.join(kinds)} values")
+    return array.astype(np.float64)
+
+
+def as_scores(scores: Any, name: str) -> torch.Tensor:
+    """A real float tensor from a tensor, array, list or number (integers become the default float).
+
+    Raises:
+        ParameterTypeError: not numbers, complex or boolean numbers (naming ``name``).
+    """
+    if not isinstance(scores, torch.Tensor):
+        try:
+            scores = torch.as_tensor(scores)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ParameterTypeError(f"{name} must be numbers (a tensor, numpy array, list or number): {err}") from None
+    if scores.is_complex() or scores.dtype == torch.bool:
+        raise ParameterTypeError(f"{name} must be real numbers, got a tensor of dtype {scores.dtype}")
+    if not scores.is_floating_point():
+        scores = scores.to(torch.get_default_dtype())
+    elif scores.dtype in (torch.float16, torch.bfloat16):
+        scores = scores.float()
+    return scores.detach()

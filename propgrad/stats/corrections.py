@@ -38,6 +38,7 @@ import torch
 
 from propgrad.core.validation import check_alpha, check_choice, check_int
 from propgrad.errors import PropgradWarning
+from propgrad.stats.decision import decide
 
 __all__ = [
     "METHODS",
@@ -212,9 +213,9 @@ def _k_needed(n: int, alpha: float, method: str | None, *, strong: int) -> int:
     """The smallest K >= 1 with ``_best_adjusted(n, K) < alpha`` (the bound is decreasing in K)."""
     factor = 1.0 if method is None or n == 1 else (n if method == "holm" else n / strong)
     k = max(1, math.floor(factor / alpha) - 1)  # (K + 1) alpha > factor, up to rounding
-    while k > 1 and _best_adjusted(n, k - 1, method, strong=strong) < alpha:
+    while k > 1 and decide(_best_adjusted(n, k - 1, method, strong=strong), alpha):
         k -= 1
-    while not _best_adjusted(n, k, method, strong=strong) < alpha:
+    while not decide(_best_adjusted(n, k, method, strong=strong), alpha):
         k += 1
     return k
 
@@ -277,10 +278,10 @@ def correction_feasibility(n_tests: Any, k: Any, alpha: Any, method: Method) -> 
         method=method,
         min_p=1.0 / (k + 1),
         best_adjusted_p=best,
-        feasible=best < alpha,
+        feasible=decide(best, alpha),
         k_needed=_k_needed(n, alpha, method, strong=n),
         single_adjusted_p=single,
-        single_feasible=single < alpha,
+        single_feasible=decide(single, alpha),
         k_needed_single=_k_needed(n, alpha, method, strong=1),
     )
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from propgrad.core.validation import check_number
 from propgrad.stats.coercion import as_outputs, as_values
 
 
@@ -52,6 +53,15 @@ def finite_difference_weights(
     """
     if edge_order not in (1, 2):
         raise ValueError(f"edge_order must be 1 or 2, got {edge_order!r}")
+    if period is not None:
+        period = check_number(
+            period,
+            "period",
+            minimum=0.0,
+            min_inclusive=False,
+            hint="the length of one full turn in the units of values, e.g. 360 for degrees; "
+            "None for the span plus one mean step",
+        )
     x = values.detach().to(torch.float64)
     n = int(x.shape[0])
     if n < 2:

@@ -16,9 +16,8 @@ Each shuffle is reduced on its own, so the driver's chunking never changes a res
 
 from __future__ import annotations
 
-import difflib
 import math
-from typing import Any, Callable, Hashable, Protocol, Union
+from typing import Any, Callable, Hashable, Protocol
 
 import numpy as np
 import torch
@@ -27,7 +26,6 @@ from torch.nn.functional import embedding_bag
 from propgrad.stats.gradient import finite_difference_weights, grid_scale
 
 StatisticFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-STATISTICS = ("gradient", "pearson")
 VECTOR_MIN_COLUMNS = 8  # from this many columns the CPU kernel vectorises over columns, below it over steps
 
 
@@ -95,58 +93,6 @@ def two_sided_p_values(observed: torch.Tensor, null: torch.Tensor, dtype: torch.
     b = torch.where(dev > 0, b, k)
     p = ((b.to(torch.float64) + 1) / (k + 1)).to(out_dtype)
     return torch.where(torch.isfinite(observed) & torch.isfinite(mean), p, torch.ones_like(p))
-
-
-def check_statistic(statistic: Any) -> Union[str, StatisticFn]:
-    """Check a test statistic before any work: one of :data:`STATISTICS` or a callable.
-
-    Raises:
-        ValueError: an unknown name (the message lists the names and says what a statistic is,
-            e.g. for ``"integrated_gradients"``, an attribution method, not a statistic).
-        TypeError: neither a string nor a callable.
-    """
-    if isinstance(statistic, str):
-        if statistic in STATISTICS:
-            return statistic
-        close = difflib.get_close_matches(statistic.lower(), STATISTICS, n=1, cutoff=0.6)
-        hint = (
-            f"; did you mean {close[0]!r}?"
-            if close
-            else "; a statistic summarises the outputs along the sequence (attribution methods such as "
-            "Integrated Gradients are the benchmark's baselines, propgrad.get_baseline, not statistics)"
-        )
-        known = ", ".join(map(repr, STATISTICS))
-        raise ValueError(
-            f"statistic must be one of {known} or a callable f(permuted_outputs (B, N, C), values (N,)) -> (B, C), "
-            f"got {statistic!r}{hint}"
-        )
-    if callable(statistic):
-        return statistic
-    raise TypeError(f"statistic must be a name ({', '.join(STATISTICS)}) or a callable, got {type(statistic).__name__}")
-
-
-def make_null_statistic(
-    statistic: Union[str, StatisticFn],
-    x: torch.Tensor,
-    k: int,
-    c: int,
-    *,
-    periodic: bool,
-    period: float | None,
-    edge_order: int,
-) -> tuple[str, NullStatistic]:
-    """``(name, kernel)`` for a statistic name or callable, K shuffles of C columns on the grid ``x``.
-
-    Raises:
-        ValueError: unknown statistic name (or bad ``periodic``/``period``/``edge_order``).
-        TypeError: ``statistic`` neither a string nor a callable.
-    """
-    statistic = check_statistic(statistic)
-    if statistic == "gradient":
-        return statistic, GradientNull(x, k, c, periodic=periodic, period=period, edge_order=edge_order)
-    if statistic == "pearson":
-        return statistic, PearsonNull(x)
-    return getattr(statistic, "__name__", type(statistic).__name__), CallableNull(statistic, x)
 
 
 class GradientNull:

@@ -1,10 +1,10 @@
-"""Seeded uniform random permutations for the permutation test, and their in-process memo.
+"""Seeded uniform random permutations for the permutation test, and the memo a backend keeps of them.
 
 :func:`permutation_indices` draws K permutations of range(N) from a ``torch.Generator``;
 :func:`permutation_blocks` yields the same rows block by block (a first call streams them
-instead of faulting in a (K, N) buffer); :func:`seeded_permutations` memoises the matrix per
-(N, K, seed) in a small LRU memo (:func:`clear_cache`) that the test also uses for the index
-tensors its kernels derive from the permutations.
+instead of faulting in a (K, N) buffer); :func:`seeded_permutations` draws them from a seed.
+A :class:`PermutationMemo` (held by the test's backends, :mod:`propgrad.stats.backends`) keeps
+the matrix per (N, K, seed) and the index tensors the kernels derive from it in a small LRU memo.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from propgrad.stats.kernels import compiled_kernels
 MEMO_MAX_BYTES = 128 * 2**20
 SHUFFLE_BLOCK_BYTES = 2**20  # keys drawn and sorted in blocks: cache-sized, reused memory
 SEEN_MAX = 256  # (n, k, seed) keys remembered as used once
-_MEMO: OrderedDict[tuple, tuple[torch.Tensor, ...]] = OrderedDict()
-_SEEN: OrderedDict[tuple, None] = OrderedDict()  # (n, k, seed) streamed once, memoised on the next use
 
 
 def permutation_indices(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -115,49 +113,61 @@ def _tied_rows(keys: np.ndarray, low: np.integer) -> np.ndarray:
 
 
 def seeded_permutations(n: int, k: int, seed: int) -> torch.Tensor:
-    """:func:`permutation_indices` with ``torch.Generator().manual_seed(seed)``, memoised.
+    """:func:`permutation_indices` with ``torch.Generator().manual_seed(seed)``: depends only on (n, k, seed)."""
+    return permutation_indices(n, k, torch.Generator(device="cpu").manual_seed(seed))
 
-    The result depends only on (n, k, seed), so it is kept in a small in-process cache (see
-    :func:`clear_cache`): scoring many images with the same settings draws the permutations once.
-    Do not modify the returned tensor.
+
+class PermutationMemo:
+    """An LRU memo of seeded permutation matrices and of tensors derived from them, in-process.
+
+    The permutations depend only on (n, k, seed), so scoring many images with the same settings
+    draws them once. A first request for an (n, k, seed) is only remembered (:meth:`first_use`):
+    that call streams its permutations block by block, and a second use memoises the matrix.
+
+    Attributes:
+        max_bytes: Most bytes of tensors kept (least recently used ones are dropped first).
     """
-    key = ("permutations", n, k, seed)
-    return memoised(key, lambda: (permutation_indices(n, k, torch.Generator(device="cpu").manual_seed(seed)),))[0]
 
+    def __init__(self, max_bytes: int = MEMO_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._memo: OrderedDict[tuple, tuple[torch.Tensor, ...]] = OrderedDict()
+        self._seen: OrderedDict[tuple, None] = OrderedDict()  # (n, k, seed) streamed once
 
-def clear_cache() -> None:
-    """Forget the memoised permutation matrices and the index tensors derived from them."""
-    _MEMO.clear()
-    _SEEN.clear()
+    def __len__(self) -> int:
+        """Entries memoised."""
+        return len(self._memo)
 
+    def permutations(self, n: int, k: int, seed: int) -> torch.Tensor:
+        """:func:`seeded_permutations`, memoised. Do not modify the returned tensor."""
+        return self.memoised(("permutations", n, k, seed), lambda: (seeded_permutations(n, k, seed),))[0]
 
-def memoised(key: tuple | None, build: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
-    """LRU memo of deterministic tensors, at most ``MEMO_MAX_BYTES`` in all (``key=None``: no memo)."""
-    if key is not None and key in _MEMO:
-        _MEMO.move_to_end(key)
-        return _MEMO[key]
-    value = build()
-    if key is not None and _nbytes(value) <= MEMO_MAX_BYTES:
-        _MEMO[key] = value
-        while sum(_nbytes(v) for v in _MEMO.values()) > MEMO_MAX_BYTES:
-            _MEMO.popitem(last=False)
-    return value
+    def memoised(self, key: tuple | None, build: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+        """``build()``'s deterministic tensors under ``key``, built once (``key=None``: not memoised)."""
+        if key is not None and key in self._memo:
+            self._memo.move_to_end(key)
+            return self._memo[key]
+        value = build()
+        if key is not None and _nbytes(value) <= self.max_bytes:
+            self._memo[key] = value
+            while sum(_nbytes(v) for v in self._memo.values()) > self.max_bytes:
+                self._memo.popitem(last=False)
+        return value
+
+    def first_use(self, n: int, k: int, seed: int) -> bool:
+        """True (and remember it) the first time (n, k, seed) is asked for while not memoised."""
+        key = ("permutations", n, k, seed)
+        if key in self._memo or key in self._seen:
+            return False
+        self._seen[key] = None
+        while len(self._seen) > SEEN_MAX:
+            self._seen.popitem(last=False)
+        return True
+
+    def clear(self) -> None:
+        """Forget the memoised matrices, the tensors derived from them and the first uses."""
+        self._memo.clear()
+        self._seen.clear()
 
 
 def _nbytes(tensors: tuple[torch.Tensor, ...]) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def first_use(n: int, k: int, seed: int) -> bool:
-    """True (and remember it) the first time (n, k, seed) is asked for while not memoised.
-
-    A first call streams its permutations block by block (no (K, N) matrix to fault in); only a
-    second use draws and memoises the matrix, as when many images are scored with one setting.
-    """
-    key = ("permutations", n, k, seed)
-    if key in _MEMO or key in _SEEN:
-        return False
-    _SEEN[key] = None
-    while len(_SEEN) > SEEN_MAX:
-        _SEEN.popitem(last=False)
-    return True

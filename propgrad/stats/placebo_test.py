@@ -14,7 +14,7 @@ magnitude E|dF/dx|) of the real sequence is compared with those of the placebos,
 tolerance of ``1000 * eps`` of the dtype count as ties, so float noise is a tie). If the real
 intervention is exchangeable with the placebos (no effect beyond the amount of change), ``P(p <= a)
 <= a``. A NaN observed statistic gives p = 1 and NaN placebo scores count against significance,
-as in the permutation test. :func:`significant_with_min_effect` adds an effect-size floor.
+as in the permutation test. :func:`propgrad.stats.decision.decide` is the significance rule (with an effect-size floor).
 """
 
 from __future__ import annotations
@@ -24,36 +24,22 @@ from typing import Any
 
 import torch
 
-from propgrad.core.validation import check_alpha, check_choice, check_number
+from propgrad.core.validation import check_alpha, check_choice
+from propgrad.stats.coercion import as_scores
 from propgrad.stats.corrections import METHODS, adjust_p_values
+from propgrad.stats.decision import check_min_effect, significant_with_min_effect
 
-__all__ = ["PlaceboResult", "placebo_p_value", "placebo_test", "significant_with_min_effect"]
+__all__ = ["PlaceboResult", "placebo_p_value", "placebo_test"]
 
 TIE_EPS = 1000
 """Scores within ``TIE_EPS * eps * scale`` of the observed statistic count as ties (``scale``: the
 largest finite magnitude among the observed statistic and the placebo scores of its column)."""
 
 
-def _as_scores(scores: Any, name: str) -> torch.Tensor:
-    """A real float tensor from a tensor, array, list or number (integers become the default float)."""
-    if not isinstance(scores, torch.Tensor):
-        try:
-            scores = torch.as_tensor(scores)
-        except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(f"{name} must be numbers (a tensor, numpy array, list or number): {err}") from None
-    if scores.is_complex() or scores.dtype == torch.bool:
-        raise TypeError(f"{name} must be real numbers, got a tensor of dtype {scores.dtype}")
-    if not scores.is_floating_point():
-        scores = scores.to(torch.get_default_dtype())
-    elif scores.dtype in (torch.float16, torch.bfloat16):
-        scores = scores.float()
-    return scores.detach()
-
-
 def _check_pair(observed: Any, placebo_scores: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Observed () or (C,) and placebo scores (M,) or (M, C), in a common dtype on the observed's device."""
-    obs = _as_scores(observed, "observed")
-    plc = _as_scores(placebo_scores, "placebo_scores")
+    obs = as_scores(observed, "observed")
+    plc = as_scores(placebo_scores, "placebo_scores")
     if obs.dim() > 1:
         raise ValueError(
             f"observed must have shape () or (C,), one statistic per output column, got {tuple(obs.shape)}"
@@ -100,38 +86,6 @@ def placebo_p_value(observed: Any, placebo_scores: Any) -> torch.Tensor:
     return torch.where(torch.isnan(obs), torch.ones_like(p), p)
 
 
-def significant_with_min_effect(p: Any, score: Any, alpha: Any, min_effect: Any = 0.0) -> torch.Tensor:
-    """Significant *and* large enough: ``(p < alpha) & (score >= min_effect)``.
-
-    A p-value says the effect is unlikely to be chance, not that it matters; ``min_effect`` is
-    the smallest statistic (in the statistic's units, e.g. E|dF/dx| per step) worth reporting.
-
-    Args:
-        p: p-values (any shape; tensor, array, list or number).
-        score: The statistics, broadcastable with ``p`` (NaN is never large enough).
-        alpha: Significance level in (0, 1).
-        min_effect: Effect-size floor, a finite number (0 with E|dF/dx| >= 0: no floor).
-
-    Returns:
-        A bool tensor of the broadcast shape, on ``p``'s device.
-
-    Raises:
-        TypeError: non-numeric ``p`` or ``score``; ParameterTypeError, ValueError: bad ``alpha``
-            or ``min_effect``, shapes that do not broadcast.
-    """
-    alpha = check_alpha(alpha)
-    min_effect = check_number(min_effect, "min_effect", hint="the smallest statistic worth reporting")
-    p_t = _as_scores(p, "p")
-    s_t = _as_scores(score, "score").to(p_t.device)
-    try:
-        shape = torch.broadcast_shapes(p_t.shape, s_t.shape)
-    except RuntimeError:
-        raise ValueError(
-            f"p and score must have broadcastable shapes, got {tuple(p_t.shape)} and {tuple(s_t.shape)}"
-        ) from None
-    return ((p_t < alpha) & (s_t >= min_effect)).expand(shape)
-
-
 @dataclass(frozen=True)
 class PlaceboResult:
     """Outcome of :func:`placebo_test`.
@@ -139,14 +93,14 @@ class PlaceboResult:
     Attributes:
         statistic: The real sequence's statistic, shape () or (C,).
         p_value: One-sided placebo p-values, same shape.
-        significant: Bool tensor, ``(p_value < alpha) & (statistic >= min_effect)``.
+        significant: Bool tensor, :func:`propgrad.stats.decision.decide` of the p-values (adjusted ones
+            with a correction), ``alpha``, the statistic and ``min_effect``.
         placebo_scores: The M placebos' statistics, (M,) or (M, C).
         n_placebos: M.
         alpha: Significance level.
         min_effect: The effect-size floor (0.0: none for a non-negative statistic).
         correction: The multiple-testing correction over the last axis (``"holm"``, ``"bh"``) or None.
-        p_value_adjusted: The corrected p-values (None without a correction); with a correction,
-            ``significant`` is ``(p_value_adjusted < alpha) & (statistic >= min_effect)``.
+        p_value_adjusted: The corrected p-values (None without a correction).
     """
 
     statistic: torch.Tensor
@@ -184,7 +138,8 @@ def placebo_test(
         observed: The real sequence's statistic, shape () or (C,).
         placebo_scores: The placebos' statistics, (M,) or (M, C).
         alpha: Significance level in (0, 1). With M placebos p >= 1 / (M + 1), so M + 1 > 1 / alpha
-            is needed for anything to be significant (M >= 20 at alpha = 0.05, M >= 100 at 0.01: p < alpha is strict).
+            is needed for anything to be significant (M >= 20 at alpha = 0.05, M >= 100 at 0.01:
+            the rule of :func:`propgrad.stats.decision.decide` is strict).
         min_effect: Effect-size floor on the statistic.
         correction: ``"holm"``, ``"bh"`` or None: adjust the p-values of the C columns (one family,
             :func:`propgrad.stats.corrections.adjust_p_values`); ``significant`` then uses them.
@@ -207,7 +162,7 @@ def placebo_test(
         placebo_scores=plc,
         n_placebos=int(plc.shape[0]),
         alpha=check_alpha(alpha),
-        min_effect=check_number(min_effect, "min_effect"),
+        min_effect=check_min_effect(min_effect),
         correction=correction,
         p_value_adjusted=adjusted,
     )

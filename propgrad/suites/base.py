@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import nn
 
 from propgrad.sources.base import InterventionSequence
+from propgrad.suites.validity import Check, checked_thresholds
 
 
 class BenchmarkSuite(ABC):
@@ -38,6 +39,9 @@ class BenchmarkSuite(ABC):
     (no baseline cells, no flip tables): informational comparisons, such as an intervention
     sized to match another one's pixel change. Empty by default: every intervention is
     benchmarked in full."""
+    validity_thresholds: ClassVar[Mapping[str, float]] = {}
+    """Every threshold of :meth:`validity_checks` by name, with its default (empty: the suite states
+    no checks)."""
 
     def __init__(
         self,
@@ -136,3 +140,39 @@ class BenchmarkSuite(ABC):
     def images_per_class(self) -> int:
         """How many images per class each resample of the flip benchmark draws."""
         return 150 if not self.quick else 30
+
+    @classmethod
+    def validity_checks(cls, results: Mapping[str, Any], thresholds: Mapping[str, float] | None = None) -> list[Check]:
+        """What a run's results must show for this suite's flip tables to mean something, checked.
+
+        A benchmark on which every method scores the same, or on which the property score wins
+        only by construction, shows nothing: a suite states, before any run, what its results
+        must show, as checks on a run's ``results.json`` data. ``propgrad validate RUN`` prints
+        them. The thresholds are checked here, once; a suite implements :meth:`_validity_checks`.
+
+        Args:
+            results: A benchmark run's results (the data of its ``results.json``).
+            thresholds: Thresholds to use instead of the defaults in :attr:`validity_thresholds`.
+
+        Returns:
+            One :class:`~propgrad.suites.validity.Check` per check (empty: the suite states none).
+
+        Raises:
+            InvalidParameterError: A threshold the suite does not declare, or not a number.
+            ValueError: The results lack what a check reads (the suite, a model, its records).
+        """
+        return cls._validity_checks(results, checked_thresholds(cls.name, thresholds, cls.validity_thresholds))
+
+    @classmethod
+    def _validity_checks(cls, results: Mapping[str, Any], thresholds: Mapping[str, float]) -> list[Check]:
+        """The suite's own checks, with every threshold of :attr:`validity_thresholds` set (default: none)."""
+        return []
+
+    @classmethod
+    def validity_notes(cls, results: Mapping[str, Any]) -> list[str]:
+        """Lines printed beside the checks, with no pass/fail (tables that help read them; default: none).
+
+        Args:
+            results: A benchmark run's results.
+        """
+        return []

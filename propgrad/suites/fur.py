@@ -8,7 +8,8 @@ outside the object; ``background_equal_size`` darkens it as much as that image's
 changes the image (score only, informational). Every intervention has a held-out realisation
 (:meth:`FurSuite.held_out_realisation`). Evaluation splits follow Tab. 5 of the paper; the flip
 benchmark's test set is class-balanced with fur independent of the class and an undarkened
-background. The suite's validity checks are in :mod:`propgrad.suites.fur_validity`.
+background. The suite's validity checks (:meth:`FurSuite.validity_checks`) are in
+:mod:`propgrad.suites.fur_validity`.
 
 The design rules and the measurements that chose ``link`` and the test size are in
 ``docs/fur-suite-design.md``.
@@ -16,7 +17,7 @@ The design rules and the measurements that chose ``link`` and the test size are 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -37,6 +38,8 @@ from propgrad.suites.fur_scenes import (
     outline,
     redrawn_fur_texture,
 )
+from propgrad.suites.fur_validity import FUR_THRESHOLDS, equal_size_lines, fur_checks
+from propgrad.suites.validity import Check
 
 WRONG_COLOUR_BAND = (0.4, 0.9)
 """Accuracy range on wrong-colour images that the biased models' link strength is chosen for."""
@@ -74,6 +77,7 @@ class FurSuite(CachedSuite):
     training_splits = FUR_SPLITS
     level_check_images = 4000
     """Fresh images per property of the in-distribution check (:meth:`level_data`)."""
+    validity_thresholds = FUR_THRESHOLDS
 
     def settings(self) -> dict[str, Any]:
         """Every setting that determines the data and the models."""
@@ -93,6 +97,16 @@ class FurSuite(CachedSuite):
             "outline_width": 1,
             "background_value": [0.45, 0.95],
         }
+
+    @classmethod
+    def _validity_checks(cls, results: Mapping[str, Any], thresholds: Mapping[str, float]) -> list[Check]:
+        """The fur suite's checks (:func:`propgrad.suites.fur_validity.fur_checks`)."""
+        return fur_checks(results, suite=cls.name, **thresholds)
+
+    @classmethod
+    def validity_notes(cls, results: Mapping[str, Any]) -> list[str]:
+        """The equal-size background's score table (:func:`propgrad.suites.fur_validity.equal_size_lines`)."""
+        return equal_size_lines(results, suite=cls.name)
 
     def images_per_class(self) -> int:
         """Every test image of a class in each resample: ``test_per_class``, 150 in both modes.

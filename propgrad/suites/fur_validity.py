@@ -2,7 +2,7 @@
 
 What the fur suite must show for its flip tables to mean something (the benchmark issue's
 acceptance criteria, with the background check restated in section 5 of the statistics issue);
-``benchmarks/fur_validity.py`` runs them on one or more runs:
+``FurSuite.validity_checks`` states them and ``propgrad validate RUN`` runs them on one or more runs:
 
 1. both biased models' fur score is higher than the unbiased model's;
 2. for each biased model, the per-image fur score exceeds the same image's background score: a
@@ -32,15 +32,22 @@ gets the same checks.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy.stats import wilcoxon
 
+from propgrad.stats.decision import decide
 from propgrad.suites.validity import Check, best_baseline, property_records, summary_block
 
 EQUAL_SIZE_INTERVENTION = "background_equal_size"
 """Name of the equal-size background intervention that check (c) looks for."""
+
+FUR_THRESHOLDS: Mapping[str, float] = MappingProxyType(
+    {"wilcoxon_alpha": 0.01, "rare_flips": 0.1, "unbiased_flips": 0.02, "margin": 10.0}
+)
+"""The thresholds of :func:`fur_checks` and their defaults (``FurSuite.validity_thresholds``)."""
 
 
 def fur_checks(
@@ -49,10 +56,10 @@ def fur_checks(
     suite: str = "fur",
     unbiased: str = "unbiased",
     biased: Sequence[str] = ("dark_is_cat", "dark_is_dog"),
-    wilcoxon_alpha: float = 0.01,
-    rare_flips: float = 0.1,
-    unbiased_flips: float = 0.02,
-    margin: float = 10.0,
+    wilcoxon_alpha: float = FUR_THRESHOLDS["wilcoxon_alpha"],
+    rare_flips: float = FUR_THRESHOLDS["rare_flips"],
+    unbiased_flips: float = FUR_THRESHOLDS["unbiased_flips"],
+    margin: float = FUR_THRESHOLDS["margin"],
 ) -> list[Check]:
     """The checks on one run's results, one line each (see the module docstring for the list).
 
@@ -116,7 +123,7 @@ def _wilcoxon_check(results: Mapping[str, Any], suite: str, model: str, alpha: f
     p = float(test.pvalue)
     return Check(
         f"{model}: per-image fur score above background score (one-sided Wilcoxon, p < {alpha:g})",
-        bool(p < alpha),
+        bool(decide(p, alpha)),
         f"W = {float(test.statistic):.6g}, p = {p:.3g}, n = {len(images)} pairs, "
         f"median fur - background = {float(np.median(x - y)):.3g}",
     )

@@ -2,8 +2,9 @@
 
 A benchmark on which every method scores the same, or on which the property score wins only by
 construction, shows nothing. A suite states what its flip tables must show to mean something as
-checks on a run's ``results.json`` (see :mod:`propgrad.suites.fur_validity`), each with the
-measured numbers, so anyone can rerun them on their own results. This module reads the results
+checks on a run's ``results.json``, each with the measured numbers, so anyone can rerun them on
+their own results: a suite's :meth:`~propgrad.suites.base.BenchmarkSuite.validity_checks` (the fur
+suite's are in :mod:`propgrad.suites.fur_validity`), run by ``propgrad validate RUN``. This module reads the results
 as plain JSON data: suites sit below the harness and do not import it.
 """
 
@@ -30,6 +31,34 @@ class Check:
     def line(self) -> str:
         """``PASS name: detail`` (or ``FAIL``) for the terminal."""
         return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {self.detail}"
+
+
+def checked_thresholds(suite: str, given: Mapping[str, Any] | None, declared: Mapping[str, float]) -> dict[str, float]:
+    """The thresholds a suite's checks use: ``declared`` (the defaults) with ``given`` over them.
+
+    Args:
+        suite: The suite's name (for the message).
+        given: Thresholds the caller sets by name (None: the defaults).
+        declared: Every threshold the suite's checks take, with its default.
+
+    Returns:
+        Every declared threshold, as a float.
+
+    Raises:
+        InvalidParameterError: A name the suite does not declare (naming those it does), or a
+            value that is not a finite number.
+    """
+    from propgrad.core.validation import check_number
+    from propgrad.errors import InvalidParameterError
+
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        names = ", ".join(declared) if declared else "none: it states no validity checks"
+        raise InvalidParameterError(
+            f"suite {suite!r} has no validity threshold {', '.join(map(repr, unknown))}; its thresholds: {names}"
+        )
+    return {name: check_number(given.get(name, default), f"threshold {name}") for name, default in declared.items()}
 
 
 def summary_block(results: Mapping[str, Any], suite: str, intervention: str) -> Mapping[str, Any]:

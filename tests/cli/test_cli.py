@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,8 +13,15 @@ import torch
 from propgrad.cli import main
 from propgrad.cli.explain import parse_params
 from propgrad.cli.model_loading import load_model
-from propgrad.errors import PropgradError
+from propgrad.errors import (
+    InputFileError,
+    InvalidParameterError,
+    ModelOutputError,
+    ParameterTypeError,
+    PropgradError,
+)
 from propgrad.example_model import ColourBalanceNet
+from propgrad.plugins import UnknownNameError
 
 
 def test_explain_on_the_bundled_example_prints_and_saves(tmp_path, capsys):
@@ -140,10 +150,11 @@ class SettingsError(PropgradError):
 @pytest.mark.parametrize(
     ("exc", "message"),
     [
-        (ValueError("first line\n  second line"), "first line second line"),
-        (FileNotFoundError("no such file: x.png"), "no such file: x.png"),
-        (LookupError("unknown source 'x'"), "unknown source 'x'"),
-        (TypeError("steps must be an int"), "steps must be an int"),
+        (InvalidParameterError("first line\n  second line"), "first line second line"),
+        (ParameterTypeError("steps must be an int"), "steps must be an int"),
+        (InputFileError("no such file: x.png"), "no such file: x.png"),
+        (UnknownNameError("unknown source 'x'"), "unknown source 'x'"),
+        (ModelOutputError("the model returned NaN"), "the model returned NaN"),
         (SettingsError("--out is not writable\n(read-only)"), "--out is not writable (read-only)"),
     ],
 )
@@ -154,16 +165,64 @@ def test_user_errors_print_one_line_without_traceback(monkeypatch, capsys, exc, 
 
 
 def test_debug_flag_adds_the_traceback_to_a_user_error(monkeypatch, capsys):
-    _command_raising(monkeypatch, ValueError("bad --param"))
+    _command_raising(monkeypatch, InvalidParameterError("bad --param"))
     for argv in (["--debug", "plugins"], ["plugins", "--debug"]):
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert err.startswith("Traceback (most recent call last):") and "ValueError: bad --param" in err
+        assert err.startswith("Traceback (most recent call last):") and "InvalidParameterError: bad --param" in err
         assert err.splitlines()[-1] == "propgrad plugins: error: bad --param"
 
 
-def test_unexpected_exceptions_are_bugs_and_keep_their_traceback(monkeypatch, capsys):
-    _command_raising(monkeypatch, RuntimeError("internal invariant broken"))
-    with pytest.raises(RuntimeError, match="internal invariant broken"):  # not reported as a user error
+@pytest.mark.parametrize(
+    "exc",
+    [
+        RuntimeError("internal invariant broken"),
+        ValueError("operands could not be broadcast together"),  # plain: raised by a bug, not by a check
+        TypeError("unsupported operand type(s)"),
+        KeyError("missing"),
+        FileNotFoundError("cache/model.pt"),
+    ],
+)
+def test_unexpected_exceptions_are_bugs_and_keep_their_traceback(monkeypatch, capsys, exc):
+    _command_raising(monkeypatch, exc)
+    with pytest.raises(type(exc)):  # not reported as a user error: Python prints its traceback
         main(["plugins"])
     assert "error:" not in capsys.readouterr().err
+
+
+BUGGY_MODEL = """
+from torch import nn
+
+
+class Buggy(nn.Module):
+    def forward(self, x):
+        raise ValueError("a bug inside forward: shapes (3,) and (4,) do not match")
+
+
+def build():
+    return Buggy()
+"""
+
+
+def test_a_value_error_from_a_bug_in_the_models_forward_shows_its_traceback(tmp_path):
+    (tmp_path / "buggy_model_module.py").write_text(BUGGY_MODEL)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    argv = ["explain", "--model", "buggy_model_module:build", "--permutations", "10", "--size", "16", "--no-progress"]
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; from propgrad.cli import main; sys.exit(main())", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 1, out.stderr
+    assert "Traceback (most recent call last):" in out.stderr and 'buggy_model_module.py", line 7' in out.stderr
+    assert out.stderr.rstrip().endswith("ValueError: a bug inside forward: shapes (3,) and (4,) do not match")
+    assert "error:" not in out.stderr
+
+
+@pytest.mark.parametrize(("param", "fragment"), [("steps", "KEY=VALUE"), ("steps=1", "steps"), ("nosuch=1", "nosuch")])
+def test_a_bad_param_is_still_one_line(param, fragment, capsys):
+    assert main(["explain", "--permutations", "10", "--size", "16", "--no-progress", "--param", param]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("propgrad explain: error: ") and fragment in line

@@ -149,3 +149,26 @@ def test_devices_that_do_not_exist_are_one_line_errors(device, fragments, capsys
 def test_bad_settings_are_one_line_errors(argv, fragments, capsys):
     code, _, err = run_explain(argv, capsys)
     assert_one_line_error(code, err, *fragments)
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["--report-baselines", "nosuch"], ["--report-baselines nosuch needs --out FOLDER", "report.html"]),
+        (["--report-baselines", "occlusion"], ["--report-baselines occlusion needs --out"]),
+        (["--report-baselines", "nosuch", "--out", "OUT"], ["unknown baseline 'nosuch'", "Available baselines"]),
+        (["--report-baselines", "none", "occlusion", "--out", "OUT"], ["'none' cannot be combined"]),
+    ],
+)
+def test_report_baselines_are_checked_before_any_work(argv, fragments, capsys, tmp_path, monkeypatch):
+    """Without --out no report is written, so --report-baselines would be ignored without a word."""
+    import propgrad.explain.explainer
+
+    def no_test(*args, **kwargs):
+        raise AssertionError("the explanation ran before --report-baselines was checked")
+
+    monkeypatch.setattr(propgrad.explain.explainer.PropertyGradient, "attribute", no_test)
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    code, _, err = run_explain(argv, capsys)
+    assert_one_line_error(code, err, *fragments)
+    assert not (tmp_path / "out").exists()

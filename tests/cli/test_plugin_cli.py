@@ -106,10 +106,10 @@ def test_broken_plugin_warning_and_strict_error_are_one_line_in_the_cli(site, tm
     out = run_python(CLI, *argv, site=site)
     assert out.returncode == 2
     lines = out.stderr.splitlines()
-    assert len(lines) == 2, out.stderr
-    assert re.match(r"propgrad: warning: \d+ propgrad plugin\(s\) failed to load", lines[0]), lines[0]
-    assert "plugin 'broken_plugin' (propgrad-broken 0.3): ModuleNotFoundError" in lines[0]
-    assert lines[1].startswith("propgrad benchmark: error: unknown suite 'no_such_suite'")
+    (line,) = lines  # the answer, with a pointer to the failure (no warning before it)
+    assert line.startswith("propgrad benchmark: error: unknown suite 'no_such_suite'")
+    assert "plugin 'broken_plugin' (propgrad-broken 0.3)" in line and "ModuleNotFoundError" not in line
+    assert line.endswith("; run `propgrad plugins` for why.")
 
     strict = run_python(CLI, *argv, site=site, PROPGRAD_STRICT_PLUGINS="1")
     assert strict.returncode == 2
@@ -125,3 +125,67 @@ def test_broken_plugin_warning_and_strict_error_are_one_line_in_the_cli(site, tm
     debug = run_python(CLI, "--debug", *argv, site=site, PROPGRAD_STRICT_PLUGINS="1")
     assert debug.returncode == 2
     assert "Traceback (most recent call last):" in debug.stderr and "import no_such_gpu_library" in debug.stderr
+
+
+def test_an_entry_point_line_without_equals_is_named_and_skipped(site):
+    """importlib.metadata cannot parse such a file; torch's import read it and the process crashed (exit -11)."""
+    fake_distribution(site, "next_plugin", "import no_such_module_either\n", dist="propgrad-next", version="1.1")
+    info = site / "propgrad_bad-2.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: propgrad-bad\nVersion: 2.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text("[propgrad]\nimport torch\n", encoding="utf-8")
+    listing = run_python(CLI, "plugins", site=site)
+    assert listing.returncode == 0, (listing.returncode, listing.stderr[-2000:])
+    assert "import torch  [propgrad-bad 2.0]" in listing.stdout
+    assert re.search(r"line 2 of \S+entry_points.txt in group \[propgrad\], 'import torch', has no '='", listing.stdout)
+    assert "next_plugin  [propgrad-next 1.1]" in listing.stdout  # the next distribution is still loaded
+    assert "propgrad.sources.alpha_patch" in listing.stdout and "Pair.__new__" not in listing.stdout + listing.stderr
+
+    explain = run_python(CLI, "explain", "--permutations", "10", "--size", "16", "--no-progress", site=site)
+    assert explain.returncode == 0, explain.stderr[-2000:]
+    assert "alpha_patch" in explain.stdout and "Pair.__new__" not in explain.stderr
+    assert "propgrad-bad 2.0: line 2" in explain.stderr  # the warning names the distribution and the line
+
+
+def test_an_entry_point_line_without_equals_in_another_group_does_not_break_torch(site):
+    info = site / "other_tool-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: other-tool\nVersion: 0.1\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text("[console_scripts]\nother-tool\n", encoding="utf-8")
+    out = run_python(CLI, "plugins", "--json", site=site)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    data = json.loads(out.stdout)
+    assert not any(f["distribution"] == "other-tool" for f in data["failures"])  # not a propgrad plugin
+    assert any(p["name"] == "propgrad.sources.alpha_patch" and p["failure"] is None for p in data["plugins"])
+    assert "propgrad: warning: cannot read the entry points" in out.stderr
+    assert "other-tool 0.1: line 2" in out.stderr and "[console_scripts]" in out.stderr
+
+
+def test_help_does_not_load_plugins_even_one_that_hangs(site):
+    fake_distribution(site, "hanging_plugin", "import time\ntime.sleep(60)\n", dist="propgrad-hang")
+    environ = {**os.environ, "PYTHONPATH": str(site)}
+    for argv in (["--help"], ["explain", "--help"], ["benchmark", "--help"], ["plugins", "--help"], ["--version"]):
+        out = subprocess.run(  # raises TimeoutExpired if the plugin was imported
+            [sys.executable, "-c", CLI, *argv], capture_output=True, text=True, timeout=20, env=environ, check=False
+        )
+        assert out.returncode == 0 and out.stdout, (argv, out.stderr)
+
+
+def test_a_slow_plugin_is_named_while_it_loads(site):
+    fake_distribution(site, "slow_plugin", "import time\ntime.sleep(3)\n", dist="propgrad-slow", version="0.4")
+    out = run_python(CLI, "plugins", site=site)
+    assert out.returncode == 0, out.stderr
+    assert "propgrad: still loading plugin 'slow_plugin' (propgrad-slow 0.4) after 2 s" in out.stderr
+    assert "uninstall propgrad-slow" in out.stderr
+    assert re.search(r"plugin 'slow_plugin' \(propgrad-slow 0.4\) took [3-9]\.\d s to load", out.stderr)
+
+
+def test_an_unknown_source_is_answered_first_with_a_one_line_pointer_to_failures(site):
+    for name in ("broken_one", "broken_two"):
+        fake_distribution(site, name, f"import no_such_gpu_library_{name}\n", dist=f"propgrad-{name}", version="0.3")
+    out = run_python(CLI, "explain", "--source", "nosuch", "--no-progress", site=site)
+    assert out.returncode == 2
+    (line,) = out.stderr.splitlines()  # no warning listing the failures before the answer
+    assert line.startswith("propgrad explain: error: unknown source 'nosuch'. Available sources: alpha_patch")
+    assert "plugin 'broken_one' (propgrad-broken_one 0.3), plugin 'broken_two'" in line
+    assert line.endswith("run `propgrad plugins` for why.") and "ModuleNotFoundError" not in line

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
 
 from propgrad.core.forward import run_model, transform_outputs
 from propgrad.core.validation import ParameterTypeError
+from propgrad.errors import ModelOutputError
 
 
 class Net(nn.Module):
@@ -76,7 +79,7 @@ def test_hugging_face_style_outputs_are_read_from_logits():
     [
         (
             lambda x: torch.zeros(x.shape[0], 2, dtype=torch.complex64),
-            TypeError,
+            ModelOutputError,  # the model's fault, a ValueError
             r"complex outputs \(torch.complex64\)",
         ),
         (lambda x: torch.zeros(x.shape[0], 0), ValueError, r"n_outputs >= 1 .*got \(5, 0\)"),
@@ -156,3 +159,28 @@ def test_one_column_softmax_is_the_sigmoid():
 def test_bad_output_transforms_are_named(transform, error, match):
     with pytest.raises(error, match=match):
         transform_outputs(torch.rand(3, 2), transform)
+
+
+def test_run_settings_are_checked_once_at_their_door_and_trusted_by_forward_batches():
+    import numpy as np
+
+    from propgrad.core.forward import RunSettings, forward_batches, run_settings
+
+    extra = (torch.arange(5.0)[:, None],)
+    run = run_settings(batch_size=np.int64(2), device="cpu", additional_forward_args=extra)
+    expected = RunSettings(batch_size=2, device=torch.device("cpu"), additional_forward_args=extra)
+    assert run == replace(expected, per_image_args=(False,)) and type(run.batch_size) is int
+    model = Net().eval()
+    torch.testing.assert_close(forward_batches(model, images(), run_settings(batch_size=2)), run_model(model, images()))
+    rows = torch.arange(5.0)[:, None]
+    aligned = run_settings(batch_size=2, additional_forward_args=(rows,), per_image_args=(True,))
+    out = forward_batches(lambda x, r: x.mean((1, 2, 3))[:, None] * 0 + r, images(), aligned)
+    torch.testing.assert_close(out, rows)
+    for kwargs, match in [
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"show_progress": "yes"}, "show_progress must be True or False"),
+        ({"preprocess": 3}, "preprocess must be callable"),
+        ({"additional_forward_args": (1,), "per_image_args": (True, True)}, "2 flags for 1"),
+    ]:
+        with pytest.raises((TypeError, ValueError), match=match):
+            run_settings(**kwargs)

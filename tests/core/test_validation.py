@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 
+from propgrad import errors
 from propgrad.core import validation
 from propgrad.core.validation import (
     MAX_STEPS,
@@ -24,6 +26,7 @@ from propgrad.core.validation import (
     check_steps,
     check_values,
 )
+from propgrad.errors import InvalidParameterError, PropgradError
 
 
 def test_check_int_accepts_integers_and_names_bad_values():
@@ -198,3 +201,58 @@ def test_check_values_refuses_text_and_lists_by_name():
         check_values("0,1,2", 3, "values")
     with pytest.raises(TypeError, match="values must be a torch.Tensor, got list"):
         check_values([0.0, 1.0, 2.0], 3, "values")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: check_int(0, "n"),
+        lambda: check_int("x", "n"),
+        lambda: check_int("x", "n", strings=True),
+        lambda: check_number(float("nan"), "p"),
+        lambda: check_number(2.0, "p", maximum=1),
+        lambda: check_number("x", "p", strings=True),
+        lambda: check_probability(1.5, "p"),
+        lambda: check_alpha(1.0),
+        lambda: check_bool(1, "flag"),
+        lambda: check_bool("maybe", "flag", strings=True),
+        lambda: check_choice("z", "mode", ("a", "b")),
+        lambda: check_choice(3, "mode", ("a", "b")),
+        lambda: check_seed(-1),
+        lambda: check_seed(1.5),
+        lambda: check_steps(1),
+        lambda: validation.check_device("bogus"),
+        lambda: validation.check_device(7),
+        lambda: validation.check_images([0.5], "image", batched=False),
+        lambda: validation.check_images(torch.full((3, 4, 4), 2.0), "image", batched=False),
+        lambda: check_values(torch.tensor([0.0, 0.0]), 2, "values"),
+        lambda: check_values([0.0, 1.0], 2, "values"),
+        lambda: check_sequence_size(10**9, torch.zeros(3, 64, 64)),
+    ],
+)
+def test_every_check_raises_an_invalid_parameter_error(call):
+    """The CLI prints only propgrad's errors as one line: every check raises one (a ValueError and a TypeError)."""
+    with pytest.raises(InvalidParameterError) as caught:
+        call()
+    assert isinstance(caught.value, PropgradError)
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, TypeError)
+
+
+def test_parameter_type_error_is_an_invalid_parameter_error():
+    assert ParameterTypeError is errors.ParameterTypeError
+    assert issubclass(ParameterTypeError, InvalidParameterError) and issubclass(InvalidParameterError, PropgradError)
+
+
+def test_checks_read_inputs_that_require_grad_without_warning():
+    """Converting a tensor that requires grad to a number warns in torch; the checks read detached values."""
+    image = torch.rand(3, 8, 8, requires_grad=True)
+    values = torch.linspace(0, 1, 5).requires_grad_(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert validation.check_images(image, "image", batched=False) is image
+        assert validation.check_images(image[None], "images", batched=True).shape == (1, 3, 8, 8)
+        assert check_values(values, 5, "values") is values
+        with pytest.raises(ValueError, match=r"step 2 \(0\.25\) does not exceed step 1 \(0\.25\)"):
+            check_values(torch.tensor([0.0, 0.25, 0.25], requires_grad=True), 3, "values")
+        with pytest.raises(ValueError, match=r"got range \[2, 2\]"):
+            validation.check_images(torch.full((3, 4, 4), 2.0, requires_grad=True), "image", batched=False)

@@ -11,6 +11,7 @@ from torch import nn
 from propgrad import PropertyGradient
 from propgrad.explain.result import Explanation
 from propgrad.sources.base import InterventionSequence, InterventionSource
+from propgrad.stats.settings import test_settings
 
 
 class Darken(InterventionSource):
@@ -81,10 +82,8 @@ def test_batch_of_inputs_gives_one_explanation_each(image):
 
 def test_forward_passes_are_batched_and_extra_args_are_passed(image):
     model = BrightnessModel()
-    pg = PropertyGradient(model)
-    shifted = pg.attribute(
-        image, Darken(steps=10), target=0, additional_forward_args=(10.0,), batch_size=4, n_permutations=50
-    )
+    pg = PropertyGradient(model, batch_size=4)
+    shifted = pg.attribute(image, Darken(steps=10), target=0, additional_forward_args=(10.0,), n_permutations=50)
     assert model.batches == [4, 4, 3]  # the original image, then the 10 steps
     # a huge offset saturates the model: the darkening no longer changes its output
     assert float(shifted.score) < 1e-6
@@ -168,8 +167,8 @@ def test_scores_are_per_step_by_default_and_per_unit_on_request(image):
 
     pg = PropertyGradient(BrightnessModel())
     per_step = pg.attribute(image, Spaced(), target=0, n_permutations=50)
-    per_unit = pg.attribute(image, Spaced(), target=0, n_permutations=50, per="unit")
+    per_unit = pg.attribute(image, Spaced(), target=0, n_permutations=50, settings=test_settings(per="unit"))
     assert per_step.score_unit == "per step" and per_unit.score_unit == "per lux"
     assert torch.allclose(per_step.score, per_unit.score * 10.0)
     with pytest.raises(ValueError, match="per must be"):
-        pg.attribute(image, Spaced(), per="degree")
+        pg.attribute(image, Spaced(), settings=test_settings(per="degree"))

@@ -75,7 +75,7 @@ def test_bh_adjusted_p_values_equal_scipy() -> None:
 
 
 def test_the_placebo_test_is_corrected_over_the_same_columns() -> None:
-    e = explain(correction="holm", test="both", n_placebos=49, alpha=0.2)
+    e = explain(correction="holm", n_placebos=49, alpha=0.2)
     torch.testing.assert_close(e.placebo.p_value_adjusted, adjust_p_values(e.placebo.p_value, "holm"))
     assert torch.equal(e.placebo.significant, e.placebo.p_value_adjusted < 0.2)
     assert e.to_dict()["placebo"]["correction"] == "holm"

@@ -11,24 +11,8 @@ from torch import nn
 
 import propgrad
 from propgrad import PropertyGradient
-from propgrad.sources.base import InterventionSequence, InterventionSource
-
-
-class Brighten(InterventionSource):
-    """Adds 0 to 0.9 to every pixel over the steps: moves a brightness model across its threshold."""
-
-    name = "brighten_test"
-    description = "brighten for tests"
-    property_name = "brightness"
-    unit = "step"
-
-    def __init__(self, steps: int = 9) -> None:
-        self.steps = steps
-
-    def generate(self, image, *, seed=0, show_progress=False):
-        shift = torch.linspace(0.0, 0.9, self.steps, device=image.device, dtype=image.dtype)
-        images = (image[None] * 0.1 + shift[:, None, None, None]).clamp(0, 1)
-        return InterventionSequence(images, torch.arange(self.steps, dtype=torch.float32), "brightness", "step")
+from propgrad.stats.settings import test_settings
+from tests.fakes import Brighten
 
 
 def test_per_image_additional_forward_args_follow_their_image_along_its_sequence():
@@ -61,8 +45,8 @@ def test_a_non_per_image_tensor_argument_is_passed_unchanged_to_every_batch():
         return x.mean((1, 2, 3))[:, None] * scale
 
     images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
-    PropertyGradient(model, output_transform="none").attribute(
-        images, Brighten(steps=5), additional_forward_args=torch.ones(3), batch_size=4, n_permutations=10
+    PropertyGradient(model, output_transform="none", batch_size=4).attribute(
+        images, Brighten(steps=5), additional_forward_args=torch.ones(3), n_permutations=10
     )
     assert seen and all(shape == (3,) for shape in seen)  # three entries: not one row per image
 
@@ -86,9 +70,8 @@ def test_a_model_in_train_mode_runs_in_eval_mode_and_keeps_its_state():
     stats = {k: v.clone() for k, v in model.bn.state_dict().items()}
     modes = {name: m.training for name, m in model.named_modules()}
     image = torch.rand(3, 12, 12, generator=torch.Generator().manual_seed(2))
-    pg = PropertyGradient(model)
-    one = pg.attribute(image, Brighten(), batch_size=1, n_permutations=200)
-    seven = pg.attribute(image, Brighten(), batch_size=7, n_permutations=200)
+    one = PropertyGradient(model, batch_size=1).attribute(image, Brighten(), n_permutations=200)
+    seven = PropertyGradient(model, batch_size=7).attribute(image, Brighten(), n_permutations=200)
     torch.testing.assert_close(one.outputs, seven.outputs)
     torch.testing.assert_close(one.score, seven.score)
     assert {name: m.training for name, m in model.named_modules()} == modes
@@ -116,9 +99,8 @@ def test_hugging_face_image_classifier_outputs_are_read_from_logits():
     model = transformers.ViTForImageClassification(config)
     assert model.training  # built from a config, it starts in train mode (with dropout here)
     image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(3))
-    pg = PropertyGradient(model)
-    a = pg.attribute(image, Brighten(), n_permutations=100)
-    b = pg.attribute(image, Brighten(), n_permutations=100, batch_size=3)
+    a = PropertyGradient(model).attribute(image, Brighten(), n_permutations=100)
+    b = PropertyGradient(model, batch_size=3).attribute(image, Brighten(), n_permutations=100)
     assert a.outputs.shape == (9, 3) and a.score.shape == (3,)
     torch.testing.assert_close(a.outputs, b.outputs)  # eval mode: no dropout, no batch dependence
     with torch.no_grad():
@@ -172,12 +154,12 @@ def test_behaviour_plot_is_titled_with_the_statistic_it_shows():
     image = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(7))
     pg = PropertyGradient(lambda x: 20 * (x.mean((1, 2, 3)) - 0.5))
     gradient = pg.attribute(image, Brighten(), n_permutations=50)
-    pearson = pg.attribute(image, Brighten(), n_permutations=50, statistic="pearson")
+    pearson = pg.attribute(image, Brighten(), n_permutations=50, settings=test_settings(statistic="pearson"))
 
     def spread(permuted, values):
         return permuted.amax(1) - permuted.amin(1)
 
-    custom = pg.attribute(image, Brighten(), n_permutations=50, statistic=spread)
+    custom = pg.attribute(image, Brighten(), n_permutations=50, settings=test_settings(statistic=spread))
     assert gradient.plot_behaviour().get_title().startswith("E|grad| = ")
     assert pearson.plot_behaviour().get_title().startswith("|Pearson r| = ")
     assert custom.plot_behaviour().get_title().startswith("spread = ")

@@ -1,4 +1,4 @@
-"""PropertyGradient.attribute(..., test="both"): the placebo-controlled test beside the paper's."""
+"""PropertyGradient.attribute(..., n_placebos=M): the placebo-controlled test beside the paper's."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from propgrad.sources.placebo_sequences import placebo_sequences
 from propgrad.stats.corrections import InfeasibleCorrectionWarning
 from propgrad.stats.permutation import permutation_test
 from propgrad.stats.placebo_test import placebo_p_value
+from propgrad.stats.settings import test_settings
 
 SIZE = 16
 WATCHED = (slice(0, 4), slice(0, 4))  # the model reads this region strongly
@@ -47,7 +48,7 @@ def model(x: torch.Tensor) -> torch.Tensor:
 
 
 IMAGE = torch.full((3, SIZE, SIZE), 0.3)
-SETTINGS = {"target": 0, "n_permutations": 999, "alpha": 0.05, "n_placebos": 49, "test": "both"}
+SETTINGS = {"target": 0, "n_permutations": 999, "alpha": 0.05, "n_placebos": 49}
 
 
 def explain(region: tuple[slice, slice] = WATCHED, **kwargs):
@@ -123,12 +124,12 @@ def test_reported_in_to_dict_and_summary() -> None:
 
 
 def test_bad_settings_are_refused_before_the_model_runs() -> None:
-    with pytest.raises(ValueError, match='use test="both"'):
-        explain(test="placebo")
-    with pytest.raises(ValueError, match="test must be one of"):
-        explain(test="placebos")
-    with pytest.raises((TypeError, ValueError), match="n_placebos"):
-        explain(n_placebos=0)
+    with pytest.raises(ValueError, match=r'test="both" runs the placebo test .* M > 0 placebos now say so'):
+        explain(test="both")
+    with pytest.raises((TypeError, ValueError), match="n_placebos must be an integer"):
+        explain(n_placebos=-1)
+    with pytest.raises((TypeError, ValueError), match="placebo must be one of 'smooth_direction', 'region'"):
+        explain(settings=test_settings(placebo="noise"))
     with pytest.raises((TypeError, ValueError), match="min_effect"):
         explain(min_effect=float("nan"))
     with pytest.raises(ValueError, match="periodic"):

@@ -8,24 +8,11 @@ import pytest
 import torch
 
 from propgrad import PropertyGradient
-from propgrad.explain.scoring import score_outputs, score_sequences
-from propgrad.sources.base import InterventionSequence, InterventionSource
-
-
-class Brighten(InterventionSource):
-    """Adds 0 to 0.9 to every pixel; counts how often it was asked for a sequence."""
-
-    name = "brighten_bad_inputs"
-    description = "brighten for tests"
-    property_name = "brightness"
-    unit = "step"
-    calls = 0
-
-    def generate(self, image, *, seed=0, show_progress=False):
-        Brighten.calls += 1
-        shift = torch.linspace(0.0, 0.9, 6, device=image.device)
-        images = (image[None] * 0.1 + shift[:, None, None, None]).clamp(0, 1)
-        return InterventionSequence(images, torch.arange(6, dtype=torch.float32), "brightness", "step")
+from propgrad.core.forward import run_settings
+from propgrad.errors import ModelOutputError
+from propgrad.explain.scoring import PropertyAxis, score_outputs, score_sequences
+from propgrad.stats.settings import test_settings
+from tests.fakes import Brighten
 
 
 def two_logits(x: torch.Tensor) -> torch.Tensor:
@@ -38,10 +25,20 @@ def image() -> torch.Tensor:
     return torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))
 
 
+RUN_OPTIONS = ("batch_size", "show_progress")  # PropertyGradient's own settings
+TEST_OPTIONS = ("statistic", "per", "sequential", "placebo")  # the rarer test options, in settings=
+
+
 def attribute(image: torch.Tensor, model=two_logits, *, pg_kwargs=None, **kwargs):
-    source = kwargs.pop("source", Brighten())
+    """``PropertyGradient(model, **pg_kwargs).attribute(image, source, ...)``; run and rarer test
+    options go where they belong (the constructor, ``settings=test_settings(...)``)."""
+    source = kwargs.pop("source", Brighten(steps=6))  # 7 images with the original
+    pg_kwargs = {**(pg_kwargs or {}), **{k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}}
+    rare = {k: kwargs.pop(k) for k in TEST_OPTIONS if k in kwargs}
+    if rare:
+        kwargs["settings"] = test_settings(**rare)
     settings = {"n_permutations": 20, **kwargs}
-    return PropertyGradient(model, **(pg_kwargs or {})).attribute(image, source, **settings)
+    return PropertyGradient(model, **pg_kwargs).attribute(image, source, **settings)
 
 
 # (attribute keyword arguments, error type, message) - message names the argument, the value and what is expected
@@ -120,7 +117,7 @@ MODELS = [
         ValueError,
         r"must return shape \(7, n_outputs\) with n_outputs >= 1 .*\(7, 0\)",
     ),
-    (_complex, TypeError, r"the model returned complex outputs \(torch.complex64\); return real values"),
+    (_complex, ModelOutputError, r"the model returned complex outputs \(torch.complex64\); return real values"),
     (
         lambda x: [x.mean((1, 2, 3))],
         ValueError,
@@ -128,7 +125,7 @@ MODELS = [
     ),
     (
         lambda x: torch.ones(x.shape[0], 2, dtype=torch.bool),
-        TypeError,
+        ModelOutputError,
         r"must return numbers, got a tensor of dtype torch.bool",
     ),
     (
@@ -183,14 +180,15 @@ def test_numpy_scalars_are_accepted_where_numbers_are(image):
 
 def test_score_outputs_refuses_a_float_target_by_name():
     outputs = torch.rand(5, 3).softmax(1)
+    test = test_settings(n_permutations=10)
     with pytest.raises(TypeError, match=r"target must be an integer column index, None or 'predicted', got 1.0"):
-        score_outputs(outputs, outputs[0], target=1.0, n_permutations=10)
+        score_outputs(outputs, outputs[0], 1.0, PropertyAxis(), test)
     with pytest.raises(TypeError, match=r"got True \(bool\)"):
-        score_outputs(outputs, outputs[0], target=True, n_permutations=10)
-    assert score_outputs(outputs, outputs[0], target=np.int64(2), n_permutations=10).target == 2
+        score_outputs(outputs, outputs[0], True, PropertyAxis(), test)
+    assert score_outputs(outputs, outputs[0], np.int64(2), PropertyAxis(), test).target == 2
 
 
-def test_score_sequences_checks_its_settings_before_the_model_runs(image):
+def test_the_scoring_settings_are_refused_at_their_doors_before_the_model_runs(image):
     calls = []
 
     def model(x):
@@ -198,14 +196,17 @@ def test_score_sequences_checks_its_settings_before_the_model_runs(image):
         return two_logits(x)
 
     sequence = Brighten().generate(image)
-    for kwargs, match in [
-        ({"seed": 1.5}, "seed must be an integer"),
-        ({"alpha": 2.0}, "alpha must be a number"),
-        ({"statistic": "integrated_gradients"}, "statistic must be one of"),
-        ({"n_permutations": 10**12}, "n_permutations must be an integer"),
-        ({"device": "bogus"}, "device must be one of the available devices"),
-        ({"output_transform": "logsoftmax"}, "output_transform must be one of"),
+    for door, kwargs, match in [
+        (test_settings, {"seed": 1.5}, "seed must be an integer"),
+        (test_settings, {"alpha": 2.0}, "alpha must be a number"),
+        (test_settings, {"statistic": "integrated_gradients"}, "statistic must be one of"),
+        (test_settings, {"n_permutations": 10**12}, "n_permutations must be an integer"),
+        (run_settings, {"device": "bogus"}, "device must be one of the available devices"),
+        (run_settings, {"output_transform": "logsoftmax"}, "output_transform must be one of"),
+        (run_settings, {"additional_forward_args": (1.0,), "per_image_args": (True, False)}, "2 flags for 1"),
     ]:
         with pytest.raises((TypeError, ValueError), match=match):
-            score_sequences(model, image[None], [sequence], targets=[None], **{"n_permutations": 10, **kwargs})
+            run, test = run_settings(), test_settings(n_permutations=10)
+            run, test = (door(**kwargs), test) if door is run_settings else (run, door(**kwargs))
+            score_sequences(model, image[None], [sequence], [None], run, test)
     assert calls == []

@@ -152,7 +152,8 @@ def test_integer_values_are_converted() -> None:
 def test_a_periodic_sequence_scored_per_unit_uses_its_own_period() -> None:
     from types import SimpleNamespace
 
-    from propgrad.explain.scoring import score_outputs, sequence_period, sequence_statistic
+    from propgrad.explain.scoring import PropertyAxis, score_outputs, sequence_period, sequence_statistic
+    from propgrad.stats.settings import test_settings
 
     angles = torch.tensor([0.0, 20.0, 50.0, 90.0, 140.0, 200.0, 260.0, 310.0])  # uneven, a full turn
     outputs = torch.sin(torch.deg2rad(angles))[:, None].double()
@@ -163,14 +164,18 @@ def test_a_periodic_sequence_scored_per_unit_uses_its_own_period() -> None:
     got = sequence_statistic(outputs, angles, periodic=True, period=sequence_period(turn, "unit"))
     torch.testing.assert_close(got, expected)
     assert not torch.allclose(got, property_gradient(outputs, angles, periodic=True))  # the default period differs
-    scored = score_outputs(outputs, outputs[0], values=angles, periodic=True, period=360.0, n_permutations=50)
+    axis = PropertyAxis.of(SimpleNamespace(values=angles, periodic=True, metadata={"period": 360}), "unit")
+    assert axis == PropertyAxis(values=angles, periodic=True, period=360.0)
+    scored = score_outputs(outputs, outputs[0], None, axis, test_settings(n_permutations=50))
     torch.testing.assert_close(scored.test.statistic, expected)
 
 
 def test_an_original_of_another_size_than_its_frames_is_refused_by_name() -> None:
+    from propgrad.core.forward import RunSettings
     from propgrad.explain.scoring import score_sequences
     from propgrad.sources.base import InterventionSequence
+    from propgrad.stats.settings import TestSettings
 
     seq = InterventionSequence(torch.rand(4, 3, 8, 8), torch.arange(4.0), "angle", "degree")
     with pytest.raises(ValueError, match=r"sequence 0 has images of shape \(3, 8, 8\) but its original image"):
-        score_sequences(lambda x: x.mean((2, 3)), torch.rand(1, 3, 16, 16), [seq], targets=[0], n_permutations=10)
+        score_sequences(lambda x: x.mean((2, 3)), torch.rand(1, 3, 16, 16), [seq], [0], RunSettings(), TestSettings())

@@ -19,6 +19,7 @@ from torch import nn
 import propgrad
 from propgrad.core.atomic_files import write_json
 from propgrad.core.plotting import curve_extrema, format_angle_axis
+from propgrad.errors import InvalidParameterError
 from propgrad.explain.zero_shot import (
     ClassGrouping,
     ClipPreprocess,
@@ -357,8 +358,8 @@ def test_many_columns_at_once_through_the_api():
         return mean_colour(images)
 
     model = ZeroShotClassifier(encoder, table, descriptors, batch_size=8)
-    e = propgrad.PropertyGradient(model).attribute(
-        two_colour_image(), source=Rotate(steps=36), n_permutations=20, batch_size=16
+    e = propgrad.PropertyGradient(model, batch_size=16).attribute(
+        two_colour_image(), source=Rotate(steps=36), n_permutations=20
     )
     assert e.outputs.shape == (36, k * d) and e.score.shape == (k * d,)
     assert max(batches) <= 8  # the wrapper's chunks bound the encoder's batch
@@ -626,3 +627,26 @@ def test_cli_explains_a_rendered_rotation_with_a_clip_model(tiny_clip_path, desc
     assert "per class (3 classes x 3 descriptors" in out
     record = json.loads((tmp_path / "out" / "explanation.json").read_text())
     assert record["periodic"] and len(record["classes"]["top_class"]) == 36
+
+
+@pytest.mark.parametrize(
+    ("rows", "named"),
+    [([4], r"1 all-zero row\(s\).*: 4 \('lime'\);"), ([0, 8], r"2 all-zero .*: 0 \('red'\), 8 \('azure'\);")],
+)
+def test_all_zero_text_embeddings_are_refused_naming_the_descriptor(rows, named):
+    """Normalised, an all-zero text embedding is 0: every image's similarity with it, and every explanation, flat."""
+    texts = [t for ts in DESCRIPTORS.values() for t in ts]
+    flat = encode_text(texts)
+    flat[rows] = 0.0
+    with pytest.raises(InvalidParameterError, match=named):
+        ZeroShotClassifier(mean_colour, flat, DESCRIPTORS)
+    with pytest.raises(ValueError, match="all-zero row"):
+        ZeroShotClassifier(mean_colour, flat.reshape(3, 3, 3), DESCRIPTORS)
+
+    def zero_for(texts_in):
+        out = encode_text(texts_in)
+        out[[i for i, t in enumerate(texts_in) if t == "lime"]] = 0.0
+        return out
+
+    with pytest.raises(ValueError, match=r"1 all-zero row\(s\).*4 \('lime'\).*Check the text encoder"):
+        ZeroShotClassifier.from_text_encoder(mean_colour, zero_for, DESCRIPTORS)

@@ -1,9 +1,10 @@
 """The flip benchmark harness with a tiny fake suite whose flips are known in advance.
 
-The fake suite's images are uniform grey levels; its models classify "bright" (class 0) vs
-"dark" (class 1) by mean brightness against a model-specific cut; the intervention darkens the
-image gradually to a per-image final factor. So whether and where each prediction flips follows
-from arithmetic, and the output-only reference |p_T - p_0| separates flips perfectly.
+The fake suite (:class:`tests.fakes.DarkeningSuite`)'s images are uniform grey levels; its models
+classify "bright" (class 0) vs "dark" (class 1) by mean brightness against a model-specific cut;
+the intervention darkens the image gradually to a per-image final factor. So whether and where
+each prediction flips follows from arithmetic, and the output-only reference |p_T - p_0|
+separates flips perfectly.
 """
 
 from __future__ import annotations
@@ -22,98 +23,10 @@ from propgrad.harness import runner as runner_module
 from propgrad.harness.cells import CellKey
 from propgrad.harness.pipeline import STORE_NAME
 from propgrad.harness.settings import PoolSize
-from propgrad.sources.base import InterventionSequence
-from propgrad.suites.base import BenchmarkSuite
-
-BRIGHTNESS = [0.9, 0.8, 0.75, 0.7, 0.65, 0.6, 0.2, 0.3, 0.33, 0.4, 0.45, 0.25]
-FINAL_FACTOR = [0.3, 0.9, 0.5, 0.95, 0.6, 0.95, 0.5, 0.6, 0.7, 0.7, 0.9, 0.4]
-CUTS = {"cut50": 0.5, "cut35": 0.35}
-N_STEPS = 9
-
-
-class BrightnessModel(nn.Module):
-    """Logits of (bright, dark) from mean brightness against a cut; counts images seen."""
-
-    def __init__(self, cut: float) -> None:
-        super().__init__()
-        self.cut = cut
-        self.scale = nn.Parameter(torch.tensor(10.0))
-        self.images_seen = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.images_seen += x.shape[0]
-        z = self.scale * (x.mean(dim=(1, 2, 3)) - self.cut)
-        return torch.stack([z, -z], dim=1)
-
-
-class DarkeningSuite(BenchmarkSuite):
-    name = "darkening"
-    class_names = ("bright", "dark")
-    interventions = ("darken",)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._models = {name: BrightnessModel(cut).eval() for name, cut in CUTS.items()}
-        self.intervene_calls = 0
-
-    def settings(self) -> dict[str, Any]:
-        return {"brightness": BRIGHTNESS, "final_factor": FINAL_FACTOR, "steps": N_STEPS}
-
-    def models(self) -> dict[str, nn.Module]:
-        return self._models
-
-    def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
-        b = torch.tensor(BRIGHTNESS)
-        return b[:, None, None, None].expand(-1, 3, 6, 6).clone(), (b < 0.5).long()
-
-    def intervene(self, intervention: str, index: int) -> InterventionSequence:
-        self.intervene_calls += 1
-        factors = torch.linspace(1.0, FINAL_FACTOR[index], N_STEPS)
-        images = self.test_set()[0][index][None] * factors[:, None, None, None]
-        return InterventionSequence(images, torch.arange(N_STEPS, dtype=torch.float32), "darkness", "step")
-
-    def accuracy_table(self) -> dict[str, dict[str, float]]:
-        return {name: {"test": 1.0} for name in self._models}
-
-    def level_accuracy(self) -> dict[str, dict[str, Any]]:
-        # What each model would score, computed without calling it (a finished run calls no model).
-        b, labels = torch.tensor(BRIGHTNESS), self.test_set()[1]
-        factors = [1.0, 0.5]
-
-        def acc(cut: float, f: float, cls: int | None = None) -> float:
-            keep = labels == cls if cls is not None else torch.ones_like(labels, dtype=torch.bool)
-            return float(((b * f < cut).long() == labels)[keep].float().mean())
-
-        return {
-            "darkening factor": {
-                "levels": [str(f) for f in factors],
-                "accuracy": {name: [acc(cut, f) for f in factors] for name, cut in CUTS.items()},
-                "class_accuracy": {
-                    name: {c: [acc(cut, f, i) for f in factors] for i, c in enumerate(self.class_names)}
-                    for name, cut in CUTS.items()
-                },
-            }
-        }
-
-    def images_per_class(self) -> int:
-        return 4
-
-
-class ImageMap(AttributionBaseline):
-    """The map is the image itself, so the change score is the mean squared image change."""
-
-    name = "image_map"
-
-    def __init__(self, interrupt_after: int | None = None) -> None:
-        self.calls = 0
-        self.interrupt_after = interrupt_after
-
-    def attribute(self, model: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.interrupt_after is not None and self.calls >= self.interrupt_after:
-            raise KeyboardInterrupt
-        self.calls += 1
-        assert images.shape[0] == target.shape[0]
-        return images.clone()
+from propgrad.harness.store import META_KINDS
+from tests.fakes import BRIGHTNESS, CUTS, FINAL_FACTOR, N_STEPS, DarkeningSuite, ImageMap
+from tests.fakes import darkening_settings as settings
+from tests.trained_suites import TrainedFur
 
 
 class FailsOnDark(AttributionBaseline):
@@ -125,18 +38,6 @@ class FailsOnDark(AttributionBaseline):
         if (images.mean(dim=(1, 2, 3)) < 0.15).any():
             raise ValueError("superpixels failed on a dark image")
         return images.mean(dim=1) * (target[:, None, None] + 1)
-
-
-def settings(**overrides: Any) -> BenchmarkSettings:
-    base = dict(
-        suites=("darkening",),
-        n_permutations=200,
-        baselines=("image_map",),
-        n_resamples=5,
-        chunk_size=5,
-    )
-    base.update(overrides)
-    return BenchmarkSettings(**base)
 
 
 def run(out: Path, st: BenchmarkSettings, baselines: dict[str, AttributionBaseline], **kw: Any) -> dict[str, Any]:
@@ -293,8 +194,9 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path: Path, monkeypatch
     # per model, two blocks (8 + 4 images) of three calls (originals, finals, half-way images): the
     # 11th call, the second model's second block's finals, died; the resumed run redoes that block
     assert n_cells == 2 * (8 + 4) and first.calls == 10 and second.calls == 3
-    keys = [json.dumps(json.loads(line)["key"]) for line in (tmp_path / "a" / STORE_NAME).read_text().splitlines()[1:]]
-    assert len(keys) == len(set(keys))  # no cell stored twice
+    lines = [json.loads(line) for line in (tmp_path / "a" / STORE_NAME).read_text().splitlines()]
+    keys = [json.dumps(r["key"]) for r in lines if r["kind"] not in META_KINDS]  # a session's timing may repeat
+    assert len(keys) == len(set(keys)) == 2 * n_cells  # no cell stored twice: one property and one baseline cell each
     assert resumed["resume"]["cells_loaded"] > 0
     straight = run(tmp_path / "b", st, {"image_map": ImageMap()})
     assert comparable(resumed) == comparable(straight)
@@ -302,6 +204,27 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path: Path, monkeypatch
     suite, third = DarkeningSuite(), ImageMap()
     run_benchmark(st, tmp_path / "a", suites={"darkening": suite}, baselines={"image_map": third}, plots=False)
     assert third.calls == 0 and all(m.images_seen == 0 for m in suite.models().values())
+
+
+def test_timing_stays_apart_from_the_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session whose model and attribution calls take no measurable time has no overhead ratio
+    (NaN, written as null): why stays in its timing block, not in the results' own null reasons."""
+    from contextlib import contextmanager
+
+    from propgrad.harness.timing import Stopwatch
+
+    @contextmanager
+    def unmeasured(self: Stopwatch, name: str) -> Any:
+        yield  # as on a machine where every call rounds to 0 s
+
+    monkeypatch.setattr(Stopwatch, "measure", unmeasured)
+    results = run(tmp_path, settings(), {"image_map": ImageMap()}, plots=False)
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    for data in (results, on_disk):
+        for block in ("timing", "session_timing"):
+            assert data[block]["overhead_ratio"] is None
+            assert set(data[block]["null_reasons"]) == {"/overhead_ratio"}
+        assert not any("timing" in pointer for pointer in data.get("null_reasons", {}))
 
 
 def test_truncated_last_line_is_tolerated(tmp_path: Path) -> None:
@@ -385,14 +308,19 @@ def test_cli_rejects_unknown_suite_cleanly(capsys: pytest.CaptureFixture[str], t
 
 
 @pytest.mark.slow
-def test_real_fur_suite_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The built-in quick fur suite with two real baselines on a small pool, in a private cache."""
-    from propgrad.plugins import get_baseline
-
-    monkeypatch.setenv("PROPGRAD_CACHE_DIR", str(tmp_path / "cache"))
+def test_real_fur_suite_end_to_end(quick_fur: TrainedFur, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-in quick fur suite with two real baselines on a small pool, on the session's trained models."""
     from dataclasses import replace
 
     from propgrad.harness import preset
+    from propgrad.plugins import get_baseline
+    from propgrad.suites import cached
+
+    def no_training(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the session's trained quick fur suite is in the cache: nothing to train")
+
+    monkeypatch.setenv("PROPGRAD_CACHE_DIR", str(quick_fur.cache))
+    monkeypatch.setattr(cached, "train_classifier", no_training)
 
     names = ("occlusion", "integrated_gradients")
     classes = {n: get_baseline(n) for n in names}
@@ -418,7 +346,6 @@ def test_real_fur_suite_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     )
     assert all(r["error"] is None for r in results["records"] if r["kind"] == "baseline")
     assert (tmp_path / "out" / "report.md").exists() and results["figures"]
-    assert any((tmp_path / "cache" / "suites" / "fur").iterdir())
 
 
 def test_model_accuracy_table_follows_the_suite_order_not_json_key_order() -> None:

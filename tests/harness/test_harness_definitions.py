@@ -1,7 +1,7 @@
 """The benchmark's extrapolation and held-out flip definitions, its placebo test and its corrections.
 
 The fake suite's images are uniform grey levels and its models classify them by mean brightness
-against a cut (see ``tests/test_harness.py``). Here the intervention darkens and brightens again
+against a cut (:class:`tests.fakes.DarkeningSuite`). Here the intervention darkens and brightens again
 (a V: the darkest step is the half-way step h), so an image can flip in the first half and be
 back by the second: the extrapolation label differs from the paper's "anywhere" by arithmetic.
 The held-out realisation darkens monotonically to another factor, so its label is arithmetic too.
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import false_discovery_control
-from tests.harness.test_harness import BRIGHTNESS, CUTS, DarkeningSuite, ImageMap
 
+from propgrad.core.forward import RunSettings
 from propgrad.explain.scoring import PREDICTED, placebo_statistics, score_sequences
-from propgrad.harness import BenchmarkSettings, run_benchmark
+from propgrad.harness import run_benchmark
 from propgrad.harness.cells import CellKey, PlaceboOutcome, cell_seed, property_key, property_record
 from propgrad.harness.definitions import FLIP_DEFINITIONS, half_index
 from propgrad.harness.evaluation import best_threshold_accuracy
@@ -27,6 +27,9 @@ from propgrad.harness.report import correction_notes, render_table
 from propgrad.sources.base import InterventionSequence
 from propgrad.sources.placebo_sequences import placebo_sequences
 from propgrad.stats.corrections import correction_feasibility, resamples_needed
+from propgrad.stats.settings import TestSettings
+from tests.fakes import BRIGHTNESS, CUTS, DarkeningSuite, ImageMap
+from tests.fakes import darkening_settings as settings
 
 N = 9
 H = 4  # half_index(9)
@@ -79,14 +82,6 @@ class RealisedVSuite(VSuite):
         factors = 1 - (1 - DEEPEST[index] ** (1 + number)) * (1 - (k - H).abs() / H)
         images = self.test_set()[0][index][None] * factors[:, None, None, None]
         return InterventionSequence(images, torch.arange(N, dtype=torch.float32), "darkness", "step")
-
-
-def settings(**overrides: Any) -> BenchmarkSettings:
-    base: dict[str, Any] = dict(
-        suites=("darkening",), n_permutations=200, baselines=("image_map",), n_resamples=5, chunk_size=5
-    )
-    base.update(overrides)
-    return BenchmarkSettings(**base)
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +192,10 @@ def test_placebo_p_values_count_the_placebos_scoring_at_least_the_observed(finis
         sequence = suite.intervene("v", r["image"])
         seed = cell_seed(0, "darkening", "v", "placebos", r["image"])
         placebos = placebo_sequences(sequence, m, seed=seed)
-        (stats,) = placebo_statistics(models[key.model], images[r["image"]][None], [placebos], targets=[r["explained"]])
+        original = images[r["image"]][None]
+        (stats,) = placebo_statistics(
+            models[key.model], original, [placebos], [r["explained"]], RunSettings(), TestSettings()
+        )
         b = int((stats >= r["score"]).sum())
         assert r["n_placebos"] == m and r["placebo_p_value"] == pytest.approx((b + 1) / (m + 1))
         assert r["placebo_significant"] == (r["placebo_p_value"] < 0.1)
@@ -207,7 +205,8 @@ def test_a_placebo_p_value_equal_to_alpha_is_not_significant() -> None:
     suite = DarkeningSuite()
     model = suite.models()["cut50"]
     image = suite.test_set()[0][0]
-    (scored,) = score_sequences(model, image[None], [suite.intervene("darken", 0)], targets=[PREDICTED])
+    sequence = suite.intervene("darken", 0)
+    (scored,) = score_sequences(model, image[None], [sequence], [PREDICTED], RunSettings(), TestSettings())
     key = property_key("darkening", "darken", "cut50", 0)
     at = property_record(key, scored, 0, alpha=0.05, placebo=PlaceboOutcome(n_placebos=19, p_value=1 / 20))
     below = property_record(key, scored, 0, alpha=0.05, placebo=PlaceboOutcome(n_placebos=39, p_value=1 / 40))

@@ -7,12 +7,13 @@ import math
 from pathlib import Path
 
 import pytest
-from tests.harness.test_harness import DarkeningSuite, ImageMap, settings
 
 from propgrad.explain.quantus import QuantusMetricError
 from propgrad.harness import CellStore, run_benchmark
 from propgrad.harness.pipeline import STORE_NAME
 from propgrad.harness.settings import preset
+from tests.fakes import DarkeningSuite, ImageMap
+from tests.fakes import darkening_settings as settings
 
 
 @pytest.fixture(scope="module")

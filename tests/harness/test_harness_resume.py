@@ -21,58 +21,25 @@ from propgrad.baselines.base import AttributionBaseline
 from propgrad.harness import BenchmarkSettings, run_benchmark
 from propgrad.harness import runner as runner_module
 from propgrad.harness.pipeline import STORE_NAME
-from propgrad.sources.base import InterventionSequence
-from propgrad.suites.base import BenchmarkSuite
-
-GREYS = [0.9, 0.8, 0.7, 0.62, 0.55, 0.45, 0.38, 0.3, 0.2, 0.1]
-STEPS = 7
+from tests import fakes
 
 
-class BatchSensitiveModel(nn.Module):
-    """Bright (0) vs dark (1) by mean brightness; the logits also move with the batch's mean."""
+class GreySuite(fakes.GreySuite):
+    """Grey images darkened and brightened by batch-sensitive brightness models."""
 
-    def __init__(self, cut: float) -> None:
-        super().__init__()
-        self.cut = cut
-        self.scale = nn.Parameter(torch.tensor(8.0))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.scale * (x.mean(dim=(1, 2, 3)) - self.cut) + 0.01 * x.mean()
-        return torch.stack([z, -z], dim=1)
-
-
-class GreySuite(BenchmarkSuite):
-    """Uniform grey images; ``darken`` and ``brighten`` move the grey level linearly."""
-
-    name = "grey"
-    class_names = ("bright", "dark")
     interventions = ("darken", "brighten")
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._models = {"cut50": BatchSensitiveModel(0.5).eval(), "cut40": BatchSensitiveModel(0.4).eval()}
+    greys = (0.9, 0.8, 0.7, 0.62, 0.55, 0.45, 0.38, 0.3, 0.2, 0.1)
+    cuts = {"cut50": 0.5, "cut40": 0.4}
+    scales = {"cut50": 8.0, "cut40": 8.0}
+    batch_weight = 0.01
+    steps = 7
+    final_factors = {"darken": 0.3, "brighten": 1.6}
 
     def settings(self) -> dict[str, Any]:
-        return {"greys": GREYS, "steps": STEPS}
+        return {**super().settings(), "steps": self.steps}
 
-    def models(self) -> dict[str, nn.Module]:
-        return self._models
 
-    def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.tensor(GREYS)
-        return g[:, None, None, None].expand(-1, 3, 4, 4).clone(), (g < 0.5).long()
-
-    def intervene(self, intervention: str, index: int) -> InterventionSequence:
-        end = 0.3 if intervention == "darken" else 1.6
-        factors = torch.linspace(1.0, end, STEPS)
-        images = (self.test_set()[0][index][None] * factors[:, None, None, None]).clamp(0, 1)
-        return InterventionSequence(images, torch.arange(STEPS, dtype=torch.float32), "grey", "step")
-
-    def accuracy_table(self) -> dict[str, dict[str, float]]:
-        return {name: {"test": 1.0} for name in self._models}
-
-    def images_per_class(self) -> int:
-        return 3
+GREYS = GreySuite.greys
 
 
 class Interrupted(KeyboardInterrupt):

@@ -65,7 +65,7 @@ def test_batch_sizes_do_not_bind_the_store() -> None:
         ({"alpha": 1.0}, ValueError, "alpha must be a number in"),
         ({"alpha": "0.01"}, ParameterTypeError, "alpha"),
         ({"quick": 1}, ParameterTypeError, "quick must be True or False"),
-        ({"n_permutations": 0}, ValueError, "n_permutations must be a positive integer"),
+        ({"n_permutations": 0}, ValueError, r"n_permutations must be an integer in \[1, 10000000\], got 0"),
         ({"n_resamples": 2.5}, ParameterTypeError, "n_resamples"),
         ({"forward_batch_size": 0}, ValueError, "forward_batch_size"),
         ({"chunk_size": None}, ParameterTypeError, "chunk_size"),
@@ -113,3 +113,26 @@ def test_a_baseline_record_carries_its_key() -> None:
 
 def flat_map(value: float) -> torch.Tensor:
     return torch.full((3, 2, 2), value)
+
+
+def test_the_settings_hand_the_cells_their_test_and_forward_pass_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import propgrad.harness.settings as settings_module
+    from propgrad.core.forward import RunSettings
+    from propgrad.stats.settings import TestSettings, test_settings
+
+    calls: list[dict] = []
+
+    def counting(**kwargs: object) -> TestSettings:
+        calls.append(kwargs)
+        return test_settings(**kwargs)
+
+    monkeypatch.setattr(settings_module, "test_settings", counting)
+    s = BenchmarkSettings(n_permutations=np.int64(300), alpha=0.05, seed=7, n_placebos=19, forward_batch_size=16)
+    assert len(calls) == 1  # the benchmark's door checks the test once
+    assert s.cell_test == TestSettings(n_permutations=300, alpha=0.05, seed=7, n_placebos=19)
+    assert s.cell_test.correction is None  # the run's correction is over images, applied by the summary
+    assert s.cell_run == RunSettings(output_transform="softmax", batch_size=16)
+    assert "cell_test" not in s.to_dict() and "_cell_test" not in json.dumps(s.to_dict())
+    assert type(s.n_permutations) is int and s == BenchmarkSettings(
+        n_permutations=300, alpha=0.05, seed=7, n_placebos=19, forward_batch_size=16
+    )

@@ -1,6 +1,6 @@
 """Machine-readable output: strict JSON with null reasons, records.csv, provenance, kept maps, figure helpers.
 
-The benchmark runs on the fake darkening suite of :mod:`tests.test_harness` (uniform grey images
+The benchmark runs on the fake darkening suite of :mod:`tests.fakes` (uniform grey images
 darkened to a known factor; the ``image_map`` baseline's map is the image itself), so every kept
 map and frame is known by arithmetic.
 """
@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tests.harness.test_harness import BRIGHTNESS, CUTS, FINAL_FACTOR, N_STEPS, DarkeningSuite, ImageMap, settings
 
 from propgrad.core.atomic_files import write_json
 from propgrad.core.strict_json import NULL_REASONS, dumps_strict, loads_strict, strict_data
@@ -24,6 +23,8 @@ from propgrad.harness import run_benchmark
 from propgrad.harness.evaluation import roc_auc
 from propgrad.harness.figures import readable_ylim, roc_points
 from propgrad.harness.kept_maps import KeptMaps, kept_images
+from tests.fakes import BRIGHTNESS, CUTS, FINAL_FACTOR, N_STEPS, DarkeningSuite, ImageMap
+from tests.fakes import darkening_settings as settings
 
 
 def test_non_finite_values_become_null_with_their_json_pointer_and_reason() -> None:

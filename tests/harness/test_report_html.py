@@ -1,7 +1,7 @@
 """Both report.html pages render in headless Chromium: tables, images, the slider, and the slider moves.
 
 The pages are opened offline from disk by Debian's ``chromium`` (driven over the DevTools pipe,
-:mod:`tests.chromium`); the checks read the rendered DOM (every image decoded, tables with the
+:mod:`tests.browser`); the checks read the rendered DOM (every image decoded, tables with the
 expected headers, nothing loaded from outside the file) and a screenshot (not blank, and the
 slider's frame region changes when the slider moves).
 """
@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.harness.test_harness import DarkeningSuite, ImageMap, settings
 
 from propgrad.cli import main
 from propgrad.harness import run_benchmark
-from tests.harness.chromium import Browser, chromium_path
+from tests.browser import Browser, chromium_path
+from tests.fakes import DarkeningSuite, ImageMap
+from tests.fakes import darkening_settings as settings
 
 needs_chromium = pytest.mark.skipif(
     chromium_path() is None,

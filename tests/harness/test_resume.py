@@ -1,7 +1,7 @@
 """Resuming a benchmark: what changed since the cells were computed decides what is reused.
 
-A tiny fake suite (uniform grey images, brightness classifiers) and a fake baseline keep each run
-to a fraction of a second, so every test runs the real pipeline twice.
+A tiny fake suite (:class:`tests.fakes.GreySuite`: uniform grey images, brightness classifiers) and
+a fake baseline keep each run to a fraction of a second, so every test runs the real pipeline twice.
 """
 
 from __future__ import annotations
@@ -21,55 +21,10 @@ from propgrad.baselines.base import AttributionBaseline
 from propgrad.harness import BenchmarkSettings, SettingsMismatchError, run_benchmark
 from propgrad.harness.output_folder import OutputInUseError, OutputNotWritableError, locked_output
 from propgrad.harness.pipeline import STORE_NAME
-from propgrad.sources.base import InterventionSequence
-from propgrad.suites.base import BenchmarkSuite
+from tests.fakes import GreySuite
 
-GREYS = [0.9, 0.7, 0.6, 0.4, 0.3, 0.1]
-CUTS = {"cut50": 0.5, "cut35": 0.35}
-
-
-class Brightness(nn.Module):
-    def __init__(self, cut: float, scale: float = 10.0) -> None:
-        super().__init__()
-        self.cut = cut
-        self.scale = nn.Parameter(torch.tensor(scale))
-        self.images_seen = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.images_seen += x.shape[0]
-        z = self.scale * (x.mean(dim=(1, 2, 3)) - self.cut)
-        return torch.stack([z, -z], dim=1)
-
-
-class GreySuite(BenchmarkSuite):
-    name = "grey"
-    class_names = ("bright", "dark")
-    interventions = ("darken",)
-    scales: dict[str, float] = {}
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._models = {n: Brightness(c, self.scales.get(n, 10.0)).eval() for n, c in CUTS.items()}
-
-    def settings(self) -> dict[str, Any]:
-        return {"greys": GREYS}
-
-    def models(self) -> dict[str, nn.Module]:
-        return self._models
-
-    def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.tensor(GREYS)
-        return g[:, None, None, None].expand(-1, 3, 4, 4).clone(), (g < 0.5).long()
-
-    def intervene(self, intervention: str, index: int) -> InterventionSequence:
-        images = self.test_set()[0][index][None] * torch.linspace(1.0, 0.4, 6)[:, None, None, None]
-        return InterventionSequence(images, torch.arange(6, dtype=torch.float32), "darkness", "step")
-
-    def accuracy_table(self) -> dict[str, dict[str, float]]:
-        return {n: {"test": 1.0} for n in CUTS}
-
-    def images_per_class(self) -> int:
-        return 3
+GREYS = list(GreySuite.greys)
+CUTS = GreySuite.cuts
 
 
 class ScaledMap(AttributionBaseline):
@@ -237,3 +192,42 @@ def test_a_read_only_output_folder_is_a_clear_error(tmp_path: Path) -> None:
     finally:
         subprocess.run(["chattr", "-i", str(out)], capture_output=True)
         out.chmod(0o755)
+
+
+KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from propgrad.baselines.base import AttributionBaseline
+from propgrad.harness import BenchmarkSettings, run_benchmark
+from tests.fakes import GreySuite
+
+class KilledMap(AttributionBaseline):
+    name = "scaled_map"
+    calls = 0
+
+    def attribute(self, model, images, target):
+        KilledMap.calls += 1
+        if KilledMap.calls == 3:  # after the first cells were stored
+            os.kill(os.getpid(), signal.SIGKILL)
+        return images
+
+settings = BenchmarkSettings(suites=("grey",), n_permutations=50, baselines=("scaled_map",), n_resamples=2)
+run_benchmark(settings, Path(sys.argv[1]), suites={"grey": GreySuite()}, baselines={"scaled_map": KilledMap()},
+              plots=False)
+"""
+
+
+def test_a_sigkilled_session_is_counted_in_the_summed_timing(tmp_path: Path) -> None:
+    """SIGKILL leaves no chance to write the session's timing at the end: its checkpoints count instead."""
+    root = Path(__file__).resolve().parents[2]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert killed.returncode == -9, killed.stderr
+    stored = [json.loads(line) for line in (tmp_path / STORE_NAME).read_text().splitlines()]
+    segments = [r for r in stored if r["kind"] == "segment"]
+    assert segments and segments[-1]["interrupted"] is True and segments[-1]["cells_computed"] > 0
+    resumed = run(tmp_path)
+    assert resumed["resume"]["cells_loaded"] > 0 and resumed["resume"]["cells_computed"] > 0
+    assert resumed["timing"]["sessions"] == 2  # the killed session and this one
+    assert resumed["timing"]["run_s"] > resumed["session_timing"]["run_s"]

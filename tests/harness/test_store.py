@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from propgrad.harness import timing
 from propgrad.harness.record_checks import check_record, checksum
-from propgrad.harness.store import CellStore, CorruptStoreError, SettingsMismatchError, read_header
+from propgrad.harness.store import (
+    CellStore,
+    CorruptStoreError,
+    EmptiedStoreWarning,
+    SettingsMismatchError,
+    read_header,
+)
+from propgrad.harness.timing import Stopwatch, TimingCheckpoints
 
 
 def baseline_cell(image: int, score: float | None = 0.5, error: str | None = None) -> dict[str, Any]:
@@ -154,3 +163,94 @@ def test_a_store_of_the_old_format_is_refused_clearly(tmp_path: Path) -> None:
         CellStore(path, {"a": 1})
     assert read_header(path)["settings"] == {"a": 1}
     assert read_header(tmp_path / "missing.jsonl") is None
+
+
+def test_a_damaged_header_is_not_offered_deletion(tmp_path: Path) -> None:
+    """Line 1 is the header: deleting it leaves no store, so the advice is --fresh alone."""
+    path = tmp_path / "s.jsonl"
+    CellStore(path, {"a": 1}).append([baseline_cell(0)])
+    records = lines(path)
+    records[0]["settings"] = {"a": 1, "edited": True}  # checksum left as it was
+    rewrite(path, records)
+    with pytest.raises(CorruptStoreError, match=r"line 1: checksum mismatch") as caught:
+        CellStore(path, {"a": 1})
+    message = str(caught.value)
+    assert "Line 1 is the header" in message and "--fresh" in message
+    assert "recompute the cell" not in message and "delete that line" not in message
+    path.write_text("garbage\n" + path.read_text().split("\n", 1)[1])
+    with pytest.raises(CorruptStoreError, match=r"line 1 is corrupt.*Line 1 is the header.*--fresh"):
+        CellStore(path, {"a": 1})
+
+
+def test_a_garbage_line_mid_file_offers_deleting_it_and_deleting_it_works(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    CellStore(path, {"a": 1}).append([baseline_cell(0), baseline_cell(1), baseline_cell(2)])
+    text = path.read_text().splitlines()
+    text[2] = "{garbage"  # the cell of image 1
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(CorruptStoreError, match=r"line 3 is corrupt.*delete that line to recompute the cell.*--fresh"):
+        CellStore(path, {"a": 1})
+    del text[2]  # what the message says
+    path.write_text("\n".join(text) + "\n")
+    store = CellStore(path, {"a": 1})
+    assert len(store) == 2 and ["baseline", "s", "iv", "m", 1, "b"] not in store
+
+
+def test_a_damaged_segment_line_is_not_called_a_cell(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    store = CellStore(path, {"a": 1})
+    store.append([baseline_cell(0)])
+    store.add_segment(1, {"run_s": 1.0})
+    store.append([baseline_cell(1)])
+    records = lines(path)
+    records[2]["cells_computed"] = 7
+    rewrite(path, records)
+    with pytest.raises(CorruptStoreError, match=r"line 3: checksum mismatch.*only one session's timing is lost"):
+        CellStore(path, {"a": 1})
+
+
+def test_an_emptied_store_beside_results_says_that_it_starts_from_zero(tmp_path: Path) -> None:
+    path = tmp_path / "cells.jsonl"
+    CellStore(path, {"a": 1}).append([baseline_cell(0)])
+    (tmp_path / "results.json").write_text("{}")
+    path.write_text("")
+    with pytest.warns(EmptiedStoreWarning, match=r"cells.jsonl exists but holds no complete line.*results.json"):
+        store = CellStore(path, {"a": 1})
+    assert len(store) == 0 and read_header(path) is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a new store, or one with its header, starts without a word
+        CellStore(tmp_path / "new.jsonl", {"a": 1})
+        CellStore(path, {"a": 1})
+
+
+def test_a_tracked_session_that_is_killed_still_counts_its_cells_and_time(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    store = CellStore(path, {"a": 1})
+    store.track_session(TimingCheckpoints(Stopwatch(), every_s=0.0), started="first")
+    store.append([baseline_cell(0)])
+    store.append([baseline_cell(1)])
+    del store  # killed: no add_segment
+    resumed = CellStore(path, {"a": 1})
+    (killed,) = resumed.segments()
+    assert killed["cells_computed"] == 2 and killed["interrupted"] is True and killed["started"] == "first"
+    assert killed["timing"]["total_s"] >= 0
+    resumed.track_session(TimingCheckpoints(Stopwatch(), every_s=0.0), started="second")
+    resumed.append([baseline_cell(2)])
+    resumed.add_segment(1, {"run_s": 5.0}, started="second", interrupted=False)
+    segments = CellStore(path, {"a": 1}).segments()  # the final record replaces the checkpoints
+    assert [(s["started"], s["cells_computed"], s["interrupted"]) for s in segments] == [
+        ("first", 2, True),
+        ("second", 1, False),
+    ]
+    assert segments[1]["timing"] == {"run_s": 5.0}
+
+
+def test_timing_checkpoints_are_due_first_then_at_most_every_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: now[0])
+    checkpoints = TimingCheckpoints(Stopwatch(), every_s=10.0)
+    assert checkpoints.due() is not None
+    now[0] += 9.0
+    assert checkpoints.due() is None
+    now[0] += 1.0
+    assert checkpoints.due() is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import sys
 import types
 from pathlib import Path
 
@@ -92,11 +93,12 @@ def test_hook_test_detection_ignores_docstrings_and_unrelated_names():
 
 
 @pytest.mark.parametrize("hook", ["register_sources", "register_baselines"])
-def test_documented_example_works(hook):
+def test_documented_example_works(hook, monkeypatch):
     """The complete example of a hook section registers a class that passes propgrad.testing."""
     blocks = re.findall(r"```python\n(.*?)```", sections()[hook], flags=re.DOTALL)
     example = next(b for b in blocks if "@hookimpl" in b and "register(" in b)
     module = types.ModuleType(f"doc_example_{hook}")
+    monkeypatch.setitem(sys.modules, module.__name__, module)  # as an imported plugin module is (dataclasses need it)
     exec(compile(example, f"docs/hooks.md#{hook}", "exec"), module.__dict__)
     found = collect_registrations(module)
     kind = hook.removeprefix("register_")

@@ -78,12 +78,12 @@ class ShrinksImage(GoodSource):
 @pytest.mark.parametrize(
     ("broken", "params", "match"),
     [
-        (DecreasingValues, {}, r"DecreasingValues\.generate raised ValueError: InterventionSequence\.values"),
-        (OutOfRange, {}, r"OutOfRange\.generate raised ValueError: InterventionSequence\.images"),
-        (WrongShape, {}, r"WrongShape\.generate raised ValueError: InterventionSequence\.images must have shape"),
+        (DecreasingValues, {}, r"DecreasingValues\.generate raised \w+Error: InterventionSequence\.values"),
+        (OutOfRange, {}, r"OutOfRange\.generate raised SourceError: source .*OutOfRange\) produced pixels outside"),
+        (WrongShape, {}, r"WrongShape\.generate raised \w+Error: InterventionSequence\.images must have shape"),
         (Crashing, {}, r"Crashing\.generate raised RuntimeError: CUDA out of memory"),
         (GoodSource, {"steps": 1}, r"GoodSource\(\*\*\{'steps': 1\}\) raised ValueError: steps must be at least 2"),
-        (ReturnsTensor, {}, r"ReturnsTensor\.generate must return an InterventionSequence, got Tensor"),
+        (ReturnsTensor, {}, r"ReturnsTensor\.generate raised SourceError: .* returned Tensor, not an Intervention"),
         (WrongUnit, {}, r"WrongUnit\.generate property/unit"),
         (ShrinksImage, {}, r"ShrinksImage\.generate changed the image size"),
     ],

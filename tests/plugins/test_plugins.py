@@ -16,8 +16,11 @@ import subprocess
 import sys
 import types
 import warnings
+from dataclasses import dataclass
 from importlib import import_module
+from typing import Literal
 
+import numpy as np
 import pluggy
 import pytest
 import torch
@@ -33,6 +36,7 @@ from propgrad.plugins import (
     RegistrationError,
     UnknownNameError,
 )
+from propgrad.plugins.parameters import Parameters, parameter
 from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad.suites.base import BenchmarkSuite
 from propgrad.testing import check_baseline, check_source, collect_registrations, sample_image
@@ -102,7 +106,14 @@ def eps(monkeypatch):
     """The list of fake entry points the registry will see; no built-ins, no strict mode."""
     found: list[FakeEntryPoint] = []
     monkeypatch.setattr(plugins, "DEFAULT_PLUGINS", ())
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [e for e in found if e.group == group])
+    real = importlib.metadata.entry_points
+
+    def entry_points(group=None, **kwargs):  # other groups (numba's extensions) are the real ones
+        if group == "propgrad":
+            return [e for e in found if e.group == group]
+        return real(**kwargs) if group is None else real(group=group, **kwargs)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
     monkeypatch.delenv(plugins.STRICT_ENV, raising=False)
     plugins.reset_plugins()
     yield found
@@ -148,6 +159,7 @@ def test_good_plugin_is_found_and_described(eps):
         "name": "mean_map",
         "class": f"{baseline.__module__}.{baseline.__qualname__}",
         "description": "mean",
+        "parameters": [],
     }
     assert isinstance(plugins.get_plugin_manager(), pluggy.PluginManager)
 
@@ -212,8 +224,13 @@ def test_crashing_plugin_is_recorded_warned_once_and_others_work(eps):
         (failure,) = plugins.plugin_failures()
     assert (failure.plugin, failure.distribution, failure.version) == ("fancy", "propgrad-fancy", "0.3")
     assert isinstance(failure.error, ImportError) and "broken_import" in failure.traceback
-    with pytest.raises(UnknownNameError, match="failed to load.*fancy.*propgrad-fancy 0.3.*gpu_lib") as info:
+    with pytest.raises(
+        UnknownNameError, match=r"failed to load.*'fancy' \(propgrad-fancy 0.3\); run `propgrad plugins`"
+    ):
         propgrad.get_source("fancy_source")
+    with pytest.raises(UnknownNameError) as info:  # the answer and a pointer; `propgrad plugins` tells why
+        propgrad.get_source("fancy_source")
+    assert "gpu_lib" not in str(info.value)
     assert info.value.failures == (failure,)
     assert isinstance(info.value, LookupError)
 
@@ -229,7 +246,7 @@ def test_hook_that_raises_fails_the_whole_plugin(eps):
         assert list(propgrad.list_sources()) == ["zoom"]  # nothing of the raiser is half-registered
     (failure,) = plugins.plugin_failures()
     assert failure.plugin == "raiser" and "boom in hook" in failure.message
-    with pytest.raises(UnknownNameError, match="boom in hook"):
+    with pytest.raises(UnknownNameError, match=r"'raiser' \(fake-dist 1\.0\); run `propgrad plugins` for why"):
         propgrad.get_source("half_done")
     assert [name for name, _ in plugins.get_plugin_manager().list_name_plugin()] == ["good"]
 
@@ -528,7 +545,7 @@ def test_plugin_calling_sys_exit_is_recorded_not_the_end_of_the_process(eps):
     assert "SystemExit: 3" in failures["quitter"].traceback and "def load" not in failures["quitter"].message
     assert "sys.exit(None)" in failures["hook_quitter"].message
     assert [name for name, _ in plugins.get_plugin_manager().list_name_plugin()] == ["good"]
-    with pytest.raises(UnknownNameError, match="quitter.*sys.exit"):
+    with pytest.raises(UnknownNameError, match=r"'quitter' \(propgrad-quitter 0\.1\); run `propgrad plugins`"):
         propgrad.get_source("quitter_source")
 
 
@@ -573,10 +590,16 @@ def test_cli_prints_a_broken_plugins_warning_and_errors_as_one_line_each(eps, ca
     eps[-1]._loader = broken_import
     code, lines = cli_errors(capsys, "benchmark", "--suite", "no_such_suite", "--out", str(tmp_path))
     assert code == 2
-    assert len(lines) == 2, lines
+    (line,) = lines  # the answer first, with a pointer to the failure, and no warning before it
+    assert line.startswith("propgrad benchmark: error: unknown suite 'no_such_suite'")
+    assert line.endswith("plugin 'fancy' (propgrad-fancy 0.3); run `propgrad plugins` for why.")
+    add(eps, "good", plugin_module("good", register_suites=registering(make_suite("toy"))))
+    plugins.reset_plugins()
+    code, lines = cli_errors(capsys, "benchmark", "--suite", "toy", "--baselines", "nosuch", "--out", str(tmp_path))
+    assert code == 2 and len(lines) == 2, lines  # a lookup that works warns, once, as one line
     assert lines[0].startswith("propgrad: warning: 1 propgrad plugin(s) failed to load") and "gpu_lib" in lines[0]
-    assert lines[1].startswith("propgrad benchmark: error: unknown suite 'no_such_suite'")
     assert "PropgradPluginWarning" not in lines[0] and ".py:" not in lines[0]
+    assert lines[1].startswith("propgrad benchmark: error: unknown baseline 'nosuch'")
 
 
 def test_cli_strict_mode_failure_is_one_line_and_debug_shows_the_traceback(eps, capsys, monkeypatch, tmp_path):
@@ -599,8 +622,144 @@ def test_cli_strict_mode_failure_is_one_line_and_debug_shows_the_traceback(eps, 
 def test_cli_debug_shows_warnings_in_full(eps, capsys, tmp_path):
     add(eps, "fancy", None, dist="propgrad-fancy", version="0.3")
     eps[-1]._loader = broken_import
+    add(eps, "good", plugin_module("good", register_suites=registering(make_suite("toy"))))
+    argv = ("benchmark", "--debug", "--suite", "toy", "--baselines", "x", "--out", str(tmp_path))
     with pytest.warns(PropgradPluginWarning, match="gpu_lib"):  # left to Python's (here: pytest's) warning display
-        code, lines = cli_errors(capsys, "benchmark", "--debug", "--suite", "x", "--out", str(tmp_path))
+        code, lines = cli_errors(capsys, *argv)
     text = "\n".join(lines)
     assert code == 2 and "propgrad: warning:" not in text
     assert "Traceback (most recent call last):" in text  # --debug after the command works too
+
+
+# parameters: a plugin written against the earlier docs, and one that declares its parameters ------
+
+
+class LegacyDarken(InterventionSource):
+    """As the earlier docs taught: plain constructor keyword arguments and its own ``generate``."""
+
+    name = "legacy_darken"
+    description = "Fade the image to black"
+    property_name = "darkness"
+    unit = "fraction"
+
+    def __init__(self, steps: int = 8, strength: float = 1.0) -> None:
+        if steps < 2:
+            raise ValueError(f"steps must be at least 2, got {steps}")
+        self.steps, self.strength = steps, strength
+
+    def generate(self, image, *, seed=0, show_progress=False):
+        values = torch.linspace(0, self.strength, self.steps, dtype=image.dtype, device=image.device)
+        images = torch.stack([image * (1 - v) for v in values])
+        return InterventionSequence(images, values, self.property_name, self.unit)
+
+
+@dataclass(frozen=True)
+class FadeParams(Parameters):
+    steps: int = parameter(8, "images in the sequence", bounds="[2, 64]")
+    strength: float = parameter(1.0, "how dark the last image is", bounds="(0, 1]")
+    towards: Literal["black", "white"] = parameter("black", "the colour the image fades to")
+
+
+class DeclaredFade(InterventionSource):
+    """Declares its parameters once; writes only ``_generate``."""
+
+    name = "declared_fade"
+    description = "Fade the image to black or white"
+    property_name = "fade"
+    unit = "fraction"
+    Params = FadeParams
+
+    def _generate(self, image, *, seed, show_progress):
+        values = torch.linspace(0, self.strength, self.steps, dtype=image.dtype, device=image.device)
+        target = 0.0 if self.towards == "black" else 1.0
+        images = torch.stack([(1 - v) * image + v * target for v in values])
+        return InterventionSequence(images, values, self.property_name, self.unit)
+
+
+def explain_cli(capsys, *argv):
+    from propgrad.cli import main
+
+    base = ["explain", "--size", "16", "--permutations", "50", "--no-progress"]
+    code = main([*base, *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.splitlines()
+
+
+def test_register_sources_legacy_plain_kwargs_plugin_still_loads_and_runs(eps, capsys):
+    from propgrad.example_model import colour_balance_net
+
+    add(eps, "legacy", plugin_module("legacy_plugin", register_sources=registering(LegacyDarken)))
+    explainer = propgrad.PropertyGradient(colour_balance_net())
+    explanation = explainer.attribute(
+        sample_image(16, 16), source="legacy_darken", source_params={"steps": 5}, n_permutations=50
+    )
+    assert explanation.values.tolist() == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
+    with pytest.raises(TypeError, match=r"source 'legacy_darken' has no parameter 'stepz'; its parameters: steps, str"):
+        explainer.attribute(sample_image(16, 16), source="legacy_darken", source_params={"stepz": 5})
+    code, out, err = explain_cli(capsys, "--source", "legacy_darken", "--param", "steps=4", "--param", "strength=0.5")
+    assert code == 0, err
+    assert "legacy_darken" in out and "p =" in out
+    assert run_cli() == 0  # its parameters are listed from its signature
+    assert "steps: int = 8" in capsys.readouterr().out
+
+
+def test_a_legacy_source_gets_the_template_checks_naming_it():
+    class Broken(LegacyDarken):
+        name = "broken_darken"
+
+        def generate(self, image, *, seed=0, show_progress=False):
+            sequence = super().generate(image, seed=seed)
+            sequence.images[2, 0, 0, 0] = float("nan")  # the source's bug, not the model's
+            return sequence
+
+    with pytest.raises(ValueError, match=r"source 'broken_darken' .* produced NaN or Inf pixels at step 2 of 8"):
+        Broken().generate(sample_image())
+    with pytest.raises(ValueError, match=r"image must have shape \(3, H, W\)"):
+        LegacyDarken().generate(torch.zeros(1, 8, 8))
+
+
+def test_register_sources_declared_parameters_give_cli_parsing_help_and_bounds(eps, capsys):
+    add(eps, "fade", plugin_module("fade_plugin", register_sources=registering(DeclaredFade)))
+    assert run_cli() == 0
+    listing = capsys.readouterr().out
+    assert "steps: int = 8, in [2, 64]; images in the sequence" in listing
+    assert "strength: float = 1.0, in (0, 1]; how dark the last image is" in listing
+    assert "towards: one of 'black', 'white' = 'black'" in listing
+    assert run_cli("--json") == 0
+    (entry,) = json.loads(capsys.readouterr().out)["plugins"][0]["hooks"]["register_sources"]
+    assert entry["parameters"][0] == {
+        "name": "steps",
+        "type": "int",
+        "default": 8,
+        "required": False,
+        "bounds": "[2, 64]",
+        "choices": None,
+        "help": "images in the sequence",
+    }
+    code, out, err = explain_cli(
+        capsys, "--source", "declared_fade", "--param", "steps=5", "--param", "strength=.5", "--param", "towards=white"
+    )
+    assert code == 0, err
+    assert "declared_fade" in out
+    bad = {
+        "steps=100": "--param steps=100: steps must be an integer in [2, 64], got 100",
+        "steps=many": "--param steps=many: steps must be an integer in [2, 64], got 'many'",
+        "strength=0": "--param strength=0: strength must be a number in (0, 1], got 0.0",
+        "towards=grey": "--param towards=grey: towards must be one of 'black', 'white', got 'grey'",
+        "stepz=3": "--param source 'declared_fade' has no parameter 'stepz'; its parameters: steps, strength, towards",
+    }
+    for pair, message in bad.items():
+        code, out, err = explain_cli(capsys, "--source", "declared_fade", "--param", pair)
+        assert (code, err) == (2, [f"propgrad explain: error: {message}"])
+
+
+def test_declared_parameters_check_python_values_too():
+    source = DeclaredFade(steps=np.int64(4), strength=np.float32(0.5))
+    assert (source.params.steps, source.steps, type(source.strength)) == (4, 4, float)
+    assert check_source(DeclaredFade, steps=3).values.tolist() == [0.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match=r"strength must be a number in \(0, 1\], got 2"):
+        DeclaredFade(strength=2)
+    with pytest.raises(TypeError, match=r"steps must be an integer in \[2, 64\], got '4' \(str\)"):
+        DeclaredFade(steps="4")  # text only from the command line (or with Parameters.lenient)
+    with pytest.raises(TypeError, match="has no parameter 'colour'; its parameters: steps, strength, towards"):
+        DeclaredFade(colour="white")

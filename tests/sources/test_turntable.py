@@ -19,6 +19,7 @@ import propgrad
 from propgrad.core.images import save_image
 from propgrad.errors import PropgradWarning
 from propgrad.sources.frames import FramesSource
+from propgrad.stats.settings import test_settings
 from propgrad.testing import tiny_classifier
 
 rendered_rotation = pytest.importorskip("propgrad_rendered_rotation", reason="the plugin renders the turntable")
@@ -36,7 +37,7 @@ def write_turntable(source, folder: Path, names: list[str]) -> list[Path]:
 
 def explain(source, reference: torch.Tensor, per: str = "step"):
     return propgrad.PropertyGradient(tiny_classifier(3, seed=1)).attribute(
-        reference, source=source, target=None, n_permutations=300, seed=3, per=per
+        reference, source=source, target=None, n_permutations=300, seed=3, settings=test_settings(per=per)
     )
 
 

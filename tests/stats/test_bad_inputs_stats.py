@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from propgrad.core.validation import ParameterTypeError
+from propgrad.errors import InvalidParameterError
 from propgrad.stats import permutation as permutation_module
 from propgrad.stats.flips import prediction_flips
 from propgrad.stats.gradient import finite_difference_weights, property_gradient
@@ -96,8 +97,6 @@ def test_ordinary_grids_give_the_weights_they_always_did():
         ({"seed": "abc"}, ParameterTypeError, r"seed must be an integer .*, got 'abc' \(str\)"),
         ({"seed": 2**70}, ValueError, r"seed must be an integer .*signed 64-bit.*, got 1180591620717411303424"),
         ({"seed": -1}, ValueError, r"seed must be an integer in \[0, 2\*\*63 - 1\].*got -1"),
-        ({"memory_budget": -5}, ValueError, "memory_budget must be a positive integer, got -5"),
-        ({"memory_budget": 1.5}, ParameterTypeError, "memory_budget must be a positive integer, got 1.5"),
         ({"alpha": "0.05"}, ParameterTypeError, r"alpha must be a number in \(0, 1\), got '0.05' \(str\)"),
         ({"alpha": 0.0}, ValueError, r"alpha must be a number in \(0, 1\), got 0.0"),
         ({"alpha": 1.0}, ValueError, r"alpha must be a number in \(0, 1\), got 1.0"),
@@ -114,7 +113,6 @@ def test_ordinary_grids_give_the_weights_they_always_did():
         ({"statistic": None}, TypeError, "statistic must be a name .* or a callable, got NoneType"),
         ({"device": "bogus"}, ValueError, r"device must be one of the available devices \('cpu'"),
         ({"device": 7}, ParameterTypeError, r"device must be a device name such as 'cpu'.*, got 7 \(int\)"),
-        ({"chunk_size": -1}, ValueError, "chunk_size must be a positive integer, got -1"),
     ],
 )
 def test_bad_settings_of_the_permutation_test_are_refused_by_name(kwargs, error, match):
@@ -150,3 +148,44 @@ def test_a_test_that_would_take_minutes_warns(monkeypatch):
     monkeypatch.setattr(permutation_module, "SLOW_TEST_WORK", 10**4)
     with pytest.warns(UserWarning, match=r"shuffles 20 steps of 1 output columns 1000 times .*may take minutes"):
         permutation_test(torch.rand(20), n_permutations=1000)
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        (["a", "b", "c"], r"values must be real numbers .*one property value per step.*got text \('a'"),
+        (np.array(["a", "b", "c"]), r"values must be real numbers .*got text"),
+        (np.array([0, 1j, 2]), r"values must be real numbers, got complex"),
+        (torch.tensor([0, 1j, 2]), r"values must be real numbers, got complex"),
+        ([0, 1 + 0j, 2], r"values must be real numbers, got complex"),
+        ([0, None, 2], r"values must be real numbers"),
+    ],
+)
+def test_values_that_are_not_real_numbers_are_named(values, match) -> None:
+    with pytest.raises(ParameterTypeError, match=match):
+        property_gradient(torch.randn(3), values)
+    with pytest.raises(ParameterTypeError, match=match):
+        permutation_test(torch.randn(3), values, n_permutations=10)
+
+
+@pytest.mark.parametrize("period", ["x", "360", [360], 1j])
+def test_a_period_that_is_not_a_number_is_named(period) -> None:
+    with pytest.raises(ParameterTypeError, match=r"period must be a number > 0.*one full turn"):
+        property_gradient(torch.randn(3), [0.0, 1.0, 2.0], periodic=True, period=period)
+    with pytest.raises(ParameterTypeError, match=r"period must be a number > 0"):
+        permutation_test(torch.randn(3), [0.0, 1.0, 2.0], periodic=True, period=period, n_permutations=10)
+
+
+def test_a_negative_min_effect_is_refused_at_every_door() -> None:
+    from propgrad.stats.decision import significant_with_min_effect
+    from propgrad.stats.placebo_test import placebo_test
+    from propgrad.stats.settings import test_settings
+
+    match = r"min_effect must be a number >= 0, got -1.*smallest score"
+    with pytest.raises(InvalidParameterError, match=match):
+        test_settings(min_effect=-1)
+    with pytest.raises(InvalidParameterError, match=match):
+        significant_with_min_effect(0.001, 0.5, 0.01, -1)
+    with pytest.raises(InvalidParameterError, match=match):
+        placebo_test(torch.tensor(1.0), torch.zeros(20), min_effect=-1)
+    assert test_settings(min_effect=0).min_effect == 0.0

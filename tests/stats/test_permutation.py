@@ -11,15 +11,16 @@ import torch
 
 from propgrad.stats import null_statistics
 from propgrad.stats import permutations as permutation_module
+from propgrad.stats.backends import COMPILED
 from propgrad.stats.null_statistics import two_sided_p_values
-from propgrad.stats.permutation import PermutationResult, permutation_test
+from propgrad.stats.permutation import PermutationResult, clear_cache, permutation_test, permutation_test_with
 from propgrad.stats.permutations import (
     _sort_positions,
-    clear_cache,
     permutation_blocks,
     permutation_indices,
     seeded_permutations,
 )
+from propgrad.stats.settings import test_settings
 
 
 def _reference(y: np.ndarray, x: np.ndarray | None, k: int, seed: int, edge_order: int = 1):
@@ -48,8 +49,9 @@ def test_vectorised_equals_reference_loop(grid: str, edge_order: int, strategy: 
     y = rng.normal(size=(n, c))
     y[:, 1] += np.linspace(0, 10, n)  # one column with a trend so p-values are not all alike
     x = {"unit": None, "uniform": np.linspace(0, 2, n), "nonuniform": np.cumsum(rng.uniform(0.1, 2, n))}[grid]
-    res = permutation_test(
-        torch.tensor(y), None if x is None else torch.tensor(x), n_permutations=k, seed=3, edge_order=edge_order
+    settings = test_settings(n_permutations=k, seed=3)
+    res = permutation_test_with(
+        torch.tensor(y), None if x is None else torch.tensor(x), settings, edge_order=edge_order
     )
     observed, null, p = _reference(y, x, k, seed=3, edge_order=edge_order)
     np.testing.assert_allclose(res.statistic.numpy(), observed, rtol=1e-10)
@@ -60,10 +62,8 @@ def test_vectorised_equals_reference_loop(grid: str, edge_order: int, strategy: 
 
 def _force_strategy(monkeypatch, strategy: str) -> None:
     """Make the gradient test use one kernel: the compiled ones by rows or by columns, or torch's."""
-    from propgrad.stats import permutation as driver
-
     monkeypatch.setattr(null_statistics, "VECTOR_MIN_COLUMNS", 1 if strategy == "rows" else 10**9)
-    monkeypatch.setattr(driver, "_COMPILED", False if strategy == "torch" else None)
+    monkeypatch.setattr(COMPILED, "enabled", strategy != "torch")
 
 
 def test_float32_statistic_matches_property_gradient() -> None:
@@ -165,7 +165,7 @@ def test_permutation_blocks_yield_the_rows_of_permutation_indices(monkeypatch) -
 
 
 @pytest.mark.parametrize("statistic", ["gradient", "torch", "pearson", "callable"])
-def test_first_streamed_call_equals_memoised_calls(statistic: str, monkeypatch) -> None:
+def test_first_streamed_call_equals_memoised_calls(statistic: str, monkeypatch, backend_settings) -> None:
     # a first call for (N, K, seed) computes while drawing; later calls use the memoised matrix
     monkeypatch.setattr(permutation_module, "SHUFFLE_BLOCK_BYTES", 8 * 20 * 50)  # 50-row blocks
     if statistic == "torch":
@@ -177,10 +177,14 @@ def test_first_streamed_call_equals_memoised_calls(statistic: str, monkeypatch) 
     kwargs = {"statistic": spread if statistic == "callable" else statistic.replace("torch", "gradient")}
     y = torch.randn(20, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     clear_cache()
-    first = permutation_test(y, n_permutations=333, seed=8, chunk_size=7, **kwargs)
-    assert not permutation_module._MEMO  # nothing memoised by a first call
-    second = permutation_test(y, n_permutations=333, seed=8, chunk_size=100, **kwargs)
-    assert permutation_module._MEMO  # the second use memoises the permutations
+    compiled = statistic != "torch"
+    backend_settings(compiled=compiled, chunk_size=7)
+    first = permutation_test(y, n_permutations=333, seed=8, **kwargs)
+    assert not len(COMPILED.memo)  # nothing memoised by a first call
+    backend_settings(compiled=compiled, chunk_size=100)
+    second = permutation_test(y, n_permutations=333, seed=8, **kwargs)
+    assert len(COMPILED.memo)  # the second use memoises the permutations
+    backend_settings(compiled=compiled)
     third = permutation_test(y, n_permutations=333, seed=8, **kwargs)
     for other in (second, third):
         assert torch.equal(first.null_distribution, other.null_distribution)
@@ -193,19 +197,24 @@ def test_first_streamed_call_equals_memoised_calls(statistic: str, monkeypatch) 
 
 @pytest.mark.parametrize("statistic", ["gradient", "pearson"])
 @pytest.mark.parametrize("values", [None, "nonuniform"])
-def test_chunking_gives_identical_results(statistic: str, values: str | None) -> None:
+def test_chunking_gives_identical_results(statistic: str, values: str | None, backend_settings) -> None:
     rng = np.random.default_rng(4)
     y = torch.tensor(rng.normal(size=(25, 40)), dtype=torch.float32)
     x = None if values is None else torch.tensor(np.cumsum(rng.uniform(0.2, 1.0, 25)))
-    whole = permutation_test(y, x, n_permutations=400, statistic=statistic, chunk_size=400)
-    chunked = permutation_test(y, x, n_permutations=400, statistic=statistic, chunk_size=7)
+
+    def run(outputs: torch.Tensor, **memory: int) -> PermutationResult:
+        backend_settings(**memory)
+        return permutation_test(outputs, x, n_permutations=400, statistic=statistic)
+
+    whole = run(y, chunk_size=400)
+    chunked = run(y, chunk_size=7)
     assert torch.equal(whole.statistic, chunked.statistic) and torch.equal(whole.p_value, chunked.p_value)
-    few = permutation_test(y[:, :5], x, n_permutations=400, statistic=statistic, chunk_size=400)
-    few_chunked = permutation_test(y[:, :5], x, n_permutations=400, statistic=statistic, chunk_size=7)
+    few = run(y[:, :5], chunk_size=400)
+    few_chunked = run(y[:, :5], chunk_size=7)
     assert torch.equal(few.null_distribution, few_chunked.null_distribution)
     # a tiny memory budget also splits the columns into blocks; kernels may then vectorise the
     # last bit differently, so statistics agree to float32 rounding and p-values exactly
-    blocks = permutation_test(y, x, n_permutations=400, statistic=statistic, memory_budget=20_000)
+    blocks = run(y, memory_budget=20_000)
     torch.testing.assert_close(blocks.statistic, whole.statistic, rtol=1e-6, atol=1e-7)
     assert torch.equal(blocks.p_value, whole.p_value)
 
@@ -312,11 +321,7 @@ def test_two_sided_p_values_counts_ties_and_nan() -> None:
             r"statistic must be one of 'gradient', 'pearson' or a callable .*, got 'spearman'",
         ),
         ({"statistic": 3}, TypeError, "statistic must be a name"),
-        (
-            {"chunk_size": 0},
-            ValueError,
-            "chunk_size must be a positive integer, got 0; permutations per chunk, or None",
-        ),
+        ({"chunk_size": 7}, TypeError, "unexpected keyword argument 'chunk_size'"),  # a backend's setting now
         ({"outputs": torch.tensor([0.0, float("nan"), 1.0])}, ValueError, "outputs contains NaN"),
         ({"outputs": torch.zeros(1)}, ValueError, "at least 2 steps"),
         ({"values": torch.arange(4.0)}, ValueError, "values has 4 entries but outputs has 5"),

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from propgrad.stats import null_statistics, strategy
-from propgrad.stats import permutation as driver
 from propgrad.stats import permutations as permutation_module
+from propgrad.stats.backends import COMPILED
 from propgrad.stats.permutation import clear_cache, permutation_test
 from propgrad.stats.permutations import permutation_indices, seeded_permutations
 from propgrad.stats.strategy import COLUMNS_PER_BLOCK, OUTPUT_BLOCK_BYTES, plan_gradient_test
@@ -30,7 +30,7 @@ def _run(monkeypatch, how: str, y: torch.Tensor, x: torch.Tensor | None, **kwarg
     """One strategy: the compiled kernel by rows or by columns, on one or two workers, or torch's."""
     with monkeypatch.context() as m:
         m.setattr(null_statistics, "VECTOR_MIN_COLUMNS", 10**9 if how == "columns" else 1)
-        m.setattr(driver, "_COMPILED", False if how == "torch" else None)
+        m.setattr(COMPILED, "enabled", how != "torch")
         m.setattr(strategy, "WORK_PER_WORKER", 1 if how == "two-workers" else 2**24)
         m.setattr(strategy, "OUTPUT_BLOCK_BYTES", 64 if how == "two-workers" else OUTPUT_BLOCK_BYTES)
         return permutation_test(y, x, n_permutations=400, seed=5, **kwargs)
@@ -69,13 +69,14 @@ def test_every_cpu_strategy_gives_bit_identical_statistics_and_p_values(
     assert torch.equal(torch_res.p_value, base.p_value)
 
 
-def test_p_values_do_not_depend_on_the_blocking() -> None:
+def test_p_values_do_not_depend_on_the_blocking(backend_settings) -> None:
     # the issue's guard: changing the block size used to move p-values by 1/(K+1) on some columns
     rng = np.random.default_rng(11)
     y = torch.tensor(rng.normal(size=(60, 300)), dtype=torch.float32)
     whole = permutation_test(y, n_permutations=2000, seed=1)
     for kwargs in ({"memory_budget": 2000 * 8 * 3}, {"chunk_size": 7}, {"memory_budget": 10**9, "chunk_size": 2000}):
-        other = permutation_test(y, n_permutations=2000, seed=1, **kwargs)
+        backend_settings(**kwargs)
+        other = permutation_test(y, n_permutations=2000, seed=1)
         assert torch.equal(other.statistic, whole.statistic), kwargs
         assert torch.equal(other.p_value, whole.p_value), kwargs
 
@@ -187,7 +188,7 @@ def test_sequential_p_values_are_limit_over_drawn_or_the_fixed_tests() -> None:
 def test_sequential_runs_with_the_torch_kernels_too(monkeypatch) -> None:
     y = torch.randn(25, 4, generator=torch.Generator().manual_seed(2))
     compiled = permutation_test(y, n_permutations=1000, seed=1, sequential=5)
-    monkeypatch.setattr(driver, "_COMPILED", False)
+    monkeypatch.setattr(COMPILED, "enabled", False)
     plain = permutation_test(y, n_permutations=1000, seed=1, sequential=5)
     assert torch.equal(compiled.n_drawn, plain.n_drawn)
     torch.testing.assert_close(compiled.p_value, plain.p_value)
@@ -197,6 +198,7 @@ def test_the_api_passes_the_sequential_option_to_the_test() -> None:
     import propgrad
     from propgrad.core.images import example_image
     from propgrad.example_model import colour_balance_net
+    from propgrad.stats.settings import test_settings
 
     def noise_like(x: torch.Tensor) -> torch.Tensor:  # outputs that jump about with any pixel change
         total = x.sum((1, 2, 3)) * 1e4
@@ -205,7 +207,8 @@ def test_the_api_passes_the_sequential_option_to_the_test() -> None:
     image = example_image("chelsea", size=32)
     for model in (colour_balance_net(), noise_like):
         explainer = propgrad.PropertyGradient(model)
-        seq = explainer.attribute(image, source="alpha_patch", target=None, n_permutations=2000, sequential=10)
+        sequential = test_settings(sequential=10)
+        seq = explainer.attribute(image, source="alpha_patch", target=None, n_permutations=2000, settings=sequential)
         fixed = explainer.attribute(image, source="alpha_patch", target=None, n_permutations=2000)
         assert seq.test.n_drawn is not None and fixed.test.n_drawn is None
         stopped = seq.test.n_drawn < 2000
@@ -214,4 +217,4 @@ def test_the_api_passes_the_sequential_option_to_the_test() -> None:
         torch.testing.assert_close(seq.score, fixed.score)
         assert bool(stopped.all()) == (model is noise_like)  # the noise stops early, the real effect never
     with pytest.raises(ValueError, match="sequential"):
-        explainer.attribute(image, source="alpha_patch", sequential=0)
+        explainer.attribute(image, source="alpha_patch", settings=test_settings(sequential=0))

@@ -13,6 +13,7 @@ from propgrad.suites.fur_scenes import FUR_SPLITS, OUTLINE_COLOUR, follows_link,
 from propgrad.suites.patch import PatchSuite
 from propgrad.suites.patch_scenes import keep_out_zone
 from propgrad.suites.training import group_accuracy, predict
+from tests.trained_suites import PROBE_IMAGES, TrainedFur
 
 
 @pytest.fixture(scope="module")
@@ -159,25 +160,21 @@ def test_patch_training_split_links_patches_to_nevi(patch: PatchSuite) -> None:
     assert abs(float(patched[labels == 0].float().mean()) - 0.5) < 0.03
 
 
-# ---- training (slow): one cold training run shared by the tests below -------------------------
+# ---- training (slow): the session's one trained quick fur suite (tests/conftest.py) -------------
 
 
-@pytest.fixture(scope="module")
-def trained_fur(tmp_path_factory: pytest.TempPathFactory) -> tuple[FurSuite, Path]:
-    root = tmp_path_factory.mktemp("trained")
-    monkey = pytest.MonkeyPatch()
-    monkey.setenv("PROPGRAD_CACHE_DIR", str(root))
-    suite = FurSuite(quick=True, seed=0)
-    suite.models()
-    yield suite, root
-    monkey.undo()
+@pytest.fixture
+def trained_fur(quick_fur: TrainedFur, monkeypatch: pytest.MonkeyPatch) -> tuple[FurSuite, TrainedFur]:
+    """The quick fur suite of seed 0 read from the session's cache, which the default cache now is."""
+    monkeypatch.setenv("PROPGRAD_CACHE_DIR", str(quick_fur.cache))
+    return FurSuite(quick=True, seed=0), quick_fur
 
 
 @pytest.mark.slow
 def test_cache_is_reused_without_training(trained_fur, monkeypatch: pytest.MonkeyPatch) -> None:
-    suite, root = trained_fur
-    assert suite.cache_path.parent.parent.parent == root
-    assert set(suite.training_seconds) == set(FUR_SPLITS)
+    suite, trained = trained_fur
+    assert suite.cache_path.parent.parent.parent == trained.cache
+    assert set(trained.training_seconds) == set(FUR_SPLITS)  # the session's cache started cold
 
     def no_training(*args, **kwargs):
         raise AssertionError("a second construction must not train")
@@ -186,9 +183,10 @@ def test_cache_is_reused_without_training(trained_fur, monkeypatch: pytest.Monke
     again = FurSuite(quick=True, seed=0)
     models = again.models()
     assert again.training_seconds == {}
-    x = suite.test_set()[0][:8]
+    x = suite.test_set()[0][:PROBE_IMAGES]
+    assert set(models) == set(trained.outputs)
     for name, model in models.items():
-        assert torch.allclose(model(x), suite.models()[name](x), atol=1e-5)
+        assert torch.allclose(model(x), trained.outputs[name], atol=1e-5)  # as trained, before saving
     state = torch.load(suite.cache_path / "model_unbiased.pt", weights_only=True)
     assert "head.weight" in state
     assert again.accuracy_table() == suite.accuracy_table()

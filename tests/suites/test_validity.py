@@ -1,4 +1,4 @@
-"""The fur suite's validity checks (propgrad.suites.fur_validity) and their command-line script."""
+"""The suites' validity checks: the fur suite's (propgrad.suites.fur_validity), the method, `propgrad validate`."""
 
 from __future__ import annotations
 
@@ -283,3 +283,84 @@ def test_the_lead_is_checked_under_every_flip_definition_the_run_holds() -> None
     assert [c.name.rsplit("(", 1)[1] for c in leads] == ["anywhere)", "final)", "extrapolation)", "held_out)"]
     assert [c.passed for c in leads] == [True, True, False, True]
     assert "dark_is_cat 85.0 vs 80.0 (occlusion), +5.0" in leads[2].detail
+
+
+# ---- the checks as a method of the suite, and `propgrad validate` --------------------------------
+
+
+def test_the_fur_suites_checks_are_its_method_with_declared_thresholds() -> None:
+    from propgrad.errors import InvalidParameterError
+    from propgrad.suites.fur import FurSuite
+
+    run = results(best=0.86)  # the property score leads by 9 points: short of 10, enough for 5
+    assert FurSuite.validity_checks(run) == fur_checks(run)
+    assert passed(FurSuite.validity_checks(run))[6:] == [False, False]
+    assert all(passed(FurSuite.validity_checks(run, {"margin": 5})))
+    assert FurSuite.validity_notes(run) == equal_size_lines(run)
+    assert set(FurSuite.validity_thresholds) == {"wilcoxon_alpha", "rare_flips", "unbiased_flips", "margin"}
+    with pytest.raises(InvalidParameterError, match=r"no validity threshold 'alpha'; its thresholds: wilcoxon_alpha"):
+        FurSuite.validity_checks(run, {"alpha": 0.05})
+    with pytest.raises(InvalidParameterError, match="threshold margin"):
+        FurSuite.validity_checks(run, {"margin": "ten"})
+
+
+def test_a_suite_that_states_no_checks_has_none_and_takes_no_thresholds() -> None:
+    from propgrad.errors import InvalidParameterError
+    from propgrad.suites.patch import PatchSuite
+
+    assert PatchSuite.validity_checks(results()) == [] and PatchSuite.validity_notes(results()) == []
+    with pytest.raises(InvalidParameterError, match="it states no validity checks"):
+        PatchSuite.validity_checks(results(), {"margin": 5})
+
+
+def validate(*args: str) -> int:
+    from propgrad.cli import main
+
+    return main(["validate", *args])
+
+
+def test_validate_prints_every_check_of_a_run_folder_and_exits_1_on_a_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for folder, run in ((good, results()), (bad, results(best=0.86))):
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps(run))
+    assert validate(str(good)) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith(("PASS", "FAIL"))]
+    assert lines == [c.line() for c in fur_checks(results())] and len(lines) == 8
+    assert "is not in this run" in out  # the fur suite's informational line
+    assert validate(str(bad)) == 1
+    assert "FAIL property score >= 10 points above the best baseline (anywhere)" in capsys.readouterr().out
+    assert validate(str(bad), "--suite", "fur", "--threshold", "margin=5") == 0
+    assert validate(str(good), str(bad / "results.json"), str(good)) == 1
+    assert "2/3 passed: property score >= 10 points above the best baseline (final)" in capsys.readouterr().out
+
+
+def test_validate_names_a_suite_without_checks_and_prefixes_the_checks_of_several(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = results()
+    run["settings"]["suites"] = ["fur", "patch"]
+    run["summary"]["patch"] = {}
+    (tmp_path / "results.json").write_text(json.dumps(run))
+    assert validate(str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "INFO suite 'patch' states no validity checks" in out
+    assert "PASS biased models' fur score above the unbiased model's" in out  # one suite with checks: no prefix
+
+
+def test_validate_refuses_bad_options_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "results.json").write_text(json.dumps(results()))
+    assert validate(str(tmp_path), "--threshold", "margin=5") == 2
+    assert "--threshold needs --suite NAME" in capsys.readouterr().err
+    assert validate(str(tmp_path), "--suite", "fur", "--threshold", "alpha=0.1") == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "no validity threshold 'alpha'; its thresholds: wilcoxon_alpha" in errors[0]
+    assert validate(str(tmp_path), "--suite", "fur", "--threshold", "margin") == 2
+    assert "--threshold must be NAME=VALUE, got 'margin'" in capsys.readouterr().err
+    assert validate(str(tmp_path / "missing")) == 2
+    assert "cannot check" in capsys.readouterr().err
+    assert validate(str(tmp_path), "--suite", "orientation") == 2  # the run holds no orientation block
+    assert "no 'orientation' / 'tilt' block" in capsys.readouterr().err

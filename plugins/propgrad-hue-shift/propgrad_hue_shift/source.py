@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from propgrad.core.validation import (
-    ParameterTypeError,
-    check_images,
-    check_number,
-    check_seed,
-    check_sequence_size,
-    check_steps,
-)
+from propgrad.core.validation import check_sequence_size
+from propgrad.errors import InvalidParameterError
+from propgrad.plugins.parameters import Parameters, parameter, steps_parameter
 from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad_hue_shift.hue import rotate_hue
+
+
+@dataclass(frozen=True)
+class HueShiftParams(Parameters):
+    """The parameters of :class:`HueShiftSource`, read by its constructor, the CLI and ``propgrad plugins``."""
+
+    lenient = True  # numbers may be given as text ("180") and whole floats as steps (16.0), as before
+
+    max_degrees: float = parameter(360.0, "largest rotation in degrees (360: a full, periodic turn)", bounds="(0, 360]")
+    steps: int = steps_parameter(16, "number of images in the sequence")
+    mask: torch.Tensor | None = parameter(None, "(H, W) float mask in [0, 1]: only there does the hue change")
 
 
 class HueShiftSource(InterventionSource):
@@ -35,17 +43,7 @@ class HueShiftSource(InterventionSource):
     description = "Rotate the image's hue (HSV) in equal steps, optionally only inside a mask"
     property_name = "hue rotation"
     unit = "degree"
-
-    def __init__(self, max_degrees: float = 360.0, steps: int = 16, mask: torch.Tensor | None = None) -> None:
-        self.max_degrees = check_number(
-            max_degrees, "max_degrees", minimum=0.0, maximum=360.0, min_inclusive=False, strings=True
-        )
-        if isinstance(steps, float) and steps.is_integer():  # 16.0 is 16 steps
-            steps = int(steps)
-        self.steps = check_steps(steps, strings=True)
-        if mask is not None and not isinstance(mask, torch.Tensor):
-            raise ParameterTypeError(f"mask must be a torch.Tensor of shape (H, W) or None, got {type(mask).__name__}")
-        self.mask = mask
+    Params = HueShiftParams
 
     @property
     def periodic(self) -> bool:
@@ -65,17 +63,17 @@ class HueShiftSource(InterventionSource):
         if mask.dim() == 3 and mask.shape[0] == 1:
             mask = mask[0]
         if tuple(mask.shape) != tuple(image.shape[-2:]):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"mask must have shape {tuple(image.shape[-2:])} (the image's H, W) or (1, H, W), "
                 f"got {tuple(self.mask.shape)}"
             )
         mask = mask.to(image.dtype)
         if not bool(torch.isfinite(mask).all()) or float(mask.min()) < 0 or float(mask.max()) > 1:
-            raise ValueError("mask must hold finite values in [0, 1]")
+            raise InvalidParameterError("mask must hold finite values in [0, 1]")
         return mask
 
-    def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
-        """Produce the hue-rotation sequence for one image.
+    def _generate(self, image: torch.Tensor, *, seed: int, show_progress: bool) -> InterventionSequence:
+        """Produce the hue-rotation sequence for one image (checked by ``generate``).
 
         Args:
             image: Float tensor (3, H, W) in [0, 1].
@@ -85,8 +83,6 @@ class HueShiftSource(InterventionSource):
         Returns:
             The sequence on ``image``'s device; ``values`` are the angles in degrees.
         """
-        check_images(image, "image", batched=False)
-        seed = check_seed(seed)
         check_sequence_size(self.steps, image)
         mask = self._mask_for(image)
         values = self.values(image.dtype, image.device)

@@ -93,3 +93,34 @@ def test_mesh_builder_and_writer_errors(tmp_path):
 def test_generate_checks_the_image():
     with pytest.raises(ValueError, match=r"image must have shape \(3, H, W\)"):
         RenderedRotationSource("sphere", step=90).generate(torch.zeros(1, 8, 8))
+
+
+def test_an_obj_with_two_component_vertices_is_refused_naming_the_file(tmp_path):
+    flat = tmp_path / "flat.obj"
+    flat.write_text("v 0 0\nv 1 0\nv 0 1\nf 1 2 3\n")
+    with pytest.raises(ValueError, match=r"mesh \(.*flat\.obj\) has vertices with 2 coordinates, but a mesh needs 3"):
+        RenderedRotationSource(flat, image_size=8, step=90)
+
+
+def test_a_face_coloured_trimesh_renders_with_smooth_shading_in_its_colours():
+    import numpy as np
+    import trimesh
+
+    box = trimesh.creation.box()
+    box.visual.face_colors = np.tile([255, 0, 0, 255], (len(box.faces), 1))
+    frames = RenderedRotationSource(box, image_size=16, step=90, lighting="flat", ambient=1.0).render().frames
+    centre = frames[0, 8, 8].astype(int)
+    assert centre[0] > 200 and centre[1] < 60 and centre[2] < 60  # red, as its faces
+    assert box.visual.kind == "face"  # the caller's mesh is left as it was
+
+
+def test_command_line_text_is_parsed_by_the_declaration():
+    from propgrad.plugins.parameters import parse_cli_params
+
+    params = parse_cli_params(
+        RenderedRotationSource, ["axis=1,0,1", "image_size=16x24", "step=45", "stop=90", "smooth=no", "fov=None"]
+    )
+    source = RenderedRotationSource("sphere", **params)
+    assert source.image_size == (16, 24) and source.angles == [0.0, 45.0, 90.0] and source.smooth is False
+    with pytest.raises(ValueError, match=r"--param margin=1: margin must be a number in \[0, 1\), got 1.0"):
+        parse_cli_params(RenderedRotationSource, ["margin=1"])

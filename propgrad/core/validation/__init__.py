@@ -1,9 +1,10 @@
 """Input checks shared by the scorer, the sources, the baselines, the harness and the API.
 
-Each check raises ``ValueError`` naming the argument, what was expected and what was received, so
-that bad input never fails deep inside torch. A value of the wrong type raises
-:class:`ParameterTypeError`, which is both a ``TypeError`` and a ``ValueError`` (as numpy's
-``AxisError`` is both a ``ValueError`` and an ``IndexError``), so callers catching either see it.
+Each check raises :class:`~propgrad.errors.InvalidParameterError` naming the argument, what was
+expected and what was received, so that bad input never fails deep inside torch; a value of the
+wrong type raises its subclass :class:`~propgrad.errors.ParameterTypeError` (re-exported here).
+Both are a ``ValueError`` and a ``TypeError`` (as scikit-learn's ``InvalidParameterError``), so
+callers catching either see them, and the command line prints them as one line.
 :mod:`~propgrad.core.validation.parameters` checks scalar parameters (integers, numbers, bools,
 choices, seeds); :mod:`~propgrad.core.validation.tensors` checks tensors and devices (images, property
 values, sequence sizes).

@@ -1,9 +1,9 @@
 """Checks of scalar parameters: integers, numbers, bools, choices and seeds.
 
-Each check raises ``ValueError`` naming the argument, what was expected and what was received, so
-that bad input never fails deep inside torch. A value of the wrong type raises
-:class:`ParameterTypeError`, which is both a ``TypeError`` and a ``ValueError`` (as numpy's
-``AxisError`` is both a ``ValueError`` and an ``IndexError``), so callers catching either see it.
+Each check raises :class:`~propgrad.errors.InvalidParameterError` (a ``ValueError`` and a
+``TypeError``) naming the argument, what was expected and what was received, so that bad input
+never fails deep inside torch; a value of the wrong type raises its subclass
+:class:`~propgrad.errors.ParameterTypeError`. Callers catching ``ValueError`` or ``TypeError`` see both.
 
 Numbers may be Python or numpy scalars (``np.float32(0.05)``, ``np.int64(3)``); bools are never
 numbers. Checks that take ``strings=True`` also parse text, for values typed on a command line or
@@ -19,6 +19,8 @@ from typing import Any, Iterable, TypeVar
 import numpy as np
 import torch
 
+from propgrad.errors import InvalidParameterError, ParameterTypeError
+
 T = TypeVar("T")
 
 MAX_STEPS = 10_000
@@ -32,10 +34,6 @@ SEED_MAX = 2**63 - 1
 
 _TRUE_TEXT = ("true", "yes", "on", "1")
 _FALSE_TEXT = ("false", "no", "off", "0")
-
-
-class ParameterTypeError(TypeError, ValueError):
-    """A parameter of the wrong type (a ``TypeError`` that is also a ``ValueError``)."""
 
 
 def _describe(x: Any) -> str:
@@ -74,7 +72,7 @@ def _from_text(value: Any, parse: type, name: str, expected: str, hint: str) -> 
     try:
         return parse(value.strip())
     except ValueError:
-        raise ValueError(f"{name} must be {expected}, got {value!r}{_suffix(hint)}") from None
+        raise InvalidParameterError(f"{name} must be {expected}, got {value!r}{_suffix(hint)}") from None
 
 
 def check_int(
@@ -101,7 +99,7 @@ def check_int(
 
     Raises:
         ParameterTypeError: If ``value`` is not an integer.
-        ValueError: If it lies outside [``minimum``, ``maximum``].
+        InvalidParameterError: If it lies outside [``minimum``, ``maximum``].
     """
     if minimum is not None and maximum is not None:
         expected = f"an integer in [{minimum}, {maximum}]"
@@ -116,7 +114,7 @@ def check_int(
     if _is_bool(value) or not isinstance(value, Integral):
         raise ParameterTypeError(f"{name} must be {expected}, got {_received(value)}{_suffix(hint)}")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be {expected}, got {value!r}{_suffix(hint)}")
+        raise InvalidParameterError(f"{name} must be {expected}, got {value!r}{_suffix(hint)}")
     return int(value)
 
 
@@ -163,7 +161,7 @@ def check_number(
 
     Raises:
         ParameterTypeError: If ``value`` is not a real number.
-        ValueError: If it is NaN, infinite, or outside the bounds.
+        InvalidParameterError: If it is NaN, infinite, or outside the bounds.
     """
     if minimum is not None and maximum is not None:
         left, right = "[" if min_inclusive else "(", "]" if max_inclusive else ")"
@@ -185,14 +183,14 @@ def check_number(
     if math.isnan(number):
         if allow_nan:
             return number
-        raise ValueError(f"{name} must be {expected}, not NaN{_suffix(hint)}")
+        raise InvalidParameterError(f"{name} must be {expected}, not NaN{_suffix(hint)}")
     too_low = minimum is not None and (number < minimum if min_inclusive else number <= minimum)
     too_high = maximum is not None and (number > maximum if max_inclusive else number >= maximum)
     if math.isinf(number) or too_low or too_high:
         if math.isinf(number):
             expected = expected.replace("a number", "a finite number", 1)
         shown = repr(value) if len(repr(value)) <= 80 else f"a {len(str(abs(int(value))))}-digit number"
-        raise ValueError(f"{name} must be {expected}, got {shown}{_suffix(hint)}")
+        raise InvalidParameterError(f"{name} must be {expected}, got {shown}{_suffix(hint)}")
     return number
 
 
@@ -241,7 +239,7 @@ def check_bool(value: Any, name: str, *, strings: bool = False, hint: str = "") 
                 return True
             if text in _FALSE_TEXT:
                 return False
-            raise ValueError(f"{name} must be {expected}, got {value!r}{_suffix(hint)}")
+            raise InvalidParameterError(f"{name} must be {expected}, got {value!r}{_suffix(hint)}")
     raise ParameterTypeError(f"{name} must be {expected}, got {_received(value)}{_suffix(hint)}")
 
 
@@ -267,7 +265,7 @@ def check_choice(value: Any, name: str, choices: Iterable[T]) -> T:
 
     Raises:
         ParameterTypeError: If ``value`` has none of the choices' types.
-        ValueError: If it has the right type but is not one of them; the message lists them all.
+        InvalidParameterError: If it has the right type but is not one of them; the message lists them all.
     """
     options = tuple(choices)
     for choice in options:
@@ -276,7 +274,7 @@ def check_choice(value: Any, name: str, choices: Iterable[T]) -> T:
     listed = ", ".join(repr(c) for c in options)
     if not any(isinstance(value, type(c)) and _is_bool(value) == _is_bool(c) for c in options):
         raise ParameterTypeError(f"{name} must be one of {listed}, got {_received(value)}")
-    raise ValueError(f"{name} must be one of {listed}, got {value!r}")
+    raise InvalidParameterError(f"{name} must be one of {listed}, got {value!r}")
 
 
 def check_seed(value: Any, name: str = "seed") -> int:
@@ -290,12 +288,12 @@ def check_seed(value: Any, name: str = "seed") -> int:
 
     Raises:
         ParameterTypeError: If ``value`` is not an integer.
-        ValueError: If it is negative or does not fit a signed 64-bit integer.
+        InvalidParameterError: If it is negative or does not fit a signed 64-bit integer.
     """
     expected = "an integer in [0, 2**63 - 1]"
     if _is_bool(value) or not isinstance(value, Integral):
         hint = "; seeds are not rounded, pass a whole number" if isinstance(value, Real) else ""
         raise ParameterTypeError(f"{name} must be {expected}, got {_received(value)}{hint}")
     if not 0 <= value <= SEED_MAX:
-        raise ValueError(f"{name} must be {expected} (a signed 64-bit integer, not negative), got {value!r}")
+        raise InvalidParameterError(f"{name} must be {expected} (a signed 64-bit integer, not negative), got {value!r}")
     return int(value)

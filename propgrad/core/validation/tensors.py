@@ -1,7 +1,9 @@
 """Checks of tensors and devices: images, property values, sequence sizes and devices.
 
-Each check raises ``ValueError`` (or :class:`ParameterTypeError` for a wrong type) naming the
-argument, what was expected and what was received.
+Each check raises :class:`~propgrad.errors.InvalidParameterError` (or its subclass
+:class:`~propgrad.errors.ParameterTypeError` for a wrong type) naming the argument, what was
+expected and what was received. Reading a tensor that requires grad does not warn: the checks
+read its values detached.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 import torch
 
 from propgrad.core.validation.parameters import ParameterTypeError, _describe, _received
+from propgrad.errors import InvalidParameterError
 
 
 def available_devices() -> list[str]:
@@ -38,7 +41,7 @@ def check_device(value: Any, name: str = "device") -> torch.device:
 
     Raises:
         ParameterTypeError: If ``value`` is neither a string nor a ``torch.device``.
-        ValueError: If it names no device, or one that is not available here.
+        InvalidParameterError: If it names no device, or one that is not available here.
     """
     available = available_devices()
     listed = ", ".join(repr(d) for d in available)
@@ -47,7 +50,7 @@ def check_device(value: Any, name: str = "device") -> torch.device:
     try:
         device = torch.device(value)
     except (RuntimeError, ValueError):
-        raise ValueError(f"{name} must be one of the available devices ({listed}), got {value!r}") from None
+        raise InvalidParameterError(f"{name} must be one of the available devices ({listed}), got {value!r}") from None
     if device.type == "cpu":
         return device
     if device.type == "cuda" and torch.version.cuda is None and torch.version.hip is None:
@@ -56,7 +59,7 @@ def check_device(value: Any, name: str = "device") -> torch.device:
         reason = "no such device is present"
     kind = [d for d in available if d.split(":")[0] == device.type]
     if not kind or (device.index is not None and str(device) not in available):
-        raise ValueError(f"{name} {str(value)!r} is not available: {reason}; available devices: {listed}")
+        raise InvalidParameterError(f"{name} {str(value)!r} is not available: {reason}; available devices: {listed}")
     return device
 
 
@@ -72,14 +75,14 @@ def check_sequence_size(steps: int, image: torch.Tensor, *, name: str = "steps")
         The number of bytes the sequence's images take.
 
     Raises:
-        ValueError: If that exceeds :data:`propgrad.core.validation.MAX_SEQUENCE_BYTES` (read at call time).
+        InvalidParameterError: If that exceeds :data:`propgrad.core.validation.MAX_SEQUENCE_BYTES` (read at call time).
     """
     nbytes = int(steps) * image.numel() * image.element_size()
     from propgrad.core import validation  # the limit is a knob of the package, read at call time
 
     limit = validation.MAX_SEQUENCE_BYTES
     if nbytes > limit:
-        raise ValueError(
+        raise InvalidParameterError(
             f"{name} = {steps} would need {nbytes / 2**30:.3g} GiB for {steps} images of shape "
             f"{tuple(image.shape)} ({image.dtype}), more than the limit of {limit / 2**30:.3g} GiB "
             "(propgrad.core.validation.MAX_SEQUENCE_BYTES); use fewer steps or a smaller image"
@@ -90,22 +93,23 @@ def check_sequence_size(steps: int, image: torch.Tensor, *, name: str = "steps")
 def check_images(images: Any, name: str, *, batched: bool) -> torch.Tensor:
     """Check a float RGB image tensor in [0, 1]: (3, H, W), or (N, 3, H, W) when ``batched``."""
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {_describe(images)}")
+        raise ParameterTypeError(f"{name} must be a torch.Tensor, got {_describe(images)}")
     want = "(N, 3, H, W)" if batched else "(3, H, W)"
     if images.dim() != (4 if batched else 3) or images.shape[-3] != 3:
-        raise ValueError(f"{name} must have shape {want} (RGB), got {_describe(images)}")
+        raise InvalidParameterError(f"{name} must have shape {want} (RGB), got {_describe(images)}")
     if not images.is_floating_point():
-        raise ValueError(
+        raise InvalidParameterError(
             f"{name} must be a float tensor in [0, 1], got {images.dtype}; "
             "convert uint8 images with images.float() / 255"
         )
     if images.numel() == 0:
-        raise ValueError(f"{name} is empty: {_describe(images)}")
-    if not torch.isfinite(images).all():
-        raise ValueError(f"{name} contains NaN or Inf values")
-    lo, hi = float(images.min()), float(images.max())
+        raise InvalidParameterError(f"{name} is empty: {_describe(images)}")
+    pixels = images.detach()  # reading values of an input that requires grad must not warn
+    if not torch.isfinite(pixels).all():
+        raise InvalidParameterError(f"{name} contains NaN or Inf values")
+    lo, hi = float(pixels.min()), float(pixels.max())
     if lo < -1e-4 or hi > 1 + 1e-4:
-        raise ValueError(
+        raise InvalidParameterError(
             f"{name} must hold values in [0, 1], got range [{lo:.3g}, {hi:.3g}]; "
             "pass unnormalised images and do normalisation in `preprocess`"
         )
@@ -115,18 +119,19 @@ def check_images(images: Any, name: str, *, batched: bool) -> torch.Tensor:
 def check_values(values: Any, n: int, name: str) -> torch.Tensor:
     """Check property values: a finite 1-D float tensor of length ``n``, strictly increasing."""
     if not isinstance(values, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {_describe(values)}")
+        raise ParameterTypeError(f"{name} must be a torch.Tensor, got {_describe(values)}")
     if values.dim() != 1 or values.shape[0] != n:
-        raise ValueError(f"{name} must have shape ({n},), one value per step, got {_describe(values)}")
+        raise InvalidParameterError(f"{name} must have shape ({n},), one value per step, got {_describe(values)}")
     if not values.is_floating_point():
-        raise ValueError(f"{name} must be a float tensor, got {values.dtype}")
-    if not torch.isfinite(values).all():
-        raise ValueError(f"{name} contains NaN or Inf values")
-    steps = values[1:] - values[:-1]
+        raise InvalidParameterError(f"{name} must be a float tensor, got {values.dtype}")
+    values_read = values.detach()  # reading values that require grad must not warn
+    if not torch.isfinite(values_read).all():
+        raise InvalidParameterError(f"{name} contains NaN or Inf values")
+    steps = values_read[1:] - values_read[:-1]
     if (steps <= 0).any():
         i = int(torch.nonzero(steps <= 0)[0])
-        raise ValueError(
+        raise InvalidParameterError(
             f"{name} must be strictly increasing (no repeated values), but step {i + 1} "
-            f"({float(values[i + 1]):.6g}) does not exceed step {i} ({float(values[i]):.6g})"
+            f"({float(values_read[i + 1]):.6g}) does not exceed step {i} ({float(values_read[i]):.6g})"
         )
     return values

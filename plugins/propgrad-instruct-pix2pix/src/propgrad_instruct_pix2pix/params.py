@@ -1,115 +1,102 @@
-"""Checks of the instruct_pix2pix parameters, each raising an error that names the parameter.
+"""The instruct_pix2pix parameters, declared once: types, defaults, bounds and help.
 
-Values may arrive as strings from ``propgrad explain --param key=value``, so numbers in strings
-and comma-separated lists are accepted.
+propgrad reads the declaration for the constructor's checks, ``propgrad explain --param key=value``
+and ``propgrad plugins``. The parsers below read what a type cannot say: a list of guidance scales
+(``"1.05, 2, 3.5"``), an image size (``64`` or ``"64x48"``), a model folder, a device.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from propgrad.core.validation import MAX_STEPS, ParameterTypeError, check_bool, check_int, check_number
-
-PAPER_TEXT_START, PAPER_TEXT_STOP, PAPER_NUM_TEXT_SCALES = 1.05, 14.7, 92  # step 0.15, Appx. B.3
-
-
-def as_float(name: str, value: Any, *, positive: bool = True) -> float:
-    """A finite float (positive unless told otherwise); numbers in strings are accepted."""
-    if positive:
-        return check_number(value, name, minimum=0.0, min_inclusive=False, strings=True)
-    return check_number(value, name, strings=True)
-
-
-def as_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None) -> int:
-    """An integer of at least ``minimum`` (integral floats and numeric strings accepted)."""
-    if isinstance(value, str):  # "20" and "20.0" from a command line or a config file
-        value = check_number(value, name, strings=True)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return check_int(value, name, minimum=minimum, maximum=maximum)
+from propgrad.core.validation import MAX_STEPS
+from propgrad.errors import InvalidParameterError, ParameterTypeError
+from propgrad.plugins.parameters import Parameters, as_size, parameter
+from propgrad_instruct_pix2pix.guidance import (
+    PAPER_NUM_TEXT_SCALES,
+    PAPER_TEXT_START,
+    PAPER_TEXT_STOP,
+    as_scale_list,
+    text_scales,
+)
+from propgrad_instruct_pix2pix.model_loading import DEFAULT_MODEL, check_model
 
 
-def as_bool(name: str, value: Any) -> bool:
-    """A bool; the strings true/false, yes/no, on/off, 1/0 (any case) are accepted."""
-    return check_bool(value, name, strings=True)
+def _image_size(value: Any, name: str) -> int | tuple[int, int] | None:
+    return as_size(value, name, multiple=8)
 
 
-def as_scale_list(name: str, value: Any) -> list[float]:
-    """At least two positive guidance scales, strictly increasing."""
-    if isinstance(value, str):
-        value = [v for v in value.replace(";", ",").split(",") if v.strip()]
-    if isinstance(value, torch.Tensor):
-        value = value.flatten().tolist()
-    if isinstance(value, np.ndarray):
-        value = value.ravel().tolist()
-    if not isinstance(value, (list, tuple, range)):
-        shown = repr(value) if len(repr(value)) <= 80 else type(value).__name__
-        raise ParameterTypeError(f"{name} must be a list of guidance scales, got {shown} ({type(value).__name__})")
-    if not 2 <= len(value) <= MAX_STEPS:
-        raise ValueError(
-            f"{name} must hold at least 2 and at most {MAX_STEPS} guidance scales "
-            f"(propgrad.core.validation.MAX_STEPS), got {len(value)}"
+def _instruction(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidParameterError(f"{name} must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _scales_or_none(value: Any, name: str) -> list[float] | None:
+    return None if value is None else as_scale_list(value, name)
+
+
+def _model(value: Any, name: str) -> str:
+    return check_model(value)
+
+
+def _device(value: Any, name: str) -> torch.device | None:
+    try:
+        return None if value is None else torch.device(value)
+    except (RuntimeError, TypeError) as err:
+        raise InvalidParameterError(f"{name} must be a torch device such as 'cpu' or 'cuda:0', got {value!r}") from err
+
+
+def _folder(value: Any, name: str) -> Path | None:
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise ParameterTypeError(
+            f"{name} must be a folder path (str or Path) or None, got {type(value).__name__} {value!r}"
         )
-    scales = [as_float(f"{name}[{i}]", v) for i, v in enumerate(value)]
-    for i in range(1, len(scales)):
-        if scales[i] <= scales[i - 1]:
-            raise ValueError(
-                f"{name} must be strictly increasing, but {name}[{i}] = {scales[i]:g} does not exceed "
-                f"{name}[{i - 1}] = {scales[i - 1]:g}"
-            )
-    return scales
+    return None if value is None else Path(value).expanduser()
 
 
-def text_scales(explicit: Any, start: Any, stop: Any, num: Any) -> list[float]:
-    """The text guidance scales: an explicit list, or ``num`` evenly spaced from start to stop.
+@dataclass(frozen=True)
+class InstructPix2PixParams(Parameters):
+    """The parameters of :class:`~propgrad_instruct_pix2pix.InstructPix2PixSource` (see its docstring)."""
 
-    The defaults reproduce the paper's sweep, 1.05 to 14.7 in steps of 0.15 (92 scales).
-    """
-    if explicit is not None:
-        given = [
-            n
-            for n, v in (("text_guidance_start", start), ("text_guidance_stop", stop), ("num_text_scales", num))
-            if v is not None
-        ]
-        if given:
-            raise ValueError(f"pass either text_guidance_scales or {', '.join(given)}, not both")
-        return as_scale_list("text_guidance_scales", explicit)
-    lo = as_float("text_guidance_start", PAPER_TEXT_START if start is None else start)
-    hi = as_float("text_guidance_stop", PAPER_TEXT_STOP if stop is None else stop)
-    n = as_int("num_text_scales", PAPER_NUM_TEXT_SCALES if num is None else num, minimum=2, maximum=MAX_STEPS)
-    if hi <= lo:
-        raise ValueError(f"text_guidance_stop ({hi:g}) must exceed text_guidance_start ({lo:g})")
-    return [round(v, 10) for v in torch.linspace(lo, hi, n, dtype=torch.float64).tolist()]
+    lenient = True  # numbers, flags and lists may be given as text, as in a config file
 
+    instruction: str = parameter(help="the edit instruction, e.g. 'change the fur color to black'", parse=_instruction)
+    text_guidance_scales: list[float] | None = parameter(
+        None, "explicit, strictly increasing text guidance scales (instead of start/stop/num)", parse=_scales_or_none
+    )
+    text_guidance_start: float | None = parameter(
+        None, f"first text guidance scale (None: {PAPER_TEXT_START})", bounds="(0, inf)"
+    )
+    text_guidance_stop: float | None = parameter(
+        None, f"last text guidance scale (None: {PAPER_TEXT_STOP})", bounds="(0, inf)"
+    )
+    num_text_scales: int | None = parameter(
+        None, f"number of evenly spaced scales (None: {PAPER_NUM_TEXT_SCALES})", bounds=f"[2, {MAX_STEPS}]"
+    )
+    image_guidance_scale: float = parameter(
+        1.5, "fixed image guidance scale (the paper: 2.0 to 2.9)", bounds="(0, inf)"
+    )
+    num_inference_steps: int = parameter(20, "denoising steps per edit", bounds="[1, inf)")
+    batch_size: int = parameter(8, "most scales denoised in one batch", bounds="[1, inf)")
+    max_batch_memory_mb: float | None = parameter(
+        None, "memory budget that lowers the batch size (a rough estimate)", bounds="(0, inf)"
+    )
+    image_size: tuple[int, int] | None = parameter(
+        None,
+        "None: the input's size; an int for the short side, or (height, width); multiples of 8",
+        parse=_image_size,
+    )
+    model: str = parameter(DEFAULT_MODEL, "Hugging Face hub id or local folder of the pipeline", parse=_model)
+    device: str | None = parameter(None, "where the editor runs; None: the image's device", parse=_device)
+    cache_dir: Path | None = parameter(None, "folder of cached sweeps; None: propgrad's cache folder", parse=_folder)
+    use_cache: bool = parameter(True, "read and write the on-disk cache of sweeps")
 
-def image_size(value: Any) -> int | tuple[int, int] | None:
-    """None (keep the input's size), a short-side length, or (height, width); multiples of 8."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [v for v in value.replace("x", ",").split(",") if v.strip()]
-        value = value[0] if len(value) == 1 else value
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            raise ValueError(f"image_size must be an int or (height, width), got {value!r}")
-        size = tuple(as_int("image_size", v, minimum=8) for v in value)
-    else:
-        size = (as_int("image_size", value, minimum=8),)
-    if any(s % 8 for s in size):
-        raise ValueError(f"image_size must be a multiple of 8 (the VAE downsamples by 8), got {value!r}")
-    return size[0] if len(size) == 1 else (size[0], size[1])
-
-
-def working_size(requested: int | tuple[int, int] | None, height: int, width: int) -> tuple[int, int]:
-    """The (H, W) the editor runs at: multiples of 8, keeping the aspect ratio for a short side."""
-    if isinstance(requested, tuple):
-        return requested
-    if requested is None:
-        h, w = height, width
-    else:
-        scale = requested / min(height, width)
-        h, w = height * scale, width * scale
-    return max(8, int(round(h / 8)) * 8), max(8, int(round(w / 8)) * 8)
+    def check(self) -> None:
+        """Explicit scales or start/stop/num, not both; stop above start."""
+        text_scales(self.text_guidance_scales, self.text_guidance_start, self.text_guidance_stop, self.num_text_scales)

@@ -9,9 +9,7 @@ the pipeline.
 
 from __future__ import annotations
 
-import os
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -19,17 +17,12 @@ import torch
 from propgrad.core.cache import cache_key, default_cache_dir, load_tensors, save_tensors
 from propgrad.core.images import resize
 from propgrad.core.progress import progress_bar
-from propgrad.core.validation import ParameterTypeError, check_images, check_seed, check_sequence_size
+from propgrad.core.validation import check_images, check_seed, check_sequence_size
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad_instruct_pix2pix import params
 from propgrad_instruct_pix2pix.fidelity import fidelity
-from propgrad_instruct_pix2pix.model_loading import (
-    DEFAULT_MODEL,
-    check_model,
-    default_dtype,
-    load_pipeline,
-    model_identity,
-)
+from propgrad_instruct_pix2pix.guidance import as_scale_list, text_scales
+from propgrad_instruct_pix2pix.model_loading import default_dtype, load_pipeline, model_identity
+from propgrad_instruct_pix2pix.params import InstructPix2PixParams
 from propgrad_instruct_pix2pix.sampler import (
     estimate_sample_memory_mb,
     resolve_batch_size,
@@ -44,6 +37,18 @@ def _diffusers_version() -> str:
         return version("diffusers")
     except PackageNotFoundError:
         return "unknown"
+
+
+def working_size(requested: int | tuple[int, int] | None, height: int, width: int) -> tuple[int, int]:
+    """The (H, W) the editor runs at: multiples of 8, keeping the aspect ratio for a short side."""
+    if isinstance(requested, tuple):
+        return requested
+    if requested is None:
+        h, w = height, width
+    else:
+        scale = requested / min(height, width)
+        h, w = height * scale, width * scale
+    return max(8, int(round(h / 8)) * 8), max(8, int(round(w / 8)) * 8)
 
 
 class InstructPix2PixSource(InterventionSource):
@@ -81,50 +86,20 @@ class InstructPix2PixSource(InterventionSource):
     property_name = "text guidance scale"
     unit = "guidance scale"
 
-    def __init__(
-        self,
-        instruction: str,
-        *,
-        text_guidance_scales: Sequence[float] | None = None,
-        text_guidance_start: float | None = None,
-        text_guidance_stop: float | None = None,
-        num_text_scales: int | None = None,
-        image_guidance_scale: float = 1.5,
-        num_inference_steps: int = 20,
-        batch_size: int = 8,
-        max_batch_memory_mb: float | None = None,
-        image_size: int | tuple[int, int] | None = None,
-        model: str | Path = DEFAULT_MODEL,
-        device: str | torch.device | None = None,
-        cache_dir: str | Path | None = None,
-        use_cache: bool = True,
-    ) -> None:
-        if not isinstance(instruction, str) or not instruction.strip():
-            raise ValueError(f"instruction must be a non-empty string, got {instruction!r}")
-        self.instruction = instruction.strip()
-        self.text_guidance_scales = params.text_scales(
-            text_guidance_scales, text_guidance_start, text_guidance_stop, num_text_scales
-        )
-        self.image_guidance_scale = params.as_float("image_guidance_scale", image_guidance_scale)
-        self.num_inference_steps = params.as_int("num_inference_steps", num_inference_steps)
-        self.batch_size = params.as_int("batch_size", batch_size)
-        self.max_batch_memory_mb = (
-            None if max_batch_memory_mb is None else params.as_float("max_batch_memory_mb", max_batch_memory_mb)
-        )
-        self.image_size = params.image_size(image_size)
-        self.model = check_model(model)
-        try:
-            self.device = None if device is None else torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from err
-        if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
-            raise ParameterTypeError(
-                f"cache_dir must be a folder path (str or Path) or None, got {type(cache_dir).__name__} {cache_dir!r}"
-            )
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir() / self.name
-        self.use_cache = params.as_bool("use_cache", use_cache)
+    Params = InstructPix2PixParams
 
-    def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
+    def __init__(self, *args: Any, **params: Any) -> None:
+        super().__init__(*args, **params)
+        declared = self.params
+        self.text_guidance_scales = text_scales(
+            declared.text_guidance_scales,
+            declared.text_guidance_start,
+            declared.text_guidance_stop,
+            declared.num_text_scales,
+        )
+        self.cache_dir = declared.cache_dir if declared.cache_dir is not None else default_cache_dir() / self.name
+
+    def _generate(self, image: torch.Tensor, *, seed: int, show_progress: bool) -> InterventionSequence:
         """Edit ``image`` once per text guidance scale (see the class docstring)."""
         text = self.text_guidance_scales
         edits, meta = self._edit(image, text, [self.image_guidance_scale] * len(text), seed, show_progress)
@@ -151,7 +126,9 @@ class InstructPix2PixSource(InterventionSource):
         Returns:
             Edits of shape (n_image_scales, n_text_scales, 3, H, W), rows by image guidance scale.
         """
-        image_scales = params.as_scale_list("image_guidance_scales", image_guidance_scales)
+        image = check_images(image, "image", batched=False)
+        seed = check_seed(seed)
+        image_scales = as_scale_list(image_guidance_scales, "image_guidance_scales")
         text = self.text_guidance_scales
         pairs_text = text * len(image_scales)
         pairs_image = [s for s in image_scales for _ in text]
@@ -161,15 +138,13 @@ class InstructPix2PixSource(InterventionSource):
     def _edit(
         self, image: torch.Tensor, text: list[float], image_scales: list[float], seed: int, show_progress: bool
     ) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Edit ``image`` once per (text, image) guidance pair, through the on-disk cache."""
-        check_images(image, "image", batched=False)
-        seed = check_seed(seed)
+        """Edit ``image`` (checked) once per (text, image) guidance pair, through the on-disk cache."""
         edited = torch.empty(image.shape, dtype=torch.float32, device="meta")  # the edits' shape, not allocated
         check_sequence_size(len(text), edited, name="number of edits")
         device = self.device or image.device
         dtype = default_dtype(device)
         height, width = image.shape[-2:]
-        size = params.working_size(self.image_size, height, width)
+        size = working_size(self.image_size, height, width)
         identity = model_identity(self.model)
         key = cache_key(
             {"source": self.name, "format": CACHE_FORMAT, "diffusers": _diffusers_version()},

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from propgrad.core.validation import ParameterTypeError
+from propgrad.errors import InvalidParameterError
 
 if TYPE_CHECKING:
     import trimesh
@@ -259,12 +260,37 @@ def check_meshes(geometries: list[Any], name: str = "mesh") -> list[trimesh.Trim
     import trimesh
 
     if not geometries:
-        raise ValueError(f"{name} holds no geometry (an empty file?)")
+        raise InvalidParameterError(f"{name} holds no geometry (an empty file?)")
     meshes = [g for g in geometries if isinstance(g, trimesh.Trimesh) and len(g.faces) > 0]
     if not meshes:
         kinds = sorted({type(g).__name__ for g in geometries})
-        raise ValueError(f"{name} has no faces (found {', '.join(kinds)} without triangles, e.g. a point cloud)")
+        raise InvalidParameterError(
+            f"{name} has no faces (found {', '.join(kinds)} without triangles, e.g. a point cloud)"
+        )
     for mesh in meshes:
-        if not np.isfinite(mesh.vertices).all():
-            raise ValueError(f"{name} has vertices that are NaN or infinite")
-    return meshes
+        vertices = np.asarray(mesh.vertices)
+        if vertices.ndim != 2 or vertices.shape[1] != 3:
+            got = vertices.shape[1] if vertices.ndim == 2 else vertices.shape
+            raise InvalidParameterError(
+                f"{name} has vertices with {got} coordinates, but a mesh needs 3 (x, y, z) per vertex; "
+                "the file is corrupt or not a 3D mesh"
+            )
+        if not np.isfinite(vertices).all():
+            raise InvalidParameterError(f"{name} has vertices that are NaN or infinite")
+    return [_vertex_coloured(mesh) for mesh in meshes]
+
+
+def _vertex_coloured(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """``mesh``, or a copy whose face colours are vertex colours (pyrender cannot shade face colours smoothly).
+
+    Each face gets vertices of its own (so colours do not blur across edges) carrying the face's
+    colour; the faces then look flat whatever ``smooth`` says, as face colours mean. The caller's
+    mesh is not changed.
+    """
+    if getattr(mesh.visual, "kind", None) != "face":
+        return mesh
+    colours = np.asarray(mesh.visual.face_colors)
+    copy = mesh.copy()
+    copy.unmerge_vertices()  # vertex 3 i + k is corner k of face i
+    copy.visual.vertex_colors = np.repeat(colours, 3, axis=0)
+    return copy

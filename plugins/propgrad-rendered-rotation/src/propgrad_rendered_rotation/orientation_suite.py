@@ -118,6 +118,22 @@ class OrientationSuite(CachedSuite):
         """Every test image of a class in each resample: ``test_per_class`` (50 quick, 150 full)."""
         return int(self.settings()["test_per_class"])
 
+    validity_thresholds = {"min_accuracy": 0.9}
+
+    @classmethod
+    def _validity_checks(cls, results: Any, thresholds: Any) -> list[Any]:
+        """The orientation suite's checks (:mod:`propgrad_rendered_rotation.orientation_validity`)."""
+        from propgrad_rendered_rotation.orientation_validity import orientation_checks
+
+        return orientation_checks(results, suite=cls.name, **thresholds)
+
+    @classmethod
+    def validity_notes(cls, results: Any) -> list[str]:
+        """The in-distribution table, the Wilcoxon test, flips and flip prediction, no pass/fail."""
+        from propgrad_rendered_rotation.orientation_validity import orientation_lines
+
+        return orientation_lines(results, suite=cls.name)
+
     def angles(self) -> list[float]:
         """The tilt angles of the intervention in degrees: 0 to ``tilt_stop`` in ``steps`` steps."""
         s = self.settings()

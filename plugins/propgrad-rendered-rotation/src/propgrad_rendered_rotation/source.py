@@ -12,16 +12,17 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from propgrad.core.progress import progress
-from propgrad.core.validation import check_bool, check_images, check_seed, check_sequence_size
+from propgrad.core.validation import check_sequence_size
+from propgrad.errors import InvalidParameterError
 from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad_rendered_rotation import meshes as mesh_module
-from propgrad_rendered_rotation import params
+from propgrad_rendered_rotation.params import FULL_TURN, RenderedRotationParams, angle_grid, as_image_size
 from propgrad_rendered_rotation.renderer import CameraFit, RotationRenderer
 
 
@@ -51,7 +52,7 @@ def _resolve_mesh(mesh: Any) -> tuple[list[Any], str]:
         if isinstance(mesh, str) and Path(text).suffix.lower() not in mesh_module.MESH_FORMATS:
             if text.strip().lower() in mesh_module.MESH_NAMES:
                 return [mesh_module.build_mesh(text)], text.strip().lower()
-            raise ValueError(
+            raise InvalidParameterError(
                 f"mesh must be a mesh file ({', '.join(mesh_module.MESH_FORMATS)}) or one of the procedural "
                 f"objects {', '.join(map(repr, mesh_module.MESH_NAMES))}, got {text!r}"
             )
@@ -64,7 +65,7 @@ def _resolve_mesh(mesh: Any) -> tuple[list[Any], str]:
         return mesh_module.check_meshes([mesh], "mesh"), "trimesh"
     if isinstance(mesh, (list, tuple)) and mesh and all(isinstance(m, trimesh.Trimesh) for m in mesh):
         return mesh_module.check_meshes(list(mesh), "mesh"), "trimesh"
-    raise ValueError(
+    raise InvalidParameterError(
         f"mesh must be a procedural object's name, a mesh file path, or a trimesh Trimesh/Scene, "
         f"got {type(mesh).__name__} {mesh!r:.80}"
     )
@@ -112,48 +113,21 @@ class RenderedRotationSource(InterventionSource):
     property_name = "angle"
     unit = "degree"
 
-    def __init__(
-        self,
-        mesh: Any = "animal",
-        *,
-        axis: str | Sequence[float] = "y",
-        start: float | None = None,
-        stop: float | None = None,
-        step: float | None = None,
-        angles: Sequence[float] | None = None,
-        image_size: int | tuple[int, int] | None = None,
-        background: Any = "white",
-        lighting: str = "headlight",
-        light_intensity: float = 3.0,
-        ambient: float = 0.3,
-        fov: float | None = None,
-        distance: float | None = None,
-        margin: float = 0.05,
-        smooth: bool = True,
-        periodic: bool | None = None,
-    ) -> None:
-        self.axis = params.axis(axis)
-        self.angles, full_turn = params.angle_grid(start, stop, step, angles)
-        self.periodic = full_turn if periodic is None else check_bool(periodic, "periodic", strings=True)
-        self.image_size = params.image_size(image_size)
-        self.background = params.colour(background, "background")
-        if not isinstance(lighting, str) or lighting.strip().lower() not in params.LIGHTINGS:
-            raise ValueError(f"lighting must be one of {', '.join(map(repr, params.LIGHTINGS))}, got {lighting!r}")
-        self.lighting = lighting.strip().lower()
-        self.light_intensity = params.positive(light_intensity, "light_intensity")
-        self.ambient = params.fraction(ambient, "ambient")
-        self.fov = None if fov is None else params.positive(fov, "fov", maximum=179.0)
-        self.distance = None if distance is None else params.positive(distance, "distance")
-        self.margin = params.fraction(margin, "margin", below_one=True)
-        self.smooth = check_bool(smooth, "smooth", strings=True)
-        self.meshes, self.mesh_label = _resolve_mesh(mesh)
+    Params = RenderedRotationParams
+
+    def __init__(self, *args: Any, **params: Any) -> None:
+        super().__init__(*args, **params)
+        declared = self.params
+        self.angles, full_turn = angle_grid(declared.start, declared.stop, declared.step, declared.angles)
+        self.periodic = full_turn if declared.periodic is None else declared.periodic
+        self.meshes, self.mesh_label = _resolve_mesh(declared.mesh)
         self._renderings: dict[tuple[int, int], Rendering] = {}
 
     def _size(self, image: torch.Tensor | None) -> tuple[int, int]:
         if self.image_size is not None:
             return self.image_size
         if image is None:
-            raise ValueError("image_size: give the frames' size (image_size=...) or a reference image")
+            raise InvalidParameterError("image_size: give the frames' size (image_size=...) or a reference image")
         return int(image.shape[-2]), int(image.shape[-1])
 
     def renderer(self, size: tuple[int, int]) -> RotationRenderer:
@@ -173,7 +147,7 @@ class RenderedRotationSource(InterventionSource):
 
     def render(self, size: tuple[int, int] | None = None, *, show_progress: bool = False) -> Rendering:
         """Render every angle at ``size`` (default ``image_size``) with one renderer; cached per size."""
-        size = self._size(None) if size is None else params.image_size(size)
+        size = self._size(None) if size is None else as_image_size(size)
         assert size is not None
         if size not in self._renderings:
             check_sequence_size(len(self.angles), torch.empty((3, *size), device="meta"), name="number of angles")
@@ -188,16 +162,14 @@ class RenderedRotationSource(InterventionSource):
 
     def reference_image(self, size: int | tuple[int, int] | None = None) -> torch.Tensor:
         """The first frame (the object at the first angle) as a float (3, H, W) image in [0, 1]."""
-        return self.render(None if size is None else params.image_size(size)).images()[0]
+        return self.render(None if size is None else as_image_size(size)).images()[0]
 
-    def generate(self, image: torch.Tensor, *, seed: int = 0, show_progress: bool = False) -> InterventionSequence:
+    def _generate(self, image: torch.Tensor, *, seed: int, show_progress: bool) -> InterventionSequence:
         """The rendered frames on ``image``'s device (the rendering does not depend on ``seed``).
 
         The sequence's ``region`` is where the object is in any frame (the pixels the rotation
         changes); the object's mask per frame is in :meth:`render`'s result.
         """
-        check_images(image, "image", batched=False)
-        check_seed(seed)
         rendering = self.render(self._size(image), show_progress=show_progress)
         dtype = image.dtype
         images = rendering.images(image.device, dtype)
@@ -215,7 +187,7 @@ class RenderedRotationSource(InterventionSource):
             "platform": os.environ.get("PYOPENGL_PLATFORM"),
         }
         if self.periodic:
-            metadata["period"] = params.FULL_TURN
+            metadata["period"] = FULL_TURN
         return InterventionSequence(
             images=images,
             values=torch.tensor(self.angles, dtype=dtype, device=image.device),
