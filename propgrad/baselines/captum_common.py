@@ -14,7 +14,7 @@ from torch import nn
 
 from propgrad.core.forward import model_dtype, run_model
 from propgrad.core.validation import check_images, check_int
-from propgrad.errors import InvalidParameterError, ParameterTypeError
+from propgrad.errors import InvalidParameterError, ModelOutputError, ParameterTypeError
 
 _CAPTUM_NOISE = (
     r"Setting (forward, )?backward hooks",
@@ -109,10 +109,10 @@ def prepare_inputs(
 def finish(maps: Any, images: torch.Tensor, method: str) -> torch.Tensor:
     """Detach the maps, move them to the images' device and insist they are finite."""
     if not isinstance(maps, torch.Tensor):
-        raise ValueError(f"{method}: Captum returned no attribution map ({type(maps).__name__})")
+        raise InvalidParameterError(f"{method}: Captum returned no attribution map ({type(maps).__name__})")
     maps = maps.detach().to(images.device)
     if not torch.isfinite(maps).all():
-        raise ValueError(
+        raise ModelOutputError(
             f"{method} returned NaN or Inf attributions; check the model outputs "
             "and the images (degenerate superpixels or a diverging model)"
         )

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import torch
 
 from propgrad.core.atomic_files import atomic_write
-from propgrad.errors import PropgradWarning
+from propgrad.errors import InvalidParameterError, PropgradWarning
 
 ENV_CACHE_DIR = "PROPGRAD_CACHE_DIR"
 HASH_SUFFIX = ".sha256"
@@ -50,7 +50,7 @@ def cache_key(*parts: Any) -> str:
             }
         if isinstance(obj, Path):
             return str(obj)
-        raise TypeError(f"cache_key cannot encode {type(obj).__name__}")
+        raise InvalidParameterError(f"cache_key cannot encode {type(obj).__name__}")
 
     blob = json.dumps(parts, sort_keys=True, default=encode).encode()
     return hashlib.sha256(blob).hexdigest()[:24]

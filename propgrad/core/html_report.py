@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from propgrad.core.atomic_files import write_text
+from propgrad.errors import InvalidParameterError
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0 auto;max-width:1180px;
@@ -99,7 +100,7 @@ def array_png(image: Any, *, scale: int = 1) -> bytes:
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3):
-        raise ValueError(f"image must be (3, H, W), (H, W, 3) or (H, W), got shape {array.shape}")
+        raise InvalidParameterError(f"image must be (3, H, W), (H, W, 3) or (H, W), got shape {array.shape}")
     pixels = (np.clip(np.nan_to_num(array), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if scale > 1:
         pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
@@ -200,7 +201,7 @@ class HtmlReport:
             ValueError: ``frames``, ``labels`` and ``rows`` differ in length, or there are no frames.
         """
         if not frames or not (len(frames) == len(labels) == len(rows)):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"a slider needs one label and one row set per frame, got {len(frames)} frames, "
                 f"{len(labels)} labels and {len(rows)} row sets"
             )

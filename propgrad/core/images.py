@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from propgrad.core.atomic_files import atomic_write
+from propgrad.errors import InputFileError, InvalidParameterError
 
 EXAMPLE_IMAGES: tuple[str, ...] = ("chelsea", "astronaut", "coffee", "rocket")
 """Colour images bundled with scikit-image (available offline)."""
@@ -34,9 +35,9 @@ def _check_size(size: Any, name: str = "size") -> tuple[int, int]:
     elif isinstance(size, (tuple, list)) and len(size) == 2:
         pair = tuple(size)
     else:
-        raise ValueError(f"{name} must be an int or a (height, width) pair, got {size!r}")
+        raise InvalidParameterError(f"{name} must be an int or a (height, width) pair, got {size!r}")
     if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in pair):
-        raise ValueError(f"{name} must hold positive integers, got {size!r}")
+        raise InvalidParameterError(f"{name} must hold positive integers, got {size!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -53,11 +54,13 @@ def to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
     if np.issubdtype(array.dtype, np.floating):
         out = array.astype(np.float32)
         if not np.isfinite(out).all() or out.min() < -1e-4 or out.max() > 1 + 1e-4:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{name}: float image data must lie in [0, 1], got range [{np.nanmin(out):.3g}, {np.nanmax(out):.3g}]"
             )
         return np.clip(out, 0.0, 1.0)
-    raise ValueError(f"{name}: unsupported pixel type {array.dtype}; expected uint8, uint16, bool or float in [0, 1]")
+    raise InvalidParameterError(
+        f"{name}: unsupported pixel type {array.dtype}; expected uint8, uint16, bool or float in [0, 1]"
+    )
 
 
 def array_to_rgba(array: np.ndarray, name: str) -> torch.Tensor:
@@ -69,7 +72,9 @@ def array_to_rgba(array: np.ndarray, name: str) -> torch.Tensor:
     if data.ndim == 2:
         data = data[:, :, None]
     if data.ndim != 3 or data.shape[2] not in (1, 2, 3, 4) or 0 in data.shape:
-        raise ValueError(f"{name}: expected a grey, grey+alpha, RGB or RGBA image, got an array of shape {array.shape}")
+        raise InvalidParameterError(
+            f"{name}: expected a grey, grey+alpha, RGB or RGBA image, got an array of shape {array.shape}"
+        )
     channels = data.shape[2]
     colour = data[:, :, :1].repeat(3, axis=2) if channels <= 2 else data[:, :, :3]
     if channels in (2, 4):
@@ -102,12 +107,14 @@ def check_image_header(path: Path) -> tuple[int, int] | None:
             with Image.open(path) as opened:
                 width, height = opened.size
     except Image.DecompressionBombError as err:  # more than twice the limit: Pillow's own refusal
-        raise ValueError(f"image {path} has too many pixels: {str(err).rstrip('.')}. {_BOMB_ADVICE}") from None
+        raise InvalidParameterError(
+            f"image {path} has too many pixels: {str(err).rstrip('.')}. {_BOMB_ADVICE}"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):  # not an image Pillow knows
         return None
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and width * height > limit:
-        raise ValueError(
+        raise InvalidParameterError(
             f"image {path} is {width}x{height} = {width * height:,} pixels, more than the limit of "
             f"{int(limit):,} pixels (PIL.Image.MAX_IMAGE_PIXELS). {_BOMB_ADVICE}"
         )
@@ -119,16 +126,16 @@ def _read(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"image file not found: {path}")
+        raise InputFileError(f"image file not found: {path}")
     if path.is_dir():
-        raise ValueError(f"expected an image file, got a folder: {path}")
+        raise InvalidParameterError(f"expected an image file, got a folder: {path}")
     check_image_header(path)
     try:
         with warnings.catch_warnings():  # imageio warns about legacy plugins it probes
             warnings.simplefilter("ignore", DeprecationWarning)
             return np.asarray(io.imread(str(path)))
     except Exception as err:  # imageio/Pillow raise many different types
-        raise ValueError(
+        raise InvalidParameterError(
             f"could not read image {path} (not an image file, or a truncated or corrupt one): "
             f"{type(err).__name__}: {err}"
         ) from err
@@ -183,21 +190,21 @@ def as_mask(mask: Any, name: str, *, size: tuple[int, int] | None = None) -> tor
     if isinstance(mask, (str, Path)):
         mask = load_mask(mask)
     if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor (H, W) or a path, got {type(mask).__name__}")
+        raise InvalidParameterError(f"{name} must be a torch.Tensor (H, W) or a path, got {type(mask).__name__}")
     if mask.dim() == 3 and mask.shape[0] == 1:
         mask = mask[0]
     if mask.dim() != 2 or mask.numel() == 0:
-        raise ValueError(f"{name} must have shape (H, W) or (1, H, W), got {tuple(mask.shape)}")
+        raise InvalidParameterError(f"{name} must have shape (H, W) or (1, H, W), got {tuple(mask.shape)}")
     if mask.dtype == torch.bool:
         mask = mask.float()
     elif not mask.is_floating_point():
-        raise ValueError(f"{name} must be a bool or float tensor in [0, 1], got {mask.dtype}")
+        raise InvalidParameterError(f"{name} must be a bool or float tensor in [0, 1], got {mask.dtype}")
     elif not torch.isfinite(mask).all() or mask.min() < 0 or mask.max() > 1:
-        raise ValueError(
+        raise InvalidParameterError(
             f"{name} must hold values in [0, 1], got range [{float(mask.min()):.3g}, {float(mask.max()):.3g}]"
         )
     if size is not None and tuple(mask.shape) != tuple(size):
-        raise ValueError(f"{name} must match the image size {tuple(size)} (H, W), got {tuple(mask.shape)}")
+        raise InvalidParameterError(f"{name} must match the image size {tuple(size)} (H, W), got {tuple(mask.shape)}")
     return mask
 
 
@@ -213,12 +220,12 @@ def resize(tensor: torch.Tensor, size: Size) -> torch.Tensor:
     """
     height, width = _check_size(size)
     if not isinstance(tensor, torch.Tensor) or tensor.dim() not in (3, 4):
-        raise ValueError(
+        raise InvalidParameterError(
             "resize expects a tensor (C, H, W) or (N, C, H, W), got "
             f"{tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__}"
         )
     if not tensor.is_floating_point():
-        raise ValueError(f"resize expects a float tensor, got {tensor.dtype}")
+        raise InvalidParameterError(f"resize expects a float tensor, got {tensor.dtype}")
     if tuple(tensor.shape[-2:]) == (height, width):
         return tensor
     batch = tensor if tensor.dim() == 4 else tensor[None]
@@ -244,16 +251,18 @@ def save_image(path: str | Path, tensor: torch.Tensor) -> Path:
     path = Path(path)
     if not isinstance(tensor, torch.Tensor) or tensor.dim() != 3 or tensor.shape[0] not in (3, 4):
         shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-        raise ValueError(f"save_image expects a tensor (3, H, W) or (4, H, W), got {shape}")
+        raise InvalidParameterError(f"save_image expects a tensor (3, H, W) or (4, H, W), got {shape}")
     if not tensor.is_floating_point():
-        raise ValueError(f"save_image expects a float tensor in [0, 1], got {tensor.dtype}")
+        raise InvalidParameterError(f"save_image expects a float tensor in [0, 1], got {tensor.dtype}")
     lo, hi = float(tensor.min()), float(tensor.max())
     if not (lo >= -1e-4 and hi <= 1 + 1e-4):
-        raise ValueError(f"save_image expects values in [0, 1], got range [{lo:.3g}, {hi:.3g}]")
+        raise InvalidParameterError(f"save_image expects values in [0, 1], got range [{lo:.3g}, {hi:.3g}]")
     Image.init()
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"save_image cannot infer an image format from the extension of {path}; use e.g. .png or .jpg")
+        raise InvalidParameterError(
+            f"save_image cannot infer an image format from the extension of {path}; use e.g. .png or .jpg"
+        )
     array = (tensor.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8)
     if fmt == "JPEG" and array.shape[0] == 4:
         array = array[:3]
@@ -272,7 +281,7 @@ def example_image(name: str = "chelsea", size: Size | None = None) -> torch.Tens
         ValueError: For an unknown name.
     """
     if name not in EXAMPLE_IMAGES:
-        raise ValueError(f"name must be one of {', '.join(EXAMPLE_IMAGES)}, got {name!r}")
+        raise InvalidParameterError(f"name must be one of {', '.join(EXAMPLE_IMAGES)}, got {name!r}")
     from skimage import data
 
     image = array_to_rgba(getattr(data, name)(), f"example image {name!r}")[:3].contiguous()

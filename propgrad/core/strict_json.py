@@ -13,6 +13,8 @@ import json
 import math
 from typing import Any
 
+from propgrad.errors import InvalidParameterError
+
 NULL_REASONS = "null_reasons"
 """Top-level key of a JSON object that lists the values written as null instead of NaN or ±inf."""
 
@@ -84,6 +86,6 @@ def loads_strict(text: str) -> Any:
     """Parse JSON, refusing ``NaN``, ``Infinity`` and ``-Infinity`` literals (ValueError)."""
 
     def refuse(name: str) -> Any:
-        raise ValueError(f"not strict JSON: the literal {name} is not allowed")
+        raise InvalidParameterError(f"not strict JSON: the literal {name} is not allowed")
 
     return json.loads(text, parse_constant=refuse)

@@ -217,5 +217,5 @@ def _baselines(baselines: BaselineSpec) -> dict[str, AttributionBaseline]:
 def _channel_last(maps: Any, shape: torch.Size, name: str) -> np.ndarray:
     if not isinstance(maps, torch.Tensor) or tuple(maps.shape) != tuple(shape):
         got = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
-        raise ValueError(f"{name}: maps must have the images' shape {tuple(shape)}, got {got}")
+        raise InvalidParameterError(f"{name}: maps must have the images' shape {tuple(shape)}, got {got}")
     return maps.detach().float().cpu().permute(0, 2, 3, 1).contiguous().numpy()

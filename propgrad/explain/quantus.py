@@ -163,7 +163,9 @@ class QuantusExplainer:
             maps = baseline.attribute(model, images, target)
         result = maps.detach().float().cpu().numpy()
         if result.shape != tuple(images.shape):
-            raise ValueError(f"baseline {self.name!r} returned maps {result.shape}, expected {tuple(images.shape)}")
+            raise InvalidParameterError(
+                f"baseline {self.name!r} returned maps {result.shape}, expected {tuple(images.shape)}"
+            )
         if not first:
             result = result.transpose(0, 2, 3, 1)
         axes = options.get("reduce_axes", (1 if first else 3,))

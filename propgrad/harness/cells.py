@@ -22,6 +22,7 @@ import torch
 
 from propgrad.baselines.base import change_score
 from propgrad.core.cache import cache_key
+from propgrad.errors import InvalidParameterError
 from propgrad.explain.scoring import SequenceScore, sequence_statistic
 from propgrad.harness.definitions import half_index
 from propgrad.stats.decision import decide
@@ -60,7 +61,7 @@ class CellKey(NamedTuple):
         """
         kind = key[0] if len(key) else None
         if not ((kind == "property" and len(key) == 5) or (kind == "baseline" and len(key) == 6)):
-            raise ValueError(f"not a property or baseline cell key: {list(key)!r}")
+            raise InvalidParameterError(f"not a property or baseline cell key: {list(key)!r}")
         return cls(*key[:4], int(key[4]), key[5] if kind == "baseline" else None)
 
 
@@ -183,9 +184,9 @@ def property_record(
         A JSON-serialisable record.
     """
     if key.kind != "property":
-        raise ValueError(f"a property record needs a property key, got {key}")
+        raise InvalidParameterError(f"a property record needs a property key, got {key}")
     if scored.target is None:
-        raise ValueError("a property cell scores one column, the explained class; got every column")
+        raise InvalidParameterError("a property cell scores one column, the explained class; got every column")
     explained = scored.target
     curve = scored.outputs[:, explained].double().cpu()
     test, flips = scored.test, scored.flips
@@ -243,11 +244,11 @@ def baseline_record(
         map_half: The map of the half-way image (extrapolation definition), or None.
     """
     if key.baseline is None:
-        raise ValueError(f"a baseline record needs a baseline key, got {key}")
+        raise InvalidParameterError(f"a baseline record needs a baseline key, got {key}")
     score = half_score = None
     if error is None:
         if map_before is None or map_after is None:
-            raise ValueError("without an error, both maps are needed")
+            raise InvalidParameterError("without an error, both maps are needed")
         score, error = _change(map_before, map_after)
         if error is None and map_half is not None:
             half_score, error = _change(map_before, map_half)

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
+from propgrad.errors import InvalidParameterError
+
 
 def _as_arrays(
     scores: Sequence[float] | np.ndarray, labels: Sequence[bool] | np.ndarray
@@ -23,16 +25,18 @@ def _as_arrays(
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     y = np.asarray(labels).reshape(-1)
     if s.shape != y.shape:
-        raise ValueError(
+        raise InvalidParameterError(
             f"scores and labels must have the same length, got {s.shape[0]} scores and {y.shape[0]} labels"
         )
     if s.size == 0:
-        raise ValueError("scores is empty: at least one image is needed")
+        raise InvalidParameterError("scores is empty: at least one image is needed")
     if not np.isfinite(s).all():
-        raise ValueError("scores contains NaN or Inf values")
+        raise InvalidParameterError("scores contains NaN or Inf values")
     if y.dtype != bool:
         if not np.isin(y, (0, 1)).all():
-            raise ValueError(f"labels must be booleans (flipped or not) or 0/1, got values {np.unique(y)[:5].tolist()}")
+            raise InvalidParameterError(
+                f"labels must be booleans (flipped or not) or 0/1, got values {np.unique(y)[:5].tolist()}"
+            )
         y = y.astype(bool)
     return s, y
 
@@ -110,12 +114,12 @@ def resample_indices(
         ``n_resamples`` integer index arrays into ``groups``, each sorted by group.
     """
     if per_group < 1:
-        raise ValueError(f"per_group must be >= 1, got {per_group}")
+        raise InvalidParameterError(f"per_group must be >= 1, got {per_group}")
     if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+        raise InvalidParameterError(f"n_resamples must be >= 1, got {n_resamples}")
     g = np.asarray(groups).reshape(-1)
     if g.size == 0:
-        raise ValueError("groups is empty: at least one image is needed")
+        raise InvalidParameterError("groups is empty: at least one image is needed")
     gen = torch.Generator().manual_seed(int(seed))
     members = [np.flatnonzero(g == value) for value in np.unique(g)]
     draws = []
@@ -173,7 +177,7 @@ def evaluate_method(
     """
     s, y = _as_arrays(scores, labels)
     if len(resamples) == 0:
-        raise ValueError("resamples is empty: at least one resample is needed")
+        raise InvalidParameterError("resamples is empty: at least one resample is needed")
     accs, aucs = [], []
     for idx in resamples:
         accs.append(best_threshold_accuracy(s[idx], y[idx])[0])

@@ -17,14 +17,16 @@ from typing import Iterator
 
 from filelock import FileLock, Timeout
 
+from propgrad.errors import PropgradError
+
 LOCK_NAME = ".propgrad-benchmark.lock"
 
 
-class OutputNotWritableError(ValueError):
+class OutputNotWritableError(PropgradError, ValueError):
     """The output folder (or its cell store) cannot be written."""
 
 
-class OutputInUseError(ValueError):
+class OutputInUseError(PropgradError, ValueError):
     """Another benchmark run holds the lock of the output folder."""
 
 

@@ -105,7 +105,9 @@ class Interval:
         """
         match = _INTERVAL.match(text) if isinstance(text, str) else None
         if match is None:
-            raise ValueError(f"bounds must be an interval such as '[0, 1]', '(0, inf)' or '[2, 100)', got {text!r}")
+            raise InvalidParameterError(
+                f"bounds must be an interval such as '[0, 1]', '(0, inf)' or '[2, 100)', got {text!r}"
+            )
         left, lo, hi, right = match.groups()
         low, high = _end(lo, text), _end(hi, text)
         return cls(text.strip(), low, high, left == "[" and low is not None, right == "]" and high is not None)
@@ -137,7 +139,7 @@ def _end(text: str, interval: str) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"bounds {interval!r}: {text!r} is not a number or inf") from None
+        raise InvalidParameterError(f"bounds {interval!r}: {text!r} is not a number or inf") from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 import pluggy
 
 from propgrad import hookspecs
-from propgrad.errors import ParameterTypeError
+from propgrad.errors import InvalidParameterError, ParameterTypeError
 from propgrad.plugins.errors import DuplicateNameError, PluginFailure, Registration, RegistrationError, UnknownNameError
 
 #: kind -> (hook name, module of the base class, base class name)
@@ -176,13 +176,13 @@ def register_plugin(pm: pluggy.PluginManager, plugin: object, name: str) -> None
         pluggy.PluginValidationError: A hook is misspelled or has arguments its spec lacks.
     """
     if pm.get_plugin(name) is not None:
-        raise ValueError(f"a plugin named {name!r} is already registered")
+        raise InvalidParameterError(f"a plugin named {name!r} is already registered")
     pm.register(plugin, name=name)
     try:
         pm.check_pending()
         if not pm.get_hookcallers(plugin):
             hooks = ", ".join(KINDS[k][0] for k in KINDS)
-            raise ValueError(f"implements no propgrad hook; decorate {hooks} with @propgrad.hookimpl")
+            raise InvalidParameterError(f"implements no propgrad hook; decorate {hooks} with @propgrad.hookimpl")
     except pluggy.PluginValidationError as exc:
         unknown = [h.name for h in pm.get_hookcallers(plugin) or () if not h.has_spec()]
         pm.unregister(plugin)

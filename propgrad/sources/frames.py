@@ -25,7 +25,7 @@ import torch
 from propgrad.core.images import load_image, resize
 from propgrad.core.progress import progress
 from propgrad.core.validation import ParameterTypeError
-from propgrad.errors import InvalidParameterError, PropgradWarning
+from propgrad.errors import InputFileError, InvalidParameterError, PropgradWarning
 from propgrad.hookspecs import hookimpl
 from propgrad.plugins.parameters import Parameters, parameter
 from propgrad.sources.base import InterventionSequence, InterventionSource
@@ -193,7 +193,7 @@ class FramesSource(InterventionSource):
         if path is not None:
             folder = _as_path(path, "path", "a folder path")
             if not folder.exists():
-                raise FileNotFoundError(f"path: frames folder not found: {folder}")
+                raise InputFileError(f"path: frames folder not found: {folder}")
             if not folder.is_dir():
                 raise InvalidParameterError(
                     f"path must be a folder of frames, got the file {folder}; use paths=[...] for a list of files"
@@ -217,7 +217,7 @@ class FramesSource(InterventionSource):
         files = [_as_path(p, f"paths[{i}]", "an image file path") for i, p in enumerate(paths)]
         for file in files:
             if not file.is_file():
-                raise FileNotFoundError(f"paths: frame file not found: {file}")
+                raise InputFileError(f"paths: frame file not found: {file}")
         if len(set(f.resolve() for f in files)) != len(files):
             raise InvalidParameterError("paths lists the same file more than once")
         folders = {f.parent for f in files}
@@ -228,7 +228,7 @@ class FramesSource(InterventionSource):
         if sidecar is not None:
             sidecar = _as_path(sidecar, "sidecar", "a path to a CSV or JSON file")
             if not sidecar.is_file():
-                raise FileNotFoundError(f"sidecar: file not found: {sidecar}")
+                raise InputFileError(f"sidecar: file not found: {sidecar}")
             return sidecar
         if folder is None:
             return None

@@ -24,6 +24,7 @@ import scipy.stats
 import torch
 
 from propgrad.core.validation import check_int, check_number, check_seed
+from propgrad.errors import InvalidParameterError
 
 __all__ = ["RealisationSummary", "summarise_realisations"]
 
@@ -101,9 +102,13 @@ def summarise_realisations(
     x = torch.as_tensor(scores).detach().to("cpu", torch.float64).numpy()
     flags = torch.as_tensor(significant).detach().to("cpu").numpy()
     if x.ndim not in (1, 2) or x.shape[0] < 1:
-        raise ValueError(f"scores must have shape (R,) or (R, C) with R >= 1 realisations, got {tuple(x.shape)}")
+        raise InvalidParameterError(
+            f"scores must have shape (R,) or (R, C) with R >= 1 realisations, got {tuple(x.shape)}"
+        )
     if flags.shape != x.shape:
-        raise ValueError(f"significant must have the shape of scores {tuple(x.shape)}, got {tuple(flags.shape)}")
+        raise InvalidParameterError(
+            f"significant must have the shape of scores {tuple(x.shape)}, got {tuple(flags.shape)}"
+        )
     mean = x.mean(axis=0)
     low, high = np.full_like(mean, np.nan), np.full_like(mean, np.nan)
     finite = np.isfinite(x).all(axis=0)

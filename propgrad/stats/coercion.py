@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from propgrad.core.validation import check_values
-from propgrad.errors import ParameterTypeError
+from propgrad.errors import InvalidParameterError, ParameterTypeError
 
 _STEP_AND_COLUMN = "step {i}, column {c}"
 
@@ -40,13 +40,15 @@ def as_outputs(
         try:
             outputs = torch.as_tensor(np.asarray(outputs))
         except (TypeError, ValueError) as err:
-            raise TypeError(f"{name} must be numeric (a tensor, numpy array or list of numbers): {err}") from None
+            raise InvalidParameterError(
+                f"{name} must be numeric (a tensor, numpy array or list of numbers): {err}"
+            ) from None
     if not isinstance(outputs, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, numpy array or list, got {type(outputs).__name__}")
+        raise InvalidParameterError(f"{name} must be a torch.Tensor, numpy array or list, got {type(outputs).__name__}")
     if outputs.dim() not in (1, 2):
-        raise ValueError(f"{name} must have shape (N,) or (N, C), got shape {tuple(outputs.shape)}")
+        raise InvalidParameterError(f"{name} must have shape (N,) or (N, C), got shape {tuple(outputs.shape)}")
     if outputs.is_complex():
-        raise TypeError(f"{name} must be real-valued, got dtype {outputs.dtype}")
+        raise InvalidParameterError(f"{name} must be real-valued, got dtype {outputs.dtype}")
     if not outputs.is_floating_point():
         outputs = outputs.to(torch.get_default_dtype())
     elif outputs.dtype in (torch.float16, torch.bfloat16):
@@ -55,7 +57,7 @@ def as_outputs(
         outputs = outputs.to(device)
     outputs = outputs.detach()
     if outputs.numel() == 0:
-        raise ValueError(f"{name} is empty: shape {tuple(outputs.shape)}")
+        raise InvalidParameterError(f"{name} is empty: shape {tuple(outputs.shape)}")
     out2 = outputs.reshape(outputs.shape[0], -1)
     if bool(torch.isfinite(out2.sum())):  # one fast pass; a non-finite sum (NaN, Inf, or overflow) looks closer
         return out2, outputs.dim() == 1
@@ -63,7 +65,7 @@ def as_outputs(
     if bad.any():
         i, c = (int(v) for v in torch.nonzero(bad)[0])
         where = f"step {i}" if outputs.dim() == 1 else _STEP_AND_COLUMN.format(i=i, c=c)
-        raise ValueError(f"{name} contains NaN or Inf (first at {where}: {float(out2[i, c])})")
+        raise InvalidParameterError(f"{name} contains NaN or Inf (first at {where}: {float(out2[i, c])})")
     return out2, outputs.dim() == 1
 
 
@@ -92,7 +94,9 @@ def as_values(values: Any, n: int, *, dtype: torch.dtype, device: torch.device, 
         raise ParameterTypeError(f"{name} must be real numbers, got complex numbers (dtype {values.dtype})")
     if isinstance(values, torch.Tensor):
         if values.dim() == 1 and values.shape[0] != n:
-            raise ValueError(f"{name} has {values.shape[0]} entries but outputs has {n} steps; give one value per step")
+            raise InvalidParameterError(
+                f"{name} has {values.shape[0]} entries but outputs has {n} steps; give one value per step"
+            )
         if not values.is_floating_point():
             values = values.to(torch.float64)
     check_values(values, n, name)

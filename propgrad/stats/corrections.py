@@ -37,7 +37,7 @@ import scipy.stats
 import torch
 
 from propgrad.core.validation import check_alpha, check_choice, check_int
-from propgrad.errors import PropgradWarning
+from propgrad.errors import InvalidParameterError, PropgradWarning
 from propgrad.stats.decision import decide
 
 __all__ = [
@@ -65,17 +65,21 @@ def _as_p_array(p_values: Any) -> np.ndarray:
     """``p_values`` as a float64 numpy array, checked: real numbers in [0, 1], no NaN."""
     if isinstance(p_values, torch.Tensor):
         if p_values.is_complex():
-            raise TypeError(f"p_values must be real numbers in [0, 1], got a tensor of dtype {p_values.dtype}")
+            raise InvalidParameterError(
+                f"p_values must be real numbers in [0, 1], got a tensor of dtype {p_values.dtype}"
+            )
         array = p_values.detach().to("cpu", torch.float64).numpy()
     else:
         try:
             array = np.asarray(p_values)
         except (TypeError, ValueError) as err:
-            raise TypeError(f"p_values must be numbers in [0, 1] (a tensor, array or list): {err}") from None
+            raise InvalidParameterError(
+                f"p_values must be numbers in [0, 1] (a tensor, array or list): {err}"
+            ) from None
         if array.dtype == np.bool_ or not (
             np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
         ):
-            raise TypeError(
+            raise InvalidParameterError(
                 "p_values must be real numbers in [0, 1] (a tensor, array or list), "
                 f"got an array of dtype {array.dtype}"
             )
@@ -83,12 +87,12 @@ def _as_p_array(p_values: Any) -> np.ndarray:
     if np.isnan(array).any():
         where = np.argwhere(np.isnan(array))[0]
         at = f" at index {tuple(int(i) for i in where)}" if array.ndim else ""
-        raise ValueError(
+        raise InvalidParameterError(
             f"p_values contains NaN{at} ({int(np.isnan(array).sum())} of {array.size}); a correction needs every "
             "p-value of the family; drop the NaN tests or set their p-values to 1 (never significant) first"
         )
     if array.size and (array.min() < 0 or array.max() > 1):
-        raise ValueError(f"p_values must lie in [0, 1], got range [{array.min():.6g}, {array.max():.6g}]")
+        raise InvalidParameterError(f"p_values must lie in [0, 1], got range [{array.min():.6g}, {array.max():.6g}]")
     return array
 
 

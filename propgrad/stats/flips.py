@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from propgrad.errors import InvalidParameterError
 from propgrad.stats.coercion import as_outputs
 
 
@@ -84,12 +85,12 @@ def prediction_flips(outputs: Any, *, threshold: float | None = None, reference:
     binary = y.shape[1] == 1
     if threshold is not None:
         if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)):
-            raise TypeError(f"threshold must be a number or None, got {type(threshold).__name__}")
+            raise InvalidParameterError(f"threshold must be a number or None, got {type(threshold).__name__}")
         if not np.isfinite(threshold):
-            raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+            raise InvalidParameterError(f"threshold must be a finite number, got {threshold!r}")
         threshold = float(threshold)
         if not binary:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"threshold applies to (N,) binary outputs; outputs has shape {tuple(y.shape)}, "
                 "whose decision is the argmax over columns (pass threshold=None)"
             )
@@ -103,7 +104,7 @@ def prediction_flips(outputs: Any, *, threshold: float | None = None, reference:
             torch.as_tensor(reference).reshape(1, -1) if _is_array(reference) else reference, "reference"
         )
         if ref.shape != (1, y.shape[1]):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"reference must hold the {y.shape[1]} output(s) of the original image, got shape "
                 f"{tuple(torch.as_tensor(reference).shape)}"
             )

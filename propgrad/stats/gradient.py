@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from propgrad.core.validation import check_number
+from propgrad.errors import InvalidParameterError
 from propgrad.stats.coercion import as_outputs, as_values
 
 
@@ -52,7 +53,7 @@ def finite_difference_weights(
             spacings so uneven (their ratio beyond about 1e150) that the weights are not finite.
     """
     if edge_order not in (1, 2):
-        raise ValueError(f"edge_order must be 1 or 2, got {edge_order!r}")
+        raise InvalidParameterError(f"edge_order must be 1 or 2, got {edge_order!r}")
     if period is not None:
         period = check_number(
             period,
@@ -65,11 +66,11 @@ def finite_difference_weights(
     x = values.detach().to(torch.float64)
     n = int(x.shape[0])
     if n < 2:
-        raise ValueError(f"outputs must have at least 2 steps (2 = the binary case), got {n}")
+        raise InvalidParameterError(f"outputs must have at least 2 steps (2 = the binary case), got {n}")
     if period is not None and periodic:
         span = float(x[-1]) - float(x[0])
         if not float(period) > span:
-            raise ValueError(f"period must exceed the span of values ({span:.6g}), got {float(period):.6g}")
+            raise InvalidParameterError(f"period must exceed the span of values ({span:.6g}), got {float(period):.6g}")
     scale = grid_scale(x)
     if scale == 1.0:
         idx, weights = _weights(x, edge_order, periodic, period)
@@ -78,7 +79,7 @@ def finite_difference_weights(
         weights = weights / scale
     if not bool(torch.isfinite(weights).all()):
         h = (x[1:] / 2 - x[:-1] / 2) * 2
-        raise ValueError(
+        raise InvalidParameterError(
             f"values are spaced from {float(h.min()):.3g} to {float(h.max()):.3g} apart, too unevenly for finite "
             "finite-difference weights; give values of a more even spacing (or None for unit steps)"
         )
@@ -111,16 +112,16 @@ def _weights(
     idx = torch.stack([i - 1, i, i + 1], dim=1)
     if periodic:
         if n < 3:
-            raise ValueError(f"periodic=True needs at least 3 steps, got {n}")
+            raise InvalidParameterError(f"periodic=True needs at least 3 steps, got {n}")
         span = float(x[-1] - x[0])
         period = span * n / (n - 1) if period is None else float(period)
         if not period > span:
-            raise ValueError(f"period must exceed the span of values ({span:.6g}), got {period:.6g}")
+            raise InvalidParameterError(f"period must exceed the span of values ({span:.6g}), got {period:.6g}")
         xp = torch.cat([x[-1:] - period, x, x[:1] + period])
         hm, hp = xp[1:-1] - xp[:-2], xp[2:] - xp[1:-1]
         return idx % n, _central(hm, hp)
     if period is not None:
-        raise ValueError("period is only used with periodic=True")
+        raise InvalidParameterError("period is only used with periodic=True")
     h = x[1:] - x[:-1]
     weights = torch.zeros(n, 3, dtype=torch.float64, device=dev)
     if n == 2 or edge_order == 1:
@@ -180,7 +181,7 @@ def stencil_dtype(outputs: torch.Tensor, weights: torch.Tensor, terms: int, name
         info = torch.finfo(dtype)
         if need <= info.max / 4 and smallest >= info.tiny:
             return dtype
-    raise ValueError(
+    raise InvalidParameterError(
         f"{name} range over {spread:.3g} (up to {magnitude:.3g} in magnitude): their finite differences, "
         "divided by the spacing of the values, overflow even float64; rescale the outputs"
     )

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.nn.functional import embedding_bag
 
+from propgrad.errors import InvalidParameterError
 from propgrad.stats.gradient import finite_difference_weights, grid_scale
 
 StatisticFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -250,7 +251,7 @@ class CallableNull:
         out = self.fn(permuted, self.x.to(y.dtype))
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (b, y.shape[1]):
             got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(
+            raise InvalidParameterError(
                 f"statistic {getattr(self.fn, '__name__', self.fn)!r} must return a tensor of shape (B, C) = "
                 f"({b}, {y.shape[1]}) for permuted outputs of shape (B, N, C) = {tuple(permuted.shape)}, got {got}"
             )

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from propgrad.core.validation import check_alpha, check_choice
+from propgrad.errors import InvalidParameterError
 from propgrad.stats.coercion import as_scores
 from propgrad.stats.corrections import METHODS, adjust_p_values
 from propgrad.stats.decision import check_min_effect, significant_with_min_effect
@@ -41,17 +42,17 @@ def _check_pair(observed: Any, placebo_scores: Any) -> tuple[torch.Tensor, torch
     obs = as_scores(observed, "observed")
     plc = as_scores(placebo_scores, "placebo_scores")
     if obs.dim() > 1:
-        raise ValueError(
+        raise InvalidParameterError(
             f"observed must have shape () or (C,), one statistic per output column, got {tuple(obs.shape)}"
         )
     if plc.dim() != obs.dim() + 1 or tuple(plc.shape[1:]) != tuple(obs.shape):
         want = "(M,)" if obs.dim() == 0 else f"(M, {obs.shape[0]})"
-        raise ValueError(
+        raise InvalidParameterError(
             f"placebo_scores must have shape {want}, one row per placebo for observed of shape {tuple(obs.shape)}, "
             f"got {tuple(plc.shape)}"
         )
     if plc.shape[0] < 1:
-        raise ValueError("placebo_scores must hold at least one placebo (M >= 1), got M = 0")
+        raise InvalidParameterError("placebo_scores must hold at least one placebo (M >= 1), got M = 0")
     dtype = torch.promote_types(obs.dtype, plc.dtype)
     return obs.to(dtype), plc.to(device=obs.device, dtype=dtype)
 

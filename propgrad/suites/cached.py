@@ -26,6 +26,7 @@ from torch import nn
 from propgrad.core.atomic_files import write_json
 from propgrad.core.cache import CacheRebuildWarning, cache_key, default_cache_dir, load_tensors_checked, save_tensors
 from propgrad.core.validation import check_int
+from propgrad.errors import InvalidParameterError
 from propgrad.suites.base import BenchmarkSuite
 from propgrad.suites.training import (
     TrainingConfig,
@@ -55,10 +56,10 @@ class CachedSuite(BenchmarkSuite):
         self, *, quick: bool = True, seed: int = 0, cache_dir: Path | None = None, show_progress: bool = False
     ) -> None:
         if not isinstance(quick, bool):
-            raise TypeError(f"quick must be a bool, got {type(quick).__name__}")
+            raise InvalidParameterError(f"quick must be a bool, got {type(quick).__name__}")
         seed = check_int(seed, "seed", minimum=0)
         if cache_dir is not None and not isinstance(cache_dir, (str, Path)):
-            raise TypeError(f"cache_dir must be None or a path, got {type(cache_dir).__name__}")
+            raise InvalidParameterError(f"cache_dir must be None or a path, got {type(cache_dir).__name__}")
         super().__init__(
             quick=quick,
             seed=seed,
@@ -169,10 +170,10 @@ class CachedSuite(BenchmarkSuite):
 
     def _check_index(self, intervention: str, index: int) -> None:
         if intervention not in self.interventions:
-            raise ValueError(f"intervention must be one of {list(self.interventions)}, got {intervention!r}")
+            raise InvalidParameterError(f"intervention must be one of {list(self.interventions)}, got {intervention!r}")
         n = int(self.test_data()["labels"].shape[0])
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < n:
-            raise ValueError(f"index must be an integer in [0, {n}), got {index!r}")
+            raise InvalidParameterError(f"index must be an integer in [0, {n}), got {index!r}")
 
     def _cached_json(
         self, filename: str, compute: Callable[[], dict[str, Any]], valid: Callable[[dict[str, Any]], bool]

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from propgrad.core.validation import check_int
+from propgrad.errors import InvalidParameterError
 
 
 class Residual(nn.Module):
@@ -52,7 +53,7 @@ class ConvMixer(nn.Module):
         ]:
             check_int(value, f"ConvMixer {name}")
         if kernel_size % 2 == 0:
-            raise ValueError(f"ConvMixer kernel_size must be odd (same padding), got {kernel_size}")
+            raise InvalidParameterError(f"ConvMixer kernel_size must be odd (same padding), got {kernel_size}")
         # [0, 1] -> [-1, 1], as in the paper's preprocessing (Appx. B.2).
         self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5))
         self.register_buffer("std", torch.full((1, 3, 1, 1), 0.5))
@@ -82,7 +83,7 @@ class ConvMixer(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes) for [0, 1] images (B, 3, H, W)."""
         if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"ConvMixer expects images of shape (B, 3, H, W), got {tuple(images.shape)}")
+            raise InvalidParameterError(f"ConvMixer expects images of shape (B, 3, H, W), got {tuple(images.shape)}")
         x = (images - self.mean) / self.std
         x = self.blocks(self.embed(x))
         return self.head(self.pool(x).flatten(1))

@@ -19,6 +19,7 @@ import torch
 
 from propgrad.core.colour import hsv_to_rgb
 from propgrad.core.progress import progress
+from propgrad.errors import InvalidParameterError
 from propgrad.sources.gaussian_vignette import GaussianVignetteSource, gaussian_map, vignette_factor
 from propgrad.suites.shapes import animal_masks, dilate, fur_colour, paint, texture, uniform
 
@@ -42,7 +43,7 @@ MATCH_REL_TOL = 1e-4
 
 def _check_split(split: str) -> None:
     if split not in FUR_SPLITS:
-        raise ValueError(f"split must be one of {list(FUR_SPLITS)}, got {split!r}")
+        raise InvalidParameterError(f"split must be one of {list(FUR_SPLITS)}, got {split!r}")
 
 
 def fur_levels(labels: torch.Tensor, split: str, link: float, generator: torch.Generator) -> torch.Tensor:
@@ -57,7 +58,7 @@ def fur_levels(labels: torch.Tensor, split: str, link: float, generator: torch.G
     """
     _check_split(split)
     if not 0.0 <= float(link) <= 1.0:
-        raise ValueError(f"link must be a probability in [0, 1], got {link!r}")
+        raise InvalidParameterError(f"link must be a probability in [0, 1], got {link!r}")
     u = torch.rand(labels.shape[0], generator=generator)
     if split == "unbiased":
         return u
@@ -69,7 +70,7 @@ def fur_levels(labels: torch.Tensor, split: str, link: float, generator: torch.G
 def follows_link(labels: torch.Tensor, levels: torch.Tensor, split: str) -> torch.Tensor:
     """Whether each image follows the colour rule of a biased split (bool, (B,))."""
     if split not in DARK_CLASS:
-        raise ValueError(f"split must be one of {list(DARK_CLASS)}, got {split!r}")
+        raise InvalidParameterError(f"split must be one of {list(DARK_CLASS)}, got {split!r}")
     return (levels < DARK_CUT) == (labels == DARK_CLASS[split])
 
 
@@ -89,7 +90,7 @@ def outline(masks: torch.Tensor, width: int) -> torch.Tensor:
         Boolean rings of the same shape, disjoint from ``masks``.
     """
     if width < 0:
-        raise ValueError(f"width must be >= 0, got {width}")
+        raise InvalidParameterError(f"width must be >= 0, got {width}")
     return dilate(masks, width) & ~masks
 
 
@@ -175,7 +176,7 @@ def draw_scenes(
         darkened = torch.rand(n, generator=generator) < darken_fraction
         darkening = torch.where(darkened, torch.rand(n, generator=generator) * max_darkening, torch.zeros(n))
     elif darkening.shape != (n,):
-        raise ValueError(f"darkening must have shape ({n},), got {tuple(darkening.shape)}")
+        raise InvalidParameterError(f"darkening must have shape ({n},), got {tuple(darkening.shape)}")
     out: dict[str, list[torch.Tensor]] = {"images": [], "masks": [], "texture": []}
     for start in progress(range(0, n, chunk), desc, enabled=show_progress, leave=False):
         part = draw_parts(
@@ -236,19 +237,21 @@ def fur_sequence(
             the wrong shape, or ``dissolve`` outside [0, 1).
     """
     if steps < 2:
-        raise ValueError(f"steps must be >= 2, got {steps}")
+        raise InvalidParameterError(f"steps must be >= 2, got {steps}")
     fractions = torch.linspace(0, 1, steps)
     levels = level + fractions * (target - level)
     textures = fur_texture[None].expand(steps, -1, -1, -1)
     if (texture_to is None) != (dissolve is None):
-        raise ValueError("texture_to and dissolve go together: pass both or neither")
+        raise InvalidParameterError("texture_to and dissolve go together: pass both or neither")
     if texture_to is not None and dissolve is not None:
         if texture_to.shape != fur_texture.shape:
-            raise ValueError(f"texture_to must have shape {tuple(fur_texture.shape)}, got {tuple(texture_to.shape)}")
+            raise InvalidParameterError(
+                f"texture_to must have shape {tuple(fur_texture.shape)}, got {tuple(texture_to.shape)}"
+            )
         if dissolve.shape != mask.shape:
-            raise ValueError(f"dissolve must have shape {tuple(mask.shape)}, got {tuple(dissolve.shape)}")
+            raise InvalidParameterError(f"dissolve must have shape {tuple(mask.shape)}, got {tuple(dissolve.shape)}")
         if bool((dissolve < 0).any()) or bool((dissolve >= 1).any()):
-            raise ValueError("dissolve must hold values in [0, 1)")
+            raise InvalidParameterError("dissolve must hold values in [0, 1)")
         swapped = dissolve[None, None] < fractions[:, None, None, None]
         textures = torch.where(swapped, texture_to[None], textures)
     fur = paint(fur_colour(levels), textures)
@@ -313,9 +316,9 @@ def matched_vignette_strength(
         ValueError: ``target_change`` not positive and finite, or ``rel_tol`` not in (0, 1).
     """
     if not math.isfinite(target_change) or target_change <= 0:
-        raise ValueError(f"target_change must be a positive pixel change, got {target_change!r}")
+        raise InvalidParameterError(f"target_change must be a positive pixel change, got {target_change!r}")
     if not 0 < rel_tol < 1:
-        raise ValueError(f"rel_tol must be in (0, 1), got {rel_tol!r}")
+        raise InvalidParameterError(f"rel_tol must be in (0, 1), got {rel_tol!r}")
 
     def change(magnitude: float) -> float:
         return vignette_pixel_change(image, protect, -magnitude, sigma=sigma, steps=steps, center=center)

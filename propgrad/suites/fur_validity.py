@@ -38,6 +38,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.stats import wilcoxon
 
+from propgrad.errors import InvalidParameterError
 from propgrad.stats.decision import decide
 from propgrad.suites.validity import Check, best_baseline, property_records, summary_block
 
@@ -82,7 +83,9 @@ def fur_checks(
     fur, background = summary_block(results, suite, "fur"), summary_block(results, suite, "background")
     for model in (unbiased, *biased):
         if model not in fur["scores"] or model not in background["scores"]:
-            raise ValueError(f"model {model!r} is missing from the {suite!r} results (found {sorted(fur['scores'])})")
+            raise InvalidParameterError(
+                f"model {model!r} is missing from the {suite!r} results (found {sorted(fur['scores'])})"
+            )
     score = {m: fur["scores"][m]["score_mean"] for m in (unbiased, *biased)}
     checks = [
         Check(
@@ -112,7 +115,7 @@ def _wilcoxon_check(results: Mapping[str, Any], suite: str, model: str, alpha: f
     fur = property_records(results, suite, "fur", model)
     background = property_records(results, suite, "background", model)
     if fur.keys() != background.keys():
-        raise ValueError(
+        raise InvalidParameterError(
             f"{model!r}: the fur and background records cover different images "
             f"({len(fur)} and {len(background)}, {len(fur.keys() ^ background.keys())} unpaired)"
         )

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from propgrad.core.validation import check_int
+from propgrad.errors import InvalidParameterError
 from propgrad.hookspecs import hookimpl
 from propgrad.sources.alpha_patch import AlphaPatchSource
 from propgrad.sources.base import InterventionSequence
@@ -138,7 +139,7 @@ class PatchSuite(CachedSuite):
     def training_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Training images and labels of ``unbiased`` (no patches) or ``biased``."""
         if split not in self.training_splits:
-            raise ValueError(f"split must be one of {list(self.training_splits)}, got {split!r}")
+            raise InvalidParameterError(f"split must be one of {list(self.training_splits)}, got {split!r}")
         s = self.settings()
         labels = balanced_labels(s["train_images"] // 2, self.generator(f"labels/train/{split}"))
         patched = (

@@ -14,6 +14,7 @@ import torch
 
 from propgrad.core.colour import hsv_to_rgb
 from propgrad.core.progress import progress
+from propgrad.errors import InvalidParameterError
 from propgrad.sources.alpha_patch import blend_sequence, choose_position, sticker_patch
 from propgrad.suites.shapes import dilate, radial_blob, smooth_noise, texture, uniform
 
@@ -58,7 +59,7 @@ def patch_bank(count: int, side: int, first_seed: int) -> torch.Tensor:
     Training and held-out banks use disjoint seed ranges, so held-out patches are never seen.
     """
     if count < 1 or side < 1:
-        raise ValueError(f"count and side must be positive, got count={count}, side={side}")
+        raise InvalidParameterError(f"count and side must be positive, got count={count}, side={side}")
     return torch.stack([sticker_patch(side, torch.Generator().manual_seed(first_seed + i)) for i in range(count)])
 
 

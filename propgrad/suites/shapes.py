@@ -12,6 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from propgrad.errors import InvalidParameterError
+
 
 def uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
     """``n`` samples from U[low, high)."""
@@ -101,7 +103,7 @@ def animal_masks(labels: torch.Tensor, size: int, generator: torch.Generator) ->
 def dilate(masks: torch.Tensor, radius: int) -> torch.Tensor:
     """Masks (B, H, W) or (H, W), bool, grown by ``radius`` pixels (chessboard distance)."""
     if radius < 0:
-        raise ValueError(f"radius must be >= 0, got {radius}")
+        raise InvalidParameterError(f"radius must be >= 0, got {radius}")
     batched = masks[None] if masks.dim() == 2 else masks
     grown = F.max_pool2d(batched[:, None].float(), 2 * radius + 1, stride=1, padding=radius)[:, 0] > 0
     return grown[0] if masks.dim() == 2 else grown

@@ -17,6 +17,7 @@ from torch import nn
 
 from propgrad.core.forward import run_model
 from propgrad.core.progress import progress_bar
+from propgrad.errors import InvalidParameterError
 from propgrad.suites.convmixer import ConvMixer
 
 
@@ -59,10 +60,10 @@ class TrainingConfig:
 def _check_data(images: torch.Tensor, labels: torch.Tensor) -> None:
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
         got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a tensor (N, 3, H, W), got {got}")
+        raise InvalidParameterError(f"images must be a tensor (N, 3, H, W), got {got}")
     if not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],):
         got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise ValueError(f"labels must be a tensor ({images.shape[0]},) matching images, got {got}")
+        raise InvalidParameterError(f"labels must be a tensor ({images.shape[0]},) matching images, got {got}")
 
 
 def train_classifier(
@@ -130,7 +131,7 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     """Fraction of images classified correctly (in [0, 1])."""
     _check_data(images, labels)
     if images.shape[0] == 0:
-        raise ValueError("accuracy needs at least one image, got none")
+        raise InvalidParameterError("accuracy needs at least one image, got none")
     return float((predict(model, images) == labels).float().mean())
 
 
@@ -146,12 +147,12 @@ def group_accuracy(
         n_groups: Number of groups.
     """
     if predictions.shape != labels.shape or groups.shape != labels.shape or labels.dim() != 1:
-        raise ValueError(
+        raise InvalidParameterError(
             f"predictions, labels and groups must be (N,) tensors of one length, got shapes "
             f"{tuple(predictions.shape)}, {tuple(labels.shape)}, {tuple(groups.shape)}"
         )
     if labels.shape[0] and not 0 <= int(groups.min()) <= int(groups.max()) < n_groups:
-        raise ValueError(
+        raise InvalidParameterError(
             f"groups must be integers in [0, {n_groups}), got values from {int(groups.min())} to {int(groups.max())}"
         )
     correct = (predictions == labels).float()

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from propgrad.errors import InvalidParameterError
+
 REFERENCE_METHODS = ("property_score", "output_reference")
 """Methods in the flip tables that are not attribution baselines."""
 
@@ -70,7 +72,7 @@ def summary_block(results: Mapping[str, Any], suite: str, intervention: str) -> 
     try:
         return results["summary"][suite][intervention]
     except KeyError:
-        raise ValueError(
+        raise InvalidParameterError(
             f"results hold no {suite!r} / {intervention!r} block; run `propgrad benchmark "
             f"--suite {suite}` first (found suites: {sorted(results.get('summary', {}))})"
         ) from None
@@ -94,10 +96,12 @@ def property_records(
             continue
         image = int(key[4])
         if image in found:
-            raise ValueError(f"two property records for {suite!r} / {intervention!r} / {model!r}, image {image}")
+            raise InvalidParameterError(
+                f"two property records for {suite!r} / {intervention!r} / {model!r}, image {image}"
+            )
         found[image] = record
     if not found:
-        raise ValueError(f"results hold no property records for {suite!r} / {intervention!r} / {model!r}")
+        raise InvalidParameterError(f"results hold no property records for {suite!r} / {intervention!r} / {model!r}")
     return found
 
 

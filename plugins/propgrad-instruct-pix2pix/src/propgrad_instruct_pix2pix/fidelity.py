@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from propgrad.errors import InvalidParameterError
+
 PSNR_CAP_DB = 100.0
 
 
@@ -34,7 +36,7 @@ def ssim(images: torch.Tensor, reference: torch.Tensor) -> list[float]:
     side = min(ref.shape[-2:])
     win = min(7, side if side % 2 else side - 1)
     if win < 3:
-        raise ValueError(f"images must be at least 3x3 pixels for SSIM, got {tuple(ref.shape[-2:])}")
+        raise InvalidParameterError(f"images must be at least 3x3 pixels for SSIM, got {tuple(ref.shape[-2:])}")
     return [
         float(structural_similarity(img, ref, channel_axis=0, data_range=1.0, win_size=win))
         for img in images.detach().float().cpu().numpy()

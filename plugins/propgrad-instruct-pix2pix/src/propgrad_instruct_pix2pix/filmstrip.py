@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from propgrad.core.plotting import save_filmstrip as _save_filmstrip
+from propgrad.errors import InvalidParameterError
 
 
 def save_filmstrip(sequence: Any, path: str | Path, *, max_frames: int = 12) -> Path:
@@ -22,7 +23,7 @@ def save_filmstrip(sequence: Any, path: str | Path, *, max_frames: int = 12) -> 
         The written path.
     """
     if max_frames < 2:
-        raise ValueError(f"max_frames must be at least 2, got {max_frames}")
+        raise InvalidParameterError(f"max_frames must be at least 2, got {max_frames}")
     ssim = (sequence.metadata.get("fidelity") or {}).get("ssim")
     captions = [f"SSIM {s:.2f}" for s in ssim] if ssim is not None else None
     return _save_filmstrip(

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from propgrad.errors import InvalidParameterError
+
 DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
 
 _PIPELINES: dict[tuple[str, str, str], Any] = {}
@@ -38,13 +40,13 @@ def check_model(model: Any) -> str:
     if isinstance(model, Path):
         model = str(model)
     if not isinstance(model, str) or not model.strip():
-        raise TypeError(f"model must be a hub id or a local folder path (str), got {model!r}")
+        raise InvalidParameterError(f"model must be a hub id or a local folder path (str), got {model!r}")
     if looks_like_path(model):
         folder = Path(model).expanduser()
         if not folder.is_dir():
-            raise ValueError(f"model: the local folder {str(folder)!r} does not exist")
+            raise InvalidParameterError(f"model: the local folder {str(folder)!r} does not exist")
         if not (folder / "model_index.json").is_file():
-            raise ValueError(
+            raise InvalidParameterError(
                 f"model: the folder {str(folder)!r} holds no model_index.json; expected a folder "
                 "written by a diffusers pipeline's save_pretrained"
             )
@@ -115,7 +117,9 @@ def load_pipeline(model: str, device: torch.device | str, dtype: torch.dtype | N
             "download it once where there is internet (or copy a folder written by save_pretrained) "
             "and pass that local folder as model="
         )
-        raise ValueError(f"model: cannot load the InstructPix2Pix pipeline {model!r}: {hint} ({err})") from err
+        raise InvalidParameterError(
+            f"model: cannot load the InstructPix2Pix pipeline {model!r}: {hint} ({err})"
+        ) from err
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     for part in (pipe.unet, pipe.vae, pipe.text_encoder):

@@ -18,6 +18,7 @@ from propgrad.core.cache import cache_key, default_cache_dir, load_tensors, save
 from propgrad.core.images import resize
 from propgrad.core.progress import progress_bar
 from propgrad.core.validation import check_images, check_seed, check_sequence_size
+from propgrad.errors import InvalidParameterError
 from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad_instruct_pix2pix.fidelity import fidelity
 from propgrad_instruct_pix2pix.guidance import as_scale_list, text_scales
@@ -176,7 +177,7 @@ class InstructPix2PixSource(InterventionSource):
         pipe = load_pipeline(self.model, device, dtype)
         factor = pipe.vae_scale_factor
         if size[0] % factor or size[1] % factor:
-            raise ValueError(f"image_size must be a multiple of the model's VAE factor {factor}, got {size}")
+            raise InvalidParameterError(f"image_size must be a multiple of the model's VAE factor {factor}, got {size}")
         dtype_bytes = torch.finfo(dtype).bits // 8
         sample_mb = estimate_sample_memory_mb(pipe.unet.config, size[0], size[1], dtype_bytes, factor)
         batch = resolve_batch_size(self.batch_size, self.max_batch_memory_mb, sample_mb)

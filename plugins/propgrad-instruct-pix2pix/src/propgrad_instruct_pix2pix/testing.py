@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from propgrad.errors import InvalidParameterError
+
 TINY_IMAGE_SIZE = 32
 _SCHEDULERS = ("euler_ancestral", "ddim", "euler")
 
@@ -62,7 +64,7 @@ def _make_scheduler(kind: str):
         return EulerDiscreteScheduler(**common)
     if kind == "ddim":
         return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=False)
-    raise ValueError(f"scheduler must be one of {_SCHEDULERS}, got {kind!r}")
+    raise InvalidParameterError(f"scheduler must be one of {_SCHEDULERS}, got {kind!r}")
 
 
 def build_tiny_pipeline(folder: Path, *, scheduler: str = "euler_ancestral", seed: int = 0) -> Path:

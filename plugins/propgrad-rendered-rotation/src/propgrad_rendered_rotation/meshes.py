@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from propgrad.core.validation import ParameterTypeError
-from propgrad.errors import InvalidParameterError
+from propgrad.errors import InputFileError, InvalidParameterError
 
 if TYPE_CHECKING:
     import trimesh
@@ -187,7 +187,7 @@ def build_mesh(name: str) -> trimesh.Trimesh:
         ValueError: For an unknown name; the message lists the known ones.
     """
     if not isinstance(name, str) or name.strip().lower() not in _BUILDERS:
-        raise ValueError(f"mesh name must be one of {', '.join(map(repr, MESH_NAMES))}, got {name!r}")
+        raise InvalidParameterError(f"mesh name must be one of {', '.join(map(repr, MESH_NAMES))}, got {name!r}")
     return _BUILDERS[name.strip().lower()]()
 
 
@@ -207,7 +207,7 @@ def write_mesh(mesh: str | trimesh.Trimesh, path: str | os.PathLike[str]) -> Pat
         raise ParameterTypeError(f"path must be a file path (str or Path), got {type(path).__name__} {path!r}")
     path = Path(path).expanduser()
     if path.suffix.lower() not in MESH_FORMATS:
-        raise ValueError(f"path must end in one of {', '.join(MESH_FORMATS)}, got {str(path)!r}")
+        raise InvalidParameterError(f"path must end in one of {', '.join(MESH_FORMATS)}, got {str(path)!r}")
     built = build_mesh(mesh) if isinstance(mesh, str) else mesh
     path.parent.mkdir(parents=True, exist_ok=True)
     built.export(path)
@@ -237,13 +237,13 @@ def load_mesh(path: str | os.PathLike[str], name: str = "mesh") -> list[trimesh.
         raise ParameterTypeError(f"{name} must be a mesh file path (str or Path), got {type(path).__name__} {path!r}")
     file = Path(path).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"{name}: mesh file not found: {file}")
+        raise InputFileError(f"{name}: mesh file not found: {file}")
     if file.suffix.lower() not in MESH_FORMATS:
-        raise ValueError(f"{name}: {file} is not a mesh file; expected one of {', '.join(MESH_FORMATS)}")
+        raise InvalidParameterError(f"{name}: {file} is not a mesh file; expected one of {', '.join(MESH_FORMATS)}")
     try:
         loaded = trimesh.load(file, process=False)
     except Exception as err:  # noqa: BLE001 - trimesh raises many types for a broken file
-        raise ValueError(f"{name}: cannot read {file} as a mesh ({type(err).__name__}: {err})") from err
+        raise InvalidParameterError(f"{name}: cannot read {file} as a mesh ({type(err).__name__}: {err})") from err
     if isinstance(loaded, trimesh.Scene):
         geometries = list(loaded.dump(concatenate=False)) if loaded.geometry else []
     else:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from propgrad.core.progress import progress
+from propgrad.errors import InvalidParameterError
 from propgrad_rendered_rotation.renderer import rotation_matrix
 
 CLASS_MESHES: tuple[str, ...] = ("animal", "mug", "chair")
@@ -162,7 +163,7 @@ class SceneRenderer:
     def render(self, label: int, colour: Sequence[float], rotation: np.ndarray) -> np.ndarray:
         """One uint8 (H, W, 3) frame of class ``label``'s object in ``colour`` (RGB in [0, 1]) and pose ``rotation``."""
         if not 0 <= int(label) < len(CLASS_MESHES):
-            raise ValueError(f"label must be a class index in [0, {len(CLASS_MESHES)}), got {label!r}")
+            raise InvalidParameterError(f"label must be a class index in [0, {len(CLASS_MESHES)}), got {label!r}")
         renderer = self._renderer(int(label))
         for material in self._materials[int(label)]:
             material.baseColorFactor = np.array([*(float(c) for c in colour), 1.0])
@@ -189,7 +190,7 @@ class SceneRenderer:
         """
         n = int(labels.shape[0])
         if colours.shape != (n, 3) or rotations.shape != (n, 3, 3):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"labels (N,), colours (N, 3) and rotations (N, 3, 3) must describe the same N images, got "
                 f"{tuple(labels.shape)}, {tuple(colours.shape)}, {tuple(rotations.shape)}"
             )

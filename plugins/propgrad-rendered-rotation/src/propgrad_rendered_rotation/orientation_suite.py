@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from propgrad.core.validation import check_int
+from propgrad.errors import InvalidParameterError
 from propgrad.sources.base import InterventionSequence
 from propgrad.suites.cached import CachedSuite
 from propgrad.suites.fur import balanced_labels
@@ -182,12 +183,12 @@ class OrientationSuite(CachedSuite):
             rotations = uniform_rotations(n, self.generator(f"orientations/{purpose}")) @ rotations
         elif pose == "tilted":
             if tilt is None or tilt.shape != (n,):
-                raise ValueError(f"tilt must be a tensor ({n},) of angles for pose 'tilted'")
+                raise InvalidParameterError(f"tilt must be a tensor ({n},) of angles for pose 'tilted'")
             rotations = np.stack(
                 [tilt_poses(float(y), [float(t)], s["tilt_axis"])[0] for y, t in zip(yaws.tolist(), tilt.tolist())]
             )
         elif pose != "upright":
-            raise ValueError(f"pose must be 'upright', 'all_orientations' or 'tilted', got {pose!r}")
+            raise InvalidParameterError(f"pose must be 'upright', 'all_orientations' or 'tilted', got {pose!r}")
         return {"labels": labels, "colours": colours, "yaws": yaws, "rotations": rotations}
 
     def render(self, scenes: dict[str, Any], desc: str) -> torch.Tensor:
@@ -204,7 +205,7 @@ class OrientationSuite(CachedSuite):
     def training_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Training images and labels of ``upright`` or ``all_orientations``."""
         if split not in self.training_splits:
-            raise ValueError(f"split must be one of {list(self.training_splits)}, got {split!r}")
+            raise InvalidParameterError(f"split must be one of {list(self.training_splits)}, got {split!r}")
         scenes = self.draw(self.settings()["train_per_class"], f"train/{split}", split)
         return self.render(scenes, f"train/{split}"), scenes["labels"]
 

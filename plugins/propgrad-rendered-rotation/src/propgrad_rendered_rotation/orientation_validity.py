@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.stats import wilcoxon
 
+from propgrad.errors import InvalidParameterError
 from propgrad.harness.definitions import FLIP_DEFINITIONS
 from propgrad.suites.validity import Check, best_baseline, property_records, report_runs, summary_block
 
@@ -47,7 +48,7 @@ def level_table(results: Mapping[str, Any], suite: str = SUITE) -> Mapping[str, 
     try:
         return results["suites"][suite]["level_accuracy"][LEVEL_PROPERTY]
     except (KeyError, TypeError):
-        raise ValueError(
+        raise InvalidParameterError(
             f"results hold no {LEVEL_PROPERTY!r} level check of suite {suite!r}; "
             f"run `propgrad benchmark --suite {suite}` first"
         ) from None
@@ -78,7 +79,9 @@ def orientation_checks(
     scores = summary_block(results, suite, intervention)["scores"]
     for model in (upright, all_orientations):
         if model not in scores:
-            raise ValueError(f"model {model!r} is missing from the {suite!r} results (found {sorted(scores)})")
+            raise InvalidParameterError(
+                f"model {model!r} is missing from the {suite!r} results (found {sorted(scores)})"
+            )
     up, anyo = scores[upright], scores[all_orientations]
     checks = [
         Check(
@@ -97,7 +100,9 @@ def orientation_checks(
         )
     entry = level_table(results, suite)
     if upright not in entry.get("accuracy", {}):
-        raise ValueError(f"the level check holds no model {upright!r} (found {sorted(entry.get('accuracy', {}))})")
+        raise InvalidParameterError(
+            f"the level check holds no model {upright!r} (found {sorted(entry.get('accuracy', {}))})"
+        )
     at_zero = entry["accuracy"][upright][0]
     checks.append(
         Check(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from propgrad.errors import PropgradError
+from propgrad.errors import InvalidParameterError, PropgradError
 from propgrad_rendered_rotation import params
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def bounding_sphere(meshes: list[trimesh.Trimesh]) -> tuple[np.ndarray, float]:
     centre = (vertices.min(axis=0) + vertices.max(axis=0)) / 2
     radius = float(np.sqrt(((vertices - centre) ** 2).sum(axis=1)).max())
     if not radius > 0:
-        raise ValueError("mesh is degenerate: all its vertices are at one point")
+        raise InvalidParameterError("mesh is degenerate: all its vertices are at one point")
     return centre, radius
 
 
@@ -163,7 +163,7 @@ def fit_camera(
     margin = max(margin, 4.0 / min(height, width))  # at least 2 pixels free on each side
     aspect = width / height
     if distance is not None and not distance > radius:
-        raise ValueError(
+        raise InvalidParameterError(
             f"distance must exceed the object's bounding radius {radius:.4g} (the camera would be inside it), "
             f"got {distance:g}"
         )
@@ -175,7 +175,7 @@ def fit_camera(
         needed = math.tan(math.asin(radius / distance)) / (1 - margin)
         fov = math.degrees(2 * math.atan(needed / min(1.0, aspect)))
         if fov >= 179.0:
-            raise ValueError(f"distance {distance:g} is too close to the object to fit it in the frame")
+            raise InvalidParameterError(f"distance {distance:g} is too close to the object to fit it in the frame")
     else:
         fov = fov_degrees
     return CameraFit(float(distance), float(fov), float(radius), tuple(float(c) for c in centre), float(margin))
@@ -235,7 +235,9 @@ class RotationRenderer:
         smooth: bool = True,
     ) -> None:
         if lighting not in params.LIGHTINGS:
-            raise ValueError(f"lighting must be one of {', '.join(map(repr, params.LIGHTINGS))}, got {lighting!r}")
+            raise InvalidParameterError(
+                f"lighting must be one of {', '.join(map(repr, params.LIGHTINGS))}, got {lighting!r}"
+            )
         pyrender = _pyrender()
         self.size = (int(size[0]), int(size[1]))
         centre, radius = bounding_sphere(meshes)
