@@ -3,7 +3,9 @@
 Compares every property and baseline record of two ``propgrad benchmark`` runs field by field,
 for example the default run before and after a refactoring that must not change results. Fields
 only one run has (such as a checksum added by a newer store format) are listed, not compared.
-Exits 1 when a record is missing from one run or a shared field differs.
+The models are compared by their weights hash (``versions.model_weights``): runs on other
+models are named model by model, since their records are expected to differ. Exits 1 when a
+record is missing from one run, a shared field differs, or a model's weights differ.
 
 Usage::
 
@@ -22,6 +24,26 @@ from typing import Any
 def records_by_key(results: dict[str, Any]) -> dict[tuple[Any, ...], dict[str, Any]]:
     """The property and baseline records of a results.json, by their key."""
     return {tuple(r["key"]): r for r in results["records"] if r["kind"] in ("property", "baseline")}
+
+
+def model_weights(results: dict[str, Any]) -> dict[str, str] | None:
+    """Each model's weights hash by ``"suite/model"``; None when the run did not record them (older runs)."""
+    recorded = results.get("versions", {}).get("model_weights")
+    if not isinstance(recorded, dict):
+        return None
+    return {f"{suite}/{model}": digest for suite, models in recorded.items() for model, digest in models.items()}
+
+
+def compare_models(before: dict[str, Any], after: dict[str, Any]) -> list[str] | None:
+    """One line per model whose weights differ (or that only one run has); None if a run has no hashes."""
+    old, new = model_weights(before), model_weights(after)
+    if old is None or new is None:
+        return None
+    lines = []
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            lines.append(f"{name}: weights {old.get(name, 'absent')} -> {new.get(name, 'absent')}")
+    return lines
 
 
 def relative_difference(a: Any, b: Any) -> float | None:
@@ -56,6 +78,7 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         "differing": differing,
         "largest_relative_difference": worst,
         "fields_only_after": sorted(only_new_fields),
+        "models_differing": compare_models(before, after),
     }
 
 
@@ -74,7 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {field}: largest relative difference {rel:.3g}")
     if report["fields_only_after"]:
         print(f"  fields only after (not compared): {', '.join(report['fields_only_after'])}")
-    return 1 if report["differing"] or report["only_before"] or report["only_after"] else 0
+    models = report["models_differing"]
+    if models is None:
+        print("models: not compared (a run has no versions.model_weights)")
+    elif models:
+        print(f"different models ({len(models)}): the two runs did not use the same weights")
+        for line in models:
+            print(f"  {line}")
+    else:
+        print("models: the same weights in both runs")
+    return 1 if report["differing"] or report["only_before"] or report["only_after"] or models else 0
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     from propgrad_instruct_pix2pix.model_loading import load_pipeline
-    from propgrad_instruct_pix2pix.sampler import sweep_guidance
+    from propgrad_instruct_pix2pix.sampler import Denoising, sweep_guidance
     from propgrad_instruct_pix2pix.testing import build_tiny_pipeline
 
     torch.manual_seed(0)
@@ -89,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 instruction,
                 text,
                 [image_scale] * len(text),
-                seed=args.seed,
-                num_inference_steps=args.steps,
+                Denoising(args.seed, args.steps),
                 batch_size=batch_size,
             )
 

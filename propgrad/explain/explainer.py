@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from propgrad.core.forward import OutputTransform, RunSettings, run_settings
-from propgrad.core.validation import check_images, check_number
+from propgrad.core.validation import Bounds, check_images, check_number
 from propgrad.errors import InvalidParameterError
 from propgrad.explain.arguments import (
     Target,
@@ -257,9 +257,7 @@ class PropertyGradient:
             settings, n_permutations=10_000, alpha=0.01, seed=0, n_placebos=0, min_effect=0.0, correction=None
         )
         seeds = realisation_seeds(realisations, tests.seed)
-        check_number(
-            confidence_level, "confidence_level", minimum=0, maximum=1, min_inclusive=False, max_inclusive=False
-        )
+        check_number(confidence_level, "confidence_level", Bounds(0, 1, min_inclusive=False, max_inclusive=False))
         job, batched = self._job(inputs, source, target, additional_forward_args, source_params)
         runs = []
         for realisation_seed in seeds:  # a loop, not a comprehension: warnings point at the caller
@@ -315,7 +313,9 @@ class _Job:
     def explain(self, test: TestSettings) -> list[Explanation]:
         """One explanation per image with every random choice drawn from ``test.seed``."""
         src = self.source
-        sequences = [src.generate(image, seed=test.seed, show_progress=self.run.show_progress) for image in self.images]
+        sequences = [
+            src.generate_trusted(image, seed=test.seed, show_progress=self.run.show_progress) for image in self.images
+        ]
         placebos = None
         if test.n_placebos:  # generated (and checked: no periodic sequence) before any model runs
             draw = PlaceboDraw(test.n_placebos, variant=test.placebo)  # checked with the test

@@ -27,6 +27,7 @@ from propgrad.sources.base import InterventionSequence
 from propgrad.stats.flips import FlipResult, prediction_flips
 from propgrad.stats.permutation import PermutationResult, permutation_test_with
 from propgrad.stats.statistic import observed_statistic
+from propgrad.stats.vector_statistic import VECTOR_NORMS
 
 if TYPE_CHECKING:
     from propgrad.stats.settings import TestSettings
@@ -333,10 +334,12 @@ def _placebo_group_statistics(
     grid (as :func:`propgrad.sources.placebo_sequences.placebo_sequences` draws them), else one per placebo.
 
     A built-in statistic is computed column by column, so placebos side by side as columns give
-    each placebo's own statistic; a callable might mix columns and is called per placebo.
+    each placebo's own statistic; a callable or a whole-vector norm (``vector_l1``, ``vector_l2``) mixes
+    columns and is called per placebo.
     """
     first = group[0]
-    same_grid = isinstance(statistic, str) and all(
+    columnwise = isinstance(statistic, str) and statistic not in VECTOR_NORMS  # a vector norm mixes columns
+    same_grid = columnwise and all(
         len(seq) == len(first)
         and seq.periodic == first.periodic
         and sequence_period(seq, per) == sequence_period(first, per)

@@ -25,6 +25,7 @@ from propgrad.core.cache import cache_key
 from propgrad.errors import InvalidParameterError
 from propgrad.explain.scoring import SequenceScore, sequence_statistic
 from propgrad.harness.definitions import half_index
+from propgrad.sources.base import InterventionSequence
 from propgrad.stats.decision import decide
 from propgrad.stats.flips import FlipResult, prediction_flips
 
@@ -151,15 +152,33 @@ class PlaceboOutcome:
     p_value: float
 
 
+@dataclass(frozen=True)
+class PropertyAxis:
+    """What a cell's sequence changes, as its record shows it (for plots): name, unit, wrap-around.
+
+    Attributes:
+        name: Name of the intervened property.
+        unit: Unit of the property.
+        periodic: Whether the sequence wraps around from the last step to the first.
+    """
+
+    name: str = ""
+    unit: str = "step"
+    periodic: bool = False
+
+    @classmethod
+    def of(cls, sequence: InterventionSequence) -> PropertyAxis:
+        """The axis of an intervention sequence."""
+        return cls(sequence.property_name, sequence.unit, sequence.periodic)
+
+
 def property_record(
     key: CellKey,
     scored: SequenceScore,
     label: int,
     *,
     alpha: float,
-    periodic: bool = False,
-    property_name: str = "",
-    unit: str = "step",
+    axis: PropertyAxis = PropertyAxis(),
     held_out: FlipResult | None = None,
     placebo: PlaceboOutcome | None = None,
     realisations: Sequence[SequenceScore] = (),
@@ -172,9 +191,7 @@ def property_record(
             on the explained class (the original image's decision) of softmax probabilities.
         label: The image's true class.
         alpha: Significance level of the placebo test (the permutation test's is in ``scored``).
-        periodic: Whether the sequence wraps around.
-        property_name: Name of the intervened property (for plots).
-        unit: Unit of the property (for plots).
+        axis: The sequence's property: name, unit and whether it wraps around (for plots).
         held_out: The flips along another realisation of the intervention, against the same
             original image's decision (the held-out definition), or None.
         placebo: The placebo test's outcome, or None when the run has no placebos.
@@ -221,9 +238,9 @@ def property_record(
         "realisation_scores": [_scalar(s.test.statistic) for s in (scored, *realisations)],
         "realisation_p_values": [_scalar(s.test.p_value) for s in (scored, *realisations)],
         "curve": [float(p) for p in curve],
-        "periodic": bool(periodic),
-        "property_name": property_name,
-        "unit": unit,
+        "periodic": bool(axis.periodic),
+        "property_name": axis.name,
+        "unit": axis.unit,
     }
 
 

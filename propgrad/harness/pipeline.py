@@ -11,7 +11,7 @@ append-only store is written atomically.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -23,12 +23,12 @@ from propgrad.core.strict_json import strict_with_reasons
 from propgrad.errors import InvalidParameterError
 from propgrad.harness.cells import record_key
 from propgrad.harness.figures import write_plots
-from propgrad.harness.identity import bind_baselines, bind_models, bind_suite
+from propgrad.harness.identity import bind_baselines, bind_models, bind_suite, weights_hash
 from propgrad.harness.kept_maps import MAPS_DIR, KeptMaps
 from propgrad.harness.metric_columns import format_quantus_table, runners_quantus_scores
 from propgrad.harness.output_folder import check_writable, locked_output
 from propgrad.harness.records_csv import write_records_csv
-from propgrad.harness.report import format_report, report_sections
+from propgrad.harness.report import SuiteTables, format_report, report_sections
 from propgrad.harness.report_html import HTML_NAME, write_benchmark_html
 from propgrad.harness.runner import SuiteRunner, run_suites
 from propgrad.harness.settings import BenchmarkSettings
@@ -165,11 +165,13 @@ def _run_locked(
     for message in changes:
         say(message)
     suite_info: dict[str, dict[str, Any]] = {}
+    model_weights: dict[str, dict[str, str]] = {}
 
     def prepared(name: str, runner: SuiteRunner) -> None:
         for message in bind_models(store, name, runner.models):
             changes.append(message)
             say(message)
+        model_weights[name] = {model_name: weights_hash(model) for model_name, model in runner.models.items()}
         suite = runner.suite
         with stopwatch.measure("suite_setup"):
             accuracy = suite.accuracy_table()
@@ -214,7 +216,7 @@ def _run_locked(
     with stopwatch.measure("quantus"):
         quantus = runners_quantus_scores(runners, settings.quantus_metrics)
     session = _Session(settings, out_dir, store, stopwatch, started, say, plots, kept)
-    return _report(session, _Outcome(suite_info, changes, slic, quantus))
+    return _report(session, _Outcome(suite_info, changes, slic, quantus, model_weights))
 
 
 def _slic_counts(runners: Mapping[str, SuiteRunner]) -> dict[str, dict[str, int]]:
@@ -267,12 +269,15 @@ class _Outcome:
         changes: The status lines about recomputed plugins and models.
         slic: The SLIC strategies this session's superpixel baselines used.
         quantus: The Quantus metric records (None: none asked).
+        model_weights: Per suite, each model's weights hash
+            (:func:`propgrad.harness.identity.weights_hash`, as the cell store binds it).
     """
 
     suite_info: dict[str, dict[str, Any]]
     changes: list[str]
     slic: Mapping[str, Mapping[str, int]] | None = None
     quantus: list[dict[str, Any]] | None = None
+    model_weights: Mapping[str, Mapping[str, str]] | None = None
 
 
 def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
@@ -280,6 +285,7 @@ def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
     settings, out_dir, store, stopwatch = session.settings, session.out_dir, session.store, session.stopwatch
     started, plots, say, kept = session.started, session.plots, session.say, session.kept
     suite_info, changes, slic, quantus = outcome.suite_info, outcome.changes, outcome.slic, outcome.quantus
+    model_weights = {suite: dict(models) for suite, models in (outcome.model_weights or {}).items()}
     with stopwatch.measure("reporting"):
         fields = ("interventions", "score_only_interventions", "models", "pool", "images_per_class")
         layout = {k: {f: v[f] for f in fields} for k, v in suite_info.items()}
@@ -300,13 +306,8 @@ def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
         accuracy_tables = {name: info["accuracy_table"] for name, info in suite_info.items()}
         level_tables = {name: info["level_accuracy"] for name, info in suite_info.items()}
         model_order = {name: info["models"] for name, info in suite_info.items()}
-        text = format_report(
-            summary,
-            settings.baselines,
-            accuracy_tables=accuracy_tables,
-            model_order=model_order,
-            level_tables=level_tables,
-        )
+        tables = SuiteTables(accuracy=accuracy_tables, model_order=model_order, levels=level_tables)
+        text = format_report(summary, settings.baselines, tables=tables)
     this_session = stopwatch.summary()
     if store.n_appended:
         store.add_segment(
@@ -321,7 +322,10 @@ def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
     timing = combine_summaries(computing) if computing else combine_summaries([this_session])
     results = {
         "format": "propgrad-benchmark/1",
-        "versions": collect_versions(device=_model_devices_of(suite_info), slic_fallbacks=slic_total),
+        "versions": {
+            **collect_versions(device=_model_devices_of(suite_info), slic_fallbacks=slic_total),
+            "model_weights": model_weights,  # two runs on other models are told apart (compare_results.py)
+        },
         "seeds": {
             "run": settings.seed,
             "suites": settings.seed,
@@ -357,9 +361,7 @@ def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
         summary,
         settings.baselines,
         markdown=True,
-        accuracy_tables=accuracy_tables,
-        model_order=model_order,
-        level_tables=level_tables,
+        tables=replace(tables, weights=model_weights),
         header=f"Settings: `{json.dumps(settings.to_dict())}`\n\n{timing_line}\n\n"
         f"Also: [{HTML_NAME}]({HTML_NAME}) (every table and figure in one page), [{RESULTS_NAME}]({RESULTS_NAME}), "
         f"[{CSV_NAME}]({CSV_NAME}) (one row per image).",
@@ -368,13 +370,7 @@ def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
     write_text(
         out_dir / REPORT_NAME, markdown + ("\n" + format_quantus_table(quantus, markdown=True) if quantus else "")
     )
-    sections = report_sections(
-        summary,
-        settings.baselines,
-        accuracy_tables=accuracy_tables,
-        model_order=model_order,
-        level_tables=level_tables,
-    )
+    sections = report_sections(summary, settings.baselines, tables)
     write_benchmark_html(
         out_dir / HTML_NAME, results, sections, timing_line=timing_line, links=(RESULTS_NAME, CSV_NAME, REPORT_NAME)
     )

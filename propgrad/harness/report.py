@@ -4,11 +4,14 @@ Layouts follow the paper: flip-prediction accuracy in percent, mean ± std over 
 per model and one column per method (Tab. 2), the same for ROC AUC, under each flip definition
 (:mod:`propgrad.harness.definitions`: the paper's two, then extrapolation and held-out
 realisation), and per model the mean property score E|∇X| ± std, the images each test calls
-significant (raw and after the correction over images) and #flipped (Tabs. 1 and 3).
+significant (raw and after the correction over images) and #flipped (Tabs. 1 and 3). report.md
+ends with every model's weights hash (:func:`model_weights_rows`), so two reports show whether
+they come from the same models.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple, Sequence
 
 from propgrad.harness.definitions import FLIP_DEFINITIONS
@@ -201,6 +204,21 @@ def level_accuracy_rows(entry: Mapping[str, Any], *, order: Sequence[str] = ()) 
     return Table(["model \\ level", *entry["levels"]], rows)
 
 
+WEIGHTS_TITLE = "model weights (SHA-256 of the state_dict: names, dtypes, shapes, bytes; first 24 hex digits)"
+"""Title of the weights table in report.md and report.html (:func:`model_weights_rows`)."""
+
+
+def model_weights_rows(model_weights: Mapping[str, Mapping[str, str]]) -> Table:
+    """Rows: suite and model, in run order; the model's weights hash.
+
+    Args:
+        model_weights: Per suite, each model's hash (``results.json`` ``versions.model_weights``,
+            from :func:`propgrad.harness.identity.weights_hash`).
+    """
+    rows = [[suite, model, digest] for suite, models in model_weights.items() for model, digest in models.items()]
+    return Table(["suite", "model", "weights hash"], rows)
+
+
 def error_notes(summary: Summary) -> list[str]:
     """One line per (suite, intervention, model, method) that is n/a, with the reason."""
     notes = []
@@ -213,15 +231,26 @@ def error_notes(summary: Summary) -> list[str]:
     return notes
 
 
-def report_sections(
-    summary: Summary,
-    baselines: Sequence[str],
-    *,
-    accuracy_tables: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
-    model_order: Mapping[str, Sequence[str]] | None = None,
-    level_tables: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
-) -> list[Section]:
+@dataclass(frozen=True)
+class SuiteTables:
+    """The per-suite tables a report shows beside the summary, each a mapping from the suite's name.
+
+    Attributes:
+        accuracy: Each model's test accuracy per split (Tab. 5 layout).
+        model_order: The suite's model order.
+        levels: The in-distribution check (:meth:`propgrad.suites.base.BenchmarkSuite.level_accuracy`).
+        weights: Each model's weights hash (:func:`model_weights_rows`), so two reports can be compared.
+    """
+
+    accuracy: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None
+    model_order: Mapping[str, Sequence[str]] | None = None
+    levels: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None
+    weights: Mapping[str, Mapping[str, str]] | None = None
+
+
+def report_sections(summary: Summary, baselines: Sequence[str], tables: SuiteTables = SuiteTables()) -> list[Section]:
     """Every table and note list of a run, in report order (see :func:`format_report`)."""
+    accuracy_tables, model_order, level_tables = tables.accuracy, tables.model_order, tables.levels
     sections = []
     for suite, blocks in summary.items():
         order = (model_order or {}).get(suite, ())
@@ -258,32 +287,31 @@ def format_report(
     *,
     markdown: bool = False,
     header: str = "",
-    accuracy_tables: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
-    model_order: Mapping[str, Sequence[str]] | None = None,
-    level_tables: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    tables: SuiteTables = SuiteTables(),
     figures: Sequence[str] = (),
 ) -> str:
     """Every table of a run, for the terminal (``markdown=False``) or for report.md.
 
-    ``accuracy_tables`` maps a suite to its models' test accuracy per split (Tab. 5 layout), in
-    the suite's model order (``model_order``); ``level_tables`` maps a suite to its
-    in-distribution check (:meth:`propgrad.suites.base.BenchmarkSuite.level_accuracy`).
-    ``figures`` (file names beside report.md) are linked in Markdown, as images, at the end.
+    ``tables`` holds the per-suite tables: each model's test accuracy per split (Tab. 5 layout) in
+    the suite's model order, the in-distribution check and, when given, each model's weights hash
+    (:func:`model_weights_rows`). ``figures`` (file names beside report.md) are linked in Markdown,
+    as images, at the end.
     """
     h1 = (lambda t: f"# {t}") if markdown else (lambda t: f"== {t} ==")
     h2 = (lambda t: f"## {t}") if markdown else (lambda t: f"-- {t} --")
     parts = [h1("propgrad benchmark: predict the flip")]
     if header:
         parts.append(header)
-    sections = report_sections(
-        summary, baselines, accuracy_tables=accuracy_tables, model_order=model_order, level_tables=level_tables
-    )
+    sections = report_sections(summary, baselines, tables)
     for section in sections:
         parts.append(h2(section.title))
         if section.table is not None:
             parts.append(render_table(*section.table, markdown=markdown))
         else:
             parts.append("\n".join(f"- {n}" for n in section.notes))
+    if tables.weights:
+        parts.append(h2(WEIGHTS_TITLE))
+        parts.append(render_table(*model_weights_rows(tables.weights), markdown=markdown))
     if markdown and figures:
         parts.append(h2("figures"))
         parts.append("\n\n".join(f"[![{name}]({name})]({name})" for name in figures))

@@ -3,7 +3,8 @@
 The page holds the Tab. 2-style flip tables and the property-score table of
 :func:`propgrad.harness.report.report_sections`, then per suite and intervention the figures of
 :mod:`propgrad.harness.figures` (behaviour curves, ROC curves, score distributions, the filmstrip
-and the before/after maps), embedded as PNG, and the settings, provenance and timing.
+and the before/after maps), embedded as PNG, and the settings, provenance (with every model's
+weights hash, as in report.md) and timing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from propgrad.core.html_report import HtmlReport
-from propgrad.harness.report import Section
+from propgrad.harness.report import WEIGHTS_TITLE, Section, model_weights_rows
 
 HTML_NAME = "report.html"
 FIGURE_KINDS = (
@@ -81,7 +82,12 @@ def benchmark_html(
         _section(page, section)
     page.heading("Settings", 2, anchor="settings")
     page.key_values({k: v for k, v in settings.items()})
-    page.provenance(results.get("versions", {}), anchor="versions")
+    versions = dict(results.get("versions", {}))
+    model_weights = versions.pop("model_weights", None)
+    page.provenance(versions, anchor="versions")
+    if model_weights:
+        page.heading(WEIGHTS_TITLE, 3, anchor="model-weights")
+        page.table(*model_weights_rows(model_weights))
     page.heading("Seeds", 3)
     page.key_values(results.get("seeds", {}))
     return page

@@ -15,7 +15,7 @@ and keeps the adjusted p-values by image.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Mapping, Sequence, TypedDict
 
 import numpy as np
@@ -125,6 +125,21 @@ Summary = dict[str, dict[str, InterventionSummary]]
 """suite -> intervention -> summary."""
 
 
+@dataclass(frozen=True)
+class SignificanceCounting:
+    """How the score table counts the images a test calls significant.
+
+    Attributes:
+        alpha: Significance level of both tests.
+        n_permutations: K of the permutation tests (for the correction's feasibility).
+        correction: ``"bh"``, ``"holm"`` or None, over the images of each model and test.
+    """
+
+    alpha: float
+    n_permutations: int
+    correction: str | None
+
+
 def methods_of(baselines: Sequence[str], *, realisations: bool = False) -> list[str]:
     """Column order of the accuracy tables (with the mean over realisations when a run has R > 1)."""
     return [PROPERTY_SCORE, *([PROPERTY_SCORE_REALISATIONS] if realisations else []), OUTPUT_REFERENCE, *baselines]
@@ -138,9 +153,7 @@ def summarise_intervention(
     images_per_class: int,
     n_resamples: int,
     seed: int,
-    alpha: float,
-    n_permutations: int,
-    correction: str | None,
+    counting: SignificanceCounting,
     flip_tables: bool = True,
 ) -> InterventionSummary:
     """Flip-prediction and score tables of one (suite, intervention).
@@ -152,9 +165,7 @@ def summarise_intervention(
         images_per_class: Images per class in each resample.
         n_resamples: Number of resamples.
         seed: Seed of the resampling (the same draws serve every model and method).
-        alpha: Significance level of both tests.
-        n_permutations: K of the permutation tests (for the correction's feasibility).
-        correction: ``"bh"``, ``"holm"`` or None, over the images of each model and test.
+        counting: Level, K and correction of the significance counts.
         flip_tables: False for a score-only intervention (score table only).
 
     Returns:
@@ -186,7 +197,7 @@ def summarise_intervention(
                 ev["accuracies"] = list(ev["accuracies"])
                 row[method] = {"available": True, "n_images": len(images), "n_flipped": int(y.sum()), **ev}  # type: ignore[typeddict-item]
             flip.setdefault(name, {})[model] = row
-        scores[model] = model_scores(recs, images, alpha=alpha, n_permutations=n_permutations, correction=correction)
+        scores[model] = model_scores(recs, images, counting)
     return {"flip_prediction": flip, "scores": scores, "resample_indices": draws_out}
 
 
@@ -228,14 +239,13 @@ def _feasibility(n: int, k: int, alpha: float, correction: str | None, n_raw: in
     return out
 
 
-def model_scores(
-    recs: Sequence[PropertyRecord], images: Sequence[int], *, alpha: float, n_permutations: int, correction: str | None
-) -> ModelScores:
+def model_scores(recs: Sequence[PropertyRecord], images: Sequence[int], counting: SignificanceCounting) -> ModelScores:
     """The score-table row of one model under one intervention: scores, both tests' counts, raw and corrected.
 
     The placebo test's counts are None unless every image has a placebo p-value (a run without
     placebos, or periodic sequences, has none).
     """
+    alpha, n_permutations, correction = counting.alpha, counting.n_permutations, counting.correction
     s = np.array([r["score"] for r in recs], dtype=np.float64)
     p_perm = np.array([r["p_value"] for r in recs], dtype=np.float64)
     placebo_ps = [r.get("placebo_p_value") for r in recs]
@@ -298,7 +308,7 @@ def summarise(
         baseline_names: Baselines in column order.
         n_resamples: Resamples per evaluation.
         seed: Seed of the resampling.
-        alpha, n_permutations, correction: As for :func:`summarise_intervention`.
+        alpha, n_permutations, correction: As for :class:`SignificanceCounting`.
 
     Returns:
         suite -> intervention -> :func:`summarise_intervention` output.
@@ -316,6 +326,7 @@ def summarise(
         elif r["kind"] == "baseline":
             by_method = bases.setdefault(where, {}).setdefault(key.model, {})
             by_method.setdefault(str(key.baseline), {})[key.image] = r
+    counting = SignificanceCounting(alpha, n_permutations, correction)
     out: Summary = {}
     for suite, info in layout.items():
         out[suite] = {}
@@ -329,9 +340,7 @@ def summarise(
                 images_per_class=int(info["images_per_class"]),
                 n_resamples=n_resamples,
                 seed=seed,
-                alpha=alpha,
-                n_permutations=n_permutations,
-                correction=correction,
+                counting=counting,
                 flip_tables=intervention not in info.get("score_only_interventions", ()),
             )
     return out

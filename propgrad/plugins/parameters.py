@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from propgrad.core.validation import MAX_STEPS, check_bool, check_choice, check_int, check_number
+from propgrad.core.validation import MAX_STEPS, Bounds, check_bool, check_choice, check_int, check_number
 from propgrad.errors import InvalidParameterError, ParameterTypeError
 
 __all__ = [
@@ -121,10 +121,7 @@ class Interval:
         return check_number(
             value,
             name,
-            minimum=self.minimum,
-            maximum=self.maximum,
-            min_inclusive=self.min_inclusive,
-            max_inclusive=self.max_inclusive,
+            Bounds(self.minimum, self.maximum, self.min_inclusive, self.max_inclusive),
             strings=strings,
             hint=hint,
         )

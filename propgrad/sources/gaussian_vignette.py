@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from propgrad.core.images import as_mask
-from propgrad.core.validation import check_number, check_sequence_size
+from propgrad.core.validation import Bounds, check_number, check_sequence_size
 from propgrad.errors import InvalidParameterError
 from propgrad.hookspecs import hookimpl
 from propgrad.plugins.parameters import Parameters, parameter, steps_parameter
@@ -80,8 +80,8 @@ def _center(value: Any, name: str) -> tuple[float, float]:
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise InvalidParameterError(f"{name} must be None or (y, x) fractions in [0, 1], got {value!r}")
     return (
-        check_number(value[0], f"{name}[0] (y)", minimum=0.0, maximum=1.0),
-        check_number(value[1], f"{name}[1] (x)", minimum=0.0, maximum=1.0),
+        check_number(value[0], f"{name}[0] (y)", Bounds(0.0, 1.0)),
+        check_number(value[1], f"{name}[1] (x)", Bounds(0.0, 1.0)),
     )
 
 

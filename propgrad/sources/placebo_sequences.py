@@ -54,7 +54,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from propgrad.core.validation import check_choice, check_int, check_number, check_seed, check_sequence_size
+from propgrad.core.validation import Bounds, check_choice, check_int, check_number, check_seed, check_sequence_size
 from propgrad.errors import InvalidParameterError
 from propgrad.sources.base import InterventionSequence
 
@@ -145,7 +145,7 @@ def smooth_direction(
 def changed_region(images: torch.Tensor, threshold: float = 1e-3) -> torch.Tensor:
     """Bool mask (H, W) of the pixels whose value (any channel) differs from the first image's by more than
     ``threshold`` at some step (``images``: (N, 3, H, W))."""
-    threshold = check_number(threshold, "mask_threshold", minimum=0.0, hint="a pixel difference in [0, 1]")
+    threshold = check_number(threshold, "mask_threshold", Bounds(minimum=0.0), hint="a pixel difference in [0, 1]")
     return ((images - images[:1]).abs() > threshold).any(dim=0).any(dim=0)
 
 
@@ -288,8 +288,10 @@ def placebo_draw(
         seed=check_seed(seed),
         variant=check_choice(variant, "variant", VARIANTS),
         grid=check_int(grid, "grid", hint="the coarse lattice size of the random directions (4: a few blobs)"),
-        rtol=check_number(rtol, "rtol", minimum=0.0, maximum=0.01, min_inclusive=False, hint="a relative tolerance"),
-        mask_threshold=check_number(mask_threshold, "mask_threshold", minimum=0.0, hint="a pixel difference in [0, 1]"),
+        rtol=check_number(rtol, "rtol", Bounds(0.0, 0.01, min_inclusive=False), hint="a relative tolerance"),
+        mask_threshold=check_number(
+            mask_threshold, "mask_threshold", Bounds(minimum=0.0), hint="a pixel difference in [0, 1]"
+        ),
     )
 
 

@@ -8,6 +8,8 @@ distribution, the shuffles drawn). :func:`plan_test` chooses the backend once pe
   :mod:`propgrad.stats.cpu_kernels`, split over worker threads by the rule of
   :mod:`propgrad.stats.strategy` (whole column blocks per task when there are enough blocks,
   otherwise tasks of shuffles);
+- :class:`propgrad.stats.vector_statistic.VectorBackend`: the whole-vector statistics
+  (``"vector_l1"``, ``"vector_l2"``: one statistic for all C columns), with torch operations;
 - :class:`TorchBackend`: any statistic on any device, in the torch kernels of
   :mod:`propgrad.stats.null_statistics`, column block by column block within the memory budget.
 
@@ -36,12 +38,14 @@ from propgrad.stats.null_statistics import GradientNull, NullStatistic, two_side
 from propgrad.stats.permutations import PermutationMemo, permutation_blocks
 from propgrad.stats.sequential import as_tensors, sequential_test
 from propgrad.stats.strategy import plan_gradient_test, run_tasks, threads_available
+from propgrad.stats.vector_statistic import VectorBackend, VectorNull
 
 __all__ = [
     "BACKENDS",
     "COMPILED",
     "KEEP_NULL_MAX_COLUMNS",
     "TORCH",
+    "VECTOR",
     "Backend",
     "CompiledBackend",
     "NullJob",
@@ -242,7 +246,7 @@ class TorchBackend:
         _check_memory(self.chunk_size, self.memory_budget)
 
     def supports(self, kernel: NullStatistic, device: torch.device) -> bool:
-        return True
+        return not isinstance(kernel, VectorNull)  # one statistic over all columns: the vector backend's
 
     def columns_per_block(self, kernel: NullStatistic, k: int, c: int, itemsize: int = 8) -> int:
         return max(1, min(c, kernel.columns_per_block(c, itemsize), self.memory_budget // (2 * k * itemsize)))
@@ -360,5 +364,7 @@ COMPILED = CompiledBackend(_MEMO)
 """The default compiled backend (sharing its memo with :data:`TORCH`)."""
 TORCH = TorchBackend(_MEMO)
 """The default torch backend."""
-BACKENDS: tuple[Backend, ...] = (COMPILED, TORCH)
+VECTOR = VectorBackend(_MEMO)
+"""The default backend of the whole-vector statistics (it must come before :data:`TORCH`, which takes any kernel)."""
+BACKENDS: tuple[Backend, ...] = (COMPILED, VECTOR, TORCH)
 """The backends :func:`propgrad.stats.permutation.permutation_test` chooses from, in order."""

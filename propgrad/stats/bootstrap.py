@@ -23,7 +23,7 @@ import numpy as np
 import scipy.stats
 import torch
 
-from propgrad.core.validation import check_int, check_number, check_seed
+from propgrad.core.validation import Bounds, check_int, check_number, check_seed
 from propgrad.errors import InvalidParameterError
 
 __all__ = ["RealisationSummary", "summarise_realisations"]
@@ -91,10 +91,7 @@ def summarise_realisations(
     level = check_number(
         confidence_level,
         "confidence_level",
-        minimum=0.0,
-        maximum=1.0,
-        min_inclusive=False,
-        max_inclusive=False,
+        Bounds(0.0, 1.0, min_inclusive=False, max_inclusive=False),
         hint="e.g. 0.95",
     )
     n_resamples = check_int(n_resamples, "n_resamples", hint="bootstrap resamples, e.g. 9999")

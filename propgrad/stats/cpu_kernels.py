@@ -6,7 +6,9 @@ The null statistic of one shuffle ``p`` and one output column ``y`` is
     term_r = w_r * |y[p[u_r]] - y[p[v_r]]|                          (a "pair" row: two opposite weights)
     term_r = |w0_r * y[p[u_r]] + w1_r * y[p[v_r]] + w2_r * y[p[t_r]]|  (a three-point row),
 
-accumulated in float64 in the order of the rows, whatever the outputs' dtype. Both kernels (one
+accumulated in float64 in the order of the rows, whatever the outputs' dtype. The kernels take the
+stencil as one tuple ``stencil = (u, v, t, w0, w1, w2, pair)`` of length-N arrays (int64 indices,
+float64 weights, bool pair flags; :func:`propgrad.stats.null_statistics.stencil_rows`). Both kernels (one
 vectorises over columns, one loops over steps per column) evaluate exactly these operations in
 exactly this order for every (shuffle, column), so a statistic does not depend on the kernel, on
 how the columns or the shuffles are blocked, or on which thread computed it: the null
@@ -23,8 +25,9 @@ from numba import njit
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
-def null_by_rows(y, perms, u, v, t, w0, w1, w2, pair, out):  # pragma: no cover - compiled
+def null_by_rows(y, perms, stencil, out):  # pragma: no cover - compiled
     """Statistics (B, c) of shuffles ``perms`` (B, N) of ``y`` (N, c), vectorised over the columns."""
+    u, v, t, w0, w1, w2, pair = stencil
     b, n = perms.shape
     c = y.shape[1]
     rows = u.shape[0]
@@ -51,8 +54,9 @@ def null_by_rows(y, perms, u, v, t, w0, w1, w2, pair, out):  # pragma: no cover 
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
-def null_by_columns(yt, perms, u, v, t, w0, w1, w2, pair, out):  # pragma: no cover - compiled
+def null_by_columns(yt, perms, stencil, out):  # pragma: no cover - compiled
     """Statistics (B, c) of shuffles ``perms`` (B, N) of the columns ``yt`` (c, N), one column at a time."""
+    u, v, t, w0, w1, w2, pair = stencil
     b, n = perms.shape
     c = yt.shape[0]
     rows = u.shape[0]

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from propgrad.core.validation import check_alpha, check_number
+from propgrad.core.validation import Bounds, check_alpha, check_number
 from propgrad.errors import InvalidParameterError
 from propgrad.stats.coercion import as_scores
 
@@ -83,7 +83,7 @@ def check_min_effect(min_effect: Any) -> float:
     return check_number(
         min_effect,
         "min_effect",
-        minimum=0.0,
+        Bounds(minimum=0.0),
         hint="the smallest score worth calling significant (0: no floor; the statistics are magnitudes, "
         "so a negative floor would let every score through)",
     )

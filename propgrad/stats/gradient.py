@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from propgrad.core.validation import check_number
+from propgrad.core.validation import Bounds, check_number
 from propgrad.errors import InvalidParameterError
 from propgrad.stats.coercion import as_outputs, as_values
 
@@ -58,8 +58,7 @@ def finite_difference_weights(
         period = check_number(
             period,
             "period",
-            minimum=0.0,
-            min_inclusive=False,
+            Bounds(minimum=0.0, min_inclusive=False),
             hint="the length of one full turn in the units of values, e.g. 360 for degrees; "
             "None for the span plus one mean step",
         )

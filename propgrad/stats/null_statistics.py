@@ -127,8 +127,8 @@ class GradientNull:
         from propgrad.stats import cpu_kernels
 
         if y.shape[1] >= VECTOR_MIN_COLUMNS:
-            return cpu_kernels.null_by_rows(y, perms, *self.rows, out)
-        return cpu_kernels.null_by_columns(np.ascontiguousarray(y.T), perms, *self.rows, out)
+            return cpu_kernels.null_by_rows(y, perms, self.rows, out)
+        return cpu_kernels.null_by_columns(np.ascontiguousarray(y.T), perms, self.rows, out)
 
     def bind(self, perms: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
         return (perms,)

@@ -212,6 +212,8 @@ def run_permutation_test(
     job = NullJob(kernel, y, observed, k, settings.seed, settings.sequential, plan.stream)
     outcome = plan.backend.null(job)
     constant = (y == y[:1]).all(0)
+    if outcome.p_value.shape[0] != c:  # one statistic of the whole output vector: constant if every column is
+        constant = constant.all().reshape(1)
     p_value = torch.where(constant, torch.ones_like(outcome.p_value), outcome.p_value)
     return PermutationResult(
         statistic=observed.to(y.dtype),

@@ -4,6 +4,8 @@ A :class:`Statistic` is what the permutation test takes. The built-ins are ``"gr
 expected property gradient magnitude E|∇X|, :func:`propgrad.stats.gradient.property_gradient`)
 and ``"pearson"`` (|Pearson r| between the property values and the outputs); a user callable
 ``f(permuted_outputs (B, N, C), values (N,)) -> (B, C)`` is wrapped by :func:`as_statistic`.
+``"vector_l1"`` and ``"vector_l2"`` (:mod:`propgrad.stats.vector_statistic`) give one statistic for
+all C columns: the mean over steps of the norm of the output vector's derivative.
 
 :meth:`Statistic.observed` computes the statistic of the outputs in their own order directly
 (no permutation is drawn); it uses the arithmetic of the statistic's null kernel
@@ -26,11 +28,12 @@ from propgrad.errors import InvalidParameterError, ParameterTypeError
 from propgrad.stats.coercion import as_outputs, as_values
 from propgrad.stats.gradient import stencil_dtype
 from propgrad.stats.null_statistics import CallableNull, GradientNull, NullStatistic, PearsonNull, StatisticFn
+from propgrad.stats.vector_statistic import VECTOR_LABELS, VECTOR_NORMS, VectorNull
 
 __all__ = ["LABELS", "STATISTICS", "Grid", "Statistic", "as_statistic", "check_statistic", "observed_statistic"]
 
-STATISTICS = ("gradient", "pearson")
-LABELS = {"gradient": "E|grad|", "pearson": "|Pearson r|"}
+STATISTICS = ("gradient", "pearson", *VECTOR_NORMS)
+LABELS = {"gradient": "E|grad|", "pearson": "|Pearson r|", **VECTOR_LABELS}
 """The label reports and plots print for a built-in statistic (a callable's label is its name)."""
 
 
@@ -71,6 +74,9 @@ class Statistic:
             return CallableNull(self.fn, grid.values)
         if self.name == "pearson":
             return PearsonNull(grid.values)
+        if self.name in VECTOR_NORMS:  # one statistic for all C columns (propgrad.stats.vector_statistic)
+            norm = VECTOR_NORMS[self.name]
+            return VectorNull(grid.values, norm, periodic=grid.periodic, period=grid.period, edge_order=grid.edge_order)
         return GradientNull(grid.values, k, c, periodic=grid.periodic, period=grid.period, edge_order=grid.edge_order)
 
     def observed(
@@ -191,8 +197,8 @@ def observed_statistic(
         device: Device to compute on (default: that of ``outputs``).
 
     Returns:
-        Shape () for 1-D outputs, (C,) otherwise, in the outputs' float dtype (float64 where the
-        gradient of that dtype would overflow).
+        Shape () for 1-D outputs, (C,) otherwise ((1,) for ``"vector_l1"``/``"vector_l2"``), in the
+        outputs' float dtype (float64 where the gradient of that dtype would overflow).
 
     Raises:
         InvalidParameterError: bad outputs or values (see :func:`propgrad.stats.gradient.property_gradient`),

@@ -30,6 +30,8 @@ from propgrad.suites.fur_scenes import (
     DARK_CUT,
     FUR_SPLITS,
     MATCH_REL_TOL,
+    DarkeningDraw,
+    SceneStyle,
     draw_scenes,
     fur_levels,
     fur_sequence,
@@ -126,17 +128,13 @@ class FurSuite(CachedSuite):
     ) -> dict[str, torch.Tensor]:
         s = self.settings()
         gen = self.generator(f"scenes/{purpose}")
+        style = SceneStyle(s["image_size"], s["vignette_sigma"], s["outline_width"], tuple(s["background_value"]))
         return draw_scenes(
             labels,
             levels(labels),
-            s["image_size"],
+            style,
             gen,
-            max_darkening=s["max_darkening"],
-            darken_fraction=darken_fraction,
-            darkening=darkening,
-            sigma=s["vignette_sigma"],
-            outline_width=s["outline_width"],
-            value_range=tuple(s["background_value"]),
+            DarkeningDraw(s["max_darkening"], darken_fraction) if darkening is None else darkening,
             show_progress=self.show_progress,
             desc=f"{self.name}: drawing {purpose}",
         )

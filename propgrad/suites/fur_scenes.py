@@ -14,6 +14,7 @@ and only inside the object.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -145,56 +146,95 @@ def compose(
     return torch.where(masks[:, None], fur, scene)
 
 
+@dataclass(frozen=True)
+class SceneStyle:
+    """How every scene of a batch looks, apart from its random draws.
+
+    Attributes:
+        size: Image side in pixels.
+        sigma: Width of the background vignette's Gaussian (fraction of the image side).
+        outline_width: Width of the silhouette's outline in pixels (:func:`compose`).
+        value_range: Range of the background colour's HSV value before darkening (:func:`draw_parts`).
+    """
+
+    size: int
+    sigma: float
+    outline_width: int = 0
+    value_range: tuple[float, float] = (0.35, 0.95)
+
+
+@dataclass(frozen=True)
+class DarkeningDraw:
+    """How the background vignettes' strengths are drawn: a fraction of the images gets one.
+
+    Attributes:
+        max_darkening: The strongest vignette (in [-1, 0]); strengths are uniform in [``max_darkening``, 0].
+        darken_fraction: Expected fraction of the images with a vignette; the others get none.
+    """
+
+    max_darkening: float
+    darken_fraction: float
+
+
 def draw_scenes(
     labels: torch.Tensor,
     levels: torch.Tensor,
-    size: int,
+    style: SceneStyle,
     generator: torch.Generator,
+    darkening: DarkeningDraw | torch.Tensor,
     *,
-    max_darkening: float,
-    darken_fraction: float,
-    sigma: float,
-    outline_width: int = 0,
-    value_range: tuple[float, float] = (0.35, 0.95),
-    darkening: torch.Tensor | None = None,
     chunk: int = 1024,
     show_progress: bool = False,
     desc: str = "drawing scenes",
 ) -> dict[str, torch.Tensor]:
     """Whole scenes with their parts, drawn in chunks.
 
-    A fraction ``darken_fraction`` of the images gets a vignette of strength uniform in
-    [``max_darkening``, 0]; the others none, unless ``darkening`` (B,) gives every image's
-    strength. ``outline_width`` and ``value_range`` are passed to :func:`compose` and
-    :func:`draw_parts`.
+    Args:
+        labels: Classes (B,) of 0 ("cat") / 1 ("dog").
+        levels: Fur levels (B,) in [0, 1].
+        style: Size, vignette width, outline and background brightness of every scene.
+        generator: Source of randomness.
+        darkening: Every image's vignette strength (B,), or how to draw them (a
+            :class:`DarkeningDraw`, drawn from ``generator`` before the scenes).
+        chunk: Scenes drawn at a time.
+        show_progress: Show a progress bar.
+        desc: Label of the progress bar.
 
     Returns:
         ``images`` (B, 3, H, W), ``masks``, ``texture``, ``levels`` (B,) and ``darkening`` (B,).
+
+    Raises:
+        InvalidParameterError: ``darkening`` neither a :class:`DarkeningDraw` nor a (B,) tensor.
     """
     n = labels.shape[0]
-    if darkening is None:
-        darkened = torch.rand(n, generator=generator) < darken_fraction
-        darkening = torch.where(darkened, torch.rand(n, generator=generator) * max_darkening, torch.zeros(n))
-    elif darkening.shape != (n,):
-        raise InvalidParameterError(f"darkening must have shape ({n},), got {tuple(darkening.shape)}")
+    if isinstance(darkening, DarkeningDraw):
+        darkened = torch.rand(n, generator=generator) < darkening.darken_fraction
+        strengths = torch.where(darkened, torch.rand(n, generator=generator) * darkening.max_darkening, torch.zeros(n))
+    elif isinstance(darkening, torch.Tensor) and darkening.shape == (n,):
+        strengths = darkening
+    else:
+        got = f"shape {tuple(darkening.shape)}" if isinstance(darkening, torch.Tensor) else type(darkening).__name__
+        raise InvalidParameterError(f"darkening must be a DarkeningDraw or a tensor of shape ({n},), got {got}")
     out: dict[str, list[torch.Tensor]] = {"images": [], "masks": [], "texture": []}
     for start in progress(range(0, n, chunk), desc, enabled=show_progress, leave=False):
         part = draw_parts(
             labels[start : start + chunk],
-            size,
+            style.size,
             generator,
-            darkening=darkening[start : start + chunk],
-            sigma=sigma,
-            value_range=value_range,
+            darkening=strengths[start : start + chunk],
+            sigma=style.sigma,
+            value_range=style.value_range,
         )
         out["images"].append(
-            compose(part["background"], part["masks"], part["texture"], levels[start : start + chunk], outline_width)
+            compose(
+                part["background"], part["masks"], part["texture"], levels[start : start + chunk], style.outline_width
+            )
         )
         out["masks"].append(part["masks"])
         out["texture"].append(part["texture"])
     result = {k: torch.cat(v) for k, v in out.items()}
     result["levels"] = levels.float()
-    result["darkening"] = darkening
+    result["darkening"] = strengths
     return result
 
 

@@ -4,12 +4,19 @@ Training runs inside ``torch.random.fork_rng`` seeded from the suite's seed, so 
 is not disturbed and the same seed gives the same weights; batches are drawn with an explicit
 ``torch.Generator``. Augmentation is limited to horizontal flips, which leave every property the
 suites control (shape class, fur level, background darkening, patches) unchanged.
+
+Training runs on :data:`TRAINING_THREADS` intra-op thread with deterministic kernels only
+(:func:`reproducible_cpu`), so the weights do not depend on the caller's ``torch.set_num_threads``
+(the benchmark's ``--threads``): on two threads a reduction (a batch norm's statistics, a
+convolution's weight gradient) is summed in another order, and the rounding this leaves grows over
+the steps into other weights (max |Δparam| 0.8 for a quick fur model).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -17,8 +24,13 @@ from torch import nn
 
 from propgrad.core.forward import run_model
 from propgrad.core.progress import progress_bar
+from propgrad.core.validation import check_int
 from propgrad.errors import InvalidParameterError
 from propgrad.suites.convmixer import ConvMixer
+
+TRAINING_THREADS = 1
+"""torch's intra-op threads while a suite model trains, whatever the caller set (part of
+``propgrad.suites.cached.CODE_VERSION``: changing it changes the weights)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,35 @@ def _check_data(images: torch.Tensor, labels: torch.Tensor) -> None:
         raise InvalidParameterError(f"labels must be a tensor ({images.shape[0]},) matching images, got {got}")
 
 
+@contextmanager
+def reproducible_cpu(threads: int = TRAINING_THREADS) -> Iterator[None]:
+    """Run the block on ``threads`` intra-op threads with deterministic kernels only.
+
+    The caller's thread count and deterministic-algorithms setting are restored afterwards, also
+    when the block raises.
+
+    Args:
+        threads: torch's intra-op threads inside the block.
+
+    Yields:
+        Nothing; the settings hold inside the ``with`` block.
+
+    Raises:
+        InvalidParameterError: If ``threads`` is not a positive integer.
+    """
+    threads = check_int(threads, "threads")
+    previous_threads = torch.get_num_threads()
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous_deterministic, warn_only=previous_warn_only)
+        torch.set_num_threads(previous_threads)
+
+
 def train_classifier(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -77,6 +118,9 @@ def train_classifier(
     desc: str = "training",
 ) -> nn.Module:
     """Train a ConvMixer with cross-entropy and return it in eval mode.
+
+    The same data, config and seed give bit-identical weights whatever ``torch.get_num_threads()``
+    the caller set: training runs inside :func:`reproducible_cpu`.
 
     Args:
         images: Training images (N, 3, H, W) in [0, 1].
@@ -97,7 +141,7 @@ def train_classifier(
     n = images.shape[0]
     steps_per_epoch = max(1, (n + config.batch_size - 1) // config.batch_size)
     total = steps_per_epoch * config.epochs
-    with torch.random.fork_rng(devices=[]):
+    with reproducible_cpu(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = config.build(num_classes)
         gen = torch.Generator().manual_seed(seed + 1)

@@ -14,6 +14,7 @@ from propgrad import errors
 from propgrad.core import validation
 from propgrad.core.validation import (
     MAX_STEPS,
+    Bounds,
     ParameterTypeError,
     check_alpha,
     check_bool,
@@ -75,7 +76,7 @@ def test_wrong_types_are_both_type_and_value_errors():
     "value", [0.05, np.float32(0.05), np.float16(0.5), np.float64(0.05), 1, np.int64(1), Fraction(1, 4)]
 )
 def test_check_number_accepts_python_and_numpy_numbers(value):
-    out = check_number(value, "alpha", minimum=0, maximum=1)
+    out = check_number(value, "alpha", Bounds(0, 1))
     assert type(out) is float and out == float(value)
 
 
@@ -91,14 +92,15 @@ def test_check_number_accepts_python_and_numpy_numbers(value):
         (torch.tensor(0.5), {}, ParameterTypeError, r"tensor of shape \(\).*\.item\(\)"),
         (math.nan, {}, ValueError, "p must be a finite number, not NaN"),
         (math.inf, {}, ValueError, "p must be a finite number, got inf"),
-        (-math.inf, {"minimum": 0}, ValueError, "p must be a finite number >= 0, got -inf"),
+        (-math.inf, {"bounds": Bounds(minimum=0)}, ValueError, "p must be a finite number >= 0, got -inf"),
         (10**400, {}, ValueError, "p must be a finite number, got a 401-digit number"),
-        (0, {"minimum": 0, "min_inclusive": False}, ValueError, "p must be a number > 0, got 0"),
-        (1, {"maximum": 1, "max_inclusive": False}, ValueError, "p must be a number < 1, got 1"),
-        (2, {"minimum": 0, "maximum": 1}, ValueError, r"p must be a number in \[0, 1\], got 2"),
-        (0, {"minimum": 0, "maximum": 1, "min_inclusive": False}, ValueError, r"in \(0, 1\]"),
-        (1e308, {"minimum": -1, "maximum": 255}, ValueError, r"in \[-1, 255\], got 1e\+308"),
-        (-2, {"minimum": -1, "hint": "negative darkens"}, ValueError, r">= -1, got -2; negative darkens"),
+        (0, {"bounds": Bounds(minimum=0, min_inclusive=False)}, ValueError, "p must be a number > 0, got 0"),
+        (1, {"bounds": Bounds(maximum=1, max_inclusive=False)}, ValueError, "p must be a number < 1, got 1"),
+        (2, {"bounds": Bounds(0, 1)}, ValueError, r"p must be a number in \[0, 1\], got 2"),
+        (0, {"bounds": Bounds(0, 1, min_inclusive=False)}, ValueError, r"in \(0, 1\]"),
+        (1e308, {"bounds": Bounds(-1, 255)}, ValueError, r"in \[-1, 255\], got 1e\+308"),
+        (-2, {"bounds": Bounds(minimum=-1), "hint": "negative darkens"}, ValueError, r">= -1, got -2; negative dark"),
+        (0.5, {"bounds": 0.0}, ParameterTypeError, r"bounds of p must be a propgrad.core.validation.Bounds, got 0.0"),
     ],
 )
 def test_check_number_bad_values(value, kwargs, error, match):
@@ -107,10 +109,17 @@ def test_check_number_bad_values(value, kwargs, error, match):
 
 
 def test_check_number_nan_when_allowed_and_text():
-    assert math.isnan(check_number(math.nan, "p", allow_nan=True, minimum=0))
+    assert math.isnan(check_number(math.nan, "p", Bounds(minimum=0), allow_nan=True))
     assert check_number(" 1e-3 ", "p", strings=True) == 0.001
     with pytest.raises(ValueError, match="not NaN"):
         check_number("nan", "p", strings=True)
+
+
+def test_bounds_refuse_an_empty_interval():
+    assert Bounds(1, 1).excludes(1.0) is False
+    assert Bounds(1, 1, min_inclusive=False).excludes(1.0) is True
+    with pytest.raises(InvalidParameterError, match="bounds need minimum <= maximum, got minimum=2 and maximum=1"):
+        Bounds(2, 1)
 
 
 def test_probability_and_alpha():
@@ -210,7 +219,7 @@ def test_check_values_refuses_text_and_lists_by_name():
         lambda: check_int("x", "n"),
         lambda: check_int("x", "n", strings=True),
         lambda: check_number(float("nan"), "p"),
-        lambda: check_number(2.0, "p", maximum=1),
+        lambda: check_number(2.0, "p", Bounds(maximum=1)),
         lambda: check_number("x", "p", strings=True),
         lambda: check_probability(1.5, "p"),
         lambda: check_alpha(1.0),

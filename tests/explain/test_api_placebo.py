@@ -139,3 +139,29 @@ def test_bad_settings_are_refused_before_the_model_runs() -> None:
 def test_too_few_placebos_for_alpha_warn() -> None:
     with pytest.warns(InfeasibleCorrectionWarning, match="M >= 20"):
         explain(WATCHED, n_placebos=9)
+
+
+def test_placebos_are_scored_with_a_whole_vector_statistic_one_value_each() -> None:
+    """A vector norm mixes the output columns, so placebos are not scored side by side as columns."""
+    import warnings
+
+    from propgrad.core.images import example_image
+    from propgrad.example_model import colour_balance_net
+    from propgrad.explain.explainer import PropertyGradient
+    from propgrad.stats.settings import test_settings
+
+    image = example_image("chelsea", size=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explanation = PropertyGradient(colour_balance_net()).attribute(
+            image,
+            "alpha_patch",
+            target=None,
+            n_permutations=99,
+            n_placebos=5,
+            settings=test_settings(statistic="vector_l2"),
+        )
+    assert explanation.placebo is not None
+    assert explanation.test.statistic.shape == (1,)
+    assert explanation.placebo.placebo_scores.shape == (5, 1)  # one vector statistic per placebo
+    assert explanation.placebo.p_value.shape == (1,)

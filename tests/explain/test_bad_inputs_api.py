@@ -66,10 +66,10 @@ SETTINGS = [
     (
         {"statistic": "integrated_gradients"},
         ValueError,
-        r"statistic must be one of 'gradient', 'pearson' or a callable",
+        r"statistic must be one of 'gradient', 'pearson', .* or a callable",
     ),
     ({"statistic": "pearsons"}, ValueError, r"got 'pearsons'; did you mean 'pearson'\?"),
-    ({"statistic": 3}, TypeError, r"statistic must be a name \(gradient, pearson\) or a callable, got int"),
+    ({"statistic": 3}, TypeError, r"statistic must be a name \(gradient, pearson, .*\) or a callable, got int"),
     ({"per": "degree"}, ValueError, r"per must be one of 'step', 'unit', got 'degree'"),
     ({"batch_size": 0}, ValueError, r"batch_size must be a positive integer, got 0"),
     ({"batch_size": 2.5}, TypeError, r"batch_size must be a positive integer, got 2.5 \(float\)"),

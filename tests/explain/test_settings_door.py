@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import propgrad.core.forward
+import propgrad.core.validation
 import propgrad.stats.settings
 from propgrad import PropertyGradient
 from propgrad.example_model import colour_balance_net
@@ -37,6 +38,22 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, function: Callable[..., Any]) -
     return calls
 
 
+def _count_input_image_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the images ``check_images`` is asked to check, but the sequences built by hand (placebos)."""
+    names: list[str] = []
+    original = propgrad.core.validation.check_images
+
+    def counting(images: Any, name: str = "images", **kwargs: Any) -> Any:
+        if name != "InterventionSequence.images":
+            names.append(name)
+        return original(images, name, **kwargs)
+
+    for module in [m for n, m in list(sys.modules.items()) if n.startswith("propgrad")]:
+        if getattr(module, "check_images", None) is original:
+            monkeypatch.setattr(module, "check_images", counting)
+    return names
+
+
 @pytest.mark.parametrize("n_images", [1, 5])
 @pytest.mark.parametrize(
     "options",
@@ -51,11 +68,13 @@ def test_attribute_validates_the_test_once_whatever_the_number_of_images(
     images = torch.rand(n_images, 3, 16, 16, generator=torch.Generator().manual_seed(n_images))
     explainer = PropertyGradient(colour_balance_net())
     test_checks = count_calls(monkeypatch, propgrad.stats.settings.test_settings)
+    image_checks = _count_input_image_checks(monkeypatch)
     run_checks = count_calls(monkeypatch, propgrad.core.forward.run_settings)
     result = explainer.attribute(images, "alpha_patch", **{"target": 0, "n_permutations": 99, **options})
     assert len(result) == n_images
     assert len(test_checks) == 1  # the door, and nothing below it (2 + B before issue 18)
     assert run_checks == []  # checked when the explainer was built
+    assert image_checks == ["inputs"]  # the batch at the door; the source does not check each image again
 
 
 def test_the_run_settings_are_checked_once_when_the_explainer_is_built(monkeypatch: pytest.MonkeyPatch) -> None:

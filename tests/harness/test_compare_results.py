@@ -45,3 +45,19 @@ def test_a_missing_record_fails(tmp_path: Path, capsys: pytest.CaptureFixture[st
     after["records"] = after["records"][:1]
     assert run(tmp_path, results(), after) == 1
     assert "1 only before" in capsys.readouterr().out
+
+
+def test_models_are_compared_by_weights_hash_when_both_runs_record_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def with_weights(**models: str) -> dict[str, Any]:
+        return {**results(), "versions": {"model_weights": {"s": dict(models)}}}
+
+    assert run(tmp_path, results(), with_weights(m="aaa")) == 0  # an older run without hashes
+    assert "models: not compared (a run has no versions.model_weights)" in capsys.readouterr().out
+    assert run(tmp_path, with_weights(m="aaa"), with_weights(m="aaa")) == 0
+    assert "models: the same weights in both runs" in capsys.readouterr().out
+    assert run(tmp_path, with_weights(m="aaa", n="ccc"), with_weights(m="bbb")) == 1
+    out = capsys.readouterr().out
+    assert "2 identical, 0 differing" in out and "different models (2)" in out
+    assert "s/m: weights aaa -> bbb" in out and "s/n: weights ccc -> absent" in out

@@ -9,7 +9,17 @@ import torch
 
 from propgrad.suites import cached as cached_module
 from propgrad.suites.fur import WRONG_COLOUR_BAND, FurSuite
-from propgrad.suites.fur_scenes import FUR_SPLITS, OUTLINE_COLOUR, follows_link, fur_levels, fur_target, outline
+from propgrad.suites.fur_scenes import (
+    FUR_SPLITS,
+    OUTLINE_COLOUR,
+    DarkeningDraw,
+    SceneStyle,
+    draw_scenes,
+    follows_link,
+    fur_levels,
+    fur_target,
+    outline,
+)
 from propgrad.suites.patch import PatchSuite
 from propgrad.suites.patch_scenes import keep_out_zone
 from propgrad.suites.training import group_accuracy, predict
@@ -282,3 +292,17 @@ def test_patch_level_data_covers_every_opacity(patch: PatchSuite) -> None:
     assert images.shape == (patch.level_check_images, 3, 32, 32) and bool((labels == 1).all())
     assert torch.bincount(groups).tolist() == [patch.level_check_images // 5] * 5
     assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
+
+
+def test_scenes_take_their_darkening_drawn_or_given() -> None:
+    labels, levels, style = torch.tensor([0, 1, 0, 1]), torch.full((4,), 0.3), SceneStyle(16, 0.35, outline_width=1)
+    none = draw_scenes(labels, levels, style, torch.Generator().manual_seed(0), DarkeningDraw(-0.9, 0.0))
+    assert none["images"].shape == (4, 3, 16, 16) and torch.equal(none["darkening"], torch.zeros(4))
+    generator = torch.Generator().manual_seed(0)
+    torch.rand(4, generator=generator), torch.rand(4, generator=generator)  # a draw's two uniforms come first
+    given = torch.zeros(4)
+    drawn = draw_scenes(labels, levels, style, generator, given)
+    assert drawn["darkening"] is given and torch.equal(drawn["images"], none["images"])
+    wrong = r"darkening must be a DarkeningDraw or a tensor of shape \(4,\), got shape \(3,\)"
+    with pytest.raises(ValueError, match=wrong):
+        draw_scenes(labels, levels, style, torch.Generator(), torch.zeros(3))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from propgrad_instruct_pix2pix.model_loading import load_pipeline
-from propgrad_instruct_pix2pix.sampler import estimate_sample_memory_mb, resolve_batch_size, sweep_guidance
+from propgrad_instruct_pix2pix.sampler import Denoising, estimate_sample_memory_mb, resolve_batch_size, sweep_guidance
 
 TEXT = [1.05, 2.5, 4.0, 6.0, 9.0]
 
@@ -13,7 +13,7 @@ TEXT = [1.05, 2.5, 4.0, 6.0, 9.0]
 def _sweep(pipe, image, batch_size, text=TEXT, image_scales=None, seed=7):
     image_scales = image_scales or [1.5] * len(text)
     return sweep_guidance(
-        pipe, image[None], "make it red", text, image_scales, seed=seed, num_inference_steps=4, batch_size=batch_size
+        pipe, image[None], "make it red", text, image_scales, Denoising(seed, 4), batch_size=batch_size
     )
 
 

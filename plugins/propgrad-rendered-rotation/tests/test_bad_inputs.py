@@ -124,3 +124,12 @@ def test_command_line_text_is_parsed_by_the_declaration():
     assert source.image_size == (16, 24) and source.angles == [0.0, 45.0, 90.0] and source.smooth is False
     with pytest.raises(ValueError, match=r"--param margin=1: margin must be a number in \[0, 1\), got 1.0"):
         parse_cli_params(RenderedRotationSource, ["margin=1"])
+
+
+def test_the_renderer_takes_its_lights_as_one_lighting():
+    from propgrad_rendered_rotation import Lighting, RotationRenderer
+
+    with pytest.raises(ValueError, match=r"lighting must be one of 'headlight', 'studio', 'flat', got 'disco'"):
+        Lighting("disco")
+    with pytest.raises(ValueError, match=r"lighting must be a propgrad_rendered_rotation.renderer.Lighting, got str"):
+        RotationRenderer([build_mesh("sphere")], size=(8, 8), lighting="studio")

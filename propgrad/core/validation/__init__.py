@@ -13,6 +13,7 @@ values, sequence sizes).
 from propgrad.core.validation.parameters import (
     MAX_STEPS,
     SEED_MAX,
+    Bounds,
     ParameterTypeError,
     check_alpha,
     check_bool,
@@ -40,6 +41,7 @@ __all__ = [
     "MAX_SEQUENCE_BYTES",
     "MAX_STEPS",
     "SEED_MAX",
+    "Bounds",
     "ParameterTypeError",
     "available_devices",
     "check_alpha",

@@ -13,6 +13,7 @@ read from a config file; by default text is refused.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, Iterable, TypeVar
 
@@ -131,14 +132,62 @@ def check_steps(value: Any, name: str = "steps", *, minimum: int = 2, strings: b
     )
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """Where a number may lie: between ``minimum`` and ``maximum``, each end closed, open or absent.
+
+    ``Bounds(0, 1)`` is [0, 1], ``Bounds(0, 1, min_inclusive=False, max_inclusive=False)`` is
+    (0, 1), ``Bounds(minimum=0)`` is [0, inf) and ``Bounds()`` any finite number.
+
+    Attributes:
+        minimum: Lower end (None: none).
+        maximum: Upper end (None: none).
+        min_inclusive: Whether ``minimum`` itself is allowed (False: a value must exceed it).
+        max_inclusive: Whether ``maximum`` itself is allowed.
+
+    Raises:
+        InvalidParameterError: ``minimum`` above ``maximum`` (no number would do).
+    """
+
+    minimum: float | None = None
+    maximum: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+
+    def __post_init__(self) -> None:
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise InvalidParameterError(
+                f"bounds need minimum <= maximum, got minimum={self.minimum!r} and maximum={self.maximum!r}"
+            )
+
+    def describe(self) -> str:
+        """What a number within the bounds is, for an error message: ``"a number in (0, 1]"``."""
+        if self.minimum is not None and self.maximum is not None:
+            left, right = "[" if self.min_inclusive else "(", "]" if self.max_inclusive else ")"
+            return f"a number in {left}{_fmt(self.minimum)}, {_fmt(self.maximum)}{right}"
+        if self.minimum is not None:
+            return f"a number {'>=' if self.min_inclusive else '>'} {_fmt(self.minimum)}"
+        if self.maximum is not None:
+            return f"a number {'<=' if self.max_inclusive else '<'} {_fmt(self.maximum)}"
+        return "a finite number"
+
+    def excludes(self, number: float) -> bool:
+        """Whether the (not NaN) ``number`` lies outside the bounds."""
+        minimum, maximum = self.minimum, self.maximum
+        too_low = minimum is not None and (number < minimum if self.min_inclusive else number <= minimum)
+        too_high = maximum is not None and (number > maximum if self.max_inclusive else number >= maximum)
+        return too_low or too_high
+
+
+UNBOUNDED = Bounds()
+"""Any finite number."""
+
+
 def check_number(
     value: Any,
     name: str,
+    bounds: Bounds = UNBOUNDED,
     *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    min_inclusive: bool = True,
-    max_inclusive: bool = True,
     allow_nan: bool = False,
     strings: bool = False,
     hint: str = "",
@@ -148,10 +197,7 @@ def check_number(
     Args:
         value: The value to check.
         name: Argument name used in error messages.
-        minimum: Lower bound (None: none).
-        maximum: Upper bound (None: none).
-        min_inclusive: Whether ``minimum`` itself is allowed (False: the value must exceed it).
-        max_inclusive: Whether ``maximum`` itself is allowed.
+        bounds: Where the number may lie (default: anywhere).
         allow_nan: Let NaN through (bounds do not apply to it). Infinities are always refused.
         strings: Also accept the number written as text (``"0.5"``).
         hint: Appended to the error message, e.g. what the number means.
@@ -160,18 +206,12 @@ def check_number(
         The value as a ``float``.
 
     Raises:
-        ParameterTypeError: If ``value`` is not a real number.
+        ParameterTypeError: If ``value`` is not a real number, or ``bounds`` is not a :class:`Bounds`.
         InvalidParameterError: If it is NaN, infinite, or outside the bounds.
     """
-    if minimum is not None and maximum is not None:
-        left, right = "[" if min_inclusive else "(", "]" if max_inclusive else ")"
-        expected = f"a number in {left}{_fmt(minimum)}, {_fmt(maximum)}{right}"
-    elif minimum is not None:
-        expected = f"a number {'>=' if min_inclusive else '>'} {_fmt(minimum)}"
-    elif maximum is not None:
-        expected = f"a number {'<=' if max_inclusive else '<'} {_fmt(maximum)}"
-    else:
-        expected = "a finite number"
+    if not isinstance(bounds, Bounds):
+        raise ParameterTypeError(f"bounds of {name} must be a propgrad.core.validation.Bounds, got {_received(bounds)}")
+    expected = bounds.describe()
     if strings:
         value = _from_text(value, float, name, expected, hint)
     if _is_bool(value) or not isinstance(value, Real):
@@ -184,9 +224,7 @@ def check_number(
         if allow_nan:
             return number
         raise InvalidParameterError(f"{name} must be {expected}, not NaN{_suffix(hint)}")
-    too_low = minimum is not None and (number < minimum if min_inclusive else number <= minimum)
-    too_high = maximum is not None and (number > maximum if max_inclusive else number >= maximum)
-    if math.isinf(number) or too_low or too_high:
+    if math.isinf(number) or bounds.excludes(number):
         if math.isinf(number):
             expected = expected.replace("a number", "a finite number", 1)
         shown = repr(value) if len(repr(value)) <= 80 else f"a {len(str(abs(int(value))))}-digit number"
@@ -196,7 +234,7 @@ def check_number(
 
 def check_probability(value: Any, name: str, *, strings: bool = False) -> float:
     """Check a probability or fraction: a number in [0, 1]."""
-    return check_number(value, name, minimum=0.0, maximum=1.0, strings=strings)
+    return check_number(value, name, Bounds(0.0, 1.0), strings=strings)
 
 
 def check_alpha(value: Any, name: str = "alpha", *, strings: bool = False) -> float:
@@ -204,10 +242,7 @@ def check_alpha(value: Any, name: str = "alpha", *, strings: bool = False) -> fl
     return check_number(
         value,
         name,
-        minimum=0.0,
-        maximum=1.0,
-        min_inclusive=False,
-        max_inclusive=False,
+        Bounds(0.0, 1.0, min_inclusive=False, max_inclusive=False),
         strings=strings,
         hint="a significance level such as 0.01",
     )

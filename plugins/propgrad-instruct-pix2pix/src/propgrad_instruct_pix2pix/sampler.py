@@ -15,9 +15,23 @@ pipeline called once per scale with ``generator=torch.Generator().manual_seed(se
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
+
+
+@dataclass(frozen=True)
+class Denoising:
+    """How every sample is denoised: the seed of its noise and the number of steps.
+
+    Attributes:
+        seed: Seed of every sample's generator (each sample starts from the same noise).
+        num_inference_steps: Denoising steps.
+    """
+
+    seed: int
+    num_inference_steps: int
 
 
 @torch.no_grad()
@@ -51,9 +65,8 @@ def denoise_batch(
     image_latents: torch.Tensor,
     text_scales: torch.Tensor,
     image_scales: torch.Tensor,
+    denoising: Denoising,
     *,
-    seed: int,
-    num_inference_steps: int,
     on_step: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Edit one image with B guidance pairs at once.
@@ -64,8 +77,7 @@ def denoise_batch(
         image_latents: (1, C, h, w) from :func:`encode_image`.
         text_scales: (B,) text guidance scales.
         image_scales: (B,) image guidance scales.
-        seed: Seed of every sample's generator.
-        num_inference_steps: Denoising steps.
+        denoising: Seed of every sample's generator and the number of denoising steps.
         on_step: Called after every denoising step (progress bars).
 
     Returns:
@@ -74,8 +86,8 @@ def denoise_batch(
     unet, device, dtype = pipe.unet, pipe.unet.device, pipe.unet.dtype
     b = int(text_scales.shape[0])
     scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
-    scheduler.set_timesteps(num_inference_steps, device=device)
-    generators = [torch.Generator("cpu").manual_seed(int(seed)) for _ in range(b)]
+    scheduler.set_timesteps(denoising.num_inference_steps, device=device)
+    generators = [torch.Generator("cpu").manual_seed(int(denoising.seed)) for _ in range(b)]
     from diffusers.utils.torch_utils import randn_tensor
 
     shape = (b, pipe.vae.config.latent_channels, *image_latents.shape[-2:])
@@ -112,9 +124,8 @@ def sweep_guidance(
     instruction: str,
     text_scales: Sequence[float] | torch.Tensor,
     image_scales: Sequence[float] | torch.Tensor,
+    denoising: Denoising,
     *,
-    seed: int,
-    num_inference_steps: int,
     batch_size: int,
     on_step: Callable[[], None] | None = None,
 ) -> torch.Tensor:
@@ -126,8 +137,7 @@ def sweep_guidance(
         instruction: The edit instruction.
         text_scales: (N,) text guidance scales.
         image_scales: (N,) image guidance scales, paired with ``text_scales``.
-        seed: Seed of every sample (each sample starts from the same noise).
-        num_inference_steps: Denoising steps.
+        denoising: Seed of every sample (each sample starts from the same noise) and denoising steps.
         batch_size: Pairs per batch; 1 reproduces the one-call-per-scale loop.
         on_step: Called after every denoising step of every batch.
 
@@ -145,8 +155,7 @@ def sweep_guidance(
             latents,
             text[i : i + batch_size],
             img[i : i + batch_size],
-            seed=seed,
-            num_inference_steps=num_inference_steps,
+            denoising,
             on_step=on_step,
         )
         for i in range(0, text.shape[0], batch_size)

@@ -25,6 +25,7 @@ from propgrad_instruct_pix2pix.guidance import as_scale_list, text_scales
 from propgrad_instruct_pix2pix.model_loading import default_dtype, load_pipeline, model_identity
 from propgrad_instruct_pix2pix.params import InstructPix2PixParams
 from propgrad_instruct_pix2pix.sampler import (
+    Denoising,
     estimate_sample_memory_mb,
     resolve_batch_size,
     sweep_guidance,
@@ -189,8 +190,7 @@ class InstructPix2PixSource(InterventionSource):
                 self.instruction,
                 text,
                 image_scales,
-                seed=seed,
-                num_inference_steps=self.num_inference_steps,
+                Denoising(seed, self.num_inference_steps),
                 batch_size=batch,
                 on_step=bar.update,
             )

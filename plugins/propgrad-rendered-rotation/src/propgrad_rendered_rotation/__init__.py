@@ -16,7 +16,7 @@ from propgrad_rendered_rotation.meshes import (
     mesh_names,
     write_mesh,
 )
-from propgrad_rendered_rotation.renderer import CameraFit, RenderingError, RotationRenderer, rotation_matrix
+from propgrad_rendered_rotation.renderer import CameraFit, Lighting, RenderingError, RotationRenderer, rotation_matrix
 from propgrad_rendered_rotation.source import RenderedRotationSource, Rendering
 
 __version__ = "0.1.0"
@@ -26,6 +26,7 @@ __all__ = [
     "MESH_FORMATS",
     "MESH_NAMES",
     "CameraFit",
+    "Lighting",
     "RenderedRotationSource",
     "Rendering",
     "RenderingError",

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from propgrad.core.validation import check_choice, check_number
+from propgrad.core.validation import Bounds, check_choice, check_number
 from propgrad.errors import InvalidParameterError
 from propgrad.plugins.parameters import Parameters, as_numbers, as_size, parameter
 from propgrad_rendered_rotation.angles import FULL_TURN, angle_grid
@@ -57,7 +57,7 @@ def as_colour(value: Any, name: str = "background") -> tuple[float, float, float
         return (_GREYS[value.strip().lower()],) * 3  # type: ignore[return-value]
     grey = isinstance(value, (int, float, np.number)) or (isinstance(value, str) and "," not in value)
     channels = [value] * 3 if grey else as_numbers(value, name, length=3, expected=expected)
-    rgb = [check_number(c, f"{name}[{i}]", minimum=0.0, maximum=1.0, strings=True) for i, c in enumerate(channels)]
+    rgb = [check_number(c, f"{name}[{i}]", Bounds(0.0, 1.0), strings=True) for i, c in enumerate(channels)]
     return rgb[0], rgb[1], rgb[2]
 
 

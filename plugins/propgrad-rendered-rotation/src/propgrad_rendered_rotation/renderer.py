@@ -181,6 +181,32 @@ def fit_camera(
     return CameraFit(float(distance), float(fov), float(radius), tuple(float(c) for c in centre), float(margin))
 
 
+@dataclass(frozen=True)
+class Lighting:
+    """The lights of a scene.
+
+    Attributes:
+        style: ``"headlight"`` (a directional light from the camera, plus ambient light),
+            ``"studio"`` (a key light from the upper left front, a weaker fill from the right,
+            plus ambient), or ``"flat"`` (no shading: the colours as they are).
+        intensity: Strength of the directional light(s).
+        ambient: Ambient light level in [0, 1].
+
+    Raises:
+        InvalidParameterError: An unknown ``style``.
+    """
+
+    style: str = "headlight"
+    intensity: float = 3.0
+    ambient: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.style not in params.LIGHTINGS:
+            raise InvalidParameterError(
+                f"lighting must be one of {', '.join(map(repr, params.LIGHTINGS))}, got {self.style!r}"
+            )
+
+
 def _look_from(position: np.ndarray) -> np.ndarray:
     """A 4x4 pose at ``position`` whose -z axis points at the origin (pyrender's cameras and lights)."""
     forward = position / np.linalg.norm(position)  # the pose's +z axis
@@ -206,11 +232,7 @@ class RotationRenderer:
             or a procedural object); vertex colours, materials and textures are used.
         size: (height, width) of the frames in pixels.
         background: RGB background in [0, 1].
-        lighting: ``"headlight"`` (a directional light from the camera, plus ambient light),
-            ``"studio"`` (a key light from the upper left front, a weaker fill from the right,
-            plus ambient), or ``"flat"`` (no shading: the colours as they are).
-        light_intensity: Strength of the directional light(s).
-        ambient: Ambient light level in [0, 1].
+        lighting: The lights (:class:`Lighting`; default: a headlight of intensity 3 and ambient 0.3).
         fov_degrees: Vertical field of view; None chooses it (see :func:`fit_camera`).
         distance: Camera distance; None chooses it so the object fits every frame.
         margin: Fraction of the half-frame left free around the object's bounding sphere.
@@ -226,24 +248,22 @@ class RotationRenderer:
         *,
         size: tuple[int, int],
         background: tuple[float, float, float] = (1.0, 1.0, 1.0),
-        lighting: str = "headlight",
-        light_intensity: float = 3.0,
-        ambient: float = 0.3,
+        lighting: Lighting = Lighting(),
         fov_degrees: float | None = None,
         distance: float | None = None,
         margin: float = 0.05,
         smooth: bool = True,
     ) -> None:
-        if lighting not in params.LIGHTINGS:
+        if not isinstance(lighting, Lighting):
             raise InvalidParameterError(
-                f"lighting must be one of {', '.join(map(repr, params.LIGHTINGS))}, got {lighting!r}"
+                f"lighting must be a propgrad_rendered_rotation.renderer.Lighting, got {type(lighting).__name__}"
             )
         pyrender = _pyrender()
         self.size = (int(size[0]), int(size[1]))
         centre, radius = bounding_sphere(meshes)
         self.camera = fit_camera(radius, centre, self.size, fov_degrees=fov_degrees, distance=distance, margin=margin)
-        self._flags = pyrender.RenderFlags.FLAT if lighting == "flat" else pyrender.RenderFlags.NONE
-        scene = pyrender.Scene(bg_color=[*background, 1.0], ambient_light=[ambient] * 3)
+        self._flags = pyrender.RenderFlags.FLAT if lighting.style == "flat" else pyrender.RenderFlags.NONE
+        scene = pyrender.Scene(bg_color=[*background, 1.0], ambient_light=[lighting.ambient] * 3)
         self._object = pyrender.Node(name="object", matrix=np.eye(4))
         scene.add_node(self._object)
         to_centre = np.eye(4)
@@ -260,13 +280,12 @@ class RotationRenderer:
             aspectRatio=width / height,
         )
         scene.add(camera, pose=_look_from(np.array([0.0, 0.0, d])))
-        if lighting == "headlight":
-            scene.add(pyrender.DirectionalLight(intensity=light_intensity), pose=_look_from(np.array([0.0, 0.0, d])))
-        elif lighting == "studio":
-            scene.add(pyrender.DirectionalLight(intensity=light_intensity), pose=_look_from(np.array([-1.0, 1.5, 2.0])))
-            scene.add(
-                pyrender.DirectionalLight(intensity=0.4 * light_intensity), pose=_look_from(np.array([2.0, 0.2, 1.0]))
-            )
+        intensity = lighting.intensity
+        if lighting.style == "headlight":
+            scene.add(pyrender.DirectionalLight(intensity=intensity), pose=_look_from(np.array([0.0, 0.0, d])))
+        elif lighting.style == "studio":
+            scene.add(pyrender.DirectionalLight(intensity=intensity), pose=_look_from(np.array([-1.0, 1.5, 2.0])))
+            scene.add(pyrender.DirectionalLight(intensity=0.4 * intensity), pose=_look_from(np.array([2.0, 0.2, 1.0])))
         self._scene = scene
         self._renderer: Any = _offscreen(width, height)
         away = np.eye(4)

@@ -23,7 +23,7 @@ from propgrad.errors import InvalidParameterError
 from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad_rendered_rotation import meshes as mesh_module
 from propgrad_rendered_rotation.params import FULL_TURN, RenderedRotationParams, angle_grid, as_image_size
-from propgrad_rendered_rotation.renderer import CameraFit, RotationRenderer
+from propgrad_rendered_rotation.renderer import CameraFit, Lighting, RotationRenderer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,9 +136,7 @@ class RenderedRotationSource(InterventionSource):
             self.meshes,
             size=size,
             background=self.background,
-            lighting=self.lighting,
-            light_intensity=self.light_intensity,
-            ambient=self.ambient,
+            lighting=Lighting(self.lighting, self.light_intensity, self.ambient),
             fov_degrees=self.fov,
             distance=self.distance,
             margin=self.margin,

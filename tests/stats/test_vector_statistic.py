@@ -1,0 +1,155 @@
+"""One statistic for the whole output vector ("vector_l1", "vector_l2"): value, shuffles, validity.
+
+The reference is numpy alone: np.gradient of every column, then the L1 or L2 norm over the
+columns of each step, then the mean over the steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from propgrad.stats.backends import BACKENDS, TORCH, VECTOR
+from propgrad.stats.gradient import property_gradient
+from propgrad.stats.permutation import clear_cache, permutation_test, permutation_test_with
+from propgrad.stats.permutations import seeded_permutations
+from propgrad.stats.settings import test_settings
+from propgrad.stats.statistic import LABELS, STATISTICS, observed_statistic
+
+NORMS = {"vector_l1": 1, "vector_l2": 2}
+
+
+def _reference(y: np.ndarray, x: np.ndarray | None, statistic: str, periodic: bool = False, edge: int = 1) -> float:
+    """Mean over steps of the norm of the derivative of the output vector, with numpy alone."""
+    n = y.shape[0]
+    x = np.arange(n, dtype=np.float64) if x is None else np.asarray(x, dtype=np.float64)
+    if periodic:  # the wrapped-around neighbours padded on, default period: span plus one mean step
+        period = (x[-1] - x[0]) * n / (n - 1)
+        xp = np.concatenate([[x[-1] - period], x, [x[0] + period]])
+        derivative = np.gradient(np.concatenate([y[-1:], y, y[:1]]), xp, axis=0)[1:-1]
+    else:
+        derivative = np.gradient(y, x, axis=0, edge_order=edge)
+    return float(np.linalg.norm(derivative, ord=NORMS[statistic], axis=1).mean())
+
+
+CASES = [  # (name, n, uneven values, periodic, edge_order)
+    ("unit steps", 21, False, False, 1),
+    ("uneven values", 17, True, False, 1),
+    ("second-order ends", 17, True, False, 2),
+    ("turn", 24, False, True, 1),
+    ("turn, uneven values", 24, True, True, 1),
+    ("binary case", 2, False, False, 1),
+]
+
+
+@pytest.mark.parametrize("statistic", list(NORMS))
+@pytest.mark.parametrize(("name", "n", "uneven", "periodic", "edge"), CASES, ids=[c[0] for c in CASES])
+def test_statistic_equals_the_numpy_reference(statistic, name, n, uneven, periodic, edge) -> None:
+    rng = np.random.default_rng(n)
+    y = rng.normal(size=(n, 7))
+    values = np.cumsum(rng.uniform(0.3, 2.0, n)) if uneven else None
+    expected = _reference(y, values, statistic, periodic, edge)
+    settings = test_settings(statistic=statistic, n_permutations=50)
+    result = permutation_test_with(y, values, settings, periodic=periodic, edge_order=edge)
+    assert result.statistic.shape == (1,) and result.p_value.shape == (1,) and result.null_distribution.shape == (50, 1)
+    assert float(result.statistic[0]) == pytest.approx(expected, rel=1e-12)
+    if edge == 1:
+        observed = observed_statistic(y, values, statistic=statistic, periodic=periodic)
+        assert observed.shape == (1,) and float(observed[0]) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("statistic", list(NORMS))
+def test_each_shuffle_permutes_whole_rows(statistic) -> None:
+    rng = np.random.default_rng(5)
+    n, k, seed = 13, 64, 4
+    y = rng.normal(size=(n, 5))
+    perms = seeded_permutations(n, k, seed).numpy()  # what every backend draws for (n, k, seed)
+    expected = np.array([_reference(y[p], None, statistic) for p in perms])
+    clear_cache()
+    streamed = permutation_test(y, n_permutations=k, seed=seed, statistic=statistic)  # first use: streamed
+    memoised = permutation_test(y, n_permutations=k, seed=seed, statistic=statistic)  # second: the memo's matrix
+    np.testing.assert_allclose(streamed.null_distribution[:, 0].numpy(), expected, rtol=1e-12)
+    assert torch.equal(streamed.null_distribution, memoised.null_distribution)
+    assert torch.equal(streamed.p_value, memoised.p_value)
+    identity = torch.from_numpy(np.arange(n, dtype=np.int32))[None]
+    from propgrad.stats.statistic import Grid, as_statistic
+
+    stat = as_statistic(statistic)
+    grid = Grid(torch.arange(n, dtype=torch.float64))
+    kernel = stat.null_kernel(grid, k, 5)
+    y_t = torch.from_numpy(y)
+    on_identity = kernel.run(kernel.prepare(y_t), (identity,), 0, 1)[0]
+    assert torch.equal(stat.observed(y_t, grid, kernel), on_identity)  # ties with the identity shuffle are exact
+    assert float(on_identity[0]) == pytest.approx(_reference(y, None, statistic), rel=1e-13)
+
+
+@pytest.mark.parametrize("statistic", list(NORMS))
+def test_p_values_are_calibrated_on_pure_noise(statistic) -> None:
+    """200 noise sequences of 5 columns, K = 199: at alpha = 0.05 at most alpha + 2 binomial SDs
+    are rejected, and p <= 0.5 for half of them within 3 SDs (a test that never rejects fails)."""
+    seeds, alpha = 200, 0.05
+    p = np.empty(seeds)
+    for seed in range(seeds):
+        noise = torch.randn(12, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1000 + seed))
+        p[seed] = float(permutation_test(noise, n_permutations=199, seed=seed, statistic=statistic).p_value[0])
+    rejected = int((p < alpha).sum())
+    assert rejected <= seeds * alpha + 2 * math.sqrt(seeds * alpha * (1 - alpha)), rejected
+    assert abs((p <= 0.5).mean() - 0.5) <= 3 * math.sqrt(0.25 / seeds), (p <= 0.5).mean()
+
+
+def test_a_change_spread_thinly_over_many_columns_is_found() -> None:
+    """50 columns move along a common direction, most of them too little for their own test at
+    alpha = 0.01: one test of the whole vector finds the change without choosing a column."""
+    n, c = 21, 50
+    generator = torch.Generator().manual_seed(0)
+    direction = torch.randn(c, dtype=torch.float64, generator=generator)
+    noise = 0.3 * torch.randn(n, c, dtype=torch.float64, generator=generator)
+    y = torch.linspace(0, 0.6, n, dtype=torch.float64)[:, None] * direction + noise
+    per_column = permutation_test(y, n_permutations=999, seed=1)
+    assert int(per_column.significant.sum()) < c // 4
+    result = permutation_test(y, n_permutations=999, statistic="vector_l2", seed=1)
+    assert float(result.p_value[0]) == pytest.approx(1 / 1000)
+
+
+def test_one_column_gives_the_gradient_statistic_and_one_dimensional_outputs_a_scalar() -> None:
+    y = torch.tensor([0.2, 0.5, 0.4, 0.9, 1.3], dtype=torch.float64)
+    for statistic in NORMS:
+        result = permutation_test(y, n_permutations=30, statistic=statistic)
+        assert result.statistic.shape == () and result.p_value.shape == ()
+        assert float(result.statistic) == pytest.approx(float(property_gradient(y)), rel=1e-15)
+
+
+def test_constant_columns() -> None:
+    steps = torch.linspace(0, 1, 12, dtype=torch.float64)
+    flat = torch.full((12, 4), 0.7, dtype=torch.float64)
+    assert float(permutation_test(flat, n_permutations=99, statistic="vector_l1").p_value[0]) == 1.0
+    flat[:, 2] = steps  # one column moves: the vector moves, the constant ones do not force p = 1
+    result = permutation_test(flat, n_permutations=99, statistic="vector_l1")
+    assert result.p_value.shape == (1,) and float(result.p_value[0]) == pytest.approx(1 / 100)
+
+
+def test_sequential_test_stops_on_noise_and_keeps_a_clear_effect() -> None:
+    noise = torch.randn(20, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    stopped = permutation_test(noise, n_permutations=2000, statistic="vector_l2", sequential=10)
+    assert int(stopped.n_drawn[0]) < 2000 and float(stopped.p_value[0]) > 0.05
+    trend = noise * 0.01 + torch.linspace(0, 1, 20, dtype=torch.float64)[:, None]
+    kept = permutation_test(trend, n_permutations=2000, statistic="vector_l2", sequential=10)
+    assert int(kept.n_drawn[0]) == 2000 and float(kept.p_value[0]) == pytest.approx(1 / 2001)
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200])
+def test_outputs_far_from_one_keep_a_finite_exact_norm(scale) -> None:
+    y = torch.randn(10, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    small = float(permutation_test(y, n_permutations=5, statistic="vector_l2").statistic[0])
+    large = float(permutation_test(y * scale, n_permutations=5, statistic="vector_l2").statistic[0])
+    assert math.isfinite(large) and large == pytest.approx(small * scale, rel=1e-13)
+
+
+def test_the_settings_door_and_the_backends_know_the_vector_statistics() -> None:
+    for name, label in (("vector_l1", "E||grad||_1"), ("vector_l2", "E||grad||_2")):
+        assert name in STATISTICS and LABELS[name] == label
+        assert test_settings(statistic=name).statistic == name
+    assert BACKENDS.index(VECTOR) < BACKENDS.index(TORCH)  # TORCH takes any kernel, so VECTOR goes first
