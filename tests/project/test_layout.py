@@ -123,3 +123,19 @@ def test_top_level_holds_only_the_listed_modules() -> None:
 def test_every_folder_is_a_layer() -> None:
     folders = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists())
     assert [f for f in folders if f not in LAYERS] == []
+
+
+def test_layout_page_names_every_module_in_its_folder_row() -> None:
+    """docs/layout.md matches the tree: each folder's row names every module of that folder."""
+    page = (PACKAGE.parent / "docs" / "layout.md").read_text(encoding="utf-8")
+    rows = {line.split("`")[1]: line for line in page.splitlines() if line.startswith("| `propgrad/")}
+    rows["top level"] = next(line for line in page.splitlines() if line.startswith("| top level"))
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        if path.name == "__init__.py" and len(relative.parts) > 1:
+            continue
+        row = rows["top level"] if len(relative.parts) == 1 else rows.get(f"propgrad/{relative.parts[0]}/", "")
+        if f"`{path.name}`" not in row and f"{path.name}`" not in row:
+            missing.append(relative.as_posix())
+    assert missing == []
