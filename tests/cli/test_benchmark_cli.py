@@ -162,6 +162,7 @@ def cells_in(path: Path) -> CellStore:
     return CellStore(path, header["settings"])
 
 
+@pytest.mark.slow  # waits on subprocesses and timeouts: in the full suite, not the quick loop
 def test_sigterm_stops_the_run_like_ctrl_c_and_keeps_finished_cells(plugin_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     command = [sys.executable, str(plugin_dir / "run_cli.py"), str(plugin_dir), *ARGS, "--out", str(out)]
@@ -203,6 +204,7 @@ def test_sigterm_handler_is_restored() -> None:
     assert issubclass(Terminated, KeyboardInterrupt)
 
 
+@pytest.mark.slow  # waits on subprocesses and timeouts: in the full suite, not the quick loop
 def test_a_new_baseline_plugin_does_not_block_resuming(
     plugins, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -100,6 +100,7 @@ def test_plugins_json_stays_valid_when_a_plugin_prints_and_another_exits(site):
     assert any(p["name"] == "propgrad.sources.alpha_patch" and p["failure"] is None for p in data["plugins"])
 
 
+@pytest.mark.slow  # waits on subprocesses and timeouts: in the full suite, not the quick loop
 def test_broken_plugin_warning_and_strict_error_are_one_line_in_the_cli(site, tmp_path):
     fake_distribution(site, "broken_plugin", "import no_such_gpu_library\n", dist="propgrad-broken", version="0.3")
     argv = ("benchmark", "--suite", "no_such_suite", "--out", str(tmp_path / "out"))
@@ -127,6 +128,7 @@ def test_broken_plugin_warning_and_strict_error_are_one_line_in_the_cli(site, tm
     assert "Traceback (most recent call last):" in debug.stderr and "import no_such_gpu_library" in debug.stderr
 
 
+@pytest.mark.slow  # waits on subprocesses and timeouts: in the full suite, not the quick loop
 def test_an_entry_point_line_without_equals_is_named_and_skipped(site):
     """importlib.metadata cannot parse such a file; torch's import read it and the process crashed (exit -11)."""
     fake_distribution(site, "next_plugin", "import no_such_module_either\n", dist="propgrad-next", version="1.1")
@@ -161,6 +163,7 @@ def test_an_entry_point_line_without_equals_in_another_group_does_not_break_torc
     assert "other-tool 0.1: line 2" in out.stderr and "[console_scripts]" in out.stderr
 
 
+@pytest.mark.slow  # waits on subprocesses and timeouts: in the full suite, not the quick loop
 def test_help_does_not_load_plugins_even_one_that_hangs(site):
     fake_distribution(site, "hanging_plugin", "import time\ntime.sleep(60)\n", dist="propgrad-hang")
     environ = {**os.environ, "PYTHONPATH": str(site)}
@@ -171,6 +174,7 @@ def test_help_does_not_load_plugins_even_one_that_hangs(site):
         assert out.returncode == 0 and out.stdout, (argv, out.stderr)
 
 
+@pytest.mark.slow  # waits on subprocesses and timeouts: in the full suite, not the quick loop
 def test_a_slow_plugin_is_named_while_it_loads(site):
     fake_distribution(site, "slow_plugin", "import time\ntime.sleep(3)\n", dist="propgrad-slow", version="0.4")
     out = run_python(CLI, "plugins", site=site)

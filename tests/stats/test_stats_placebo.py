@@ -137,6 +137,7 @@ def _smooth_image(generator: torch.Generator, size: int = H) -> torch.Tensor:
     return (0.8 * smooth + 0.2 * torch.rand(3, size, size, generator=generator)).clamp(0, 1)
 
 
+@pytest.mark.slow  # waits on subprocesses and timeouts: in the full suite, not the quick loop
 def test_calibrated_when_the_intervention_is_itself_a_placebo() -> None:
     """Under the null (the real intervention is drawn as the placebos are), P(p < 0.05) = 4/100 for M = 99...
 
