@@ -108,7 +108,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--threads",
         type=int,
         metavar="N",
-        help="CPU threads of torch (default: torch's choice); use 1 per run when several runs share a machine",
+        help="CPU threads of torch (default: torch's choice); use 1 per run when several runs share a machine. "
+        "Suite models train on one thread whatever this says, so it never changes them",
     )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     parser.set_defaults(run=run)
