@@ -17,6 +17,7 @@ import torch
 
 from propgrad.core.validation import check_int, check_seed
 from propgrad.errors import InvalidParameterError
+from propgrad.explain.scoring import is_column_index
 from propgrad.sources.base import InterventionSource
 from propgrad.stats.settings import TestSettings, test_settings
 
@@ -166,33 +167,16 @@ def as_batch(inputs: Any) -> Any:
     return inputs
 
 
-def resolve_source(source: str | InterventionSource, params: dict[str, Any] | None) -> InterventionSource:
-    if params is not None and not isinstance(params, Mapping):
-        raise InvalidParameterError(
-            f"source_params must be a dict of the source's parameters, e.g. {{'steps': 11}}, got "
-            f"{type(params).__name__} {_short(params)}"
-        )
-    bad_keys = [key for key in (params or {}) if not isinstance(key, str)]
-    if bad_keys:
-        raise InvalidParameterError(f"source_params keys must be parameter names (strings), got {bad_keys[0]!r}")
-    if isinstance(source, InterventionSource):
-        if params:
-            raise InvalidParameterError("source_params can only be used with a source name, not a source instance")
-        return source
-    if isinstance(source, str):
-        from propgrad.plugins import get_source
+def resolve_source(source: str | InterventionSource, params: Mapping[str, Any] | None) -> InterventionSource:
+    """The source to intervene with: a registered name or class built with ``params``, or an instance.
 
-        return _construct(get_source(source), source, params or {})
-    if isinstance(source, type) and issubclass(source, InterventionSource):
-        return _construct(source, source.__name__, params or {})
-    raise InvalidParameterError(f"source must be a source name or an InterventionSource, got {type(source).__name__}")
-
-
-def _construct(cls: type[InterventionSource], name: str, params: Mapping[str, Any]) -> InterventionSource:
-    """``cls(**params)``, refusing a parameter the source does not take by name, with the ones it does."""
+    One builder for every plugin kind (:func:`propgrad.plugins.parameters.build`) checks ``params``
+    (a mapping with string keys, each a parameter the source declares or takes, none with an
+    instance) and names what was wrong.
+    """
     from propgrad.plugins.parameters import build
 
-    return build("sources", cls, params, what="source_params")
+    return build("sources", source, params, what="source_params")
 
 
 def resolve_targets(target: Target, n: int) -> list[int | None]:
@@ -209,7 +193,7 @@ def resolve_targets(target: Target, n: int) -> list[int | None]:
                 "bools and floats are not column indices (use .long() for a tensor of whole numbers)"
             )
         target = target.tolist()
-    if _is_index(target):
+    if is_column_index(target):
         return [int(target)] * n
     if isinstance(target, (str, bytes)) or not isinstance(target, Sequence):
         raise InvalidParameterError(
@@ -217,7 +201,7 @@ def resolve_targets(target: Target, n: int) -> list[int | None]:
             "bools and floats are not column indices"
         )
     targets = list(target)
-    bad = [t for t in targets if not _is_index(t)]
+    bad = [t for t in targets if not is_column_index(t)]
     if bad:
         raise InvalidParameterError(
             f"target must hold integer column indices, got {bad[0]!r} ({type(bad[0]).__name__}); "
@@ -231,10 +215,6 @@ def resolve_targets(target: Target, n: int) -> list[int | None]:
 
 
 _INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
-
-
-def _is_index(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _short(value: Any) -> str:

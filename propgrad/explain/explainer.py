@@ -36,7 +36,7 @@ from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad.sources.placebo_sequences import PlaceboDraw, draw_placebos
 from propgrad.stats.corrections import adjust_p_values, warn_if_infeasible
 from propgrad.stats.decision import decide
-from propgrad.stats.placebo_test import placebo_test
+from propgrad.stats.placebo_test import placebo_result
 from propgrad.stats.settings import TestSettings
 
 _WARN_AT_CALLER = 5
@@ -354,13 +354,7 @@ class _Job:
             result = replace(result, significant=decide(p, test.alpha, result.statistic, test.min_effect))
         placebo = None
         if placebo_scores is not None:
-            placebo = placebo_test(
-                result.statistic,
-                placebo_scores,
-                alpha=test.alpha,
-                min_effect=test.min_effect,
-                correction=test.correction,
-            )
+            placebo = placebo_result(result.statistic, placebo_scores, test.alpha, test.min_effect, test.correction)
         classes = None
         if self.classes is not None:
             axis = PropertyAxis.of(sequence, test.per)

@@ -80,21 +80,15 @@ _INTERVAL = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])\s*$")
 
 @dataclasses.dataclass(frozen=True)
 class Interval:
-    """Bounds of a number: ``[lo, hi]``, ``(lo, hi]``, ``[lo, inf)`` ... as written in a declaration.
+    """Bounds of a number as written in a declaration: ``[lo, hi]``, ``(lo, hi]``, ``[lo, inf)`` ...
 
     Attributes:
         text: The interval as declared (shown by ``propgrad plugins``).
-        minimum: Lower end, None for ``-inf``.
-        maximum: Upper end, None for ``inf``.
-        min_inclusive: Whether ``minimum`` itself is allowed.
-        max_inclusive: Whether ``maximum`` itself is allowed.
+        bounds: What it allows (:class:`propgrad.core.validation.Bounds`; an infinite end is None).
     """
 
     text: str
-    minimum: float | None
-    maximum: float | None
-    min_inclusive: bool
-    max_inclusive: bool
+    bounds: Bounds
 
     @classmethod
     def parse(cls, text: str) -> Interval:
@@ -110,24 +104,19 @@ class Interval:
             )
         left, lo, hi, right = match.groups()
         low, high = _end(lo, text), _end(hi, text)
-        return cls(text.strip(), low, high, left == "[" and low is not None, right == "]" and high is not None)
+        return cls(text.strip(), Bounds(low, high, left == "[" and low is not None, right == "]" and high is not None))
 
     def check(self, value: Any, name: str, *, integer: bool, strings: bool = False, hint: str = "") -> Any:
         """``value`` checked against the interval as an integer or a finite number (``strings``: also as text)."""
+        b = self.bounds
         if integer:
-            lo = None if self.minimum is None else int(np.floor(self.minimum)) + (0 if self.min_inclusive else 1)
-            hi = None if self.maximum is None else int(np.ceil(self.maximum)) - (0 if self.max_inclusive else 1)
+            lo = None if b.minimum is None else int(np.floor(b.minimum)) + (0 if b.min_inclusive else 1)
+            hi = None if b.maximum is None else int(np.ceil(b.maximum)) - (0 if b.max_inclusive else 1)
             return check_int(value, name, minimum=lo, maximum=hi, strings=strings, hint=hint)
-        return check_number(
-            value,
-            name,
-            Bounds(self.minimum, self.maximum, self.min_inclusive, self.max_inclusive),
-            strings=strings,
-            hint=hint,
-        )
+        return check_number(value, name, b, strings=strings, hint=hint)
 
 
-_UNBOUNDED = Interval("", None, None, True, True)
+_UNBOUNDED = Interval("", Bounds())
 
 
 def _end(text: str, interval: str) -> float | None:

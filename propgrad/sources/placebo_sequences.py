@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from propgrad.core.validation import Bounds, check_choice, check_int, check_number, check_seed, check_sequence_size
 from propgrad.errors import InvalidParameterError
 from propgrad.sources.base import InterventionSequence
+from propgrad.stats.settings import PLACEBO_VARIANTS
 
 __all__ = [
     "VARIANTS",
@@ -72,7 +73,7 @@ __all__ = [
     "step_changes",
 ]
 
-VARIANTS = ("smooth_direction", "region")
+VARIANTS = PLACEBO_VARIANTS
 """The placebo constructions of :func:`placebo_images`."""
 
 Variant = Literal["smooth_direction", "region"]

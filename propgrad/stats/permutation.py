@@ -38,7 +38,6 @@ from propgrad.stats.statistic import Grid, Statistic, as_statistic
 __all__ = [
     "MAX_PERMUTATIONS",
     "PermutationResult",
-    "check_test_settings",
     "clear_cache",
     "permutation_test",
     "permutation_test_with",
@@ -225,15 +224,6 @@ def run_permutation_test(
         statistic_name=statistic.name,
         n_drawn=outcome.drawn,
     )
-
-
-def check_test_settings(n_permutations: Any, alpha: Any, statistic: Any, seed: Any) -> tuple[int, float, int]:
-    """``(n_permutations, alpha, seed)`` checked by :func:`propgrad.stats.settings.test_settings` (the one check).
-
-    Kept for callers that have not moved to :class:`propgrad.stats.settings.TestSettings`.
-    """
-    settings = test_settings(n_permutations=n_permutations, alpha=alpha, statistic=statistic, seed=seed)
-    return settings.n_permutations, settings.alpha, settings.seed
 
 
 def clear_cache() -> None:

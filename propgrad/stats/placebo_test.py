@@ -28,9 +28,9 @@ from propgrad.core.validation import check_alpha, check_choice
 from propgrad.errors import InvalidParameterError
 from propgrad.stats.coercion import as_scores
 from propgrad.stats.corrections import METHODS, adjust_p_values
-from propgrad.stats.decision import check_min_effect, significant_with_min_effect
+from propgrad.stats.decision import check_min_effect, decide
 
-__all__ = ["PlaceboResult", "placebo_p_value", "placebo_test"]
+__all__ = ["PlaceboResult", "placebo_p_value", "placebo_result", "placebo_test"]
 
 TIE_EPS = 1000
 """Scores within ``TIE_EPS * eps * scale`` of the observed statistic count as ties (``scale``: the
@@ -75,6 +75,11 @@ def placebo_p_value(observed: Any, placebo_scores: Any) -> torch.Tensor:
         ValueError: shapes that do not match, or no placebos.
     """
     obs, plc = _check_pair(observed, placebo_scores)
+    return _p_value(obs, plc)
+
+
+def _p_value(obs: torch.Tensor, plc: torch.Tensor) -> torch.Tensor:
+    """:func:`placebo_p_value` of a checked pair (a common dtype, on one device)."""
     m = plc.shape[0]
     finite = torch.isfinite(plc)
     scale = torch.where(finite, plc.abs(), 0).amax(0)
@@ -153,17 +158,40 @@ def placebo_test(
             an unknown ``correction``.
     """
     correction = check_choice(correction, "correction", METHODS)
+    alpha = check_alpha(alpha)
+    min_effect = check_min_effect(min_effect)
     obs, plc = _check_pair(observed, placebo_scores)
-    p = placebo_p_value(obs, plc)
+    return placebo_result(obs, plc, alpha, min_effect, correction)
+
+
+def placebo_result(
+    observed: torch.Tensor, placebo_scores: torch.Tensor, alpha: float, min_effect: float, correction: str | None
+) -> PlaceboResult:
+    """:func:`placebo_test` for settings checked at their door (e.g. a :class:`~propgrad.stats.settings.TestSettings`).
+
+    Args:
+        observed: The real sequence's statistic, a tensor of shape () or (C,).
+        placebo_scores: The placebos' statistics, a tensor (M,) or (M, C), M >= 1.
+        alpha: Significance level, checked.
+        min_effect: Effect-size floor, checked.
+        correction: ``"holm"``, ``"bh"`` or None, checked.
+
+    Returns:
+        A :class:`PlaceboResult`, in the two tensors' common dtype on ``observed``'s device.
+    """
+    dtype = torch.promote_types(observed.dtype, placebo_scores.dtype)
+    obs = observed.to(dtype)
+    plc = placebo_scores.to(device=obs.device, dtype=dtype)
+    p = _p_value(obs, plc)
     adjusted = None if correction is None else adjust_p_values(p, correction)
     return PlaceboResult(
         statistic=obs,
         p_value=p,
-        significant=significant_with_min_effect(p if adjusted is None else adjusted, obs, alpha, min_effect),
+        significant=decide(p if adjusted is None else adjusted, alpha, obs, min_effect),
         placebo_scores=plc,
         n_placebos=int(plc.shape[0]),
-        alpha=check_alpha(alpha),
-        min_effect=check_min_effect(min_effect),
+        alpha=alpha,
+        min_effect=min_effect,
         correction=correction,
         p_value_adjusted=adjusted,
     )

@@ -52,12 +52,6 @@ def test_the_placebo_variants_are_those_the_sources_draw() -> None:
     assert tuple(VARIANTS) == PLACEBO_VARIANTS
 
 
-def test_check_test_settings_is_the_door() -> None:
-    assert permutation_module.check_test_settings(np.int64(5), 0.5, "pearson", 2) == (5, 0.5, 2)
-    with pytest.raises(InvalidParameterError, match="alpha"):
-        permutation_module.check_test_settings(5, 1.5, "gradient", 2)
-
-
 def _spread(permuted: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return (permuted[:, 1:] - permuted[:, :-1]).abs().amax(1)
 

@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from propgrad.sources.base import InterventionSequence
 from propgrad.sources.gaussian_vignette import GaussianVignetteSource
 from propgrad.sources.placebo_sequences import placebo_images
+from propgrad.stats.decision import significant_with_min_effect
 from propgrad.stats.gradient import property_gradient
 from propgrad.stats.permutation import permutation_test
-from propgrad.stats.placebo_test import PlaceboResult, placebo_p_value, placebo_test, significant_with_min_effect
+from propgrad.stats.placebo_test import PlaceboResult, placebo_p_value, placebo_test
 
 H = W = 16
 
