@@ -139,7 +139,12 @@ class ImageMap(AttributionBaseline):
 def darkening_settings(**overrides: Any) -> BenchmarkSettings:
     """Benchmark settings for :class:`DarkeningSuite` with :class:`ImageMap`, small and quick; ``overrides`` win."""
     base: dict[str, Any] = dict(
-        suites=("darkening",), n_permutations=200, baselines=("image_map",), n_resamples=5, chunk_size=5
+        suites=("darkening",),
+        n_permutations=200,
+        n_placebos=0,
+        baselines=("image_map",),
+        n_resamples=5,
+        chunk_size=5,
     )
     base.update(overrides)
     return BenchmarkSettings(**base)

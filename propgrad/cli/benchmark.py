@@ -11,7 +11,9 @@ Flip tables come under four definitions: the paper's two (a flip anywhere, the f
 extrapolation (every method sees the first half of the path, the label is a flip in the second)
 and held-out realisation (scores of one realisation, labels from another). The score table
 counts the images each test calls significant, raw and corrected over the images
-(``--correction``): the paper's permutation test and, with ``--placebos M``, the placebo test.
+(``--correction``): the size-aware placebo test (run by default: does the property move the model
+more than an arbitrary change of the image of the same size?) beside the paper's permutation test
+(an ordered, systematic response, however small).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from propgrad.errors import InvalidParameterError
+from propgrad.stats.defaults import PLACEBO_VARIANTS
 
 DEFAULT_OUT = Path("propgrad-benchmark")
 DEFAULT_SUITE = "fur"
@@ -79,8 +82,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--placebos",
         type=int,
         metavar="M",
-        help="placebo sequences per cell for the size-aware placebo test beside the permutation test "
-        "(default: 0, none; M >= 100 resolves alpha = 0.01; costs M times the property cells' forward passes)",
+        help="most placebo sequences per cell of the size-aware placebo test beside the permutation test "
+        "(default: 100, which resolves alpha = 0.01; 0: none). Sequential: a cell stops once a placebo reaches "
+        "its score, with the verdicts of drawing all M, so a cell the model ignores costs a few placebos",
+    )
+    parser.add_argument(
+        "--placebo",
+        choices=PLACEBO_VARIANTS,
+        default=PLACEBO_VARIANTS[0],
+        help="placebo variant: smooth_direction (the whole image along a random smooth direction, the default) "
+        "or region (a randomly shifted copy of the pixels the intervention changes)",
     )
     parser.add_argument(
         "--correction",
@@ -258,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         n_permutations=args.permutations,
         n_placebos=getattr(args, "placebos", None),
+        placebo=getattr(args, "placebo", PLACEBO_VARIANTS[0]),
         correction=None if correction == "none" else correction,
         realisations=getattr(args, "realisations", 1),
         quantus_metrics=tuple(getattr(args, "quantus_metrics", None) or ()),
@@ -269,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"propgrad benchmark ({mode}): suites {', '.join(suites)}; "
             f"baselines {', '.join(baselines) or 'none'}; K = {settings.n_permutations}; "
-            f"M = {settings.n_placebos} placebos; correction {settings.correction}; "
+            f"M = {settings.n_placebos} placebos ({settings.placebo}); correction {settings.correction}; "
             f"{torch.get_num_threads()} torch threads; out {args.out}"
         )
         _say_kept(stored, args.out, args.quick)

@@ -1,11 +1,16 @@
 """``report.html`` of ``propgrad explain --out``: one explanation in one self-contained page.
 
-The page shows the filmstrip of the intervention; a slider that scrubs through every step of the
-sequence, showing the frame and the model's outputs (and decision) at that step; the behaviour
-curve with the decision threshold and the flip positions; the permutation null distribution with
-the observed statistic and the p-value; the effect size beside the p-value; each baseline's
-attribution map of the original and of the fully intervened image on one colour scale
-(:func:`propgrad.baseline_maps`); and the settings, model, image and versions.
+The page opens with the verdict: the size-aware placebo test's decision first, the paper's
+permutation test beside it (labelled for what it tests: an ordered, systematic response, however
+small), the practical size (the largest output change, the flips) and a one-line reading. Then
+the filmstrip of the intervention; a slider that scrubs through every step of the sequence,
+showing the frame and the model's outputs (and decision) at that step; the behaviour curve with
+the decision threshold and the flip positions; the permutation null distribution with the
+observed statistic, the p-value and a caption saying what the observed value's side of the null
+means; each baseline's attribution map of the original and of the fully intervened image on one
+colour scale per baseline (:func:`propgrad.baseline_maps`), a constant map labelled with its value
+instead of drawn blank; and the settings, model, image and versions. Every output is called by one
+name throughout (its label, else ``output j``): the cards, the slider, the curves and the maps.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import numpy as np
 import torch
 
 from propgrad.core.html_report import HtmlReport, array_png, figure_png
+from propgrad.core.plotting import NULL_SIDES, null_caption
+from propgrad.stats.practical_size import format_size
+from propgrad.stats.vector_statistic import VECTOR_NORMS
 
 HTML_NAME = "report.html"
 MAX_SLIDER_FRAMES = 120
@@ -41,25 +49,63 @@ def _few_ticks(ax: Any) -> None:
     ax.tick_params(labelsize=8)
 
 
+def output_name(column: int | None, labels: Sequence[str] | None) -> str:
+    """The one name of an output column on the page: its label, else ``output j``; ``all outputs`` for
+    None (a whole-vector statistic scores every column at once)."""
+    if column is None:
+        return "all outputs"
+    return labels[column] if labels is not None and 0 <= column < len(labels) else f"output {column}"
+
+
+def headline(explanation: Any) -> tuple[int, int | None]:
+    """The scored result the verdict card reads and the output column it scores: ``(k, column)``.
+
+    ``k`` indexes ``explanation.score.reshape(-1)``: 0 for a ``target``, else the top-scored column
+    (the column of :attr:`~propgrad.explain.result.Explanation.reading`). ``column`` is the output
+    column (None for a whole-vector statistic, whose one score covers every column).
+    """
+    if explanation.target is not None:
+        return 0, int(explanation.target)
+    scores = explanation.score.reshape(-1)
+    k = int(torch.argmax(torch.nan_to_num(scores, nan=-1.0)))
+    whole_vector = explanation.test.statistic_name in VECTOR_NORMS
+    return k, None if whole_vector else k
+
+
 def effect_sizes(explanation: Any, column: int = 0) -> dict[str, float | None]:
     """Effect sizes of one scored column beside its p-value.
 
+    Args:
+        explanation: The explanation.
+        column: Index into ``explanation.score.reshape(-1)``.
+
     Returns:
-        ``score`` (the statistic), ``null_mean``, ``standardised`` ((score - null mean) / null std,
-        None without a kept null distribution or with a constant one) and ``output_change``
-        (|output at the last step - output at the first| of the column).
+        ``score`` (the statistic), ``null_mean`` (the mean of the kept null distribution),
+        ``ratio`` (score / null mean: 1 is what a shuffled order gives on average), ``standardised``
+        ((score - null mean) / null std) and ``output_change`` (|output at the last step - output at
+        the first| of the scored output; None for a whole-vector statistic). The null's figures are
+        None without a kept null distribution, or with a zero mean or std.
     """
     score = float(explanation.score.reshape(-1)[column])
     null = explanation.test.null_distribution
-    null_mean = standardised = None
+    null_mean = standardised = ratio = None
     if null is not None:
         values = (null if null.dim() == 1 else null[:, column]).double()
         null_mean = float(values.mean())
         std = float(values.std())
         standardised = (score - null_mean) / std if std > 0 and math.isfinite(std) else None
-    outputs = explanation.outputs if explanation.target is None else explanation.outputs[:, [explanation.target]]
-    change = float((outputs[-1, column] - outputs[0, column]).abs())
-    return {"score": score, "null_mean": null_mean, "standardised": standardised, "output_change": change}
+        ratio = score / null_mean if null_mean != 0 and math.isfinite(null_mean) else None
+    change = None
+    if explanation.test.statistic_name not in VECTOR_NORMS:
+        j = explanation.target if explanation.target is not None else column
+        change = float((explanation.outputs[-1, j] - explanation.outputs[0, j]).abs())
+    return {
+        "score": score,
+        "null_mean": null_mean,
+        "ratio": ratio,
+        "standardised": standardised,
+        "output_change": change,
+    }
 
 
 def _columns(explanation: Any, labels: Sequence[str] | None, limit: int = 8) -> list[tuple[int, str]]:
@@ -70,7 +116,18 @@ def _columns(explanation: Any, labels: Sequence[str] | None, limit: int = 8) -> 
     else:
         spread = outputs.max(0).values - outputs.min(0).values
         order = torch.argsort(spread, descending=True)[:limit].tolist()
-    return [(j, labels[j] if labels is not None and j < len(labels) else f"output {j}") for j in order]
+    return [(j, output_name(j, labels)) for j in order]
+
+
+def _direction(sequence: Any) -> str:
+    """The direction of a signed intervention in words (``", darkening"``), "" for none.
+
+    A source whose property values are a magnitude (``gaussian_vignette``: ``|s|``) says its sign in
+    ``metadata["direction"]``; the page shows the values and states the sign once, here.
+    """
+    direction = sequence.metadata.get("direction")
+    words = {"darken": "darkening", "brighten": "brightening"}
+    return f", {words.get(direction, direction)}" if isinstance(direction, str) and direction else ""
 
 
 def _slider_data(
@@ -87,7 +144,7 @@ def _slider_data(
     for k in steps:
         frames.append(array_png(seq.images[k], scale=scale))
         decision = decisions[k]
-        name = labels[decision] if labels is not None and decision < len(labels) else f"output {decision}"
+        name = output_name(decision, labels)
         flip = " (decision flips here)" if k in explanation.flips.flip_steps.tolist() else ""
         captions.append(
             f"step {k + 1} of {n}: {seq.property_name} = {float(seq.values[k]):.4g} {seq.unit}; decision: {name}{flip}"
@@ -124,14 +181,28 @@ def behaviour_figure(explanation: Any, labels: Sequence[str] | None) -> Any:
     return fig
 
 
-def null_figure(explanation: Any) -> Any:
-    """The permutation null distribution with the observed statistic and the p-value."""
+def null_figure(explanation: Any, column: int = 0) -> Any:
+    """The permutation null distribution of scored column ``column`` with the observed statistic and the p-value."""
     fig = _figure(4.6, 3.4)
     ax = fig.add_subplot()
-    explanation.plot_null(ax)
+    explanation.plot_null(ax, column=column)
+    ax.set_xlabel(explanation.statistic_label)
     _few_ticks(ax)
-    ax.set_title("permutation test: null distribution", fontsize=9)
+    fig.suptitle("permutation test: null distribution (shuffled orders)", fontsize=9)
     return fig
+
+
+def null_figure_caption(explanation: Any, column: int = 0) -> str:
+    """The null figure's caption: the p-value and what the observed value's side of the null means
+    (:func:`propgrad.core.plotting.null_caption`)."""
+    observed = float(explanation.score.reshape(-1)[column])
+    p_value = float(explanation.p_value.reshape(-1)[column])
+    null = explanation.test.null_distribution
+    head = f"Null distribution of the permutation test; observed {observed:.4g}, p = {p_value:.4g}."
+    if null is None:
+        return f"{head} The null distribution was not kept (many output columns)."
+    null = null if null.dim() == 1 else null[:, column]
+    return f"{head} {null_caption(explanation.test.statistic_name, observed, null, label=explanation.statistic_label)}"
 
 
 def filmstrip_figure(explanation: Any, frames: int = 8) -> Any:
@@ -143,17 +214,52 @@ def filmstrip_figure(explanation: Any, frames: int = 8) -> Any:
     axes = fig.subplots(1, frames, squeeze=False)[0]
     plot_filmstrip(list(axes), explanation.images, explanation.values)
     seq = explanation.sequence
-    fig.suptitle(f"{explanation.source}: {seq.property_name} [{seq.unit}]", fontsize=9)
+    fig.suptitle(f"{explanation.source}: {seq.property_name} [{seq.unit}]{_direction(seq)}", fontsize=9)
     return fig
 
 
-def maps_figure(maps: Any) -> Any:
-    """Rows: baselines; columns: original image, its map, final image, its map (one colour scale per row)."""
+def constant_label(value: float) -> str:
+    """The label of a constant attribution map: ``constant map: all values = 0``."""
+    return f"constant map: all values = {value:.3g}"
+
+
+def constant_maps(maps: Any) -> list[str]:
+    """One line per baseline with a constant map (:meth:`~propgrad.explain.maps.BaselineMaps.constant`):
+    which of its maps, the value, and, for a map of zeros whose channels are not zero, that they cancel."""
+    lines = []
+    for name in maps.maps:
+        steps = {"before": 0, "after": -1}
+        found = {kind: maps.constant(name, step) for kind, step in steps.items()}
+        found = {kind: value for kind, value in found.items() if value is not None}
+        if not found:
+            continue
+        if len(set(found.values())) == 1:
+            label = f"{' and '.join(found)}: {constant_label(next(iter(found.values())))}"
+        else:
+            label = "; ".join(f"{kind}: {constant_label(value)}" for kind, value in found.items())
+        zeros = [kind for kind, value in found.items() if value == 0]
+        reach = max((float(np.abs(maps.map(name, steps[kind])).max()) for kind in zeros), default=0.0)
+        cancel = f" (the channels, summed as drawn, reach ±{reach:.3g} but cancel at every pixel)" if reach > 0 else ""
+        lines.append(f"{name} {label}{cancel}")
+    return lines
+
+
+def maps_figure(maps: Any, labels: Sequence[str] | None = None) -> Any:
+    """Rows: baselines; columns: original image, its map, final image, its map (one colour scale per row).
+
+    A map is drawn as Captum's ``visualize_image_attr`` draws it, summed over the channels, on one
+    colour scale per baseline (the largest absolute channel sum of its maps). A constant map is not
+    drawn (it would be a blank panel): its panel says ``constant map: all values = <value>``.
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
     names = list(maps.maps)
     fig = _figure(6.4, 1.55 * max(len(names), 1) + 0.4)
     axes = fig.subplots(max(len(names), 1), 4, squeeze=False)
     for r, name in enumerate(names):
-        bound = maps.scale(name) or 1.0
+        bound = maps.scale(name, summed=True) or 1.0
+        drawn = False
         for c, (kind, step) in enumerate((("image", 0), ("map", 0), ("image", -1), ("map", -1))):
             ax = axes[r][c]
             ax.set_xticks([])
@@ -161,20 +267,38 @@ def maps_figure(maps: Any) -> Any:
             if kind == "image":
                 ax.imshow(np.clip(maps.image(step), 0, 1), interpolation="nearest")
                 ax.set_title("original" if step == 0 else "fully intervened", fontsize=7)
-            else:
-                shown = ax.imshow(
-                    maps.map(name, step).sum(-1), cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest"
-                )
-                ax.set_title(f"{name}: {'before' if step == 0 else 'after'}", fontsize=7)
-        fig.colorbar(shown, ax=list(axes[r]), shrink=0.8, label="attribution", location="right")
+                continue
+            ax.set_title(f"{name}: {'before' if step == 0 else 'after'}", fontsize=7)
+            constant = maps.constant(name, step)
+            if constant is not None:
+                ax.set_facecolor("0.93")
+                text = constant_label(constant).replace(": ", ":\n", 1)
+                ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=6.5)
+                continue
+            ax.imshow(maps.channel_sum(name, step), cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
+            drawn = True
+        if drawn:
+            scale = ScalarMappable(norm=Normalize(-bound, bound), cmap="RdBu_r")
+            fig.colorbar(scale, ax=list(axes[r]), shrink=0.8, label="attribution", location="right")
     fig.suptitle(
-        f"attribution maps of class {maps.target}, before and after (one colour scale per baseline)", fontsize=8
+        f"attribution maps of class {maps.target}, before and after (one colour scale per baseline)",
+        fontsize=8,
     )
     return fig
 
 
+def maps_target(explanation: Any) -> int:
+    """The output column the maps explain: the verdict card's (:func:`headline`), else (a whole-vector
+    statistic) the model's decision on the original image."""
+    column = headline(explanation)[1]
+    if column is not None:
+        return column
+    original = explanation.original_outputs if explanation.original_outputs is not None else explanation.outputs[0]
+    return int(original.argmax())
+
+
 def compute_maps(model: Any, explanation: Any, names: Sequence[str]) -> tuple[Any, dict[str, Any]]:
-    """Every named baseline's maps of the original and the fully intervened image.
+    """Every named baseline's maps of the original and the fully intervened image, of :func:`maps_target`.
 
     Returns:
         ``(maps, slic)``: a :class:`propgrad.explain.maps.BaselineMaps` (None when no baseline was
@@ -188,19 +312,76 @@ def compute_maps(model: Any, explanation: Any, names: Sequence[str]) -> tuple[An
     if not names:
         return None, {}
     baselines = {name: get_baseline(name)() for name in names}
-    target = explanation.target
-    if target is None:
-        original = explanation.original_outputs if explanation.original_outputs is not None else explanation.outputs[0]
-        target = int(original.argmax())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # failures are listed in the report
-        maps = baseline_maps(model, explanation.sequence, target=target, baselines=baselines)
+        maps = baseline_maps(model, explanation.sequence, target=maps_target(explanation), baselines=baselines)
     slic = {
         name: [dict(info) for info in getattr(b, "last_segmentation_info", [])]
         for name, b in baselines.items()
         if getattr(b, "last_segmentation_info", None)
     }
     return maps, slic
+
+
+def _decision(significant: bool) -> str:
+    return "significant" if significant else "not significant"
+
+
+def verdict_rows(explanation: Any, k: int) -> list[tuple[str, str]]:
+    """The verdict card's rows for scored result ``k``: the size-aware test first, the paper's test beside it.
+
+    Returns:
+        ``(name, value)`` pairs: the placebo test's decision with its p-value (and where a sequential
+        test stopped), the permutation test's, the practical size and the decision flips.
+    """
+    rows = []
+    placebo, alpha = explanation.placebo, explanation.test.alpha
+    size_aware = "size-aware test (placebo): larger than an arbitrary change of the image of the same size?"
+    if placebo is None:
+        why = "a periodic sequence has no placebos" if explanation.sequence.periodic else "no placebos were drawn"
+        rows.append((size_aware, f"not run ({why})"))
+    else:
+        p = float(placebo.p_value.reshape(-1)[k])
+        used = placebo.n_placebos if placebo.n_used is None else int(placebo.n_used.reshape(-1)[k])
+        drawn = (
+            f"stopped after {used} of {placebo.n_placebos} placebos"
+            if used < placebo.n_placebos
+            else f"{placebo.n_placebos} placebos"
+        )
+        adjusted = ""
+        if placebo.p_value_adjusted is not None:
+            adjusted = f", {placebo.correction}-adjusted p = {float(placebo.p_value_adjusted.reshape(-1)[k]):.3g}"
+        verdict = bool(explanation.verdict.reshape(-1)[k])
+        rows.append((size_aware, f"{_decision(verdict)}, p = {p:.3g}{adjusted} at alpha = {placebo.alpha:g}; {drawn}"))
+    p = float(explanation.p_value.reshape(-1)[k])
+    adjusted = ""
+    if explanation.p_value_adjusted is not None:
+        adjusted = f", {explanation.correction}-adjusted p = {float(explanation.p_value_adjusted.reshape(-1)[k]):.3g}"
+    systematic = bool(explanation.significant.reshape(-1)[k])
+    rows.append(
+        (
+            "permutation test (paper): an ordered, systematic response, however small",
+            f"{_decision(systematic)}, p = {p:.3g}{adjusted} at alpha = {alpha:g}; "
+            f"{explanation.test.n_permutations:,} shuffles",
+        )
+    )
+    practical, column = explanation.practical, headline(explanation)[1]
+    if column is None:  # a whole-vector statistic: the output that moves most
+        size = format_size(float(practical.largest_change.max()), practical.in_points) + " (the output that moves most)"
+    else:
+        size = practical.describe(column)
+    rows.append(("practical size: largest output change from the original image", size))
+    rows.append(("decision flips along the sequence", str(explanation.flips.n_flips)))
+    return rows
+
+
+def _ratio_text(ratio: float | None, statistic: str) -> str:
+    """score / shuffled-null mean in 2 significant digits, with what either side of 1 means."""
+    if ratio is None:
+        return "n/a"
+    sides = NULL_SIDES.get(statistic)
+    meaning = "1: as a shuffled order" + (f"; below 1: {sides.hints[0]}; above: {sides.hints[1]}" if sides else "")
+    return f"{ratio:.2g} ({meaning})"
 
 
 def explain_html(
@@ -215,28 +396,31 @@ def explain_html(
     """Build the explanation's page (see the module docstring)."""
     seq = explanation.sequence
     page = HtmlReport(f"propgrad explain: {explanation.source} on {settings.get('image') or 'the image'}")
-    columns = _columns(explanation, labels, limit=1)
-    column_name = columns[0][1]
-    k = 0 if explanation.target is not None else int(torch.argmax(explanation.score.reshape(-1)))
+    k, column = headline(explanation)
+    name = output_name(column, labels)
     effect = effect_sizes(explanation, k)
-    p_value = float(explanation.p_value.reshape(-1)[k])
-    page.heading("Result", 2)
-    page.stats(
-        [
-            (f"{explanation.statistic_label} of {column_name}", f"{effect['score']:.4g} {explanation.score_unit}"),
-            ("p-value", f"{p_value:.4g}"),
-            ("significant", f"{bool(explanation.significant.reshape(-1)[k])} at alpha = {explanation.test.alpha}"),
-            (
-                "effect size (score - null mean) / null std",
-                "n/a" if effect["standardised"] is None else f"{effect['standardised']:.3g}",
-            ),
-            ("|output change| first → last step", f"{effect['output_change']:.4g}"),
-            ("decision flips", str(explanation.flips.n_flips)),
-        ]
-    )
+    page.heading("Verdict", 2)
+    page.card(f"Verdict for {name}", verdict_rows(explanation, k), lead=f"reading: {explanation.reading}")
+    statistic = explanation.test.statistic_name
+    details = [
+        (f"{explanation.statistic_label} of {name}", f"{effect['score']:.4g} {explanation.score_unit}"),
+        ("score / shuffled-null mean", _ratio_text(effect["ratio"], statistic)),
+        (
+            "distance from the null mean",
+            "n/a" if effect["standardised"] is None else f"{effect['standardised']:.2g} null standard deviations",
+        ),
+    ]
+    if effect["output_change"] is not None:
+        details.append((f"|change of {name}| first → last step", f"{effect['output_change']:.3g}"))
+    page.stats(details)
     page.preformatted(explanation.summary(labels))
     page.heading("The intervention", 2)
-    page.image(figure_png(filmstrip_figure(explanation)), alt="filmstrip of the intervention", caption="Filmstrip")
+    page.image(
+        figure_png(filmstrip_figure(explanation)),
+        alt="filmstrip of the intervention",
+        caption=f"Filmstrip: {seq.property_name} from {float(seq.values[0]):.3g} to {float(seq.values[-1]):.3g} "
+        f"{seq.unit}{_direction(seq)}",
+    )
     frames, captions, rows = _slider_data(explanation, labels)
     page.paragraph(f"Move the slider to scrub through the {len(seq)} steps of the sequence.", "note")
     page.slider(frames, captions, ["output", "value", "decision"], rows, width=SLIDER_WIDTH)
@@ -247,13 +431,17 @@ def explain_html(
         caption="Model outputs along the intervention, with the decision threshold and the flips (dashed)",
     )
     page.image(
-        figure_png(null_figure(explanation)),
-        alt="null distribution",
-        caption=f"Null distribution of the permutation test; observed {effect['score']:.4g}, p = {p_value:.4g}",
+        figure_png(null_figure(explanation, k)), alt="null distribution", caption=null_figure_caption(explanation, k)
     )
     page.heading("Attribution maps before and after", 2)
     if maps is not None and maps.maps:
-        page.image(figure_png(maps_figure(maps)), alt="attribution maps before and after", caption="Baseline maps")
+        page.image(
+            figure_png(maps_figure(maps, labels)),
+            alt="attribution maps before and after",
+            caption=f"Baseline maps of {output_name(maps.target, labels)}",
+        )
+        for line in constant_maps(maps):
+            page.paragraph(line, "note constant-map")
     if maps is not None and maps.failures:
         page.table(["baseline", "error"], [[n, e] for n, e in maps.failures.items()])
     if maps is None:

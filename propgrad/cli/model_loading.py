@@ -1,11 +1,14 @@
-"""Loading a model from a command-line spec: ``module:callable``, a TorchScript file, or ``clip:PATH_OR_ID``."""
+"""Loading a model from a command-line spec: ``module:callable``, a TorchScript file, ``clip:PATH_OR_ID`` or
+``hf:PATH_OR_ID``."""
 
 from __future__ import annotations
 
 import pickle
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable
@@ -14,9 +17,77 @@ import torch
 from torch import nn
 
 from propgrad.core.validation import check_device
-from propgrad.errors import InputFileError, InvalidParameterError
+from propgrad.errors import InputFileError, InvalidParameterError, PropgradWarning
 
 CLIP_PREFIX = "clip:"
+HF_PREFIX = "hf:"
+
+
+@dataclass(frozen=True)
+class ImagePreparation:
+    """How a model's images are prepared: resize, centre crop (on the [0, 1] image) and normalisation.
+
+    Attributes:
+        size: The resize: an int (the shorter side, aspect ratio kept), (height, width) (exactly
+            that size), or None (keep the size).
+        crop: (height, width) of the centre crop after resizing, or None (no crop).
+        mean: Per-channel mean of the normalisation (3 values), or None (no normalisation).
+        std: Per-channel standard deviation (3 values), or None.
+    """
+
+    size: int | tuple[int, int] | None = None
+    crop: tuple[int, int] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    @classmethod
+    def from_processor(cls, processor: Any) -> ImagePreparation:
+        """Read the resize, centre crop, mean and std of a Hugging Face image processor.
+
+        The processor's rescaling to [0, 1] needs no counterpart (propgrad's images are [0, 1]
+        already); ``do_resize``, ``do_center_crop`` and ``do_normalize`` switch the steps off.
+
+        Raises:
+            InvalidParameterError: the processor has no ``image_mean``/``image_std`` or no readable size.
+        """
+        from propgrad.explain.zero_shot import ClipPreprocess  # one reader of Hugging Face image settings
+
+        read = ClipPreprocess.from_processor(processor)
+        crop = read.crop_size
+        identity = read.mean == (0.0, 0.0, 0.0) and read.std == (1.0, 1.0, 1.0)
+        return cls(
+            size=read.size,
+            crop=None if crop is None else (int(crop[0]), int(crop[1])),
+            mean=None if identity else read.mean,
+            std=None if identity else read.std,
+        )
+
+
+class HfImageClassifier(nn.Module):
+    """A Hugging Face image classifier (``AutoModelForImageClassification``) as a module of pixel values -> logits.
+
+    Attributes:
+        model: The ``*ForImageClassification`` model.
+        image_preparation: Its image processor's resize, crop and normalisation (None without a
+            processor): ``propgrad explain`` prepares the image and normalises it with these unless
+            ``--size``, ``--crop`` or ``--normalize`` say otherwise.
+    """
+
+    def __init__(self, model: nn.Module, image_preparation: ImagePreparation | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.image_preparation = image_preparation
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The class names of the model's config (``id2label``) in column order, or None if they do not cover it."""
+        id2label = getattr(getattr(self.model, "config", None), "id2label", None) or {}
+        names = {int(k): str(v) for k, v in id2label.items()}
+        return [names[k] for k in range(len(names))] if set(names) == set(range(len(names))) and names else None
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Normalised images (B, 3, H, W) -> logits (B, C)."""
+        return self.model(pixel_values=pixel_values).logits
 
 
 def load_model(
@@ -30,16 +101,17 @@ def load_model(
 
     Args:
         spec: ``package.module:attribute`` (an ``nn.Module`` instance, or a class/factory called
-            without arguments), the path of a TorchScript file (``torch.jit.save``), or
+            without arguments), the path of a TorchScript file (``torch.jit.save``),
             ``clip:PATH_OR_ID``: a Hugging Face CLIP model and processor (a folder written by
             ``save_pretrained`` or a hub id), wrapped as a zero-shot classifier with one output
-            column per descriptor of ``descriptors``.
+            column per descriptor of ``descriptors``, or ``hf:PATH_OR_ID``: a Hugging Face image
+            classifier (ViT, ConvNeXt ...) with its image processor (:func:`load_hf_classifier`).
         weights: Optional state-dict checkpoint, loaded with ``weights_only=True`` (no code runs).
         device: Where the model runs; it must exist here (a clear error for ``"cuda"`` on a
             CPU-only build).
         descriptors: The ``--descriptors`` JSON file of a ``clip:`` model,
             ``{"class name": ["descriptor 1", ...], ...}``.
-        show_progress: Show transformers' progress bars while a ``clip:`` model loads (or downloads).
+        show_progress: Show transformers' progress bars while a ``clip:`` or ``hf:`` model loads (or downloads).
 
     Returns:
         The model, in eval mode.
@@ -58,6 +130,8 @@ def load_model(
             f"--descriptors is for zero-shot models (--model clip:PATH_OR_ID), not --model {spec!r}; a model "
             "of your own can group its outputs by returning a propgrad.explain.zero_shot.ZeroShotClassifier"
         )
+    if spec.startswith(HF_PREFIX):
+        return load_hf_classifier(spec, weights, device, show_progress=show_progress)
     path = Path(spec)
     if ":" not in spec or path.suffix in (".pt", ".pth", ".ts", ".jit"):
         if not path.exists():
@@ -125,6 +199,87 @@ def load_clip(
         raise InvalidParameterError("--weights does not apply to --model clip:...; the folder or id holds the weights")
     texts = load_descriptors(descriptors, f"--descriptors {str(descriptors)!r}")
     return ZeroShotClassifier.from_pretrained(source, texts, device=device, show_progress=show_progress)
+
+
+def load_hf_classifier(
+    spec: str, weights: str | Path | None, device: torch.device, *, show_progress: bool = False
+) -> HfImageClassifier:
+    """``hf:PATH_OR_ID``: ``AutoModelForImageClassification`` and ``AutoImageProcessor`` from one folder or hub id.
+
+    The model runs in eval mode on ``device`` and returns its logits; the processor's resize,
+    centre crop and normalisation become the model's :class:`ImagePreparation`. A folder without
+    an image processor loads with a warning (the image is then neither resized to the model's
+    size nor normalised unless ``--size``, ``--crop`` and ``--normalize`` say how).
+
+    Raises:
+        InvalidParameterError: no path or id, ``--weights`` given, or no image classifier loads from it
+            (the message says why, on one line).
+        InputFileError: a path (starting with ``/``, ``.`` or ``~``) that does not exist.
+        MissingDependencyError: transformers is not installed.
+    """
+    source = spec[len(HF_PREFIX) :].strip()
+    if not source:
+        raise InvalidParameterError(
+            "--model hf: needs a folder or Hugging Face id after 'hf:', e.g. hf:google/vit-base-patch16-224"
+        )
+    if weights is not None:
+        raise InvalidParameterError("--weights does not apply to --model hf:...; the folder or id holds the weights")
+    if source.startswith(("/", ".", "~")) and not Path(source).expanduser().exists():
+        raise InputFileError(
+            f"--model {spec!r}: no such folder; give a folder written by save_pretrained or a Hugging Face id"
+        )
+    if source.startswith("~"):
+        source = str(Path(source).expanduser())
+    transformers = _import_transformers()
+    with _hf_progress_bars(transformers, show_progress):
+        try:
+            model = transformers.AutoModelForImageClassification.from_pretrained(source)
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidParameterError(
+                f"--model {spec!r}: cannot load a Hugging Face image classifier from {source!r}: {_first_line(exc)}"
+            ) from exc
+        try:
+            processor = transformers.AutoImageProcessor.from_pretrained(source)
+        except (OSError, ValueError, KeyError) as exc:
+            warnings.warn(
+                f"--model {spec!r} has no image processor ({_first_line(exc)}); the image is neither resized to the "
+                "model's input size nor normalised: give --size, --crop and --normalize",
+                PropgradWarning,
+                stacklevel=2,
+            )
+            processor = None
+    preparation = None if processor is None else ImagePreparation.from_processor(processor)
+    return HfImageClassifier(model, preparation).to(device).eval()
+
+
+def _import_transformers() -> Any:
+    try:
+        import transformers
+    except ImportError as exc:
+        from propgrad.explain.zero_shot import MissingDependencyError
+
+        raise MissingDependencyError(
+            "Hugging Face models need transformers: pip install 'propgrad[clip]' (or pip install transformers)"
+        ) from exc
+    return transformers
+
+
+@contextmanager
+def _hf_progress_bars(transformers: Any, show: bool) -> Iterator[None]:
+    """transformers' progress bars (loading weights, downloads) shown only with ``show``, restored after."""
+    hf_logging = transformers.utils.logging
+    enabled = hf_logging.is_progress_bar_enabled()
+    if not show:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def _load_weights(model: Any, path: Path) -> Any:

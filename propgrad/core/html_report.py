@@ -41,6 +41,12 @@ dl.kv dd{margin:0;font-family:ui-monospace,monospace;word-break:break-all}
 pre.note{background:#f7f7f7;padding:.5em;overflow-x:auto}
 .stat{display:inline-block;border:1px solid #ccc;border-radius:4px;padding:.4em .8em;margin:.2em .4em .2em 0}
 .stat b{font-size:1.2em}
+.card{border:2px solid #444;border-radius:6px;padding:.5em 1em .7em 1em;margin:.6em 0 1em 0}
+.card h3{margin:.1em 0 .4em 0}
+.card .lead{font-size:1.1em;font-weight:600;margin:.2em 0 .5em 0}
+.card dl.kv{grid-template-columns:minmax(12em,30em) auto;font-size:.95em}
+.card dl.kv dt{font-weight:400}
+.card dl.kv dd{font-family:inherit;font-weight:600;word-break:normal}
 .slider{border:1px solid #ccc;border-radius:4px;padding:.6em;margin:.6em 0 1.2em 0}
 .slider .frame{display:flex;gap:1.2em;align-items:flex-start;flex-wrap:wrap}
 .slider img{image-rendering:pixelated;border:1px solid #ddd}
@@ -143,6 +149,24 @@ class HtmlReport:
         """Add a row of highlighted ``(name, value)`` boxes (e.g. the score, p-value and effect size)."""
         boxes = "".join(f'<span class="stat">{_escape(k)}: <b>{_escape(v)}</b></span>' for k, v in items)
         self._parts.append(f'<div class="stats">{boxes}</div>')
+
+    def card(
+        self, title: str, rows: Sequence[tuple[str, str]], *, lead: str | None = None, css_class: str = "verdict"
+    ) -> None:
+        """Add a boxed card: a title, an optional leading line in bold, then ``(name, value)`` rows.
+
+        Args:
+            title: The card's heading.
+            rows: ``(name, value)`` pairs, shown as a definition list.
+            lead: A line shown first, in bold (e.g. the one-line reading of a result).
+            css_class: A class beside ``card`` that tells this card apart (the verdict by default).
+        """
+        head = f'<p class="lead">{_escape(lead)}</p>' if lead else ""
+        items = "".join(f"<dt>{_escape(k)}</dt><dd>{_escape(v)}</dd>" for k, v in rows)
+        self._parts.append(
+            f'<div class="card {_escape(css_class)}"><h3>{_escape(title)}</h3>{head}'
+            f'<dl class="kv card-rows">{items}</dl></div>'
+        )
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> None:
         """Add a table (cells are escaped text)."""

@@ -1,4 +1,4 @@
-"""Image I/O and small tensor helpers: load, save, resize, bundled example images, masks.
+"""Image I/O and small tensor helpers: load, save, resize, crop, normalise, bundled example images, masks.
 
 Images are float tensors (3, H, W) in [0, 1] (RGBA: (4, H, W)); masks are float tensors (H, W)
 in [0, 1]. Files are read with scikit-image (imageio/Pillow underneath) and written with Pillow.
@@ -13,12 +13,19 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from propgrad.core.atomic_files import atomic_write
+from propgrad.core.validation import check_int
 from propgrad.errors import InputFileError, InvalidParameterError
 
 EXAMPLE_IMAGES: tuple[str, ...] = ("chelsea", "astronaut", "coffee", "rocket")
 """Colour images bundled with scikit-image (available offline)."""
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+"""Per-channel mean of ImageNet's training images, the usual :class:`Normalize` of torchvision's models."""
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+"""Per-channel standard deviation of ImageNet's training images."""
 
 Size = int | tuple[int, int]
 
@@ -233,6 +240,110 @@ def resize(tensor: torch.Tensor, size: Size) -> torch.Tensor:
     out = F.interpolate(batch, size=(height, width), mode="bilinear", align_corners=False, antialias=shrink)
     out = out.clamp(float(tensor.min()), float(tensor.max()))
     return out if tensor.dim() == 4 else out[0]
+
+
+def resize_shorter_side(tensor: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize (C, H, W) or (N, C, H, W) images so the shorter side is ``size``, keeping the aspect ratio.
+
+    The longer side is rounded to the nearest pixel (at least 1); see :func:`resize` for the
+    interpolation.
+
+    Raises:
+        InvalidParameterError: ``size`` is not a positive integer, or ``tensor`` is no float image tensor.
+    """
+    side = check_int(size, "size", hint="the shorter side's length in pixels")
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() not in (3, 4):
+        return resize(tensor, side)  # resize names what was wrong with the tensor
+    h, w = tensor.shape[-2:]
+    scale = side / min(h, w)
+    return resize(tensor, (max(1, round(h * scale)), max(1, round(w * scale))))
+
+
+def center_crop(tensor: torch.Tensor, size: Size, name: str = "crop") -> torch.Tensor:
+    """The centre (height, width) of (C, H, W) or (N, C, H, W) images (offsets rounded down, as Hugging Face's).
+
+    Args:
+        tensor: The images.
+        size: An int (a square crop) or (height, width); at most the image's size.
+        name: How errors call ``size`` (``"--crop 224"`` in the command line).
+
+    Returns:
+        A view of the crop (the input itself when the sizes already match).
+
+    Raises:
+        InvalidParameterError: ``size`` is not positive, or larger than the image in either side
+            (the message gives both sizes: crop after resizing, not instead of it).
+    """
+    height, width = _check_size(size, name)
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() not in (3, 4):
+        got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        raise InvalidParameterError(f"center_crop expects a tensor (C, H, W) or (N, C, H, W), got {got}")
+    h, w = tensor.shape[-2:]
+    if height > h or width > w:
+        raise InvalidParameterError(
+            f"{name}: a {height} x {width} crop does not fit in the image of {h} x {w} pixels (height x width); "
+            "crop at most the image's size (resize it first to crop a larger area)"
+        )
+    top, left = (h - height) // 2, (w - width) // 2
+    return tensor[..., top : top + height, left : left + width]
+
+
+class Normalize(nn.Module):
+    """A model's input normalisation, ``(image - mean) / std`` per RGB channel, as a ``preprocess``.
+
+    Sources intervene on [0, 1] images; this maps them to what a model trained on normalised
+    inputs eats (``PropertyGradient(model, preprocess=Normalize(mean, std))``, or
+    ``nn.Sequential(Normalize(mean, std), model)`` for a model of [0, 1] images). The images keep
+    their device and dtype (mean and std are applied in it, so float64 images are exact).
+
+    Attributes:
+        mean: The three means, as Python floats.
+        std: The three standard deviations.
+
+    Args:
+        mean: Three numbers, one per channel (ImageNet's: 0.485, 0.456, 0.406).
+        std: Three positive numbers (ImageNet's: 0.229, 0.224, 0.225).
+
+    Raises:
+        InvalidParameterError: not three finite numbers each, or a std <= 0.
+    """
+
+    def __init__(self, mean: Any, std: Any) -> None:
+        super().__init__()
+        values = {"mean": _three_numbers(mean, "mean"), "std": _three_numbers(std, "std")}
+        if min(values["std"]) <= 0:
+            raise InvalidParameterError(
+                f"std must hold 3 positive numbers (it divides each channel), got {list(values['std'])}"
+            )
+        self.mean, self.std = values["mean"], values["std"]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(3, H, W) or (B, 3, H, W) float images -> normalised images of the same shape and dtype."""
+        if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4) or images.shape[-3] != 3:
+            got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise InvalidParameterError(f"Normalize expects RGB images (3, H, W) or (B, 3, H, W), got {got}")
+        dtype = images.dtype if images.is_floating_point() else torch.float32
+        mean = torch.tensor(self.mean, dtype=dtype, device=images.device)[:, None, None]
+        std = torch.tensor(self.std, dtype=dtype, device=images.device)[:, None, None]
+        return (images - mean) / std
+
+    def extra_repr(self) -> str:
+        mean, std = (", ".join(f"{v:g}" for v in values) for values in (self.mean, self.std))
+        return f"mean=({mean}), std=({std})"
+
+
+def _three_numbers(values: Any, name: str) -> tuple[float, float, float]:
+    """Three finite numbers, one per RGB channel (a list, tuple, array or tensor)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise InvalidParameterError(f"{name} must hold 3 numbers (one per RGB channel), got {values!r}")
+    items = list(values.reshape(-1).tolist() if isinstance(values, (torch.Tensor, np.ndarray)) else values)
+    numbers = [v for v in items if isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))]
+    if len(items) != 3 or len(numbers) != 3 or not all(np.isfinite(float(v)) for v in numbers):
+        raise InvalidParameterError(
+            f"{name} must hold 3 finite numbers (one per RGB channel), got {len(items)} value"
+            f"{'s' if len(items) != 1 else ''}: {items}"
+        )
+    return float(numbers[0]), float(numbers[1]), float(numbers[2])
 
 
 def save_image(path: str | Path, tensor: torch.Tensor) -> Path:

@@ -101,12 +101,128 @@ def plot_realisations(
     return ax
 
 
-def plot_null_distribution(ax: Any, null: torch.Tensor, observed: float, *, p_value: float, name: str) -> Any:
-    """Histogram of the permutation null distribution with the observed statistic marked."""
-    ax.hist(null.detach().cpu().float().numpy(), bins=50, color="0.6", label="permuted order")
+@dataclass(frozen=True)
+class NullSides:
+    """What an observed statistic left of, right of or inside its shuffled null means, for one statistic.
+
+    Attributes:
+        left: What a value left of the null says about the outputs.
+        right: What a value right of the null says.
+        inside: What a value inside the null says.
+        rule: One sentence: on which side an ordered response lies.
+        hints: Short labels for the two ends of the histogram's axis, ``(left, right)``.
+    """
+
+    left: str
+    right: str
+    inside: str
+    rule: str
+    hints: tuple[str, str]
+
+
+_SMOOTHNESS = NullSides(  # mean over steps of |derivative|: an ordered response is smoother than a shuffle
+    left="the outputs change more smoothly along the property than the same outputs in a random order: "
+    "an ordered, systematic response, however small",
+    right="the outputs jump between neighbouring steps more than in a random order: a jagged, oscillating response",
+    inside="the outputs change along the property about as smoothly as the same outputs shuffled: "
+    "no systematic response to the property",
+    rule="An ordered response lies left of the null, a jagged one right of it; neither side says how large it is.",
+    hints=("ordered, smooth", "jagged"),
+)
+NULL_SIDES: dict[str, NullSides] = {
+    "gradient": _SMOOTHNESS,
+    "vector_l1": _SMOOTHNESS,
+    "vector_l2": _SMOOTHNESS,
+    "pearson": NullSides(
+        left="the outputs correlate with the property less than the same outputs shuffled usually do: no trend",
+        right="the outputs follow the property more linearly than the same outputs shuffled: an ordered, "
+        "monotone response, however small",
+        inside="the outputs have no more linear trend along the property than the same outputs shuffled",
+        rule="An ordered (monotone) response lies right of the null; that side does not say how large it is.",
+        hints=("no trend", "ordered, monotone"),
+    ),
+}
+"""What either side of the shuffled null means, per built-in statistic name (``propgrad.stats.statistic.STATISTICS``).
+
+E|grad| and the whole-vector norms average the size of the outputs' derivative along the steps: a
+response that follows the property changes little between neighbouring steps, much less than the
+same outputs in a random order, so it lies LEFT of the null however small it is. |Pearson r| is
+large for a response that follows the property, so it lies RIGHT of the null."""
+
+NULL_TAIL = 0.025
+"""An observed statistic below this fraction of the null is "left of the null", above ``1 - NULL_TAIL``
+of it "right of the null" (the two-sided 5 % tails); anywhere else "inside the null"."""
+
+
+def null_position(observed: float, null: torch.Tensor) -> str:
+    """Where an observed statistic lies against its null distribution: ``"left"``, ``"right"`` or ``"inside"``.
+
+    ``"left"`` when fewer than :data:`NULL_TAIL` of the null's finite values are at most the observed
+    value, ``"right"`` when fewer than that are at least it, ``"inside"`` otherwise (also for a NaN
+    observed value or a null without finite values).
+    """
+    values = null.detach().cpu().double().reshape(-1)
+    values = values[torch.isfinite(values)]
+    if values.numel() == 0 or not math.isfinite(observed):
+        return "inside"
+    if float((values <= observed).double().mean()) < NULL_TAIL:
+        return "left"
+    if float((values >= observed).double().mean()) < NULL_TAIL:
+        return "right"
+    return "inside"
+
+
+def null_caption(statistic: str, observed: float, null: torch.Tensor, *, label: str | None = None) -> str:
+    """One sentence under a null histogram: where the observed statistic lies and what that means.
+
+    Args:
+        statistic: The statistic's name (``"gradient"``, ``"pearson"``, ``"vector_l1"``, ``"vector_l2"``
+            or a callable's name).
+        observed: The observed statistic.
+        null: Its null distribution (K,) over shuffled orders of the same outputs.
+        label: What the caption calls the statistic (default: ``statistic``).
+
+    Returns:
+        E.g. ``"Observed E|grad| left of the null: the outputs change more smoothly along the property
+        than the same outputs in a random order: an ordered, systematic response, however small. ..."``.
+    """
+    label = label or statistic
+    position = null_position(observed, null)
+    where = "inside the null" if position == "inside" else f"{position} of the null"
+    sides = NULL_SIDES.get(statistic)
+    if sides is None:
+        return f"Observed {label} {where}. The test is two-sided; what either side means depends on the statistic."
+    return f"Observed {label} {where}: {getattr(sides, position)}. {sides.rule}"
+
+
+def plot_null_distribution(
+    ax: Any, null: torch.Tensor, observed: float, *, p_value: float, name: str, label: str | None = None
+) -> Any:
+    """Histogram of the permutation null distribution with the observed statistic marked.
+
+    For a built-in statistic (:data:`NULL_SIDES`) the two ends of the axis say what either side of
+    the null means (for E|grad|: "← ordered, smooth" on the left, "jagged →" on the right);
+    :func:`null_caption` is the sentence to print under the figure.
+
+    Args:
+        ax: A matplotlib Axes.
+        null: The null distribution (K,).
+        observed: The observed statistic.
+        p_value: Its p-value, for the legend.
+        name: The statistic's name (``"gradient"``, ``"pearson"``, ...).
+        label: The x axis label (default: ``name``).
+
+    Returns:
+        The Axes.
+    """
+    ax.hist(null.detach().cpu().float().numpy(), bins=50, color="0.6", label="shuffled order")
     ax.axvline(observed, color="red", linewidth=2, label=f"observed (p = {p_value:.4g})")
-    ax.set_xlabel(name)
+    ax.set_xlabel(label or name)
     ax.set_ylabel("count")
+    sides = NULL_SIDES.get(name)
+    if sides is not None:
+        for x, align, text in ((0.0, "left", f"← {sides.hints[0]}"), (1.0, "right", f"{sides.hints[1]} →")):
+            ax.text(x, 1.01, text, transform=ax.transAxes, ha=align, va="bottom", fontsize="small", color="0.3")
     ax.legend(fontsize="small", loc="best")
     return ax
 

@@ -19,7 +19,8 @@ from propgrad.core.validation import check_int, check_seed
 from propgrad.errors import InvalidParameterError
 from propgrad.explain.scoring import is_column_index
 from propgrad.sources.base import InterventionSource
-from propgrad.stats.settings import TestSettings, test_settings
+from propgrad.stats.placebo_test import auto_stop
+from propgrad.stats.settings import AUTO, TestSettings, test_settings
 
 Target = int | Sequence[int] | torch.Tensor | None
 F = TypeVar("F", bound=Callable[..., Any])
@@ -120,6 +121,8 @@ def resolve_test_settings(
                 "settings)"
             )
         merged[name] = value
+    if settings is None or settings.placebo_stop == auto_stop(settings.alpha, settings.n_placebos):
+        merged["placebo_stop"] = AUTO  # follows the final alpha and M
     return test_settings(**merged)
 
 

@@ -30,14 +30,14 @@ from propgrad.explain.arguments import (
 )
 from propgrad.explain.realisations import Realisations, summarise_explanations
 from propgrad.explain.result import Explanation, aggregate_classes
-from propgrad.explain.scoring import PropertyAxis, SequenceScore, placebo_statistics, score_sequences
+from propgrad.explain.scoring import PropertyAxis, SequenceScore, placebo_tests, score_sequences
 from propgrad.explain.zero_shot import ClassGrouping, resolve_grouping
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.sources.placebo_sequences import PlaceboDraw, draw_placebos
+from propgrad.sources.placebo_sequences import PlaceboDraw, PlaceboPool
 from propgrad.stats.corrections import adjust_p_values, warn_if_infeasible
 from propgrad.stats.decision import decide
-from propgrad.stats.placebo_test import placebo_result
-from propgrad.stats.settings import TestSettings
+from propgrad.stats.placebo_test import PlaceboResult
+from propgrad.stats.settings import DEFAULT_PLACEBOS, TestSettings
 
 _WARN_AT_CALLER = 5
 """``stacklevel`` of a warning raised in :meth:`_Job.explain` that points at the user's call: the
@@ -134,7 +134,7 @@ class PropertyGradient:
         n_permutations: int = 10_000,
         alpha: float = 0.01,
         seed: int = 0,
-        n_placebos: int = 0,
+        n_placebos: int = DEFAULT_PLACEBOS,
         min_effect: float = 0.0,
         correction: str | None = None,
         settings: TestSettings | None = None,
@@ -158,18 +158,21 @@ class PropertyGradient:
             alpha: Significance level.
             seed: Seed for the source's random choices, the permutations and the placebos, an
                 integer in [0, 2**63 - 1].
-            n_placebos: M > 0 also runs the placebo-controlled test, reported beside the paper's in
-                ``Explanation.placebo`` (0, the default, runs the permutation test alone). It answers
-                "does this property move the model more than an arbitrary change of the same size?":
-                M placebo sequences per image change the image by the real sequence's mean |Δpixel|
-                at every step but along random smooth directions
-                (:func:`propgrad.sources.placebo_sequences.placebo_sequences`, seeded from ``seed`` and
-                the image's index), the model runs on them through the same batched forward pass,
-                each is scored with the same statistic and ``p = (b + 1) / (M + 1)``, b the placebos
-                scoring at least the real sequence (so M = 199 resolves alpha = 0.01; a warning says
-                when M is too small for ``alpha``). The permutation test asks only whether the outputs
-                change systematically, which a smooth intervention almost always makes them do.
-                Periodic sequences have no placebos (ValueError).
+            n_placebos: M, the most placebos of the size-aware placebo test, run by default beside
+                the paper's permutation test (``Explanation.placebo``, ``Explanation.verdict``); 0
+                runs the permutation test alone. It answers "does this property move the model more
+                than an arbitrary change of the same size?": placebo sequences change the image by
+                the real sequence's mean |Δpixel| at every step but along random smooth directions
+                (:class:`propgrad.sources.placebo_sequences.PlaceboPool`, seeded from ``seed`` and
+                the image's index), the model runs on them in batched rounds, each is scored with
+                the same statistic, and an image stops drawing once a placebo reaches its statistic
+                (``settings.placebo_stop``, by default the smallest stop whose verdicts equal the
+                fixed M-placebo test's: see :mod:`propgrad.stats.placebo_test`), so an image whose
+                model ignores the property costs a few placebos and one it drives costs M. With M
+                placebos p >= 1 / (M + 1): the default M = 100 resolves alpha = 0.01 (a warning
+                says when M is too small for ``alpha``). The permutation test asks only whether the
+                outputs change systematically, which a smooth intervention almost always makes them
+                do. A periodic sequence (a full turn) has no placebos: its ``placebo`` is None.
             min_effect: δ >= 0, the smallest score worth calling significant (in the score's units,
                 e.g. E|∇X| per step): ``significant`` is ``p < alpha and score >= δ`` for both tests.
                 The default 0 keeps the plain ``p < alpha`` of a non-negative statistic.
@@ -186,8 +189,9 @@ class PropertyGradient:
                 convention, or ``"unit"``: change per unit of the source's property values, e.g. per
                 degree, with their actual spacing), ``sequential`` (stop drawing permutations for a
                 column once this many null statistics are as extreme as the observed one, Besag &
-                Clifford; 10 is usual) and ``placebo`` (``"smooth_direction"``, the whole image, or
-                ``"region"``: a randomly shifted copy of the pixels the real intervention changes). A
+                Clifford; 10 is usual), ``placebo`` (``"smooth_direction"``, the whole image, or
+                ``"region"``: a randomly shifted copy of the pixels the real intervention changes) and
+                ``placebo_stop`` (the sequential placebo test's h, or None to draw all M). A
                 keyword above left at its default takes the value of ``settings``; one given with
                 another value wins, and contradicting a value ``settings`` changed is an error.
 
@@ -254,7 +258,13 @@ class PropertyGradient:
                 past the largest seed) or ``confidence_level``.
         """
         tests = resolve_test_settings(
-            settings, n_permutations=10_000, alpha=0.01, seed=0, n_placebos=0, min_effect=0.0, correction=None
+            settings,
+            n_permutations=10_000,
+            alpha=0.01,
+            seed=0,
+            n_placebos=DEFAULT_PLACEBOS,
+            min_effect=0.0,
+            correction=None,
         )
         seeds = realisation_seeds(realisations, tests.seed)
         check_number(confidence_level, "confidence_level", Bounds(0, 1, min_inclusive=False, max_inclusive=False))
@@ -316,33 +326,32 @@ class _Job:
         sequences = [
             src.generate_trusted(image, seed=test.seed, show_progress=self.run.show_progress) for image in self.images
         ]
-        placebos = None
-        if test.n_placebos:  # generated (and checked: no periodic sequence) before any model runs
+        pools: list[PlaceboPool | None] = []
+        if test.n_placebos:  # checked before any model runs; a periodic sequence has no placebos
             draw = PlaceboDraw(test.n_placebos, variant=test.placebo)  # checked with the test
-            placebos = [
-                draw_placebos(seq, replace(draw, seed=_placebo_seed(test.seed, i))) for i, seq in enumerate(sequences)
+            pools = [
+                None if seq.periodic else PlaceboPool(seq, replace(draw, seed=_placebo_seed(test.seed, i)))
+                for i, seq in enumerate(sequences)
             ]
         scores = score_sequences(self.forward_func, self.images, sequences, self.targets, self.run, test)
         n_tests = int(scores[0].test.p_value.numel()) if scores else 1
         if test.correction is not None:
             warn_if_infeasible(n_tests, test.n_permutations, test.alpha, test.correction, stacklevel=_WARN_AT_CALLER)
-        placebo_scores = None
-        if placebos is not None:
+        placebos: list[PlaceboResult | None] = [None] * len(scores)
+        if any(pool is not None for pool in pools):
             warn_if_infeasible(
                 n_tests, test.n_placebos, test.alpha, test.correction, what="placebos", stacklevel=_WARN_AT_CALLER
             )
-            targets = [scored.target for scored in scores]
-            placebo_scores = placebo_statistics(self.forward_func, self.images, placebos, targets, self.run, test)
+            placebos = placebo_tests(self.forward_func, self.images, pools, scores, self.run, test)
         return [
-            self._explanation(scored, seq, None if placebo_scores is None else placebo_scores[i], test)
-            for i, (scored, seq) in enumerate(zip(scores, sequences))
+            self._explanation(scored, seq, placebo, test) for scored, seq, placebo in zip(scores, sequences, placebos)
         ]
 
     def _explanation(
         self,
         scored: SequenceScore,
         sequence: InterventionSequence,
-        placebo_scores: torch.Tensor | None,
+        placebo: PlaceboResult | None,
         test: TestSettings,
     ) -> Explanation:
         result = scored.test
@@ -352,9 +361,6 @@ class _Job:
         if adjusted is not None or test.min_effect != 0:
             p = result.p_value if adjusted is None else adjusted
             result = replace(result, significant=decide(p, test.alpha, result.statistic, test.min_effect))
-        placebo = None
-        if placebo_scores is not None:
-            placebo = placebo_result(result.statistic, placebo_scores, test.alpha, test.min_effect, test.correction)
         classes = None
         if self.classes is not None:
             axis = PropertyAxis.of(sequence, test.per)

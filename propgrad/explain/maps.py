@@ -5,9 +5,10 @@ of an intervention sequence (by default the original, step 0, and the fully inte
 -1) and returns channel-last numpy arrays (H, W, 3), the layout of
 ``captum.attr.visualization.visualize_image_attr(attr, original_image)``, so a user or the report
 can show each map before and after side by side, on one colour scale (:meth:`BaselineMaps.scale`).
-Captum's ``visualize_image_attr`` sums the channels and refuses a map whose sum is all zero (its
-scale is 0), which a baseline can return (e.g. Guided Grad-CAM on a model whose red and blue
-gradients cancel); check ``np.abs(maps.map(name, step).sum(-1)).max() > 0`` first.
+Captum's ``visualize_image_attr`` sums the channels (:meth:`BaselineMaps.channel_sum`) and refuses a
+map whose sum is all zero (its scale is 0), which a baseline can return (e.g. Guided Grad-CAM on a
+model whose red and blue gradients cancel); :meth:`BaselineMaps.constant` tells such a map (every
+pixel of the channel sum equal) and its value, so it can be labelled instead of drawn blank.
 
 Example:
     >>> import propgrad, torch
@@ -38,6 +39,10 @@ from propgrad.explain.arguments import resolve_source
 from propgrad.sources.base import InterventionSequence, InterventionSource
 
 BaselineSpec = Sequence[str | AttributionBaseline] | Mapping[str, AttributionBaseline] | None
+
+CONSTANT_RTOL = 1e-6
+"""A map is constant (:meth:`BaselineMaps.constant`) when its channel sum spreads over at most this
+fraction of its largest absolute channel value (float32 rounds a sum of three channels to ~2e-7 of it)."""
 
 
 @dataclass(frozen=True)
@@ -78,9 +83,38 @@ class BaselineMaps:
         """The (H, W, 3) image at sequence index ``step`` (one of :attr:`steps`, or -1 for the last)."""
         return self.images[self._position(step)]
 
-    def scale(self, baseline: str) -> float:
-        """The largest absolute value of ``baseline``'s maps over all steps: one colour scale for all of them."""
-        return float(np.abs(self.maps[baseline]).max()) if baseline in self.maps else float("nan")
+    def scale(self, baseline: str, *, summed: bool = False) -> float:
+        """The largest absolute value of ``baseline``'s maps over all steps: one colour scale for all of them.
+
+        Args:
+            baseline: The baseline's name (NaN for one without maps).
+            summed: Of the channel sums (:meth:`channel_sum`, what is drawn) instead of the channels.
+        """
+        if baseline not in self.maps:
+            return float("nan")
+        maps = self.maps[baseline].sum(-1) if summed else self.maps[baseline]
+        return float(np.abs(maps).max())
+
+    def channel_sum(self, baseline: str, step: int) -> np.ndarray:
+        """The (H, W) map of ``baseline`` at ``step`` summed over the channels: what Captum's
+        ``visualize_image_attr`` draws (and the explain report shows)."""
+        return self.map(baseline, step).sum(-1)
+
+    def constant(self, baseline: str, step: int) -> float | None:
+        """The value of every pixel of :meth:`channel_sum` when they are all equal, else None.
+
+        Equal within float tolerance: the pixels' spread is at most :data:`CONSTANT_RTOL` times the
+        largest absolute channel value of this map (the rounding of a float32 channel sum), so an
+        all-zero map and one whose channels cancel at every pixel are constant (value 0), and a map
+        with structure of any size relative to its own values is not. A value within that tolerance
+        of 0 is returned as 0.0.
+        """
+        drawn = self.channel_sum(baseline, step).astype(np.float64)
+        tolerance = CONSTANT_RTOL * float(np.abs(self.map(baseline, step)).max())
+        if not np.isfinite(drawn).all() or float(drawn.max() - drawn.min()) > tolerance:
+            return None
+        value = float(drawn.mean())
+        return 0.0 if abs(value) <= tolerance else value
 
     def _position(self, step: int) -> int:
         if step == -1:

@@ -25,6 +25,7 @@ from propgrad.core.plotting import (
 from propgrad.errors import InvalidParameterError
 from propgrad.explain.zero_shot import ClassGrouping
 from propgrad.sources.base import InterventionSequence
+from propgrad.stats.practical_size import PracticalSize, practical_size, reading
 from propgrad.stats.statistic import LABELS as _STATISTIC_LABELS
 
 if TYPE_CHECKING:
@@ -305,9 +306,10 @@ class Explanation:
         test: The full permutation-test result (null distribution included when small).
         source: Name of the intervention source.
         score_unit: ``"per step"`` (the paper's convention) or ``"per <unit of the values>"``.
-        placebo: The placebo-controlled test (``attribute(..., test="both")``), reported beside the
-            permutation test: does the property move the model more than an arbitrary change of the
-            same size? None when it was not run.
+        placebo: The size-aware placebo-controlled test (run by default, ``n_placebos``), reported
+            beside the permutation test: does the property move the model more than an arbitrary
+            change of the same size? None when it was not run (``n_placebos=0``, or a periodic
+            sequence, which has no placebos). ``verdict`` is its decision.
         correction: The multiple-testing correction over the scored columns (``"holm"``, ``"bh"``) or None.
         p_value_adjusted: The permutation p-values adjusted by ``correction`` (None without one).
         min_effect: The effect-size floor of both tests' ``significant`` (0.0: none).
@@ -342,8 +344,45 @@ class Explanation:
 
     @property
     def significant(self) -> torch.Tensor:
-        """``p_value < alpha`` (adjusted p-values with a ``correction``; score >= ``min_effect`` too)."""
+        """The paper's permutation test: ``p_value < alpha`` (adjusted p-values with a ``correction``;
+        score >= ``min_effect`` too). It says the outputs respond in an ordered, systematic way along
+        the property, however small the response; :attr:`verdict` says whether it is larger than an
+        arbitrary change of the image of the same size."""
         return self.test.significant
+
+    @property
+    def verdict(self) -> torch.Tensor | None:
+        """The size-aware verdict per scored column (shape of ``score``): the placebo test's
+        ``significant`` (``p < alpha``, adjusted with a ``correction``, score >= ``min_effect``);
+        None when the placebo test did not run."""
+        return None if self.placebo is None else self.placebo.significant
+
+    @property
+    def practical(self) -> PracticalSize:
+        """The practical size: the largest change of every output column from the original image's
+        value along the sequence (:func:`propgrad.stats.practical_size.practical_size`)."""
+        original = self.original_outputs if self.original_outputs is not None else self.outputs[0]
+        return practical_size(self.outputs, original)
+
+    @property
+    def reading(self) -> str:
+        """One line reading the result of the top-scored column (the target's when one was given):
+        both tests, the practical size and the flips, e.g. ``"systematic but small: 0.8 points,
+        no decision flip"``."""
+        return self.reading_of(int(torch.argmax(torch.nan_to_num(self.score.reshape(-1), nan=-1.0))))
+
+    def reading_of(self, k: int) -> str:
+        """:attr:`reading` of scored column ``k`` (an index into ``score.reshape(-1)``)."""
+        column = self.target if self.target is not None else k
+        size_aware = None if self.verdict is None else bool(self.verdict.reshape(-1)[k])
+        why = "a periodic sequence has no placebos" if self.sequence.periodic else ""
+        return reading(
+            bool(self.significant.reshape(-1)[k]),
+            size_aware,
+            self.practical.describe(column),
+            self.flips.n_flips,
+            why,
+        )
 
     @property
     def convergence_delta(self) -> torch.Tensor:
@@ -378,11 +417,13 @@ class Explanation:
         lines = [
             f"source {self.source}: {seq.property_name} over {len(seq)} steps "
             f"({float(seq.values[0]):.4g} to {float(seq.values[-1]):.4g} {seq.unit}"
-            f"{', periodic' if seq.periodic else ''})"
+            f"{', periodic' if seq.periodic else ''})",
+            f"  reading: {self.reading}",
         ]
         scores = self.score.reshape(-1)
         columns = [self.target] if self.target is not None else list(range(scores.numel()))
         order = torch.argsort(scores, descending=True)[:10].tolist()
+        practical = self.practical
         for k in order:
             j = columns[k]
             name = labels[j] if labels is not None and j is not None and j < len(labels) else f"output {j}"
@@ -390,11 +431,16 @@ class Explanation:
             sig = "significant" if bool(self.significant.reshape(-1)[k]) else "not significant"
             adjusted = "" if self.p_value_adjusted is None else f" ({self.correction}: {self._adjusted(k):.4g})"
             lines.append(
-                f"  {name:<16} E|grad| = {float(scores[k]):.4g} {self.score_unit}   p = {p:.4g}{adjusted}   "
+                f"  {name:<16} {self.statistic_label} = {float(scores[k]):.4g} {self.score_unit}   "
+                f"largest change {practical.describe(j)}"
+            )
+            indent = "  " + " " * 16 + " "
+            if self.placebo is not None:
+                lines.append(indent + self._placebo_line(k))
+            lines.append(
+                f"{indent}permutation test (the paper's; an ordered response, however small): p = {p:.4g}{adjusted} "
                 f"({sig} at alpha={self.test.alpha}{self._floor()})"
             )
-            if self.placebo is not None:
-                lines.append("  " + " " * 16 + " " + self._placebo_line(k))
         if len(columns) > len(order):
             lines.append(f"  ... {len(columns) - len(order)} more output columns")
         f = self.flips
@@ -423,10 +469,12 @@ class Explanation:
             else f" ({plc.correction}: {float(plc.p_value_adjusted.reshape(-1)[k]):.4g})"
         )
         sig = "significant" if bool(plc.significant.reshape(-1)[k]) else "not significant"
-        mean = float(plc.placebo_scores.reshape(plc.n_placebos, -1)[:, k].mean())
+        used = plc.n_placebos if plc.n_used is None else int(plc.n_used.reshape(-1)[k])
+        mean = float(plc.placebo_scores.reshape(plc.n_drawn, -1)[:used, k].mean())
+        stopped = f"stopped after {used} of {plc.n_placebos}" if used < plc.n_placebos else f"{used}"
         return (
-            f"placebo test: p = {p:.4g}{adjusted} against {plc.n_placebos} changes of the same size "
-            f"(mean {mean:.4g}) ({sig} at alpha={plc.alpha}{self._floor()})"
+            f"placebo test (size-aware; larger than a change of the same size?): p = {p:.4g}{adjusted} against "
+            f"{stopped} placebo changes of the same size (mean {mean:.4g}) ({sig} at alpha={plc.alpha}{self._floor()})"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -451,6 +499,9 @@ class Explanation:
             "p_value_adjusted": None if self.p_value_adjusted is None else self.p_value_adjusted.tolist(),
             "min_effect": self.min_effect,
             "placebo": None if self.placebo is None else self.placebo.to_dict(),
+            "verdict": None if self.verdict is None else self.verdict.tolist(),
+            "practical": self.practical.to_dict(),
+            "reading": self.reading,
             "sequence_metadata": json.loads(json.dumps(seq.metadata, default=str)),
             "classes": None if self.classes is None else self.classes.to_dict(),
         }

@@ -26,10 +26,12 @@ from propgrad.errors import InvalidParameterError
 from propgrad.sources.base import InterventionSequence
 from propgrad.stats.flips import FlipResult, prediction_flips
 from propgrad.stats.permutation import PermutationResult, permutation_test_with
+from propgrad.stats.placebo_test import PlaceboResult, placebo_result, placebo_stopped
 from propgrad.stats.statistic import observed_statistic
 from propgrad.stats.vector_statistic import VECTOR_NORMS
 
 if TYPE_CHECKING:
+    from propgrad.sources.placebo_sequences import PlaceboPool
     from propgrad.stats.settings import TestSettings
 
 #: ``target`` value meaning "the decision on the original image" (the benchmark's explained class).
@@ -263,108 +265,109 @@ def _run_stacked(
     return list(torch.split(outputs, lengths))
 
 
-def placebo_statistics(
+def placebo_bounds(n_placebos: int, stop: int | None) -> list[int]:
+    """Where the placebo test's rounds end: ``[0, M]`` for the fixed test, else ``0, 2, 6, 14, 30, 62,
+    ..., M`` (each round draws twice as many as all before it and two more), so an image that stops
+    early draws few placebos and one that needs all M runs ``log2(M)`` rounds."""
+    if stop is None:
+        return [0, n_placebos]
+    bounds, b = [0], 2
+    while b < n_placebos:
+        bounds.append(b)
+        b = 2 * b + 2
+    return [*bounds, n_placebos]
+
+
+def placebo_tests(
     forward_func: Callable[..., Any],
     originals: torch.Tensor,
-    placebos: Sequence[Sequence[InterventionSequence]],
-    targets: Sequence[int | None],
+    pools: Sequence[PlaceboPool | None],
+    scores: Sequence[SequenceScore],
     run: RunSettings,
     test: TestSettings,
-) -> list[torch.Tensor]:
-    """The test statistic of every placebo sequence of every original image, for the placebo test.
+) -> list[PlaceboResult | None]:
+    """The size-aware placebo test of every scored sequence that has placebos.
 
-    The placebos of all images go through the same stacked forward pass as :func:`score_sequences`
-    (each placebo after its image's original, extra per-image arguments expanded to it), and each
-    placebo's statistic is the one :func:`score_sequences` reports for a real sequence (the
-    observed statistic of :func:`propgrad.stats.permutation.permutation_test`, which does not depend
-    on the permutations).
+    Placebos are drawn from each image's pool in rounds (:func:`placebo_bounds`); every round runs
+    the placebos of all images still drawing through one stacked forward pass (each image's extra
+    per-image arguments expanded to its placebos' steps), scores each placebo with the statistic
+    :func:`score_sequences` reports for a real sequence, and, with ``test.placebo_stop``, lets an
+    image stop once every scored column has h placebos at least its statistic
+    (:func:`propgrad.stats.placebo_test.placebo_stopped`). The p-values and verdicts are
+    :func:`propgrad.stats.placebo_test.placebo_result`'s.
 
     Args:
         forward_func: The model.
         originals: The original images (B, 3, H, W).
-        placebos: B lists of placebo sequences (M_i >= 1 each), e.g. from
-            :func:`propgrad.sources.placebo_sequences.placebo_sequences`.
-        targets: B scored columns (an integer, or None for every column), as resolved for the real
-            sequences (:attr:`SequenceScore.target`).
+        pools: B placebo pools (:class:`~propgrad.sources.placebo_sequences.PlaceboPool` of each
+            image's real sequence, drawing at most ``test.n_placebos``), None for an image without
+            placebos (a periodic sequence).
+        scores: The B real sequences' scores (:func:`score_sequences`): their statistics and target columns.
         run: How the model runs, as for :func:`score_sequences`.
-        test: The test's settings; ``test.statistic`` and ``test.per`` are used.
+        test: The test's settings: statistic, per, alpha, min_effect, correction, M and h.
 
     Returns:
-        B tensors (float64): (M_i,) for an integer target, (M_i, C) for None.
-
-    Raises:
-        TypeError, ValueError: as :func:`score_sequences`; an image without placebos.
+        B results (None where the pool is None).
     """
-    if len(placebos) != originals.shape[0] or len(targets) != len(placebos):
+    if not len(pools) == len(scores) == originals.shape[0]:
         raise InvalidParameterError(
-            f"give one list of placebos and one target per original image: {originals.shape[0]} originals, "
-            f"{len(placebos)} placebo lists, {len(targets)} targets"
+            f"give one placebo pool and one score per original image: {originals.shape[0]} originals, "
+            f"{len(pools)} pools, {len(scores)} scores"
         )
-    counts = [len(group) for group in placebos]
-    if min(counts, default=1) < 1:
-        raise InvalidParameterError("every original image needs at least one placebo sequence")
-    flat = [seq for group in placebos for seq in group]
-    # one stack per image: its placebos' steps, with no original (its outputs are not needed)
-    stacks = [torch.cat([seq.images.to(originals.device) for seq in group]) for group in placebos]
-    outputs = _run_stacked(forward_func, stacks, run)
-    blocks = [
-        block
-        for image_outputs, group in zip(outputs, placebos)
-        for block in torch.split(image_outputs, [len(seq) for seq in group])
+    drawn: dict[int, list[torch.Tensor]] = {i: [] for i, pool in enumerate(pools) if pool is not None}
+    active = list(drawn)
+    bounds = placebo_bounds(test.n_placebos, test.placebo_stop)
+    for start, stop in zip(bounds, bounds[1:]):
+        if not active:
+            break
+        chunks = [pools[i].images(start, stop) for i in active]  # type: ignore[union-attr]
+        stacks = [chunk.flatten(0, 1).to(originals.device) for chunk in chunks]
+        outputs = _run_stacked(forward_func, stacks, _rows(run, active))
+        still = []
+        for i, chunk, out in zip(active, chunks, outputs):
+            scored = scores[i]
+            block = out.reshape(chunk.shape[0], chunk.shape[1], -1)  # (k, N, C)
+            drawn[i].append(_placebo_statistics(block, scored.target, pools[i].sequence, test))  # type: ignore[union-attr]
+            if test.placebo_stop is None:
+                continue
+            observed = scored.test.statistic.double()
+            so_far = torch.cat(drawn[i]).to(observed.device)
+            if not bool(placebo_stopped(observed, so_far, test.placebo_stop).all()):
+                still.append(i)
+        active = still
+    return [
+        None if i not in drawn else placebo_result(scores[i].test.statistic.double(), torch.cat(drawn[i]), test)
+        for i in range(len(pools))
     ]
-    stats, offset = [], 0
-    for target, count in zip(targets, counts):
-        group, outs = flat[offset : offset + count], blocks[offset : offset + count]
-        offset += count
-        n_columns = outs[0].shape[1]
-        if target is not None and not 0 <= target < n_columns:
-            raise InvalidParameterError(f"target {target} is out of range for a model with {n_columns} outputs")
-        scored = [block.double() if target is None else block[:, target].double() for block in outs]
-        stats.append(_placebo_group_statistics(scored, group, test.per, test.statistic))
-    return stats
 
 
-def _placebo_group_statistics(
-    scored: list[torch.Tensor],
-    group: Sequence[InterventionSequence],
-    per: str,
-    statistic: str | Callable[..., torch.Tensor],
+def _rows(run: RunSettings, images: Sequence[int]) -> RunSettings:
+    """``run`` with its per-image extra arguments cut to the rows of ``images`` (in that order)."""
+    if not any(run.per_image_args):
+        return run
+    index = list(images)
+    extra = tuple(
+        arg[index] if flag else arg for arg, flag in zip(run.additional_forward_args, run.per_image_args, strict=True)
+    )
+    return replace(run, additional_forward_args=extra)
+
+
+def _placebo_statistics(
+    block: torch.Tensor, target: int | None, sequence: InterventionSequence, test: TestSettings
 ) -> torch.Tensor:
-    """The statistics (M,) or (M, C) of one image's placebos: one call for placebos that share a
-    grid (as :func:`propgrad.sources.placebo_sequences.placebo_sequences` draws them), else one per placebo.
+    """The statistics (k,) or (k, C) of k placebos of one real sequence from their outputs (k, N, C).
 
-    A built-in statistic is computed column by column, so placebos side by side as columns give
-    each placebo's own statistic; a callable or a whole-vector norm (``vector_l1``, ``vector_l2``) mixes
-    columns and is called per placebo.
+    A placebo has the real sequence's values and is never periodic. A built-in statistic is
+    computed column by column, so the placebos side by side as columns give each placebo's own
+    statistic in one call; a callable or a whole-vector norm mixes columns and is called per placebo.
     """
-    first = group[0]
-    columnwise = isinstance(statistic, str) and statistic not in VECTOR_NORMS  # a vector norm mixes columns
-    same_grid = columnwise and all(
-        len(seq) == len(first)
-        and seq.periodic == first.periodic
-        and sequence_period(seq, per) == sequence_period(first, per)
-        and (per == "step" or torch.equal(seq.values, first.values))
-        for seq in group
-    )
-    if not same_grid:
-        return torch.stack(
-            [
-                sequence_statistic(
-                    x,
-                    seq.values if per == "unit" else None,
-                    periodic=seq.periodic,
-                    statistic=statistic,
-                    period=sequence_period(seq, per),
-                )
-                for x, seq in zip(scored, group)
-            ]
-        )
-    columns = torch.stack(scored, dim=1)  # (N, M) or (N, M, C)
-    flat = columns.reshape(columns.shape[0], -1)
-    values = first.values if per == "unit" else None
-    result = sequence_statistic(
-        flat, values, periodic=first.periodic, statistic=statistic, period=sequence_period(first, per)
-    )
+    scored = block.double() if target is None else block[:, :, target].double()
+    values = sequence.values if test.per == "unit" else None
+    statistic = test.statistic
+    if not isinstance(statistic, str) or statistic in VECTOR_NORMS:
+        return torch.stack([sequence_statistic(x, values, statistic=statistic) for x in scored])
+    columns = scored.movedim(0, 1)  # (N, k) or (N, k, C)
+    result = sequence_statistic(columns.reshape(columns.shape[0], -1), values, statistic=statistic)
     return result.reshape(columns.shape[1:])
 
 

@@ -26,8 +26,9 @@ from propgrad.errors import InvalidParameterError
 from propgrad.explain.scoring import SequenceScore, sequence_statistic
 from propgrad.harness.definitions import half_index
 from propgrad.sources.base import InterventionSequence
-from propgrad.stats.decision import decide
 from propgrad.stats.flips import FlipResult, prediction_flips
+from propgrad.stats.placebo_test import PlaceboResult
+from propgrad.stats.practical_size import practical_size, reading
 
 CellKind = Literal["property", "baseline"]
 JsonKey = list[str | int]
@@ -94,6 +95,13 @@ class PropertyRecord(TypedDict):
     placebo_p_value: float | None
     """The placebo test's p-value (None: no placebos in this run, or a periodic sequence)."""
     placebo_significant: bool | None
+    placebo_n_used: int | None
+    """Placebos the p-value used: fewer than ``n_placebos`` when the sequential test stopped early."""
+    largest_change: float
+    """The practical size: the largest change of the explained class's probability from the original
+    image's along the sequence (:func:`propgrad.stats.practical_size.practical_size`)."""
+    reading: str
+    """One line reading the cell (:func:`propgrad.stats.practical_size.reading`)."""
     realisation_scores: list[float]
     """The score of realisations 0 .. R - 1 (the first is ``score``)."""
     realisation_p_values: list[float]
@@ -145,14 +153,6 @@ def cell_seed(seed: int, *parts: Any) -> int:
 
 
 @dataclass(frozen=True)
-class PlaceboOutcome:
-    """The placebo test of one property cell: M placebos and the p-value (b + 1) / (M + 1)."""
-
-    n_placebos: int
-    p_value: float
-
-
-@dataclass(frozen=True)
 class PropertyAxis:
     """What a cell's sequence changes, as its record shows it (for plots): name, unit, wrap-around.
 
@@ -177,10 +177,9 @@ def property_record(
     scored: SequenceScore,
     label: int,
     *,
-    alpha: float,
     axis: PropertyAxis = PropertyAxis(),
     held_out: FlipResult | None = None,
-    placebo: PlaceboOutcome | None = None,
+    placebo: PlaceboResult | None = None,
     realisations: Sequence[SequenceScore] = (),
 ) -> PropertyRecord:
     """The record of one property cell, from the scoring of its sequence.
@@ -190,11 +189,10 @@ def property_record(
         scored: :func:`propgrad.explain.scoring.score_sequences` output for the cell's sequence, scored
             on the explained class (the original image's decision) of softmax probabilities.
         label: The image's true class.
-        alpha: Significance level of the placebo test (the permutation test's is in ``scored``).
         axis: The sequence's property: name, unit and whether it wraps around (for plots).
         held_out: The flips along another realisation of the intervention, against the same
             original image's decision (the held-out definition), or None.
-        placebo: The placebo test's outcome, or None when the run has no placebos.
+        placebo: The placebo test of the explained class (0-d), or None when the run has no placebos.
         realisations: The scorings of realisations 1 .. R - 1 on the same class (R > 1 runs).
 
     Returns:
@@ -207,6 +205,9 @@ def property_record(
     explained = scored.target
     curve = scored.outputs[:, explained].double().cpu()
     test, flips = scored.test, scored.flips
+    size = practical_size(scored.outputs, scored.original_outputs)
+    size_aware = None if placebo is None else bool(_scalar(placebo.significant))
+    why = "a periodic sequence has no placebos" if axis.periodic else ""
     half = half_index(curve.shape[0])
     half_score = half_reference = flipped_second_half = None
     if half is not None:
@@ -233,8 +234,11 @@ def property_record(
         "flipped_second_half": flipped_second_half,
         "heldout_flipped": None if held_out is None else held_out.flipped_anywhere,
         "n_placebos": 0 if placebo is None else int(placebo.n_placebos),
-        "placebo_p_value": None if placebo is None else float(placebo.p_value),
-        "placebo_significant": None if placebo is None else bool(decide(placebo.p_value, alpha)),
+        "placebo_p_value": None if placebo is None else _scalar(placebo.p_value),
+        "placebo_significant": size_aware,
+        "placebo_n_used": None if placebo is None or placebo.n_used is None else int(placebo.n_used),
+        "largest_change": float(size.largest_change[explained]),
+        "reading": reading(bool(_scalar(test.significant)), size_aware, size.describe(explained), flips.n_flips, why),
         "realisation_scores": [_scalar(s.test.statistic) for s in (scored, *realisations)],
         "realisation_p_values": [_scalar(s.test.p_value) for s in (scored, *realisations)],
         "curve": [float(p) for p in curve],

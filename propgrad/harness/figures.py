@@ -8,9 +8,11 @@ axis and labelled axes, so it stays readable when printed:
   line each group's mean), with the decision threshold; the y range follows the data, so a change
   from 0.99 to 0.98 is visible when it is the whole effect.
 - ``scores_<suite>_<intervention>.png``: per model and method, histograms of log10 scores of
-  flipped vs. not flipped images (flip anywhere along the sequence).
+  flipped vs. not flipped images (flip anywhere along the sequence); only the methods that scored
+  the intervention (a score-only intervention has no baseline panels).
 - ``roc_<suite>_<intervention>.png``: per model, the ROC curve of every method predicting a flip
-  anywhere.
+  anywhere; no panel for a model on which no image flips, or every image does
+  (:func:`roc_left_out`: a ROC curve needs both), and no figure when no model has both.
 - ``filmstrip_<suite>_<intervention>.png``: frames of the kept images' sequences.
 - ``maps_<suite>_<intervention>.png``: each baseline's map of one kept image before and after the
   intervention, per model, before and after on one colour scale.
@@ -176,10 +178,16 @@ def plot_score_distributions(
 ) -> Path:
     """Per model and method: histograms of log10 scores of flipped vs. not flipped images.
 
+    Only the methods that scored some image of some model have panels (a score-only intervention
+    has no baseline cells, so no baseline panels); a model a method did not score shows "n/a".
     Panels wrap four methods to a row, so the figure keeps to the page width.
     """
     models = [m for m, recs in properties.items() if recs]
-    methods = [PROPERTY_SCORE, OUTPUT_REFERENCE, *baseline_names]
+    methods = [
+        method
+        for method in (PROPERTY_SCORE, OUTPUT_REFERENCE, *baseline_names)
+        if any(_method_pairs(method, properties[m], baselines.get(m, {})) for m in models)
+    ] or [PROPERTY_SCORE]
     per_row = min(4, len(methods))
     rows_per_model = -(-len(methods) // per_row)
     fig, axes = _figure(max(len(models), 1) * rows_per_model, per_row, (1.8, 1.45))
@@ -197,7 +205,7 @@ def plot_score_distributions(
     handles = [ax for ax in axes.flat if ax.get_visible() and ax.get_legend_handles_labels()[0]]
     if handles:
         fig.legend(*handles[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=7)
-    fig.suptitle(f"{title}: scores of flipped (anywhere) vs. not flipped images", fontsize=9)
+    fig.suptitle(f"{title}:\nscores of flipped (anywhere) vs. not flipped images", fontsize=9)
     return _save(fig, path)
 
 
@@ -234,17 +242,51 @@ def roc_points(
     return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
 
 
+def roc_left_out(scores: Mapping[str, ModelScores]) -> dict[str, str]:
+    """The models without a ROC panel, each with why: no image flips, or every image does.
+
+    A ROC curve needs flipped and unflipped images (with one kind only, a rate is 0 / 0 and the
+    curve would be the chance diagonal, AUC 0.50, where the flip tables say n/a).
+
+    Args:
+        scores: The score rows of one (suite, intervention) (the summary's ``scores``).
+    """
+    left_out = {}
+    for model, s in scores.items():
+        if s["n_flipped_anywhere"] == 0:
+            left_out[model] = "no image flips"
+        elif s["n_flipped_anywhere"] == s["n_images"]:
+            left_out[model] = "every image flips"
+    return left_out
+
+
 def plot_roc(
     path: Path,
     title: str,
     properties: Mapping[str, Sequence[PropertyRecord]],
     baselines: Mapping[str, Mapping[str, Sequence[BaselineRecord]]],
     baseline_names: Sequence[str],
-) -> Path:
-    """Per model: the ROC curve of every method predicting a flip anywhere (AUC in the legend)."""
-    models = [m for m, recs in properties.items() if recs]
+    left_out: Mapping[str, str] | None = None,
+) -> Path | None:
+    """Per model: the ROC curve of every method predicting a flip anywhere (AUC in the legend).
+
+    Args:
+        path: Where the PNG goes.
+        title: The figure's title.
+        properties: model -> its property records.
+        baselines: model -> baseline name -> its records.
+        baseline_names: Baselines in legend order.
+        left_out: Models without a panel, with why (:func:`roc_left_out`); named under the title.
+
+    Returns:
+        ``path``, or None (nothing written) when every model is left out.
+    """
+    left_out = dict(left_out or {})
+    models = [m for m, recs in properties.items() if recs and m not in left_out]
+    if not models:
+        return None
     methods = [PROPERTY_SCORE, OUTPUT_REFERENCE, *baseline_names]
-    fig, axes = _figure(1, max(len(models), 1), (2.4, 4.5))
+    fig, axes = _figure(1, len(models), (2.4, 4.5))
     for ax, model in zip(axes[0], models):
         for k, method in enumerate(methods):
             pairs = _method_pairs(method, properties[model], baselines.get(model, {}))
@@ -262,7 +304,10 @@ def plot_roc(
         ax.set_ylabel("true positive rate (flips)", fontsize=8)
         _style(ax, nbins=3)
         ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), title="method (AUC)", title_fontsize=6.5)
-    fig.suptitle(f"{title}: ROC, predicting a flip anywhere", fontsize=9)
+    missing = "; ".join(f"{m}: {why}" for m, why in left_out.items())
+    fig.suptitle(
+        f"{title}: ROC, predicting a flip anywhere" + (f"\nno panel for {missing}" if missing else ""), fontsize=9
+    )
     return _save(fig, path)
 
 
@@ -384,7 +429,18 @@ def write_plots(
                 )
             )
             if g["baseline"]:
-                paths.append(plot_roc(out_dir / f"roc_{stem}.png", name, g["property"], g["baseline"], baseline_names))
+                roc = plot_roc(
+                    out_dir / f"roc_{stem}.png",
+                    name,
+                    g["property"],
+                    g["baseline"],
+                    baseline_names,
+                    roc_left_out(block["scores"]),
+                )
+                if roc is None:  # no model has flipped and unflipped images: no figure, none left from a former run
+                    (out_dir / f"roc_{stem}.png").unlink(missing_ok=True)
+                else:
+                    paths.append(roc)
             if kept_maps is None:
                 continue
             sequences = kept_maps.sequences(suite, intervention)

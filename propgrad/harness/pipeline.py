@@ -1,7 +1,9 @@
 """``run_benchmark``: a whole benchmark run, from settings to results.json, report.md and plots.
 
 Output folder layout: ``cells.jsonl`` (the resumable cell store), ``results.json`` (strict JSON),
-``records.csv`` (one row per image), ``report.md`` and the self-contained ``report.html``, the
+``records.csv`` (one row per image), ``report.md`` and the self-contained ``report.html`` (both
+open with the verdicts and the suites' validity checks, which ``results.json`` keeps under
+``validity``: :func:`validity_of`), the
 figures ``{behaviour,scores,roc,filmstrip,maps}_<suite>_<intervention>.png``, ``maps/`` (the
 attribution maps and sequences kept for a few images, :mod:`propgrad.harness.kept_maps`) and
 ``.propgrad-benchmark.lock`` (held while a run uses the folder). Everything but the
@@ -10,8 +12,7 @@ append-only store is written atomically.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -34,7 +35,7 @@ from propgrad.harness.runner import SuiteRunner, run_suites
 from propgrad.harness.settings import BenchmarkSettings
 from propgrad.harness.store import CellStore
 from propgrad.harness.summary import summarise
-from propgrad.harness.timing import Stopwatch, TimingCheckpoints, combine_summaries
+from propgrad.harness.timing import Stopwatch, TimingCheckpoints, combine_summaries, format_ratio
 from propgrad.harness.versions import collect_versions
 from propgrad.suites.base import BenchmarkSuite
 
@@ -216,7 +217,7 @@ def _run_locked(
     with stopwatch.measure("quantus"):
         quantus = runners_quantus_scores(runners, settings.quantus_metrics)
     session = _Session(settings, out_dir, store, stopwatch, started, say, plots, kept)
-    return _report(session, _Outcome(suite_info, changes, slic, quantus, model_weights))
+    return _report(session, _Outcome(suite_info, changes, slic, quantus, model_weights, suites))
 
 
 def _slic_counts(runners: Mapping[str, SuiteRunner]) -> dict[str, dict[str, int]]:
@@ -271,6 +272,7 @@ class _Outcome:
         quantus: The Quantus metric records (None: none asked).
         model_weights: Per suite, each model's weights hash
             (:func:`propgrad.harness.identity.weights_hash`, as the cell store binds it).
+        suites: The suites run, whose validity checks the report runs (None: none).
     """
 
     suite_info: dict[str, dict[str, Any]]
@@ -278,6 +280,7 @@ class _Outcome:
     slic: Mapping[str, Mapping[str, int]] | None = None
     quantus: list[dict[str, Any]] | None = None
     model_weights: Mapping[str, Mapping[str, str]] | None = None
+    suites: Mapping[str, BenchmarkSuite] | None = None
 
 
 def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
@@ -307,7 +310,6 @@ def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
         level_tables = {name: info["level_accuracy"] for name, info in suite_info.items()}
         model_order = {name: info["models"] for name, info in suite_info.items()}
         tables = SuiteTables(accuracy=accuracy_tables, model_order=model_order, levels=level_tables)
-        text = format_report(summary, settings.baselines, tables=tables)
     this_session = stopwatch.summary()
     if store.n_appended:
         store.add_segment(
@@ -354,6 +356,9 @@ def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
     for block in ("timing", "session_timing"):
         results[block] = strict_with_reasons(results[block])
     results = strict_with_reasons(results)
+    validity = validity_of(outcome.suites or {}, results)  # on the data results.json holds, as `propgrad validate`
+    results["validity"] = validity
+    tables = replace(tables, validity=validity)
     write_json(out_dir / RESULTS_NAME, results)
     write_records_csv(out_dir / CSV_NAME, records, settings.baselines)
     timing_line = format_timing(timing, this_session)
@@ -362,10 +367,11 @@ def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
         settings.baselines,
         markdown=True,
         tables=replace(tables, weights=model_weights),
-        header=f"Settings: `{json.dumps(settings.to_dict())}`\n\n{timing_line}\n\n"
+        header=f"{timing_line}\n\n"
         f"Also: [{HTML_NAME}]({HTML_NAME}) (every table and figure in one page), [{RESULTS_NAME}]({RESULTS_NAME}), "
         f"[{CSV_NAME}]({CSV_NAME}) (one row per image).",
         figures=[p.name for p in figures],
+        settings=settings.to_dict(),
     )
     write_text(
         out_dir / REPORT_NAME, markdown + ("\n" + format_quantus_table(quantus, markdown=True) if quantus else "")
@@ -374,6 +380,7 @@ def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
     write_benchmark_html(
         out_dir / HTML_NAME, results, sections, timing_line=timing_line, links=(RESULTS_NAME, CSV_NAME, REPORT_NAME)
     )
+    text = format_report(summary, settings.baselines, tables=tables)
     say(text + ("\n" + format_quantus_table(quantus) if quantus else "") + "\n" + timing_line)
     say(
         f"wrote {out_dir / RESULTS_NAME}, {out_dir / CSV_NAME}, {out_dir / REPORT_NAME}, {out_dir / HTML_NAME} "
@@ -382,12 +389,40 @@ def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
     return results
 
 
+def validity_of(suites: Mapping[str, BenchmarkSuite], results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every suite's validity checks on a run's results, as ``results.json`` keeps them (``validity``).
+
+    The checks and notes are the suite's own (:meth:`~propgrad.suites.base.BenchmarkSuite.validity_checks`
+    with its default thresholds and :meth:`~propgrad.suites.base.BenchmarkSuite.validity_notes`, as
+    ``propgrad validate RUN`` runs them on the finished folder). A suite that states no checks and
+    no notes is left out.
+
+    Args:
+        suites: The suites of the run by name.
+        results: The run's results (the data of ``results.json``).
+
+    Returns:
+        Per suite: ``checks`` (each ``{"name", "passed", "detail"}``), ``notes`` and ``error`` (why
+        the checks could not be run on these results, e.g. a model they need is missing; else None).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, suite in suites.items():
+        try:
+            checks, notes = suite.validity_checks(results), suite.validity_notes(results)
+        except ValueError as exc:  # the results lack what a check reads (InvalidParameterError is one)
+            out[name] = {"checks": [], "notes": [], "error": str(exc)}
+            continue
+        if checks or notes:
+            out[name] = {"checks": [asdict(c) for c in checks], "notes": list(notes), "error": None}
+    return out
+
+
 def format_timing(timing: dict[str, float], session: dict[str, float]) -> str:
     """The timing line of the report: the sessions that computed the cells, then this session if it differs."""
     line = (
         f"timing: {timing['run_s']:.1f} s run ({timing.get('suite_setup_s', 0.0):.1f} s suite setup excluded), "
-        f"{timing['model_and_attribution_s']:.1f} s in model forward + attribution calls, "
-        f"overhead ratio {timing['overhead_ratio']}"
+        f"{timing['model_and_attribution_s']:.1f} s in model forward + attribution calls, overhead ratio "
+        f"{format_ratio(timing['overhead_ratio'])} (wall time of the run / time in those calls; 1 = no overhead)"
     )
     sessions = int(timing.get("sessions", 1))
     if sessions > 1 or session.get("model_and_attribution_s", 0.0) != timing["model_and_attribution_s"]:

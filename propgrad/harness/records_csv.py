@@ -35,6 +35,9 @@ PROPERTY_COLUMNS = (
     "n_placebos",
     "placebo_p_value",
     "placebo_significant",
+    "placebo_n_used",
+    "largest_change",
+    "reading",
     "property_name",
     "unit",
 )

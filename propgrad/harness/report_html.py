@@ -1,19 +1,31 @@
 """``report.html`` of a benchmark run: every table and figure in one self-contained page.
 
-The page holds the Tab. 2-style flip tables and the property-score table of
-:func:`propgrad.harness.report.report_sections`, then per suite and intervention the figures of
+The page opens with the run's conclusions (the verdict table and the suites' validity checks,
+PASS/FAIL, :func:`propgrad.harness.report.headline_sections`) and a table of contents; then per
+suite its tables (:func:`propgrad.harness.report.report_sections`: test accuracy, the Tab. 2-style
+flip tables, the property scores) and per intervention the figures of
 :mod:`propgrad.harness.figures` (behaviour curves, ROC curves, score distributions, the filmstrip
-and the before/after maps), embedded as PNG, and the settings, provenance (with every model's
-weights hash, as in report.md) and timing.
+and the before/after maps), embedded as PNG; then the settings with the timing, the provenance
+(with every model's weights hash, as in report.md) and the seeds.
 """
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from propgrad.core.html_report import HtmlReport
-from propgrad.harness.report import WEIGHTS_TITLE, Section, model_weights_rows
+from propgrad.harness.figures import roc_left_out
+from propgrad.harness.report import (
+    WEIGHTS_TITLE,
+    ContentsLine,
+    Section,
+    anchor,
+    contents,
+    model_weights_rows,
+    suite_anchor,
+)
 
 HTML_NAME = "report.html"
 FIGURE_KINDS = (
@@ -23,6 +35,7 @@ FIGURE_KINDS = (
     ("filmstrip", "Filmstrip of the intervention (kept images)"),
     ("maps", "Attribution maps before and after the intervention"),
 )
+_TRAILING = (("Settings and timing", "settings"), ("Versions and provenance", "versions"), ("Seeds", "seeds"))
 
 
 def benchmark_html(
@@ -36,7 +49,7 @@ def benchmark_html(
     """Build the benchmark page.
 
     Args:
-        results: The data written to ``results.json`` (settings, versions, suites, figures).
+        results: The data written to ``results.json`` (settings, versions, suites, summary, figures).
         sections: The report's tables and notes (:func:`propgrad.harness.report.report_sections`).
         out_dir: The folder holding the figures named in ``results["figures"]``.
         timing_line: The report's timing sentence.
@@ -48,10 +61,8 @@ def benchmark_html(
     baselines_text = ", ".join(settings.get("baselines", [])) or "none"
     page.paragraph(
         f"Suites {suites_text}; baselines {baselines_text}; K = {settings.get('n_permutations')} permutations; "
-        f"alpha = {settings.get('alpha')}."
+        f"M = {settings.get('n_placebos')} placebos; alpha = {settings.get('alpha')}."
     )
-    if timing_line:
-        page.paragraph(timing_line, "note")
     if links:
         page.raw(
             '<p class="note">Machine-readable: '
@@ -59,28 +70,39 @@ def benchmark_html(
             + " (strict JSON; CSV of per-image records).</p>"
         )
     figures = [str(f) for f in results.get("figures", [])]
-    suites = list(results.get("suites", {})) or sorted({s.suite for s in sections if s.suite})
+    suites = list(results.get("suites", {})) or list(dict.fromkeys(s.suite for s in sections if s.suite))
+    present = {suite: _figures_of(results, suite, figures) for suite in suites}
+    per_suite = {
+        suite: [(f"{intervention}: figures", _figures_anchor(suite, intervention)) for intervention in found]
+        for suite, found in present.items()
+    }
+    trailing = list(_TRAILING)
+    if results.get("versions", {}).get("model_weights"):
+        trailing.insert(2, ("Model weights", "model-weights"))
+    _contents(page, contents(sections, per_suite=per_suite, trailing=trailing))
+    for section in (s for s in sections if s.suite is None and s.headline):
+        _section(page, section)
     for suite in suites:
-        page.heading(f"Suite {suite}", 2, anchor=f"suite-{suite}")
+        page.heading(f"Suite {suite}", 2, anchor=suite_anchor(suite))
         description = results.get("suites", {}).get(suite, {}).get("description")
         if description:
             page.paragraph(description, "note")
         for section in (s for s in sections if s.suite == suite):
             _section(page, section)
-        interventions = results.get("suites", {}).get(suite, {}).get("interventions", [])
-        for intervention in interventions:
-            stem = f"{suite}_{intervention}"
-            present = [(kind, text) for kind, text in FIGURE_KINDS if f"{kind}_{stem}.png" in figures]
-            if not present:
-                continue
-            page.heading(f"{suite} / {intervention}: figures", 3)
-            for kind, text in present:
-                name = f"{kind}_{stem}.png"
+        for intervention, kinds in present[suite].items():
+            page.heading(f"{suite} / {intervention}: figures", 3, anchor=_figures_anchor(suite, intervention))
+            for kind, text in kinds:
+                name = f"{kind}_{suite}_{intervention}.png"
                 png = (Path(out_dir) / name).read_bytes()
-                page.image(png, alt=f"{text} ({suite} / {intervention})", caption=f"{text} — {name}")
-    for section in (s for s in sections if s.suite is None):
+                caption = f"{text} — {name}"
+                if kind == "roc":
+                    caption += _roc_note(results, suite, intervention)
+                page.image(png, alt=f"{text} ({suite} / {intervention})", caption=caption)
+    for section in (s for s in sections if s.suite is None and not s.headline):
         _section(page, section)
-    page.heading("Settings", 2, anchor="settings")
+    page.heading("Settings and timing", 2, anchor="settings")
+    if timing_line:
+        page.paragraph(timing_line, "note")
     page.key_values({k: v for k, v in settings.items()})
     versions = dict(results.get("versions", {}))
     model_weights = versions.pop("model_weights", None)
@@ -88,22 +110,61 @@ def benchmark_html(
     if model_weights:
         page.heading(WEIGHTS_TITLE, 3, anchor="model-weights")
         page.table(*model_weights_rows(model_weights))
-    page.heading("Seeds", 3)
+    page.heading("Seeds", 3, anchor="seeds")
     page.key_values(results.get("seeds", {}))
     return page
 
 
+def _figures_anchor(suite: str, intervention: str) -> str:
+    return anchor(suite, intervention, "figures")
+
+
+def _figures_of(results: Mapping[str, Any], suite: str, figures: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """Per intervention of ``suite`` that has figures, the ``(kind, caption)`` of each one written."""
+    interventions = results.get("suites", {}).get(suite, {}).get("interventions", [])
+    found = {
+        intervention: [(kind, text) for kind, text in FIGURE_KINDS if f"{kind}_{suite}_{intervention}.png" in figures]
+        for intervention in interventions
+    }
+    return {intervention: kinds for intervention, kinds in found.items() if kinds}
+
+
+def _roc_note(results: Mapping[str, Any], suite: str, intervention: str) -> str:
+    """The models the ROC figure leaves out, with why (:func:`propgrad.harness.figures.roc_left_out`)."""
+    scores = results.get("summary", {}).get(suite, {}).get(intervention, {}).get("scores", {})
+    left_out = roc_left_out(scores)
+    if not left_out:
+        return ""
+    named = "; ".join(f"{model} ({why})" for model, why in left_out.items())
+    return f". No panel for {named}: a ROC curve needs flipped and unflipped images."
+
+
+def _contents(page: HtmlReport, lines: Sequence[ContentsLine]) -> None:
+    """The table of contents as a list of links, a suite's parts nested under it (depths 0 and 1)."""
+    page.heading("Contents", 2, anchor="contents")
+    markup = ['<nav class="toc"><ul>']
+    for k, line in enumerate(lines):
+        after = lines[k + 1].depth if k + 1 < len(lines) else 0
+        markup.append(f'<li><a href="#{_esc(line.target)}">{_esc(line.text)}</a>')
+        if after > line.depth:
+            markup.append("<ul>")
+        else:
+            markup.append("</li>" + "</ul></li>" * (line.depth - after))
+    markup.append("</ul></nav>")
+    page.raw("".join(markup))
+
+
 def _section(page: HtmlReport, section: Section) -> None:
-    page.heading(section.title, 3)
+    page.heading(section.title, 3 if section.suite is not None else 2, anchor=section.anchor or None)
+    if section.lead:
+        page.paragraph(section.lead, "note")
     if section.table is not None:
         page.table(section.table.headers, section.table.rows)
-    else:
+    if section.notes:
         page.raw("<ul>" + "".join(f"<li>{_esc(n)}</li>" for n in section.notes) + "</ul>")
 
 
 def _esc(text: str) -> str:
-    import html
-
     return html.escape(text)
 
 

@@ -34,12 +34,11 @@ from propgrad.baselines.base import AttributionBaseline
 from propgrad.core.forward import model_device
 from propgrad.core.progress import progress_bar
 from propgrad.errors import InvalidParameterError
-from propgrad.explain.scoring import PREDICTED, placebo_statistics, score_sequences, sequence_outputs
+from propgrad.explain.scoring import PREDICTED, placebo_tests, score_sequences, sequence_outputs
 from propgrad.harness.cells import (
     BaselineRecord,
     CellKey,
     CellRecord,
-    PlaceboOutcome,
     PropertyAxis,
     baseline_key,
     baseline_record,
@@ -54,9 +53,8 @@ from propgrad.harness.settings import BenchmarkSettings, PoolSize
 from propgrad.harness.store import CellStore
 from propgrad.harness.timing import Stopwatch, TimedModule
 from propgrad.sources.base import InterventionSequence
-from propgrad.sources.placebo_sequences import PlaceboDraw, draw_placebos
+from propgrad.sources.placebo_sequences import PlaceboDraw, PlaceboPool
 from propgrad.stats.flips import prediction_flips
-from propgrad.stats.placebo_test import placebo_p_value
 from propgrad.stats.settings import TestSettings
 from propgrad.suites.base import BenchmarkSuite
 
@@ -230,13 +228,14 @@ class SuiteRunner:
             )
         return sequence
 
-    def _placebos(self, intervention: str, index: int, sequence: InterventionSequence) -> list[InterventionSequence]:
-        """The image's M placebo sequences (none without placebos or for a periodic sequence), seeded per cell."""
+    def _placebos(self, intervention: str, index: int, sequence: InterventionSequence) -> PlaceboPool | None:
+        """The pool of the image's placebo sequences, seeded per cell and shared by its models (drawn on demand:
+        as many as the model that needs most); None without placebos or for a periodic sequence."""
         test = self.settings.cell_test
         if not test.n_placebos or sequence.periodic:
-            return []
+            return None
         seed = cell_seed(self.settings.seed, self.name, intervention, "placebos", index)
-        return draw_placebos(sequence, PlaceboDraw(test.n_placebos, seed=seed, variant=test.placebo))
+        return PlaceboPool(sequence, PlaceboDraw(test.n_placebos, seed=seed, variant=test.placebo))
 
     def _property_cell(
         self,
@@ -245,7 +244,7 @@ class SuiteRunner:
         index: int,
         sequence: InterventionSequence,
         held_out: InterventionSequence | None,
-        placebos: list[InterventionSequence],
+        placebos: PlaceboPool | None,
         others: list[InterventionSequence],
         test: TestSettings,
     ) -> CellRecord:
@@ -269,15 +268,12 @@ class SuiteRunner:
                 originals = original.expand(len(others), -1, -1, -1)
                 realised = score_sequences(model, originals, others, [scored.target] * len(others), run, test)
             placebo = None
-            if placebos:
-                (statistics,) = placebo_statistics(model, original, [placebos], [scored.target], run, test)
-                p = placebo_p_value(scored.test.statistic, statistics)
-                placebo = PlaceboOutcome(n_placebos=len(placebos), p_value=float(p))
+            if placebos is not None:
+                (placebo,) = placebo_tests(model, original, [placebos], [scored], run, test)
         return property_record(
             property_key(self.name, intervention, model_name, index),
             scored,
             int(self.labels[index]),
-            alpha=self.settings.alpha,
             axis=PropertyAxis.of(sequence),
             held_out=held_out_flips,
             placebo=placebo,

@@ -10,7 +10,7 @@ from propgrad.core.forward import RunSettings
 from propgrad.core.validation import ParameterTypeError, check_bool, check_choice, check_int
 from propgrad.errors import InvalidParameterError
 from propgrad.stats.corrections import METHODS
-from propgrad.stats.settings import TestSettings, test_settings
+from propgrad.stats.settings import DEFAULT_PLACEBOS, TestSettings, test_settings
 
 #: Constructor keyword arguments asked of the baselines in quick mode (passed only to classes
 #: whose constructor accepts them). Full mode uses every class's defaults (the paper's settings).
@@ -21,12 +21,11 @@ QUICK_BASELINE_KWARGS: dict[str, dict[str, Any]] = {
 }
 
 
-DEFAULT_PLACEBOS = 0
-"""M of the presets' placebo test (``--placebos``)."""
-
 PLACEBO_VARIANT = "smooth_direction"
-"""The benchmark's placebos (:mod:`propgrad.sources.placebo_sequences`): the whole image along a random
-smooth direction, each step changing it by the real step's mean |pixel difference|."""
+"""The benchmark's default placebos (:mod:`propgrad.sources.placebo_sequences`): the whole image along a
+random smooth direction, each step changing it by the real step's mean |pixel difference|. Chosen before
+the benchmark ever ran the ``"region"`` variant (``--placebo region``), so that the control was not
+picked by its result."""
 
 
 class PoolSize(Enum):
@@ -53,7 +52,11 @@ class BenchmarkSettings:
             (:mod:`propgrad.stats.placebo_test`, the ``smooth_direction`` placebos of
             :mod:`propgrad.sources.placebo_sequences`); 0 runs no placebo test. Its p-value is at least
             1 / (M + 1), so ``M + 1 > 1 / alpha`` is needed for any image to be significant
-            (M >= 100 at alpha = 0.01). Costs M times the forward passes of the property cells.
+            (M >= 100 at alpha = 0.01). The test is sequential (an image stops drawing placebos once
+            one reaches its score), with the same verdicts as drawing all M: an image the model
+            ignores costs a few placebos' forward passes, one it responds to costs M.
+        placebo: The placebo variant (:data:`propgrad.stats.settings.PLACEBO_VARIANTS`; default
+            :data:`PLACEBO_VARIANT`).
         correction: The multiple-testing correction over the images behind each significance
             count (one family per suite, intervention, model and test): ``"bh"``
             (Benjamini-Hochberg), ``"holm"`` or None. The uncorrected counts are reported too.
@@ -83,6 +86,7 @@ class BenchmarkSettings:
     n_permutations: int = 1000
     alpha: float = 0.01
     n_placebos: int = DEFAULT_PLACEBOS
+    placebo: str = PLACEBO_VARIANT
     correction: str | None = "bh"
     realisations: int = 1
     baselines: tuple[str, ...] = ()
@@ -100,7 +104,7 @@ class BenchmarkSettings:
             alpha=self.alpha,
             seed=self.seed,
             n_placebos=self.n_placebos,
-            placebo=PLACEBO_VARIANT,
+            placebo=self.placebo,
         )
         checked: dict[str, Any] = {
             "quick": check_bool(self.quick, "quick"),
@@ -108,6 +112,7 @@ class BenchmarkSettings:
             "alpha": test.alpha,
             "n_permutations": test.n_permutations,
             "n_placebos": test.n_placebos,
+            "placebo": test.placebo,
             "correction": check_choice(self.correction, "correction", METHODS),
             "realisations": check_int(self.realisations, "realisations", hint="realisations scored per image (1: one)"),
             "n_resamples": check_int(self.n_resamples, "n_resamples"),
@@ -138,7 +143,7 @@ class BenchmarkSettings:
 
     @property
     def cell_test(self) -> TestSettings:
-        """The property cells' test, checked with these settings: K, alpha, M placebos (:data:`PLACEBO_VARIANT`),
+        """The property cells' test, checked with these settings: K, alpha, M placebos of ``placebo`` (sequential),
         the gradient statistic per step, no correction over columns; ``seed`` is the run's (each cell
         replaces it with its own, :func:`propgrad.harness.cells.cell_seed`)."""
         return self._cell_test  # type: ignore[attr-defined,no-any-return]
@@ -178,6 +183,7 @@ def preset(
     seed: int = 0,
     n_permutations: int | None = None,
     n_placebos: int | None = None,
+    placebo: str = PLACEBO_VARIANT,
     correction: str | None = "bh",
     realisations: int = 1,
     quantus_metrics: tuple[str, ...] = (),
@@ -196,7 +202,8 @@ def preset(
             constructors accept); None passes the quick keyword arguments unchecked.
         seed: Seed.
         n_permutations: Override of K.
-        n_placebos: Override of M (default: :data:`DEFAULT_PLACEBOS`).
+        n_placebos: Override of M (default: :data:`propgrad.stats.settings.DEFAULT_PLACEBOS`).
+        placebo: The placebo variant (default: :data:`PLACEBO_VARIANT`).
         correction: The correction over images (see :class:`BenchmarkSettings`).
         realisations: R (see :class:`BenchmarkSettings`).
         quantus_metrics: Quantus metric class names (see :class:`BenchmarkSettings`).
@@ -213,6 +220,7 @@ def preset(
         seed=seed,
         n_permutations=(1000 if quick else 10_000) if n_permutations is None else n_permutations,
         n_placebos=DEFAULT_PLACEBOS if n_placebos is None else n_placebos,
+        placebo=placebo,
         correction=correction,
         realisations=realisations,
         baselines=tuple(baselines),

@@ -94,6 +94,9 @@ class ModelScores(TypedDict):
     n_significant_adjusted: int
     n_placebo_significant_adjusted: int | None
     p_adjusted: AdjustedPValues
+    largest_change_mean: float | None
+    """The mean over images of each record's ``largest_change`` (the largest change of the explained
+    class's probability from the original's along the intervention); None when the records lack it."""
     feasibility: dict[str, dict[str, Any]]
     """Test ("permutation", "placebo") -> :class:`propgrad.stats.corrections.CorrectionFeasibility` as a
     dict, plus ``n_raw_significant`` and ``k_needed_for_raw`` (the K or M with which that many images
@@ -243,7 +246,8 @@ def model_scores(recs: Sequence[PropertyRecord], images: Sequence[int], counting
     """The score-table row of one model under one intervention: scores, both tests' counts, raw and corrected.
 
     The placebo test's counts are None unless every image has a placebo p-value (a run without
-    placebos, or periodic sequences, has none).
+    placebos, or periodic sequences, has none); so is the mean largest change unless every record
+    has its ``largest_change``.
     """
     alpha, n_permutations, correction = counting.alpha, counting.n_permutations, counting.correction
     s = np.array([r["score"] for r in recs], dtype=np.float64)
@@ -256,6 +260,8 @@ def model_scores(recs: Sequence[PropertyRecord], images: Sequence[int], counting
     n_placebos = int(recs[0].get("n_placebos", 0)) if has_placebo else 0
     n_significant = int(sum(r["significant"] for r in recs))
     n_placebo_significant = None if p_placebo is None else int(decide(p_placebo, alpha).sum())
+    changes = [r.get("largest_change") for r in recs]
+    largest_change_mean = None if any(c is None for c in changes) else float(np.mean(np.array(changes, dtype=float)))
     feasibility = {"permutation": _feasibility(len(recs), n_permutations, alpha, correction, n_significant)}
     if n_placebo_significant is not None:
         feasibility["placebo"] = _feasibility(len(recs), n_placebos, alpha, correction, n_placebo_significant)
@@ -285,6 +291,7 @@ def model_scores(recs: Sequence[PropertyRecord], images: Sequence[int], counting
             "permutation": [float(p) for p in adjusted_perm],
             "placebo": None if adjusted_placebo is None else [float(p) for p in adjusted_placebo],
         },
+        "largest_change_mean": largest_change_mean,
         "feasibility": feasibility,
     }
 

@@ -49,6 +49,18 @@ class Stopwatch:
 _DERIVED = ("model_and_attribution_s", "overhead_ratio", "sessions")
 
 
+def format_ratio(ratio: float | None) -> str:
+    """A ratio for reading, to three significant digits: ``1.1964`` -> ``"1.20"``, ``1689.6`` -> ``"1690"``.
+
+    None or NaN (nothing to divide by) is ``"n/a"``. The stored value keeps its precision; only the
+    text is rounded.
+    """
+    if ratio is None or ratio != ratio:
+        return "n/a"
+    rounded = float(f"{ratio:.3g}")
+    return f"{rounded:.0f}" if abs(rounded) >= 100 else f"{rounded:#.3g}"  # "1690", not "1.69e+03"
+
+
 def _with_derived(out: dict[str, float]) -> dict[str, float]:
     calls = out.get("forward_s", 0.0) + out.get("attribution_s", 0.0)
     out["model_and_attribution_s"] = round(calls, 4)

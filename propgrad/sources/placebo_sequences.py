@@ -39,8 +39,12 @@ a cut to a different image) raises ``ValueError``.
 
 Seeding: a CPU ``torch.Generator`` seeded with ``seed`` draws the placebos one after another (the
 field, then for "region" the offset), so the same seed gives the same placebos on every device,
-and placebo m does not depend on how many are drawn. Work runs on the image's device, in float64
-(float32 on MPS, which has no float64), and the images come back in the sequence's dtype.
+and placebo m does not depend on how many are drawn, nor on how many at a time: a
+:class:`PlaceboPool` draws them on demand, in chunks (the sequential placebo test stops drawing
+once an image's verdict is known), and gives the same images as drawing all M at once. Work runs
+on the image's device: the pixels in the sequence's dtype (float32 for half precision, whose
+candidates are rounded before they are measured), the step sizes in float64 (float32 on MPS, which
+has no float64); the images come back in the sequence's dtype.
 
 Periodic sequences (a full rotation, whose last step wraps to the first) are refused: a placebo
 along one direction cannot return to its start with every step's change matched.
@@ -62,6 +66,7 @@ from propgrad.stats.settings import PLACEBO_VARIANTS
 __all__ = [
     "VARIANTS",
     "PlaceboDraw",
+    "PlaceboPool",
     "changed_region",
     "draw_placebo_images",
     "draw_placebos",
@@ -85,6 +90,12 @@ _MAX_ITERATIONS = 100
 def _work_dtype(device: torch.device) -> torch.dtype:
     """float64 where the device has it (not MPS)."""
     return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _pixel_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype placebo pixels are computed in: the images' own for float32 and float64, float32
+    for half precision (whose candidates are then rounded to it before they are measured)."""
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
 def reflect_unit(x: torch.Tensor) -> torch.Tensor:
@@ -133,14 +144,20 @@ def smooth_direction(
     m = 1 if count is None else check_int(count, "count")
     gh, gw = min(grid, height), min(grid, width)
     coarse = torch.stack([torch.randn(channels, gh, gw, generator=generator, dtype=torch.float64) for _ in range(m)])
+    fields = _upsample(coarse, height, width)
+    return fields[0] if count is None else fields
+
+
+def _upsample(coarse: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Lattice values (M, channels, gh, gw) upsampled bilinearly to (M, channels, H, W), each scaled to mean |D| = 1."""
+    m, channels, gh, gw = coarse.shape
     if (gh, gw) == (1, 1):
         fields = coarse.expand(m, channels, height, width).contiguous()
     else:
         fields = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=True)
     scale = fields.abs().flatten(start_dim=1).mean(dim=1)[:, None, None, None]
     # (probability zero) a field of no change becomes a constant one
-    fields = torch.where(scale > 0, fields / scale.clamp_min(torch.finfo(fields.dtype).tiny), 1.0)
-    return fields[0] if count is None else fields
+    return torch.where(scale > 0, fields / scale.clamp_min(torch.finfo(fields.dtype).tiny), 1.0)
 
 
 def changed_region(images: torch.Tensor, threshold: float = 1e-3) -> torch.Tensor:
@@ -172,19 +189,22 @@ def _match_step(
     rtol: float,
     step: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(images (M, 3, H, W) in dtype, s (M,))`` with ``mean |image_m - prev_m| = target`` within tolerance.
+    """``(images (M, 3, H, W), s (M,))`` with ``mean |image_m - prev_m| = target`` within tolerance.
 
-    ``start`` (3, H, W), ``directions`` (M, 3, H, W), ``prev`` (M, 3, H, W) and ``s_prev`` (M,) are
-    in the work dtype; candidates are rounded to ``dtype`` before they are measured.
+    ``start`` (3, H, W), ``directions`` (M, 3, H, W) and ``prev`` (M, 3, H, W) are in the pixel
+    dtype (:func:`_pixel_dtype` of the images' ``dtype``); candidates are rounded to ``dtype``
+    before they are measured, so the match holds on the images as returned. ``s_prev`` (M,) and
+    the search run in the work dtype (float64, float32 on MPS).
     """
+    pixel = start.dtype
     tol = rtol * target + torch.finfo(dtype).eps
-    work = prev.dtype
 
     def images_at(t: torch.Tensor) -> torch.Tensor:
-        return reflect_unit(start + t[:, None, None, None] * directions).to(dtype)
+        images = reflect_unit(torch.addcmul(start, t.to(pixel)[:, None, None, None], directions))
+        return images if dtype == pixel else images.to(dtype).to(pixel)
 
     def change(images: torch.Tensor) -> torch.Tensor:
-        return (images.to(work) - prev).abs().flatten(start_dim=1).mean(dim=1)
+        return (images - prev).abs_().flatten(start_dim=1).mean(dim=1).to(s_prev.dtype)
 
     # unclipped solution: mean |D| = 1, so a step of target moves the mean pixel by target; reflection only shortens
     lo = s_prev.clone()
@@ -344,47 +364,95 @@ def draw_placebo_images(sequence: InterventionSequence, draw: PlaceboDraw) -> to
     The sequence is data and is checked here: a periodic one, too large a result or a real step
     that cannot be matched raise ``ValueError``.
     """
-    sequence = _check_sequence(sequence)
-    m, seed, grid = draw.n_placebos, draw.seed, draw.grid
-    real = sequence.images
-    n, _, height, width = real.shape
-    check_sequence_size(m * n, real[0], name="n_placebos x steps")
-    device, dtype = real.device, real.dtype
-    work = _work_dtype(device)
-    targets = step_changes(real).tolist()
+    return PlaceboPool(sequence, draw).images(0, draw.n_placebos)
 
-    region = None
-    if draw.variant == "region":
-        region = changed_region(real, draw.mask_threshold)
-        if not bool(region.any()):
-            region = None  # nothing changes: every placebo is the first image repeated
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    if draw.variant == "region" and region is not None:
-        fields = []
-        for _ in range(m):  # the field, then its offset, placebo after placebo
-            field = smooth_direction(height, width, generator, grid=grid)
-            dy = int(torch.randint(height, (1,), generator=generator))
-            dx = int(torch.randint(width, (1,), generator=generator))
-            field = field * torch.roll(region.cpu(), shifts=(dy, dx), dims=(0, 1))
-            fields.append(field / field.abs().mean())
-        directions = torch.stack(fields)
-    else:
-        directions = smooth_direction(height, width, generator, grid=grid, count=m)
-    directions = directions.to(device=device, dtype=work)
 
-    out = torch.empty(m, n, 3, height, width, dtype=dtype, device=device)
-    out[:, 0] = real[0]
-    start = real[0].to(work)
-    prev = start.expand(m, -1, -1, -1).to(dtype).to(work)
-    s = torch.zeros(m, dtype=work, device=device)
-    for i in range(1, n):
-        if targets[i - 1] == 0:
-            out[:, i] = out[:, i - 1]
-            continue
-        images, s = _match_step(start, directions, prev, s, targets[i - 1], dtype, draw.rtol, i)
-        out[:, i] = images
-        prev = images.to(work)
-    return out
+class PlaceboPool:
+    """The placebos of one real sequence, drawn on demand in order and kept.
+
+    ``images(start, stop)`` gives placebos ``start .. stop - 1``, drawing those not drawn yet; they
+    are the placebos :func:`placebo_images` draws with the same settings, whatever the chunks
+    (placebo m's direction comes from the m-th draw of the seeded generator, and each placebo's
+    steps are matched on its own). The benchmark shares one pool between the models that score the
+    same image; the sequential placebo test draws only as many as an image needs.
+
+    Args:
+        sequence: The real intervention (not periodic).
+        draw: The placebos' settings, checked (:func:`placebo_draw`); ``draw.n_placebos`` is the
+            most that can be drawn.
+
+    Raises:
+        ValueError: a periodic sequence, or too large a result.
+    """
+
+    def __init__(self, sequence: InterventionSequence, draw: PlaceboDraw) -> None:
+        self.sequence = _check_sequence(sequence)
+        self.draw = draw
+        real = sequence.images
+        check_sequence_size(draw.n_placebos * real.shape[0], real[0], name="n_placebos x steps")
+        self._targets = step_changes(real).tolist()
+        self._region: torch.Tensor | None = None
+        if draw.variant == "region":
+            region = changed_region(real, draw.mask_threshold)
+            self._region = region.cpu() if bool(region.any()) else None  # nothing changes: no region
+        self._generator = torch.Generator(device="cpu").manual_seed(draw.seed)
+        self._chunks: list[torch.Tensor] = []
+        self._drawn = 0
+
+    @property
+    def n_drawn(self) -> int:
+        """Placebos drawn so far."""
+        return self._drawn
+
+    def images(self, start: int, stop: int) -> torch.Tensor:
+        """Placebos ``start .. stop - 1`` as one tensor (stop - start, N, 3, H, W), in the sequence's
+        dtype on its device (``0 <= start < stop <= n_placebos``, trusted)."""
+        if stop > self._drawn:
+            self._chunks.append(self._draw_images(self._directions(stop - self._drawn)))
+            self._drawn = stop
+        if len(self._chunks) > 1:
+            self._chunks = [torch.cat(self._chunks)]
+        return self._chunks[0][start:stop]
+
+    def _directions(self, count: int) -> torch.Tensor:
+        """The next ``count`` directions (count, 3, H, W) from the generator, in the pixel dtype on the device."""
+        real = self.sequence.images
+        _, _, height, width = real.shape
+        grid, gen = self.draw.grid, self._generator
+        gh, gw = min(grid, height), min(grid, width)
+        if self._region is None:
+            coarse = torch.stack([torch.randn(3, gh, gw, generator=gen, dtype=torch.float64) for _ in range(count)])
+            directions = _upsample(coarse, height, width)
+        else:
+            fields = []
+            for _ in range(count):  # the field, then its offset, placebo after placebo
+                field = _upsample(torch.randn(1, 3, gh, gw, generator=gen, dtype=torch.float64), height, width)[0]
+                dy = int(torch.randint(height, (1,), generator=gen))
+                dx = int(torch.randint(width, (1,), generator=gen))
+                field = field * torch.roll(self._region, shifts=(dy, dx), dims=(0, 1))
+                fields.append(field / field.abs().mean())
+            directions = torch.stack(fields)
+        return directions.to(device=real.device, dtype=_pixel_dtype(real.dtype))
+
+    def _draw_images(self, directions: torch.Tensor) -> torch.Tensor:
+        """The placebo sequences (M, N, 3, H, W) along ``directions``, every step's change matched."""
+        real = self.sequence.images
+        n, _, height, width = real.shape
+        m = directions.shape[0]
+        out = torch.empty(m, n, 3, height, width, dtype=real.dtype, device=real.device)
+        out[:, 0] = real[0]
+        start = real[0].to(_pixel_dtype(real.dtype))
+        prev = start.expand(m, -1, -1, -1)
+        s = torch.zeros(m, dtype=_work_dtype(real.device), device=real.device)
+        for i in range(1, n):
+            target = self._targets[i - 1]
+            if target == 0:
+                out[:, i] = out[:, i - 1]
+                continue
+            images, s = _match_step(start, directions, prev, s, target, real.dtype, self.draw.rtol, i)
+            out[:, i] = images
+            prev = images
+        return out
 
 
 def placebo_sequences(

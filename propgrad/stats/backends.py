@@ -7,9 +7,11 @@ distribution, the shuffles drawn). :func:`plan_test` chooses the backend once pe
 - :class:`CompiledBackend`: the gradient statistic on the CPU, in the compiled kernels of
   :mod:`propgrad.stats.cpu_kernels`, split over worker threads by the rule of
   :mod:`propgrad.stats.strategy` (whole column blocks per task when there are enough blocks,
-  otherwise tasks of shuffles);
-- :class:`propgrad.stats.vector_statistic.VectorBackend`: the whole-vector statistics
-  (``"vector_l1"``, ``"vector_l2"``: one statistic for all C columns), with torch operations;
+  otherwise tasks of shuffles); and the whole-vector statistics (``"vector_l1"``,
+  ``"vector_l2"``: one statistic for all C columns) on the CPU in their compiled kernel, in tasks
+  of shuffles (:func:`propgrad.stats.vector_statistic.vector_split`);
+- :class:`propgrad.stats.vector_statistic.VectorBackend`: the whole-vector statistics with torch
+  operations (any device, or the CPU without numba);
 - :class:`TorchBackend`: any statistic on any device, in the torch kernels of
   :mod:`propgrad.stats.null_statistics`, column block by column block within the memory budget.
 
@@ -17,7 +19,9 @@ Both draw the permutations the same way: a first test for an (N, K, seed) stream
 block (:func:`propgrad.stats.permutations.permutation_blocks`); a second one memoises the (K, N)
 matrix in the backend's :class:`~propgrad.stats.permutations.PermutationMemo`. With
 ``sequential=h`` columns stop early (:mod:`propgrad.stats.sequential`). No backend, block size,
-chunk size or thread count changes a result: the p-values are bit-identical.
+chunk size or thread count changes a result: the p-values are bit-identical (the compiled and the
+torch whole-vector kernels agree to float64 rounding; a test uses one of them for its observed
+statistic and its null alike).
 
 Memory settings (``chunk_size``, ``memory_budget``) and the memo are attributes of the backend
 objects; :data:`BACKENDS` are the ones :func:`propgrad.stats.permutation.permutation_test` uses
@@ -38,7 +42,7 @@ from propgrad.stats.null_statistics import GradientNull, NullStatistic, two_side
 from propgrad.stats.permutations import PermutationMemo, permutation_blocks
 from propgrad.stats.sequential import as_tensors, sequential_test
 from propgrad.stats.strategy import plan_gradient_test, run_tasks, threads_available
-from propgrad.stats.vector_statistic import VectorBackend, VectorNull
+from propgrad.stats.vector_statistic import VectorBackend, VectorNull, vector_split
 
 __all__ = [
     "BACKENDS",
@@ -118,7 +122,7 @@ class Backend(Protocol):
 
 @dataclass
 class CompiledBackend:
-    """The gradient statistic on the CPU in compiled kernels (numba), split over worker threads.
+    """The gradient and whole-vector statistics on the CPU in compiled kernels (numba), split over worker threads.
 
     Attributes:
         memo: The permutation memo.
@@ -139,7 +143,7 @@ class CompiledBackend:
     def supports(self, kernel: NullStatistic, device: torch.device) -> bool:
         return (
             self.enabled
-            and isinstance(kernel, GradientNull)
+            and isinstance(kernel, (GradientNull, VectorNull))
             and device.type == "cpu"
             and compiled_kernels() is not None
         )
@@ -151,6 +155,8 @@ class CompiledBackend:
         """The gradient test's p-values with the compiled kernels; see :mod:`propgrad.stats.strategy` for the split."""
         from propgrad.stats import cpu_kernels
 
+        if isinstance(job.kernel, VectorNull):
+            return self._vector_null(job)
         kernel, y, k = job.kernel, job.y, job.k
         assert isinstance(kernel, GradientNull)
         n, c = y.shape
@@ -198,6 +204,34 @@ class CompiledBackend:
         null_t = None if kept is None else torch.from_numpy(kept)
         return NullOutcome(torch.from_numpy(p_value).to(y.dtype), null_t)
 
+    def _vector_null(self, job: NullJob) -> NullOutcome:
+        """A whole-vector statistic's p-value (1,) and (K, 1) null with the compiled kernel, in tasks of shuffles."""
+        from propgrad.stats import cpu_kernels
+
+        kernel, y, k = job.kernel, job.y, job.k
+        assert isinstance(kernel, VectorNull)
+        n, c = y.shape
+        prepared, scale = kernel.cpu_prepare(y)
+        workers, shuffles = vector_split(n, c, k, threads_available())
+        shuffles = self.chunk_size or shuffles
+        observed = job.observed.to(torch.float64).cpu().numpy()
+        rel_tol = 1000 * torch.finfo(y.dtype).eps
+        if job.sequential is not None:
+            perms = self.memo.permutations(n, k, job.seed).numpy()
+
+            def null_block(columns: np.ndarray | slice, s: int, e: int) -> np.ndarray:
+                return kernel.cpu_block(prepared, perms[s:e], np.empty((e - s, 1))) / scale
+
+            p, drawn = sequential_test(null_block, observed, k, job.sequential, rel_tol, shuffles)
+            p_value, drawn_t = as_tensors(p, drawn, y.dtype, y.device)
+            return NullOutcome(p_value, drawn=drawn_t)
+        null = np.empty((k, 1))
+        run_tasks(_shuffle_task(kernel, prepared, null), self._shuffle_tasks(job, shuffles), workers)
+        if scale != 1.0:
+            null /= scale  # a power of two: exact, as the observed statistic's
+        p_value = cpu_kernels.two_sided_p_values(observed, null, rel_tol, np.empty(1))
+        return NullOutcome(torch.from_numpy(p_value).to(y.dtype), torch.from_numpy(null))
+
     def _shuffle_tasks(self, job: NullJob, shuffles: int) -> Any:
         """``(start, rows)`` tasks of the seeded permutations: streamed, or slices of the memoised matrix."""
         n = job.y.shape[0]
@@ -215,7 +249,7 @@ def _check_memory(chunk_size: Any, memory_budget: Any) -> None:
     check_int(memory_budget, "memory_budget", hint="a rough bound in bytes on the temporaries")
 
 
-def _shuffle_task(kernel: GradientNull, block: np.ndarray, null: np.ndarray) -> Any:
+def _shuffle_task(kernel: GradientNull | VectorNull, block: np.ndarray, null: np.ndarray) -> Any:
     """A task filling the rows of ``null`` that one ``(start, rows)`` of permutations gives."""
 
     def task(item: tuple[int, np.ndarray]) -> None:
@@ -324,10 +358,12 @@ class TestPlan:
 
     Attributes:
         backend: The backend computing the null.
-        columns: Columns per block as the size check counts them (float64 null statistics).
+        columns: Columns of null statistics per block as the size check counts them (float64): 1 for
+            a whole-vector statistic, whose null is (K, 1) whatever C is.
         stream: Draw the permutations block by block (a first test for its (N, K, seed)).
         observed_columns: Columns per block of the null kernel's evaluations, in which the
             observed statistic is evaluated too (:meth:`propgrad.stats.statistic.Statistic.observed`).
+        null_columns: Columns of the whole null distribution: C, or 1 for a whole-vector statistic.
     """
 
     __test__: ClassVar[bool] = False  # not a pytest test class
@@ -336,6 +372,7 @@ class TestPlan:
     columns: int
     stream: bool
     observed_columns: int
+    null_columns: int
 
 
 def plan_test(
@@ -344,14 +381,17 @@ def plan_test(
     """Choose the first of ``backends`` that supports ``kernel`` on ``y``'s device, and how it runs.
 
     A fixed-K test that processes all columns at once streams its permutations when the (N, K,
-    seed) is new to the backend's memo (a second test with it memoises the matrix).
+    seed) is new to the backend's memo (a second test with it memoises the matrix). A whole-vector
+    statistic reads all C columns at once but has one column of null statistics, (K, 1): the plan
+    counts one column for it.
     """
     backend = next(b for b in backends if b.supports(kernel, y.device))
     n, c = y.shape
     cols = backend.columns_per_block(kernel, k, c)
     stream = sequential is None and cols >= c and backend.memo.first_use(n, k, seed)
     observed_cols = c if sequential is not None else backend.columns_per_block(kernel, k, c, _null_itemsize(kernel, y))
-    return TestPlan(backend, cols, stream, observed_cols)
+    null_cols = 1 if isinstance(kernel, VectorNull) else c
+    return TestPlan(backend, min(cols, null_cols), stream, observed_cols, null_cols)
 
 
 def _null_itemsize(kernel: NullStatistic, y: torch.Tensor) -> int:

@@ -1,4 +1,4 @@
-"""Compiled CPU kernels of the gradient null statistic and of its p-values (numba, no Python per value).
+"""Compiled CPU kernels of the null statistics and of their p-values (numba, no Python per value).
 
 The null statistic of one shuffle ``p`` and one output column ``y`` is
 
@@ -13,6 +13,15 @@ vectorises over columns, one loops over steps per column) evaluate exactly these
 exactly this order for every (shuffle, column), so a statistic does not depend on the kernel, on
 how the columns or the shuffles are blocked, or on which thread computed it: the null
 distributions, and hence the p-values, are bit-identical across strategies.
+
+The whole-vector statistics (:mod:`propgrad.stats.vector_statistic`) take the same stencil tuple:
+:func:`vector_null` gathers whole rows of the (N, C) outputs, sums ``|d_j|`` (L1) or ``d_j**2``
+(L2) of each row's derivative ``d`` over the C columns, in four interleaved partial sums added as
+``(s0 + s1) + (s2 + s3)`` (independent chains the processor overlaps; the order is fixed, so a
+statistic again does not depend on blocking or threads), takes the square root for L2 and
+accumulates the rows in their order: ``s = (sum_r w_r * norm(y[p[u_r]] - y[p[v_r]]) + sum_r
+norm(w0 y[p[u_r]] + w1 y[p[v_r]] + w2 y[p[t_r]])) / N``. It agrees with the torch kernel
+(:class:`propgrad.stats.vector_statistic.VectorNull`) to float64 rounding, not bit for bit.
 
 Every function releases the GIL (``nogil``), so blocks run in parallel on Python threads, and is
 compiled once per machine (``cache=True``) on first use.
@@ -75,6 +84,88 @@ def null_by_columns(yt, perms, stencil, out):  # pragma: no cover - compiled
                         + w2[r] * np.float64(col[p[t[r]]])
                     )
             out[k, j] = acc / n
+    return out
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def _pair_sum(ra, rb, square):  # pragma: no cover - compiled
+    """``sum_j (ra[j] - rb[j])**2`` (``square``) or ``sum_j |ra[j] - rb[j]|``, in four partial sums."""
+    c = ra.shape[0]
+    c4 = c - c % 4
+    s0 = s1 = s2 = s3 = 0.0
+    if square:
+        for j in range(0, c4, 4):
+            d0, d1 = ra[j] - rb[j], ra[j + 1] - rb[j + 1]
+            d2, d3 = ra[j + 2] - rb[j + 2], ra[j + 3] - rb[j + 3]
+            s0 += d0 * d0
+            s1 += d1 * d1
+            s2 += d2 * d2
+            s3 += d3 * d3
+        for j in range(c4, c):
+            d = ra[j] - rb[j]
+            s0 += d * d
+    else:
+        for j in range(0, c4, 4):
+            s0 += abs(ra[j] - rb[j])
+            s1 += abs(ra[j + 1] - rb[j + 1])
+            s2 += abs(ra[j + 2] - rb[j + 2])
+            s3 += abs(ra[j + 3] - rb[j + 3])
+        for j in range(c4, c):
+            s0 += abs(ra[j] - rb[j])
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def _triple_sum(ra, rb, rc, a0, a1, a2, square):  # pragma: no cover - compiled
+    """``sum_j d_j**2`` (``square``) or ``sum_j |d_j|`` of ``d = a0 ra + a1 rb + a2 rc``, in four partial sums."""
+    c = ra.shape[0]
+    c4 = c - c % 4
+    s0 = s1 = s2 = s3 = 0.0
+    if square:
+        for j in range(0, c4, 4):
+            d0 = a0 * ra[j] + a1 * rb[j] + a2 * rc[j]
+            d1 = a0 * ra[j + 1] + a1 * rb[j + 1] + a2 * rc[j + 1]
+            d2 = a0 * ra[j + 2] + a1 * rb[j + 2] + a2 * rc[j + 2]
+            d3 = a0 * ra[j + 3] + a1 * rb[j + 3] + a2 * rc[j + 3]
+            s0 += d0 * d0
+            s1 += d1 * d1
+            s2 += d2 * d2
+            s3 += d3 * d3
+        for j in range(c4, c):
+            d = a0 * ra[j] + a1 * rb[j] + a2 * rc[j]
+            s0 += d * d
+    else:
+        for j in range(0, c4, 4):
+            s0 += abs(a0 * ra[j] + a1 * rb[j] + a2 * rc[j])
+            s1 += abs(a0 * ra[j + 1] + a1 * rb[j + 1] + a2 * rc[j + 1])
+            s2 += abs(a0 * ra[j + 2] + a1 * rb[j + 2] + a2 * rc[j + 2])
+            s3 += abs(a0 * ra[j + 3] + a1 * rb[j + 3] + a2 * rc[j + 3])
+        for j in range(c4, c):
+            s0 += abs(a0 * ra[j] + a1 * rb[j] + a2 * rc[j])
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def vector_null(y, perms, stencil, norm, out):  # pragma: no cover - compiled
+    """Whole-vector statistics (B, 1) of shuffles ``perms`` (B, N) of the float64 rows of ``y`` (N, C).
+
+    ``norm`` is 1 (mean L1 norm of the derivative) or 2 (mean L2 norm); see the module docstring.
+    """
+    u, v, t, w0, w1, w2, pair = stencil
+    b, n = perms.shape
+    rows = u.shape[0]
+    square = norm == 2
+    for k in range(b):
+        p = perms[k]
+        acc = 0.0
+        for r in range(rows):
+            if pair[r]:
+                s = _pair_sum(y[p[u[r]]], y[p[v[r]]], square)
+                acc += w0[r] * (np.sqrt(s) if square else s)
+            else:
+                s = _triple_sum(y[p[u[r]]], y[p[v[r]]], y[p[t[r]]], w0[r], w1[r], w2[r], square)
+                acc += np.sqrt(s) if square else s
+        out[k, 0] = acc / n
     return out
 
 

@@ -21,23 +21,63 @@ resampling (``a`` the outputs of one column, ``E`` over ordered tuples of distin
 
 The null mean is ``(1/N) sum_i E|row_i|``, per column. :func:`gradient_effect_size` divides the
 observed statistic by it: 1 is what a shuffle of the same outputs gives on average.
+
+The whole-vector statistics (:mod:`propgrad.stats.vector_statistic`) shuffle whole rows, so row
+``i`` of a shuffle reads the output *vectors* ``y_p, y_q, y_r`` (C columns) of one random tuple:
+
+- ``"vector_l1"``: ``E sum_j |w . a_j|`` over the same tuple for every column ``j`` is, by the
+  linearity of the mean, ``sum_j E|w . a_j|``: the null mean is the sum over the columns of the
+  gradient statistic's null means, exactly;
+- ``"vector_l2"``: ``E ||w0 y_p + w1 y_q + w2 y_r||_2`` does not split over the columns, but it
+  is still a mean over ordered tuples of distinct steps. A two-point row gives ``|w|`` times the
+  mean Euclidean distance between two distinct rows (:func:`mean_pairwise_distance`); a
+  three-point row the mean norm over ordered triples, whose squares
+  ``-(w0 w1 D_pq + w0 w2 D_pr + w1 w2 D_qr)`` are read from the (N, N) squared distances ``D``
+  between the rows (the weights sum to 0): O(N^2 C) once for ``D``, then O(N^3) per distinct row
+  (:func:`mean_norm_combination`). Above
+  :data:`L2_TRIPLE_LIMIT` ordered triples in all (an uneven grid of more than about 120 steps) the
+  mean is not computed: NaN.
+
+:func:`exact_null_mean` and :func:`effect_size` give both for any statistic name: NaN where no
+exact mean is derived (``"pearson"``, a callable).
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
 
+from propgrad.errors import InvalidParameterError
 from propgrad.stats.coercion import as_outputs, as_values
 from propgrad.stats.gradient import finite_difference_weights, property_gradient, stencil_dtype
+from propgrad.stats.null_statistics import StatisticFn
+from propgrad.stats.statistic import check_statistic, observed_statistic
+from propgrad.stats.vector_statistic import VECTOR_NORMS
 
-__all__ = ["gradient_effect_size", "gradient_null_mean", "mean_abs_combination", "mean_abs_difference"]
+__all__ = [
+    "L2_TRIPLE_LIMIT",
+    "effect_size",
+    "exact_null_mean",
+    "gradient_effect_size",
+    "gradient_null_mean",
+    "mean_abs_combination",
+    "mean_abs_difference",
+    "mean_norm_combination",
+    "mean_pairwise_distance",
+    "squared_distances",
+]
 
 CHUNK_ELEMENTS = 2**20
-"""Pairs (p, q) evaluated at once by :func:`mean_abs_combination` (bounds its temporaries to some 40 MB)."""
+"""Pairs (p, q) evaluated at once by :func:`mean_abs_combination` (bounds its temporaries to some 40 MB),
+and values of the chunks of :func:`mean_pairwise_distance` and :func:`mean_norm_combination`."""
+L2_TRIPLE_LIMIT = 2**27
+"""Most ordered triples (summed over the distinct three-point rows) for which the exact null mean of
+``"vector_l2"`` is computed (about 2 s); above it, NaN. Equal steps (two-point rows only) have none;
+an uneven grid of N steps has about N^4 (N = 110: 1.3e8)."""
 
 
 def mean_abs_difference(outputs: np.ndarray) -> np.ndarray:
@@ -96,6 +136,82 @@ def mean_abs_combination(outputs: np.ndarray, weights: Sequence[float]) -> float
     return acc / (n * (n - 1) * (n - 2))
 
 
+def squared_distances(outputs: np.ndarray) -> np.ndarray:
+    """The (N, N) squared Euclidean distances ``||y_p - y_q||^2`` between the rows, from the differences.
+
+    Computed from the differences themselves, in chunks of rows (no Gram matrix, so rows that agree
+    are exactly 0 apart and rows that nearly agree keep their small distance to float64 rounding):
+    O(N^2 C).
+
+    Args:
+        outputs: (N, C) float64 array.
+    """
+    n = outputs.shape[0]
+    rows = max(1, CHUNK_ELEMENTS // max(1, outputs.size))
+    out = np.empty((n, n))
+    for p0 in range(0, n, rows):
+        diff = outputs[p0 : p0 + rows, None, :] - outputs[None, :, :]  # (P, N, C)
+        out[p0 : p0 + rows] = np.einsum("pqc,pqc->pq", diff, diff)
+    return out
+
+
+def mean_pairwise_distance(outputs: np.ndarray, distances: np.ndarray | None = None) -> float:
+    """Mean Euclidean distance ``E||y_p - y_q||_2`` between the rows of distinct steps, over ordered pairs.
+
+    Args:
+        outputs: (N, C) float64 array, N >= 2.
+        distances: Its :func:`squared_distances`, when the caller has them already.
+
+    Returns:
+        The mean over the ``N (N - 1)`` ordered pairs.
+    """
+    n = outputs.shape[0]
+    d2 = squared_distances(outputs) if distances is None else distances
+    return float(np.sqrt(d2).sum()) / (n * (n - 1))  # the diagonal (p = q) is 0
+
+
+def mean_norm_combination(outputs: np.ndarray, weights: Sequence[float], distances: np.ndarray | None = None) -> float:
+    """``E||w0 y_p + w1 y_q + w2 y_r||_2`` over ordered triples (p, q, r) of distinct steps (rows), exactly.
+
+    For weights summing to 0 (a derivative's), the squared norm of a triple is
+    ``-(w0 w1 D_pq + w0 w2 D_pr + w1 w2 D_qr)`` with ``D`` the squared distances between the rows
+    (:func:`squared_distances`; expand ``D_kl = G_kk + G_ll - 2 G_kl`` and use ``sum_k w_k = 0``).
+    It depends on how far apart the three rows are, never on where they lie, so outputs with a
+    large common offset or rows that agree lose no precision; squares that rounding makes
+    negative are clipped at 0. O(N^2 C) for ``D``, then O(N^3).
+
+    Args:
+        outputs: (N, C) float64 array, N >= 3.
+        weights: Three weights summing to 0 (to rounding), in any order (the triple is exchangeable).
+        distances: The outputs' :func:`squared_distances`, when the caller has them already.
+
+    Returns:
+        The mean over the ``N (N - 1) (N - 2)`` ordered triples.
+
+    Raises:
+        InvalidParameterError: weights that do not sum to 0.
+    """
+    w0, w1, w2 = (float(w) for w in weights)
+    if abs(w0 + w1 + w2) > 1e-9 * (abs(w0) + abs(w1) + abs(w2)):
+        raise InvalidParameterError(
+            f"weights must sum to 0 (those of a derivative), got {w0!r}, {w1!r}, {w2!r} (sum {w0 + w1 + w2!r})"
+        )
+    n = outputs.shape[0]
+    d2 = squared_distances(outputs) if distances is None else distances
+    qr = -w1 * w2 * d2  # (q, r)
+    qr[np.diag_indices(n)] = np.nan  # q = r is not a triple of distinct steps
+    rows = max(1, CHUNK_ELEMENTS // (n * n))
+    total = 0.0
+    for p0 in range(0, n, rows):
+        d_p = d2[p0 : p0 + rows]  # (P, N): D[p, .]
+        square = qr - (w0 * w1) * d_p[:, :, None] - (w0 * w2) * d_p[:, None, :]  # (P, N, N) over (p, q, r)
+        p = np.arange(square.shape[0])
+        square[p, p0 + p, :] = np.nan  # q = p
+        square[p, :, p0 + p] = np.nan  # r = p
+        total += float(np.nansum(np.sqrt(np.maximum(square, 0.0))))
+    return total / (n * (n - 1) * (n - 2))
+
+
 def _stencil_terms(indices: torch.Tensor, weights: torch.Tensor) -> tuple[float, Counter]:
     """The stencil's rows as ``(pair_weight, triples)``: the summed ``|w|`` of the rows with two
     opposite weights, and a count of the other rows by their canonical weights (sorted, sign chosen)."""
@@ -148,18 +264,43 @@ def gradient_null_mean(
         InvalidParameterError: bad outputs, values, ``edge_order`` or ``period`` (as
             :func:`property_gradient`).
     """
+    y, one_d, a, weights, terms = _checked(outputs, values, periodic, period, edge_order)
+    dtype = stencil_dtype(y, weights.to(y.device), a.shape[0])
+    mean = torch.from_numpy(_column_null_means(a, *terms)).to(device=y.device, dtype=dtype)
+    return mean[0] if one_d else mean
+
+
+def _checked(
+    outputs: Any, values: Any, periodic: bool, period: float | None, edge_order: int
+) -> tuple[torch.Tensor, bool, np.ndarray, torch.Tensor, tuple[float, Counter]]:
+    """The checked outputs (N, C), whether they were 1-D, their float64 numpy copy, the stencil's
+    weights and its terms (:func:`_stencil_terms`)."""
     y, one_d = as_outputs(outputs)
     n = y.shape[0]
     x = as_values(values, n, dtype=torch.float64, device=torch.device("cpu"))
     indices, weights = finite_difference_weights(x, edge_order=edge_order, periodic=periodic, period=period)
-    dtype = stencil_dtype(y, weights.to(y.device), n)
     a = y.detach().cpu().numpy().astype(np.float64)
-    pair_weight, triples = _stencil_terms(indices, weights)
+    return y, one_d, a, weights, _stencil_terms(indices, weights)
+
+
+def _column_null_means(a: np.ndarray, pair_weight: float, triples: Counter) -> np.ndarray:
+    """(C,) float64 exact null means of the gradient statistic of the (N, C) outputs ``a``."""
     total = pair_weight * mean_abs_difference(a) if pair_weight else np.zeros(a.shape[1])
     for key, count in triples.items():
         total += count * np.array([mean_abs_combination(a[:, j], key) for j in range(a.shape[1])])
-    mean = torch.from_numpy(total / n).to(device=y.device, dtype=dtype)
-    return mean[0] if one_d else mean
+    return total / a.shape[0]
+
+
+def _l2_null_mean(a: np.ndarray, pair_weight: float, triples: Counter) -> float:
+    """The exact null mean of ``"vector_l2"`` of the (N, C) outputs ``a``, or NaN above :data:`L2_TRIPLE_LIMIT`."""
+    n = a.shape[0]
+    if len(triples) * n * (n - 1) * (n - 2) > L2_TRIPLE_LIMIT:
+        return math.nan
+    distances = squared_distances(a)
+    total = pair_weight * mean_pairwise_distance(a, distances) if pair_weight else 0.0
+    for key, count in triples.items():
+        total += count * mean_norm_combination(a, key, distances)
+    return total / n
 
 
 def gradient_effect_size(
@@ -199,3 +340,100 @@ def gradient_effect_size(
     y, _ = as_outputs(outputs)
     constant = (y == y[:1]).all(0).cpu().reshape(ratio.shape)  # 0 / 0, whatever the rounding of the weights
     return torch.where(constant, torch.nan, ratio)
+
+
+def exact_null_mean(
+    outputs: Any,
+    values: Any = None,
+    *,
+    statistic: Union[str, StatisticFn] = "gradient",
+    periodic: bool = False,
+    period: float | None = None,
+    edge_order: int = 1,
+) -> torch.Tensor:
+    """The exact mean of a statistic's shuffled null distribution, without resampling (NaN where none is derived).
+
+    What the mean of :func:`propgrad.stats.permutation.permutation_test`'s null distribution tends
+    to as K grows (see the module docstring):
+
+    - ``"gradient"``: :func:`gradient_null_mean`, per column;
+    - ``"vector_l1"``: the sum over the columns of the gradient's null means (exact: the mean of a
+      sum over the columns of one random tuple is the sum of the columns' means);
+    - ``"vector_l2"``: the mean norm over random pairs and triples of whole rows (exact; NaN when
+      the grid's three-point rows would need more than :data:`L2_TRIPLE_LIMIT` ordered triples);
+    - ``"pearson"`` and callables: NaN (no exact mean is derived).
+
+    Args:
+        outputs: (N,) or (N, C) outputs for N >= 2 steps (tensor, numpy array or list).
+        values: (N,) strictly increasing property values, or None for unit steps.
+        statistic: ``"gradient"``, ``"pearson"``, ``"vector_l1"``, ``"vector_l2"`` or a callable.
+        periodic: The sequence wraps around.
+        period: Period for ``periodic`` (default: span plus one mean step).
+        edge_order: 1 or 2, the one-sided end differences.
+
+    Returns:
+        Float64 on the CPU, shaped like the statistic: () for 1-D outputs, (C,) otherwise, (1,) for
+        a whole-vector statistic of (N, C) outputs.
+
+    Raises:
+        InvalidParameterError: bad outputs, values, ``edge_order``, ``period`` or statistic.
+    """
+    name = check_statistic(statistic)
+    y, one_d, a, _, terms = _checked(outputs, values, periodic, period, edge_order)
+    if name == "gradient":
+        mean = _column_null_means(a, *terms)
+    elif name == "vector_l1":
+        mean = np.array([_column_null_means(a, *terms).sum()])
+    elif name == "vector_l2":
+        mean = np.array([_l2_null_mean(a, *terms)])
+    else:  # "pearson" or a callable
+        mean = np.full(a.shape[1], math.nan)
+    mean_t = torch.from_numpy(mean)
+    return mean_t[0] if one_d else mean_t
+
+
+def effect_size(
+    outputs: Any,
+    values: Any = None,
+    *,
+    statistic: Union[str, StatisticFn] = "gradient",
+    periodic: bool = False,
+    period: float | None = None,
+    edge_order: int = 1,
+) -> torch.Tensor:
+    """Effect size of any scored result without resampling: observed statistic / exact shuffled-null mean.
+
+    1 means the outputs change along the property as much as a random order of the same outputs
+    does on average; a systematic, smooth response is well below 1 (a straight ramp of N steps
+    gives ``6N / ((N + 1)(N + 2))``, 0.18 for N = 31); an order alternating between extremes is
+    above 1. ``"gradient"`` is :func:`gradient_effect_size` (per column); ``"vector_l1"`` and
+    ``"vector_l2"`` divide the whole-vector statistic by :func:`exact_null_mean`. NaN where the
+    statistic carries no information (a constant column; for a whole-vector statistic, outputs
+    whose columns are all constant) and where no exact null mean is derived (``"pearson"``, a
+    callable, ``"vector_l2"`` above :data:`L2_TRIPLE_LIMIT`).
+
+    Args:
+        outputs: (N,) or (N, C) outputs for N >= 2 steps, as scored (the target column or all).
+        values: (N,) strictly increasing property values, or None for unit steps.
+        statistic: The test statistic the outputs were scored with (``TestSettings.statistic``).
+        periodic: The sequence wraps around.
+        period: Period for ``periodic`` (default: span plus one mean step).
+        edge_order: 1 or 2, the one-sided end differences.
+
+    Returns:
+        Float64 on the CPU, shaped like the statistic (as :func:`exact_null_mean`).
+
+    Raises:
+        InvalidParameterError: as :func:`exact_null_mean`.
+    """
+    name = check_statistic(statistic)
+    kwargs = {"periodic": periodic, "period": period, "edge_order": edge_order}
+    if name == "gradient":
+        return gradient_effect_size(outputs, values, **kwargs)
+    mean = exact_null_mean(outputs, values, statistic=name, **kwargs)
+    if name not in VECTOR_NORMS:  # "pearson" or a callable: no exact mean, the NaN of its shape
+        return mean
+    observed = observed_statistic(outputs, values, statistic=name, **kwargs).to(torch.float64).cpu()
+    y, _ = as_outputs(outputs)
+    constant = bool((y == y[:1]).all())  # 0 / 0, whatever the rounding of the weights
+    return torch.full_like(mean, math.nan) if constant else observed / mean

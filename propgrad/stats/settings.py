@@ -16,16 +16,19 @@ import torch
 from propgrad.core.validation import check_alpha, check_choice, check_int, check_seed
 from propgrad.stats.corrections import METHODS
 from propgrad.stats.decision import check_min_effect
+from propgrad.stats.defaults import DEFAULT_PLACEBOS, PLACEBO_VARIANTS
+from propgrad.stats.placebo_test import auto_stop
 from propgrad.stats.statistic import check_statistic
 
-__all__ = ["MAX_PERMUTATIONS", "PER", "PLACEBO_VARIANTS", "TestSettings", "test_settings"]
+__all__ = ["DEFAULT_PLACEBOS", "MAX_PERMUTATIONS", "PER", "PLACEBO_VARIANTS", "TestSettings", "test_settings"]
 
 MAX_PERMUTATIONS = 10**7
 """Most permutations of one test: a thousand times the paper's 10,000."""
 PER = ("step", "unit")
 """Scores per property step (the paper's convention) or per unit of the property values."""
-PLACEBO_VARIANTS = ("smooth_direction", "region")
-"""The placebo sequences a test may draw (:mod:`propgrad.sources.placebo_sequences` draws them)."""
+AUTO = "auto"
+"""``placebo_stop="auto"``: the smallest sequential stop whose verdicts equal the fixed test's
+(:func:`propgrad.stats.placebo_test.auto_stop`)."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,11 @@ class TestSettings:
             observed one), or None for the fixed-K test.
         correction: Multiple-testing correction over the output columns (``"holm"``, ``"bh"``) or None.
         min_effect: Effect-size floor δ >= 0: significant means ``p < alpha`` and ``statistic >= δ``.
-        n_placebos: M placebo sequences for the size-aware placebo test; 0 runs none.
+        n_placebos: M placebo sequences for the size-aware placebo test (at most: see
+            ``placebo_stop``); 0 runs none.
         placebo: Which placebo sequences (:data:`PLACEBO_VARIANTS`).
+        placebo_stop: The sequential placebo test's h: an image stops drawing placebos once h of
+            them reach its statistic (:mod:`propgrad.stats.placebo_test`); None draws all M.
     """
 
     __test__: ClassVar[bool] = False  # not a pytest test class, whatever its name
@@ -58,8 +64,9 @@ class TestSettings:
     sequential: int | None = None
     correction: str | None = None
     min_effect: float = 0.0
-    n_placebos: int = 0
+    n_placebos: int = DEFAULT_PLACEBOS
     placebo: str = "smooth_direction"
+    placebo_stop: int | None = 1
 
     @classmethod
     def checked(cls, **kwargs: Any) -> TestSettings:
@@ -77,8 +84,9 @@ def test_settings(
     sequential: Any = None,
     correction: Any = None,
     min_effect: Any = 0.0,
-    n_placebos: Any = 0,
+    n_placebos: Any = DEFAULT_PLACEBOS,
     placebo: Any = "smooth_direction",
+    placebo_stop: Any = AUTO,
 ) -> TestSettings:
     """Check the test's settings once and return them as a frozen :class:`TestSettings`.
 
@@ -91,8 +99,11 @@ def test_settings(
         sequential: A positive integer (10 is usual) or None.
         correction: ``"holm"``, ``"bh"`` or None.
         min_effect: A finite number >= 0.
-        n_placebos: An integer >= 0 (0: no placebo test).
+        n_placebos: An integer >= 0 (0: no placebo test; default :data:`DEFAULT_PLACEBOS`).
         placebo: One of :data:`PLACEBO_VARIANTS`.
+        placebo_stop: ``"auto"`` (the smallest h whose verdicts at ``alpha`` equal the fixed
+            M-placebo test's, ``max(1, ceil(alpha * M))``), a positive integer h, or None for the
+            fixed test over all M placebos. None when ``n_placebos`` is 0.
 
     Returns:
         The checked settings, with plain Python types (numpy numbers become int or float).
@@ -116,17 +127,29 @@ def test_settings(
             hint="the number of null statistics as extreme as the observed one after which a column stops "
             "drawing (Besag & Clifford; 10 is usual), or None for the fixed-K test",
         )
+    alpha = check_alpha(alpha)
+    m = check_int(n_placebos, "n_placebos", minimum=0, hint="placebo sequences per image, 0 for none")
+    if isinstance(placebo_stop, str) and placebo_stop == AUTO:
+        placebo_stop = auto_stop(alpha, m)
+    elif placebo_stop is not None:
+        placebo_stop = check_int(
+            placebo_stop,
+            "placebo_stop",
+            hint="the number of placebos reaching the observed statistic after which an image stops drawing "
+            "placebos (Besag & Clifford), 'auto', or None to draw all n_placebos",
+        )
     return TestSettings(
         n_permutations=k,
-        alpha=check_alpha(alpha),
+        alpha=alpha,
         statistic=check_statistic(statistic),
         seed=check_seed(seed),
         per=check_choice(per, "per", PER),
         sequential=sequential,
         correction=check_choice(correction, "correction", METHODS),
         min_effect=check_min_effect(min_effect),
-        n_placebos=check_int(n_placebos, "n_placebos", minimum=0, hint="placebo sequences per image, 0 for none"),
+        n_placebos=m,
         placebo=check_choice(placebo, "placebo", PLACEBO_VARIANTS),
+        placebo_stop=placebo_stop if m else None,
     )
 
 

@@ -28,7 +28,7 @@ from propgrad.errors import InvalidParameterError, ParameterTypeError
 from propgrad.stats.coercion import as_outputs, as_values
 from propgrad.stats.gradient import stencil_dtype
 from propgrad.stats.null_statistics import CallableNull, GradientNull, NullStatistic, PearsonNull, StatisticFn
-from propgrad.stats.vector_statistic import VECTOR_LABELS, VECTOR_NORMS, VectorNull
+from propgrad.stats.vector_statistic import VECTOR_LABELS, VECTOR_NORMS, VectorNull, compiled_available
 
 __all__ = ["LABELS", "STATISTICS", "Grid", "Statistic", "as_statistic", "check_statistic", "observed_statistic"]
 
@@ -97,16 +97,20 @@ class Statistic:
                 on how many columns they handle together, so the test evaluates the observed
                 statistic in the column blocks of its null (the gradient's never depends on it).
             compiled: Evaluate "gradient" in the order of the compiled CPU kernels (default, on
-                the CPU in float64 numpy); False: with its torch kernel, as the torch backend
-                computes its null (the two may differ in the last bits).
+                the CPU in float64 numpy) and "vector_l1"/"vector_l2" with their compiled kernel
+                (default, where it can run: the CPU with numba); False: with the torch kernel, as
+                the torch backends compute the null (the two may differ in the last bits).
 
         Returns:
-            (C,) statistics on the outputs' device: float64 for "gradient" (the kernels accumulate in
-            float64), the outputs' dtype otherwise.
+            (C,) statistics on the outputs' device ((1,) for a whole-vector statistic): float64 for
+            "gradient", "vector_l1" and "vector_l2" (the kernels accumulate in float64), the
+            outputs' dtype otherwise.
         """
         kernel = self.null_kernel(grid, 1, scored.shape[1]) if kernel is None else kernel
         if isinstance(kernel, GradientNull) and compiled:
             return torch.from_numpy(_gradient_in_order(scored, kernel)).to(scored.device)
+        if isinstance(kernel, VectorNull) and compiled and compiled_available(scored.device):
+            return kernel.compiled_statistic(scored)
         n, c = scored.shape
         bound = kernel.bind(torch.arange(n, device=scored.device)[None], scored.dtype)
         step = c if block is None else block
@@ -182,6 +186,7 @@ def observed_statistic(
     periodic: bool = False,
     period: float | None = None,
     device: torch.device | str | None = None,
+    edge_order: int = 1,
 ) -> torch.Tensor:
     """The test statistic of outputs in their own order, without a test (the project's score).
 
@@ -191,10 +196,13 @@ def observed_statistic(
     Args:
         outputs: (N,) or (N, C) outputs for N >= 2 ordered steps (tensor, numpy array or list).
         values: (N,) strictly increasing property values, or None for unit steps.
-        statistic: ``"gradient"``, ``"pearson"`` or a callable (see :mod:`propgrad.stats.statistic`).
-        periodic: The sequence wraps around (statistic "gradient").
+        statistic: ``"gradient"``, ``"pearson"``, ``"vector_l1"``, ``"vector_l2"`` or a callable (see
+            :mod:`propgrad.stats.statistic`).
+        periodic: The sequence wraps around (statistics "gradient", "vector_l1", "vector_l2").
         period: Period for ``periodic`` (default: span plus one mean step).
         device: Device to compute on (default: that of ``outputs``).
+        edge_order: 1 (numpy.gradient's default) or 2, the one-sided end differences of the
+            derivative statistics.
 
     Returns:
         Shape () for 1-D outputs, (C,) otherwise ((1,) for ``"vector_l1"``/``"vector_l2"``), in the
@@ -202,14 +210,14 @@ def observed_statistic(
 
     Raises:
         InvalidParameterError: bad outputs or values (see :func:`propgrad.stats.gradient.property_gradient`),
-            an unknown statistic, fewer than 2 steps, a callable returning the wrong shape.
+            an unknown statistic, fewer than 2 steps, a bad ``edge_order``, a callable returning the wrong shape.
     """
     stat = as_statistic(check_statistic(statistic))
     y, one_d = as_outputs(outputs, device=None if device is None else check_device(device))
     n, c = y.shape
     if n < 2:
         raise InvalidParameterError(f"outputs must have at least 2 steps (2 = the binary case), got {n}")
-    grid = Grid(as_values(values, n, dtype=torch.float64, device=y.device), periodic, period)
+    grid = Grid(as_values(values, n, dtype=torch.float64, device=y.device), periodic, period, edge_order)
     kernel = stat.null_kernel(grid, 1, c)
     if isinstance(kernel, GradientNull):
         y = y.to(stencil_dtype(y, kernel.weights, n))

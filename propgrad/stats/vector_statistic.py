@@ -9,10 +9,13 @@ column of a step moves together) and compares the statistic with its values over
 for the per-column statistics: p-values keep their meaning and their validity.
 
 :class:`VectorNull` is the null kernel (the interface of :mod:`propgrad.stats.null_statistics`,
-except that its statistics have one column whatever the C columns it is given), and
-:class:`VectorBackend` computes its null distribution with torch operations on the outputs'
-device, in float64. One column of output takes no column blocks, so the backend always keeps the
-(K, 1) null distribution.
+except that its statistics have one column whatever the C columns it is given). On the CPU the
+compiled backend (:class:`propgrad.stats.backends.CompiledBackend`) computes its null distribution
+in the compiled kernel :func:`propgrad.stats.cpu_kernels.vector_null` (:meth:`VectorNull.cpu_block`),
+split into tasks of shuffles by :func:`vector_split`; :class:`VectorBackend` computes it with torch
+operations on any device, in float64 (the two agree to float64 rounding). One column of null
+statistics takes no column blocks, so both keep the (K, 1) null distribution, and the size check
+counts it as one column whatever C is.
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ import torch
 
 from propgrad.core.validation import check_int
 from propgrad.stats.gradient import finite_difference_weights
-from propgrad.stats.null_statistics import NullStatistic, two_sided_p_values
+from propgrad.stats.kernels import compiled_kernels
+from propgrad.stats.null_statistics import NullStatistic, stencil_rows, two_sided_p_values
 from propgrad.stats.permutations import PermutationMemo, permutation_blocks
 from propgrad.stats.sequential import as_tensors, sequential_test
+from propgrad.stats.strategy import TASK_VALUES, WORK_PER_WORKER
 
 if TYPE_CHECKING:
     from propgrad.stats.backends import NullJob, NullOutcome
 
-__all__ = ["VECTOR_LABELS", "VECTOR_NORMS", "VectorBackend", "VectorNull"]
+__all__ = ["VECTOR_LABELS", "VECTOR_NORMS", "VectorBackend", "VectorNull", "vector_split"]
 
 VECTOR_NORMS = {"vector_l1": 1, "vector_l2": 2}
 """The whole-vector statistics and the order of their norm."""
@@ -51,7 +56,9 @@ class VectorNull:
     derivative of a shuffle is ``sum_k w[i, k] * y[perm[idx[i, k]]]`` (all C columns at once), its
     norm is taken over the columns and the mean over the steps, in float64. Outputs whose
     derivatives' squares would leave float64 are scaled by a power of two first (exact), and the
-    statistic scaled back.
+    statistic scaled back. :meth:`run` computes it with torch operations (any device),
+    :meth:`cpu_block` with the compiled kernel (the stencil's rows classified as the gradient's,
+    :func:`propgrad.stats.null_statistics.stencil_rows`).
     """
 
     signature = None
@@ -63,6 +70,7 @@ class VectorNull:
         self.indices = indices  # (N, 3) long on the values' device
         self.weights = weights  # (N, 3) float64
         self._columns = tuple(zip(indices.unbind(1), (w[:, None] for w in weights.unbind(1))))
+        self.rows = stencil_rows(indices.cpu(), weights.cpu())  # the compiled kernel's stencil
 
     def bind(self, perms: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
         return (perms,)
@@ -82,10 +90,29 @@ class VectorNull:
         scale = 1.0 if bound == 0 or 2.0**-400 <= bound <= 2.0**400 else 2.0 ** -round(math.log2(bound))
         return (y64 * scale if scale != 1.0 else y64), scale
 
+    def cpu_prepare(self, y: torch.Tensor) -> tuple[np.ndarray, float]:
+        """:meth:`prepare` for the compiled kernel: the scaled float64 outputs (a contiguous numpy array), the scale."""
+        y64, scale = self.prepare(y.detach().cpu())
+        return np.ascontiguousarray(y64.numpy()), scale
+
+    def cpu_block(self, y: np.ndarray, perms: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Fill ``out`` (B, 1) float64 with the statistics of shuffles ``perms`` (B, N) of the prepared
+        outputs ``y`` (:meth:`cpu_prepare`; divide by its scale afterwards) with the compiled kernel."""
+        from propgrad.stats import cpu_kernels
+
+        return cpu_kernels.vector_null(y, perms, self.rows, self.norm, out)
+
+    def compiled_statistic(self, y: torch.Tensor) -> torch.Tensor:
+        """The (1,) float64 statistic of the (N, C) outputs in their own order with the compiled kernel
+        (the identity shuffle: bit for bit the null statistic of a shuffle that leaves them in place)."""
+        prepared, scale = self.cpu_prepare(y)
+        out = self.cpu_block(prepared, np.arange(self.n, dtype=np.int32)[None], np.empty((1, 1)))
+        return torch.from_numpy(out[0] / scale).to(y.device)
+
     def run(
         self, prepared: tuple[torch.Tensor, float], bound: tuple[torch.Tensor, ...], s: int, e: int
     ) -> torch.Tensor:
-        """(e - s, 1) float64 statistics of shuffles ``s:e``."""
+        """(e - s, 1) float64 statistics of shuffles ``s:e`` with torch operations."""
         y, scale = prepared
         perms = bound[0][s:e]
         b, n = perms.shape
@@ -100,13 +127,34 @@ class VectorNull:
         return (norms.sum(1) / (self.n * scale))[:, None]
 
 
+def compiled_available(device: torch.device) -> bool:
+    """Whether the compiled kernels can compute on ``device`` (the CPU, with numba importable)."""
+    return device.type == "cpu" and compiled_kernels() is not None
+
+
+def vector_split(n: int, c: int, k: int, threads: int) -> tuple[int, int]:
+    """``(workers, shuffles per task)`` of the compiled whole-vector null: the rule of
+    :mod:`propgrad.stats.strategy` with one column block of all C columns (a shuffle's norms need
+    every column), so only the shuffles are split.
+
+    Args:
+        n: Steps.
+        c: Output columns.
+        k: Shuffles.
+        threads: The calling thread's ``torch.get_num_threads()``.
+    """
+    workers = max(1, min(threads, k * n * c // WORK_PER_WORKER))
+    return workers, max(1, min(k, TASK_VALUES // (n * c)))
+
+
 @dataclass
 class VectorBackend:
     """The null distribution of a whole-vector statistic (:class:`VectorNull`) with torch operations.
 
     It serves only :class:`VectorNull` kernels (the column-wise backends assume one statistic per
-    column); it draws the same seeded permutations as they do (from the shared memo, or streamed
-    block by block for a first test of an (N, K, seed)).
+    column), on any device; on the CPU the compiled backend comes first and serves them when numba
+    is available. It draws the same seeded permutations as the others do (from the shared memo, or
+    streamed block by block for a first test of an (N, K, seed)).
 
     Attributes:
         memo: The permutation memo.

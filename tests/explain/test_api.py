@@ -83,7 +83,9 @@ def test_batch_of_inputs_gives_one_explanation_each(image):
 def test_forward_passes_are_batched_and_extra_args_are_passed(image):
     model = BrightnessModel()
     pg = PropertyGradient(model, batch_size=4)
-    shifted = pg.attribute(image, Darken(steps=10), target=0, additional_forward_args=(10.0,), n_permutations=50)
+    shifted = pg.attribute(
+        image, Darken(steps=10), target=0, additional_forward_args=(10.0,), n_permutations=50, n_placebos=0
+    )
     assert model.batches == [4, 4, 3]  # the original image, then the 10 steps
     # a huge offset saturates the model: the darkening no longer changes its output
     assert float(shifted.score) < 1e-6

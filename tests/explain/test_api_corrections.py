@@ -39,7 +39,7 @@ IMAGE = torch.full((3, 16, 16), 0.4)
 
 
 def explain(**kwargs):
-    settings = {"n_permutations": 199, "alpha": 0.05, "seed": 0, **kwargs}
+    settings = {"n_permutations": 199, "alpha": 0.05, "seed": 0, "n_placebos": 0, **kwargs}
     return PropertyGradient(model, output_transform="none").attribute(IMAGE, Ramp(), **settings)
 
 

@@ -105,13 +105,29 @@ def test_min_effect_makes_a_significant_small_score_not_significant_in_both_test
     assert e.to_dict()["min_effect"] == floor and e.to_dict()["placebo"]["min_effect"] == floor
 
 
-def test_the_default_is_todays_permutation_test_only() -> None:
+def test_the_default_runs_the_size_aware_test_sequentially_with_the_fixed_tests_verdicts() -> None:
     pg = PropertyGradient(model, output_transform="none")
-    e = pg.attribute(IMAGE, Brighten(IGNORED), target=0, n_permutations=999, alpha=0.05)
-    assert e.placebo is None and e.p_value_adjusted is None and e.correction is None
+    for region in (WATCHED, IGNORED):
+        e = pg.attribute(IMAGE, Brighten(region), target=0, n_permutations=999, alpha=0.05)
+        fixed = pg.attribute(
+            IMAGE, Brighten(region), target=0, settings=test_settings(n_permutations=999, alpha=0.05, placebo_stop=None)
+        )
+        assert e.placebo.n_placebos == 100 and e.placebo.stop == 5  # ceil(alpha * M): the fixed test's verdicts
+        assert fixed.placebo.stop is None and fixed.placebo.n_drawn == 100
+        assert torch.equal(e.verdict, fixed.verdict) and torch.equal(e.verdict, e.placebo.significant)
+        assert torch.equal(e.p_value, fixed.p_value)  # the placebo test leaves the paper's alone
+    assert bool(e.verdict) is False and e.placebo.n_drawn < 100  # IGNORED stops early: cheaper, same verdict
+    assert int(e.placebo.n_used) < 100 and float(e.placebo.p_value) == pytest.approx(5 / int(e.placebo.n_used))
+
+
+def test_n_placebos_0_runs_the_permutation_test_alone() -> None:
+    pg = PropertyGradient(model, output_transform="none")
+    e = pg.attribute(IMAGE, Brighten(IGNORED), target=0, n_permutations=999, alpha=0.05, n_placebos=0)
+    assert e.placebo is None and e.verdict is None and e.p_value_adjusted is None and e.correction is None
     assert torch.equal(e.significant, e.p_value < 0.05)
-    assert torch.equal(explain(IGNORED).p_value, e.p_value)  # the placebo test leaves the paper's alone
-    assert e.to_dict()["placebo"] is None
+    assert torch.equal(explain(IGNORED).p_value, e.p_value)
+    assert e.to_dict()["placebo"] is None and e.to_dict()["verdict"] is None
+    assert "size not tested: placebo test not run" in e.reading
 
 
 def test_reported_in_to_dict_and_summary() -> None:
@@ -119,8 +135,10 @@ def test_reported_in_to_dict_and_summary() -> None:
     record = e.to_dict()["placebo"]
     assert record["n_placebos"] == 49 and record["p_value"] == pytest.approx(0.02)
     text = e.summary()
-    assert "placebo test: p = 0.02 against 49 changes of the same size" in text
-    assert "p = 0.001" in text  # the permutation test's line is still there
+    assert "placebo test (size-aware; larger than a change of the same size?): p = 0.02 against 49 placebo" in text
+    assert "permutation test (the paper's; an ordered response, however small): p = 0.001" in text
+    assert "reading: larger than an arbitrary change of the same size: 5 output units, no decision flip" in text
+    assert e.to_dict()["reading"] == e.reading and e.to_dict()["verdict"] is True
 
 
 def test_bad_settings_are_refused_before_the_model_runs() -> None:
@@ -132,8 +150,12 @@ def test_bad_settings_are_refused_before_the_model_runs() -> None:
         explain(settings=test_settings(placebo="noise"))
     with pytest.raises((TypeError, ValueError), match="min_effect"):
         explain(min_effect=float("nan"))
-    with pytest.raises(ValueError, match="periodic"):
-        PropertyGradient(model, output_transform="none").attribute(IMAGE, Brighten(periodic=True), **SETTINGS)
+
+
+def test_a_periodic_sequence_has_no_placebos_and_says_so() -> None:
+    e = PropertyGradient(model, output_transform="none").attribute(IMAGE, Brighten(periodic=True), **SETTINGS)
+    assert e.placebo is None and e.verdict is None
+    assert "size not tested: a periodic sequence has no placebos" in e.reading
 
 
 def test_too_few_placebos_for_alpha_warn() -> None:

@@ -101,7 +101,7 @@ KEYWORD_DEFAULTS: dict[str, Any] = {
     "n_permutations": 10_000,
     "alpha": 0.01,
     "seed": 0,
-    "n_placebos": 0,
+    "n_placebos": 100,
     "min_effect": 0.0,
     "correction": None,
 }

@@ -18,15 +18,16 @@ import torch
 from scipy.stats import false_discovery_control
 
 from propgrad.core.forward import RunSettings
-from propgrad.explain.scoring import PREDICTED, placebo_statistics, score_sequences
+from propgrad.explain.scoring import PREDICTED, score_sequences, sequence_statistic
 from propgrad.harness import run_benchmark
-from propgrad.harness.cells import CellKey, PlaceboOutcome, cell_seed, property_key, property_record
+from propgrad.harness.cells import CellKey, cell_seed, property_key, property_record
 from propgrad.harness.definitions import FLIP_DEFINITIONS, half_index
 from propgrad.harness.evaluation import best_threshold_accuracy
 from propgrad.harness.report import correction_notes, render_table
 from propgrad.sources.base import InterventionSequence
 from propgrad.sources.placebo_sequences import placebo_sequences
 from propgrad.stats.corrections import correction_feasibility, resamples_needed
+from propgrad.stats.placebo_test import placebo_test
 from propgrad.stats.settings import TestSettings
 from tests.fakes import BRIGHTNESS, CUTS, DarkeningSuite, ImageMap
 from tests.fakes import darkening_settings as settings
@@ -183,22 +184,36 @@ def test_score_only_intervention_has_property_cells_but_no_baselines_or_flip_tab
     assert all(r["heldout_flipped"] is None for r in properties(finished, "v_score_only"))
 
 
-def test_placebo_p_values_count_the_placebos_scoring_at_least_the_observed(finished: dict[str, Any]) -> None:
-    suite, m = VSuite(), 20
+def test_placebo_p_values_are_besag_clifford_over_the_placebos_in_draw_order(finished: dict[str, Any]) -> None:
+    # reference: every placebo run on its own, then the sequential rule by hand: stop at the h-th
+    # placebo scoring at least the observed (p = h / L), else (b + 1) / (M + 1) over all M
+    suite, m, alpha = VSuite(), 20, 0.1
+    h = max(1, int(np.ceil(alpha * m)))
     models = suite.models()
-    images = suite.test_set()[0]
-    for r in properties(finished)[:6]:
+    stopped_early = 0
+    for r in properties(finished):
         key = CellKey.from_json(r["key"])
         sequence = suite.intervene("v", r["image"])
         seed = cell_seed(0, "darkening", "v", "placebos", r["image"])
-        placebos = placebo_sequences(sequence, m, seed=seed)
-        original = images[r["image"]][None]
-        (stats,) = placebo_statistics(
-            models[key.model], original, [placebos], [r["explained"]], RunSettings(), TestSettings()
-        )
-        b = int((stats >= r["score"]).sum())
-        assert r["n_placebos"] == m and r["placebo_p_value"] == pytest.approx((b + 1) / (m + 1))
-        assert r["placebo_significant"] == (r["placebo_p_value"] < 0.1)
+        model = models[key.model]
+        stats = []
+        for placebo in placebo_sequences(sequence, m, seed=seed):
+            with torch.no_grad():
+                curve = torch.softmax(model(placebo.images), dim=1)[:, r["explained"]].double()
+            stats.append(float(sequence_statistic(curve)))
+        reached, expected, used = 0, None, m
+        for count, statistic in enumerate(stats, start=1):
+            reached += statistic >= r["score"] * (1 - 1e-9)
+            if reached == h:
+                expected, used = h / count, count
+                break
+        if expected is None:
+            expected = (reached + 1) / (m + 1)
+        stopped_early += used < m
+        assert r["n_placebos"] == m and r["placebo_n_used"] == used
+        assert r["placebo_p_value"] == pytest.approx(expected)
+        assert r["placebo_significant"] == (r["placebo_p_value"] < alpha)
+    assert stopped_early > 0  # the suite has cells the sequential test settles early
 
 
 def test_a_placebo_p_value_equal_to_alpha_is_not_significant() -> None:
@@ -208,8 +223,10 @@ def test_a_placebo_p_value_equal_to_alpha_is_not_significant() -> None:
     sequence = suite.intervene("darken", 0)
     (scored,) = score_sequences(model, image[None], [sequence], [PREDICTED], RunSettings(), TestSettings())
     key = property_key("darkening", "darken", "cut50", 0)
-    at = property_record(key, scored, 0, alpha=0.05, placebo=PlaceboOutcome(n_placebos=19, p_value=1 / 20))
-    below = property_record(key, scored, 0, alpha=0.05, placebo=PlaceboOutcome(n_placebos=39, p_value=1 / 40))
+    observed = scored.test.statistic
+    at = property_record(key, scored, 0, placebo=placebo_test(observed, observed.new_zeros(19) - 1, alpha=0.05))
+    below = property_record(key, scored, 0, placebo=placebo_test(observed, observed.new_zeros(39) - 1, alpha=0.05))
+    assert at["placebo_p_value"] == pytest.approx(1 / 20) and below["placebo_p_value"] == pytest.approx(1 / 40)
     assert at["placebo_significant"] is False and below["placebo_significant"] is True
 
 

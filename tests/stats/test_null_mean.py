@@ -1,8 +1,9 @@
-"""The exact mean of the gradient statistic's shuffled null (propgrad.stats.null_mean) and its effect size.
+"""The exact mean of the shuffled null (propgrad.stats.null_mean) and the effect size against it.
 
-Three independent checks: every permutation enumerated for tiny N (numpy's gradient as the
-statistic), every ordered triple enumerated for the three-point term, and the mean of a large
-shuffled null drawn by the project's own permutation test (within 5 of its standard errors).
+Three independent checks, for the gradient statistic and for the whole-vector statistics: every
+permutation enumerated for tiny N (numpy's gradient as the statistic), every ordered pair or
+triple enumerated for the two- and three-point terms, and the mean of a large shuffled null drawn
+by the project's own permutation test (within 5 of its standard errors).
 """
 
 from __future__ import annotations
@@ -14,28 +15,48 @@ import numpy as np
 import pytest
 import torch
 
+import propgrad.stats.null_mean as null_mean_module
 from propgrad.errors import InvalidParameterError
 from propgrad.stats.gradient import property_gradient
 from propgrad.stats.null_mean import (
+    effect_size,
+    exact_null_mean,
     gradient_effect_size,
     gradient_null_mean,
     mean_abs_combination,
     mean_abs_difference,
+    mean_norm_combination,
+    mean_pairwise_distance,
 )
 from propgrad.stats.permutation import permutation_test_with
 from propgrad.stats.settings import test_settings
 
 
-def _numpy_gradient_statistic(y: np.ndarray, x: np.ndarray, periodic: bool, period: float | None, edge: int):
-    """E|dF/dx| per column with numpy alone: np.gradient, or for a turn np.gradient of the outputs
-    padded with their wrapped-around neighbours (its interior rows are the periodic central differences)."""
+def _numpy_derivative(y: np.ndarray, x: np.ndarray, periodic: bool, period: float | None, edge: int):
+    """dF/dx (N, C) with numpy alone: np.gradient, or for a turn np.gradient of the outputs padded
+    with their wrapped-around neighbours (its interior rows are the periodic central differences)."""
     if not periodic:
-        return np.abs(np.gradient(y, x, axis=0, edge_order=edge)).mean(0)
+        return np.gradient(y, x, axis=0, edge_order=edge)
     n = len(x)
     period = (x[-1] - x[0]) * n / (n - 1) if period is None else period
     xp = np.concatenate([[x[-1] - period], x, [x[0] + period]])
     yp = np.concatenate([y[-1:], y, y[:1]])
-    return np.abs(np.gradient(yp, xp, axis=0)[1:-1]).mean(0)
+    return np.gradient(yp, xp, axis=0)[1:-1]
+
+
+def _numpy_statistic(statistic: str, y: np.ndarray, x: np.ndarray, periodic: bool, period: float | None, edge: int):
+    """The statistic with numpy alone: E|dF/dx| per column, or the mean over steps of the L1 / L2
+    norm of the derivative of the output vector (shape (1,))."""
+    derivative = _numpy_derivative(y, x, periodic, period, edge)
+    if statistic == "gradient":
+        return np.abs(derivative).mean(0)
+    order = {"vector_l1": 1, "vector_l2": 2}[statistic]
+    return np.linalg.norm(derivative, ord=order, axis=1).mean(keepdims=True)
+
+
+def _numpy_gradient_statistic(y: np.ndarray, x: np.ndarray, periodic: bool, period: float | None, edge: int):
+    """E|dF/dx| per column with numpy alone."""
+    return _numpy_statistic("gradient", y, x, periodic, period, edge)
 
 
 GRIDS = [  # (name, values or None, periodic, period, edge_order)
@@ -154,3 +175,136 @@ def test_shapes_and_dtypes_follow_property_gradient() -> None:
 def test_bad_grids_are_refused_by_name(kwargs, match) -> None:
     with pytest.raises(InvalidParameterError, match=match):
         gradient_null_mean(np.arange(5.0), **kwargs)
+
+
+@pytest.mark.parametrize("statistic", ["vector_l1", "vector_l2"])
+@pytest.mark.parametrize("n", [4, 5])
+@pytest.mark.parametrize(("name", "kind", "periodic", "period", "edge"), GRIDS, ids=[g[0] for g in GRIDS])
+def test_vector_null_mean_is_the_mean_over_every_permutation(statistic, n, name, kind, periodic, period, edge) -> None:
+    rng = np.random.default_rng(n * 100 + len(name))
+    values = _grid(kind, n, rng)
+    x = np.arange(n, dtype=np.float64) if values is None else values
+    y = np.column_stack([rng.normal(size=n), rng.integers(0, 2, n).astype(float), 3.0 * rng.uniform(size=n) + 5])
+    brute = np.mean(
+        [_numpy_statistic(statistic, y[list(p)], x, periodic, period, edge) for p in itertools.permutations(range(n))],
+        axis=0,
+    )
+    exact = exact_null_mean(y, values, statistic=statistic, periodic=periodic, period=period, edge_order=edge)
+    assert exact.shape == (1,) and exact.dtype == torch.float64
+    np.testing.assert_allclose(exact.numpy(), brute, rtol=1e-12)
+
+
+def test_vector_l1_null_mean_is_the_sum_of_the_column_null_means() -> None:
+    rng = np.random.default_rng(12)
+    y, values = rng.normal(size=(15, 6)), np.cumsum(rng.uniform(0.5, 1.5, 15))
+    columns = gradient_null_mean(y, values, edge_order=2)
+    whole = exact_null_mean(y, values, statistic="vector_l1", edge_order=2)
+    assert float(whole[0]) == pytest.approx(float(columns.sum()), rel=1e-14)
+
+
+@pytest.mark.parametrize("weights", [(-1.5, 2.0, -0.5), (0.5, -2.0, 1.5), (-0.3, 1.1, -0.8), (0.7, 0.0, -0.7)])
+def test_three_point_norm_term_is_the_mean_over_every_ordered_triple(weights) -> None:
+    """Rows far from the origin and four equal rows (triples of them have norm exactly 0) keep full precision."""
+    rng = np.random.default_rng(9)
+    a = np.concatenate([rng.normal(size=(14, 5)), np.tile(rng.normal(size=(1, 5)), (4, 1)) + 100]) + 1e4
+    triples = np.array(list(itertools.permutations(range(a.shape[0]), 3)))
+    brute = np.linalg.norm(np.einsum("k,tkc->tc", np.asarray(weights), a[triples] - 1e4), axis=1).mean()
+    assert mean_norm_combination(a, weights) == pytest.approx(brute, rel=1e-12)
+    with pytest.raises(InvalidParameterError, match="weights must sum to 0"):
+        mean_norm_combination(a, (1.0, 0.0, -0.4))
+
+
+def test_pair_norm_term_is_the_mean_distance_between_rows() -> None:
+    rng = np.random.default_rng(4)
+    a = np.concatenate([rng.normal(size=(30, 7)), np.full((5, 7), 0.3)])
+    pairs = np.array(list(itertools.permutations(range(a.shape[0]), 2)))
+    brute = np.linalg.norm(a[pairs[:, 0]] - a[pairs[:, 1]], axis=1).mean()
+    assert mean_pairwise_distance(a) == pytest.approx(brute, rel=1e-13)
+
+
+LARGE_VECTOR_NULL = [  # (name, n, values kind, periodic, edge_order): uniform, non-uniform and periodic grids
+    ("unit steps, first-order ends", 31, None, False, 1),
+    ("uneven values, second-order ends", 25, "uneven", False, 2),
+    ("turn, unit steps", 24, None, True, 1),
+    ("turn, uneven values", 24, "uneven", True, 1),
+]
+
+
+@pytest.mark.parametrize("statistic", ["vector_l1", "vector_l2"])
+@pytest.mark.parametrize(
+    ("name", "n", "kind", "periodic", "edge"), LARGE_VECTOR_NULL, ids=[c[0] for c in LARGE_VECTOR_NULL]
+)
+def test_vector_null_mean_is_the_mean_of_a_large_shuffled_null(statistic, name, n, kind, periodic, edge) -> None:
+    """200,000 shuffles: the null's mean lies within 5 standard errors of the exact mean (and the
+    standard error is small enough that a wrong term would show: below 0.1% of the mean)."""
+    rng = np.random.default_rng(n + edge + periodic)
+    values = _grid(kind, n, rng)
+    ramp = np.linspace(0, 1, n)[:, None]
+    y = np.column_stack([ramp + 0.1 * rng.normal(size=(n, 2)), np.round(rng.normal(size=(n, 2))), rng.uniform(size=n)])
+    k = 200_000
+    settings = test_settings(n_permutations=k, seed=17, statistic=statistic)
+    null = permutation_test_with(y, values, settings, periodic=periodic, edge_order=edge).null_distribution[:, 0]
+    standard_error = float(null.std()) / math.sqrt(k)
+    exact = float(exact_null_mean(y, values, statistic=statistic, periodic=periodic, edge_order=edge)[0])
+    assert standard_error < 1e-3 * exact
+    assert abs(float(null.mean()) - exact) <= 5 * standard_error, (float(null.mean()), exact, standard_error)
+
+
+@pytest.mark.parametrize("statistic", ["gradient", "vector_l1", "vector_l2"])
+def test_effect_size_of_a_straight_ramp(statistic) -> None:
+    """Steps along one direction s, y_i = i s: every statistic is 6N / ((N + 1)(N + 2)) times its null mean."""
+    n = 31
+    direction = torch.tensor([0.5, -2.0, 0.0, 1.25], dtype=torch.float64)
+    ramp = torch.arange(n, dtype=torch.float64)[:, None] * direction
+    effect = effect_size(ramp, statistic=statistic)
+    expected = 6 * n / ((n + 1) * (n + 2))
+    if statistic == "gradient":
+        assert effect.shape == (4,) and math.isnan(float(effect[2]))  # the constant column: 0 / 0
+        np.testing.assert_allclose(effect[[0, 1, 3]].numpy(), expected, rtol=1e-13)
+    else:
+        assert effect.shape == (1,) and float(effect[0]) == pytest.approx(expected, rel=1e-13)
+
+
+@pytest.mark.parametrize(("kind", "periodic", "edge"), [(None, False, 1), ("uneven", False, 2), ("uneven", True, 1)])
+def test_effect_size_is_the_observed_statistic_over_the_exact_null_mean_for_every_statistic(
+    kind, periodic, edge
+) -> None:
+    rng = np.random.default_rng(21)
+    n = 19
+    values = _grid(kind, n, rng)
+    y = rng.normal(size=(n, 3)) + np.linspace(0, 2, n)[:, None]
+    x = np.arange(n, dtype=np.float64) if values is None else values
+    kwargs = {"periodic": periodic, "edge_order": edge}
+    np.testing.assert_array_equal(
+        effect_size(y, values, **kwargs).numpy(), gradient_effect_size(y, values, **kwargs).numpy()
+    )
+    for statistic in ("vector_l1", "vector_l2"):
+        observed = _numpy_statistic(statistic, y, x, periodic, None, edge)
+        expected = observed / exact_null_mean(y, values, statistic=statistic, **kwargs).numpy()
+        np.testing.assert_allclose(effect_size(y, values, statistic=statistic, **kwargs).numpy(), expected, rtol=1e-12)
+
+
+def test_effect_size_is_nan_where_no_exact_mean_is_derived_or_nothing_moves(monkeypatch) -> None:
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=(12, 3))
+
+    def spread(permuted: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        return permuted.amax(1) - permuted.amin(1)
+
+    for statistic in ("pearson", spread):
+        assert effect_size(y, statistic=statistic).isnan().all() and effect_size(y, statistic=statistic).shape == (3,)
+        assert exact_null_mean(y[:, 0], statistic=statistic).isnan() and exact_null_mean(y[:, 0]).shape == ()
+    flat = np.full((12, 3), 0.25)
+    for statistic in ("vector_l1", "vector_l2"):
+        assert effect_size(flat, statistic=statistic).isnan().all()
+        assert effect_size(y[:, 1], statistic=statistic).shape == ()  # 1-D outputs: a scalar, like the statistic
+        assert float(effect_size(y[:, 1], statistic=statistic)) == pytest.approx(
+            float(gradient_effect_size(y[:, 1])), rel=1e-13
+        )  # one column: the gradient statistic
+    uneven = np.cumsum(rng.uniform(0.5, 1.5, 12))
+    assert math.isfinite(float(effect_size(y, uneven, statistic="vector_l2")[0]))
+    monkeypatch.setattr(null_mean_module, "L2_TRIPLE_LIMIT", 12 * 11 * 10)  # fewer triples than 10 distinct rows need
+    assert effect_size(y, uneven, statistic="vector_l2").isnan().all()
+    assert math.isfinite(float(effect_size(y, statistic="vector_l2")[0]))  # unit steps: pairs only, no limit
+    with pytest.raises(InvalidParameterError, match="statistic must be one of"):
+        effect_size(y, statistic="vector_l3")
