@@ -13,10 +13,13 @@ Each time is the best of ``--repeats`` calls after one warm-up call (the warm-up
 kernel on a first run and memoises the permutations). It prints both times, their ratio
 compiled / torch (below 1: the compiled kernel is faster), and the largest relative difference
 between the two null distributions (the kernels agree to float64 rounding, not bit for bit).
+``--threads`` sets ``torch.set_num_threads`` for the run (the script sets it, not the library):
+the torch path's intra-op threads and the compiled kernel's worker threads both follow it.
 
 Usage::
 
     python benchmarks/vector_statistic_speed.py [--k 10000] [--n 31] [--columns 10 100 1000] [--repeats 3]
+        [--threads T]
 """
 
 from __future__ import annotations
@@ -69,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=31, help="steps N (default: 31)")
     parser.add_argument("--columns", type=int, nargs="+", default=[10, 100, 1000], help="output columns C")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per cell, best kept (default: 3)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads for the run (default: torch's)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     for name, value in (("--k", args.k), ("--n", args.n), ("--repeats", args.repeats)):
         if value < (2 if name == "--n" else 1):
             parser.error(f"{name} must be at least {2 if name == '--n' else 1}, got {value}")

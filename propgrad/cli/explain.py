@@ -39,8 +39,10 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "explain",
         help="explain one image: intervene on a property and test how strongly it drives the model",
-        description="Intervene gradually on one property of an image, run the model on every step and "
-        "report the expected property gradient magnitude, its permutation-test p-value and the decision flips.",
+        description="Intervene gradually on one property of an image, run the model on every step and report the "
+        "expected property gradient magnitude with the size-aware verdict (does the property move the model more "
+        "than an arbitrary change of the same size?) beside the paper's permutation test, the practical size of "
+        "the change (the largest output change along the path) and the decision flips.",
     )
     p.add_argument(
         "--model",
@@ -366,7 +368,7 @@ def model_preprocess(preparation: ImagePreparation) -> Any:
 
     if preparation.mean is None or preparation.std is None:
         return None
-    return None
+    return Normalize(preparation.mean, preparation.std)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -442,10 +444,11 @@ def _save_realisations(out_dir: Path, realisations: Any, labels: list[str] | Non
     record = realisations.to_dict()
     if labels is not None:
         record["labels"] = list(labels)
-    first = realisations.explanations[0]
-    column = first.target
-    label = labels[column] if labels is not None and column is not None and column < len(labels) else None
-    ax = realisations.plot_behaviour(label=label)
+    first = realisations.explanations[0]  # the explained column, else the one with the highest mean score
+    column = first.target if first.target is not None else int(realisations.mean_score.reshape(-1).argmax())
+    label = labels[column] if labels is not None and column < len(labels) else None
+    ax = realisations.plot_behaviour(column=column, label=label)
+    ax.figure.tight_layout()  # the axis labels inside the saved image
     return [
         write_json(Path(out_dir) / "realisations.json", record),
         save_figure(ax.figure, Path(out_dir) / "realisations.png"),

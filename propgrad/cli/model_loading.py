@@ -45,7 +45,9 @@ class ImagePreparation:
         """Read the resize, centre crop, mean and std of a Hugging Face image processor.
 
         The processor's rescaling to [0, 1] needs no counterpart (propgrad's images are [0, 1]
-        already); ``do_resize``, ``do_center_crop`` and ``do_normalize`` switch the steps off.
+        already); ``do_resize``, ``do_center_crop`` and ``do_normalize`` switch the steps off. The
+        resize itself is propgrad's (bilinear, antialiased when shrinking:
+        :func:`propgrad.core.images.resize`), whatever the processor's ``resample``.
 
         Raises:
             InvalidParameterError: the processor has no ``image_mean``/``image_std`` or no readable size.

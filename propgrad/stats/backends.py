@@ -152,7 +152,7 @@ class CompiledBackend:
         return c
 
     def null(self, job: NullJob) -> NullOutcome:
-        """The gradient test's p-values with the compiled kernels; see :mod:`propgrad.stats.strategy` for the split."""
+        """The p-values with the compiled kernels; see :mod:`propgrad.stats.strategy` for the gradient's split."""
         from propgrad.stats import cpu_kernels
 
         if isinstance(job.kernel, VectorNull):

@@ -34,12 +34,13 @@ The whole-vector statistics (:mod:`propgrad.stats.vector_statistic`) shuffle who
   three-point row the mean norm over ordered triples, whose squares
   ``-(w0 w1 D_pq + w0 w2 D_pr + w1 w2 D_qr)`` are read from the (N, N) squared distances ``D``
   between the rows (the weights sum to 0): O(N^2 C) once for ``D``, then O(N^3) per distinct row
-  (:func:`mean_norm_combination`). Above
-  :data:`L2_TRIPLE_LIMIT` ordered triples in all (an uneven grid of more than about 120 steps) the
-  mean is not computed: NaN.
+  (:func:`mean_norm_combination`).
 
-:func:`exact_null_mean` and :func:`effect_size` give both for any statistic name: NaN where no
-exact mean is derived (``"pearson"``, a callable).
+:func:`exact_null_mean` and :func:`effect_size` give these for any statistic name, NaN where no
+exact mean is derived (``"pearson"``, a callable) and where the exact mean would take more than a
+few seconds: above :data:`PAIR_SEARCH_LIMIT` (``"gradient"``, ``"vector_l1"``) or
+:data:`L2_TRIPLE_LIMIT` (``"vector_l2"``). Equal steps (with first-order ends, or a turn) have
+only two-point rows and no limit; an uneven grid has about N distinct three-point rows.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from propgrad.stats.vector_statistic import VECTOR_NORMS
 
 __all__ = [
     "L2_TRIPLE_LIMIT",
+    "PAIR_SEARCH_LIMIT",
     "effect_size",
     "exact_null_mean",
     "gradient_effect_size",
@@ -74,10 +76,16 @@ __all__ = [
 CHUNK_ELEMENTS = 2**20
 """Pairs (p, q) evaluated at once by :func:`mean_abs_combination` (bounds its temporaries to some 40 MB),
 and values of the chunks of :func:`mean_pairwise_distance` and :func:`mean_norm_combination`."""
+PAIR_SEARCH_LIMIT = 2**25
+"""Most ordered pairs (p, q) searched (summed over the distinct three-point rows and the columns) for
+which :func:`exact_null_mean` and :func:`effect_size` compute the exact null mean of ``"gradient"``
+and ``"vector_l1"`` (a few seconds); above it, NaN. An uneven grid of N steps and C columns needs
+about N^3 C: one column up to N = 320, 1000 columns up to N = 32. :func:`gradient_null_mean` and
+:func:`gradient_effect_size` have no limit."""
 L2_TRIPLE_LIMIT = 2**27
-"""Most ordered triples (summed over the distinct three-point rows) for which the exact null mean of
-``"vector_l2"`` is computed (about 2 s); above it, NaN. Equal steps (two-point rows only) have none;
-an uneven grid of N steps has about N^4 (N = 110: 1.3e8)."""
+"""Most ordered triples (summed over the distinct three-point rows) for which :func:`exact_null_mean`
+and :func:`effect_size` compute the exact null mean of ``"vector_l2"`` (a few seconds); above it,
+NaN. An uneven grid of N steps needs about N^4, whatever C: up to N = 105."""
 
 
 def mean_abs_difference(outputs: np.ndarray) -> np.ndarray:
@@ -292,15 +300,29 @@ def _column_null_means(a: np.ndarray, pair_weight: float, triples: Counter) -> n
 
 
 def _l2_null_mean(a: np.ndarray, pair_weight: float, triples: Counter) -> float:
-    """The exact null mean of ``"vector_l2"`` of the (N, C) outputs ``a``, or NaN above :data:`L2_TRIPLE_LIMIT`."""
-    n = a.shape[0]
-    if len(triples) * n * (n - 1) * (n - 2) > L2_TRIPLE_LIMIT:
-        return math.nan
+    """The exact null mean of ``"vector_l2"`` of the (N, C) outputs ``a``."""
     distances = squared_distances(a)
     total = pair_weight * mean_pairwise_distance(a, distances) if pair_weight else 0.0
     for key, count in triples.items():
         total += count * mean_norm_combination(a, key, distances)
-    return total / n
+    return total / a.shape[0]
+
+
+def _too_costly(name: str, n: int, c: int, triples: Counter) -> bool:
+    """Whether the exact null mean of ``name`` would exceed :data:`PAIR_SEARCH_LIMIT` or :data:`L2_TRIPLE_LIMIT`."""
+    if name == "vector_l2":
+        return len(triples) * n * (n - 1) * (n - 2) > L2_TRIPLE_LIMIT
+    return len(triples) * n * (n - 1) * c > PAIR_SEARCH_LIMIT
+
+
+def _ratio(observed: torch.Tensor, mean: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``observed / mean`` (float64, CPU), NaN where nothing moves: a constant column, or for a
+    whole-vector statistic (one value for C columns) outputs whose columns are all constant (0 / 0,
+    whatever the rounding of the weights)."""
+    constant = (y == y[:1]).all(0).cpu()
+    if mean.numel() != constant.numel():  # one statistic of the whole output vector
+        constant = constant.all()
+    return torch.where(constant.reshape(mean.shape), torch.nan, observed / mean)
 
 
 def gradient_effect_size(
@@ -336,10 +358,9 @@ def gradient_effect_size(
     """
     kwargs = {"periodic": periodic, "period": period, "edge_order": edge_order}
     observed = property_gradient(outputs, values, **kwargs).to(torch.float64).cpu()
-    ratio = observed / gradient_null_mean(outputs, values, **kwargs).to(torch.float64).cpu()
-    y, _ = as_outputs(outputs)
-    constant = (y == y[:1]).all(0).cpu().reshape(ratio.shape)  # 0 / 0, whatever the rounding of the weights
-    return torch.where(constant, torch.nan, ratio)
+    y, one_d, a, _, terms = _checked(outputs, values, periodic, period, edge_order)
+    mean = torch.from_numpy(_column_null_means(a, *terms))
+    return _ratio(observed, mean[0] if one_d else mean, y)
 
 
 def exact_null_mean(
@@ -356,12 +377,16 @@ def exact_null_mean(
     What the mean of :func:`propgrad.stats.permutation.permutation_test`'s null distribution tends
     to as K grows (see the module docstring):
 
-    - ``"gradient"``: :func:`gradient_null_mean`, per column;
+    - ``"gradient"``: :func:`gradient_null_mean`, per column (in float64);
     - ``"vector_l1"``: the sum over the columns of the gradient's null means (exact: the mean of a
       sum over the columns of one random tuple is the sum of the columns' means);
-    - ``"vector_l2"``: the mean norm over random pairs and triples of whole rows (exact; NaN when
-      the grid's three-point rows would need more than :data:`L2_TRIPLE_LIMIT` ordered triples);
+    - ``"vector_l2"``: the mean norm over random pairs and triples of whole rows (exact, but it
+      does not split over the columns);
     - ``"pearson"`` and callables: NaN (no exact mean is derived).
+
+    NaN too where the grid's three-point rows would take more than :data:`PAIR_SEARCH_LIMIT`
+    searched pairs (``"gradient"``, ``"vector_l1"``) or :data:`L2_TRIPLE_LIMIT` triples
+    (``"vector_l2"``); equal steps never do.
 
     Args:
         outputs: (N,) or (N, C) outputs for N >= 2 steps (tensor, numpy array or list).
@@ -379,15 +404,17 @@ def exact_null_mean(
         InvalidParameterError: bad outputs, values, ``edge_order``, ``period`` or statistic.
     """
     name = check_statistic(statistic)
-    y, one_d, a, _, terms = _checked(outputs, values, periodic, period, edge_order)
-    if name == "gradient":
+    _, one_d, a, _, terms = _checked(outputs, values, periodic, period, edge_order)
+    n, c = a.shape
+    whole_vector = name in VECTOR_NORMS
+    if name not in ("gradient", *VECTOR_NORMS) or _too_costly(name, n, c, terms[1]):
+        mean = np.full(1 if whole_vector else c, math.nan)
+    elif name == "gradient":
         mean = _column_null_means(a, *terms)
     elif name == "vector_l1":
         mean = np.array([_column_null_means(a, *terms).sum()])
-    elif name == "vector_l2":
+    else:
         mean = np.array([_l2_null_mean(a, *terms)])
-    else:  # "pearson" or a callable
-        mean = np.full(a.shape[1], math.nan)
     mean_t = torch.from_numpy(mean)
     return mean_t[0] if one_d else mean_t
 
@@ -406,11 +433,11 @@ def effect_size(
     1 means the outputs change along the property as much as a random order of the same outputs
     does on average; a systematic, smooth response is well below 1 (a straight ramp of N steps
     gives ``6N / ((N + 1)(N + 2))``, 0.18 for N = 31); an order alternating between extremes is
-    above 1. ``"gradient"`` is :func:`gradient_effect_size` (per column); ``"vector_l1"`` and
-    ``"vector_l2"`` divide the whole-vector statistic by :func:`exact_null_mean`. NaN where the
+    above 1. ``"gradient"`` gives :func:`gradient_effect_size` (per column); ``"vector_l1"`` and
+    ``"vector_l2"`` divide the whole-vector statistic by its :func:`exact_null_mean`. NaN where the
     statistic carries no information (a constant column; for a whole-vector statistic, outputs
-    whose columns are all constant) and where no exact null mean is derived (``"pearson"``, a
-    callable, ``"vector_l2"`` above :data:`L2_TRIPLE_LIMIT`).
+    whose columns are all constant) and where :func:`exact_null_mean` is NaN (``"pearson"``, a
+    callable, an uneven grid beyond :data:`PAIR_SEARCH_LIMIT` or :data:`L2_TRIPLE_LIMIT`).
 
     Args:
         outputs: (N,) or (N, C) outputs for N >= 2 steps, as scored (the target column or all).
@@ -428,12 +455,12 @@ def effect_size(
     """
     name = check_statistic(statistic)
     kwargs = {"periodic": periodic, "period": period, "edge_order": edge_order}
-    if name == "gradient":
-        return gradient_effect_size(outputs, values, **kwargs)
     mean = exact_null_mean(outputs, values, statistic=name, **kwargs)
-    if name not in VECTOR_NORMS:  # "pearson" or a callable: no exact mean, the NaN of its shape
+    if name not in ("gradient", *VECTOR_NORMS):  # "pearson" or a callable: no exact mean, the NaN of its shape
         return mean
-    observed = observed_statistic(outputs, values, statistic=name, **kwargs).to(torch.float64).cpu()
+    if name == "gradient":  # as gradient_effect_size
+        observed = property_gradient(outputs, values, **kwargs)
+    else:
+        observed = observed_statistic(outputs, values, statistic=name, **kwargs)
     y, _ = as_outputs(outputs)
-    constant = bool((y == y[:1]).all())  # 0 / 0, whatever the rounding of the weights
-    return torch.full_like(mean, math.nan) if constant else observed / mean
+    return _ratio(observed.to(torch.float64).cpu(), mean, y)

@@ -46,6 +46,10 @@ def test_explain_on_the_bundled_example_prints_and_saves(tmp_path, capsys):
     assert "alpha_patch" in out and "warm" in out and "p =" in out and "decision flips" in out
     record = json.loads((tmp_path / "explanation.json").read_text())
     assert len(record["values"]) == 11 and record["labels"] == ["warm", "cool"]
+    # by default the size-aware verdict comes first, with the practical size and the one-line reading
+    assert record["placebo"] is not None and record["verdict"] is not None and record["reading"]
+    assert record["reading"] in out and "placebo test" in out and "permutation test" in out
+    assert "largest change" in out
     assert (tmp_path / "explanation.png").stat().st_size > 0
     assert (tmp_path / "explanation_filmstrip.png").stat().st_size > 0
 

@@ -164,6 +164,25 @@ def test_normalize_is_applied_inside_preprocess_after_the_intervention(recorder,
     assert float(distance.min(dim=1).values.max()) < 1e-4
 
 
+def test_the_reports_attribution_maps_see_the_normalised_model(recorder, monkeypatch, tmp_path, capsys):
+    """The baselines attribute [0, 1] images, so the report's model is the normalisation followed by the model."""
+    import propgrad.cli.explain_report
+
+    given = {}
+
+    def capture(out_dir, explanation, **kwargs):
+        given.update(kwargs)
+        return []
+
+    monkeypatch.setattr(propgrad.cli.explain_report, "write_explain_report", capture)
+    code, _, err = run(["--size", "24", "--normalize", NORMALIZE, "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    images = torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(given["model"](images), recorder(Normalize(MEAN, STD)(images)))
+    assert given["settings"]["image_preparation"]["mean"] == pytest.approx(list(MEAN))
+
+
 def test_crop_after_size_is_the_usual_resize_then_centre_crop(recorder, explanations, capsys):
     code, _, err = run(["--size", "40", "--crop", "32", "--labels", "a,b"], capsys)
     assert code == 0, err
@@ -188,7 +207,10 @@ def test_crop_alone_crops_the_default_resize(recorder, explanations, capsys):
         (["--normalize", "0.5,0.5,0.5/0.2,0.2,0.2,0.2"], ["std must hold 3 finite numbers", "got 4 values"]),
         (["--normalize", "0.5,0.5,0.5/0.2,0,0.2"], ["std must hold 3 positive numbers"]),
         (["--normalize", "0.5,x,0.5/0.2,0.2,0.2"], ["'x' is not a number"]),
-        (["--normalize", "a/b/c"], ["expected MEAN,MEAN,MEAN/STD,STD,STD", "'imagenet' or 'none'"]),
+        (
+            ["--normalize", "a/b/c"],
+            ["--normalize 'a/b/c': expected MEAN,MEAN,MEAN/STD,STD,STD", "'imagenet' or 'none'"],
+        ),
         (["--model", "clip:some/model", "--normalize", "imagenet"], ["--normalize does not apply to --model 'clip:"]),
     ],
 )

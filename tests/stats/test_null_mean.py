@@ -275,8 +275,12 @@ def test_effect_size_is_the_observed_statistic_over_the_exact_null_mean_for_ever
     y = rng.normal(size=(n, 3)) + np.linspace(0, 2, n)[:, None]
     x = np.arange(n, dtype=np.float64) if values is None else values
     kwargs = {"periodic": periodic, "edge_order": edge}
+    for outputs in (y, y.astype(np.float32)):
+        np.testing.assert_array_equal(
+            effect_size(outputs, values, **kwargs).numpy(), gradient_effect_size(outputs, values, **kwargs).numpy()
+        )
     np.testing.assert_array_equal(
-        effect_size(y, values, **kwargs).numpy(), gradient_effect_size(y, values, **kwargs).numpy()
+        exact_null_mean(y, values, **kwargs).numpy(), gradient_null_mean(y, values, **kwargs).numpy()
     )
     for statistic in ("vector_l1", "vector_l2"):
         observed = _numpy_statistic(statistic, y, x, periodic, None, edge)
@@ -302,9 +306,14 @@ def test_effect_size_is_nan_where_no_exact_mean_is_derived_or_nothing_moves(monk
             float(gradient_effect_size(y[:, 1])), rel=1e-13
         )  # one column: the gradient statistic
     uneven = np.cumsum(rng.uniform(0.5, 1.5, 12))
-    assert math.isfinite(float(effect_size(y, uneven, statistic="vector_l2")[0]))
+    for statistic in ("gradient", "vector_l1", "vector_l2"):
+        assert effect_size(y, uneven, statistic=statistic).isfinite().all()
     monkeypatch.setattr(null_mean_module, "L2_TRIPLE_LIMIT", 12 * 11 * 10)  # fewer triples than 10 distinct rows need
-    assert effect_size(y, uneven, statistic="vector_l2").isnan().all()
-    assert math.isfinite(float(effect_size(y, statistic="vector_l2")[0]))  # unit steps: pairs only, no limit
+    monkeypatch.setattr(null_mean_module, "PAIR_SEARCH_LIMIT", 12 * 11 * 3)  # fewer pairs than 10 rows x 3 columns
+    for statistic in ("gradient", "vector_l1", "vector_l2"):
+        assert effect_size(y, uneven, statistic=statistic).isnan().all()
+        assert exact_null_mean(y, uneven, statistic=statistic).isnan().all()
+        assert effect_size(y, statistic=statistic).isfinite().all()  # unit steps: two-point rows only, no limit
+    assert gradient_effect_size(y, uneven).isfinite().all()  # the gradient's own functions have no limit
     with pytest.raises(InvalidParameterError, match="statistic must be one of"):
         effect_size(y, statistic="vector_l3")
