@@ -81,10 +81,11 @@ def effect_sizes(explanation: Any, column: int = 0) -> dict[str, float | None]:
 
     Returns:
         ``score`` (the statistic), ``null_mean`` (the mean of the kept null distribution),
-        ``ratio`` (score / null mean: 1 is what a shuffled order gives on average), ``standardised``
-        ((score - null mean) / null std) and ``output_change`` (|output at the last step - output at
-        the first| of the scored output; None for a whole-vector statistic). The null's figures are
-        None without a kept null distribution, or with a zero mean or std.
+        ``ratio`` (the explanation's ``effect_size``: score / the exact mean of its shuffled null, 1
+        for a random order; None where it is not defined), ``standardised`` ((score - null mean) /
+        null std; None without a kept null distribution or with a constant one) and
+        ``output_change`` (|output at the last step - output at the first| of the scored output;
+        None for a whole-vector statistic).
     """
     score = float(explanation.score.reshape(-1)[column])
     null = explanation.test.null_distribution
@@ -94,7 +95,8 @@ def effect_sizes(explanation: Any, column: int = 0) -> dict[str, float | None]:
         null_mean = float(values.mean())
         std = float(values.std())
         standardised = (score - null_mean) / std if std > 0 and math.isfinite(std) else None
-        ratio = score / null_mean if null_mean != 0 and math.isfinite(null_mean) else None
+    if explanation.effect_size is not None and math.isfinite(float(explanation.effect_size.reshape(-1)[column])):
+        ratio = float(explanation.effect_size.reshape(-1)[column])
     change = None
     if explanation.test.statistic_name not in VECTOR_NORMS:
         j = explanation.target if explanation.target is not None else column
@@ -281,7 +283,7 @@ def maps_figure(maps: Any, labels: Sequence[str] | None = None) -> Any:
             scale = ScalarMappable(norm=Normalize(-bound, bound), cmap="RdBu_r")
             fig.colorbar(scale, ax=list(axes[r]), shrink=0.8, label="attribution", location="right")
     fig.suptitle(
-        f"attribution maps of class {maps.target}, before and after (one colour scale per baseline)",
+        f"attribution maps of {output_name(maps.target, labels)}, before and after (one colour scale per baseline)",
         fontsize=8,
     )
     return fig
@@ -376,11 +378,11 @@ def verdict_rows(explanation: Any, k: int) -> list[tuple[str, str]]:
 
 
 def _ratio_text(ratio: float | None, statistic: str) -> str:
-    """score / shuffled-null mean in 2 significant digits, with what either side of 1 means."""
+    """The effect size (score / exact shuffled-null mean) in 2 significant digits, with what either side of 1 means."""
     if ratio is None:
-        return "n/a"
+        return "n/a (no exact null mean for this statistic or output)"
     sides = NULL_SIDES.get(statistic)
-    meaning = "1: as a shuffled order" + (f"; below 1: {sides.hints[0]}; above: {sides.hints[1]}" if sides else "")
+    meaning = "1: no order" + (f"; below 1: {sides.hints[0]}; above: {sides.hints[1]}" if sides else "")
     return f"{ratio:.2g} ({meaning})"
 
 
@@ -404,7 +406,10 @@ def explain_html(
     statistic = explanation.test.statistic_name
     details = [
         (f"{explanation.statistic_label} of {name}", f"{effect['score']:.4g} {explanation.score_unit}"),
-        ("score / shuffled-null mean", _ratio_text(effect["ratio"], statistic)),
+        (
+            f"effect size: {explanation.statistic_label} / a random order's mean",
+            _ratio_text(effect["ratio"], statistic),
+        ),
         (
             "distance from the null mean",
             "n/a" if effect["standardised"] is None else f"{effect['standardised']:.2g} null standard deviations",

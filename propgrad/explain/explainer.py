@@ -30,7 +30,13 @@ from propgrad.explain.arguments import (
 )
 from propgrad.explain.realisations import Realisations, summarise_explanations
 from propgrad.explain.result import Explanation, aggregate_classes
-from propgrad.explain.scoring import PropertyAxis, SequenceScore, placebo_tests, score_sequences
+from propgrad.explain.scoring import (
+    PropertyAxis,
+    SequenceScore,
+    placebo_tests,
+    score_sequences,
+    sequence_effect_size,
+)
 from propgrad.explain.zero_shot import ClassGrouping, resolve_grouping
 from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad.sources.placebo_sequences import PlaceboDraw, PlaceboPool
@@ -361,9 +367,9 @@ class _Job:
         if adjusted is not None or test.min_effect != 0:
             p = result.p_value if adjusted is None else adjusted
             result = replace(result, significant=decide(p, test.alpha, result.statistic, test.min_effect))
+        axis = PropertyAxis.of(sequence, test.per)
         classes = None
         if self.classes is not None:
-            axis = PropertyAxis.of(sequence, test.per)
             classes = aggregate_classes(self.classes, replace(scored, test=result), axis, test)
         src = self.source
         return Explanation(
@@ -380,6 +386,7 @@ class _Job:
             p_value_adjusted=adjusted,
             min_effect=test.min_effect,
             classes=classes,
+            effect_size=sequence_effect_size(scored, axis, test),
         )
 
 

@@ -27,6 +27,7 @@ from propgrad.explain.zero_shot import ClassGrouping
 from propgrad.sources.base import InterventionSequence
 from propgrad.stats.practical_size import PracticalSize, practical_size, reading
 from propgrad.stats.statistic import LABELS as _STATISTIC_LABELS
+from propgrad.stats.vector_statistic import VECTOR_NORMS
 
 if TYPE_CHECKING:
     from propgrad.explain.scoring import PropertyAxis, SequenceScore
@@ -316,6 +317,11 @@ class Explanation:
         classes: The explanation aggregated per class (:class:`ClassScores`) when the model carries a
             class grouping (a :class:`~propgrad.explain.zero_shot.ZeroShotClassifier`: several descriptors per
             class) or ``PropertyGradient(..., classes=...)`` was given; None otherwise.
+        effect_size: The score over the exact mean of its shuffled null (shape of ``score``,
+            :func:`propgrad.stats.null_mean.effect_size`, no resampling): 1 is what a random order
+            of the same outputs gives on average, an ordered response is well below 1 (a straight
+            ramp of 31 steps: 0.18). NaN where no exact mean exists (``"pearson"``, a callable, a
+            constant output); None when not computed.
     """
 
     flips: FlipResult
@@ -331,6 +337,7 @@ class Explanation:
     p_value_adjusted: torch.Tensor | None = None
     min_effect: float = 0.0
     classes: ClassScores | None = None
+    effect_size: torch.Tensor | None = None
 
     @property
     def score(self) -> torch.Tensor:
@@ -371,9 +378,16 @@ class Explanation:
         no decision flip"``."""
         return self.reading_of(int(torch.argmax(torch.nan_to_num(self.score.reshape(-1), nan=-1.0))))
 
+    def _size_column(self, k: int) -> int:
+        """The output column whose practical size goes with scored column ``k``: that column, or for a
+        whole-vector statistic (one score for every output) the column that changes most."""
+        if self.test.statistic_name in VECTOR_NORMS:
+            return int(torch.argmax(self.practical.largest_change))
+        return self.target if self.target is not None else k
+
     def reading_of(self, k: int) -> str:
         """:attr:`reading` of scored column ``k`` (an index into ``score.reshape(-1)``)."""
-        column = self.target if self.target is not None else k
+        column = self._size_column(k)
         size_aware = None if self.verdict is None else bool(self.verdict.reshape(-1)[k])
         why = "a periodic sequence has no placebos" if self.sequence.periodic else ""
         return reading(
@@ -424,22 +438,25 @@ class Explanation:
         columns = [self.target] if self.target is not None else list(range(scores.numel()))
         order = torch.argsort(scores, descending=True)[:10].tolist()
         practical = self.practical
+        whole = self.test.statistic_name in VECTOR_NORMS
         for k in order:
             j = columns[k]
             name = labels[j] if labels is not None and j is not None and j < len(labels) else f"output {j}"
+            if whole:
+                name = "all outputs"
             p = float(self.p_value.reshape(-1)[k])
             sig = "significant" if bool(self.significant.reshape(-1)[k]) else "not significant"
             adjusted = "" if self.p_value_adjusted is None else f" ({self.correction}: {self._adjusted(k):.4g})"
             lines.append(
                 f"  {name:<16} {self.statistic_label} = {float(scores[k]):.4g} {self.score_unit}   "
-                f"largest change {practical.describe(j)}"
+                f"largest change {practical.describe(self._size_column(k))}"
             )
             indent = "  " + " " * 16 + " "
             if self.placebo is not None:
                 lines.append(indent + self._placebo_line(k))
             lines.append(
                 f"{indent}permutation test (the paper's; an ordered response, however small): p = {p:.4g}{adjusted} "
-                f"({sig} at alpha={self.test.alpha}{self._floor()})"
+                f"({sig} at alpha={self.test.alpha}{self._floor()}){self._ordering(k)}"
             )
         if len(columns) > len(order):
             lines.append(f"  ... {len(columns) - len(order)} more output columns")
@@ -452,6 +469,13 @@ class Explanation:
         if self.classes is not None:
             lines += self.classes.summary_lines(seq.values, seq.property_name, self.score_unit, self.statistic_label)
         return "\n".join(lines)
+
+    def _ordering(self, k: int) -> str:
+        """``"; 0.18x a random order's"``: the effect size of column k, or "" when there is none."""
+        if self.effect_size is None:
+            return ""
+        value = float(self.effect_size.reshape(-1)[k])
+        return "" if value != value else f"; {self.statistic_label} {value:.2g}x that of a random order (1: no order)"
 
     def _adjusted(self, k: int) -> float:
         return float(self.p_value_adjusted.reshape(-1)[k]) if self.p_value_adjusted is not None else float("nan")
@@ -471,10 +495,11 @@ class Explanation:
         sig = "significant" if bool(plc.significant.reshape(-1)[k]) else "not significant"
         used = plc.n_placebos if plc.n_used is None else int(plc.n_used.reshape(-1)[k])
         mean = float(plc.placebo_scores.reshape(plc.n_drawn, -1)[:used, k].mean())
-        stopped = f"stopped after {used} of {plc.n_placebos}" if used < plc.n_placebos else f"{used}"
+        stopped = ", stopped early" if used < plc.n_placebos else ""
         return (
-            f"placebo test (size-aware; larger than a change of the same size?): p = {p:.4g}{adjusted} against "
-            f"{stopped} placebo changes of the same size (mean {mean:.4g}) ({sig} at alpha={plc.alpha}{self._floor()})"
+            f"placebo test (size-aware; larger than a change of the same size?): p = {p:.4g}{adjusted} over "
+            f"{used} of {plc.n_placebos} placebo changes of the same size{stopped} (their mean {mean:.4g}) "
+            f"({sig} at alpha={plc.alpha}{self._floor()})"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -502,6 +527,7 @@ class Explanation:
             "verdict": None if self.verdict is None else self.verdict.tolist(),
             "practical": self.practical.to_dict(),
             "reading": self.reading,
+            "effect_size": None if self.effect_size is None else self.effect_size.tolist(),
             "sequence_metadata": json.loads(json.dumps(seq.metadata, default=str)),
             "classes": None if self.classes is None else self.classes.to_dict(),
         }

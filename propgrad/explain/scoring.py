@@ -25,6 +25,7 @@ from propgrad.core.forward import RunSettings, apply_output_transform, forward_b
 from propgrad.errors import InvalidParameterError
 from propgrad.sources.base import InterventionSequence
 from propgrad.stats.flips import FlipResult, prediction_flips
+from propgrad.stats.null_mean import effect_size
 from propgrad.stats.permutation import PermutationResult, permutation_test_with
 from propgrad.stats.placebo_test import PlaceboResult, placebo_result, placebo_stopped
 from propgrad.stats.statistic import observed_statistic
@@ -124,6 +125,16 @@ def _permutation_test(scored: torch.Tensor, axis: PropertyAxis, test: TestSettin
     """The permutation test of scored outputs along ``axis`` under settings checked at their door."""
     period = axis.period if axis.periodic and axis.values is not None else None
     return permutation_test_with(scored, axis.values, test, periodic=axis.periodic, period=period)
+
+
+def sequence_effect_size(scored: SequenceScore, axis: PropertyAxis, test: TestSettings) -> torch.Tensor:
+    """The scored column(s)' statistic over the exact mean of its shuffled null, without resampling
+    (:func:`propgrad.stats.null_mean.effect_size`): 1 is what a random order of the same outputs gives
+    on average, an ordered response is well below 1; NaN where no exact mean exists (``"pearson"``,
+    a callable, a constant column). Shaped like the statistic, float64 on the CPU."""
+    outputs = scored.outputs.double() if scored.target is None else scored.outputs[:, scored.target].double()
+    period = axis.period if axis.periodic and axis.values is not None else None
+    return effect_size(outputs, axis.values, statistic=test.statistic, periodic=axis.periodic, period=period)
 
 
 def sequence_statistic(

@@ -126,8 +126,10 @@ class GaussianVignetteSource(InterventionSource):
 
     The property values are the strength's magnitude ``|s|`` (from 0 to ``|max_strength|``), so
     they increase whichever the direction; ``metadata["direction"]`` says "darken" or "brighten"
-    and ``metadata["strengths"]`` holds the signed strengths. The seed is not used (the sequence
-    is deterministic).
+    and ``metadata["strengths"]`` holds the signed strengths (for the record: what a report or a
+    table shows is the values, with the direction stated once in words, as the explain report's
+    filmstrip does: "vignette strength from 0 to 0.9 strength, darkening"). The seed is not used
+    (the sequence is deterministic).
 
     Args:
         max_strength: Final strength ``s``: in [-1, 0) darkens (-1 turns the far edges black),

@@ -31,7 +31,7 @@ from propgrad.stats.backends import BACKENDS, KEEP_NULL_MAX_COLUMNS, NullJob, pl
 from propgrad.stats.coercion import as_outputs, as_values
 from propgrad.stats.decision import decide
 from propgrad.stats.gradient import stencil_dtype
-from propgrad.stats.null_statistics import GradientNull, NullStatistic, StatisticFn
+from propgrad.stats.null_statistics import GradientNull, StatisticFn
 from propgrad.stats.settings import MAX_PERMUTATIONS, TestSettings, test_settings
 from propgrad.stats.statistic import Grid, Statistic, as_statistic
 
@@ -206,7 +206,7 @@ def run_permutation_test(
     if isinstance(kernel, GradientNull):  # differences of +-3e38 in float32: score in float64
         y = y.to(stencil_dtype(y, kernel.weights, max(n, k)))
     plan = plan_test(kernel, y, k, settings.seed, settings.sequential, backends)
-    _check_size(kernel, (n, k, c), plan.columns, y.element_size(), plan.stream)
+    _check_size((n, k, c), plan.columns, plan.null_columns, y.element_size(), plan.stream)
     observed = statistic.observed(y, grid, kernel, plan.observed_columns, plan.backend.compiled)
     job = NullJob(kernel, y, observed, k, settings.seed, settings.sequential, plan.stream)
     outcome = plan.backend.null(job)
@@ -232,13 +232,14 @@ def clear_cache() -> None:
         backend.memo.clear()
 
 
-def _check_size(kernel: NullStatistic, shape: tuple[int, int, int], cols: int, itemsize: int, stream: bool) -> None:
+def _check_size(shape: tuple[int, int, int], cols: int, null_columns: int, itemsize: int, stream: bool) -> None:
     """Refuse a test whose permutation indices and null statistics would exceed :data:`MAX_TEST_BYTES`;
-    warn when it would take minutes. ``shape`` is (N, K, C)."""
+    warn when it would take minutes. ``shape`` is (N, K, C); ``null_columns`` the null's columns (C, or 1
+    for a whole-vector statistic)."""
     n, k, c = shape
     indices = 0 if stream else k * n * 4  # the (K, N) int32 permutations
-    kept = k * c * itemsize if c <= KEEP_NULL_MAX_COLUMNS else 0
-    nulls = k * min(cols, c) * 8 + kept  # float64 null statistics of one block, and the kept ones
+    kept = k * null_columns * itemsize if null_columns <= KEEP_NULL_MAX_COLUMNS else 0
+    nulls = k * min(cols, null_columns) * 8 + kept  # float64 null statistics of one block, and the kept ones
     total = indices + nulls
     if total > MAX_TEST_BYTES:
         raise InvalidParameterError(

@@ -50,8 +50,7 @@ PAGE = """(() => {
     card: card ? card.innerText : null,
     title: card ? card.querySelector('h3').innerText : null,
     lead: card ? card.querySelector('p.lead').innerText : null,
-    rows: card ? [...card.querySelectorAll('dt')].map((dt, i) => [dt.innerText, card.querySelectorAll('dd')[i].innerText])
-               : [],
+    rows: card ? [...card.querySelectorAll('dt')].map(dt => [dt.innerText, dt.nextElementSibling.innerText]) : [],
     cardFirst: Boolean(card && first && (card.compareDocumentPosition(first) & Node.DOCUMENT_POSITION_FOLLOWING)),
     nullCaption: figure ? figure.querySelector('figcaption').innerText : null,
     mapsCaption: maps ? maps.querySelector('figcaption').innerText : null,
@@ -180,6 +179,9 @@ def test_the_null_caption_says_what_the_observed_side_means(patch_explanation: A
     assert "Observed E|grad| left of the null: the outputs change more smoothly along the property" in caption
     assert "an ordered, systematic response, however small" in caption
     assert "An ordered response lies left of the null, a jagged one right of it" in caption
+    ratio = float(patch_explanation.effect_size.reshape(-1)[headline(patch_explanation)[0]])
+    assert ratio < 1  # the effect size beside it, in two digits with what its side of 1 means
+    assert f"effect size: E|grad| / a random order's mean: {ratio:.2g} (1: no order; below 1: ordered" in page["text"]
 
 
 @pytest.mark.parametrize(
