@@ -184,6 +184,7 @@ def _match_step(
     directions: torch.Tensor,
     prev: torch.Tensor,
     s_prev: torch.Tensor,
+    slope: torch.Tensor,
     target: float,
     dtype: torch.dtype,
     rtol: float,
@@ -194,7 +195,9 @@ def _match_step(
     ``start`` (3, H, W), ``directions`` (M, 3, H, W) and ``prev`` (M, 3, H, W) are in the pixel
     dtype (:func:`_pixel_dtype` of the images' ``dtype``); candidates are rounded to ``dtype``
     before they are measured, so the match holds on the images as returned. ``s_prev`` (M,) and
-    the search run in the work dtype (float64, float32 on MPS).
+    the search run in the work dtype (float64, float32 on MPS). The first candidate is
+    ``s_prev + slope * target``, ``slope`` (M,) the previous step's ``ds / change`` (1 unclipped;
+    reflection makes it larger), so a step whose reflections barely change is matched at once.
     """
     pixel = start.dtype
     tol = rtol * target + torch.finfo(dtype).eps
@@ -206,10 +209,11 @@ def _match_step(
     def change(images: torch.Tensor) -> torch.Tensor:
         return (images - prev).abs_().flatten(start_dim=1).mean(dim=1).to(s_prev.dtype)
 
-    # unclipped solution: mean |D| = 1, so a step of target moves the mean pixel by target; reflection only shortens
+    # unclipped, a step of target moves the mean pixel by target (mean |D| = 1); reflection only shortens, so
+    # the previous step's slope is a better first guess; a guess past the target brackets it at once
     lo = s_prev.clone()
     g_lo = torch.full_like(s_prev, -target)
-    hi = s_prev + target
+    hi = s_prev + slope * target
     images = images_at(hi)
     g_hi = change(images) - target
     done = g_hi.abs() <= tol
@@ -444,12 +448,14 @@ class PlaceboPool:
         start = real[0].to(_pixel_dtype(real.dtype))
         prev = start.expand(m, -1, -1, -1)
         s = torch.zeros(m, dtype=_work_dtype(real.device), device=real.device)
+        slope = torch.ones_like(s)
         for i in range(1, n):
             target = self._targets[i - 1]
             if target == 0:
                 out[:, i] = out[:, i - 1]
                 continue
-            images, s = _match_step(start, directions, prev, s, target, real.dtype, self.draw.rtol, i)
+            images, s_next = _match_step(start, directions, prev, s, slope, target, real.dtype, self.draw.rtol, i)
+            slope, s = ((s_next - s) / target).clamp_min(1.0), s_next
             out[:, i] = images
             prev = images
         return out
