@@ -21,7 +21,7 @@ from torch import nn
 from propgrad.cli.model_loading import ImagePreparation
 from propgrad.errors import InvalidParameterError
 from propgrad.stats.corrections import METHODS
-from propgrad.stats.settings import DEFAULT_PLACEBOS, PLACEBO_VARIANTS
+from propgrad.stats.defaults import DEFAULT_PLACEBOS, PLACEBO_VARIANTS, STATISTIC_NAMES
 
 if TYPE_CHECKING:
     from propgrad.stats.settings import TestSettings
@@ -170,6 +170,13 @@ def add_parser(sub: Any) -> None:
         help="score per discrete step (the paper's convention) or per unit of the property values",
     )
     test.add_argument("--alpha", type=float, default=0.01, help="significance level")
+    test.add_argument(
+        "--statistic",
+        default="gradient",
+        choices=STATISTIC_NAMES,
+        help="the test statistic: gradient (the paper's E|dF/dx| per output), pearson (|Pearson r|), or vector_l1 / "
+        "vector_l2 (how far the whole output vector moves: one score for all outputs, no --target needed)",
+    )
     p.add_argument(
         "--output-transform",
         choices=("softmax", "sigmoid", "none"),
@@ -270,6 +277,7 @@ def explain_test_settings(args: argparse.Namespace) -> TestSettings:
         "alpha": args.alpha,
         "seed": args.seed,
         "per": args.per,
+        "statistic": args.statistic,
         "sequential": args.sequential,
         "correction": None if args.correction == "none" else args.correction,
         "n_placebos": n_placebos,

@@ -5,7 +5,11 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_PLACEBOS", "PLACEBO_VARIANTS"]
+__all__ = ["DEFAULT_PLACEBOS", "PLACEBO_VARIANTS", "STATISTIC_NAMES"]
+
+STATISTIC_NAMES = ("gradient", "pearson", "vector_l1", "vector_l2")
+"""The built-in statistics (:data:`propgrad.stats.statistic.STATISTICS`, which must equal it): the paper's
+expected property gradient of each output, |Pearson r|, and the whole output vector's gradient norms."""
 
 PLACEBO_VARIANTS = ("smooth_direction", "region")
 """The placebo sequences a test may draw (:mod:`propgrad.sources.placebo_sequences` draws them)."""

@@ -3,7 +3,7 @@
 Everything lives in ``<cache_dir>/suites/<name>/<key>/`` with ``key = cache_key(name,
 settings(), CODE_VERSION)``: ``test.pt`` (the test set and what the interventions need),
 ``model_<split>.pt`` (one ``state_dict`` per training split, loadable with
-``weights_only=True``), ``accuracy.json``, ``level_accuracy.json`` and ``settings.json``. Every
+``weights_only=True``), ``accuracy.json``, ``level_accuracy-2.json`` and ``settings.json``. Every
 file is written atomically, so an interrupted run leaves no half-written entry; the ``.pt``
 files have their SHA-256 beside them (``*.pt.sha256``), and an entry that is damaged later
 (truncated, edited, unreadable) is rebuilt with a :class:`~propgrad.core.cache.CacheRebuildWarning`
@@ -42,6 +42,9 @@ from propgrad.suites.training import (
 CODE_VERSION = "suites-3"
 """Bumped whenever a change to the drawing or training code changes the cached data or models
 (suites-3: training on one thread, so the weights no longer depend on ``--threads``)."""
+LEVEL_ACCURACY_FILE = "level_accuracy-2.json"
+"""The cached accuracy per property level (version 2: the fur suite's background darkening levels are
+the vignette strengths' magnitudes, 0 to 0.9, as everywhere else; the models are unchanged)."""
 
 
 class CachedSuite(BenchmarkSuite):
@@ -232,7 +235,7 @@ class CachedSuite(BenchmarkSuite):
                     for entry in table.values()
                 )
 
-            self._level_accuracy = self._cached_json("level_accuracy.json", compute, valid)
+            self._level_accuracy = self._cached_json(LEVEL_ACCURACY_FILE, compute, valid)
         return self._level_accuracy
 
     def level_data(self) -> dict[str, tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor]]:

@@ -201,7 +201,8 @@ class FurSuite(CachedSuite):
         dark = self._draw(labels, lambda y: uniform_levels, "levels/background", 0.0, darkening=strengths[which])
         return {
             "fur level": ([f"{d / 10:.1f}-{(d + 1) / 10:.1f}" for d in range(10)], fur["images"], labels, deciles),
-            "background darkening": ([f"{v:.2f}" for v in strengths.tolist()], dark["images"], labels, which),
+            # the strengths' magnitudes, as the gaussian_vignette source reports them; the row says "darkening"
+            "background darkening": ([f"{abs(v):.2f}" for v in strengths.tolist()], dark["images"], labels, which),
         }
 
     def intervene(self, intervention: str, index: int) -> InterventionSequence:

@@ -182,3 +182,17 @@ def test_option_types_and_choices_are_checked_by_the_parser(argv, fragment, caps
         main([*QUICK, *argv])
     assert exc.value.code == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_statistic_vector_l1_scores_the_whole_output_vector_once(tmp_path, capsys):
+    record = record_of(["--statistic", "vector_l1"], tmp_path, capsys)
+    assert record["test"]["statistic_name"] == "vector_l1" and len(record["score"]) == 1
+    assert "all outputs" in record["printed"] and "E||grad||_1" in record["printed"]
+    assert record["effect_size"] is not None and len(record["effect_size"]) == 1
+
+
+def test_the_cli_statistic_choices_are_the_librarys():
+    from propgrad.stats.defaults import STATISTIC_NAMES
+    from propgrad.stats.statistic import STATISTICS
+
+    assert tuple(STATISTIC_NAMES) == tuple(STATISTICS)

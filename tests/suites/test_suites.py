@@ -268,7 +268,10 @@ def test_every_fur_intervention_step_is_in_distribution(trained_fur) -> None:
     assert fur["class_accuracy"]["dark_is_cat"]["dog"][0] < fur["class_accuracy"]["dark_is_cat"]["cat"][0] - 0.1
     assert fur["class_accuracy"]["dark_is_dog"]["cat"][0] < fur["class_accuracy"]["dark_is_dog"]["dog"][0] - 0.1
     assert suite.level_accuracy() == checks
-    assert (suite.cache_path / "level_accuracy.json").exists()
+    assert (suite.cache_path / cached_module.LEVEL_ACCURACY_FILE).exists()
+    assert checks["background darkening"]["levels"][0] == "0.00" and all(
+        not level.startswith("-") for level in checks["background darkening"]["levels"]
+    )  # magnitudes, as the source reports them
 
 
 def test_patch_opacity_blends_between_no_patch_and_the_opaque_patch() -> None:
