@@ -35,8 +35,11 @@ from propgrad.stats.practical_size import format_size
 NA = "n/a"
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, markdown: bool = False) -> str:
-    """A column-aligned text table, or a Markdown pipe table."""
+def render_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1, *, markdown: bool = False
+) -> str:
+    """A column-aligned text table (the first ``left`` columns aligned left, the others right), or a
+    Markdown pipe table."""
     if markdown:  # a pipe inside a cell (E|∇X|) would end it: escape it
         cells = [[str(c).replace("|", "\\|") for c in row] for row in [headers, *rows]]
         lines = ["| " + " | ".join(cells[0]) + " |", "|" + "|".join("---" for _ in headers) + "|"]
@@ -45,7 +48,8 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, markd
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
 
     def fmt(row: Sequence[Any]) -> str:
-        return "  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in enumerate(zip(row, widths)))
+        cells = (str(c).ljust(w) if j < left else str(c).rjust(w) for j, (c, w) in enumerate(zip(row, widths)))
+        return "  ".join(cells).rstrip()
 
     return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)])
 
@@ -67,6 +71,8 @@ class Table(NamedTuple):
 
     headers: list[str]
     rows: list[list[str]]
+    left: int = 1
+    """Leading columns of labels or text, aligned left in the terminal (the others hold numbers)."""
 
 
 class Section(NamedTuple):
@@ -87,6 +93,8 @@ class Section(NamedTuple):
     headline: bool = False
     """A conclusion of the whole run (verdicts, validity checks): first in report.md and report.html,
     last in the terminal."""
+    verbatim: str = ""
+    """Lines shown as they are, in a monospaced block after the notes (a suite's aligned text tables)."""
 
 
 def flip_rows(block: InterventionSummary, definition: str, metric: str, baselines: Sequence[str]) -> Table:
@@ -137,7 +145,7 @@ def score_rows(blocks: Mapping[str, InterventionSummary]) -> Table:
         "#flipped (anywhere / final)",
         "accuracy on originals (%)",
     ]
-    return Table(headers, rows)
+    return Table(headers, rows, left=2)
 
 
 def _correction(rows: Sequence[ModelScores]) -> str:
@@ -189,43 +197,59 @@ def verdict_rows(summary: Summary) -> Table:
         "#flipped (anywhere / final)",
         "mean largest change of p(explained class)",
     ]
+    labels = 3 if several else 2
     if all(row[-1] is None for row in rows):  # records without the practical size: no column
-        return Table(headers[:-1], [row[:-1] for row in rows])
-    return Table(headers, [[*row[:-1], NA if row[-1] is None else format_size(row[-1], True)] for row in rows])
+        return Table(headers[:-1], [row[:-1] for row in rows], labels)
+    return Table(headers, [[*row[:-1], NA if row[-1] is None else format_size(row[-1], True)] for row in rows], labels)
 
 
 def verdict_lead(summary: Summary) -> str:
-    """How to read :func:`verdict_rows`, and plainly whether the size-aware test ran."""
-    scores = [s for blocks in summary.values() for block in blocks.values() for s in block["scores"].values()]
+    """What :func:`verdict_rows` counts, and plainly whether the size-aware test ran."""
+    scores = _all_scores(summary)
     ran = [s for s in scores if s.get("n_placebo_significant") is not None]
     ordered = (
         "an ordered, systematic response along the intervention, however small (an output that drifts steadily by "
         "a fraction of a point passes it)"
     )
     if not ran:
-        text = (
+        return (
             "The placebo test was not run (M = 0 placebos), so this run gives no size-aware verdict: its only counts "
             f"are the paper's permutation test, which tests for {ordered}. Run with --placebos 100 for the verdict."
         )
-    else:
-        m = max(int(s.get("n_placebos", 0)) for s in ran)
-        text = (
-            "Verdict: the images on which the placebo test finds the explained class's probability moved more than "
-            f"by an arbitrary change of the image of the same pixel size (M = {m} placebos per image). Beside it, "
-            f"the paper's permutation test, which tests for {ordered}."
-        )
-        if len(ran) < len(scores):
-            text += " Not run: some image of that row has no placebo p-value (periodic sequences have no placebos)."
-    text += (
-        " Counts: raw, then after the correction over the images, of all images. #flipped: images whose decision "
-        "changes anywhere along the intervention / at its end."
+    m = max(int(s.get("n_placebos", 0)) for s in ran)
+    text = (
+        "Verdict: the images on which the placebo test finds the explained class's probability moved more than "
+        f"by an arbitrary change of the image of the same pixel size (M = {m} placebos per image). Beside it, "
+        f"the paper's permutation test, which tests for {ordered}."
     )
-    if any(s.get("largest_change_mean") is not None for s in scores):
+    if len(ran) < len(scores):
+        text += " Not run: some image of that row has no placebo p-value (periodic sequences have no placebos)."
+    lost = [s for s in ran if s["n_placebo_significant"] and not s.get("n_placebo_significant_adjusted")]
+    if lost:
         text += (
-            " Largest change: the largest change of the explained class's probability from the original's along "
-            "the intervention (percentage points), averaged over the images."
+            f" On {len(lost)} row(s) the correction over the images keeps none of the placebo test's significant "
+            f"images: with M = {m} no p-value is below 1 / (M + 1), too large to survive it. The raw count is "
+            "each image's own verdict; the corrections section names the M that would keep them."
         )
     return text
+
+
+def verdict_legend(summary: Summary) -> list[str]:
+    """What each other column of :func:`verdict_rows` holds, one line each."""
+    lines = [
+        "#significant: raw, then after the correction over the images, of all images.",
+        "#flipped: the images whose decision changes anywhere along the intervention / at its end.",
+    ]
+    if any(s.get("largest_change_mean") is not None for s in _all_scores(summary)):
+        lines.append(
+            "largest change: the largest change of the explained class's probability from the original's along the "
+            "intervention, in percentage points, averaged over the images."
+        )
+    return lines
+
+
+def _all_scores(summary: Summary) -> list[ModelScores]:
+    return [s for blocks in summary.values() for block in blocks.values() for s in block["scores"].values()]
 
 
 def validity_rows(validity: Mapping[str, Mapping[str, Any]]) -> Table:
@@ -240,23 +264,20 @@ def validity_rows(validity: Mapping[str, Mapping[str, Any]]) -> Table:
         for suite, entry in validity.items()
         for c in entry.get("checks", [])
     ]
-    return Table(["suite", "check", "result", "measured"], rows)
+    return Table(["suite", "check", "result", "measured"], rows, left=4)
 
 
 def validity_notes(validity: Mapping[str, Mapping[str, Any]]) -> tuple[str, list[str]]:
-    """The lead sentence of the validity table (how many checks passed) and the lines under it.
-
-    The lines are the suites' informational notes and, for a suite whose checks could not be
-    run on the results, why.
-    """
+    """The lead sentence of the validity table (how many checks passed) and, for each suite whose
+    checks could not be run on the results, why."""
     checks = [c for entry in validity.values() for c in entry.get("checks", [])]
     failed = [c["name"] for c in checks if not c["passed"]]
     lead = f"{len(checks) - len(failed)} of {len(checks)} checks passed"
     lead += f" (FAIL: {'; '.join(failed)})." if failed else "."
     lead += " Rerun them on a finished run, with other thresholds too: propgrad validate RUN."
-    notes = [f"{suite}: the checks could not be run: {e['error']}" for suite, e in validity.items() if e.get("error")]
-    notes += [f"{suite}: {line}" for suite, entry in validity.items() for line in entry.get("notes", [])]
-    return lead, notes
+    return lead, [
+        f"{suite}: the checks could not be run: {e['error']}" for suite, e in validity.items() if e.get("error")
+    ]
 
 
 def _count(s: ModelScores, field: str) -> str:
@@ -350,7 +371,7 @@ def model_weights_rows(model_weights: Mapping[str, Mapping[str, str]]) -> Table:
             from :func:`propgrad.harness.identity.weights_hash`).
     """
     rows = [[suite, model, digest] for suite, models in model_weights.items() for model, digest in models.items()]
-    return Table(["suite", "model", "weights hash"], rows)
+    return Table(["suite", "model", "weights hash"], rows, left=3)
 
 
 def error_notes(summary: Summary) -> list[str]:
@@ -406,7 +427,7 @@ def headline_sections(summary: Summary, validity: Mapping[str, Mapping[str, Any]
             Section(
                 VERDICT_TITLE,
                 verdicts,
-                [],
+                verdict_legend(summary),
                 anchor="summary",
                 contents="summary: verdicts",
                 lead=verdict_lead(summary),
@@ -414,17 +435,19 @@ def headline_sections(summary: Summary, validity: Mapping[str, Mapping[str, Any]
             )
         )
     if validity:
-        lead, notes = validity_notes(validity)
+        lead, errors = validity_notes(validity)
         table = validity_rows(validity)
+        lines = [f"{suite}: {line}" for suite, entry in validity.items() for line in entry.get("notes", [])]
         sections.append(
             Section(
                 VALIDITY_TITLE,
                 table if table.rows else None,
-                notes,
+                errors,
                 anchor="validity",
                 contents="validity checks (PASS/FAIL)",
                 lead=lead,
                 headline=True,
+                verbatim="\n".join(lines),
             )
         )
     return sections
@@ -625,4 +648,6 @@ def _section_body(section: Section, *, markdown: bool) -> list[str]:
         body.append(render_table(*section.table, markdown=markdown))
     if section.notes:
         body.append("\n".join(f"- {n}" for n in section.notes))
+    if section.verbatim:
+        body.append(f"```\n{section.verbatim}\n```" if markdown else section.verbatim)
     return body

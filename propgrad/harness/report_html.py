@@ -36,6 +36,13 @@ FIGURE_KINDS = (
     ("maps", "Attribution maps before and after the intervention"),
 )
 _TRAILING = (("Settings and timing", "settings"), ("Versions and provenance", "versions"), ("Seeds", "seeds"))
+_MOST_LEFT = 6
+_TEXT_COLUMNS_CSS = "".join(
+    f".left-{n} td:nth-child(-n+{n}),.left-{n} th:nth-child(-n+{n}){{text-align:left;white-space:normal}}"
+    for n in range(2, _MOST_LEFT + 1)
+)
+"""A table's leading label and text columns (:attr:`propgrad.harness.report.Table.left`) read left-aligned
+and wrap; the page's own style aligns every column but the first right, for numbers."""
 
 
 def benchmark_html(
@@ -56,12 +63,13 @@ def benchmark_html(
         links: Files beside the report to link (``results.json``, ``records.csv`` ...).
     """
     page = HtmlReport("propgrad benchmark: predict the flip")
+    page.raw(f"<style>{_TEXT_COLUMNS_CSS}</style>")
     settings = results.get("settings", {})
     suites_text = ", ".join(settings.get("suites", []))
     baselines_text = ", ".join(settings.get("baselines", [])) or "none"
     page.paragraph(
         f"Suites {suites_text}; baselines {baselines_text}; K = {settings.get('n_permutations')} permutations; "
-        f"M = {settings.get('n_placebos')} placebos; alpha = {settings.get('alpha')}."
+        f"M = {settings.get('n_placebos')} placebos{_variant(settings)}; alpha = {settings.get('alpha')}."
     )
     if links:
         page.raw(
@@ -109,10 +117,16 @@ def benchmark_html(
     page.provenance(versions, anchor="versions")
     if model_weights:
         page.heading(WEIGHTS_TITLE, 3, anchor="model-weights")
-        page.table(*model_weights_rows(model_weights))
+        weights = model_weights_rows(model_weights)
+        page.table(weights.headers, weights.rows)
     page.heading("Seeds", 3, anchor="seeds")
     page.key_values(results.get("seeds", {}))
     return page
+
+
+def _variant(settings: Mapping[str, Any]) -> str:
+    """`` (variant)`` of the run's placebos when it ran any, else ""."""
+    return f" ({settings['placebo']})" if settings.get("n_placebos") and settings.get("placebo") else ""
 
 
 def _figures_anchor(suite: str, intervention: str) -> str:
@@ -158,10 +172,16 @@ def _section(page: HtmlReport, section: Section) -> None:
     page.heading(section.title, 3 if section.suite is not None else 2, anchor=section.anchor or None)
     if section.lead:
         page.paragraph(section.lead, "note")
-    if section.table is not None:
+    if section.table is not None and section.table.left > 1:
+        page.raw(f'<div class="left-{min(section.table.left, _MOST_LEFT)}">')
+        page.table(section.table.headers, section.table.rows)
+        page.raw("</div>")
+    elif section.table is not None:
         page.table(section.table.headers, section.table.rows)
     if section.notes:
         page.raw("<ul>" + "".join(f"<li>{_esc(n)}</li>" for n in section.notes) + "</ul>")
+    if section.verbatim:
+        page.preformatted(section.verbatim)
 
 
 def _esc(text: str) -> str:

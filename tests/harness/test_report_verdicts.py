@@ -22,9 +22,10 @@ from propgrad.harness import run_benchmark
 from propgrad.harness.cells import CellKey
 from propgrad.harness.figures import DPI, PAGE_WIDTH, roc_left_out
 from propgrad.harness.pipeline import format_timing, validity_of
-from propgrad.harness.report import SuiteTables, format_report, verdict_lead, verdict_rows
+from propgrad.harness.report import SuiteTables, format_report, verdict_lead, verdict_legend, verdict_rows
 from propgrad.harness.summary import SignificanceCounting, model_scores
 from propgrad.harness.timing import format_ratio
+from propgrad.stats.practical_size import format_size
 from propgrad.suites.validity import Check
 from tests.browser import Browser, chromium_path
 from tests.fakes import BrightnessModel, DarkeningSuite, ImageMap, darkening_settings
@@ -96,10 +97,10 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
 
 PAGE = """(() => {
   const top = el => el ? el.getBoundingClientRect().top + window.scrollY : null;
-  const tableAfter = id => {  // the heading, its lead paragraph, then the table
+  const tableAfter = id => {  // the heading, its lead paragraph, then the table (in a div that aligns it)
     let el = document.getElementById(id).nextElementSibling;
-    while (el && el.tagName !== 'TABLE') el = el.nextElementSibling;
-    return el;
+    while (el && el.tagName !== 'TABLE' && !el.querySelector('table')) el = el.nextElementSibling;
+    return el.tagName === 'TABLE' ? el : el.querySelector('table');
   };
   const rows = t => [...t.querySelectorAll('tbody tr')].map(r => [...r.cells].map(c => c.textContent));
   const figure = alt => {
@@ -154,7 +155,9 @@ def test_the_page_opens_with_verdicts_validity_and_contents_and_draws_no_empty_p
         "not run",
         f"{scores['n_significant']}, {scores['n_significant_adjusted']} / 12",
         f"{scores['n_flipped_anywhere']} / {scores['n_flipped_final']}",
+        format_size(scores["largest_change_mean"], True),  # the practical size, in percentage points
     ]
+    assert page["summaryHeaders"][-1] == "mean largest change of p(explained class)"
     assert len(page["summaryRows"]) == 6  # 3 models x 2 interventions, the score-only one too
     # the validity checks: PASS for the models that flip, FAIL for the one that never does
     outcome = {row[1].split()[0]: row[2] for row in page["validityRows"]}
@@ -192,7 +195,7 @@ def test_report_md_opens_with_contents_verdicts_and_validity(finished: tuple[dic
     assert f"| verdicts | {NEVER} flips on at least 1 image(s) under darken | FAIL | 0/12 anywhere |" in report
     assert "| verdicts | cut50 flips on at least 1 image(s) under darken | PASS |" in report
     assert "2 of 3 checks passed (FAIL: never flips on at least 1 image(s) under darken)." in report
-    assert "- verdicts: a note beside the checks" in report
+    assert "```\nverdicts: a note beside the checks\n```" in report  # the suite's lines as they are
 
 
 def test_results_json_keeps_the_validity_checks(finished: tuple[dict[str, Any], list[str], Path]) -> None:
@@ -278,9 +281,14 @@ def test_the_verdict_table_shows_the_largest_change_only_when_the_records_have_i
     assert table.headers[-1] == "mean largest change of p(explained class)"
     assert table.rows == [["i", "m0", "3, 2 / 10", "9, 8 / 10", "1 / 0", "0.8 points"]]
     lead = verdict_lead(_summary(ran))
-    assert "M = 100 placebos per image" in lead and "Largest change" in lead and "not run" not in lead
+    assert "M = 100 placebos per image" in lead and "not run" not in lead
+    assert any(line.startswith("largest change:") for line in verdict_legend(_summary(ran)))
+    assert not any(line.startswith("largest change:") for line in verdict_legend(_summary(_scores())))
     mixed = verdict_lead(_summary(ran, _scores()))
     assert "Not run: some image of that row has no placebo p-value" in mixed
+    assert "keeps none of the placebo test's significant images" not in lead
+    lost = _scores(n_placebo_significant=3, n_placebo_significant_adjusted=0, n_placebos=100)
+    assert "On 1 row(s) the correction over the images keeps none" in verdict_lead(_summary(lost, ran))
 
 
 def test_model_scores_average_the_largest_change_when_every_record_has_it() -> None:
