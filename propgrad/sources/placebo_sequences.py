@@ -179,26 +179,30 @@ def _check_sequence(sequence: Any) -> InterventionSequence:
     return sequence
 
 
+@dataclass(frozen=True)
+class _Directions:
+    """What every step of a chunk of placebos shares: the first image (3, H, W) and the directions
+    (M, 3, H, W) in the pixel dtype (:func:`_pixel_dtype` of ``dtype``), the images' ``dtype`` and
+    the tolerance ``rtol``."""
+
+    start: torch.Tensor
+    directions: torch.Tensor
+    dtype: torch.dtype
+    rtol: float
+
+
 def _match_step(
-    start: torch.Tensor,
-    directions: torch.Tensor,
-    prev: torch.Tensor,
-    s_prev: torch.Tensor,
-    slope: torch.Tensor,
-    target: float,
-    dtype: torch.dtype,
-    rtol: float,
-    step: int,
+    along: _Directions, prev: torch.Tensor, s_prev: torch.Tensor, slope: torch.Tensor, target: float, step: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(images (M, 3, H, W), s (M,))`` with ``mean |image_m - prev_m| = target`` within tolerance.
 
-    ``start`` (3, H, W), ``directions`` (M, 3, H, W) and ``prev`` (M, 3, H, W) are in the pixel
-    dtype (:func:`_pixel_dtype` of the images' ``dtype``); candidates are rounded to ``dtype``
-    before they are measured, so the match holds on the images as returned. ``s_prev`` (M,) and
+    ``prev`` (M, 3, H, W) is in the pixel dtype; candidates are rounded to ``along.dtype`` before
+    they are measured, so the match holds on the images as returned. ``s_prev`` (M,) and
     the search run in the work dtype (float64, float32 on MPS). The first candidate is
     ``s_prev + slope * target``, ``slope`` (M,) the previous step's ``ds / change`` (1 unclipped;
     reflection makes it larger), so a step whose reflections barely change is matched at once.
     """
+    start, directions, dtype, rtol = along.start, along.directions, along.dtype, along.rtol
     pixel = start.dtype
     tol = rtol * target + torch.finfo(dtype).eps
 
@@ -446,6 +450,7 @@ class PlaceboPool:
         out = torch.empty(m, n, 3, height, width, dtype=real.dtype, device=real.device)
         out[:, 0] = real[0]
         start = real[0].to(_pixel_dtype(real.dtype))
+        along = _Directions(start, directions, real.dtype, self.draw.rtol)
         prev = start.expand(m, -1, -1, -1)
         s = torch.zeros(m, dtype=_work_dtype(real.device), device=real.device)
         slope = torch.ones_like(s)
@@ -454,7 +459,7 @@ class PlaceboPool:
             if target == 0:
                 out[:, i] = out[:, i - 1]
                 continue
-            images, s_next = _match_step(start, directions, prev, s, slope, target, real.dtype, self.draw.rtol, i)
+            images, s_next = _match_step(along, prev, s, slope, target, i)
             slope, s = ((s_next - s) / target).clamp_min(1.0), s_next
             out[:, i] = images
             prev = images
