@@ -135,7 +135,7 @@ def test_reported_in_to_dict_and_summary() -> None:
     record = e.to_dict()["placebo"]
     assert record["n_placebos"] == 49 and record["p_value"] == pytest.approx(0.02)
     text = e.summary()
-    assert "placebo test (size-aware; larger than a change of the same size?): p = 0.02 against 49 placebo" in text
+    assert "placebo test (size-aware; larger than a change of the same size?): p = 0.02 over 49 of 49 placebo" in text
     assert "permutation test (the paper's; an ordered response, however small): p = 0.001" in text
     assert "reading: larger than an arbitrary change of the same size: 5 output units, no decision flip" in text
     assert e.to_dict()["reading"] == e.reading and e.to_dict()["verdict"] is True
