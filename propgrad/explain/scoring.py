@@ -277,15 +277,16 @@ def _run_stacked(
 
 
 def placebo_bounds(n_placebos: int, stop: int | None) -> list[int]:
-    """Where the placebo test's rounds end: ``[0, M]`` for the fixed test, else ``0, 2, 6, 14, 30, 62,
-    ..., M`` (each round draws twice as many as all before it and two more), so an image that stops
-    early draws few placebos and one that needs all M runs ``log2(M)`` rounds."""
+    """Where the placebo test's rounds end: ``[0, M]`` for the fixed test, else ``0, 4, 20, 100, 500, ..., M``
+    (each round five times the placebos of all before it). Under the null about four in five images
+    stop after the first round of 4 placebos; an image the property drives runs ``log5(M)`` rounds,
+    each with its fixed cost of a forward pass and a drawing pass (3 for M = 100)."""
     if stop is None:
         return [0, n_placebos]
-    bounds, b = [0], 2
+    bounds, b = [0], 4
     while b < n_placebos:
         bounds.append(b)
-        b = 2 * b + 2
+        b *= 5
     return [*bounds, n_placebos]
 
 

@@ -223,3 +223,60 @@ def test_tiny_smooth_effect_is_significant_only_under_the_permutation_test() -> 
     assert permutation_p < 0.05  # ... and the shuffle test calls it significant,
     assert placebo_p > 0.5  # but changing the image as much in random directions moves the output more
     assert float(observed) < float(scores.median())
+
+
+def _besag_clifford(observed: float, scores: list[float], m: int, h: int) -> tuple[float, int]:
+    """Reference: walk the placebos in order; the h-th at least the observed at L gives h / L, else (b + 1) / (M + 1)."""
+    reached = 0
+    for count, score in enumerate(scores[:m], start=1):
+        reached += score >= observed
+        if reached == h:
+            return h / count, count
+    return (reached + 1) / (m + 1), m
+
+
+@pytest.mark.parametrize("h", [1, 2, 5])
+def test_sequential_p_values_follow_besag_clifford_column_by_column(h: int) -> None:
+    gen = torch.Generator().manual_seed(h)
+    m, c = 40, 30
+    scores = torch.rand(m, c, generator=gen, dtype=torch.float64)
+    observed = torch.rand(c, generator=gen, dtype=torch.float64) ** 0.2  # a spread from "stops at once" to "never"
+    result = placebo_test(observed, scores, alpha=0.05, stop=h)
+    for j in range(c):
+        p, used = _besag_clifford(float(observed[j]), scores[:, j].tolist(), m, h)
+        assert float(result.p_value[j]) == pytest.approx(p) and int(result.n_used[j]) == used
+    assert result.stop == h and result.n_drawn == m
+
+
+def test_rows_up_to_the_last_stop_are_enough_and_fewer_are_refused() -> None:
+    observed = torch.tensor([0.5, 0.9], dtype=torch.float64)
+    scores = torch.tensor([[0.1, 0.95], [0.6, 0.1], [0.2, 0.2]], dtype=torch.float64)  # stops at 2 and 1
+    result = placebo_test(observed, scores[:2], alpha=0.01, stop=1, n_placebos=100)
+    assert result.p_value.tolist() == [0.5, 1.0] and result.n_used.tolist() == [2, 1]
+    with pytest.raises(ValueError, match="has not reached its stop"):
+        placebo_test(observed, scores[:1], alpha=0.01, stop=1, n_placebos=100)
+    with pytest.raises(ValueError, match="more than n_placebos"):
+        placebo_test(observed, scores, alpha=0.01, stop=1, n_placebos=2)
+
+
+@pytest.mark.parametrize(("alpha", "m"), [(0.01, 100), (0.05, 100), (0.05, 39), (0.2, 19), (0.1, 1000)])
+def test_the_automatic_stop_gives_the_fixed_tests_verdicts(alpha: float, m: int) -> None:
+    from propgrad.stats.placebo_test import auto_stop
+
+    gen = torch.Generator().manual_seed(m)
+    c = 400
+    scores = torch.randn(m, c, generator=gen, dtype=torch.float64)
+    # observed statistics between two placebos of any rank b (b of the M at least it), most with few above them
+    ordered = torch.sort(scores, dim=0, descending=True).values
+    padded = torch.cat([ordered[:1] + 1, ordered, ordered[-1:] - 1])  # (M + 2, C): above the top, below the bottom
+    b = (torch.rand(c, generator=gen, dtype=torch.float64) ** 3 * (m + 1)).long().clamp(max=m)
+    columns = torch.arange(c)
+    observed = (padded[b, columns] + padded[b + 1, columns]) / 2
+    h = auto_stop(alpha, m)
+    sequential = placebo_test(observed, scores, alpha=alpha, stop=h)
+    fixed = placebo_test(observed, scores, alpha=alpha)
+    assert torch.equal(sequential.significant, fixed.significant)
+    assert 0 < int(fixed.significant.sum()) < c  # both verdicts occur
+    assert bool((sequential.n_used < m).any())  # and the sequential test saved placebos
+    if h > 1:  # one stop fewer can change a verdict: the automatic stop is the smallest that cannot
+        assert not torch.equal(placebo_test(observed, scores, alpha=alpha, stop=h - 1).significant, fixed.significant)
