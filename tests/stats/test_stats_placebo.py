@@ -226,7 +226,7 @@ def test_tiny_smooth_effect_is_significant_only_under_the_permutation_test() -> 
 
 
 def _besag_clifford(observed: float, scores: list[float], m: int, h: int) -> tuple[float, int]:
-    """Reference: walk the placebos in order; the h-th at least the observed at L gives h / L, else (b + 1) / (M + 1)."""
+    """Reference: walk the placebos in order; the h-th reaching the observed at L: h / L, else (b + 1) / (M + 1)."""
     reached = 0
     for count, score in enumerate(scores[:m], start=1):
         reached += score >= observed
