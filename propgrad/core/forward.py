@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
@@ -77,7 +78,7 @@ def apply_output_transform(outputs: torch.Tensor, transform: OutputTransform) ->
 def model_device(forward_func: Any, fallback: torch.device | str | None = None) -> torch.device | None:
     """The device of a module's first parameter or buffer, else ``fallback`` (None: unknown)."""
     if isinstance(forward_func, nn.Module):
-        for tensor in (*forward_func.parameters(), *forward_func.buffers()):
+        for tensor in itertools.chain(forward_func.parameters(), forward_func.buffers()):  # stops at the first
             return tensor.device
     return torch.device(fallback) if fallback is not None else None
 
@@ -100,14 +101,16 @@ def evaluation_mode(forward_func: Any) -> Iterator[None]:
     model. Its own mode, and that of each submodule, is restored on exit.
     """
     modes = [(m, m.training) for m in forward_func.modules()] if isinstance(forward_func, nn.Module) else []
-    if modes:
+    changed = any(training for _, training in modes)  # a module already in eval mode is left alone
+    if changed:
         forward_func.eval()
     try:
         with torch.no_grad():
             yield
     finally:
-        for module, training in modes:
-            module.training = training
+        if changed:
+            for module, training in modes:
+                module.training = training
 
 
 @dataclass(frozen=True)
