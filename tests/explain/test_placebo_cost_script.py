@@ -12,7 +12,7 @@ def test_the_cost_script_times_the_three_configurations_of_both_models() -> None
     spec = importlib.util.spec_from_file_location("placebo_cost", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    rows = module.measure(size=32, n_images=2, repeats=1, n_permutations=99)
+    rows = module.measure(size=16, n_images=2, repeats=1, n_permutations=99)
     by = {(r["model"], r["config"]): r for r in rows}
     assert set(by) == {(m, c) for m in ("ignores", "reads") for c in ("paper", "default", "fixed")}
     assert all(r["seconds"] > 0 for r in rows) and by["reads", "paper"]["ratio"] == 1
