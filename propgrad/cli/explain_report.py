@@ -24,7 +24,7 @@ import torch
 
 from propgrad.core.html_report import HtmlReport, array_png, figure_png
 from propgrad.core.plotting import NULL_SIDES, null_caption
-from propgrad.stats.practical_size import format_size
+from propgrad.stats.practical_size import format_size, why_untested
 from propgrad.stats.vector_statistic import VECTOR_NORMS
 
 HTML_NAME = "report.html"
@@ -66,8 +66,7 @@ def headline(explanation: Any) -> tuple[int, int | None]:
     """
     if explanation.target is not None:
         return 0, int(explanation.target)
-    scores = explanation.score.reshape(-1)
-    k = int(torch.argmax(torch.nan_to_num(scores, nan=-1.0)))
+    k = explanation.top_index
     whole_vector = explanation.test.statistic_name in VECTOR_NORMS
     return k, None if whole_vector else k
 
@@ -340,7 +339,7 @@ def verdict_rows(explanation: Any, k: int) -> list[tuple[str, str]]:
     placebo, alpha = explanation.placebo, explanation.test.alpha
     size_aware = "size-aware test (placebo): larger than an arbitrary change of the image of the same size?"
     if placebo is None:
-        why = "a periodic sequence has no placebos" if explanation.sequence.periodic else "no placebos were drawn"
+        why = why_untested(explanation.sequence.periodic) or "no placebos were drawn"
         rows.append((size_aware, f"not run ({why})"))
     else:
         p = float(placebo.p_value.reshape(-1)[k])

@@ -25,7 +25,7 @@ from propgrad.core.plotting import (
 from propgrad.errors import InvalidParameterError
 from propgrad.explain.zero_shot import ClassGrouping
 from propgrad.sources.base import InterventionSequence
-from propgrad.stats.practical_size import PracticalSize, practical_size, reading
+from propgrad.stats.practical_size import PracticalSize, practical_size, reading, why_untested
 from propgrad.stats.statistic import LABELS as _STATISTIC_LABELS
 from propgrad.stats.vector_statistic import VECTOR_NORMS
 
@@ -376,7 +376,13 @@ class Explanation:
         """One line reading the result of the top-scored column (the target's when one was given):
         both tests, the practical size and the flips, e.g. ``"systematic but small: 0.8 points,
         no decision flip"``."""
-        return self.reading_of(int(torch.argmax(torch.nan_to_num(self.score.reshape(-1), nan=-1.0))))
+        return self.reading_of(self.top_index)
+
+    @property
+    def top_index(self) -> int:
+        """The scored column :attr:`reading` reads: 0 for a ``target``, else the top-scored column (an
+        index into ``score.reshape(-1)``; NaN scores rank last)."""
+        return int(torch.argmax(torch.nan_to_num(self.score.reshape(-1), nan=-1.0)))
 
     def _size_column(self, k: int) -> int:
         """The output column whose practical size goes with scored column ``k``: that column, or for a
@@ -389,13 +395,12 @@ class Explanation:
         """:attr:`reading` of scored column ``k`` (an index into ``score.reshape(-1)``)."""
         column = self._size_column(k)
         size_aware = None if self.verdict is None else bool(self.verdict.reshape(-1)[k])
-        why = "a periodic sequence has no placebos" if self.sequence.periodic else ""
         return reading(
             bool(self.significant.reshape(-1)[k]),
             size_aware,
             self.practical.describe(column),
             self.flips.n_flips,
-            why,
+            why_untested(self.sequence.periodic),
         )
 
     @property

@@ -28,7 +28,7 @@ from propgrad.harness.definitions import half_index
 from propgrad.sources.base import InterventionSequence
 from propgrad.stats.flips import FlipResult, prediction_flips
 from propgrad.stats.placebo_test import PlaceboResult
-from propgrad.stats.practical_size import practical_size, reading
+from propgrad.stats.practical_size import practical_size, reading, why_untested
 
 CellKind = Literal["property", "baseline"]
 JsonKey = list[str | int]
@@ -207,7 +207,6 @@ def property_record(
     test, flips = scored.test, scored.flips
     size = practical_size(scored.outputs, scored.original_outputs)
     size_aware = None if placebo is None else bool(_scalar(placebo.significant))
-    why = "a periodic sequence has no placebos" if axis.periodic else ""
     half = half_index(curve.shape[0])
     half_score = half_reference = flipped_second_half = None
     if half is not None:
@@ -238,7 +237,13 @@ def property_record(
         "placebo_significant": size_aware,
         "placebo_n_used": None if placebo is None or placebo.n_used is None else int(placebo.n_used),
         "largest_change": float(size.largest_change[explained]),
-        "reading": reading(bool(_scalar(test.significant)), size_aware, size.describe(explained), flips.n_flips, why),
+        "reading": reading(
+            bool(_scalar(test.significant)),
+            size_aware,
+            size.describe(explained),
+            flips.n_flips,
+            why_untested(axis.periodic),
+        ),
         "realisation_scores": [_scalar(s.test.statistic) for s in (scored, *realisations)],
         "realisation_p_values": [_scalar(s.test.p_value) for s in (scored, *realisations)],
         "curve": [float(p) for p in curve],

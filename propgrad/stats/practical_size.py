@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["PracticalSize", "format_size", "practical_size", "reading"]
+__all__ = ["PracticalSize", "format_size", "practical_size", "reading", "why_untested"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,11 @@ def format_size(change: float, in_points: bool) -> str:
     return f"{text} point{'' if text == '1' else 's'}"
 
 
+def why_untested(periodic: bool) -> str:
+    """Why a sequence has no placebo test, for :func:`reading`: a periodic one has no placebos; else ""."""
+    return "a periodic sequence has no placebos" if periodic else ""
+
+
 def _flips(n_flips: int) -> str:
     if n_flips == 0:
         return "no decision flip"
@@ -87,7 +92,7 @@ def reading(systematic: bool, size_aware: bool | None, size: str, n_flips: int, 
         size: The practical size in words (:meth:`PracticalSize.describe`).
         n_flips: Decision flips along the sequence.
         why_untested: When ``size_aware`` is None: why the placebo test did not run (e.g.
-            ``"a periodic sequence has no placebos"``); "" for "not run".
+            :func:`why_untested`); "" for "not run".
 
     Returns:
         E.g. ``"systematic but small: 0.8 points, no decision flip"``.
