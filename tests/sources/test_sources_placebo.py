@@ -10,7 +10,11 @@ import torch
 from propgrad.sources.base import InterventionSequence
 from propgrad.sources.gaussian_vignette import GaussianVignetteSource
 from propgrad.sources.placebo_sequences import (
+    PlaceboPool,
     changed_region,
+    draw_compiled,
+    draw_torch,
+    placebo_draw,
     placebo_images,
     placebo_sequences,
     reflect_unit,
@@ -230,3 +234,45 @@ def test_unchanged_sequence_gives_constant_placebos() -> None:
         out = placebo_images(real, 3, variant=variant)
         assert torch.equal(out, image.expand(3, 4, 3, H, W))
     assert math.isclose(float(step_changes(real.images).abs().sum()), 0.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["patch", "vignette", "bright_brightening"])
+def test_compiled_kernel_and_torch_path_agree(kind: str, dtype: torch.dtype) -> None:
+    """The CPU kernel runs the torch path's search: both match every step, and their images agree to the tolerance."""
+    if kind == "patch":
+        real = _patch_sequence()
+    elif kind == "vignette":
+        real = _vignette()
+    else:
+        real = _vignette(image=_image(bright=True), max_strength=3.0)
+    real = InterventionSequence(real.images.to(dtype), real.values, real.property_name, real.unit)
+    directions = smooth_direction(H, W, torch.Generator().manual_seed(5), count=9).to(dtype)
+    targets = step_changes(real.images).tolist()
+    compiled = draw_compiled(real.images, directions, targets, RTOL)
+    reference = draw_torch(real.images, directions, targets, RTOL)
+    assert compiled.dtype == reference.dtype == dtype
+    _assert_matched(compiled, real)
+    _assert_matched(reference, real)
+    # each step's size is found within RTOL of the same root, so the pixels differ by about RTOL * step or less
+    assert float((compiled - reference).abs().max()) <= 10 * RTOL * max(targets)
+
+
+def test_compiled_kernel_refuses_a_step_no_direction_reaches() -> None:
+    jump = torch.stack([torch.zeros(3, H, W), torch.ones(3, H, W)])
+    directions = smooth_direction(H, W, torch.Generator().manual_seed(0), count=2).float()
+    for draw in (draw_compiled, draw_torch):
+        with pytest.raises(ValueError, match=r"step 1 of the sequence changes the image by 1 \(.*\), more than a placebo"):
+            draw(jump, directions, [1.0], RTOL)
+
+
+def test_pool_chunks_give_the_placebos_of_one_draw() -> None:
+    """Drawing on demand in rounds (as the sequential test does) and asking across rounds gives the same images."""
+    real = _vignette()
+    whole = placebo_images(real, 20, seed=4)
+    pool = PlaceboPool(real, placebo_draw(20, seed=4))
+    assert torch.equal(pool.images(0, 4), whole[:4])
+    assert torch.equal(pool.images(4, 20), whole[4:20])
+    assert pool.n_drawn == 20
+    assert torch.equal(pool.images(2, 9), whole[2:9])  # spans both rounds
+    assert torch.equal(pool.images(0, 20), whole)

@@ -1,0 +1,144 @@
+"""The compiled CPU kernel that matches placebo steps (numba; one pass over the pixels per candidate).
+
+:func:`match_steps` draws whole placebo sequences along given directions: for every placebo and every
+step it finds the step size ``s_i`` at which ``mean |R(I_0 + s_i D) - X_(i-1)|`` equals the real step's
+change, by the search of :func:`propgrad.sources.placebo_sequences._match_step` (the same first guess
+from the previous step's slope, the same widening of the bracket, false position with a bisection
+every third iteration, the same tolerance ``rtol * d_i + eps``). It is that function's CPU path for
+float32 and float64 images: the torch version runs about ten tensor passes per candidate (the
+reflection's remainder, a ``where``, the difference, its mean, the masked copies of matched
+placebos), this one a single fused loop, placebo by placebo.
+
+Arithmetic. The candidate pixels are computed as torch computes them: ``t`` rounded to the pixels'
+dtype, ``start + t * D`` rounded once (torch's ``addcmul`` is a fused multiply-add; here the
+product and sum are formed in float64 and rounded to the pixel dtype, which is the same for float32
+pixels and one rounding apart for float64), then the reflection ``R`` (an exact ``fmod`` and the
+same two branches as :func:`propgrad.sources.placebo_sequences.reflect_unit`). So a float32
+candidate at a given ``t`` is bit-identical to the torch path's. The mean change is accumulated in float64 (torch
+sums float32 differences in float32, in its own order), so the search may end at another ``t``
+within the tolerance, and the placebo images differ from the torch path's by at most about
+``rtol`` of a step: both meet the contract that every step's change matches within
+``rtol * d_i + eps`` on the returned images. Placebos stay independent of each other, so the
+images do not depend on how many are drawn at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: Status codes of :func:`match_steps` per placebo.
+MATCHED, UNREACHABLE, NOT_CONVERGED = 0, 1, 2
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def _change(start, direction, prev, t, candidate):  # pragma: no cover - compiled
+    """Write the candidate ``R(start + t * direction)`` into ``candidate``; return its mean |change| from ``prev``."""
+    typed = np.empty(3, dtype=start.dtype)  # the constants in the pixels' dtype, so float32 stays float32
+    typed[0] = t
+    typed[1] = 1.0
+    typed[2] = 2.0
+    tp, one, two = typed[0], typed[1], typed[2]
+    acc = 0.0
+    n = start.shape[0]
+    for p in range(n):
+        # start + t * D rounded once to the pixel dtype, as torch.addcmul's fused multiply-add does
+        candidate[p] = np.float64(start[p]) + np.float64(tp) * np.float64(direction[p])
+        x = candidate[p]
+        y = x - two * np.trunc(x / two)  # fmod(x, 2): exact, since the remainder is representable
+        if y < 0:
+            y = y + two
+        if y > one:
+            y = two - y
+        candidate[p] = y
+        acc += abs(np.float64(y - prev[p]))
+    return acc / n
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def match_steps(start, directions, targets, rtol, eps, max_doublings, max_iterations, out, status):  # pragma: no cover
+    """Draw placebo sequences along ``directions``, every step's change matched.
+
+    Args:
+        start: The first image, flattened (P,), in the pixel dtype (float32 or float64).
+        directions: The directions (M, P), same dtype, each with mean |D| = 1.
+        targets: The real steps' changes (N - 1,), float64.
+        rtol: Relative tolerance of a step's change.
+        eps: The pixel dtype's machine epsilon (the tolerance's absolute part).
+        max_doublings: Most widening steps of a bracket.
+        max_iterations: Most false-position iterations.
+        out: Output (M, N, P) in the pixel dtype; ``out[:, 0]`` is set to ``start`` here.
+        status: Output (M, 2) int64: the code (:data:`MATCHED`, :data:`UNREACHABLE`,
+            :data:`NOT_CONVERGED`) and the step that failed (0 when matched).
+    """
+    m_count = directions.shape[0]
+    n_steps = out.shape[1]
+    p_count = start.shape[0]
+    candidate = np.empty(p_count, dtype=start.dtype)
+    for m in range(m_count):
+        direction = directions[m]
+        status[m, 0] = MATCHED
+        status[m, 1] = 0
+        for p in range(p_count):
+            out[m, 0, p] = start[p]
+        s = 0.0
+        slope = 1.0
+        for i in range(1, n_steps):
+            target = targets[i - 1]
+            prev = out[m, i - 1]
+            if target == 0:
+                for p in range(p_count):
+                    out[m, i, p] = prev[p]
+                continue
+            tol = rtol * target + eps
+            lo = s
+            g_lo = -target
+            hi = s + slope * target
+            g_hi = _change(start, direction, prev, hi, candidate) - target
+            done = abs(g_hi) <= tol
+            t_out = hi
+            j = 0
+            while not done and g_hi < 0 and j < max_doublings:
+                reached = g_hi + target
+                factor = target / max(reached, 1e-300) * (1 + 10 * rtol) if reached > 0 else 2.0
+                factor = min(max(factor, min(2.0, 1.001 * 1.2**j)), 2.0)
+                lo = hi
+                g_lo = g_hi
+                hi = s + factor * (hi - s)
+                g_hi = _change(start, direction, prev, hi, candidate) - target
+                if abs(g_hi) <= tol:
+                    done = True
+                    t_out = hi
+                j += 1
+            if not done and g_hi < 0:
+                status[m, 0] = UNREACHABLE
+                status[m, 1] = i
+                break
+            iteration = 0
+            while not done and iteration < max_iterations:
+                if iteration % 3 == 2:
+                    t = (lo + hi) / 2
+                else:
+                    t = hi - g_hi * (hi - lo) / (g_hi - g_lo)
+                    if not (t > lo and t < hi):
+                        t = (lo + hi) / 2
+                g = _change(start, direction, prev, t, candidate) - target
+                if abs(g) <= tol:
+                    done = True
+                    t_out = t
+                elif g < 0:
+                    lo = t
+                    g_lo = g
+                else:
+                    hi = t
+                    g_hi = g
+                iteration += 1
+            if not done:
+                status[m, 0] = NOT_CONVERGED
+                status[m, 1] = i
+                break
+            for p in range(p_count):
+                out[m, i, p] = candidate[p]
+            slope = max((t_out - s) / target, 1.0)
+            s = t_out
+    return out
