@@ -302,7 +302,8 @@ def placebo_tests(
 
     Placebos are drawn from each image's pool in rounds (:func:`placebo_bounds`); every round runs
     the placebos of all images still drawing through one stacked forward pass (each image's extra
-    per-image arguments expanded to its placebos' steps), scores each placebo with the statistic
+    per-image arguments expanded to its placebos' steps; a placebo's first image is the real
+    sequence's, whose outputs it reuses instead of running it again), scores each placebo with the statistic
     :func:`score_sequences` reports for a real sequence, and, with ``test.placebo_stop``, lets an
     image stop once every scored column has h placebos at least its statistic
     (:func:`propgrad.stats.placebo_test.placebo_stopped`). The p-values and verdicts are
@@ -333,12 +334,15 @@ def placebo_tests(
         if not active:
             break
         chunks = [pools[i].images(start, stop) for i in active]  # type: ignore[union-attr]
-        stacks = [chunk.flatten(0, 1).to(originals.device) for chunk in chunks]
+        # a placebo's first image is the real sequence's (PlaceboPool's contract): its outputs are the real first step's
+        stacks = [chunk[:, 1:].flatten(0, 1).to(originals.device) for chunk in chunks]
         outputs = _run_stacked(forward_func, stacks, _rows(run, active))
         still = []
         for i, chunk, out in zip(active, chunks, outputs):
             scored = scores[i]
-            block = out.reshape(chunk.shape[0], chunk.shape[1], -1)  # (k, N, C)
+            k = chunk.shape[0]
+            first = scored.outputs[:1].to(out.device).expand(k, 1, -1)
+            block = torch.cat([first, out.reshape(k, chunk.shape[1] - 1, -1)], dim=1)  # (k, N, C)
             drawn[i].append(_placebo_statistics(block, scored.target, pools[i].sequence, test))  # type: ignore[union-attr]
             if test.placebo_stop is None:
                 continue
