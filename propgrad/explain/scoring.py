@@ -226,6 +226,8 @@ def sequence_outputs(
     originals: torch.Tensor,
     sequences: Sequence[InterventionSequence],
     run: RunSettings,
+    *,
+    extra: Sequence[torch.Tensor | None] = (),
 ) -> list[torch.Tensor]:
     """Transformed outputs (1 + N_i, C) of each original image followed by its sequence's steps.
 
@@ -237,7 +239,11 @@ def sequence_outputs(
         forward_func: The model.
         originals: The original images (M, 3, H, W), one per sequence.
         sequences: M intervention sequences.
-        run: How the model runs (see :func:`score_sequences`).
+        run: How the model runs (see :func:`score_sequences`); with per-image extra arguments,
+            ``extra`` must be empty.
+        extra: More stacks of images (L_j, 3, H, W) to run in the same pass (a placebo test's
+            :func:`first_round`), each None or of the originals' size; their outputs (L_j, C)
+            follow the M blocks in the list, None for a None stack.
 
     Raises:
         ValueError: not one original per sequence, or a sequence whose images differ in size
@@ -255,7 +261,10 @@ def sequence_outputs(
                 "original to the frames, or the frames to the original)"
             )
     stacks = [torch.cat([originals[i][None], seq.images.to(originals.device)]) for i, seq in enumerate(sequences)]
-    return _run_stacked(forward_func, stacks, run)
+    more = [stack for stack in extra if stack is not None]
+    outputs = iter(_run_stacked(forward_func, stacks + more, run))
+    blocks = [next(outputs) for _ in stacks]
+    return blocks + [None if stack is None else next(outputs) for stack in extra]  # type: ignore[misc]
 
 
 def _run_stacked(
@@ -297,6 +306,8 @@ def placebo_tests(
     scores: Sequence[SequenceScore],
     run: RunSettings,
     test: TestSettings,
+    *,
+    first: Sequence[torch.Tensor | None] | None = None,
 ) -> list[PlaceboResult | None]:
     """The size-aware placebo test of every scored sequence that has placebos.
 
@@ -318,6 +329,9 @@ def placebo_tests(
         scores: The B real sequences' scores (:func:`score_sequences`): their statistics and target columns.
         run: How the model runs, as for :func:`score_sequences`.
         test: The test's settings: statistic, per, alpha, min_effect, correction, M and h.
+        first: The transformed outputs of each image's first round, when the caller ran the
+            images of :func:`first_round` in a forward pass of its own (beside the real sequence,
+            say, to fill one batch): B tensors (k (N - 1), C), None where the pool is None.
 
     Returns:
         B results (None where the pool is None).
@@ -334,9 +348,10 @@ def placebo_tests(
         if not active:
             break
         chunks = [pools[i].images(start, stop) for i in active]  # type: ignore[union-attr]
-        # a placebo's first image is the real sequence's (PlaceboPool's contract): its outputs are the real first step's
-        stacks = [chunk[:, 1:].flatten(0, 1).to(originals.device) for chunk in chunks]
-        outputs = _run_stacked(forward_func, stacks, _rows(run, active))
+        if start == 0 and first is not None:
+            outputs = [first[i] for i in active]
+        else:
+            outputs = _run_stacked(forward_func, _placebo_stacks(chunks, originals.device), _rows(run, active))
         still = []
         for i, chunk, out in zip(active, chunks, outputs):
             scored = scores[i]
@@ -355,6 +370,23 @@ def placebo_tests(
         None if i not in drawn else placebo_result(scores[i].test.statistic.double(), torch.cat(drawn[i]), test)
         for i in range(len(pools))
     ]
+
+
+def first_round(
+    pools: Sequence[PlaceboPool | None], test: TestSettings, device: torch.device
+) -> list[torch.Tensor | None]:
+    """The images (k (N - 1), 3, H, W) each pool's placebos run in the placebo test's first round (None for a
+    None pool), for a caller that runs them in a forward pass of its own and hands :func:`placebo_tests` the
+    outputs (``first=``)."""
+    stop = placebo_bounds(test.n_placebos, test.placebo_stop)[1]
+    return [None if pool is None else _placebo_stacks([pool.images(0, stop)], device)[0] for pool in pools]
+
+
+def _placebo_stacks(chunks: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """The images placebos (k, N, 3, H, W) run: every step but the first, which is the real sequence's
+    (:class:`~propgrad.sources.placebo_sequences.PlaceboPool`'s contract), so its outputs are the real first
+    step's."""
+    return [chunk[:, 1:].flatten(0, 1).to(device) for chunk in chunks]
 
 
 def _rows(run: RunSettings, images: Sequence[int]) -> RunSettings:

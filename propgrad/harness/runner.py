@@ -12,7 +12,8 @@ once, so a rerun skips them.
 A cell is computed the same way however the work is chunked and wherever a run was
 interrupted: float results of batched kernels (convolutions, Occlusion's and DeepLIFT's stacked
 perturbations) depend on which other images share a batch. So each image's forward pass holds
-only that image's original and steps (its placebos run in passes of their own), and
+only that image's original and steps, its held-out realisation and its placebos' first round (further
+placebo rounds run in passes of their own), and
 ``baseline.attribute`` runs on fixed *blocks* of :data:`ATTRIBUTION_BLOCK` consecutive pool images:
 one call on the block's originals (reused by every intervention), one on its half-way and one on its
 final images per intervention. A block's calls hold the same
@@ -34,7 +35,15 @@ from propgrad.baselines.base import AttributionBaseline
 from propgrad.core.forward import model_device
 from propgrad.core.progress import progress_bar
 from propgrad.errors import InvalidParameterError
-from propgrad.explain.scoring import PREDICTED, placebo_tests, score_sequences, sequence_outputs
+from propgrad.explain.scoring import (
+    PREDICTED,
+    first_round,
+    placebo_tests,
+    score_outputs,
+    score_sequences,
+    sequence_outputs,
+)
+from propgrad.explain.scoring import PropertyAxis as ScoreAxis
 from propgrad.harness.cells import (
     BaselineRecord,
     CellKey,
@@ -258,18 +267,20 @@ class SuiteRunner:
         original = self.images[index][None]
         run = self.settings.cell_run
         with self.stopwatch.measure("scoring"):
-            (scored,) = score_sequences(model, original, [sequence], [PREDICTED], run, test)
-            held_out_flips = None
-            if held_out is not None:  # only its flips are read: no test
-                (block,) = sequence_outputs(model, original, [held_out], run)
-                held_out_flips = prediction_flips(block[1:], reference=block[0])
+            # one forward pass for the original and the sequence, the held-out realisation (only its flips are
+            # read) and the placebo test's first round: a fuller batch than three
+            real = [sequence] if held_out is None else [sequence, held_out]
+            (first,) = first_round([placebos], test, original.device)
+            blocks = sequence_outputs(model, original.expand(len(real), -1, -1, -1), real, run, extra=[first])
+            scored = score_outputs(blocks[0][1:], blocks[0][0], PREDICTED, ScoreAxis.of(sequence, test.per), test)
+            held_out_flips = None if held_out is None else prediction_flips(blocks[1][1:], reference=blocks[1][0])
             realised = []
             if others:
                 originals = original.expand(len(others), -1, -1, -1)
                 realised = score_sequences(model, originals, others, [scored.target] * len(others), run, test)
             placebo = None
             if placebos is not None:
-                (placebo,) = placebo_tests(model, original, [placebos], [scored], run, test)
+                (placebo,) = placebo_tests(model, original, [placebos], [scored], run, test, first=[blocks[-1]])
         return property_record(
             property_key(self.name, intervention, model_name, index),
             scored,

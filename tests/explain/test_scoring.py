@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from propgrad.sources.base import InterventionSequence
 from propgrad.stats.gradient import apply_stencil, finite_difference_weights, property_gradient
 
 
@@ -179,3 +180,39 @@ def test_an_original_of_another_size_than_its_frames_is_refused_by_name() -> Non
     seq = InterventionSequence(torch.rand(4, 3, 8, 8), torch.arange(4.0), "angle", "degree")
     with pytest.raises(ValueError, match=r"sequence 0 has images of shape \(3, 8, 8\) but its original image"):
         score_sequences(lambda x: x.mean((2, 3)), torch.rand(1, 3, 16, 16), [seq], [0], RunSettings(), TestSettings())
+
+
+def test_placebo_first_round_run_beside_the_sequence_gives_the_same_test() -> None:
+    """The benchmark runs the first placebo round in the sequence's forward pass (first_round, extra=, first=):
+    the same placebo statistics and p-value as placebo_tests running every round itself, and the extra stacks'
+    outputs are the model's outputs on exactly those images, in order."""
+    from propgrad.core.forward import RunSettings
+    from propgrad.explain.scoring import PropertyAxis as ScoreAxis
+    from propgrad.explain.scoring import first_round, placebo_tests, score_outputs, sequence_outputs
+    from propgrad.sources.placebo_sequences import PlaceboDraw, PlaceboPool
+    from propgrad.stats.settings import test_settings
+
+    def model(x: torch.Tensor) -> torch.Tensor:  # a linear read-out: float64 sums, exact enough to compare
+        means = x.double().mean((2, 3))
+        return torch.stack([means[:, 0] - means[:, 2], means[:, 2] - means[:, 0]], dim=1)
+
+    image = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ramp = torch.linspace(0, 0.3, 6, dtype=torch.float64)[:, None, None, None]
+    images = (image + ramp * torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64)[:, None, None]).clamp(0, 1)
+    seq = InterventionSequence(images, torch.arange(6.0), "tint", "step")
+    run, test = RunSettings(output_transform="none"), test_settings(n_permutations=99, n_placebos=30)
+    original = image[None]
+
+    pool = PlaceboPool(seq, PlaceboDraw(30, seed=1))
+    (stack,) = first_round([pool], test, original.device)
+    assert stack.shape == (4 * 5, 3, 8, 8)  # the first round's 4 placebos, every step but the shared first
+    blocks = sequence_outputs(model, original, [seq], run, extra=[stack, None])
+    assert len(blocks) == 3 and blocks[2] is None
+    torch.testing.assert_close(blocks[1], model(stack), rtol=0, atol=0)
+    scored = score_outputs(blocks[0][1:], blocks[0][0], 0, ScoreAxis.of(seq, "step"), test)
+    (fused,) = placebo_tests(model, original, [pool], [scored], run, test, first=[blocks[1]])
+
+    (alone,) = placebo_tests(model, original, [PlaceboPool(seq, PlaceboDraw(30, seed=1))], [scored], run, test)
+    torch.testing.assert_close(fused.placebo_scores, alone.placebo_scores, rtol=0, atol=0)
+    assert float(fused.p_value) == float(alone.p_value)
+    assert fused.n_used == alone.n_used
