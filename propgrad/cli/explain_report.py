@@ -22,53 +22,53 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from propgrad.core.html_report import HtmlReport, array_png, figure_png
-from propgrad.core.plotting import NULL_SIDES, null_caption
-from propgrad.stats.practical_size import format_size, why_untested
+from propgrad.core.html_report import HtmlReport, array_png
+from propgrad.core.plotting import NULL_SIDES
+from propgrad.explain.explanation_html import (
+    add_behaviour,
+    add_filmstrip,
+    add_maps,
+    add_null,
+    add_verdict_card,
+    behaviour_figure,
+    constant_label,
+    constant_maps,
+    filmstrip_figure,
+    headline,
+    maps_figure,
+    null_figure,
+    null_figure_caption,
+    output_name,
+    verdict_rows,
+)
 from propgrad.stats.vector_statistic import VECTOR_NORMS
+
+__all__ = [
+    "HTML_NAME",
+    "behaviour_figure",
+    "compute_maps",
+    "constant_label",
+    "constant_maps",
+    "effect_sizes",
+    "explain_html",
+    "filmstrip_figure",
+    "headline",
+    "maps_figure",
+    "maps_target",
+    "null_figure",
+    "null_figure_caption",
+    "output_name",
+    "verdict_rows",
+    "write_explain_report",
+]
+"""The page's builders; the verdict card, figures and maps are :mod:`propgrad.explain.explanation_html`'s,
+shared with the notebook views, and named here too."""
 
 HTML_NAME = "report.html"
 MAX_SLIDER_FRAMES = 120
 """Most frames the slider holds (longer sequences are subsampled evenly, first and last kept)."""
 SLIDER_WIDTH = 256
 """Pixels the slider's frame is shown at (small images are enlarged without smoothing)."""
-
-
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def _few_ticks(ax: Any) -> None:
-    """At most four ticks per axis in plain notation, so tick labels never collide."""
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
-    ax.tick_params(labelsize=8)
-
-
-def output_name(column: int | None, labels: Sequence[str] | None) -> str:
-    """The one name of an output column on the page: its label, else ``output j``; ``all outputs`` for
-    None (a whole-vector statistic scores every column at once)."""
-    if column is None:
-        return "all outputs"
-    return labels[column] if labels is not None and 0 <= column < len(labels) else f"output {column}"
-
-
-def headline(explanation: Any) -> tuple[int, int | None]:
-    """The scored result the verdict card reads and the output column it scores: ``(k, column)``.
-
-    ``k`` indexes ``explanation.score.reshape(-1)``: 0 for a ``target``, else the top-scored column
-    (the column of :attr:`~propgrad.explain.result.Explanation.reading`). ``column`` is the output
-    column (None for a whole-vector statistic, whose one score covers every column).
-    """
-    if explanation.target is not None:
-        return 0, int(explanation.target)
-    k = explanation.top_index
-    whole_vector = explanation.test.statistic_name in VECTOR_NORMS
-    return k, None if whole_vector else k
 
 
 def effect_sizes(explanation: Any, column: int = 0) -> dict[str, float | None]:
@@ -120,17 +120,6 @@ def _columns(explanation: Any, labels: Sequence[str] | None, limit: int = 8) -> 
     return [(j, output_name(j, labels)) for j in order]
 
 
-def _direction(sequence: Any) -> str:
-    """The direction of a signed intervention in words (``", darkening"``), "" for none.
-
-    A source whose property values are a magnitude (``gaussian_vignette``: ``|s|``) says its sign in
-    ``metadata["direction"]``; the page shows the values and states the sign once, here.
-    """
-    direction = sequence.metadata.get("direction")
-    words = {"darken": "darkening", "brighten": "brightening"}
-    return f", {words.get(direction, direction)}" if isinstance(direction, str) and direction else ""
-
-
 def _slider_data(
     explanation: Any, labels: Sequence[str] | None
 ) -> tuple[list[bytes], list[str], list[list[list[str]]]]:
@@ -154,138 +143,6 @@ def _slider_data(
             [[label, f"{float(explanation.outputs[k, j]):.4f}", "◀" if j == decision else ""] for j, label in columns]
         )
     return frames, captions, rows
-
-
-def behaviour_figure(explanation: Any, labels: Sequence[str] | None) -> Any:
-    """The outputs along the property with the decision threshold and a dashed line at every flip."""
-    from propgrad.harness.figures import readable_ylim
-
-    fig = _figure(6.0, 3.4)
-    ax = fig.add_subplot()
-    explanation.plot_behaviour(ax, labels=labels)
-    seq = explanation.sequence
-    values = seq.values.detach().cpu().double()
-    for n, step in enumerate(explanation.flips.flip_steps.tolist()):
-        where = float(values[step - 1] + values[step]) / 2.0  # between the two steps whose decisions differ
-        ax.axvline(where, color="0.25", linestyle="--", linewidth=1.0, label="decision flip" if n == 0 else None)
-    drawn = explanation.outputs if explanation.target is None else explanation.outputs[:, [explanation.target]]
-    binary = explanation.outputs.shape[1] <= 2 and bool(((explanation.outputs >= 0) & (explanation.outputs <= 1)).all())
-    if bool(((drawn >= 0) & (drawn <= 1)).all()):
-        bottom, top, shown = readable_ylim(float(drawn.min()), float(drawn.max()), 0.5 if binary else None)
-        ax.set_ylim(bottom, top)
-        if binary and not shown:
-            ax.text(0.01, 0.02, "decision threshold 0.5 off the axis", transform=ax.transAxes, fontsize=7)
-    if not binary:
-        ax.text(0.01, 0.95, "decision: the largest output (argmax)", transform=ax.transAxes, fontsize=7, va="top")
-    ax.legend(fontsize=7, loc="best")
-    _few_ticks(ax)
-    return fig
-
-
-def null_figure(explanation: Any, column: int = 0) -> Any:
-    """The permutation null distribution of scored column ``column`` with the observed statistic and the p-value."""
-    fig = _figure(4.6, 3.4)
-    ax = fig.add_subplot()
-    explanation.plot_null(ax, column=column)
-    ax.set_xlabel(explanation.statistic_label)
-    _few_ticks(ax)
-    fig.suptitle("permutation test: null distribution (shuffled orders)", fontsize=9)
-    return fig
-
-
-def null_figure_caption(explanation: Any, column: int = 0) -> str:
-    """The null figure's caption: the p-value and what the observed value's side of the null means
-    (:func:`propgrad.core.plotting.null_caption`)."""
-    observed = float(explanation.score.reshape(-1)[column])
-    p_value = float(explanation.p_value.reshape(-1)[column])
-    null = explanation.test.null_distribution
-    head = f"Null distribution of the permutation test; observed {observed:.4g}, p = {p_value:.4g}."
-    if null is None:
-        return f"{head} The null distribution was not kept (many output columns)."
-    null = null if null.dim() == 1 else null[:, column]
-    return f"{head} {null_caption(explanation.test.statistic_name, observed, null, label=explanation.statistic_label)}"
-
-
-def filmstrip_figure(explanation: Any, frames: int = 8) -> Any:
-    """Evenly spaced steps of the sequence, captioned with the property value."""
-    from propgrad.core.plotting import plot_filmstrip
-
-    frames = max(1, min(frames, len(explanation.sequence)))
-    fig = _figure(1.0 * frames, 1.45)
-    axes = fig.subplots(1, frames, squeeze=False)[0]
-    plot_filmstrip(list(axes), explanation.images, explanation.values)
-    seq = explanation.sequence
-    fig.suptitle(f"{explanation.source}: {seq.property_name} [{seq.unit}]{_direction(seq)}", fontsize=9)
-    return fig
-
-
-def constant_label(value: float) -> str:
-    """The label of a constant attribution map: ``constant map: all values = 0``."""
-    return f"constant map: all values = {value:.3g}"
-
-
-def constant_maps(maps: Any) -> list[str]:
-    """One line per baseline with a constant map (:meth:`~propgrad.explain.maps.BaselineMaps.constant`):
-    which of its maps, the value, and, for a map of zeros whose channels are not zero, that they cancel."""
-    lines = []
-    for name in maps.maps:
-        steps = {"before": 0, "after": -1}
-        found = {kind: maps.constant(name, step) for kind, step in steps.items()}
-        found = {kind: value for kind, value in found.items() if value is not None}
-        if not found:
-            continue
-        if len(set(found.values())) == 1:
-            label = f"{' and '.join(found)}: {constant_label(next(iter(found.values())))}"
-        else:
-            label = "; ".join(f"{kind}: {constant_label(value)}" for kind, value in found.items())
-        zeros = [kind for kind, value in found.items() if value == 0]
-        reach = max((float(np.abs(maps.map(name, steps[kind])).max()) for kind in zeros), default=0.0)
-        cancel = f" (the channels, summed as drawn, reach ±{reach:.3g} but cancel at every pixel)" if reach > 0 else ""
-        lines.append(f"{name} {label}{cancel}")
-    return lines
-
-
-def maps_figure(maps: Any, labels: Sequence[str] | None = None) -> Any:
-    """Rows: baselines; columns: original image, its map, final image, its map (one colour scale per row).
-
-    A map is drawn as Captum's ``visualize_image_attr`` draws it, summed over the channels, on one
-    colour scale per baseline (the largest absolute channel sum of its maps). A constant map is not
-    drawn (it would be a blank panel): its panel says ``constant map: all values = <value>``.
-    """
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
-    names = list(maps.maps)
-    fig = _figure(6.4, 1.55 * max(len(names), 1) + 0.4)
-    axes = fig.subplots(max(len(names), 1), 4, squeeze=False)
-    for r, name in enumerate(names):
-        bound = maps.scale(name, summed=True) or 1.0
-        drawn = False
-        for c, (kind, step) in enumerate((("image", 0), ("map", 0), ("image", -1), ("map", -1))):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if kind == "image":
-                ax.imshow(np.clip(maps.image(step), 0, 1), interpolation="nearest")
-                ax.set_title("original" if step == 0 else "fully intervened", fontsize=7)
-                continue
-            ax.set_title(f"{name}: {'before' if step == 0 else 'after'}", fontsize=7)
-            constant = maps.constant(name, step)
-            if constant is not None:
-                ax.set_facecolor("0.93")
-                text = constant_label(constant).replace(": ", ":\n", 1)
-                ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=6.5)
-                continue
-            ax.imshow(maps.channel_sum(name, step), cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
-            drawn = True
-        if drawn:
-            scale = ScalarMappable(norm=Normalize(-bound, bound), cmap="RdBu_r")
-            fig.colorbar(scale, ax=list(axes[r]), shrink=0.8, label="attribution", location="right")
-    fig.suptitle(
-        f"attribution maps of {output_name(maps.target, labels)}, before and after (one colour scale per baseline)",
-        fontsize=8,
-    )
-    return fig
 
 
 def maps_target(explanation: Any) -> int:
@@ -324,58 +181,6 @@ def compute_maps(model: Any, explanation: Any, names: Sequence[str]) -> tuple[An
     return maps, slic
 
 
-def _decision(significant: bool) -> str:
-    return "significant" if significant else "not significant"
-
-
-def verdict_rows(explanation: Any, k: int) -> list[tuple[str, str]]:
-    """The verdict card's rows for scored result ``k``: the size-aware test first, the paper's test beside it.
-
-    Returns:
-        ``(name, value)`` pairs: the placebo test's decision with its p-value (and where a sequential
-        test stopped), the permutation test's, the practical size and the decision flips.
-    """
-    rows = []
-    placebo, alpha = explanation.placebo, explanation.test.alpha
-    size_aware = "size-aware test (placebo): larger than an arbitrary change of the image of the same size?"
-    if placebo is None:
-        why = why_untested(explanation.sequence.periodic) or "no placebos were drawn"
-        rows.append((size_aware, f"not run ({why})"))
-    else:
-        p = float(placebo.p_value.reshape(-1)[k])
-        used = placebo.n_placebos if placebo.n_used is None else int(placebo.n_used.reshape(-1)[k])
-        drawn = (
-            f"stopped after {used} of {placebo.n_placebos} placebos"
-            if used < placebo.n_placebos
-            else f"{placebo.n_placebos} placebos"
-        )
-        adjusted = ""
-        if placebo.p_value_adjusted is not None:
-            adjusted = f", {placebo.correction}-adjusted p = {float(placebo.p_value_adjusted.reshape(-1)[k]):.3g}"
-        verdict = bool(explanation.verdict.reshape(-1)[k])
-        rows.append((size_aware, f"{_decision(verdict)}, p = {p:.3g}{adjusted} at alpha = {placebo.alpha:g}; {drawn}"))
-    p = float(explanation.p_value.reshape(-1)[k])
-    adjusted = ""
-    if explanation.p_value_adjusted is not None:
-        adjusted = f", {explanation.correction}-adjusted p = {float(explanation.p_value_adjusted.reshape(-1)[k]):.3g}"
-    systematic = bool(explanation.significant.reshape(-1)[k])
-    rows.append(
-        (
-            "permutation test (paper): an ordered, systematic response, however small",
-            f"{_decision(systematic)}, p = {p:.3g}{adjusted} at alpha = {alpha:g}; "
-            f"{explanation.test.n_permutations:,} shuffles",
-        )
-    )
-    practical, column = explanation.practical, headline(explanation)[1]
-    if column is None:  # a whole-vector statistic: the output that moves most
-        size = format_size(float(practical.largest_change.max()), practical.in_points) + " (the output that moves most)"
-    else:
-        size = practical.describe(column)
-    rows.append(("practical size: largest output change from the original image", size))
-    rows.append(("decision flips along the sequence", str(explanation.flips.n_flips)))
-    return rows
-
-
 def _ratio_text(ratio: float | None, statistic: str) -> str:
     """The effect size (score / exact shuffled-null mean) in 2 significant digits, with what either side of 1 means."""
     if ratio is None:
@@ -401,7 +206,7 @@ def explain_html(
     name = output_name(column, labels)
     effect = effect_sizes(explanation, k)
     page.heading("Verdict", 2)
-    page.card(f"Verdict for {name}", verdict_rows(explanation, k), lead=f"reading: {explanation.reading}")
+    add_verdict_card(page, explanation, labels)
     statistic = explanation.test.statistic_name
     details = [
         (f"{explanation.statistic_label} of {name}", f"{effect['score']:.4g} {explanation.score_unit}"),
@@ -419,36 +224,17 @@ def explain_html(
     page.stats(details)
     page.preformatted(explanation.summary(labels))
     page.heading("The intervention", 2)
-    page.image(
-        figure_png(filmstrip_figure(explanation)),
-        alt="filmstrip of the intervention",
-        caption=f"Filmstrip: {seq.property_name} from {float(seq.values[0]):.3g} to {float(seq.values[-1]):.3g} "
-        f"{seq.unit}{_direction(seq)}",
-    )
+    add_filmstrip(page, explanation)
     frames, captions, rows = _slider_data(explanation, labels)
     page.paragraph(f"Move the slider to scrub through the {len(seq)} steps of the sequence.", "note")
     page.slider(frames, captions, ["output", "value", "decision"], rows, width=SLIDER_WIDTH)
     page.heading("Behaviour and test", 2)
-    page.image(
-        figure_png(behaviour_figure(explanation, labels)),
-        alt="behaviour curve",
-        caption="Model outputs along the intervention, with the decision threshold and the flips (dashed)",
-    )
-    page.image(
-        figure_png(null_figure(explanation, k)), alt="null distribution", caption=null_figure_caption(explanation, k)
-    )
+    add_behaviour(page, explanation, labels)
+    add_null(page, explanation, k)
     page.heading("Attribution maps before and after", 2)
-    if maps is not None and maps.maps:
-        page.image(
-            figure_png(maps_figure(maps, labels)),
-            alt="attribution maps before and after",
-            caption=f"Baseline maps of {output_name(maps.target, labels)}",
-        )
-        for line in constant_maps(maps):
-            page.paragraph(line, "note constant-map")
-    if maps is not None and maps.failures:
-        page.table(["baseline", "error"], [[n, e] for n, e in maps.failures.items()])
-    if maps is None:
+    if maps is not None:
+        add_maps(page, maps, labels)
+    else:
         page.paragraph(maps_error or "No baselines were run (--report-baselines none).", "note")
     page.heading("Settings, model and image", 2)
     page.key_values(dict(settings))

@@ -21,7 +21,8 @@ import numpy as np
 from propgrad.core.atomic_files import write_text
 from propgrad.errors import InvalidParameterError
 
-_CSS = """
+#: The pages' style sheet (the reports' and, scoped to their fragment, the notebook views').
+CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0 auto;max-width:1180px;
 padding:1em 2em;color:#222;line-height:1.4}
 h1{font-size:1.6em;border-bottom:2px solid #444;padding-bottom:.2em}
@@ -259,7 +260,7 @@ class HtmlReport:
         """The whole page."""
         return (
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{_escape(self.title)}</title><style>{_CSS}</style></head><body>"
+            f"<title>{_escape(self.title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{_escape(self.title)}</h1>\n"
             + "\n".join(self._parts)
             + f"\n<script>{_SLIDER_JS}</script></body></html>\n"

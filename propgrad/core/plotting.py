@@ -496,3 +496,28 @@ def class_figure(curves: ClassCurves, images: torch.Tensor, style: BandStyle, ti
     if title:
         fig.suptitle(title, fontsize="medium")
     return fig
+
+
+def readable_ylim(
+    low: float, high: float, threshold: float | None = None, bounds: tuple[float, float] = (0.0, 1.0)
+) -> tuple[float, float, bool]:
+    """A y range that shows the data's change however small, and the threshold when it is close.
+
+    Args:
+        low: The smallest value drawn.
+        high: The largest value drawn.
+        threshold: A reference line (the decision threshold); included when it lies within the
+            data's span of the data (farther, it would flatten the curves).
+        bounds: The values' possible range (probabilities: 0 to 1); the limits stay within it, padded.
+
+    Returns:
+        ``(bottom, top, threshold_shown)``.
+    """
+    span = max(high - low, 0.0)
+    shown = threshold is not None and low - span <= threshold <= high + span
+    if threshold is not None and shown:
+        low, high = min(low, threshold), max(high, threshold)
+        span = high - low
+    pad = max(0.08 * span, 0.002 * (bounds[1] - bounds[0]))
+    pad_bounds = 0.02 * (bounds[1] - bounds[0])
+    return max(low - pad, bounds[0] - pad_bounds), min(high + pad, bounds[1] + pad_bounds), shown

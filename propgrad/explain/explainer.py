@@ -28,6 +28,7 @@ from propgrad.explain.arguments import (
     resolve_targets,
     resolve_test_settings,
 )
+from propgrad.explain.explanations import Explanations
 from propgrad.explain.realisations import Realisations, summarise_explanations
 from propgrad.explain.result import Explanation, aggregate_classes
 from propgrad.explain.scoring import (
@@ -224,7 +225,7 @@ class PropertyGradient:
         )
         job, batched = self._job(inputs, source, target, additional_forward_args, source_params)
         explanations = job.explain(tests)
-        return explanations if batched else explanations[0]
+        return Explanations(explanations) if batched else explanations[0]
 
     @refuse_moved_keywords
     def attribute_realisations(

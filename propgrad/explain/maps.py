@@ -116,6 +116,23 @@ class BaselineMaps:
         value = float(drawn.mean())
         return 0.0 if abs(value) <= tolerance else value
 
+    def __repr__(self) -> str:
+        """One line: the target, the steps, the baselines with maps (shape) and those that failed."""
+        shape = "x".join(map(str, self.images.shape[1:3]))
+        failed = f", failed: {', '.join(self.failures)}" if self.failures else ""
+        return (
+            f"BaselineMaps(target {self.target}, steps {list(self.steps)}, {shape} maps of "
+            f"{', '.join(self.maps) or 'no baseline'}{failed})"
+        )
+
+    def _repr_html_(self) -> str:
+        """The maps in a notebook cell: each baseline's map before and after on one colour scale, a constant
+        map labelled with its value, the failures listed, as self-contained HTML
+        (:func:`propgrad.explain.explanation_html.maps_fragment`)."""
+        from propgrad.explain.explanation_html import maps_fragment
+
+        return maps_fragment(self)
+
     def _position(self, step: int) -> int:
         if step == -1:
             return len(self.steps) - 1

@@ -51,6 +51,27 @@ class Realisations:
     def __len__(self) -> int:
         return len(self.explanations)
 
+    def __repr__(self) -> str:
+        """One line: the source and property, the seeds, the top mean score, its interval and share significant."""
+        first, s = self.explanations[0], self.scores
+        k = int(torch.argmax(torch.nan_to_num(s.mean.reshape(-1), nan=-1.0)))
+        seeds = ", ".join(map(str, self.seeds[:6])) + (", ..." if len(self.seeds) > 6 else "")
+        column = first.target if first.target is not None else k
+        return (
+            f"Realisations({first.source}: {first.sequence.property_name}, {len(self)} realisations (seeds {seeds}); "
+            f"output {column}: mean {first.statistic_label} = {float(s.mean.reshape(-1)[k]):.4g} {first.score_unit} "
+            f"[{float(s.ci_low.reshape(-1)[k]):.4g}, {float(s.ci_high.reshape(-1)[k]):.4g}], significant in "
+            f"{100 * float(s.fraction_significant.reshape(-1)[k]):.0f}%)"
+        )
+
+    def _repr_html_(self) -> str:
+        """The realisations in a notebook cell: the mean scores with their intervals, the R curves together and
+        one row per realisation, as self-contained HTML
+        (:func:`propgrad.explain.explanation_html.realisations_fragment`)."""
+        from propgrad.explain.explanation_html import realisations_fragment
+
+        return realisations_fragment(self)
+
     def summary(self, labels: Sequence[str] | None = None) -> str:
         """A few lines for a terminal: mean score, interval and share significant of the explained columns."""
         first = self.explanations[0]

@@ -424,6 +424,30 @@ class Explanation:
         """The intervened images (N, 3, H, W)."""
         return self.sequence.images
 
+    def __repr__(self) -> str:
+        """One line: the source, property, steps and outputs, the top-scored result and its reading (the
+        tensors are attributes; :meth:`summary` lists every column)."""
+        seq, k = self.sequence, self.top_index
+        if self.test.statistic_name in VECTOR_NORMS:
+            name = "all outputs"
+        else:
+            column = self.target if self.target is not None else k
+            labels = None if self.classes is None else self.classes.grouping.column_labels
+            name = labels[column] if labels is not None and column < len(labels) else f"output {column}"
+        return (
+            f"Explanation({self.source}: {seq.property_name} over {len(seq)} steps, {self.outputs.shape[1]} outputs; "
+            f"{name}: {self.statistic_label} = {float(self.score.reshape(-1)[k]):.4g} {self.score_unit}, "
+            f"p = {float(self.p_value.reshape(-1)[k]):.3g}; reading: {self.reading})"
+        )
+
+    def _repr_html_(self) -> str:
+        """The explanation in a notebook cell: the verdict card, the behaviour curve beside the null
+        distribution with its caption, and the filmstrip, as self-contained HTML (every image a data URI,
+        no script; :func:`propgrad.explain.explanation_html.explanation_fragment`)."""
+        from propgrad.explain.explanation_html import explanation_fragment
+
+        return explanation_fragment(self)
+
     def summary(self, labels: Sequence[str] | None = None) -> str:
         """A few lines for a terminal: score, p-value, significance and flips (and the per-class block).
 

@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from propgrad.core.atomic_files import atomic_write
+from propgrad.core.plotting import readable_ylim
 from propgrad.harness.cells import BaselineRecord, CellRecord, PropertyRecord, record_key
 from propgrad.harness.kept_maps import KeptMaps
 from propgrad.harness.summary import OUTPUT_REFERENCE, PROPERTY_SCORE, ModelScores, Summary
@@ -61,31 +62,6 @@ def _style(ax: Any, nbins: int = 4, integer_y: bool = False) -> None:
 
 def _save(fig: Any, path: Path) -> Path:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
-
-
-def readable_ylim(
-    low: float, high: float, threshold: float | None = None, bounds: tuple[float, float] = (0.0, 1.0)
-) -> tuple[float, float, bool]:
-    """A y range that shows the data's change however small, and the threshold when it is close.
-
-    Args:
-        low: The smallest value drawn.
-        high: The largest value drawn.
-        threshold: A reference line (the decision threshold); included when it lies within the
-            data's span of the data (farther, it would flatten the curves).
-        bounds: The values' possible range (probabilities: 0 to 1); the limits stay within it, padded.
-
-    Returns:
-        ``(bottom, top, threshold_shown)``.
-    """
-    span = max(high - low, 0.0)
-    shown = threshold is not None and low - span <= threshold <= high + span
-    if threshold is not None and shown:
-        low, high = min(low, threshold), max(high, threshold)
-        span = high - low
-    pad = max(0.08 * span, 0.002 * (bounds[1] - bounds[0]))
-    pad_bounds = 0.02 * (bounds[1] - bounds[0])
-    return max(low - pad, bounds[0] - pad_bounds), min(high + pad, bounds[1] + pad_bounds), shown
 
 
 def mean_curves(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -31,6 +31,7 @@ from propgrad.harness.output_folder import check_writable, locked_output
 from propgrad.harness.records_csv import write_records_csv
 from propgrad.harness.report import SuiteTables, format_report, report_sections
 from propgrad.harness.report_html import HTML_NAME, write_benchmark_html
+from propgrad.harness.result_view import BenchmarkResult
 from propgrad.harness.runner import SuiteRunner, run_suites
 from propgrad.harness.settings import BenchmarkSettings
 from propgrad.harness.store import CellStore
@@ -217,7 +218,7 @@ def _run_locked(
     with stopwatch.measure("quantus"):
         quantus = runners_quantus_scores(runners, settings.quantus_metrics)
     session = _Session(settings, out_dir, store, stopwatch, started, say, plots, kept)
-    return _report(session, _Outcome(suite_info, changes, slic, quantus, model_weights, suites))
+    return BenchmarkResult(_report(session, _Outcome(suite_info, changes, slic, quantus, model_weights, suites)))
 
 
 def _slic_counts(runners: Mapping[str, SuiteRunner]) -> dict[str, dict[str, int]]:

@@ -37,7 +37,8 @@ FIGURE_KINDS = (
 )
 _TRAILING = (("Settings and timing", "settings"), ("Versions and provenance", "versions"), ("Seeds", "seeds"))
 _MOST_LEFT = 6
-_TEXT_COLUMNS_CSS = "".join(
+#: Left-aligned, wrapping text columns of the tables (``left-<n>``: the first n), for the page and the notebook view.
+TEXT_COLUMNS_CSS = "".join(
     f".left-{n} td:nth-child(-n+{n}),.left-{n} th:nth-child(-n+{n}){{text-align:left;white-space:normal}}"
     for n in range(2, _MOST_LEFT + 1)
 )
@@ -63,7 +64,7 @@ def benchmark_html(
         links: Files beside the report to link (``results.json``, ``records.csv`` ...).
     """
     page = HtmlReport("propgrad benchmark: predict the flip")
-    page.raw(f"<style>{_TEXT_COLUMNS_CSS}</style>")
+    page.raw(f"<style>{TEXT_COLUMNS_CSS}</style>")
     settings = results.get("settings", {})
     suites_text = ", ".join(settings.get("suites", []))
     baselines_text = ", ".join(settings.get("baselines", [])) or "none"
@@ -89,14 +90,14 @@ def benchmark_html(
         trailing.insert(2, ("Model weights", "model-weights"))
     _contents(page, contents(sections, per_suite=per_suite, trailing=trailing))
     for section in (s for s in sections if s.suite is None and s.headline):
-        _section(page, section)
+        add_section(page, section)
     for suite in suites:
         page.heading(f"Suite {suite}", 2, anchor=suite_anchor(suite))
         description = results.get("suites", {}).get(suite, {}).get("description")
         if description:
             page.paragraph(description, "note")
         for section in (s for s in sections if s.suite == suite):
-            _section(page, section)
+            add_section(page, section)
         for intervention, kinds in present[suite].items():
             page.heading(f"{suite} / {intervention}: figures", 3, anchor=_figures_anchor(suite, intervention))
             for kind, text in kinds:
@@ -107,7 +108,7 @@ def benchmark_html(
                     caption += _roc_note(results, suite, intervention)
                 page.image(png, alt=f"{text} ({suite} / {intervention})", caption=caption)
     for section in (s for s in sections if s.suite is None and not s.headline):
-        _section(page, section)
+        add_section(page, section)
     page.heading("Settings and timing", 2, anchor="settings")
     if timing_line:
         page.paragraph(timing_line, "note")
@@ -168,7 +169,8 @@ def _contents(page: HtmlReport, lines: Sequence[ContentsLine]) -> None:
     page.raw("".join(markup))
 
 
-def _section(page: HtmlReport, section: Section) -> None:
+def add_section(page: HtmlReport, section: Section) -> None:
+    """Write one report section (its heading, lead, tables, figures) to ``page``: the page's and the notebook view's."""
     page.heading(section.title, 3 if section.suite is not None else 2, anchor=section.anchor or None)
     if section.lead:
         page.paragraph(section.lead, "note")

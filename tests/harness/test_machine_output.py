@@ -18,10 +18,11 @@ import pytest
 import torch
 
 from propgrad.core.atomic_files import write_json
+from propgrad.core.plotting import readable_ylim
 from propgrad.core.strict_json import NULL_REASONS, dumps_strict, loads_strict, strict_data
 from propgrad.harness import run_benchmark
 from propgrad.harness.evaluation import roc_auc
-from propgrad.harness.figures import readable_ylim, roc_points
+from propgrad.harness.figures import roc_points
 from propgrad.harness.kept_maps import KeptMaps, kept_images
 from tests.fakes import BRIGHTNESS, CUTS, FINAL_FACTOR, N_STEPS, DarkeningSuite, ImageMap
 from tests.fakes import darkening_settings as settings
