@@ -24,6 +24,7 @@ import torch
 from propgrad.core.forward import RunSettings, apply_output_transform, forward_batches
 from propgrad.errors import InvalidParameterError
 from propgrad.sources.base import InterventionSequence
+from propgrad.stats.backends import KEEP_NULL_MAX_COLUMNS
 from propgrad.stats.flips import FlipResult, prediction_flips
 from propgrad.stats.null_mean import effect_size
 from propgrad.stats.permutation import PermutationResult, permutation_test_with
@@ -102,6 +103,16 @@ def score_outputs(
         TypeError: ``target`` is not an integer column, None or :data:`PREDICTED`.
         ValueError: ``target`` out of range for the outputs.
     """
+    column, flips = _scored_column(outputs, original_outputs, target)
+    scored = outputs.double() if column is None else outputs[:, column].double()
+    result = _permutation_test(scored, axis, test)
+    return SequenceScore(outputs=outputs, original_outputs=original_outputs, target=column, test=result, flips=flips)
+
+
+def _scored_column(
+    outputs: torch.Tensor, original_outputs: torch.Tensor, target: SequenceTarget
+) -> tuple[int | None, FlipResult]:
+    """The column a target scores (None: every column) and the flips along the outputs."""
     n_columns = outputs.shape[1]
     flips = prediction_flips(outputs, reference=original_outputs)
     if isinstance(target, str) and target == PREDICTED:  # one binary column: its decision is 0/1, its column 0
@@ -116,9 +127,95 @@ def score_outputs(
         )
     if column is not None and not 0 <= column < n_columns:
         raise InvalidParameterError(f"target {column} is out of range for a model with {n_columns} outputs")
-    scored = outputs.double() if column is None else outputs[:, column].double()
-    result = _permutation_test(scored, axis, test)
-    return SequenceScore(outputs=outputs, original_outputs=original_outputs, target=column, test=result, flips=flips)
+    return column, flips
+
+
+def score_outputs_together(
+    blocks: Sequence[torch.Tensor],
+    targets: Sequence[SequenceTarget],
+    axes: Sequence[PropertyAxis],
+    test: TestSettings,
+) -> list[SequenceScore]:
+    """:func:`score_outputs` of several sequences, the permutation tests of those on one axis run as one.
+
+    Sequences with the same number of steps on the same axis are shuffled by the same permutations
+    (``test.seed`` seeds every sequence alike), and a column-wise statistic tests each column on its
+    own; so their scored columns side by side in one test give every sequence the statistic,
+    p-value and null of its own test, for one call's overhead (a batch of images, the checkpoints
+    of a track). Up to ``KEEP_NULL_MAX_COLUMNS`` columns share a test, so each keeps its null
+    distribution as it would alone; a whole-vector or callable statistic is tested per sequence.
+
+    Args:
+        blocks: Transformed outputs (1 + N_i, C) of each sequence: the original image's row, then the steps'.
+        targets: One target per block (see :func:`score_outputs`).
+        axes: One axis per block (:meth:`PropertyAxis.of`).
+        test: The test's settings, checked at their door.
+    """
+    resolved = [_scored_column(block[1:], block[0], target) for block, target in zip(blocks, targets)]
+    scored = [
+        block[1:].double() if column is None else block[1:, column].double()
+        for block, (column, _) in zip(blocks, resolved)
+    ]
+    together = isinstance(test.statistic, str) and test.statistic not in VECTOR_NORMS
+    groups: dict[Any, list[int]] = {}
+    for i, (y, axis) in enumerate(zip(scored, axes)):
+        key = _axis_key(y.shape[0], axis) if together else i
+        groups.setdefault(key, []).append(i)
+    tests: list[PermutationResult | None] = [None] * len(blocks)
+    for members in groups.values():
+        for chunk in _column_chunks(members, [1 if scored[i].dim() == 1 else scored[i].shape[1] for i in members]):
+            if len(chunk) == 1:
+                tests[chunk[0]] = _permutation_test(scored[chunk[0]], axes[chunk[0]], test)
+                continue
+            result = _permutation_test(
+                torch.cat([scored[i].reshape(scored[i].shape[0], -1) for i in chunk], 1), axes[chunk[0]], test
+            )
+            start = 0
+            for i in chunk:
+                width = 1 if scored[i].dim() == 1 else scored[i].shape[1]
+                tests[i] = _columns_of(result, start, width, one=scored[i].dim() == 1)
+                start += width
+    return [
+        SequenceScore(outputs=block[1:], original_outputs=block[0], target=column, test=result, flips=flips)  # type: ignore[arg-type]
+        for block, (column, flips), result in zip(blocks, resolved, tests)
+    ]
+
+
+def _axis_key(n: int, axis: PropertyAxis) -> tuple[Any, ...]:
+    """What sequences must share to be shuffled by the same permutations: steps, values, wrap-around, period."""
+    values = None if axis.values is None else tuple(axis.values.double().tolist())
+    return (n, values, axis.periodic, axis.period)
+
+
+def _column_chunks(members: list[int], widths: list[int]) -> list[list[int]]:
+    """``members`` in order, cut into runs of at most ``KEEP_NULL_MAX_COLUMNS`` columns (a wider one alone)."""
+    chunks: list[list[int]] = []
+    used = KEEP_NULL_MAX_COLUMNS + 1
+    for member, width in zip(members, widths):
+        if used + width > KEEP_NULL_MAX_COLUMNS:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(member)
+        used += width
+    return chunks
+
+
+def _columns_of(result: PermutationResult, start: int, width: int, *, one: bool) -> PermutationResult:
+    """The test of columns ``start .. start + width - 1`` of a joint test (a 0-d result for one scored column)."""
+
+    def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None:
+            return None
+        return t[..., start].clone() if one else t[..., start : start + width].clone()
+
+    return replace(
+        result,
+        statistic=pick(result.statistic),
+        p_value=pick(result.p_value),
+        significant=pick(result.significant),
+        null_distribution=pick(result.null_distribution),
+        n_drawn=pick(result.n_drawn),
+    )
 
 
 def _permutation_test(scored: torch.Tensor, axis: PropertyAxis, test: TestSettings) -> PermutationResult:
@@ -215,10 +312,7 @@ def score_sequences(
     if len(targets) != len(sequences):
         raise InvalidParameterError(f"give one target per sequence: {len(sequences)} sequences, {len(targets)} targets")
     blocks = sequence_outputs(forward_func, originals, sequences, run)
-    return [
-        score_outputs(block[1:], block[0], target, PropertyAxis.of(seq, test.per), test)
-        for seq, target, block in zip(sequences, targets, blocks)
-    ]
+    return score_outputs_together(blocks, targets, [PropertyAxis.of(seq, test.per) for seq in sequences], test)
 
 
 def sequence_outputs(

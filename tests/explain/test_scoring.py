@@ -216,3 +216,42 @@ def test_placebo_first_round_run_beside_the_sequence_gives_the_same_test() -> No
     torch.testing.assert_close(fused.placebo_scores, alone.placebo_scores, rtol=0, atol=0)
     assert float(fused.p_value) == float(alone.p_value)
     assert fused.n_used == alone.n_used
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"sequential": 10},
+        {"statistic": "pearson"},
+        {"per": "unit"},
+        {"statistic": "vector_l1"},
+    ],
+)
+@pytest.mark.parametrize("target", [0, None])
+def test_sequences_tested_together_get_the_test_each_gets_alone(settings: dict, target: int | None) -> None:
+    """score_outputs_together runs one permutation test over the columns of sequences on one axis: every
+    sequence's statistic, p-value, null and shuffles drawn equal its own score_outputs call's, for sequences of
+    other lengths and values too, and past KEEP_NULL_MAX_COLUMNS columns (which share no test)."""
+    from propgrad.explain.scoring import PropertyAxis as ScoreAxis
+    from propgrad.explain.scoring import score_outputs, score_outputs_together
+    from propgrad.stats.settings import test_settings
+
+    test = test_settings(n_permutations=199, seed=5, **settings)
+    g = torch.Generator().manual_seed(1)
+    lengths = [9] * 12 + [7, 7, 9]  # twelve of one axis: with 3 columns each, more than one test's 16 columns
+    blocks = [torch.rand(n + 1, 3, generator=g) for n in lengths]
+    blocks[3][:, 1] = 0.25  # a constant column
+    values = [torch.arange(float(n)) for n in lengths]
+    values[-1] = torch.linspace(0, 2, 9) ** 2  # same length, other values: its own test when scored per unit
+    axes = [ScoreAxis(values=v if test.per == "unit" else None) for v in values]
+    together = score_outputs_together(blocks, [target] * len(blocks), axes, test)
+    for block, axis, got in zip(blocks, axes, together):
+        alone = score_outputs(block[1:], block[0], target, axis, test)
+        assert got.target == alone.target
+        for name in ("statistic", "p_value", "significant", "null_distribution", "n_drawn"):
+            a, b = getattr(got.test, name), getattr(alone.test, name)
+            assert (a is None) == (b is None), name
+            if a is not None:
+                torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=name)
+        assert torch.equal(got.flips.decisions, alone.flips.decisions)
