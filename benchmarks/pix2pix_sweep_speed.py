@@ -8,7 +8,7 @@ largest differences between the outputs (batched vs our own looped path, and vs 
 pipeline).
 
 Run: ``python benchmarks/pix2pix_sweep_speed.py [--scales 10] [--steps 10] [--size 64] [--threads 1]``
-(needs the plugin: ``pip install -e plugins/propgrad-instruct-pix2pix``).
+(needs the plugin: ``pip install -e plugins/propgrad-diffusion-edit``).
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from propgrad_instruct_pix2pix.model_loading import load_pipeline
-    from propgrad_instruct_pix2pix.sampler import Denoising, sweep_guidance
-    from propgrad_instruct_pix2pix.testing import build_tiny_pipeline
+    from propgrad_diffusion_edit.model_loading import load_pipeline
+    from propgrad_diffusion_edit.sampler import Denoising, sweep_guidance
+    from propgrad_diffusion_edit.testing import build_tiny_pipeline
 
     torch.manual_seed(0)
     instruction = "change the fur color to black"

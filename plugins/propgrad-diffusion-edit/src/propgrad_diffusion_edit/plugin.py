@@ -9,7 +9,11 @@ from propgrad import hookimpl
 
 @hookimpl
 def register_sources(register: Callable[[type], None]) -> None:
-    """Register the ``instruct_pix2pix`` source."""
-    from propgrad_instruct_pix2pix.source import InstructPix2PixSource
+    """Register one source per editor family.
 
-    register(InstructPix2PixSource)
+    The sources: ``instruct_pix2pix``, ``ledits_pp``, ``flux_kontext`` and ``qwen_image_edit``.
+    """
+    from propgrad_diffusion_edit import SOURCES
+
+    for source in SOURCES:
+        register(source)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from propgrad_instruct_pix2pix.model_loading import load_pipeline
-from propgrad_instruct_pix2pix.sampler import Denoising, estimate_sample_memory_mb, resolve_batch_size, sweep_guidance
+from propgrad_diffusion_edit.model_loading import load_pipeline
+from propgrad_diffusion_edit.sampler import Denoising, estimate_sample_memory_mb, resolve_batch_size, sweep_guidance
 
 TEXT = [1.05, 2.5, 4.0, 6.0, 9.0]
 

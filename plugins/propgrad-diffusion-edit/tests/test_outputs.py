@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from propgrad.sources.base import InterventionSequence
-from propgrad_instruct_pix2pix import save_filmstrip
-from propgrad_instruct_pix2pix.fidelity import PSNR_CAP_DB, fidelity
+from propgrad_diffusion_edit import save_filmstrip
+from propgrad_diffusion_edit.fidelity import PSNR_CAP_DB, fidelity
 
 
 def test_fidelity_is_perfect_for_the_original_and_drops_with_noise(image):

@@ -9,18 +9,34 @@ import torch
 import propgrad
 from propgrad.explain.result import Explanation
 from propgrad.stats.permutation import permutation_test
-from propgrad_instruct_pix2pix import InstructPix2PixSource
+from propgrad_diffusion_edit import FluxKontextSource, InstructPix2PixSource, LEditsPPSource, QwenImageEditSource
 
 
-def test_entry_point_registers_the_source():
-    points = [ep for ep in importlib.metadata.entry_points(group="propgrad") if ep.name == "instruct_pix2pix"]
-    assert len(points) == 1, "pip install -e plugins/propgrad-instruct-pix2pix first"
+def test_entry_point_registers_one_source_per_family():
+    points = [ep for ep in importlib.metadata.entry_points(group="propgrad") if ep.name == "diffusion_edit"]
+    assert len(points) == 1, "pip install -e plugins/propgrad-diffusion-edit first"
     registered: list[type] = []
     points[0].load().register_sources(registered.append)
-    assert registered == [InstructPix2PixSource]
-    assert InstructPix2PixSource.name == "instruct_pix2pix"
+    assert registered == [InstructPix2PixSource, LEditsPPSource, FluxKontextSource, QwenImageEditSource]
+    assert [s.name for s in registered] == ["instruct_pix2pix", "ledits_pp", "flux_kontext", "qwen_image_edit"]
     assert InstructPix2PixSource.property_name == "text guidance scale"
-    assert InstructPix2PixSource.unit and InstructPix2PixSource.description
+    assert all(s.unit and s.description for s in registered)
+
+
+def test_registry_finds_every_source_by_name():
+    from propgrad import plugins
+
+    for cls in (InstructPix2PixSource, LEditsPPSource, FluxKontextSource, QwenImageEditSource):
+        assert plugins.get_source(cls.name) is cls
+
+
+def test_old_package_name_is_the_same_modules():
+    import propgrad_diffusion_edit.source
+    import propgrad_instruct_pix2pix
+    import propgrad_instruct_pix2pix.source
+
+    assert propgrad_instruct_pix2pix.source is propgrad_diffusion_edit.source
+    assert propgrad_instruct_pix2pix.InstructPix2PixSource is InstructPix2PixSource
 
 
 class _ColourModel(torch.nn.Module):

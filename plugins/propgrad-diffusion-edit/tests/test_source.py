@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-import propgrad_instruct_pix2pix.source as source_module
-from propgrad_instruct_pix2pix import clear_pipeline_cache, pipeline_cache_info
-from propgrad_instruct_pix2pix.model_loading import model_identity
+import propgrad_diffusion_edit.source as source_module
+from propgrad_diffusion_edit import clear_pipeline_cache, pipeline_cache_info
+from propgrad_diffusion_edit.model_loading import model_identity
 
 
 def test_sequence_shapes_ranges_values_and_fidelity(make_source, image):

@@ -1,8 +1,9 @@
-"""Loading InstructPix2Pix pipelines once and keeping them warm.
+"""Loading editing pipelines once and keeping them warm, one :class:`PipelineFamily` per editor.
 
-A pipeline is loaded with ``from_pretrained`` from a Hugging Face hub id or a local folder, in
-float16 on CUDA and float32 elsewhere, and kept in a module-level cache keyed by
-(model, device, dtype), so sweeping many scales, images or sources never reloads it.
+A pipeline is loaded with ``from_pretrained`` from a Hugging Face hub id or a local folder, in the
+family's CUDA dtype (float16 for Stable Diffusion editors, bfloat16 for FLUX and Qwen) and float32
+elsewhere, and kept in a module-level cache keyed by (family, model, device, dtype), so sweeping
+many scales, images or sources never reloads it.
 The model's *identity* (hub id, or resolved local path plus a fingerprint of its files) is
 computed without loading anything, for cache keys of generated sequences.
 """
@@ -10,6 +11,7 @@ computed without loading anything, for cache keys of generated sequences.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,30 @@ from propgrad.errors import InvalidParameterError
 
 DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
 
-_PIPELINES: dict[tuple[str, str, str], Any] = {}
+
+@dataclass(frozen=True)
+class PipelineFamily:
+    """How one editor's pipelines are loaded.
+
+    Attributes:
+        label: The editor's name in messages (``"InstructPix2Pix"``).
+        class_name: The diffusers pipeline class (``"StableDiffusionInstructPix2PixPipeline"``).
+        cuda_dtype: Weight dtype on CUDA (float32 elsewhere).
+        load_kwargs: Extra ``from_pretrained`` keyword arguments (no safety checker ...).
+        frozen: The components put in eval mode without gradients.
+    """
+
+    label: str
+    class_name: str
+    cuda_dtype: torch.dtype = torch.float16
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
+    frozen: tuple[str, ...] = ("unet", "vae", "text_encoder")
+
+
+NO_SAFETY_CHECKER = {"safety_checker": None, "requires_safety_checker": False}
+PIX2PIX = PipelineFamily("InstructPix2Pix", "StableDiffusionInstructPix2PixPipeline", load_kwargs=NO_SAFETY_CHECKER)
+
+_PIPELINES: dict[tuple[str, str, str, str], Any] = {}
 _STATS = {"loads": 0, "hits": 0}
 
 
@@ -77,38 +102,40 @@ def model_identity(model: str) -> dict[str, str]:
     return {"path": str(folder), "fingerprint": digest.hexdigest()[:24]}
 
 
-def default_dtype(device: torch.device | str) -> torch.dtype:
-    """float16 on CUDA (the usual way to run Stable Diffusion), float32 elsewhere."""
-    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+def default_dtype(device: torch.device | str, family: PipelineFamily = PIX2PIX) -> torch.dtype:
+    """The family's CUDA dtype (float16 for Stable Diffusion, bfloat16 for FLUX/Qwen) on CUDA, float32 elsewhere."""
+    return family.cuda_dtype if torch.device(device).type == "cuda" else torch.float32
 
 
-def load_pipeline(model: str, device: torch.device | str, dtype: torch.dtype | None = None) -> Any:
-    """Return the warm pipeline for (model, device, dtype), loading it on first use.
+def load_pipeline(
+    model: str, device: torch.device | str, dtype: torch.dtype | None = None, family: PipelineFamily = PIX2PIX
+) -> Any:
+    """Return the warm pipeline for (family, model, device, dtype), loading it on first use.
 
     Args:
         model: Hub id or local folder.
         device: Device to run on.
         dtype: Weight dtype; None picks :func:`default_dtype`.
+        family: Which editor (its diffusers class and loading options); InstructPix2Pix by default.
 
     Returns:
-        A ``StableDiffusionInstructPix2PixPipeline`` in eval mode on ``device``.
+        The family's pipeline (e.g. ``StableDiffusionInstructPix2PixPipeline``) in eval mode on ``device``.
 
     Raises:
         ValueError: Naming ``model`` if the weights cannot be found locally or downloaded.
     """
     device = torch.device(device)
-    dtype = dtype or default_dtype(device)
+    dtype = dtype or default_dtype(device, family)
     resolved = str(Path(model).expanduser().resolve()) if looks_like_path(model) else model
-    key = (resolved, str(device), str(dtype))
+    key = (family.class_name, resolved, str(device), str(dtype))
     if key in _PIPELINES:
         _STATS["hits"] += 1
         return _PIPELINES[key]
-    from diffusers import StableDiffusionInstructPix2PixPipeline
+    import diffusers
 
+    pipeline_class = getattr(diffusers, family.class_name)
     try:
-        pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
-            resolved, dtype=dtype, safety_checker=None, requires_safety_checker=False
-        )
+        pipe = pipeline_class.from_pretrained(resolved, dtype=dtype, **family.load_kwargs)
     except (OSError, ValueError) as err:
         hint = (
             "it is not a pipeline folder"
@@ -118,12 +145,12 @@ def load_pipeline(model: str, device: torch.device | str, dtype: torch.dtype | N
             "and pass that local folder as model="
         )
         raise InvalidParameterError(
-            f"model: cannot load the InstructPix2Pix pipeline {model!r}: {hint} ({err})"
+            f"model: cannot load the {family.label} pipeline {model!r}: {hint} ({err})"
         ) from err
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    for part in (pipe.unet, pipe.vae, pipe.text_encoder):
-        part.eval().requires_grad_(False)
+    for name in family.frozen:
+        getattr(pipe, name).eval().requires_grad_(False)
     _STATS["loads"] += 1
     _PIPELINES[key] = pipe
     return pipe

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from propgrad_instruct_pix2pix.testing import TINY_IMAGE_SIZE, build_tiny_pipeline
+from propgrad_diffusion_edit.testing import TINY_IMAGE_SIZE, build_tiny_pipeline
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def image() -> torch.Tensor:
 @pytest.fixture()
 def make_source(tiny_model: Path, tmp_path: Path):
     """Factory of sources on the tiny model with a per-test cache folder and fast defaults."""
-    from propgrad_instruct_pix2pix import InstructPix2PixSource
+    from propgrad_diffusion_edit import InstructPix2PixSource
 
     def make(**overrides):
         kwargs = dict(
@@ -42,3 +42,25 @@ def make_source(tiny_model: Path, tmp_path: Path):
         return InstructPix2PixSource(**kwargs)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_flux(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of a tiny FLUX.1 Kontext pipeline (guidance embedding, T5 SentencePiece tokenizer trained offline)."""
+    from propgrad_diffusion_edit.testing import build_tiny_flux_kontext_pipeline
+
+    return build_tiny_flux_kontext_pipeline(tmp_path_factory.mktemp("tiny-flux-kontext"))
+
+
+@pytest.fixture(scope="session")
+def tiny_ledits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of a tiny Stable Diffusion pipeline saved as LEdits++."""
+    from propgrad_diffusion_edit.testing import build_tiny_ledits_pipeline
+
+    return build_tiny_ledits_pipeline(tmp_path_factory.mktemp("tiny-ledits"))
+
+
+@pytest.fixture()
+def image64(image: torch.Tensor) -> torch.Tensor:
+    """The test image at 64x64 (LEdits++ reads its masks at 1/32 of the size)."""
+    return torch.nn.functional.interpolate(image[None], size=(64, 64), mode="bilinear")[0].clamp(0, 1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from propgrad_instruct_pix2pix import InstructPix2PixSource
-from propgrad_instruct_pix2pix.guidance import PAPER_NUM_TEXT_SCALES, text_scales
+from propgrad_diffusion_edit import InstructPix2PixSource
+from propgrad_diffusion_edit.guidance import PAPER_NUM_TEXT_SCALES, text_scales
 
 
 @pytest.mark.parametrize(
