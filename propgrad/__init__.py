@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "describe_plugins": "propgrad.plugins",
     "baseline_maps": "propgrad.explain.maps",
     "BaselineMaps": "propgrad.explain.maps",
+    "PropertyTracker": "propgrad.track.tracking",
 }
 
 __all__ = ["__version__", "hookimpl", *_EXPORTS]
@@ -64,6 +65,7 @@ if TYPE_CHECKING:  # the "X as X" form is an explicit re-export, also under mypy
     from propgrad.stats.permutation import PermutationResult as PermutationResult
     from propgrad.stats.permutation import permutation_test as permutation_test
     from propgrad.suites.base import BenchmarkSuite as BenchmarkSuite
+    from propgrad.track.tracking import PropertyTracker as PropertyTracker
 else:
 
     def __getattr__(name: str) -> Any:

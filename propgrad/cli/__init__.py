@@ -20,7 +20,7 @@ from typing import Callable, TextIO
 from propgrad import __version__
 from propgrad.errors import PropgradError, PropgradWarning
 
-COMMANDS = ("benchmark", "explain", "plugins", "validate")
+COMMANDS = ("benchmark", "demo", "explain", "plugins", "track", "validate")
 
 #: Exceptions that describe what the user got wrong; printed as one line, exit code 2. Nothing else:
 #: a plain ValueError or TypeError may come from a bug (in propgrad, torch or the user's model).

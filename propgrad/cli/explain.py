@@ -400,7 +400,7 @@ def run(args: argparse.Namespace) -> int:
     preprocess = model_preprocess(preparation)
     source = resolve_source(args.source, parse_cli_params(args.source, args.param))
     image = _input_image(args.image, preparation, source, crop_given=args.crop is not None).to(device)
-    labels = [label.strip() for label in args.labels.split(",")] if args.labels else _default_labels(args.model, model)
+    labels = [label.strip() for label in args.labels.split(",")] if args.labels else default_labels(args.model, model)
     if labels is not None:  # before the sequence and the test: one forward pass tells the outputs
         check_labels(labels, run_model(model, image[None], preprocess=preprocess).shape[1], given=bool(args.labels))
     if args.true_class is not None:  # before the sequence and the test
@@ -576,7 +576,7 @@ def check_labels(labels: list[str], n_outputs: int, *, given: bool = True) -> li
     return labels
 
 
-def _default_labels(model_spec: str, model: Any = None) -> list[str] | None:
+def default_labels(model_spec: str, model: Any = None) -> list[str] | None:
     """The example model's class names, a zero-shot model's column labels or an ``hf:`` model's ``id2label``."""
     from propgrad.cli.model_loading import HfImageClassifier
 

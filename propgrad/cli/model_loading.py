@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import pickle
-import re
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -16,6 +13,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from propgrad.core.progress import hf_progress_bars
 from propgrad.core.validation import check_device
 from propgrad.errors import InputFileError, InvalidParameterError, PropgradWarning
 
@@ -233,7 +231,7 @@ def load_hf_classifier(
     if source.startswith("~"):
         source = str(Path(source).expanduser())
     transformers = _import_transformers()
-    with _hf_progress_bars(transformers, show_progress):
+    with hf_progress_bars(transformers, show_progress):
         try:
             model = transformers.AutoModelForImageClassification.from_pretrained(source)
         except (OSError, ValueError, KeyError) as exc:
@@ -266,20 +264,6 @@ def _import_transformers() -> Any:
     return transformers
 
 
-@contextmanager
-def _hf_progress_bars(transformers: Any, show: bool) -> Iterator[None]:
-    """transformers' progress bars (loading weights, downloads) shown only with ``show``, restored after."""
-    hf_logging = transformers.utils.logging
-    enabled = hf_logging.is_progress_bar_enabled()
-    if not show:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
-
-
 def _first_line(exc: BaseException) -> str:
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
@@ -308,63 +292,28 @@ def _load_weights(model: Any, path: Path) -> Any:
     return model
 
 
-_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"%PDF": "a PDF file"}
-
-
 def read_checkpoint(path: Path) -> Any:
     """``torch.load(path, weights_only=True)``; any failure becomes one ``InvalidParameterError`` naming the file.
 
     ``weights_only=True`` never runs code from the file: a pickle that would (a malicious file, or
     a checkpoint holding whole objects rather than tensors) is refused, and so is anything that is
-    no checkpoint at all (an image, a truncated download, an empty file).
+    no checkpoint at all (an image, a truncated download, an empty file). The reading and its
+    messages are :func:`propgrad.track.checkpoint_reading.load_weights_only`'s, worded for ``--weights``.
 
     Raises:
         InvalidParameterError: the file cannot be loaded; the message says why, on one line.
     """
-    name = repr(str(path))
+    from propgrad.track.checkpoint_reading import CheckpointError, load_weights_only
+
     try:
-        with warnings.catch_warnings(record=True) as caught:  # torch warns about odd pickles it then refuses
-            warnings.simplefilter("always")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        for warning in caught:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-        return state
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        found = re.search(r"GLOBAL (\S+)", text)
-        if found:
-            raise InvalidParameterError(
-                f"--weights {name} was refused: loading it would import {found.group(1).rstrip('.,')}, and only "
-                "tensors and plain containers are loaded (weights_only=True, so no code from the file runs); save "
-                "the weights with torch.save(model.state_dict(), path)"
-            ) from exc
-        raise InvalidParameterError(
-            f"--weights {name} is not a PyTorch checkpoint: {_not_a_checkpoint(path, exc)}"
-        ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError, AttributeError) as exc:
-        raise InvalidParameterError(
-            f"--weights {name} is not a PyTorch checkpoint: {_not_a_checkpoint(path, exc)}"
-        ) from exc
+        return load_weights_only(
+            path,
+            f"--weights {str(path)!r}",
+            "save the weights with torch.save(model.state_dict(), path)",
+            expected=_WEIGHTS_EXPECTED,
+        )
+    except CheckpointError as exc:
+        raise InvalidParameterError(str(exc)) from exc
 
 
-def _not_a_checkpoint(path: Path, exc: BaseException) -> str:
-    """Why ``path`` could not be loaded, for an error message."""
-    try:
-        with path.open("rb") as file:
-            head = file.read(8)
-    except OSError as err:
-        return f"cannot read it ({err.strerror or err})"
-    if not head:
-        return "the file is empty"
-    for magic, kind in _MAGIC.items():
-        if head.startswith(magic):
-            return f"it is {kind}; --weights takes a file written by torch.save(model.state_dict(), path)"
-    if isinstance(exc, RuntimeError) and "zip" in str(exc).lower():
-        return "it is truncated or corrupted (its zip archive cannot be read); download or save it again"
-    if isinstance(exc, EOFError):
-        return "it ends too early (truncated); download or save it again"
-    unpickler = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(exc))
-    if unpickler:
-        return f"it is a pickle that weights_only=True cannot read ({unpickler.group(1).strip()[:200]})"
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-    return f"torch.load failed ({type(exc).__name__}: {first[:200]})"
+_WEIGHTS_EXPECTED = "--weights takes a file written by torch.save(model.state_dict(), path)"

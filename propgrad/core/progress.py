@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, TypeVar
 
 from tqdm.auto import tqdm
@@ -101,3 +102,23 @@ def _stderr_is_terminal() -> bool:
         return bool(sys.stderr.isatty())
     except (AttributeError, ValueError):  # replaced or closed stream
         return False
+
+
+@contextmanager
+def hf_progress_bars(transformers: Any, show: bool) -> Iterator[None]:
+    """transformers' own progress bars (loading weights, downloads) shown only with ``show``, restored after.
+
+    Args:
+        transformers: The imported ``transformers`` module (the caller imports it, with its own
+            message when it is missing).
+        show: Leave the bars as they are; False turns them off for the block.
+    """
+    hf_logging = transformers.utils.logging
+    enabled = hf_logging.is_progress_bar_enabled()
+    if not show:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()

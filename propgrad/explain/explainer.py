@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from propgrad.core.forward import OutputTransform, RunSettings, run_settings
@@ -34,13 +33,13 @@ from propgrad.explain.result import Explanation, aggregate_classes
 from propgrad.explain.scoring import (
     PropertyAxis,
     SequenceScore,
+    placebo_pools,
     placebo_tests,
     score_sequences,
     sequence_effect_size,
 )
 from propgrad.explain.zero_shot import ClassGrouping, resolve_grouping
 from propgrad.sources.base import InterventionSequence, InterventionSource
-from propgrad.sources.placebo_sequences import PlaceboDraw, PlaceboPool
 from propgrad.stats.corrections import adjust_p_values, warn_if_infeasible
 from propgrad.stats.decision import decide
 from propgrad.stats.placebo_test import PlaceboResult
@@ -333,13 +332,7 @@ class _Job:
         sequences = [
             src.generate_trusted(image, seed=test.seed, show_progress=self.run.show_progress) for image in self.images
         ]
-        pools: list[PlaceboPool | None] = []
-        if test.n_placebos:  # checked before any model runs; a periodic sequence has no placebos
-            draw = PlaceboDraw(test.n_placebos, variant=test.placebo)  # checked with the test
-            pools = [
-                None if seq.periodic else PlaceboPool(seq, replace(draw, seed=_placebo_seed(test.seed, i)))
-                for i, seq in enumerate(sequences)
-            ]
+        pools = placebo_pools(sequences, test)
         scores = score_sequences(self.forward_func, self.images, sequences, self.targets, self.run, test)
         n_tests = int(scores[0].test.p_value.numel()) if scores else 1
         if test.correction is not None:
@@ -361,37 +354,57 @@ class _Job:
         placebo: PlaceboResult | None,
         test: TestSettings,
     ) -> Explanation:
-        result = scored.test
-        adjusted = None
-        if test.correction is not None:
-            adjusted = adjust_p_values(result.p_value, test.correction)
-        if adjusted is not None or test.min_effect != 0:
-            p = result.p_value if adjusted is None else adjusted
-            result = replace(result, significant=decide(p, test.alpha, result.statistic, test.min_effect))
-        axis = PropertyAxis.of(sequence, test.per)
-        classes = None
-        if self.classes is not None:
-            classes = aggregate_classes(self.classes, replace(scored, test=result), axis, test)
         src = self.source
-        return Explanation(
-            flips=scored.flips,
-            outputs=scored.outputs,
-            target=scored.target,
-            sequence=sequence,
-            test=result,
-            source=src.name or type(src).__name__,
-            score_unit="per step" if test.per == "step" else f"per {sequence.unit}",
-            original_outputs=scored.original_outputs,
-            placebo=placebo,
-            correction=test.correction,
-            p_value_adjusted=adjusted,
-            min_effect=test.min_effect,
-            classes=classes,
-            effect_size=sequence_effect_size(scored, axis, test),
+        return explanation_of(
+            scored, sequence, placebo, test, source=src.name or type(src).__name__, classes=self.classes
         )
 
 
-def _placebo_seed(seed: int, index: int) -> int:
-    """The placebo seed of image ``index`` of a batch: a 63-bit hash of ``(seed, index)`` (numpy's SeedSequence)."""
-    state = np.random.SeedSequence([seed, index]).generate_state(2, dtype=np.uint64)
-    return int(state[0] >> np.uint64(1))
+def explanation_of(
+    scored: SequenceScore,
+    sequence: InterventionSequence,
+    placebo: PlaceboResult | None,
+    test: TestSettings,
+    *,
+    source: str,
+    classes: ClassGrouping | None = None,
+) -> Explanation:
+    """The :class:`Explanation` of one scored sequence: the correction and ``min_effect`` applied through the
+    one decision rule, the class aggregation, the effect size. What ``attribute`` returns per image, and what
+    ``propgrad track`` keeps per checkpoint.
+
+    Args:
+        scored: The sequence's score (:func:`propgrad.explain.scoring.score_outputs`).
+        sequence: The intervention sequence.
+        placebo: Its placebo test, or None.
+        test: The test's settings, checked at their door.
+        source: The source's name, as the explanation shows it.
+        classes: The class grouping to aggregate by, or None.
+    """
+    result = scored.test
+    adjusted = None
+    if test.correction is not None:
+        adjusted = adjust_p_values(result.p_value, test.correction)
+    if adjusted is not None or test.min_effect != 0:
+        p = result.p_value if adjusted is None else adjusted
+        result = replace(result, significant=decide(p, test.alpha, result.statistic, test.min_effect))
+    axis = PropertyAxis.of(sequence, test.per)
+    aggregated = None
+    if classes is not None:
+        aggregated = aggregate_classes(classes, replace(scored, test=result), axis, test)
+    return Explanation(
+        flips=scored.flips,
+        outputs=scored.outputs,
+        target=scored.target,
+        sequence=sequence,
+        test=result,
+        source=source,
+        score_unit="per step" if test.per == "step" else f"per {sequence.unit}",
+        original_outputs=scored.original_outputs,
+        placebo=placebo,
+        correction=test.correction,
+        p_value_adjusted=adjusted,
+        min_effect=test.min_effect,
+        classes=aggregated,
+        effect_size=sequence_effect_size(scored, axis, test),
+    )

@@ -466,6 +466,26 @@ def placebo_tests(
     ]
 
 
+def placebo_seed(seed: int, index: int) -> int:
+    """The placebo seed of image ``index`` of a batch: a 63-bit hash of ``(seed, index)`` (numpy's SeedSequence)."""
+    state = np.random.SeedSequence([seed, index]).generate_state(2, dtype=np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+def placebo_pools(sequences: Sequence[InterventionSequence], test: TestSettings) -> list[PlaceboPool | None]:
+    """Each sequence's pool of placebos for ``test`` (drawn on demand), seeded per image from ``test.seed``
+    (:func:`placebo_seed`); None for a periodic sequence, all None without placebos (``test.n_placebos`` 0)."""
+    from propgrad.sources.placebo_sequences import PlaceboDraw, PlaceboPool
+
+    if not test.n_placebos:
+        return [None] * len(sequences)
+    draw = PlaceboDraw(test.n_placebos, variant=test.placebo)  # checked with the test
+    return [
+        None if seq.periodic else PlaceboPool(seq, replace(draw, seed=placebo_seed(test.seed, i)))
+        for i, seq in enumerate(sequences)
+    ]
+
+
 def first_round(
     pools: Sequence[PlaceboPool | None], test: TestSettings, device: torch.device
 ) -> list[torch.Tensor | None]:

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from propgrad.core.progress import hf_progress_bars
 from propgrad.core.validation import check_int
 from propgrad.errors import InputFileError, InvalidParameterError, ModelOutputError, PropgradError
 
@@ -690,19 +691,13 @@ class ZeroShotClassifier(nn.Module):
                 "CLIP models need transformers: pip install 'propgrad[clip]' (or pip install transformers)"
             ) from exc
         source = str(path_or_id)
-        hf_logging = transformers.utils.logging
-        bars = hf_logging.is_progress_bar_enabled()
-        if not show_progress:
-            hf_logging.disable_progress_bar()
         try:
-            model = transformers.CLIPModel.from_pretrained(source)
-            processor = transformers.AutoProcessor.from_pretrained(source)
+            with hf_progress_bars(transformers, show_progress):
+                model = transformers.CLIPModel.from_pretrained(source)
+                processor = transformers.AutoProcessor.from_pretrained(source)
         except (OSError, ValueError, KeyError) as exc:
             first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             raise InvalidParameterError(f"cannot load a CLIP model and processor from {source!r}: {first}") from exc
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
         model = model.to(torch.device(device)).eval()
         return cls.from_clip(model, processor, descriptors, batch_size=batch_size, text_batch_size=text_batch_size)
 

@@ -27,7 +27,7 @@ class OutputNotWritableError(PropgradError, ValueError):
 
 
 class OutputInUseError(PropgradError, ValueError):
-    """Another benchmark run holds the lock of the output folder."""
+    """Another run (a benchmark or a track) holds the lock of the output folder."""
 
 
 def check_writable(out_dir: Path, files: tuple[str, ...] = ()) -> None:
@@ -67,7 +67,7 @@ def locked_output(out_dir: Path) -> Iterator[Path]:
         lock.acquire()
     except Timeout:
         raise OutputInUseError(
-            f"another propgrad benchmark run is using the output folder {out_dir} (it holds {path}); "
+            f"another propgrad run is using the output folder {out_dir} (it holds {path}); "
             "wait for it to finish, or pass another --out"
         ) from None
     try:

@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from propgrad.sources.placebo_sequences import MAX_DOUBLINGS, MAX_ITERATIONS
+
 #: Status codes of :func:`match_steps` per placebo.
 MATCHED, UNREACHABLE, NOT_CONVERGED = 0, 1, 2
 
@@ -56,7 +58,7 @@ def _change(start, direction, prev, t, candidate):  # pragma: no cover - compile
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
-def match_steps(start, directions, targets, rtol, eps, max_doublings, max_iterations, out, status):  # pragma: no cover
+def match_steps(start, directions, targets, rtol, eps, out, status):  # pragma: no cover - compiled
     """Draw placebo sequences along ``directions``, every step's change matched.
 
     Args:
@@ -65,8 +67,6 @@ def match_steps(start, directions, targets, rtol, eps, max_doublings, max_iterat
         targets: The real steps' changes (N - 1,), float64.
         rtol: Relative tolerance of a step's change.
         eps: The pixel dtype's machine epsilon (the tolerance's absolute part).
-        max_doublings: Most widening steps of a bracket.
-        max_iterations: Most false-position iterations.
         out: Output (M, N, P) in the pixel dtype; ``out[:, 0]`` is set to ``start`` here.
         status: Output (M, 2) int64: the code (:data:`MATCHED`, :data:`UNREACHABLE`,
             :data:`NOT_CONVERGED`) and the step that failed (0 when matched).
@@ -98,7 +98,7 @@ def match_steps(start, directions, targets, rtol, eps, max_doublings, max_iterat
             done = abs(g_hi) <= tol
             t_out = hi
             j = 0
-            while not done and g_hi < 0 and j < max_doublings:
+            while not done and g_hi < 0 and j < MAX_DOUBLINGS:
                 reached = g_hi + target
                 factor = target / max(reached, 1e-300) * (1 + 10 * rtol) if reached > 0 else 2.0
                 factor = min(max(factor, min(2.0, 1.001 * 1.2**j)), 2.0)
@@ -115,7 +115,7 @@ def match_steps(start, directions, targets, rtol, eps, max_doublings, max_iterat
                 status[m, 1] = i
                 break
             iteration = 0
-            while not done and iteration < max_iterations:
+            while not done and iteration < MAX_ITERATIONS:
                 if iteration % 3 == 2:
                     t = (lo + hi) / 2
                 else:

@@ -87,8 +87,10 @@ VARIANTS = PLACEBO_VARIANTS
 
 Variant = Literal["smooth_direction", "region"]
 
-_MAX_DOUBLINGS = 60  # the bracket search widens a step up to 2**60 times the unclipped one
-_MAX_ITERATIONS = 100
+#: The step search's limits (both paths): a bracket widens up to 2**60 times the unclipped step; false position
+#: stops after 100 iterations.
+MAX_DOUBLINGS = 60
+MAX_ITERATIONS = 100
 
 
 def _work_dtype(device: torch.device) -> torch.dtype:
@@ -229,7 +231,7 @@ def _match_step(
     # widen until the change reaches the target (bracket [lo, hi] with g_lo < 0 <= g_hi): scale the step by
     # target / change (a little more, so that a concave change overshoots), by at least 1.001 * 1.2**j (so a
     # plateau is crossed) and at most 2 at a time
-    for j in range(_MAX_DOUBLINGS):
+    for j in range(MAX_DOUBLINGS):
         short = ~done & (g_hi < 0)
         if not bool(short.any()):
             break
@@ -249,7 +251,7 @@ def _match_step(
         if bool(short.any()):
             raise InvalidParameterError(_unreachable(step, target))
     # false position, every third iteration a bisection, on the brackets not yet matched
-    for iteration in range(_MAX_ITERATIONS):
+    for iteration in range(MAX_ITERATIONS):
         active = ~done
         if not bool(active.any()):
             break
@@ -495,8 +497,6 @@ def draw_compiled(real: torch.Tensor, directions: torch.Tensor, targets: list[fl
         torch.tensor(targets, dtype=torch.float64).numpy(),
         rtol,
         torch.finfo(real.dtype).eps,
-        _MAX_DOUBLINGS,
-        _MAX_ITERATIONS,
         out.flatten(start_dim=2).numpy(),
         status.numpy(),
     )
@@ -521,7 +521,7 @@ def _unreachable(step: int, target: float) -> str:
 def _not_converged(step: int, target: float, tol: float, placebo: int) -> str:
     return (
         f"could not match step {step}'s change of {target:.4g} (mean |pixel difference|) within {tol:.3g} "
-        f"for placebo {placebo} after {_MAX_ITERATIONS} iterations"
+        f"for placebo {placebo} after {MAX_ITERATIONS} iterations"
     )
 
 

@@ -145,8 +145,7 @@ class CachedSuite(BenchmarkSuite):
                         config,
                         seed=self._split_seed(f"train/{split}"),
                         num_classes=len(self.class_names),
-                        show_progress=self.show_progress,
-                        desc=f"{self.name}: train {split}",
+                        progress=f"{self.name}: train {split}" if self.show_progress else None,
                     )
                     self.training_seconds[split] = time.perf_counter() - start
                     save_tensors(path, model.state_dict())

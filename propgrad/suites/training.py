@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -114,13 +114,14 @@ def train_classifier(
     *,
     seed: int,
     num_classes: int = 2,
-    show_progress: bool = False,
-    desc: str = "training",
+    progress: str | None = None,
+    start: nn.Module | None = None,
+    on_epoch: Callable[[int, int, nn.Module], None] | None = None,
 ) -> nn.Module:
     """Train a ConvMixer with cross-entropy and return it in eval mode.
 
-    The same data, config and seed give bit-identical weights whatever ``torch.get_num_threads()``
-    the caller set: training runs inside :func:`reproducible_cpu`.
+    The same data, config, seed and start give bit-identical weights whatever
+    ``torch.get_num_threads()`` the caller set: training runs inside :func:`reproducible_cpu`.
 
     Args:
         images: Training images (N, 3, H, W) in [0, 1].
@@ -128,8 +129,12 @@ def train_classifier(
         config: Hyper-parameters.
         seed: Seed of the initialisation, the batch order and the flips.
         num_classes: Number of logits.
-        show_progress: Show a progress bar over the optimisation steps.
-        desc: Label of the progress bar.
+        progress: The label of a progress bar over the optimisation steps; None shows none.
+        start: The model to train from (its weights are trained in place; ``num_classes`` is then
+            unused), instead of ``config.build`` initialised from ``seed``.
+        on_epoch: Called as ``on_epoch(epoch, step, model)`` with the model in eval mode before
+            training (epoch 0, step 0) and after every epoch (``propgrad track --demo`` saves a
+            checkpoint there).
 
     Returns:
         The trained model (eval mode, CPU).
@@ -143,13 +148,15 @@ def train_classifier(
     total = steps_per_epoch * config.epochs
     with reproducible_cpu(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = config.build(num_classes)
+        model = config.build(num_classes) if start is None else start
         gen = torch.Generator().manual_seed(seed + 1)
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=total, pct_start=0.25)
-        model.train()
-        with progress_bar(total, desc, enabled=show_progress, leave=False) as bar:
-            for _ in range(config.epochs):
+        if on_epoch is not None:
+            on_epoch(0, 0, model.eval())
+        with progress_bar(total, progress or "training", enabled=progress is not None, leave=False) as bar:
+            for epoch in range(1, config.epochs + 1):
+                model.train()
                 order = torch.randperm(n, generator=gen)
                 for start in range(0, n, config.batch_size):
                     idx = order[start : start + config.batch_size]
@@ -163,6 +170,8 @@ def train_classifier(
                     schedule.step()
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss.item():.3f}")
+                if on_epoch is not None:
+                    on_epoch(epoch, epoch * steps_per_epoch, model.eval())
     return model.eval()
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from propgrad import PropertyGradient
-from propgrad.explain.explainer import _placebo_seed
+from propgrad.explain.scoring import placebo_seed
 from propgrad.sources.base import InterventionSequence, InterventionSource
 from propgrad.sources.placebo_sequences import placebo_sequences
 from propgrad.stats.corrections import InfeasibleCorrectionWarning
@@ -72,7 +72,7 @@ def test_a_tiny_smooth_effect_is_significant_only_under_the_permutation_test() -
 
 def test_the_placebos_are_the_seeded_matched_sequences_scored_with_the_same_statistic() -> None:
     e = explain(WATCHED, seed=3)
-    placebos = placebo_sequences(e.sequence, 49, seed=_placebo_seed(3, 0))
+    placebos = placebo_sequences(e.sequence, 49, seed=placebo_seed(3, 0))
     expected = torch.stack(
         [permutation_test(model(p.images)[:, 0].double(), n_permutations=1).statistic for p in placebos]
     )

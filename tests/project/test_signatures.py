@@ -37,6 +37,10 @@ PUBLIC_DOORS = {
     "propgrad/harness/settings.py::preset": (
         "the benchmark's door: quick/full preset plus the overrides a user types, into BenchmarkSettings"
     ),
+    "propgrad/track/tracking.py::PropertyTracker.track": (
+        "the user's door beside attribute: attribute's image, source, target and test keywords plus ready "
+        "sequences and where each finished checkpoint is kept"
+    ),
     "propgrad/explain/quantus.py::evaluate": (
         "adapter mirroring quantus.evaluate's keywords (metric, model, x_batch, y_batch, s_batch, ...)"
     ),

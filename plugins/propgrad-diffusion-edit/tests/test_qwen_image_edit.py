@@ -38,7 +38,7 @@ def small_condition(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_batched_sweep_equals_stock_pipeline_called_per_scale(tiny_qwen, image, small_condition):
     img = torch.round(image * 255)[None] / 255  # the pipeline's processor reads 8-bit images
     scales = [1.5, 4.0, 8.0]
-    ours = sweep_qwen_image_edit(tiny_qwen, img, "make the fur black", " ", scales, Denoising(3, 2), batch_size=2)
+    ours = sweep_qwen_image_edit(tiny_qwen, img, ("make the fur black", " "), scales, Denoising(3, 2), batch_size=2)
     stock = torch.cat(
         [
             tiny_qwen(

@@ -47,8 +47,7 @@ def to_pil(image: torch.Tensor) -> Any:
 def sweep_qwen_image_edit(
     pipe: Any,
     image: torch.Tensor,
-    instruction: str,
-    negative_prompt: str,
+    prompts: tuple[str, str],
     true_cfg_scales: Sequence[float],
     denoising: Denoising,
     *,
@@ -61,8 +60,8 @@ def sweep_qwen_image_edit(
     Args:
         pipe: A loaded ``QwenImageEditPipeline``.
         image: (1, 3, H, W) in [0, 1], H and W multiples of twice the VAE's scale factor.
-        instruction: The edit instruction.
-        negative_prompt: What the guidance pushes away from (the pipeline's example uses ``" "``).
+        prompts: The edit instruction, and the negative prompt: what the guidance pushes away from (the
+            pipeline's example uses ``" "``).
         true_cfg_scales: (N,) scales, each at least 1 (1: the conditional prediction alone).
         denoising: Seed of every sample's initial noise and the number of steps.
         batch_size: Scales per batch; the result does not depend on it beyond float rounding.
@@ -72,6 +71,7 @@ def sweep_qwen_image_edit(
     Returns:
         (N, 3, H, W) float32 in [0, 1] on the pipeline's device.
     """
+    instruction, negative_prompt = prompts
     device = pipe.transformer.device
     height, width = image.shape[-2:]
     cond_height, cond_width = condition_size(height, width, condition_area)
@@ -186,8 +186,7 @@ class QwenImageEditSource(DiffusionEditSource):
         return sweep_qwen_image_edit(
             pipe,
             image,
-            self.instruction,
-            self.negative_prompt,
+            (self.instruction, self.negative_prompt),
             settings,
             denoising,
             batch_size=batch_size,
