@@ -9,12 +9,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
 
+from propgrad.core.forward import RunSettings
 from propgrad.core.validation import check_int, check_seed
 from propgrad.errors import InvalidParameterError
 from propgrad.explain.scoring import is_column_index
@@ -235,3 +236,10 @@ def as_tuple(args: Any) -> tuple[Any, ...]:
     if args is None:
         return ()
     return tuple(args) if isinstance(args, tuple) else (args,)
+
+
+def with_forward_args(run: RunSettings, additional_forward_args: Any, n_images: int) -> RunSettings:
+    """``run`` with one call's extra forward arguments (Captum's ``additional_forward_args``: a value or a
+    tuple), each flagged per image when it is a tensor with one row per input image (:func:`is_per_image`)."""
+    extra = as_tuple(additional_forward_args)
+    return replace(run, additional_forward_args=extra, per_image_args=tuple(is_per_image(a, n_images) for a in extra))

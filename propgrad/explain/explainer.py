@@ -19,13 +19,12 @@ from propgrad.errors import InvalidParameterError
 from propgrad.explain.arguments import (
     Target,
     as_batch,
-    as_tuple,
-    is_per_image,
     realisation_seeds,
     refuse_moved_keywords,
     resolve_source,
     resolve_targets,
     resolve_test_settings,
+    with_forward_args,
 )
 from propgrad.explain.explanations import Explanations
 from propgrad.explain.realisations import Realisations, summarise_explanations
@@ -296,12 +295,7 @@ class PropertyGradient:
         batched = isinstance(inputs, torch.Tensor) and inputs.dim() == 4
         images = check_images(inputs if batched else as_batch(inputs), "inputs", batched=True)
         src = resolve_source(source, source_params)
-        extra = as_tuple(additional_forward_args)
-        run = replace(
-            self.run_settings,
-            additional_forward_args=extra,
-            per_image_args=tuple(is_per_image(arg, images.shape[0]) for arg in extra),
-        )
+        run = with_forward_args(self.run_settings, additional_forward_args, images.shape[0])
         targets = resolve_targets(target, images.shape[0])
         return _Job(self.forward_func, run, images, src, targets, self.classes), batched
 

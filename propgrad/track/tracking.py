@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
@@ -31,11 +31,10 @@ from propgrad.errors import InvalidParameterError
 from propgrad.explain.arguments import (
     Target,
     as_batch,
-    as_tuple,
-    is_per_image,
     resolve_source,
     resolve_targets,
     resolve_test_settings,
+    with_forward_args,
 )
 from propgrad.explain.explainer import explanation_of
 from propgrad.explain.result import Explanation
@@ -325,12 +324,7 @@ class PropertyTracker:
                 "give either a source or the ready sequences (one per image), not both or neither"
             )
         src: Any = _GivenSequences() if sequences is not None else resolve_source(source, source_params)
-        extra = as_tuple(additional_forward_args)
-        run = replace(
-            self.run_settings,
-            additional_forward_args=extra,
-            per_image_args=tuple(is_per_image(arg, batch.shape[0]) for arg in extra),
-        )
+        run = with_forward_args(self.run_settings, additional_forward_args, batch.shape[0])
         targets = resolve_targets(target, batch.shape[0])
         infos = checkpoint_infos(self.checkpoints)
 
