@@ -28,7 +28,7 @@ from propgrad.explain.arguments import (
 )
 from propgrad.explain.explanations import Explanations
 from propgrad.explain.realisations import Realisations, summarise_explanations
-from propgrad.explain.result import Explanation, aggregate_classes
+from propgrad.explain.result import Deferred, Explanation, aggregate_classes
 from propgrad.explain.scoring import (
     PropertyAxis,
     SequenceScore,
@@ -400,5 +400,5 @@ def explanation_of(
         p_value_adjusted=adjusted,
         min_effect=test.min_effect,
         classes=aggregated,
-        effect_size=sequence_effect_size(scored, axis, test),
+        effect_size=Deferred(sequence_effect_size, scored, axis, test),  # computed when first read
     )

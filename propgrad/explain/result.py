@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
@@ -284,6 +284,48 @@ def null_margin(test: PermutationResult) -> torch.Tensor:
     return statistic - critical
 
 
+class Deferred:
+    """A value computed when first read: ``Deferred(fn, *args)`` stands for ``fn(*args)``.
+
+    Given as the ``effect_size`` of an :class:`Explanation`, the value is computed the first time
+    ``explanation.effect_size`` is read (by :meth:`Explanation.to_dict`, :meth:`Explanation.summary`,
+    comparison, pickling ...) and kept; an explanation whose effect size nobody reads (each checkpoint
+    of ``propgrad track``) never computes it.
+    """
+
+    __slots__ = ("args", "fn")
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.fn = fn
+        self.args = args
+
+    def __call__(self) -> Any:
+        return self.fn(*self.args)
+
+
+class _ComputedOnFirstRead:
+    """A frozen dataclass field that may be given as a :class:`Deferred`: computed on first read, then kept.
+
+    The dataclass's ``__init__`` stores the given value through :meth:`__set__`; reading it resolves a
+    :class:`Deferred` once (the instance stays frozen for users: assigning still raises). Its default is None.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}_value"
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return None  # the field's default
+        value = obj.__dict__.get(self.slot)
+        if isinstance(value, Deferred):
+            value = value()
+            obj.__dict__[self.slot] = value  # the frozen class's __setattr__ is not involved
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass(frozen=True)
 class Explanation:
     """One input's explanation.
@@ -321,7 +363,8 @@ class Explanation:
             :func:`propgrad.stats.null_mean.effect_size`, no resampling): 1 is what a random order
             of the same outputs gives on average, an ordered response is well below 1 (a straight
             ramp of 31 steps: 0.18). NaN where no exact mean exists (``"pearson"``, a callable, a
-            constant output); None when not computed.
+            constant output); None when not computed. Given as a :class:`Deferred` (as
+            :func:`propgrad.explain.explainer.explanation_of` does), it is computed when first read.
     """
 
     flips: FlipResult
@@ -337,7 +380,12 @@ class Explanation:
     p_value_adjusted: torch.Tensor | None = None
     min_effect: float = 0.0
     classes: ClassScores | None = None
-    effect_size: torch.Tensor | None = None
+    effect_size: torch.Tensor | None = _ComputedOnFirstRead()  # type: ignore[assignment]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The instance's state for pickle and copy, with the effect size computed (a :class:`Deferred` is not kept)."""
+        _ = self.effect_size
+        return dict(self.__dict__)
 
     @property
     def score(self) -> torch.Tensor:

@@ -45,6 +45,7 @@ only two-point rows and no limit; an uneven grid has about N distinct three-poin
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from typing import Any, Sequence, Union
@@ -54,7 +55,7 @@ import torch
 
 from propgrad.errors import InvalidParameterError
 from propgrad.stats.coercion import as_outputs, as_values
-from propgrad.stats.gradient import finite_difference_weights, property_gradient, stencil_dtype
+from propgrad.stats.gradient import finite_difference_weights, mean_abs_derivative, property_gradient, stencil_dtype
 from propgrad.stats.null_statistics import StatisticFn
 from propgrad.stats.statistic import check_statistic, observed_statistic
 from propgrad.stats.vector_statistic import VECTOR_NORMS
@@ -72,6 +73,9 @@ __all__ = [
     "mean_pairwise_distance",
     "squared_distances",
 ]
+
+_Stencil = tuple[torch.Tensor, torch.Tensor, tuple[float, Counter]]
+"""A stencil's indices (N, 3), float64 weights (N, 3) and terms (:func:`_stencil_terms`), on the CPU."""
 
 CHUNK_ELEMENTS = 2**20
 """Pairs (p, q) evaluated at once by :func:`mean_abs_combination` (bounds its temporaries to some 40 MB),
@@ -272,7 +276,7 @@ def gradient_null_mean(
         InvalidParameterError: bad outputs, values, ``edge_order`` or ``period`` (as
             :func:`property_gradient`).
     """
-    y, one_d, a, weights, terms = _checked(outputs, values, periodic, period, edge_order)
+    y, one_d, a, (_, weights, terms) = _checked(outputs, values, periodic, period, edge_order)
     dtype = stencil_dtype(y, weights.to(y.device), a.shape[0])
     mean = torch.from_numpy(_column_null_means(a, *terms)).to(device=y.device, dtype=dtype)
     return mean[0] if one_d else mean
@@ -280,15 +284,51 @@ def gradient_null_mean(
 
 def _checked(
     outputs: Any, values: Any, periodic: bool, period: float | None, edge_order: int
-) -> tuple[torch.Tensor, bool, np.ndarray, torch.Tensor, tuple[float, Counter]]:
-    """The checked outputs (N, C), whether they were 1-D, their float64 numpy copy, the stencil's
-    weights and its terms (:func:`_stencil_terms`)."""
+) -> tuple[torch.Tensor, bool, np.ndarray, _Stencil]:
+    """The checked outputs (N, C), whether they were 1-D, their float64 numpy copy and the checked values'
+    stencil ``(indices, weights, terms)`` (:func:`_stencil`)."""
     y, one_d = as_outputs(outputs)
-    n = y.shape[0]
-    x = as_values(values, n, dtype=torch.float64, device=torch.device("cpu"))
+    stencil = _stencil(values, y.shape[0], periodic, period, edge_order)
+    return y, one_d, y.detach().cpu().numpy().astype(np.float64), stencil
+
+
+def _stencil(values: Any, n: int, periodic: bool, period: float | None, edge_order: int) -> _Stencil:
+    """The checked values' stencil on the CPU, ``(indices, weights, terms)``; that of unit steps (``values``
+    None, every per-step score) is computed once per ``(n, periodic, period, edge_order)`` and reused.
+    The tensors are shared: callers read them and never write to them."""
+    plain = isinstance(edge_order, int) and (period is None or isinstance(period, (int, float)))
+    if values is None and plain and not isinstance(period, bool):
+        return _unit_stencil(n, bool(periodic), period, edge_order)
+    return _stencil_of(
+        as_values(values, n, dtype=torch.float64, device=torch.device("cpu")), periodic, period, edge_order
+    )
+
+
+def _stencil_of(x: torch.Tensor, periodic: bool, period: float | None, edge_order: int) -> _Stencil:
     indices, weights = finite_difference_weights(x, edge_order=edge_order, periodic=periodic, period=period)
-    a = y.detach().cpu().numpy().astype(np.float64)
-    return y, one_d, a, weights, _stencil_terms(indices, weights)
+    return indices, weights, _stencil_terms(indices, weights)
+
+
+@functools.lru_cache(maxsize=64)
+def _unit_stencil(n: int, periodic: bool, period: float | None, edge_order: int) -> _Stencil:
+    """:func:`_stencil_of` unit steps ``0 .. n-1`` (what :func:`as_values` gives for None), cached."""
+    return _stencil_of(torch.arange(n, dtype=torch.float64), periodic, period, edge_order)
+
+
+def _trusted_null_mean(name: str, a: np.ndarray, one_d: bool, terms: tuple[float, Counter]) -> torch.Tensor:
+    """:func:`exact_null_mean` of checked float64 outputs ``a`` (N, C) and their stencil's terms (a known name)."""
+    n, c = a.shape
+    whole_vector = name in VECTOR_NORMS
+    if name not in ("gradient", *VECTOR_NORMS) or _too_costly(name, n, c, terms[1]):
+        mean = np.full(1 if whole_vector else c, math.nan)
+    elif name == "gradient":
+        mean = _column_null_means(a, *terms)
+    elif name == "vector_l1":
+        mean = np.array([_column_null_means(a, *terms).sum()])
+    else:
+        mean = np.array([_l2_null_mean(a, *terms)])
+    mean_t = torch.from_numpy(mean)
+    return mean_t[0] if one_d else mean_t
 
 
 def _column_null_means(a: np.ndarray, pair_weight: float, triples: Counter) -> np.ndarray:
@@ -356,11 +396,13 @@ def gradient_effect_size(
     Raises:
         InvalidParameterError: as :func:`gradient_null_mean`.
     """
-    kwargs = {"periodic": periodic, "period": period, "edge_order": edge_order}
-    observed = property_gradient(outputs, values, **kwargs).to(torch.float64).cpu()
-    y, one_d, a, _, terms = _checked(outputs, values, periodic, period, edge_order)
-    mean = torch.from_numpy(_column_null_means(a, *terms))
-    return _ratio(observed, mean[0] if one_d else mean, y)
+    y, one_d, a, stencil = _checked(outputs, values, periodic, period, edge_order)
+    mean = torch.from_numpy(_column_null_means(a, *stencil[2]))  # no cost limit here
+    return _ratio(
+        _observed_gradient(outputs, values, y, one_d, stencil, periodic, period, edge_order),
+        mean[0] if one_d else mean,
+        y,
+    )
 
 
 def exact_null_mean(
@@ -404,19 +446,8 @@ def exact_null_mean(
         InvalidParameterError: bad outputs, values, ``edge_order``, ``period`` or statistic.
     """
     name = check_statistic(statistic)
-    _, one_d, a, _, terms = _checked(outputs, values, periodic, period, edge_order)
-    n, c = a.shape
-    whole_vector = name in VECTOR_NORMS
-    if name not in ("gradient", *VECTOR_NORMS) or _too_costly(name, n, c, terms[1]):
-        mean = np.full(1 if whole_vector else c, math.nan)
-    elif name == "gradient":
-        mean = _column_null_means(a, *terms)
-    elif name == "vector_l1":
-        mean = np.array([_column_null_means(a, *terms).sum()])
-    else:
-        mean = np.array([_l2_null_mean(a, *terms)])
-    mean_t = torch.from_numpy(mean)
-    return mean_t[0] if one_d else mean_t
+    _, one_d, a, (_, _, terms) = _checked(outputs, values, periodic, period, edge_order)
+    return _trusted_null_mean(name, a, one_d, terms)
 
 
 def effect_size(
@@ -455,12 +486,33 @@ def effect_size(
     """
     name = check_statistic(statistic)
     kwargs = {"periodic": periodic, "period": period, "edge_order": edge_order}
-    mean = exact_null_mean(outputs, values, statistic=name, **kwargs)
+    y, one_d, a, stencil = _checked(outputs, values, periodic, period, edge_order)  # checked once
+    mean = _trusted_null_mean(name, a, one_d, stencil[2])
     if name not in ("gradient", *VECTOR_NORMS):  # "pearson" or a callable: no exact mean, the NaN of its shape
         return mean
     if name == "gradient":  # as gradient_effect_size
-        observed = property_gradient(outputs, values, **kwargs)
+        observed = _observed_gradient(outputs, values, y, one_d, stencil, periodic, period, edge_order)
     else:
-        observed = observed_statistic(outputs, values, statistic=name, **kwargs)
-    y, _ = as_outputs(outputs)
-    return _ratio(observed.to(torch.float64).cpu(), mean, y)
+        observed = observed_statistic(outputs, values, statistic=name, **kwargs).to(torch.float64).cpu()
+    return _ratio(observed, mean, y)
+
+
+def _observed_gradient(
+    outputs: Any,
+    values: Any,
+    y: torch.Tensor,
+    one_d: bool,
+    stencil: _Stencil,
+    periodic: bool,
+    period: float | None,
+    edge_order: int,
+) -> torch.Tensor:
+    """:func:`property_gradient` of the outputs (float64, CPU). On the CPU its own steps on the stencil already
+    checked and built (:func:`stencil_dtype`'s dtype, then :func:`mean_abs_derivative`), so the same value to
+    the last bit without building the stencil again; elsewhere :func:`property_gradient` itself."""
+    if y.device.type != "cpu":
+        kwargs = {"periodic": periodic, "period": period, "edge_order": edge_order}
+        return property_gradient(outputs, values, **kwargs).to(torch.float64).cpu()
+    indices, weights, _ = stencil
+    score = mean_abs_derivative(y.to(stencil_dtype(y, weights, y.shape[0])), indices, weights)
+    return (score[0] if one_d else score).to(torch.float64)

@@ -25,7 +25,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,10 @@ from propgrad.track.checkpoint_reading import (
     read_hf_folder,
     read_safetensors,
     read_torch_state,
+    read_torch_summary,
     read_trainer_state,
     safetensors_shapes,
+    tensor_shapes,
 )
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "KINDS",
     "Checkpoint",
     "CheckpointError",
+    "KnownShapes",
     "adapt_keys",
     "check_fits",
     "check_same_architecture",
@@ -60,6 +63,7 @@ __all__ = [
     "load_checkpoint",
     "read_shapes",
     "read_state_dict",
+    "tensor_shapes",
 ]
 
 KINDS = ("hf-trainer", "lightning", "safetensors", "torch", "paper", "custom")
@@ -88,6 +92,9 @@ class Checkpoint:
         ordered_by: Where its place in the order came from: ``"metadata"`` (the file's own record of step
             or epoch), ``"name"`` (a step or epoch written in the file name), ``"name order"`` (the numbers
             in the names, none recording step or epoch) or ``"given order"`` (the order of an explicit list).
+        shapes: The tensor shapes :func:`find_checkpoints` read from a torch file along with its step and
+            epoch (the one pass over the file it makes), so :func:`read_shapes` need not read it again
+            while the file keeps its size and modification time; None when not read. Not compared.
     """
 
     path: Path
@@ -96,6 +103,33 @@ class Checkpoint:
     epoch: float | None
     name: str
     ordered_by: str = "metadata"
+    shapes: KnownShapes | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class KnownShapes:
+    """A checkpoint file's tensor shapes as read once, and the file's ``(size, mtime_ns)`` when they were read.
+
+    Attributes:
+        stamp: The file's size and modification time (ns) before it was read.
+        shapes: The shape of every tensor of its state dict, by key (as stored: no prefix stripped).
+    """
+
+    stamp: tuple[int, int]
+    shapes: Mapping[str, tuple[int, ...]]
+
+    def of(self, path: Path) -> dict[str, tuple[int, ...]] | None:
+        """The shapes, or None when ``path`` is no longer the file they were read from (size or mtime changed)."""
+        try:
+            return dict(self.shapes) if file_stamp(path) == self.stamp else None
+        except OSError:
+            return None
+
+
+def file_stamp(path: Path) -> tuple[int, int]:
+    """A file's ``(size, mtime_ns)``: what tells whether it changed since it was read."""
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
 
 
 def find_checkpoints(
@@ -203,17 +237,20 @@ def _describe_checkpoint(path: Path, *, custom: bool, trust: bool) -> Checkpoint
             step = int(named.group(1)) if named else None
             return Checkpoint(path, "hf-trainer", step, epoch, path.name, "name" if step is not None else "")
         return Checkpoint(path, "hf-trainer", step, epoch, path.name)
+    known = None
     if path.suffix == ".safetensors":
         _, metadata = read_safetensors(path, tensors=False)
         kind = "safetensors"
     else:
-        _, metadata = read_torch_state(path, trust=trust)
+        stamp = file_stamp(path)
+        metadata, shapes = read_torch_summary(path, trust=trust)  # the one read: step, epoch and shapes together
+        known = KnownShapes(stamp, shapes)
         kind = _torch_kind(path, metadata)
     step, epoch = _step_epoch(metadata)
     if step is not None or epoch is not None:
-        return Checkpoint(path, kind, step, epoch, path.name)
+        return Checkpoint(path, kind, step, epoch, path.name, shapes=known)
     step, epoch = _from_name(path.name)
-    return Checkpoint(path, kind, step, epoch, path.name, "name" if (step, epoch) != (None, None) else "")
+    return Checkpoint(path, kind, step, epoch, path.name, "name" if (step, epoch) != (None, None) else "", shapes=known)
 
 
 def _torch_kind(path: Path, metadata: Mapping[str, Any]) -> str:
@@ -350,15 +387,28 @@ def read_state_dict(checkpoint: Checkpoint, *, trust: bool = False) -> tuple[dic
 
 
 def read_shapes(checkpoint: Checkpoint, *, trust: bool = False) -> dict[str, tuple[int, ...]]:
-    """The shape of every tensor of a checkpoint's state dict (safetensors: from the header alone)."""
+    """The shape of every tensor of a checkpoint's state dict (safetensors: from the header alone; a torch file
+    :func:`find_checkpoints` read: the shapes it kept, unless the file changed since)."""
+    if checkpoint.shapes is not None:
+        known = checkpoint.shapes.of(checkpoint.path)
+        if known is not None:
+            return known
     if checkpoint.path.suffix == ".safetensors":
         return safetensors_shapes(checkpoint.path)
-    if checkpoint.path.is_dir():
+    if checkpoint.path.is_dir():  # a Trainer folder: each shard's shapes (safetensors: from the header alone)
         shards = hf_weight_shards(checkpoint.path)
-        if all(shard.suffix == ".safetensors" for shard in shards):
-            return {key: shape for shard in shards for key, shape in safetensors_shapes(shard).items()}
-    state, _ = read_state_dict(checkpoint, trust=trust)
-    return {key: tuple(value.shape) for key, value in state.items() if isinstance(value, torch.Tensor)}
+        if checkpoint.kind != "custom" or all(shard.suffix == ".safetensors" for shard in shards):
+            shapes: dict[str, tuple[int, ...]] = {}
+            for shard in shards:
+                is_safetensors = shard.suffix == ".safetensors"
+                shapes.update(
+                    safetensors_shapes(shard) if is_safetensors else read_torch_summary(shard, trust=trust)[1]
+                )
+            return shapes
+    elif checkpoint.kind != "custom":
+        return read_torch_summary(checkpoint.path, trust=trust)[1]
+    state, _ = read_state_dict(checkpoint, trust=trust)  # refused: a load_func's file is its own business
+    return tensor_shapes(state)
 
 
 def load_checkpoint(
