@@ -6,6 +6,9 @@ registered suite at the paper's sizes. Interrupted runs (Ctrl-C, or SIGTERM from
 a resumed run keeps the baselines and suites it was started with unless ``--baselines`` or
 ``--suite`` is given, so installing a new plugin does not block it. One run at a time can use
 an ``--out`` folder. Several runs sharing a machine are fastest with ``--threads 1`` each.
+``--executor dask`` spreads the grid over Dask workers (a local cluster of ``--workers`` processes,
+or a running scheduler at ``--scheduler``, e.g. a SLURM cluster): the same records, the output
+folder written by this process alone (docs/distributed.md).
 
 Flip tables come under four definitions: the paper's two (a flip anywhere, the final decision),
 extrapolation (every method sees the first half of the path, the label is a flip in the second)
@@ -121,6 +124,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="N",
         help="CPU threads of torch (default: torch's choice); use 1 per run when several runs share a machine. "
         "Suite models train on one thread whatever this says, so it never changes them",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="where the grid's units run: local (this process, the default) or dask (Dask distributed: a local "
+        "cluster of --workers processes, or the scheduler at --scheduler; pip install 'propgrad[dask]'; "
+        "docs/distributed.md). The records are the same either way",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS", help="with --executor dask: a running Dask scheduler, e.g. tcp://host:8786"
+    )
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="with --executor dask: worker processes of a local cluster (default: Dask's choice)",
+    )
+    parser.add_argument(
+        "--threads-per-worker",
+        type=int,
+        metavar="T",
+        help="with --executor dask: torch threads of each worker (default 1; each worker computes one unit at a time)",
+    )
+    parser.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="where the models run: cpu, cuda, cuda:1 ... (default: where the suite puts them, the CPU for the "
+        "built-in suites); with --executor dask every unit asks for one GPU worker resource when it is cuda",
     )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     parser.set_defaults(run=run)
@@ -254,10 +287,71 @@ def _say_kept(stored: dict[str, list[str]], out: Path, quick: bool) -> None:
         print(f"resuming {out} with the suites it was started with: {names} (pass --suite to choose)")
 
 
+def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The checked ``--executor`` options: ``{"executor": "local" | "dask", "scheduler", "workers", "threads"}``.
+
+    Raises:
+        InvalidParameterError: A Dask option without ``--executor dask``, or a count below 1.
+    """
+    from propgrad.core.validation import check_int
+
+    executor = getattr(args, "executor", "local")
+    options = {
+        "scheduler": getattr(args, "scheduler", None),
+        "workers": getattr(args, "workers", None),
+        "threads": getattr(args, "threads_per_worker", None),
+    }
+    flags = {"scheduler": "--scheduler", "workers": "--workers", "threads": "--threads-per-worker"}
+    if executor != "dask":
+        given = [flags[k] for k, v in options.items() if v is not None]
+        if given:
+            raise InvalidParameterError(f"{', '.join(given)} need(s) --executor dask, got --executor {executor}")
+    for name in ("workers", "threads"):
+        if options[name] is not None:
+            options[name] = check_int(options[name], flags[name])
+    return {"executor": executor, **options}
+
+
+def checked_device(device: str, *, on_workers: bool) -> str:
+    """``--device`` checked: one this process has, or (``on_workers``: the workers run the models) a valid name."""
+    import torch
+
+    from propgrad.core.validation.tensors import check_device
+
+    if not on_workers:
+        return str(check_device(device, "--device"))
+    try:
+        return str(torch.device(device))
+    except (RuntimeError, ValueError):
+        raise InvalidParameterError(f"--device must name a torch device such as cpu or cuda, got {device!r}") from None
+
+
+@contextmanager
+def chosen_executor(options: dict[str, Any], device: str | None) -> Iterator[Any]:
+    """The executor ``options`` ask for: None (in-process; Dask is not imported), or a Dask executor."""
+    if options["executor"] != "dask":
+        yield None
+        return
+    from propgrad.harness.executors import dask_executor
+
+    with dask_executor(
+        scheduler=options["scheduler"],
+        workers=options["workers"],
+        threads_per_worker=options["threads"],
+        device=device,
+        say=print,
+    ) as executor:
+        yield executor
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark, print the tables, write results.json, records.csv, report.md/.html, plots to ``--out``."""
     from propgrad.harness import preset, run_benchmark
 
+    options = executor_options(args)
+    device = getattr(args, "device", None)
+    if device is not None:
+        device = checked_device(device, on_workers=options["executor"] == "dask")
     stored = stored_names(args)
     suites, baselines, classes = resolve_names(args, stored)
     correction = getattr(args, "correction", "bh")
@@ -286,5 +380,14 @@ def run(args: argparse.Namespace) -> int:
         )
         _say_kept(stored, args.out, args.quick)
         sys.stdout.flush()
-        run_benchmark(settings, args.out, fresh=args.fresh, show_progress=args.progress, echo=print)
+        with chosen_executor(options, device) as executor:  # a scheduler that does not answer fails here
+            run_benchmark(
+                settings,
+                args.out,
+                fresh=args.fresh,
+                show_progress=args.progress,
+                echo=print,
+                executor=executor,
+                device=device,
+            )
     return 0

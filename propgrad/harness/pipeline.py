@@ -12,6 +12,7 @@ append-only store is written atomically.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from propgrad.core.forward import model_device
 from propgrad.core.strict_json import strict_with_reasons
 from propgrad.errors import InvalidParameterError
 from propgrad.harness.cells import record_key
+from propgrad.harness.executors import UnitsFailedError
 from propgrad.harness.figures import write_plots
 from propgrad.harness.identity import bind_baselines, bind_models, bind_suite, weights_hash
 from propgrad.harness.kept_maps import MAPS_DIR, KeptMaps
@@ -32,7 +34,7 @@ from propgrad.harness.records_csv import write_records_csv
 from propgrad.harness.report import SuiteTables, format_report, report_sections
 from propgrad.harness.report_html import HTML_NAME, write_benchmark_html
 from propgrad.harness.result_view import BenchmarkResult
-from propgrad.harness.runner import SuiteRunner, run_suites
+from propgrad.harness.runner import Outputs, SuiteRunner, run_suites
 from propgrad.harness.settings import BenchmarkSettings
 from propgrad.harness.store import CellStore
 from propgrad.harness.summary import summarise
@@ -42,6 +44,8 @@ from propgrad.suites.base import BenchmarkSuite
 
 STORE_NAME = "cells.jsonl"
 RESULTS_NAME = "results.json"
+#: Units that failed on every try in a run on an executor, with their errors (removed when a rerun completes).
+FAILED_UNITS_NAME = "failed_units.json"
 REPORT_NAME = "report.md"
 CSV_NAME = "records.csv"
 _PLOT_GLOBS = ("behaviour_*.png", "scores_*.png", "roc_*.png", "filmstrip_*.png", "maps_*.png")
@@ -50,7 +54,7 @@ _PLOT_GLOBS = ("behaviour_*.png", "scores_*.png", "roc_*.png", "filmstrip_*.png"
 def remove_outputs(out_dir: Path) -> None:
     """Delete what a previous run wrote to ``out_dir`` (only the benchmark's own files)."""
     out_dir = Path(out_dir)
-    for name in (STORE_NAME, RESULTS_NAME, REPORT_NAME, CSV_NAME, HTML_NAME):
+    for name in (STORE_NAME, RESULTS_NAME, REPORT_NAME, CSV_NAME, HTML_NAME, FAILED_UNITS_NAME):
         (out_dir / name).unlink(missing_ok=True)
     for pattern in _PLOT_GLOBS:
         for path in out_dir.glob(pattern):
@@ -93,6 +97,8 @@ def run_benchmark(
     show_progress: bool = False,
     plots: bool = True,
     echo: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the "predict the flip" benchmark and write its outputs.
 
@@ -112,6 +118,12 @@ def run_benchmark(
         show_progress: Progress bars (suite construction, interventions, inference, attribution).
         plots: Write the PNG figures.
         echo: Called with status lines (resumed cells, recomputed plugins, output paths); None is silent.
+        executor: Where the units of the grid run (any :class:`concurrent.futures.Executor`, e.g. Dask's
+            ``Client.get_executor()``; :mod:`propgrad.harness.executors`, docs/distributed.md); None (the
+            default) computes them in this process. Not a setting: the records are the same either way,
+            and the driver (this process) alone writes the output folder.
+        device: Where the models run (``"cpu"``, ``"cuda"`` ...; with an executor, on the workers); None
+            leaves them where the suites put them. Not a setting either (see docs/distributed.md).
 
     Returns:
         The data written to ``results.json``. ``timing`` adds up every session that computed
@@ -122,14 +134,59 @@ def run_benchmark(
         OutputNotWritableError: ``out_dir`` cannot be written.
         OutputInUseError: Another run is using ``out_dir``.
         ValueError: Suites or baselines that do not match the settings.
+        WorkerMismatchError: A Dask worker lacks a plugin the run needs or runs another version (before anything is
+            written).
+        UnitsFailedError: With an executor, units failed; every other cell is stored and no report is written.
     """
     out_dir = Path(out_dir)
+    say = echo or (lambda _m: None)
+    if executor is not None:  # before anything is written
+        _check_executor(executor, settings, suites, baselines, say)
     check_writable(out_dir, (STORE_NAME,))
     with locked_output(out_dir):
         if fresh:
             remove_outputs(out_dir)
         store = CellStore(out_dir / STORE_NAME, settings.result_settings())
-        return _run_locked(settings, out_dir, store, suites, baselines, show_progress, plots, echo or (lambda _m: None))
+        run = _Run(executor, device, show_progress, plots)
+        return _run_locked(settings, out_dir, store, suites, baselines, say, run)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """How a run computes and reports: its units on ``executor`` (None: in this process) with the models on
+    ``device``, with progress bars or not, with the PNG figures or not."""
+
+    executor: Executor | None = None
+    device: str | None = None
+    show_progress: bool = False
+    plots: bool = True
+
+
+def _check_executor(
+    executor: Executor,
+    settings: BenchmarkSettings,
+    suites: Mapping[str, BenchmarkSuite] | None,
+    baselines: Mapping[str, AttributionBaseline] | None,
+    say: Callable[[str], None],
+) -> None:
+    """On a Dask executor, check every worker before anything is written (:func:`executors.check_workers`)."""
+    from propgrad.harness.executors import check_workers, dask_client_of, needed_plugins
+
+    client = dask_client_of(executor)
+    if client is None:
+        return
+    from propgrad.plugins import get_baseline, get_suite
+
+    suite_classes = {n: type(s) for n, s in suites.items()} if suites is not None else {}
+    if suites is None:
+        suite_classes = {n: get_suite(n) for n in settings.suites}
+    baseline_classes = {n: type(b) for n, b in baselines.items()} if baselines is not None else {}
+    if baselines is None:
+        baseline_classes = {n: get_baseline(n) for n in settings.baselines}
+    n = check_workers(
+        client, needed_plugins(suite_classes, baseline_classes, registered=(suites is None, baselines is None))
+    )
+    say(f"Dask: {n} workers checked (propgrad and plugin versions); dashboard {client.dashboard_link}")
 
 
 def _run_locked(
@@ -138,10 +195,10 @@ def _run_locked(
     store: CellStore,
     suites: Mapping[str, BenchmarkSuite] | None,
     baselines: Mapping[str, AttributionBaseline] | None,
-    show_progress: bool,
-    plots: bool,
     say: Callable[[str], None],
+    run: _Run,
 ) -> dict[str, Any]:
+    show_progress, plots = run.show_progress, run.plots
     stopwatch = Stopwatch()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     store.track_session(TimingCheckpoints(stopwatch), started=started)  # a killed session still counts
@@ -201,19 +258,23 @@ def _run_locked(
             suites,
             baselines,
             settings,
-            store,
-            stopwatch,
-            show_progress=show_progress,
+            Outputs(store, stopwatch, kept, run.show_progress),
             on_prepared=prepared,
-            kept_maps=kept,
+            executor=run.executor,
+            device=run.device,
+            say=say,
         )
         finished = True
+    except UnitsFailedError as exc:  # recorded with their errors; the stored cells of the other units stay
+        path = write_json(out_dir / FAILED_UNITS_NAME, {"failed_units": exc.failures})
+        raise UnitsFailedError(f"{exc} (every failed unit and its error: {path})", exc.failures) from exc
     finally:
         if not finished and store.n_appended:  # keep the timing of the interrupted session's cells
             try:
                 store.add_segment(store.n_appended, stopwatch.summary(), started=started, interrupted=True)
             except Exception:  # noqa: BLE001 - never hide why the run stopped
                 pass
+    (out_dir / FAILED_UNITS_NAME).unlink(missing_ok=True)  # every unit is done now
     slic = _slic_counts(runners)
     with stopwatch.measure("quantus"):
         quantus = runners_quantus_scores(runners, settings.quantus_metrics)

@@ -1,9 +1,9 @@
 """Running the "predict the flip" benchmark: every (suite, intervention, model, image, method) cell.
 
-Per suite and intervention, the test images are processed in chunks: each image's sequence (and,
-when the suite has one, its held-out realisation and, when the run has placebos, its M placebo
-sequences) is generated once and shared by every model; every model runs on the original and every
-step (softmax); the property cell (score, p-values, the labels and scores of every flip
+Per suite and intervention, the test images are processed in attribution blocks (units, below):
+each image's sequence (and, when the suite has one, its held-out realisation and, when the run has
+placebos, its M placebo sequences) is generated once and shared by every model; every model runs
+on the original and every step (softmax); the property cell (score, p-values, the labels and scores of every flip
 definition, reference) is stored; then every baseline runs on the original, the half-way and the
 final image of each sequence with the explained class as target (none for the suite's
 score-only interventions). Finished cells go to a :class:`~propgrad.harness.store.CellStore` at
@@ -19,11 +19,17 @@ one call on the block's originals (reused by every intervention), one on its hal
 final images per intervention. A block's calls hold the same
 images whichever of its cells are missing; a resumed run regenerates the sequences of a
 half-finished block's other images rather than attribute the missing ones in a smaller batch.
+
+The work is cut into *units* (:class:`~propgrad.harness.units.Unit`): one attribution block of one
+intervention, its property cells and then its baseline cells. The in-process run computes the units in
+order, inline (:meth:`SuiteRunner.run`); an executor (:mod:`propgrad.harness.executors`) computes
+the same units elsewhere with :meth:`SuiteRunner.run_unit`, the one function that computes a unit.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Callable, Mapping
 
@@ -61,6 +67,7 @@ from propgrad.harness.map_cache import MapCache
 from propgrad.harness.settings import BenchmarkSettings, PoolSize
 from propgrad.harness.store import CellStore
 from propgrad.harness.timing import Stopwatch, TimedModule
+from propgrad.harness.units import StoreSink, Todo, Unit, UnitSink
 from propgrad.sources.base import InterventionSequence
 from propgrad.sources.placebo_sequences import PlaceboDraw, PlaceboPool
 from propgrad.stats.flips import prediction_flips
@@ -98,19 +105,40 @@ def pool_size(settings: BenchmarkSettings, suite: BenchmarkSuite) -> int | None:
     return settings.pool_per_class
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """Where a run's results go and how it shows progress.
+
+    Attributes:
+        store: The cell store (None on a worker, whose results the driver stores).
+        stopwatch: Where the run's time is measured.
+        kept_maps: Where the maps and sequences of a few images are kept (None: none).
+        show_progress: Progress bars.
+    """
+
+    store: CellStore | None
+    stopwatch: Stopwatch
+    kept_maps: KeptMaps | None = None
+    show_progress: bool = False
+
+
 class SuiteRunner:
     """Computes the missing cells of one suite and stores them.
+
+    The driver of a run (which holds the store) plans the units (:meth:`plan`); whoever computes a unit
+    (the driver itself, or a worker of an executor holding a runner without a store) calls :meth:`run_unit`.
 
     Args:
         name: The suite's name (first part of every key).
         suite: The constructed suite.
         baselines: Constructed baselines by name.
         settings: The run's settings.
-        store: Where finished cells go.
+        store: Where finished cells go (None on a worker, which only computes units).
         stopwatch: Accumulates forward / attribution / intervention time.
         show_progress: Show progress bars.
         kept_maps: Where the maps and sequences of a few images per class are kept for the
             report's figures (:mod:`propgrad.harness.kept_maps`); None keeps none.
+        device: Where the models run (moved there by :meth:`prepare`); None leaves them where the suite put them.
 
     Attributes:
         slic_fallbacks: Per superpixel baseline, how many images each SLIC strategy segmented
@@ -123,17 +151,16 @@ class SuiteRunner:
         suite: BenchmarkSuite,
         baselines: Mapping[str, AttributionBaseline],
         settings: BenchmarkSettings,
-        store: CellStore,
-        stopwatch: Stopwatch,
-        show_progress: bool = False,
-        kept_maps: KeptMaps | None = None,
+        outputs: Outputs,
+        device: str | None = None,
     ) -> None:
         self.name, self.suite, self.baselines = name, suite, dict(baselines)
-        self.kept_maps = kept_maps
+        self.kept_maps = outputs.kept_maps
         self.kept: frozenset[int] = frozenset()  # pool images whose maps are kept (set by prepare)
         self.slic_fallbacks: dict[str, dict[str, int]] = {}
-        self.settings, self.store, self.stopwatch = settings, store, stopwatch
-        self.show_progress = show_progress
+        self.settings, self.store, self.stopwatch = settings, outputs.store, outputs.stopwatch
+        self.show_progress = outputs.show_progress
+        self.device = device
         # Maps of each block's original images by (model, baseline, block, targets), bounded in bytes
         # (propgrad.harness.map_cache): a suite with several interventions attributes them once while
         # they fit, and a forgotten block (or a resumed run) recomputes them in the same block, bit for bit.
@@ -144,75 +171,131 @@ class SuiteRunner:
         self.pool: list[int] = []
 
     def prepare(self) -> None:
-        """Load the suite's models and test set (training them on a cold cache)."""
+        """Load the suite's models and test set (training them on a cold cache), on :attr:`device` if set."""
         with self.stopwatch.measure("suite_setup"):
             self.models = dict(self.suite.models())
             self.images, self.labels = self.suite.test_set()
+            if self.device is not None:
+                self.models = {name: model.to(self.device) for name, model in self.models.items()}
         if not self.models:
             raise InvalidParameterError(f"suite {self.name!r} has no models")
         self.pool = select_pool(self.labels, pool_size(self.settings, self.suite), self.settings.seed)
         self.kept = frozenset(kept_images(self.pool, self.labels)) if self.kept_maps is not None else frozenset()
 
     def run(self) -> None:
-        """Compute and store every missing cell of every intervention (after :meth:`prepare`)."""
+        """Compute and store every missing cell of every intervention (after :meth:`prepare`), unit by unit, inline."""
         for intervention in self.suite.interventions:
-            self._run_intervention(intervention)
+            units = self.plan(intervention)
+            bars = self.progress_bars(f"{self.name}/{intervention}", units)
+            try:
+                sink = StoreSink(self._store(), self.kept_maps, bars)
+                for unit in units:
+                    self.run_unit(unit, sink)
+            finally:
+                for bar in bars:
+                    bar.close()
+
+    def _store(self) -> CellStore:
+        if self.store is None:  # internal: a worker's runner computes units, it never plans or stores
+            raise RuntimeError(f"the runner of suite {self.name!r} has no cell store")
+        return self.store
+
+    def progress_bars(self, label: str, units: list[Unit]) -> list[Any]:
+        """Bars of sequences generated, property cells and baseline cells of ``units`` (:class:`StoreSink`'s)."""
+        totals = [
+            sum(u.n_sequences for u in units),
+            sum(len(models) for u in units for _, models, _ in u.todo),
+            sum(len(pairs) for u in units for _, _, pairs in u.todo),
+        ]
+        return [
+            progress_bar(total, f"{label} {what}", enabled=self.show_progress, position=k)
+            for k, (total, what) in enumerate(zip(totals, ("interventions", "inference", "attribution")))
+        ]
 
     def _missing(self, intervention: str, index: int) -> tuple[list[str], list[tuple[str, str]]]:
-        models = [m for m in self.models if property_key(self.name, intervention, m, index).as_json() not in self.store]
+        store = self._store()
+        models = [m for m in self.models if property_key(self.name, intervention, m, index).as_json() not in store]
         if intervention in self.suite.score_only_interventions:
             return models, []
         pairs = [
             (m, b)
             for m in self.models
             for b in self.baselines
-            if not self.store.is_finished(baseline_key(self.name, intervention, m, index, b).as_json())  # retry errors
+            if not store.is_finished(baseline_key(self.name, intervention, m, index, b).as_json())  # retry errors
         ]
         return models, pairs
 
-    def _run_intervention(self, intervention: str) -> None:
+    def plan(self, intervention: str) -> list[Unit]:
+        """The units of ``intervention`` that hold missing cells (after :meth:`prepare`; reads the store).
+
+        One unit per attribution block of :data:`ATTRIBUTION_BLOCK` consecutive pool images with a
+        missing cell; it carries the explained classes of the block's stored property cells that its
+        baseline cells need as targets, so it is computed without the store.
+        """
         todo = {i: self._missing(intervention, i) for i in self.pool}
         todo = {i: t for i, t in todo.items() if t[0] or t[1]}
         size = ATTRIBUTION_BLOCK
-        blocks = [self.pool[k : k + size] for k in range(0, len(self.pool), size)]
-        blocks = [b for b in blocks if any(i in todo for i in b)]
-        label = f"{self.name}/{intervention}"
-        n_sequences = sum(len(_needing_sequences(b, todo)) for b in blocks)
-        totals = [n_sequences, sum(len(t[0]) for t in todo.values()), sum(len(t[1]) for t in todo.values())]
-        bars = [
-            progress_bar(total, f"{label} {what}", enabled=self.show_progress, position=k)
-            for k, (total, what) in enumerate(zip(totals, ("interventions", "inference", "attribution")))
-        ]
-        per_chunk = max(1, self.settings.chunk_size // size)
-        try:
-            for start in range(0, len(blocks), per_chunk):
-                chunk_blocks = blocks[start : start + per_chunk]
-                chunk = {i: todo[i] for b in chunk_blocks for i in b if i in todo}
-                sequences = {}
-                for i in (i for b in chunk_blocks for i in _needing_sequences(b, todo)):
-                    with self.stopwatch.measure("intervention"):
-                        sequences[i] = self.suite.intervene(intervention, i)
-                    if i in self.kept and self.kept_maps is not None:
-                        self.kept_maps.save_sequence(self.name, intervention, i, sequences[i])
-                    bars[0].update(1)
-                self._infer(intervention, chunk, sequences, bars[1])
-                steps = {i: _attributed_steps(seq) for i, seq in sequences.items()}
-                del sequences
-                self._attribute(intervention, chunk_blocks, chunk, steps, bars[2])
-        finally:
-            for bar in bars:
-                bar.close()
+        units = []
+        for number, start in enumerate(range(0, len(self.pool), size)):
+            block = self.pool[start : start + size]
+            if not any(i in todo for i in block):
+                continue
+            attributed = {m for i in block if i in todo for m, _ in todo[i][1]}
+            explained = []
+            for m in self.models:
+                for i in block:
+                    prop = self._stored(property_key(self.name, intervention, m, i))
+                    if m in attributed and prop is not None:
+                        explained.append((m, i, int(prop["explained"])))
+            units.append(
+                Unit(
+                    suite=self.name,
+                    intervention=intervention,
+                    number=number,
+                    block=tuple(block),
+                    todo=tuple((i, tuple(todo[i][0]), tuple(todo[i][1])) for i in block if i in todo),
+                    explained=tuple(explained),
+                    kept=tuple(i for i in block if i in self.kept),
+                    n_sequences=len(_needing_sequences(block, todo)),
+                )
+            )
+        return units
+
+    def run_unit(self, unit: Unit, sink: UnitSink) -> None:
+        """Compute one unit: its images' sequences, then its property cells, then its baseline cells, into ``sink``.
+
+        Needs no store (the unit carries what it needs of it): the same computation wherever it runs.
+        """
+        intervention, block = unit.intervention, list(unit.block)
+        todo = {i: (list(models), list(pairs)) for i, models, pairs in unit.todo}
+        explained = {(m, i): target for m, i, target in unit.explained}
+        sequences = {}
+        for i in _needing_sequences(block, todo):
+            with self.stopwatch.measure("intervention"):
+                sequences[i] = self.suite.intervene(intervention, i)
+            if i in unit.kept:
+                sink.keep_sequence(self.name, intervention, i, sequences[i])
+            sink.generated(1)
+        self._infer(intervention, todo, sequences, explained, sink)
+        steps = {i: _attributed_steps(seq) for i, seq in sequences.items()}
+        del sequences
+        self._attribute(intervention, block, todo, steps, explained, frozenset(unit.kept), sink)
 
     def _stored(self, key: CellKey) -> CellRecord | None:
         """The finished record of ``key``, or None."""
-        return self.store.get(key.as_json())  # type: ignore[return-value]
+        return self._store().get(key.as_json())  # type: ignore[return-value]
 
     def _infer(
-        self, intervention: str, chunk: dict[int, Any], sequences: dict[int, InterventionSequence], bar: Any
+        self,
+        intervention: str,
+        todo: Todo,
+        sequences: dict[int, InterventionSequence],
+        explained: dict[tuple[str, int], int],
+        sink: UnitSink,
     ) -> None:
         test = replace(self.settings.cell_test, seed=cell_seed(self.settings.seed, self.name, intervention))
         score_only = intervention in self.suite.score_only_interventions
-        for i, (models, _) in chunk.items():
+        for i, (models, _) in todo.items():
             if not models:
                 continue
             sequence = sequences[i]
@@ -223,8 +306,9 @@ class SuiteRunner:
             records = [
                 self._property_cell(intervention, m, i, sequence, held_out, placebos, others, test) for m in models
             ]
-            self.store.append(list(records))
-            bar.update(len(records))
+            for m, record in zip(models, records):
+                explained[(m, i)] = int(record["explained"])
+            sink.cells(list(records))
 
     def _realisation(self, intervention: str, index: int, number: int) -> InterventionSequence:
         """Realisation ``number`` (>= 1) of the image's intervention, for runs with R > 1."""
@@ -294,41 +378,40 @@ class SuiteRunner:
     def _attribute(
         self,
         intervention: str,
-        blocks: list[list[int]],
-        chunk: dict[int, Any],
+        block: list[int],
+        todo: Todo,
         steps: dict[int, tuple[torch.Tensor | None, torch.Tensor]],
-        bar: Any,
+        explained: dict[tuple[str, int], int],
+        kept: frozenset[int],
+        sink: UnitSink,
     ) -> None:
-        """Attribute the original, half-way and final images of every block with missing baseline cells."""
+        """Attribute the original, half-way and final images of the block for its missing baseline cells."""
         for model_name, model in self.models.items():
             for base_name, baseline in self.baselines.items():
-                for block in blocks:
-                    wanted = [i for i in block if i in chunk and (model_name, base_name) in chunk[i][1]]
-                    if not wanted:
-                        continue
-                    targets = []
-                    for i in block:
-                        prop = self._stored(property_key(self.name, intervention, model_name, i))
-                        assert prop is not None and prop["kind"] == "property", "property cells come first"
-                        targets.append(prop["explained"])
-                    originals = [self.images[i] for i in block]
-                    before = self._maps_before.get(
-                        (model_name, base_name, tuple(block), tuple(targets)),
-                        partial(self._block_maps, model, baseline, base_name, originals, targets),
-                    )
-                    after = self._block_maps(model, baseline, base_name, [steps[i][1] for i in block], targets)
-                    halves: list[torch.Tensor | str | None] = [None] * len(block)
-                    if all(steps[i][0] is not None for i in block):
-                        halfway = [steps[i][0] for i in block]
-                        halves = list(self._block_maps(model, baseline, base_name, halfway, targets))  # type: ignore[arg-type]
-                    records = [
-                        _baseline_cell(baseline_key(self.name, intervention, model_name, i, base_name), b, a, h)
-                        for i, b, a, h in zip(block, before, after, halves)
-                        if i in wanted
-                    ]
-                    self._keep_maps(intervention, model_name, base_name, block, wanted, before, after)
-                    self.store.append(list(records))
-                    bar.update(len(records))
+                wanted = [i for i in block if i in todo and (model_name, base_name) in todo[i][1]]
+                if not wanted:
+                    continue
+                assert all((model_name, i) in explained for i in block), "property cells come first"
+                targets = [explained[(model_name, i)] for i in block]
+                originals = [self.images[i] for i in block]
+                before = self._maps_before.get(
+                    (model_name, base_name, tuple(block), tuple(targets)),
+                    partial(self._block_maps, model, baseline, base_name, originals, targets),
+                )
+                after = self._block_maps(model, baseline, base_name, [steps[i][1] for i in block], targets)
+                halves: list[torch.Tensor | str | None] = [None] * len(block)
+                if all(steps[i][0] is not None for i in block):
+                    halfway = [steps[i][0] for i in block]
+                    halves = list(self._block_maps(model, baseline, base_name, halfway, targets))  # type: ignore[arg-type]
+                records = [
+                    _baseline_cell(baseline_key(self.name, intervention, model_name, i, base_name), b, a, h)
+                    for i, b, a, h in zip(block, before, after, halves)
+                    if i in wanted
+                ]
+                for i, b, a in zip(block, before, after):  # before their cells are stored, so a stored cell has them
+                    if i in wanted and i in kept and isinstance(b, torch.Tensor) and isinstance(a, torch.Tensor):
+                        sink.keep_maps(self.name, intervention, model_name, base_name, i, b, a)
+                sink.cells(list(records))
 
     def _block_maps(
         self, model: nn.Module, baseline: AttributionBaseline, name: str, images: list[torch.Tensor], targets: list[int]
@@ -352,23 +435,6 @@ class SuiteRunner:
                 for j in range(len(images))
                 for m in self._block_maps(model, baseline, name, images[j : j + 1], targets[j : j + 1])
             ]
-
-    def _keep_maps(
-        self,
-        intervention: str,
-        model: str,
-        baseline: str,
-        block: list[int],
-        wanted: list[int],
-        before: Maps,
-        after: Maps,
-    ) -> None:
-        """Keep the maps of the block's kept images (before their cells are stored, so a stored cell has them)."""
-        if self.kept_maps is None:
-            return
-        for i, b, a in zip(block, before, after):
-            if i in wanted and i in self.kept and isinstance(b, torch.Tensor) and isinstance(a, torch.Tensor):
-                self.kept_maps.save_maps(self.name, intervention, model, baseline, i, b, a)
 
 
 def _needing_sequences(block: list[int], todo: Mapping[int, tuple[list[str], list[tuple[str, str]]]]) -> list[int]:
@@ -405,23 +471,43 @@ def run_suites(
     suites: Mapping[str, BenchmarkSuite],
     baselines: Mapping[str, AttributionBaseline],
     settings: BenchmarkSettings,
-    store: CellStore,
-    stopwatch: Stopwatch,
+    outputs: Outputs,
     *,
-    show_progress: bool = False,
     on_prepared: Callable[[str, SuiteRunner], None] | None = None,
-    kept_maps: KeptMaps | None = None,
+    executor: Executor | None = None,
+    device: str | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> dict[str, SuiteRunner]:
     """Run every suite (in order) and return the runners, which hold models, labels and pools.
 
-    ``kept_maps``: where every runner keeps the maps and sequences of a few images (None: none).
+    ``outputs``: the store, stopwatch, kept maps and progress bars every runner uses.
+    ``executor``: where the units run (:mod:`propgrad.harness.executors`); None computes them here, inline.
+    ``device``: where the models run (None: where the suites put them). ``say``: status lines (failed units).
+
+    Raises:
+        UnitsFailedError: With an executor, units failed (after every suite ran; the others are stored).
     """
     runners = {}
+    failures: list[str] = []
     for name, suite in suites.items():
-        runner = SuiteRunner(name, suite, baselines, settings, store, stopwatch, show_progress, kept_maps)
+        local_device = device if executor is None else None  # with an executor, the workers run the models
+        runner = SuiteRunner(name, suite, baselines, settings, outputs, local_device)
         runner.prepare()
         if on_prepared is not None:
             on_prepared(name, runner)
-        runner.run()
+        if executor is None:
+            runner.run()
+        else:
+            from propgrad.harness.executors import run_on_executor
+
+            failures += run_on_executor(runner, executor, device=device, say=say)
         runners[name] = runner
+    if failures:
+        from propgrad.harness.executors import UnitsFailedError
+
+        raise UnitsFailedError(
+            f"{len(failures)} unit(s) failed and their cells are not stored (the others are; a rerun computes "
+            f"them): {failures[0]}" + (f"; and {len(failures) - 1} more" if len(failures) > 1 else ""),
+            failures,
+        )
     return runners

@@ -73,8 +73,9 @@ class BenchmarkSettings:
             without replacement when the pool is larger, else with replacement (bootstrap).
         forward_batch_size: Most images per model forward pass; each pass holds one test image's
             original and steps only, so that results do not depend on which images ran together.
-        chunk_size: Test images whose sequences are held in memory at once (whole attribution
-            blocks of ``propgrad.harness.runner.ATTRIBUTION_BLOCK`` images, at least one block).
+        chunk_size: No longer changes anything (kept so that stored settings and scripts still
+            read): a run holds the sequences of one unit, one attribution block of
+            ``propgrad.harness.runner.ATTRIBUTION_BLOCK`` images, at a time (:mod:`propgrad.harness.units`).
         quantus_metrics: Quantus metric class names computed per suite, model and baseline on the
             pool images (:mod:`propgrad.harness.metric_columns`); empty (the default) computes none
             and leaves the settings hash of earlier runs unchanged.

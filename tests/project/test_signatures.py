@@ -41,6 +41,10 @@ PUBLIC_DOORS = {
         "the user's door beside attribute: attribute's image, source, target and test keywords plus ready "
         "sequences and where each finished checkpoint is kept"
     ),
+    "propgrad/harness/pipeline.py::run_benchmark": (
+        "the benchmark's Python entry point: settings and folder, the suites and baselines a caller may "
+        "pass ready, how it reports, and where its units run (any concurrent.futures.Executor, a device)"
+    ),
     "propgrad/explain/quantus.py::evaluate": (
         "adapter mirroring quantus.evaluate's keywords (metric, model, x_batch, y_batch, s_batch, ...)"
     ),
