@@ -32,6 +32,8 @@ API_MODULES = (
     "propgrad",
     "propgrad.explain.quantus",
     "propgrad.explain.zero_shot",
+    "propgrad.track",
+    "propgrad.track.checkpoints",
     "propgrad.testing",
     "propgrad.baselines",
     "propgrad.plugins",
