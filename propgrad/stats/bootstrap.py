@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.stats
 import torch
 
 from propgrad.core.validation import Bounds, check_int, check_number, check_seed
@@ -113,6 +112,8 @@ def summarise_realisations(
     low[constant], high[constant] = mean[constant], mean[constant]
     spread = finite & ~constant
     if x.shape[0] >= 2 and spread.any():
+        import scipy.stats  # here: an explanation of one realisation never needs scipy.stats (slow to import)
+
         columns = x if x.ndim == 1 else x[:, spread]
         with warnings.catch_warnings():  # few realisations: scipy warns about a coarse bootstrap distribution
             warnings.simplefilter("ignore", scipy.stats.DegenerateDataWarning)

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import scipy.stats
 import torch
 
 from propgrad.core.validation import check_alpha, check_choice, check_int
@@ -136,6 +135,8 @@ def adjust_p_values(p_values: Any, method: Method) -> Any:
     elif method == "holm":
         adjusted = _holm(array)
     else:
+        import scipy.stats  # here: importing scipy.stats takes longer than the commands that need no correction
+
         adjusted = np.asarray(scipy.stats.false_discovery_control(array, axis=-1, method="bh"), dtype=np.float64)
     if isinstance(p_values, torch.Tensor):
         dtype = p_values.dtype if p_values.is_floating_point() else torch.float64
