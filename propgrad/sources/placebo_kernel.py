@@ -41,20 +41,25 @@ def _change(start, direction, prev, t, candidate):  # pragma: no cover - compile
     typed[1] = 1.0
     typed[2] = 2.0
     tp, one, two = typed[0], typed[1], typed[2]
-    acc = 0.0
+    t64 = np.float64(tp)
+    acc0 = acc1 = 0.0  # two sums, of the even and the odd pixels: independent chains the processor overlaps
     n = start.shape[0]
     for p in range(n):
         # start + t * D rounded once to the pixel dtype, as torch.addcmul's fused multiply-add does
-        candidate[p] = np.float64(start[p]) + np.float64(tp) * np.float64(direction[p])
-        x = candidate[p]
-        y = x - two * np.trunc(x / two)  # fmod(x, 2): exact, since the remainder is representable
-        if y < 0:
-            y = y + two
-        if y > one:
-            y = two - y
-        candidate[p] = y
-        acc += abs(np.float64(y - prev[p]))
-    return acc / n
+        candidate[p] = np.float64(start[p]) + t64 * np.float64(direction[p])
+        y = candidate[p]
+        if y < 0 or y > one:  # reflected back into [0, 1]; inside it, R is the identity
+            y = y - two * np.trunc(y / two)  # fmod(y, 2): exact, since the remainder is representable
+            if y < 0:
+                y = y + two
+            if y > one:
+                y = two - y
+            candidate[p] = y
+        if p & 1:
+            acc1 += abs(np.float64(y - prev[p]))
+        else:
+            acc0 += abs(np.float64(y - prev[p]))
+    return (acc0 + acc1) / n
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
