@@ -321,7 +321,7 @@ def sequence_outputs(
     sequences: Sequence[InterventionSequence],
     run: RunSettings,
     *,
-    extra: Sequence[torch.Tensor | None] = (),
+    extra: Sequence[Sequence[torch.Tensor] | None] = (),
 ) -> list[torch.Tensor]:
     """Transformed outputs (1 + N_i, C) of each original image followed by its sequence's steps.
 
@@ -335,9 +335,10 @@ def sequence_outputs(
         sequences: M intervention sequences.
         run: How the model runs (see :func:`score_sequences`); with per-image extra arguments,
             ``extra`` must be empty.
-        extra: More stacks of images (L_j, 3, H, W) to run in the same pass (a placebo test's
-            :func:`first_round`), each None or of the originals' size; their outputs (L_j, C)
-            follow the M blocks in the list, None for a None stack.
+        extra: More stacks of images to run in the same pass (a placebo test's :func:`first_round`),
+            each None or a sequence of pieces (L_jk, 3, H, W) of the originals' size taken in order;
+            their outputs (L_j, C), L_j the pieces' images in all, follow the M blocks in the
+            list, None for a None stack.
 
     Raises:
         ValueError: not one original per sequence, or a sequence whose images differ in size
@@ -354,22 +355,24 @@ def sequence_outputs(
                 f"{tuple(originals.shape[1:])}: the model scores both, so they must be the same size (resize the "
                 "original to the frames, or the frames to the original)"
             )
-    stacks = [torch.cat([originals[i][None], seq.images.to(originals.device)]) for i, seq in enumerate(sequences)]
-    more = [stack for stack in extra if stack is not None]
+    stacks = [(originals[i][None], seq.images.to(originals.device)) for i, seq in enumerate(sequences)]
+    more = [tuple(stack) for stack in extra if stack is not None]
     outputs = iter(_run_stacked(forward_func, stacks + more, run))
     blocks = [next(outputs) for _ in stacks]
     return blocks + [None if stack is None else next(outputs) for stack in extra]  # type: ignore[misc]
 
 
 def _run_stacked(
-    forward_func: Callable[..., Any], stacks: Sequence[torch.Tensor], run: RunSettings
+    forward_func: Callable[..., Any], stacks: Sequence[Sequence[torch.Tensor]], run: RunSettings
 ) -> list[torch.Tensor]:
-    """Transformed outputs (L_i, C) of each stack of images (L_i, 3, H, W), from one run over all of them.
+    """Transformed outputs (L_i, C) of each stack of images, from one run over all of them.
 
-    A per-image extra argument (``run.per_image_args``) has one row per stack, expanded to its images.
+    Stack i is a sequence of image tensors (L_ij, 3, H, W) taken in order (L_i images in all), so the
+    images are copied once, into the one tensor the model runs on. A per-image extra argument
+    (``run.per_image_args``) has one row per stack, expanded to its images.
     """
-    lengths = [stack.shape[0] for stack in stacks]
-    stacked = torch.cat(list(stacks))
+    lengths = [sum(piece.shape[0] for piece in stack) for stack in stacks]
+    stacked = torch.cat([piece for stack in stacks for piece in stack])
     extra = tuple(
         _expand_rows(arg, lengths) if flag else arg
         for arg, flag in zip(run.additional_forward_args, run.per_image_args, strict=True)
@@ -488,19 +491,19 @@ def placebo_pools(sequences: Sequence[InterventionSequence], test: TestSettings)
 
 def first_round(
     pools: Sequence[PlaceboPool | None], test: TestSettings, device: torch.device
-) -> list[torch.Tensor | None]:
-    """The images (k (N - 1), 3, H, W) each pool's placebos run in the placebo test's first round (None for a
-    None pool), for a caller that runs them in a forward pass of its own and hands :func:`placebo_tests` the
-    outputs (``first=``)."""
+) -> list[list[torch.Tensor] | None]:
+    """The images each pool's placebos run in the placebo test's first round, k pieces (N - 1, 3, H, W)
+    (None for a None pool), for a caller that runs them in a forward pass of its own (``sequence_outputs``'s
+    ``extra``) and hands :func:`placebo_tests` the outputs (``first=``)."""
     stop = placebo_bounds(test.n_placebos, test.placebo_stop)[1]
     return [None if pool is None else _placebo_stacks([pool.images(0, stop)], device)[0] for pool in pools]
 
 
-def _placebo_stacks(chunks: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
-    """The images placebos (k, N, 3, H, W) run: every step but the first, which is the real sequence's
-    (:class:`~propgrad.sources.placebo_sequences.PlaceboPool`'s contract), so its outputs are the real first
-    step's."""
-    return [chunk[:, 1:].flatten(0, 1).to(device) for chunk in chunks]
+def _placebo_stacks(chunks: Sequence[torch.Tensor], device: torch.device) -> list[list[torch.Tensor]]:
+    """The images placebos (k, N, 3, H, W) run, as one stack of k pieces per chunk: every step but the
+    first, which is the real sequence's (:class:`~propgrad.sources.placebo_sequences.PlaceboPool`'s
+    contract), so its outputs are the real first step's. The pieces are views, copied once by the run."""
+    return [[placebo[1:].to(device) for placebo in chunk] for chunk in chunks]
 
 
 def _rows(run: RunSettings, images: Sequence[int]) -> RunSettings:

@@ -204,11 +204,13 @@ def test_placebo_first_round_run_beside_the_sequence_gives_the_same_test() -> No
     original = image[None]
 
     pool = PlaceboPool(seq, PlaceboDraw(30, seed=1))
-    (stack,) = first_round([pool], test, original.device)
-    assert stack.shape == (4 * 5, 3, 8, 8)  # the first round's 4 placebos, every step but the shared first
-    blocks = sequence_outputs(model, original, [seq], run, extra=[stack, None])
+    (pieces,) = first_round([pool], test, original.device)
+    # the first round's 4 placebos, every step but the shared first
+    assert [tuple(piece.shape) for piece in pieces] == [(5, 3, 8, 8)] * 4
+    torch.testing.assert_close(torch.stack(pieces), pool.images(0, 4)[:, 1:], rtol=0, atol=0)
+    blocks = sequence_outputs(model, original, [seq], run, extra=[pieces, None])
     assert len(blocks) == 3 and blocks[2] is None
-    torch.testing.assert_close(blocks[1], model(stack), rtol=0, atol=0)
+    torch.testing.assert_close(blocks[1], model(torch.cat(pieces)), rtol=0, atol=0)
     scored = score_outputs(blocks[0][1:], blocks[0][0], 0, ScoreAxis.of(seq, "step"), test)
     (fused,) = placebo_tests(model, original, [pool], [scored], run, test, first=[blocks[1]])
 

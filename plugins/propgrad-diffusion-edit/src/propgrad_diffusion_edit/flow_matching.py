@@ -45,12 +45,14 @@ def chunks(values: Sequence[Any], size: int) -> Iterator[list[Any]]:
         yield list(values[start : start + size])
 
 
-def estimate_token_memory_mb(tokens: int, inner_dim: int, heads: int, branches: int, dtype_bytes: int) -> float:
+def estimate_token_memory_mb(transformer_config: Any, tokens: int, branches: int, dtype: torch.dtype) -> float:
     """A rough peak activation memory (MB) of one sample of a joint-attention transformer.
 
-    Counts ~16 activations of width ``inner_dim`` per token plus one attention score matrix per
-    head, times the guidance branches (1, or 2 with true CFG). Good to a factor of ~2; it is meant
-    for choosing a batch size, not for guarantees.
+    Counts ~16 activations of width ``num_attention_heads * attention_head_dim`` (from the
+    transformer's config) per token plus one attention score matrix per head, times the guidance
+    branches (1, or 2 with true CFG). Good to a factor of ~2; it is meant for choosing a batch
+    size, not for guarantees.
     """
-    elements = 16 * tokens * inner_dim + heads * tokens * tokens
-    return branches * elements * dtype_bytes / 2**20
+    heads = transformer_config.num_attention_heads
+    elements = 16 * tokens * heads * transformer_config.attention_head_dim + heads * tokens * tokens
+    return branches * elements * (torch.finfo(dtype).bits // 8) / 2**20

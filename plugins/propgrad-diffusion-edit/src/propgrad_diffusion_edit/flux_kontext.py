@@ -140,14 +140,7 @@ class FluxKontextSource(DiffusionEditSource):
     def _batch_size(self, pipe: Any, size: tuple[int, int], dtype: torch.dtype) -> int:
         factor = self._size_factor(pipe)
         tokens = 2 * (size[0] // factor) * (size[1] // factor) + self.max_sequence_length
-        config = pipe.transformer.config
-        sample_mb = estimate_token_memory_mb(
-            tokens,
-            config.num_attention_heads * config.attention_head_dim,
-            config.num_attention_heads,
-            1,
-            torch.finfo(dtype).bits // 8,
-        )
+        sample_mb = estimate_token_memory_mb(pipe.transformer.config, tokens, 1, dtype)
         return resolve_batch_size(self.batch_size, self.max_batch_memory_mb, sample_mb)
 
     def _sweep(

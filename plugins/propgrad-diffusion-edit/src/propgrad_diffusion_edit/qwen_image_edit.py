@@ -164,14 +164,7 @@ class QwenImageEditSource(DiffusionEditSource):
         factor = self._size_factor(pipe)
         cond_height, cond_width = condition_size(size[0], size[1], self.condition_area)
         tokens = (size[0] // factor) * (size[1] // factor) + (cond_height // factor) * (cond_width // factor)
-        config = pipe.transformer.config
-        sample_mb = estimate_token_memory_mb(
-            tokens,
-            config.num_attention_heads * config.attention_head_dim,
-            config.num_attention_heads,
-            2,
-            torch.finfo(dtype).bits // 8,
-        )
+        sample_mb = estimate_token_memory_mb(pipe.transformer.config, tokens, 2, dtype)
         return resolve_batch_size(self.batch_size, self.max_batch_memory_mb, sample_mb)
 
     def _sweep(

@@ -1,0 +1,163 @@
+"""How much longer than the model's own forward passes does one ``attribute`` call take?
+
+The model of issue 22: a 4-block ConvMixer (dim 64, random weights, 10 classes) explains an
+``alpha_patch`` of 31 steps on 32 images (the four ``skimage`` photographs, eight times each) with
+K = 10,000 permutations, at 64 and 128 px, two ways:
+
+- ``paper``: the permutation test alone (``n_placebos=0``);
+- ``default``: the call's defaults (the permutation test and the sequential size-aware placebo test,
+  whose placebo sequences are forward passes of the model too).
+
+The model is wrapped so that each of its forward passes is timed where it runs (inside the call),
+so the ratio is the call's wall time over the time the model itself took in that call (1 = no
+overhead). Runs are interleaved (every size and test once per repeat, after one discarded warm-up
+of each) and the printed figure is the median ratio over ``--repeats``, beside the target of 1.25.
+``--profile`` adds, per size and test, the functions outside the model with the most own time
+(one extra profiled call, not part of the ratio).
+
+Usage::
+
+    python benchmarks/attribute_overhead.py [--sizes 64 128] [--images 32] [--repeats 15]
+        [--permutations 10000] [--threads N] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+TARGET = 1.25
+"""The call's wall time over its model's forward passes (issue 22)."""
+TESTS = {"paper": {"n_placebos": 0}, "default": {}}
+"""The ``attribute`` keywords of each measured test."""
+
+
+class TimedModel(nn.Module):
+    """A model whose forward passes are timed (CPU wall clock) and counted."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.seconds = 0.0
+        self.images = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The wrapped model's outputs; adds the call's seconds and images to the counters."""
+        start = time.perf_counter()
+        out = self.model(images)
+        self.seconds += time.perf_counter() - start
+        self.images += images.shape[0]
+        return out
+
+
+def issue_model() -> TimedModel:
+    """The ConvMixer of issue 22 (random weights, seed 0), timed."""
+    from propgrad.suites.convmixer import ConvMixer
+
+    torch.manual_seed(0)
+    return TimedModel(ConvMixer(dim=64, depth=4, kernel_size=5, patch_size=4, num_classes=10).eval())
+
+
+def issue_images(size: int, n: int) -> torch.Tensor:
+    """``n`` images of side ``size``: the four bundled photographs in turn."""
+    from propgrad.core.images import example_image
+
+    names = ("chelsea", "astronaut", "coffee", "rocket")
+    return torch.stack([example_image(names[i % len(names)], size=size) for i in range(n)])
+
+
+def one_call(model: TimedModel, images: torch.Tensor, k: int, test: str) -> tuple[float, float, int]:
+    """(wall seconds, forward seconds, images through the model) of one ``attribute`` call."""
+    from propgrad import PropertyGradient
+
+    model.seconds, model.images = 0.0, 0
+    start = time.perf_counter()
+    PropertyGradient(model).attribute(
+        images, "alpha_patch", 0, source_params={"steps": 31}, n_permutations=k, **TESTS[test]
+    )
+    return time.perf_counter() - start, model.seconds, model.images
+
+
+def profile_lines(model: TimedModel, images: torch.Tensor, k: int, test: str, top: int = 12) -> list[str]:
+    """The ``top`` functions by own time in one profiled call (the model's modules excluded)."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    one_call(model, images, k, test)
+    profiler.disable()
+    stream = io.StringIO()
+    stats = pstats.Stats(profiler, stream=stream)
+    rows = []
+    for (filename, line, name), (_, calls, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
+        if "torch/nn/modules" in filename or "convmixer" in filename:
+            continue
+        rows.append((own, calls, cumulative, f"{Path(filename).name}:{line}({name})"))
+    rows.sort(reverse=True)
+    return [f"    {own:7.3f} s own  {cum:7.3f} s cum  {n:>7} calls  {where}" for own, n, cum, where in rows[:top]]
+
+
+Calls = dict[tuple[int, str], list[tuple[float, float, int]]]
+"""Per (size, test): (wall seconds, forward seconds, images through the model) of each measured call."""
+
+
+def measure(sizes: list[int], n_images: int, repeats: int, k: int) -> Calls:
+    """Every (size, test)'s calls, interleaved: one discarded warm-up each, then ``repeats`` rounds."""
+    setups = {size: (issue_model(), issue_images(size, n_images)) for size in sizes}
+    calls: Calls = {}
+    for model, images in setups.values():
+        for test in TESTS:
+            one_call(model, images, k, test)  # warm-up: the compiled kernels, the source's first draw
+    for _ in range(repeats):
+        for size, (model, images) in setups.items():
+            for test in TESTS:
+                calls.setdefault((size, test), []).append(one_call(model, images, k, test))
+    return calls
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print one line per (size, test)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128], help="image sides (default: 64 128)")
+    parser.add_argument("--images", type=int, default=32, help="images per call (default: 32)")
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds (default: 15)")
+    parser.add_argument("--permutations", type=int, default=10_000, help="K (default: 10,000)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--profile", action="store_true", help="print where each call's time went")
+    args = parser.parse_args(argv)
+    for name in ("images", "repeats", "permutations"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.images} images, 31 steps, "
+        f"K = {args.permutations}; medians of {args.repeats} interleaved calls"
+    )
+    calls = measure(args.sizes, args.images, args.repeats, args.permutations)
+    print(f"{'px':>4} {'test':<8} {'call s':>8} {'forward s':>10} {'images':>7} {'ratio':>6}  target")
+    for (size, test), runs in calls.items():
+        ratio = statistics.median(wall / forward for wall, forward, _ in runs)
+        wall = statistics.median(w for w, _, _ in runs)
+        forward = statistics.median(f for _, f, _ in runs)
+        images = runs[-1][2]
+        verdict = "met" if ratio <= TARGET else "not met"
+        print(f"{size:>4} {test:<8} {wall:>8.3f} {forward:>10.3f} {images:>7} {ratio:>6.2f}  <= {TARGET} ({verdict})")
+    if args.profile:
+        for size in args.sizes:
+            model, images = issue_model(), issue_images(size, args.images)
+            for test in TESTS:
+                print(f"{size} px, {test}: own time outside the model")
+                print("\n".join(profile_lines(model, images, args.permutations, test)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
