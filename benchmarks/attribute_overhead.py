@@ -12,13 +12,14 @@ The model is wrapped so that each of its forward passes is timed where it runs (
 so the ratio is the call's wall time over the time the model itself took in that call (1 = no
 overhead). Runs are interleaved (every size and test once per repeat, after one discarded warm-up
 of each) and the printed figure is the median ratio over ``--repeats``, beside the target of 1.25.
-``--profile`` adds, per size and test, the functions outside the model with the most own time
+The default test takes about 10 s a call at 64 px and 2 minutes at 128 px here (32 images, most of
+them needing all 100 placebos), so ``--tests paper`` is the quick measurement. ``--profile`` adds, per size and test, the functions outside the model with the most own time
 (one extra profiled call, not part of the ratio).
 
 Usage::
 
     python benchmarks/attribute_overhead.py [--sizes 64 128] [--images 32] [--repeats 15]
-        [--permutations 10000] [--threads N] [--profile]
+        [--permutations 10000] [--tests paper default] [--threads N] [--profile]
 """
 
 from __future__ import annotations
@@ -108,16 +109,16 @@ Calls = dict[tuple[int, str], list[tuple[float, float, int]]]
 """Per (size, test): (wall seconds, forward seconds, images through the model) of each measured call."""
 
 
-def measure(sizes: list[int], n_images: int, repeats: int, k: int) -> Calls:
+def measure(sizes: list[int], n_images: int, repeats: int, k: int, tests: tuple[str, ...] = tuple(TESTS)) -> Calls:
     """Every (size, test)'s calls, interleaved: one discarded warm-up each, then ``repeats`` rounds."""
     setups = {size: (issue_model(), issue_images(size, n_images)) for size in sizes}
     calls: Calls = {}
     for model, images in setups.values():
-        for test in TESTS:
+        for test in tests:
             one_call(model, images, k, test)  # warm-up: the compiled kernels, the source's first draw
     for _ in range(repeats):
         for size, (model, images) in setups.items():
-            for test in TESTS:
+            for test in tests:
                 calls.setdefault((size, test), []).append(one_call(model, images, k, test))
     return calls
 
@@ -129,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=32, help="images per call (default: 32)")
     parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds (default: 15)")
     parser.add_argument("--permutations", type=int, default=10_000, help="K (default: 10,000)")
+    parser.add_argument(
+        "--tests", nargs="+", choices=list(TESTS), default=list(TESTS), help="tests to time (default: both)"
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--profile", action="store_true", help="print where each call's time went")
     args = parser.parse_args(argv)
@@ -141,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.images} images, 31 steps, "
         f"K = {args.permutations}; medians of {args.repeats} interleaved calls"
     )
-    calls = measure(args.sizes, args.images, args.repeats, args.permutations)
+    calls = measure(args.sizes, args.images, args.repeats, args.permutations, tuple(args.tests))
     print(f"{'px':>4} {'test':<8} {'call s':>8} {'forward s':>10} {'images':>7} {'ratio':>6}  target")
     for (size, test), runs in calls.items():
         ratio = statistics.median(wall / forward for wall, forward, _ in runs)
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         for size in args.sizes:
             model, images = issue_model(), issue_images(size, args.images)
-            for test in TESTS:
+            for test in args.tests:
                 print(f"{size} px, {test}: own time outside the model")
                 print("\n".join(profile_lines(model, images, args.permutations, test)))
     return 0

@@ -15,6 +15,7 @@ so that a NaN or an out-of-range pixel a source produces is reported as that sou
 from __future__ import annotations
 
 import functools
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -263,14 +264,16 @@ def check_produced(source: Any, sequence: Any) -> InterventionSequence:
     if not isinstance(sequence, InterventionSequence):
         raise SourceError(f"{who} returned {type(sequence).__name__}, not an InterventionSequence")
     images = sequence.images
-    finite = torch.isfinite(images).flatten(1).all(dim=1)
-    if not bool(finite.all()):
-        step = int(torch.nonzero(~finite)[0])
-        raise SourceError(
-            f"{who} produced NaN or Inf pixels at step {step} of {len(sequence)}: a fault of the source "
-            "(or of its parameters), not of the model"
-        )
-    lo, hi = float(images.min()), float(images.max())
+    low, high = torch.aminmax(images)  # one pass; NaN propagates and an Inf is out of range
+    lo, hi = float(low), float(high)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        finite = torch.isfinite(images).flatten(1).all(dim=1)
+        if not bool(finite.all()):
+            step = int(torch.nonzero(~finite)[0])
+            raise SourceError(
+                f"{who} produced NaN or Inf pixels at step {step} of {len(sequence)}: a fault of the source "
+                "(or of its parameters), not of the model"
+            )
     if lo < -1e-4 or hi > 1 + 1e-4:
         raise SourceError(f"{who} produced pixels outside [0, 1] (range [{lo:.3g}, {hi:.3g}]); sources must clamp")
     return sequence
