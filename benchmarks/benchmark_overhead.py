@@ -3,7 +3,8 @@
 Runs the default quick benchmark of one suite (its own images per class, every baseline; or a
 smaller pool with ``--pool``) into a temporary folder and prints the total wall time (suite
 construction excluded, it is cached training), the time spent inside model forward passes plus
-``baseline.attribute`` calls, the ratio of the two (target: <= 1.5) and a breakdown of the rest.
+``baseline.attribute`` calls, the ratio of the two (target: <= 1.10, issue 22) and a breakdown of the rest.
+Drawing the size-aware test's placebos is part of the rest ("scoring": tests, flips and placebo drawing).
 
 Usage::
 
@@ -18,6 +19,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+
+TARGET = 1.10
+"""The run's wall time over its time in model forward passes and attribution calls (issue 22)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  of the rest, {name + ':':<18} {seconds:8.2f} s")
     for name in classes:
         print(f"  attribution, {name + ':':<22} {t.get(f'attribution/{name}_s', 0.0):8.2f} s")
-    print(f"ratio total / (forward + attribution): {t['overhead_ratio']:.3f}  (target <= 1.5)")
+    verdict = "met" if t["overhead_ratio"] <= TARGET else "not met"
+    print(f"ratio total / (forward + attribution): {t['overhead_ratio']:.3f}  (target <= {TARGET}: {verdict})")
     return 0
 
 
