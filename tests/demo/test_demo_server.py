@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,16 +46,43 @@ SMALL = {
 
 
 class Server:
-    """A ``propgrad demo`` process, its URL and its temporary folder (from the two lines it prints)."""
+    """A ``propgrad demo`` process, its URL and its temporary folder (from the two lines it prints).
+
+    Once it has started, its stdout and stderr are drained into ``output`` by threads of their own: a pipe
+    nobody reads fills up (64 KiB) and blocks the server's next write, a progress bar's or a log line's,
+    which could keep it from ever stopping."""
 
     def __init__(self, process: subprocess.Popen[str], url: str, folder: Path) -> None:
         self.process, self.url, self.folder = process, url, folder
+        self.output: list[str] = []
+        self.drains = [
+            threading.Thread(target=self.output.extend, args=(stream,), daemon=True)
+            for stream in (process.stdout, process.stderr)
+        ]
+        for drain in self.drains:
+            drain.start()
+
+    def stopped(self, timeout: float) -> int:
+        """The exit code once the process has ended (at most ``timeout`` s), its output read to the end."""
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)  # faulthandler (PYTHONFAULTHANDLER) prints every thread's stack
+            self.process.wait(30)
+            for drain in self.drains:
+                drain.join(10)
+            raise AssertionError(
+                f"the demo did not stop within {timeout} s; its output and stacks:\n{''.join(self.output)}"
+            ) from None
+        for drain in self.drains:
+            drain.join(10)
+        return code
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
     port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen(
         [sys.executable, "-c", CLI, "demo", "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -149,5 +177,5 @@ def test_a_bad_input_comes_back_as_one_line(server):
 
 def test_ctrl_c_stops_the_server_and_removes_its_folder(server):
     server.process.send_signal(signal.SIGINT)
-    assert server.process.wait(60) == 0
+    assert server.stopped(60) == 0, "".join(server.output)
     assert not server.folder.exists()
