@@ -13,8 +13,9 @@ so the ratio is the call's wall time over the time the model itself took in that
 overhead). Runs are interleaved (every size and test once per repeat, after one discarded warm-up
 of each) and the printed figure is the median ratio over ``--repeats``, beside the target of 1.25.
 The default test takes about 10 s a call at 64 px and 2 minutes at 128 px here (32 images, most of
-them needing all 100 placebos), so ``--tests paper`` is the quick measurement. ``--profile`` adds, per size and test, the functions outside the model with the most own time
-(one extra profiled call, not part of the ratio).
+them needing all 100 placebos), so ``--tests paper`` is the quick measurement. ``--profile`` adds,
+per size and test, the functions outside the model with the most own time (one extra profiled
+call, not part of the ratio).
 
 Usage::
 
