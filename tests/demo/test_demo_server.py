@@ -79,6 +79,13 @@ class Server:
         return code
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the server's process before it starts: SIGINT back to its default action. A command started in the
+    background by a shell without job control (as CI scripts run) inherits SIGINT ignored, and Python then
+    installs no KeyboardInterrupt handler, so the Ctrl+C this module sends would never reach the server."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
     port = free_port()
@@ -89,6 +96,7 @@ def server() -> Iterator[Server]:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     url = folder = None
     deadline = time.monotonic() + STARTUP_S
