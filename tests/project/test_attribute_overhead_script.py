@@ -13,6 +13,7 @@ STEPS = 31
 
 
 def load() -> object:
+    sys.path.insert(0, str(SCRIPT.parent))  # as when run as a script: it imports device_check beside it
     spec = importlib.util.spec_from_file_location("attribute_overhead", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

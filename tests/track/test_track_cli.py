@@ -161,7 +161,7 @@ def test_a_load_func_loads_what_propgrad_does_not_read(tmp_path, capsys, monkeyp
         torch.manual_seed(epoch)
         torch.save([TinyNet().state_dict()], tmp_path / "ck" / f"weights_{epoch}.mine")
     (tmp_path / "my_loading.py").write_text(
-        "import torch\n\ndef load(model, path):\n    model.load_state_dict(torch.load(path)[0])\n"
+        "import torch\n\ndef load(model, path):\n    model.load_state_dict(torch.load(path, weights_only=True)[0])\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     code, printed, err = run(["--checkpoints", str(tmp_path / "ck"), "--load-func", "my_loading:load"], capsys)

@@ -14,6 +14,7 @@ batched (see :mod:`propgrad_diffusion_edit.sampler`).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -100,6 +101,7 @@ class DiffusionEditSource(InterventionSource):
 
     # what a family writes ----------------------------------------------------------------------
 
+    @abstractmethod
     def _sweep(
         self,
         pipe: Any,
@@ -110,7 +112,6 @@ class DiffusionEditSource(InterventionSource):
         on_step: Callable[[], None],
     ) -> torch.Tensor:
         """Edit ``image`` (1, 3, h, w) at the working size once per setting; (N, 3, h, w) in [0, 1]."""
-        raise NotImplementedError
 
     def _batch_size(self, pipe: Any, size: tuple[int, int], dtype: torch.dtype) -> int:
         """Settings per batch: the ``batch_size`` parameter (1 for a family that edits one at a time)."""
