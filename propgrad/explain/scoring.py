@@ -25,7 +25,7 @@ from propgrad.core.forward import RunSettings, apply_output_transform, forward_b
 from propgrad.errors import InvalidParameterError
 from propgrad.sources.base import InterventionSequence
 from propgrad.stats.backends import KEEP_NULL_MAX_COLUMNS
-from propgrad.stats.flips import FlipResult, prediction_flips
+from propgrad.stats.flips import FlipResult, flips_along, prediction_flips
 from propgrad.stats.null_mean import effect_size
 from propgrad.stats.permutation import PermutationResult, permutation_test_with
 from propgrad.stats.placebo_test import PlaceboResult, placebo_result, placebo_stopped
@@ -103,18 +103,15 @@ def score_outputs(
         TypeError: ``target`` is not an integer column, None or :data:`PREDICTED`.
         ValueError: ``target`` out of range for the outputs.
     """
-    column, flips = _scored_column(outputs, original_outputs, target)
+    flips = prediction_flips(outputs, reference=original_outputs)
+    column = _scored_column(flips, outputs.shape[1], target)
     scored = outputs.double() if column is None else outputs[:, column].double()
     result = _permutation_test(scored, axis, test)
     return SequenceScore(outputs=outputs, original_outputs=original_outputs, target=column, test=result, flips=flips)
 
 
-def _scored_column(
-    outputs: torch.Tensor, original_outputs: torch.Tensor, target: SequenceTarget
-) -> tuple[int | None, FlipResult]:
-    """The column a target scores (None: every column) and the flips along the outputs."""
-    n_columns = outputs.shape[1]
-    flips = prediction_flips(outputs, reference=original_outputs)
+def _scored_column(flips: FlipResult, n_columns: int, target: SequenceTarget) -> int | None:
+    """The column a target scores (None: every column), given the flips along the outputs."""
     if isinstance(target, str) and target == PREDICTED:  # one binary column: its decision is 0/1, its column 0
         column: int | None = flips.reference_decision if n_columns > 1 else 0
     elif target is None:
@@ -127,7 +124,7 @@ def _scored_column(
         )
     if column is not None and not 0 <= column < n_columns:
         raise InvalidParameterError(f"target {column} is out of range for a model with {n_columns} outputs")
-    return column, flips
+    return column
 
 
 def score_outputs_together(
@@ -151,7 +148,11 @@ def score_outputs_together(
         axes: One axis per block (:meth:`PropertyAxis.of`).
         test: The test's settings, checked at their door.
     """
-    resolved = [_scored_column(block[1:], block[0], target) for block, target in zip(blocks, targets)]
+    every_flips = [flips_along(block) for block in blocks]
+    resolved = [
+        (_scored_column(flips, block.shape[1], target), flips)
+        for block, target, flips in zip(blocks, targets, every_flips)
+    ]
     scored = [
         block[1:].double() if column is None else block[1:, column].double()
         for block, (column, _) in zip(blocks, resolved)
@@ -203,17 +204,20 @@ def _column_chunks(members: list[int], widths: list[int]) -> list[list[int]]:
 def _columns_of(result: PermutationResult, start: int, width: int, *, one: bool) -> PermutationResult:
     """The test of columns ``start .. start + width - 1`` of a joint test (a 0-d result for one scored column)."""
 
-    def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+    def pick(t: torch.Tensor | None, copy: bool = False) -> torch.Tensor | None:
         if t is None:
             return None
-        return t[..., start].clone() if one else t[..., start : start + width].clone()
+        part = t[..., start] if one else t[..., start : start + width]
+        return part.clone() if copy else part
 
+    # views of the joint test's (C,) results; the (K, C) null is copied, so one sequence's result does not
+    # keep every other sequence's null alive
     return replace(
         result,
         statistic=pick(result.statistic),
         p_value=pick(result.p_value),
         significant=pick(result.significant),
-        null_distribution=pick(result.null_distribution),
+        null_distribution=pick(result.null_distribution, copy=True),
         n_drawn=pick(result.n_drawn),
     )
 

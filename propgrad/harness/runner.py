@@ -45,7 +45,7 @@ from propgrad.explain.scoring import (
     PREDICTED,
     first_round,
     placebo_tests,
-    score_outputs,
+    score_outputs_together,
     score_sequences,
     sequence_outputs,
 )
@@ -70,7 +70,7 @@ from propgrad.harness.timing import Stopwatch, TimedModule
 from propgrad.harness.units import StoreSink, Todo, Unit, UnitSink
 from propgrad.sources.base import InterventionSequence
 from propgrad.sources.placebo_sequences import PlaceboDraw, PlaceboPool
-from propgrad.stats.flips import prediction_flips
+from propgrad.stats.flips import flips_along
 from propgrad.stats.settings import TestSettings
 from propgrad.suites.base import BenchmarkSuite
 
@@ -356,8 +356,8 @@ class SuiteRunner:
             real = [sequence] if held_out is None else [sequence, held_out]
             (first,) = first_round([placebos], test, original.device)
             blocks = sequence_outputs(model, original.expand(len(real), -1, -1, -1), real, run, extra=[first])
-            scored = score_outputs(blocks[0][1:], blocks[0][0], PREDICTED, ScoreAxis.of(sequence, test.per), test)
-            held_out_flips = None if held_out is None else prediction_flips(blocks[1][1:], reference=blocks[1][0])
+            (scored,) = score_outputs_together(blocks[:1], [PREDICTED], [ScoreAxis.of(sequence, test.per)], test)
+            held_out_flips = None if held_out is None else flips_along(blocks[1])
             realised = []
             if others:
                 originals = original.expand(len(others), -1, -1, -1)

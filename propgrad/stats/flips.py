@@ -109,14 +109,30 @@ def prediction_flips(outputs: Any, *, threshold: float | None = None, reference:
                 f"{tuple(torch.as_tensor(reference).shape)}"
             )
         reference_decision = int(decisions_of(ref.to(y.device), threshold)[0])
-    flip_steps = torch.nonzero(decisions[1:] != decisions[:-1]).flatten() + 1
+    return flip_result(decisions, reference_decision)
+
+
+def flips_along(block: torch.Tensor) -> FlipResult:
+    """:func:`prediction_flips` of checked outputs (1 + N, C), row 0 the original image's (the reference).
+
+    For outputs a forward pass has already checked (finite floats): the decisions of the original and of
+    every step come from one argmax, or ``> 0.5`` for one binary column, as :func:`prediction_flips` has them.
+    """
+    decisions = decisions_of(block, 0.5 if block.shape[1] == 1 else None)
+    return flip_result(decisions[1:], int(decisions[0]))
+
+
+def flip_result(decisions: torch.Tensor, reference_decision: int) -> FlipResult:
+    """The :class:`FlipResult` of per-step decisions (N,) (long) against the reference decision."""
+    d = decisions.cpu().numpy()  # a few dozen values: numpy's small operations cost less than torch's
+    flip_steps = torch.from_numpy(np.flatnonzero(d[1:] != d[:-1]) + 1).to(decisions.device)
     return FlipResult(
         decisions=decisions,
         flip_steps=flip_steps,
         n_flips=int(flip_steps.numel()),
         reference_decision=reference_decision,
-        flipped_anywhere=bool((decisions != reference_decision).any()),
-        final_differs=bool(decisions[-1] != reference_decision),
+        flipped_anywhere=bool((d != reference_decision).any()),
+        final_differs=bool(d[-1] != reference_decision),
     )
 
 

@@ -17,6 +17,7 @@ Each shuffle is reduced on its own, so the driver's chunking never changes a res
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Any, Callable, Hashable, Protocol
 
 import numpy as np
@@ -108,9 +109,7 @@ class GradientNull:
     with torch operations, in float64 on the input's device.
     """
 
-    def __init__(
-        self, x: torch.Tensor, k: int, c: int, *, periodic: bool, period: float | None, edge_order: int
-    ) -> None:
+    def __init__(self, x: torch.Tensor, *, periodic: bool, period: float | None, edge_order: int) -> None:
         idx, w = finite_difference_weights(x, edge_order=edge_order, periodic=periodic, period=period)
         self.weights = w  # for the driver's choice of dtype (propgrad.stats.gradient.stencil_dtype)
         self.n = idx.shape[0]
@@ -151,6 +150,33 @@ class GradientNull:
         w0, w1, w2 = (w[:, None] for w in self._w)
         terms = torch.where(self._pair[:, None], w0 * (u - v).abs(), (w0 * u + w1 * v + w2 * t).abs())
         return terms.sum(1) / n
+
+
+GRADIENT_NULL_MEMO = 64  # grids remembered by gradient_null
+
+
+def gradient_null(x: torch.Tensor, *, periodic: bool, period: float | None, edge_order: int) -> GradientNull:
+    """The :class:`GradientNull` of grid ``x``, built once per grid and reused (a small LRU memo).
+
+    Its stencil depends only on the grid's values, device and end treatment, and the kernel holds
+    no state a test changes, so the tests of a batch of images or of a track's checkpoints on one
+    grid share one kernel instead of deriving its stencil each time.
+    """
+    if not (period is None or type(period) in (int, float)):  # the stencil's own checks name what is wrong
+        return GradientNull(x, periodic=periodic, period=period, edge_order=edge_order)
+    key = (x.detach().cpu().numpy().tobytes(), x.dtype, x.device, periodic, period, edge_order)
+    kernel = _GRADIENT_NULLS.get(key)
+    if kernel is None:
+        kernel = GradientNull(x, periodic=periodic, period=period, edge_order=edge_order)
+        _GRADIENT_NULLS[key] = kernel
+        while len(_GRADIENT_NULLS) > GRADIENT_NULL_MEMO:
+            _GRADIENT_NULLS.popitem(last=False)
+    else:
+        _GRADIENT_NULLS.move_to_end(key)
+    return kernel
+
+
+_GRADIENT_NULLS: OrderedDict[tuple[Any, ...], GradientNull] = OrderedDict()
 
 
 def stencil_rows(idx: torch.Tensor, w: torch.Tensor) -> tuple[np.ndarray, ...]:

@@ -27,7 +27,14 @@ from propgrad.core.validation import check_device
 from propgrad.errors import InvalidParameterError, ParameterTypeError
 from propgrad.stats.coercion import as_outputs, as_values
 from propgrad.stats.gradient import stencil_dtype
-from propgrad.stats.null_statistics import CallableNull, GradientNull, NullStatistic, PearsonNull, StatisticFn
+from propgrad.stats.null_statistics import (
+    CallableNull,
+    GradientNull,
+    NullStatistic,
+    PearsonNull,
+    StatisticFn,
+    gradient_null,
+)
 from propgrad.stats.vector_statistic import VECTOR_LABELS, VECTOR_NORMS, VectorNull, compiled_available
 
 __all__ = ["LABELS", "STATISTICS", "Grid", "Statistic", "as_statistic", "check_statistic", "observed_statistic"]
@@ -77,7 +84,7 @@ class Statistic:
         if self.name in VECTOR_NORMS:  # one statistic for all C columns (propgrad.stats.vector_statistic)
             norm = VECTOR_NORMS[self.name]
             return VectorNull(grid.values, norm, periodic=grid.periodic, period=grid.period, edge_order=grid.edge_order)
-        return GradientNull(grid.values, k, c, periodic=grid.periodic, period=grid.period, edge_order=grid.edge_order)
+        return gradient_null(grid.values, periodic=grid.periodic, period=grid.period, edge_order=grid.edge_order)
 
     def observed(
         self,

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -50,7 +52,7 @@ from propgrad.sources.placebo_sequences import PlaceboPool
 from propgrad.stats.corrections import warn_if_infeasible
 from propgrad.stats.settings import DEFAULT_PLACEBOS, TestSettings
 from propgrad.track.checkpoints import Checkpoint, check_same_architecture, find_checkpoints, load_checkpoint
-from propgrad.track.records import CheckpointInfo, CheckpointScore, TrackSummary, pearson, summarise, tidy_rows
+from propgrad.track.records import CheckpointInfo, CheckpointScore, TrackSummary, pearson_columns, summarise, tidy_rows
 
 _WARN_AT_CALLER = 4
 """``stacklevel`` of a warning about the test that points at the caller of :meth:`PropertyTracker.track`."""
@@ -422,8 +424,7 @@ class PropertyTracker:
         explanations = [
             explanation_of(s, seq, p, test, source=job.source) for s, seq, p in zip(scored, sequences, placebos)
         ]
-        records = [_checkpoint_score(info, i, e) for i, e in enumerate(explanations)]
-        return records, placebo_s, time.perf_counter() - t0 - placebo_s
+        return _checkpoint_scores(info, explanations), placebo_s, time.perf_counter() - t0 - placebo_s
 
 
 @dataclass(frozen=True)
@@ -477,16 +478,40 @@ def _as_list(tensor: torch.Tensor | None) -> list[Any] | None:
     return None if tensor is None else [v for v in tensor.detach().cpu().reshape(-1).tolist()]
 
 
-def _checkpoint_score(info: CheckpointInfo, image: int, e: Explanation) -> CheckpointScore:
-    """The record of one image's explanation under one checkpoint."""
-    outputs = e.outputs.detach().cpu().double()
-    vector = e.score.dim() == 0 and e.target is None
-    columns: list[int | None] = (
-        [None] if vector else ([e.target] if e.target is not None else list(range(outputs.shape[1])))
-    )
-    values = e.sequence.values.detach().cpu().double().tolist()
-    rhos = [float("nan") if c is None else pearson(values, outputs[:, c].tolist()) for c in columns]
-    original = e.original_outputs if e.original_outputs is not None else outputs[0]
+def _checkpoint_scores(info: CheckpointInfo, explanations: Sequence[Explanation]) -> list[CheckpointScore]:
+    """The records of every image's explanation under one checkpoint (Pearson's ρ of all in one pass)."""
+    outputs = [e.outputs.detach().cpu().double().numpy() for e in explanations]
+    values = [e.sequence.values.detach().cpu().double().numpy() for e in explanations]
+    columns = [_scored_columns(e, o.shape[1]) for e, o in zip(explanations, outputs)]
+    picked = [o[:, [0 if c is None else c for c in cols]] for o, cols in zip(outputs, columns)]
+    if len({p.shape for p in picked}) == 1:
+        rhos = list(pearson_columns(np.stack(values), np.stack(picked)))
+    else:
+        rhos = [pearson_columns(v, p) for v, p in zip(values, picked)]
+    return [
+        _checkpoint_score(info, i, e, o, v, cols, [math.nan if c is None else r for c, r in zip(cols, rho.tolist())])
+        for i, (e, o, v, cols, rho) in enumerate(zip(explanations, outputs, values, columns, rhos))
+    ]
+
+
+def _scored_columns(e: Explanation, n_columns: int) -> list[int | None]:
+    """The columns an explanation scored: its target, every column, or ``[None]`` for a whole-vector statistic."""
+    if e.score.dim() == 0 and e.target is None:
+        return [None]
+    return [e.target] if e.target is not None else list(range(n_columns))
+
+
+def _checkpoint_score(
+    info: CheckpointInfo,
+    image: int,
+    e: Explanation,
+    outputs: np.ndarray,
+    values: np.ndarray,
+    columns: list[int | None],
+    rhos: list[float],
+) -> CheckpointScore:
+    """The record of one image's explanation under one checkpoint, from its outputs and values as numpy arrays."""
+    original = e.original_outputs if e.original_outputs is not None else e.outputs[0]
     return CheckpointScore(
         checkpoint=info,
         image=image,
@@ -504,8 +529,8 @@ def _checkpoint_score(info: CheckpointInfo, image: int, e: Explanation) -> Check
         flipped=bool(e.flips.flipped_anywhere),
         decision=int(e.flips.reference_decision),
         original_outputs=original.detach().cpu().double().reshape(-1).tolist(),
-        values=values,
-        outputs=outputs.tolist(),
+        values=values.tolist(),
+        outputs=[tuple(row) for row in outputs.tolist()],
         pearson=rhos,
     )
 

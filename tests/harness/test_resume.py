@@ -147,9 +147,7 @@ def test_resuming_keeps_the_timing_of_the_session_that_computed_the_cells(tmp_pa
 
 def test_a_second_run_into_the_same_folder_fails_fast(tmp_path: Path) -> None:
     with locked_output(tmp_path):
-        with pytest.raises(
-            OutputInUseError, match=f"another propgrad run is using the output folder {tmp_path}"
-        ):
+        with pytest.raises(OutputInUseError, match=f"another propgrad run is using the output folder {tmp_path}"):
             run(tmp_path)
     holder = subprocess.Popen(  # another process holding the lock
         [

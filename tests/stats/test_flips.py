@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from propgrad.stats.flips import prediction_flips
+from propgrad.stats.flips import flips_along, prediction_flips
 
 
 def test_argmax_flips_and_both_definitions() -> None:
@@ -101,3 +101,17 @@ def test_numpy_scalar_threshold_is_accepted() -> None:
 def test_bad_input(outputs: object, kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         prediction_flips(outputs, **kwargs)
+
+
+@pytest.mark.parametrize("columns", [1, 2, 7])
+def test_flips_along_a_checked_block_are_prediction_flips_against_its_first_row(columns) -> None:
+    # the scorer's path for outputs a forward pass has checked: row 0 the original image, the steps after it
+    generator = torch.Generator().manual_seed(columns)
+    for trial in range(20):
+        block = torch.rand(12, columns, generator=generator)
+        if trial % 4 == 0:
+            block[5:] = block[0]  # no flip at all
+        fast = flips_along(block)
+        checked = prediction_flips(block[1:], reference=block[0])
+        assert fast.to_dict() == checked.to_dict()
+        assert fast.decisions.dtype == fast.flip_steps.dtype == torch.long

@@ -332,3 +332,21 @@ def test_bad_input_raises_naming_the_argument(kwargs: dict, error: type, match: 
     outputs = kwargs.pop("outputs", torch.randn(5))
     with pytest.raises(error, match=match):
         permutation_test(outputs, n_permutations=kwargs.pop("n_permutations", 10), **kwargs)
+
+
+def test_the_gradient_null_of_a_grid_is_built_once_and_its_tests_unchanged() -> None:
+    x = torch.tensor([0.0, 0.5, 1.5, 3.0, 3.5, 5.0, 6.0], dtype=torch.float64)
+    first = null_statistics.gradient_null(x, periodic=False, period=None, edge_order=1)
+    assert null_statistics.gradient_null(x.clone(), periodic=False, period=None, edge_order=1) is first
+    for other in (
+        null_statistics.gradient_null(x, periodic=True, period=None, edge_order=1),
+        null_statistics.gradient_null(x, periodic=False, period=None, edge_order=2),
+        null_statistics.gradient_null(x * 2, periodic=False, period=None, edge_order=1),
+    ):
+        assert other is not first
+    # a test on a remembered grid is the test on a freshly built one
+    y = torch.tensor(np.random.default_rng(3).normal(size=(7, 3)))
+    before = permutation_test(y, x, n_permutations=999, seed=4)
+    null_statistics._GRADIENT_NULLS.clear()
+    fresh = permutation_test(y, x, n_permutations=999, seed=4)
+    assert torch.equal(before.p_value, fresh.p_value) and torch.equal(before.statistic, fresh.statistic)

@@ -68,7 +68,7 @@ def test_the_observed_statistic_is_the_tests_statistic_bit_for_bit(statistic, dt
     assert torch.equal(direct, permutation_test(y, x, n_permutations=50, statistic=statistic).statistic)
     assert torch.equal(observed_statistic(y[:, 2], x, statistic=statistic), direct[2])
     if statistic == "gradient":  # the compiled null kernel's value at the identity shuffle, bit for bit
-        kernel = GradientNull(x, 1, 6, periodic=False, period=None, edge_order=1)
+        kernel = GradientNull(x, periodic=False, period=None, edge_order=1)
         identity = kernel.cpu_block(y.numpy(), np.arange(37, dtype=np.int32)[None], np.empty((1, 6)))[0]
         assert torch.equal(direct, torch.from_numpy(identity).to(dtype))
 

@@ -12,7 +12,7 @@ from scipy import stats
 from propgrad import PropertyGradient
 from propgrad.errors import InvalidParameterError
 from propgrad.track import Keeping, PropertyTracker
-from propgrad.track.records import pearson, summarise
+from propgrad.track.records import pearson, pearson_columns, summarise
 from tests.fakes import Brighten, BrightnessModel
 from tests.track.checkpoint_files import TinyNet, write_checkpoints
 
@@ -107,6 +107,26 @@ def test_the_summary_mean_rho_is_the_mean_over_checkpoints_when_every_rho_is_def
         rhos = [s.pearson[r.column] for s in result.of_image(r.image)]
         assert r.mean_pearson == pytest.approx(np.mean(rhos))
     assert rows[0].mean_pearson == pytest.approx(-rows[1].mean_pearson)  # the two softmax columns mirror
+
+
+def test_pearson_columns_are_scipys_per_column_and_nan_for_a_constant_one():
+    rng = np.random.default_rng(0)
+    values = np.linspace(0.0, 1.0, 9)
+    outputs = rng.normal(size=(9, 4))
+    outputs[:, 2] = 0.25  # constant: rho undefined
+    outputs[:, 3] = 3 * values - 1  # exactly linear: rho 1
+    rhos = pearson_columns(values, outputs)
+    for c in (0, 1, 3):
+        assert rhos[c] == pytest.approx(stats.pearsonr(values, outputs[:, c]).statistic, abs=1e-12)
+    assert math.isnan(rhos[2]) and rhos[3] <= 1.0
+    assert np.isnan(pearson_columns(np.zeros(9), outputs)).all()  # constant values
+    # a batch (the images of one checkpoint) is each image on its own
+    batch_values = np.stack([values, values**2, np.zeros(9)])
+    batch = np.stack([outputs, outputs[::-1], outputs])
+    together = pearson_columns(batch_values, batch)
+    assert together.shape == (3, 4)
+    for i in range(3):
+        np.testing.assert_allclose(together[i], pearson_columns(batch_values[i], batch[i]), rtol=1e-13, atol=0)
 
 
 def test_pearson_is_undefined_for_constant_outputs():
