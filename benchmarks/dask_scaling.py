@@ -6,7 +6,12 @@ Runs the same benchmark three times into temporary folders, torch on one thread 
     process (one thread): the Dask path's overhead (target <= 1.15x);
 (b) a ``LocalCluster`` of 2 worker processes (one thread each) against (a)'s in-process run: the
     speed-up of the run's compute part (target >= 1.7x on two cores);
-(c) every worker's peak resident memory (``ru_maxrss``) after its run.
+(c) every worker's peak resident memory (``ru_maxrss``) after its run;
+(d) the machine's own ceiling for this work: the in-process run twice at once, in two processes of
+    one torch thread each, against (a)'s run alone. Two cores that each kept their speed while the
+    other works would give 2x; the ceiling is ``2 * alone / together``, the best any way of sharing
+    the grid between two processes can reach here (they compete for memory bandwidth and caches, and
+    on a virtual machine for the host). ``--no-ceiling`` skips it (about 6 min).
 
 "Compute part": the session's run time minus reporting (tables, figures) and Quantus, i.e. the
 wall time from the first unit planned to the last cell stored; the driver's suite setup (cached
@@ -24,7 +29,10 @@ brightness ramp) with Occlusion, in seconds: it checks that the script works, no
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -105,6 +113,33 @@ def run_once(settings: Any, quick_check: bool, executor: Any = None) -> dict[str
         return run_benchmark(settings, Path(out), plots=False, executor=executor, **kwargs)
 
 
+def run_alone(quick_check: bool) -> float:
+    """The in-process run's compute seconds, in this process (the ``--alone`` mode of the ceiling's pair)."""
+    torch.set_num_threads(1)
+    return compute_seconds(run_once(benchmark_settings(quick_check), quick_check))
+
+
+def pair_at_once(quick_check: bool) -> list[float]:
+    """Two in-process runs started together in two processes (one torch thread each): their compute seconds."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--alone"] + (["--quick-check"] if quick_check else [])
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [run.communicate()[0] for run in runs]
+    if any(run.returncode for run in runs):
+        raise RuntimeError(f"an in-process run of the pair failed (exit codes {[run.returncode for run in runs]})")
+    return [float(json.loads(out.strip().splitlines()[-1])["compute_s"]) for out in outs]
+
+
+def benchmark_settings(quick_check: bool) -> Any:
+    """The measured benchmark's settings: the default quick fur benchmark, or the tiny check suite's."""
+    from propgrad.harness import BenchmarkSettings, preset
+    from propgrad.plugins import list_baselines
+
+    if quick_check:
+        return BenchmarkSettings(suites=("tiny",), n_permutations=200, n_placebos=0, baselines=("occlusion",))
+    classes = dict(list_baselines())
+    return preset(quick=True, suites=("fur",), baselines=tuple(classes), baseline_classes=classes)
+
+
 def on_cluster(settings: Any, quick_check: bool, n_workers: int) -> tuple[dict[str, Any], float, dict[str, float]]:
     """A run on a new LocalCluster of ``n_workers`` processes: results, cluster start seconds, peak MB per worker."""
     from distributed import Client, LocalCluster
@@ -123,17 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the three measurements and print them."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick-check", action="store_true", help="a tiny suite, seconds: check the script works")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip (d), the two in-process runs at once")
+    parser.add_argument("--alone", action="store_true", help=argparse.SUPPRESS)  # one run of (d)'s pair
     args = parser.parse_args(argv)
-
-    from propgrad.harness import BenchmarkSettings, preset
-    from propgrad.plugins import list_baselines
+    if args.alone:
+        print(json.dumps({"compute_s": run_alone(args.quick_check)}))
+        return 0
 
     torch.set_num_threads(1)
-    if args.quick_check:
-        settings = BenchmarkSettings(suites=("tiny",), n_permutations=200, n_placebos=0, baselines=("occlusion",))
-    else:
-        classes = dict(list_baselines())
-        settings = preset(quick=True, suites=("fur",), baselines=tuple(classes), baseline_classes=classes)
+    settings = benchmark_settings(args.quick_check)
     local = run_once(settings, args.quick_check)
     one, start_one, memory_one = on_cluster(settings, args.quick_check, 1)
     two, start_two, memory_two = on_cluster(settings, args.quick_check, 2)
@@ -153,6 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     for worker, mb in sorted(peaks.items()):
         print(f"(c) peak resident memory, {worker}: {mb:.0f} MB")
     print(f"    driver (this process, all three runs): {peak_rss_mb():.0f} MB")
+    if not args.no_ceiling:
+        together = pair_at_once(args.quick_check)
+        ceiling = 2 * t_local / max(together)
+        print(
+            f"(d) two in-process runs at once: {together[0]:.2f} s and {together[1]:.2f} s compute against "
+            f"{t_local:.2f} s alone: the machine's ceiling for two processes on this work is {ceiling:.3f}x; "
+            f"the 2 workers reach {t_local / t_two / ceiling:.0%} of it"
+        )
     return 0 if same else 1
 
 
