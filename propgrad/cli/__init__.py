@@ -91,6 +91,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    from propgrad.core.allocator import tune_allocator
     from propgrad.plugins.entry_points import repair_entry_points
 
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = one_line_warnings(warnings.showwarning)
         repair_entry_points()  # before anything imports torch: a broken entry_points.txt would break its import
         args = build_parser().parse_args(argv)  # --help and --version end here, before any plugin is loaded
+        tune_allocator()  # the model's activations reused, not faulted in anew (propgrad.core.allocator)
         return run_command(args)
 
 

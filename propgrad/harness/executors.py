@@ -40,6 +40,7 @@ from importlib import import_module, metadata
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from propgrad.baselines.base import AttributionBaseline
+from propgrad.core.allocator import tune_allocator
 from propgrad.core.progress import progress_bar
 from propgrad.errors import PropgradError
 from propgrad.harness.identity import plugin_identity, weights_hash
@@ -111,38 +112,6 @@ _CONTEXTS: OrderedDict[str, tuple[SuiteRunner, threading.Lock]] = OrderedDict()
 _CONTEXTS_LOCK = threading.Lock()
 _MEMO_SUITES = 1
 """Suites a worker keeps built at once: one, so its memory is one suite's models plus one unit's data."""
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-_TUNED: list[bool] = []
-
-
-def tune_allocator() -> bool:
-    """Undo, in a Dask worker process, the allocator setting that makes torch three times slower there.
-
-    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (to hand freed memory back to the
-    system at once). With it glibc stops adapting its mmap threshold, so every tensor above 128 kB is
-    mapped and unmapped anew: a benchmark unit ran 3x slower on a worker than in-process, mostly in page
-    faults. This sets the thresholds glibc would adapt to (mmap above 32 MiB, trim above 64 MiB), once
-    per process; freed memory still goes back to the system above that.
-
-    Returns:
-        Whether the thresholds were set (only on glibc, in a process started with that variable).
-    """
-    if _TUNED:
-        return _TUNED[0]
-    done = False
-    if os.environ.get("MALLOC_TRIM_THRESHOLD_") and sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            import ctypes.util
-
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            done = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20))
-        except (OSError, AttributeError):  # not glibc: nothing to undo
-            done = False
-    _TUNED.append(done)
-    return done
 
 
 def _runner_of(payload: SuitePayload) -> tuple[SuiteRunner, threading.Lock]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from propgrad.baselines.base import AttributionBaseline
+from propgrad.core.allocator import tune_allocator
 from propgrad.core.atomic_files import write_json, write_text
 from propgrad.core.forward import model_device
 from propgrad.core.strict_json import strict_with_reasons
@@ -125,6 +126,9 @@ def run_benchmark(
         device: Where the models run (``"cpu"``, ``"cuda"`` ...; with an executor, on the workers); None
             leaves them where the suites put them. Not a setting either (see docs/distributed.md).
 
+    glibc's malloc thresholds are set for the process (:func:`propgrad.core.allocator.tune_allocator`,
+    ``PROPGRAD_TUNE_ALLOCATOR=0`` leaves them).
+
     Returns:
         The data written to ``results.json``. ``timing`` adds up every session that computed
         cells of this store; ``session_timing`` is this session alone.
@@ -140,6 +144,7 @@ def run_benchmark(
     """
     out_dir = Path(out_dir)
     say = echo or (lambda _m: None)
+    tune_allocator()  # this process's forward passes reuse freed memory (propgrad.core.allocator)
     if executor is not None:  # before anything is written
         _check_executor(executor, settings, suites, baselines, say)
     check_writable(out_dir, (STORE_NAME,))

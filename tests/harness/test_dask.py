@@ -327,14 +327,3 @@ def test_scaling_benchmark_quick_check_runs() -> None:
     assert "records identical across the three runs: True" in out
     assert "(a) overhead" in out and "(b) speed-up" in out
     assert out.count("(c) peak resident memory") == 3  # one line per worker: 1 + 2
-
-
-def test_dask_workers_allocator_is_tuned_only_where_dask_set_it() -> None:
-    code = "from propgrad.harness.executors import tune_allocator as t; print(t(), t())"
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}  # importing distributed sets it
-    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    nanny = subprocess.run(  # as Dask's nanny starts a worker
-        [sys.executable, "-c", code], capture_output=True, text=True, env={**env, "MALLOC_TRIM_THRESHOLD_": "65536"}
-    )
-    assert plain.stdout.split() == ["False", "False"]
-    assert nanny.stdout.split() == ["True", "True"]  # glibc (Linux): set once, remembered
