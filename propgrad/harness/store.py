@@ -319,7 +319,11 @@ class CellStore:
         self._replay(record)
 
     def _write(self, records: list[dict[str, Any]]) -> None:
-        """Append lines with checksums and fsync; a write that fails half-way is cut off again."""
+        """Append lines with checksums and fsync; a write that fails half-way is cut off again.
+
+        Only an incomplete write is cut off: lines written in full stay when an interrupt (Ctrl-C,
+        SIGTERM) arrives during the fsync, as they would had it come a moment later.
+        """
         stored = []
         for record in records:
             body = json.loads(json.dumps(record, allow_nan=True))
@@ -335,7 +339,8 @@ class CellStore:
                     data = data[os.write(fd, data) :]
                 os.fsync(fd)
             except BaseException:  # an interrupt mid-write must not leave half a line before the next
-                os.ftruncate(fd, start)
+                if data:
+                    os.ftruncate(fd, start)
                 raise
         finally:
             os.close(fd)

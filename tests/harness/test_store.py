@@ -122,6 +122,27 @@ def test_an_interrupted_append_leaves_no_half_line(tmp_path: Path, monkeypatch: 
     assert len(CellStore(path, {"a": 1}).segments()) == 1
 
 
+def test_lines_written_in_full_stay_when_the_interrupt_comes_during_the_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import propgrad.harness.store as store_module
+
+    path = tmp_path / "s.jsonl"
+    store = CellStore(path, {"a": 1})
+    store.append([baseline_cell(0)])
+
+    def interrupted_fsync(fd: int) -> None:
+        raise KeyboardInterrupt  # SIGTERM arrives while the complete lines are being synced
+
+    monkeypatch.setattr(store_module.os, "fsync", interrupted_fsync)
+    with pytest.raises(KeyboardInterrupt):
+        store.append([baseline_cell(1), baseline_cell(2)])
+    monkeypatch.undo()
+    again = CellStore(path, {"a": 1})  # what a rerun finds: every cell the run had written
+    assert not again.dropped_partial_line
+    assert [again.is_finished(baseline_cell(i)["key"]) for i in range(3)] == [True, True, True]
+
+
 def test_a_recorded_error_is_replaced_by_a_retry_and_the_last_line_wins(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     store = CellStore(path, {"a": 1})
