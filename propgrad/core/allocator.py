@@ -4,11 +4,11 @@ torch allocates CPU tensors with ``malloc``. glibc serves a request above its mm
 fresh ``mmap`` and trims free memory above its trim threshold at the top of the heap back to the
 system, so the next allocation of that size faults every page in again (and the kernel zeroes each).
 glibc raises both thresholds as it sees large blocks freed, but a model's activations of a few MiB
-still cross them on every forward pass: a 4-block ConvMixer (dim 48) at a batch of 128 64-px images
-took 1.37 million minor page faults per 60 forward passes, 6.0 s against 2.1 s with the thresholds
-below (one thread, this project's 2-core development machine; ``benchmarks/allocator.py``). Two such
-processes at once (two Dask workers) also fault in the kernel at once, which scales worse than the
-compute.
+still cross them on many forward passes: 40 forward passes of a 4-block ConvMixer (dim 48) at a batch
+of 128 64-px images faulted 484,864 pages in and took 2.54 s, against no faults and 1.21 s with the
+thresholds below (one thread, this project's 2-core development machine; ``benchmarks/allocator.py``).
+Two such processes at once (two Dask workers) fault in the kernel together: there two processes gave
+1.47x one with glibc's defaults and 1.89x with these thresholds.
 
 :func:`tune_allocator` sets the thresholds glibc would adapt to for such blocks (mmap above 32 MiB,
 glibc's largest; trim above 64 MiB), once per process: blocks up to 32 MiB are reused from the heap,
