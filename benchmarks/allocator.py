@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -42,8 +43,7 @@ print(json.dumps({"wall": wall, "faults": resource.getrusage(resource.RUSAGE_SEL
 
 
 def _env() -> dict[str, str]:
-    import os
-
+    """This environment without the variables that set glibc's thresholds or keep them at their defaults."""
     return {k: v for k, v in os.environ.items() if k not in ("PROPGRAD_TUNE_ALLOCATOR", "MALLOC_TRIM_THRESHOLD_")}
 
 

@@ -53,10 +53,9 @@ def issue_model() -> TimedModel:
 
 def issue_images(size: int, n: int) -> torch.Tensor:
     """``n`` images of side ``size``: the four bundled photographs in turn."""
-    from propgrad.core.images import example_image
+    from propgrad.core.images import EXAMPLE_IMAGES, example_image
 
-    names = ("chelsea", "astronaut", "coffee", "rocket")
-    return torch.stack([example_image(names[i % len(names)], size=size) for i in range(n)])
+    return torch.stack([example_image(EXAMPLE_IMAGES[i % len(EXAMPLE_IMAGES)], size=size) for i in range(n)])
 
 
 def one_call(model: TimedModel, images: torch.Tensor, k: int, test: str) -> tuple[float, float, int]:

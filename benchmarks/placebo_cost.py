@@ -110,10 +110,9 @@ def _model_rows(model: torch.nn.Module, images: torch.Tensor, size: int, repeats
 
 def measure(size: int, n_images: int, repeats: int, n_permutations: int = 10_000) -> list[dict[str, Any]]:
     """Seconds and ratios to the paper's test of every (model, configuration) at one image size."""
-    from propgrad.core.images import example_image
+    from propgrad.core.images import EXAMPLE_IMAGES, example_image
 
-    names = ("chelsea", "astronaut", "coffee", "rocket")
-    images = torch.stack([example_image(names[i % len(names)], size=size) for i in range(n_images)])
+    images = torch.stack([example_image(EXAMPLE_IMAGES[i % len(EXAMPLE_IMAGES)], size=size) for i in range(n_images)])
     rows = []
     with torch.inference_mode():
         for name, model in _models(size).items():

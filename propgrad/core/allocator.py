@@ -20,7 +20,6 @@ too. ``PROPGRAD_TUNE_ALLOCATOR=0`` in the environment leaves glibc's defaults.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
@@ -49,7 +48,7 @@ def tune_allocator() -> bool:
         return _TUNED[0]
     done = False
     wanted = os.environ.get(ENV_VAR, "1").strip() != "0"
-    if wanted and sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+    if wanted and sys.platform.startswith("linux") and _glibc():
         try:
             import ctypes
 
@@ -61,3 +60,11 @@ def tune_allocator() -> bool:
             done = False
     _TUNED.append(done)
     return done
+
+
+def _glibc() -> bool:
+    """Whether this process runs on glibc (asked of the C library, not read from the executable's bytes)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (AttributeError, ValueError, OSError):  # no such name here: not glibc
+        return False

@@ -148,14 +148,10 @@ def score_outputs_together(
         axes: One axis per block (:meth:`PropertyAxis.of`).
         test: The test's settings, checked at their door.
     """
-    every_flips = [flips_along(block) for block in blocks]
-    resolved = [
-        (_scored_column(flips, block.shape[1], target), flips)
-        for block, target, flips in zip(blocks, targets, every_flips)
-    ]
+    flips = [flips_along(block) for block in blocks]
+    columns = [_scored_column(f, block.shape[1], target) for f, block, target in zip(flips, blocks, targets)]
     scored = [
-        block[1:].double() if column is None else block[1:, column].double()
-        for block, (column, _) in zip(blocks, resolved)
+        block[1:].double() if column is None else block[1:, column].double() for block, column in zip(blocks, columns)
     ]
     together = isinstance(test.statistic, str) and test.statistic not in VECTOR_NORMS
     groups: dict[Any, list[int]] = {}
@@ -177,8 +173,8 @@ def score_outputs_together(
                 tests[i] = _columns_of(result, start, width, one=scored[i].dim() == 1)
                 start += width
     return [
-        SequenceScore(outputs=block[1:], original_outputs=block[0], target=column, test=result, flips=flips)  # type: ignore[arg-type]
-        for block, (column, flips), result in zip(blocks, resolved, tests)
+        SequenceScore(outputs=block[1:], original_outputs=block[0], target=column, test=result, flips=f)  # type: ignore[arg-type]
+        for block, column, f, result in zip(blocks, columns, flips, tests)
     ]
 
 
