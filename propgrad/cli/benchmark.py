@@ -29,8 +29,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from propgrad.cli.explain import add_permutation_stream
 from propgrad.errors import InvalidParameterError
-from propgrad.stats.defaults import PLACEBO_VARIANTS
+from propgrad.stats.defaults import DEFAULT_STREAM, PLACEBO_VARIANTS
 
 DEFAULT_OUT = Path("propgrad-benchmark")
 DEFAULT_SUITE = "fur"
@@ -78,6 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="attribution baselines to compare (default: every registered one; 'none' for none)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of data, training, tests and resampling (default 0)")
+    add_permutation_stream(parser)
     parser.add_argument(
         "--permutations", type=int, metavar="K", help="permutations per test (default: 1000 quick, 10000 full)"
     )
@@ -367,6 +369,7 @@ def run(args: argparse.Namespace) -> int:
         correction=None if correction == "none" else correction,
         realisations=getattr(args, "realisations", 1),
         quantus_metrics=tuple(getattr(args, "quantus_metrics", None) or ()),
+        permutation_stream=getattr(args, "permutation_stream", DEFAULT_STREAM),
     )
     mode = "quick" if args.quick else "full"
     with torch_threads(getattr(args, "threads", None)), sigterm_interrupts():

@@ -21,7 +21,7 @@ from torch import nn
 from propgrad.cli.model_loading import ImagePreparation
 from propgrad.errors import InvalidParameterError
 from propgrad.stats.corrections import METHODS
-from propgrad.stats.defaults import DEFAULT_PLACEBOS, PLACEBO_VARIANTS, STATISTIC_NAMES
+from propgrad.stats.defaults import DEFAULT_PLACEBOS, DEFAULT_STREAM, PLACEBO_VARIANTS, STATISTIC_NAMES, STREAMS
 
 if TYPE_CHECKING:
     from propgrad.stats.settings import TestSettings
@@ -184,6 +184,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    add_permutation_stream(p)
     p.add_argument("--device", default="cpu", help="where the model runs: cpu (default), cuda, cuda:1, mps ...")
     p.add_argument(
         "--out", type=Path, help="folder for the plots, the filmstrip, a JSON record and a self-contained report.html"
@@ -242,6 +243,19 @@ def prepare_image(image: Any, preparation: ImagePreparation, crop_name: str = "-
     return image if crop is None else center_crop(image, crop, name=crop_name)
 
 
+def add_permutation_stream(parser: argparse.ArgumentParser | Any) -> None:
+    """The ``--permutation-stream`` option of the commands that run permutation tests."""
+    parser.add_argument(
+        "--permutation-stream",
+        type=int,
+        choices=STREAMS,
+        default=DEFAULT_STREAM,
+        metavar="V",
+        help=f"version of the stream drawing the permutations from the seed (default {DEFAULT_STREAM}; 1 reproduces "
+        "results written before stream 2, whose files name no stream)",
+    )
+
+
 def explain_test_settings(args: argparse.Namespace) -> TestSettings:
     """The test of ``--test``, ``--placebos``, ``--placebo``, ``--placebo-stop``, ``--min-effect``, ``--correction`` ...
 
@@ -276,6 +290,7 @@ def explain_test_settings(args: argparse.Namespace) -> TestSettings:
         "n_permutations": args.permutations,
         "alpha": args.alpha,
         "seed": args.seed,
+        "permutation_stream": args.permutation_stream,
         "per": args.per,
         "statistic": args.statistic,
         "sequential": args.sequential,

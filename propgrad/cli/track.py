@@ -22,6 +22,7 @@ from typing import Any, Callable
 from propgrad.cli.explain import (
     CORRECTIONS,
     EXAMPLE_MODEL,
+    add_permutation_stream,
     explain_test_settings,
     image_options,
     load_input_image,
@@ -105,6 +106,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--output-transform", choices=("softmax", "sigmoid", "none"), help="default: softmax")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    add_permutation_stream(p)
     p.add_argument("--device", default="cpu", help="where the model runs")
     p.add_argument(
         "--out",

@@ -10,6 +10,7 @@ from propgrad.core.forward import RunSettings
 from propgrad.core.validation import ParameterTypeError, check_bool, check_choice, check_int
 from propgrad.errors import InvalidParameterError
 from propgrad.stats.corrections import METHODS
+from propgrad.stats.permutations import DEFAULT_STREAM
 from propgrad.stats.settings import DEFAULT_PLACEBOS, TestSettings, test_settings
 
 #: Constructor keyword arguments asked of the baselines in quick mode (passed only to classes
@@ -79,6 +80,9 @@ class BenchmarkSettings:
         quantus_metrics: Quantus metric class names computed per suite, model and baseline on the
             pool images (:mod:`propgrad.harness.metric_columns`); empty (the default) computes none
             and leaves the settings hash of earlier runs unchanged.
+        permutation_stream: Version of the stream drawing the permutations from the seeds
+            (:data:`propgrad.stats.permutations.STREAMS`); 1 reproduces, and resumes, runs written
+            before stream 2 (their settings hash names no stream).
     """
 
     suites: tuple[str, ...] = ("fur",)
@@ -99,6 +103,7 @@ class BenchmarkSettings:
     forward_batch_size: int = 128
     chunk_size: int = 32
     quantus_metrics: tuple[str, ...] = ()
+    permutation_stream: int = DEFAULT_STREAM
 
     def __post_init__(self) -> None:
         # the test's settings through their one door; the correction is over images (the summary's), not columns
@@ -108,6 +113,7 @@ class BenchmarkSettings:
             seed=self.seed,
             n_placebos=self.n_placebos,
             placebo=self.placebo,
+            permutation_stream=self.permutation_stream,
         )
         checked: dict[str, Any] = {
             "quick": check_bool(self.quick, "quick"),
@@ -116,6 +122,7 @@ class BenchmarkSettings:
             "n_permutations": test.n_permutations,
             "n_placebos": test.n_placebos,
             "placebo": test.placebo,
+            "permutation_stream": test.permutation_stream,
             "correction": check_choice(self.correction, "correction", METHODS),
             "realisations": check_int(self.realisations, "realisations", hint="realisations scored per image (1: one)"),
             "n_resamples": check_int(self.n_resamples, "n_resamples"),
@@ -174,6 +181,8 @@ class BenchmarkSettings:
             out.pop(name)
         if not self.quantus_metrics:  # runs before the option existed keep their settings hash
             out.pop("quantus_metrics")
+        if self.permutation_stream == 1:  # so do runs of stream 1, written before there were streams
+            out.pop("permutation_stream")
         return out
 
 
@@ -190,6 +199,7 @@ def preset(
     correction: str | None = "bh",
     realisations: int = 1,
     quantus_metrics: tuple[str, ...] = (),
+    permutation_stream: int = DEFAULT_STREAM,
 ) -> BenchmarkSettings:
     """Settings of the quick or full benchmark.
 
@@ -210,6 +220,7 @@ def preset(
         correction: The correction over images (see :class:`BenchmarkSettings`).
         realisations: R (see :class:`BenchmarkSettings`).
         quantus_metrics: Quantus metric class names (see :class:`BenchmarkSettings`).
+        permutation_stream: The permutations' stream version (see :class:`BenchmarkSettings`).
     """
     kwargs: dict[str, dict[str, Any]] = {}
     if quick:
@@ -230,6 +241,7 @@ def preset(
         baseline_kwargs={k: v for k, v in kwargs.items() if v},
         pool_per_class=PoolSize.SUITE_IMAGES_PER_CLASS if quick else None,
         quantus_metrics=tuple(quantus_metrics),
+        permutation_stream=permutation_stream,
     )
 
 

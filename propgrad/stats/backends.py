@@ -39,9 +39,9 @@ import torch
 from propgrad.core.validation import check_int
 from propgrad.stats.kernels import compiled_kernels
 from propgrad.stats.null_statistics import GradientNull, NullStatistic, two_sided_p_values
-from propgrad.stats.permutations import PermutationMemo, permutation_blocks
+from propgrad.stats.permutations import PermutationMemo, permutation_blocks, stream_key
 from propgrad.stats.sequential import as_tensors, sequential_test
-from propgrad.stats.strategy import plan_gradient_test, run_tasks, threads_available
+from propgrad.stats.strategy import Plan, plan_gradient_test, run_tasks, threads_available
 from propgrad.stats.vector_statistic import VectorBackend, VectorNull, vector_split
 
 __all__ = [
@@ -76,6 +76,7 @@ class NullJob:
         observed: (C,) observed statistics (:meth:`propgrad.stats.statistic.Statistic.observed`).
         k: K, shuffles.
         seed: Seed of the permutations.
+        permutation_stream: Version of the stream drawing them (:data:`propgrad.stats.permutations.STREAMS`).
         sequential: Besag-Clifford's h, or None for the fixed-K test.
         stream: Draw the permutations block by block instead of using the memoised matrix.
     """
@@ -85,6 +86,7 @@ class NullJob:
     observed: torch.Tensor
     k: int
     seed: int
+    permutation_stream: int
     sequential: int | None
     stream: bool
 
@@ -166,7 +168,7 @@ class CompiledBackend:
         shuffles = self.chunk_size or plan.shuffles_per_task
         rel_tol = 1000 * torch.finfo(y.dtype).eps
         if job.sequential is not None:
-            perms = self.memo.permutations(n, k, job.seed).numpy()
+            perms = self.memo.permutations(n, k, job.seed, job.permutation_stream).numpy()
 
             def null_block(columns: np.ndarray | slice, s: int, e: int) -> np.ndarray:
                 block = np.ascontiguousarray(y_np[:, columns])
@@ -175,6 +177,8 @@ class CompiledBackend:
             p, drawn = sequential_test(null_block, observed, k, job.sequential, rel_tol, plan.shuffles_per_task)
             p_value, drawn_t = as_tensors(p, drawn, y.dtype, y.device)
             return NullOutcome(p_value, drawn=drawn_t)
+        if job.permutation_stream == 2 and plan.layout == "columns":  # few columns: draw and score in one pass
+            return self._fused_null(job, y_np, plan, shuffles, rel_tol)
         p_value = np.empty(c)
         kept = np.empty((k, c)) if c <= KEEP_NULL_MAX_COLUMNS else None
         blocks = [slice(c0, min(c0 + plan.columns_per_block, c)) for c0 in range(0, c, plan.columns_per_block)]
@@ -185,7 +189,7 @@ class CompiledBackend:
                 kept[:, columns] = null
 
         if len(blocks) > 1 and len(blocks) >= plan.workers:  # whole column blocks per task
-            perms = self.memo.permutations(n, k, job.seed).numpy()
+            perms = self.memo.permutations(n, k, job.seed, job.permutation_stream).numpy()
 
             def column_task(columns: slice) -> None:
                 block = np.ascontiguousarray(y_np[:, columns])
@@ -204,6 +208,26 @@ class CompiledBackend:
         null_t = None if kept is None else torch.from_numpy(kept)
         return NullOutcome(torch.from_numpy(p_value).to(y.dtype), null_t)
 
+    def _fused_null(self, job: NullJob, y_np: np.ndarray, plan: Plan, shuffles: int, rel_tol: float) -> NullOutcome:
+        """The gradient's p-values for a few columns in stream 2: each task draws its shuffles and scores them.
+
+        No permutation matrix is drawn, streamed or memoised (:meth:`GradientNull.cpu_stream_block`).
+        """
+        from propgrad.stats import cpu_kernels
+
+        kernel, k = job.kernel, job.k
+        assert isinstance(kernel, GradientNull)
+        c = y_np.shape[1]
+        yt, key = np.ascontiguousarray(y_np.T), stream_key(job.seed)
+        null = np.empty((k, c))
+
+        def task(s: int) -> None:
+            kernel.cpu_stream_block(yt, key, s, null[s : s + shuffles])
+
+        run_tasks(task, range(0, k, shuffles), plan.workers)
+        p_value = cpu_kernels.two_sided_p_values(job.observed.numpy(), null, rel_tol, np.empty(c))
+        return NullOutcome(torch.from_numpy(p_value).to(job.y.dtype), torch.from_numpy(null))
+
     def _vector_null(self, job: NullJob) -> NullOutcome:
         """A whole-vector statistic's p-value (1,) and (K, 1) null with the compiled kernel, in tasks of shuffles."""
         from propgrad.stats import cpu_kernels
@@ -217,7 +241,7 @@ class CompiledBackend:
         observed = job.observed.to(torch.float64).cpu().numpy()
         rel_tol = 1000 * torch.finfo(y.dtype).eps
         if job.sequential is not None:
-            perms = self.memo.permutations(n, k, job.seed).numpy()
+            perms = self.memo.permutations(n, k, job.seed, job.permutation_stream).numpy()
 
             def null_block(columns: np.ndarray | slice, s: int, e: int) -> np.ndarray:
                 return kernel.cpu_block(prepared, perms[s:e], np.empty((e - s, 1))) / scale
@@ -236,9 +260,8 @@ class CompiledBackend:
         """``(start, rows)`` tasks of the seeded permutations: streamed, or slices of the memoised matrix."""
         n = job.y.shape[0]
         if job.stream:
-            generator = torch.Generator(device="cpu").manual_seed(job.seed)
-            return ((s, rows.copy()) for s, rows in permutation_blocks(n, job.k, generator))
-        perms = self.memo.permutations(n, job.k, job.seed).numpy()
+            return ((s, rows.copy()) for s, rows in permutation_blocks(n, job.k, job.seed, job.permutation_stream))
+        perms = self.memo.permutations(n, job.k, job.seed, job.permutation_stream).numpy()
         return ((s, perms[s : s + shuffles]) for s in range(0, job.k, shuffles))
 
 
@@ -287,16 +310,17 @@ class TorchBackend:
 
     def null(self, job: NullJob) -> NullOutcome:
         """The p-values (and kept null) with the torch kernels."""
-        kernel, y, k, seed = job.kernel, job.y, job.k, job.seed
+        kernel, y, k, seed, version = job.kernel, job.y, job.k, job.seed, job.permutation_stream
         n, c = y.shape
         null_dtype = torch.float64 if isinstance(kernel, GradientNull) else y.dtype
         if job.sequential is not None:
             return self._sequential(job)
         bound: tuple[torch.Tensor, ...] = ()
         if not job.stream:
-            perms = self.memo.permutations(n, k, seed).to(y.device)
+            perms = self.memo.permutations(n, k, seed, version).to(y.device)
             signature = kernel.signature
-            key = None if signature is None else (type(kernel).__name__, signature, n, k, seed, str(y.device), y.dtype)
+            grid = (n, k, seed, version, str(y.device), y.dtype)
+            key = None if signature is None else (type(kernel).__name__, signature, *grid)
             bound = self.memo.memoised(key, lambda: kernel.bind(perms, y.dtype))
         itemsize = _null_itemsize(kernel, y)
         cols = self.columns_per_block(kernel, k, c, itemsize)
@@ -308,7 +332,7 @@ class TorchBackend:
             b = self.chunk_size or max(1, min(self.memory_budget, CHUNK_BYTES) // per_permutation)
             null = torch.empty(k, yc.shape[1], dtype=null_dtype, device=y.device)
             if job.stream:
-                _run_streamed(kernel, prepared, null, (n, seed), b)
+                _run_streamed(kernel, prepared, null, (n, seed, version), b)
             else:
                 for s in range(0, k, b):
                     null[s : s + b] = kernel.run(prepared, bound, s, min(s + b, k))
@@ -321,7 +345,7 @@ class TorchBackend:
     def _sequential(self, job: NullJob) -> NullOutcome:
         """The Besag-Clifford test (:mod:`propgrad.stats.sequential`) with the torch kernels."""
         kernel, y = job.kernel, job.y
-        perms = self.memo.permutations(y.shape[0], job.k, job.seed).to(y.device)
+        perms = self.memo.permutations(y.shape[0], job.k, job.seed, job.permutation_stream).to(y.device)
         bound = kernel.bind(perms, y.dtype)
 
         def null_block(columns: np.ndarray | slice, s: int, e: int) -> np.ndarray:
@@ -341,11 +365,10 @@ class TorchBackend:
 def _run_streamed(kernel: NullStatistic, prepared: Any, null: torch.Tensor, grid: tuple[int, int], chunk: int) -> None:
     """Fill ``null`` (K, C) with the kernel's statistics while drawing the seeded permutations by block.
 
-    ``grid`` is ``(n, seed)``: the steps and the seed of the permutations.
+    ``grid`` is ``(n, seed, stream)``: the steps, the seed of the permutations and its stream version.
     """
-    (n, seed), k = grid, null.shape[0]
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    for s, block in permutation_blocks(n, k, generator):
+    (n, seed, version), k = grid, null.shape[0]
+    for s, block in permutation_blocks(n, k, seed, version):
         bound = kernel.bind(torch.from_numpy(block).to(null.device), null.dtype)
         rows = block.shape[0]
         for j in range(0, rows, chunk):
@@ -360,7 +383,7 @@ class TestPlan:
         backend: The backend computing the null.
         columns: Columns of null statistics per block as the size check counts them (float64): 1 for
             a whole-vector statistic, whose null is (K, 1) whatever C is.
-        stream: Draw the permutations block by block (a first test for its (N, K, seed)).
+        stream: Draw the permutations block by block (a first test for its (N, K, seed, stream version)).
         observed_columns: Columns per block of the null kernel's evaluations, in which the
             observed statistic is evaluated too (:meth:`propgrad.stats.statistic.Statistic.observed`).
         null_columns: Columns of the whole null distribution: C, or 1 for a whole-vector statistic.
@@ -376,19 +399,19 @@ class TestPlan:
 
 
 def plan_test(
-    kernel: NullStatistic, y: torch.Tensor, k: int, seed: int, sequential: int | None, backends: Any
+    kernel: NullStatistic, y: torch.Tensor, k: int, shuffles: tuple[int, int], sequential: int | None, backends: Any
 ) -> TestPlan:
     """Choose the first of ``backends`` that supports ``kernel`` on ``y``'s device, and how it runs.
 
-    A fixed-K test that processes all columns at once streams its permutations when the (N, K,
-    seed) is new to the backend's memo (a second test with it memoises the matrix). A whole-vector
-    statistic reads all C columns at once but has one column of null statistics, (K, 1): the plan
-    counts one column for it.
+    ``shuffles`` is the permutations' (seed, stream version). A fixed-K test that processes all
+    columns at once streams its permutations when its (N, K, seed, stream version) is new to the
+    backend's memo (a second test with it memoises the matrix). A whole-vector statistic reads all C
+    columns at once but has one column of null statistics, (K, 1): the plan counts one column for it.
     """
     backend = next(b for b in backends if b.supports(kernel, y.device))
     n, c = y.shape
     cols = backend.columns_per_block(kernel, k, c)
-    stream = sequential is None and cols >= c and backend.memo.first_use(n, k, seed)
+    stream = sequential is None and cols >= c and backend.memo.first_use(n, k, *shuffles)
     observed_cols = c if sequential is not None else backend.columns_per_block(kernel, k, c, _null_itemsize(kernel, y))
     null_cols = 1 if isinstance(kernel, VectorNull) else c
     return TestPlan(backend, min(cols, null_cols), stream, observed_cols, null_cols)

@@ -32,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from propgrad.stats.fisher_yates import fisher_yates_rows, shuffle_into, swap_targets  # noqa: F401  (one module of kernels)
+
 
 @njit(nogil=True, cache=True, boundscheck=False)
 def null_by_rows(y, perms, stencil, out):  # pragma: no cover - compiled
@@ -255,3 +257,56 @@ def read_positions(keys, low, out, tied):  # pragma: no cover - compiled
         tied[i] = tie
         count += tie
     return count
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def null_fisher_yates(yt, key, row0, stencil, out):  # pragma: no cover - compiled
+    """Statistics (B, c) of stream 2's shuffles ``row0 .. row0 + B - 1`` (uint64 ``key``) of the columns ``yt`` (c, N).
+
+    Each shuffle is drawn (:func:`propgrad.stats.fisher_yates.swap_targets`) and used at once with
+    :func:`null_by_columns`'s arithmetic, so the statistics equal that kernel's on the same
+    shuffles bit for bit and no (K, N) matrix of indices is built. One column is shuffled in place
+    (its values, converted to float64 exactly, are swapped, and the stencil reads them without an
+    index); several columns share the shuffled indices.
+    """
+    u, v, t, w0, w1, w2, pair = stencil
+    b = out.shape[0]
+    c, n = yt.shape
+    rows = u.shape[0]
+    draws = np.empty(n, dtype=np.uint64)
+    if c == 1:
+        col = np.empty(n, dtype=np.float64)
+        for k in range(b):
+            swap_targets(draws, key, row0 + k)
+            for i in range(n):
+                col[i] = yt[0, i]
+            for i in range(n - 1, 0, -1):
+                j = draws[i]
+                tmp = col[i]
+                col[i] = col[j]
+                col[j] = tmp
+            acc = 0.0
+            for r in range(rows):
+                if pair[r]:
+                    acc += w0[r] * abs(col[u[r]] - col[v[r]])
+                else:
+                    acc += abs(w0[r] * col[u[r]] + w1[r] * col[v[r]] + w2[r] * col[t[r]])
+            out[k, 0] = acc / n
+        return out
+    p = np.empty(n, dtype=np.int64)
+    for k in range(b):
+        shuffle_into(p, draws, key, row0 + k)
+        for j in range(c):
+            col = yt[j]
+            acc = 0.0
+            for r in range(rows):
+                if pair[r]:
+                    acc += w0[r] * abs(np.float64(col[p[u[r]]]) - np.float64(col[p[v[r]]]))
+                else:
+                    acc += abs(
+                        w0[r] * np.float64(col[p[u[r]]])
+                        + w1[r] * np.float64(col[p[v[r]]])
+                        + w2[r] * np.float64(col[p[t[r]]])
+                    )
+            out[k, j] = acc / n
+    return out

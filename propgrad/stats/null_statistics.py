@@ -129,6 +129,13 @@ class GradientNull:
             return cpu_kernels.null_by_rows(y, perms, self.rows, out)
         return cpu_kernels.null_by_columns(np.ascontiguousarray(y.T), perms, self.rows, out)
 
+    def cpu_stream_block(self, yt: np.ndarray, key: int, row0: int, out: np.ndarray) -> np.ndarray:
+        """Fill ``out`` (B, c) float64 with the statistics of stream 2's shuffles ``row0 .. row0 + B - 1`` of the
+        columns ``yt`` (c, N), drawn from ``key`` (:func:`propgrad.stats.permutations.stream_key`) as they are used."""
+        from propgrad.stats import cpu_kernels
+
+        return cpu_kernels.null_fisher_yates(yt, np.uint64(key), row0, self.rows, out)
+
     def bind(self, perms: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
         return (perms,)
 

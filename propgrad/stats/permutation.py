@@ -32,6 +32,7 @@ from propgrad.stats.coercion import as_outputs, as_values
 from propgrad.stats.decision import decide
 from propgrad.stats.gradient import stencil_dtype
 from propgrad.stats.null_statistics import GradientNull, StatisticFn
+from propgrad.stats.permutations import DEFAULT_STREAM
 from propgrad.stats.settings import MAX_PERMUTATIONS, TestSettings, test_settings
 from propgrad.stats.statistic import Grid, Statistic, as_statistic
 
@@ -67,6 +68,9 @@ class PermutationResult:
         statistic_name: "gradient", "pearson" or the callable's ``__name__``.
         n_drawn: With ``sequential``, the shuffles drawn per column (same shape as ``p_value``;
             K for a column that never reached the limit); None for the fixed-K test.
+        seed: Seed of the permutations.
+        permutation_stream: Version of the stream that drew them from ``seed``
+            (:mod:`propgrad.stats.permutations`); with the seed it reproduces the p-values.
     """
 
     statistic: torch.Tensor
@@ -77,6 +81,8 @@ class PermutationResult:
     alpha: float
     statistic_name: str
     n_drawn: torch.Tensor | None = field(default=None, repr=False)
+    seed: int = 0
+    permutation_stream: int = DEFAULT_STREAM
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (the null distribution is left out; it can be large)."""
@@ -87,6 +93,8 @@ class PermutationResult:
             "n_permutations": self.n_permutations,
             "alpha": self.alpha,
             "statistic_name": self.statistic_name,
+            "seed": self.seed,
+            "permutation_stream": self.permutation_stream,
             **({} if self.n_drawn is None else {"n_drawn": self.n_drawn.tolist()}),
         }
 
@@ -103,6 +111,7 @@ def permutation_test(
     periodic: bool = False,
     period: float | None = None,
     sequential: int | None = None,
+    permutation_stream: int = DEFAULT_STREAM,
 ) -> PermutationResult:
     """Is the change of the outputs along the property systematic? (Algorithm 1, vectorised).
 
@@ -123,15 +132,17 @@ def permutation_test(
             columns may arrive in chunks, so treat them independently) and the (N,) values (unit
             steps 0..N-1 when ``values`` is None), returning (B, C), one statistic per shuffle and
             column; the observed statistic comes from the same callable with the outputs in order.
-        seed: Seed of the CPU ``torch.Generator`` drawing the permutations (same seed, same
-            permutations, same p-values), an integer in [0, 2**63 - 1]; indices are then moved to
-            ``device``.
+        seed: Seed of the permutations (same seed and stream, same permutations, same p-values), an
+            integer in [0, 2**63 - 1]; they are drawn on the CPU, indices then moved to ``device``.
         device: Device to compute on (default: that of ``outputs``; CPU for arrays and lists); it
             must exist here (:func:`propgrad.core.validation.check_device`).
         periodic: Wrap-around differences for a full rotation (statistic "gradient").
         period: Period for ``periodic`` (default: span plus one mean step).
         sequential: Besag-Clifford's sequential test: a column stops drawing after this many null
             statistics as extreme as the observed one (10 is usual); None for the fixed-K test.
+        permutation_stream: Version of the stream drawing the permutations from ``seed``
+            (:mod:`propgrad.stats.permutations`): 2, counter-based Fisher-Yates (the default), or 1,
+            sorted random keys (the stream of propgrad's results before it).
 
     Returns:
         A :class:`PermutationResult`; fields have shape () for 1-D outputs, (C,) otherwise.
@@ -143,7 +154,12 @@ def permutation_test(
             the wrong shape (its subclass ParameterTypeError for a value of the wrong type).
     """
     settings = test_settings(
-        n_permutations=n_permutations, alpha=alpha, statistic=statistic, seed=seed, sequential=sequential
+        n_permutations=n_permutations,
+        alpha=alpha,
+        statistic=statistic,
+        seed=seed,
+        sequential=sequential,
+        permutation_stream=permutation_stream,
     )
     return permutation_test_with(outputs, values, settings, periodic=periodic, period=period, device=device)
 
@@ -161,8 +177,8 @@ def permutation_test_with(
     """:func:`permutation_test` under settings checked by :func:`propgrad.stats.settings.test_settings`.
 
     The outputs and values are checked here (they are data, not settings); ``settings`` is trusted.
-    Only ``n_permutations``, ``alpha``, ``statistic``, ``seed`` and ``sequential`` of the settings
-    apply (the decision rule with ``min_effect`` and corrections is the caller's,
+    Only ``n_permutations``, ``alpha``, ``statistic``, ``seed``, ``permutation_stream`` and ``sequential`` of the
+    settings     apply (the decision rule with ``min_effect`` and corrections is the caller's,
     :func:`propgrad.stats.decision.decide`). ``edge_order`` (1 or 2) is that of the gradient's ends.
     """
     y, one_d = as_outputs(outputs, device=None if device is None else check_device(device))
@@ -182,6 +198,8 @@ def permutation_test_with(
         alpha=result.alpha,
         statistic_name=result.statistic_name,
         n_drawn=None if result.n_drawn is None else result.n_drawn[0],
+        seed=result.seed,
+        permutation_stream=result.permutation_stream,
     )
 
 
@@ -205,10 +223,10 @@ def run_permutation_test(
     kernel = statistic.null_kernel(grid, k, c)
     if isinstance(kernel, GradientNull):  # differences of +-3e38 in float32: score in float64
         y = y.to(stencil_dtype(y, kernel.weights, max(n, k)))
-    plan = plan_test(kernel, y, k, settings.seed, settings.sequential, backends)
+    plan = plan_test(kernel, y, k, (settings.seed, settings.permutation_stream), settings.sequential, backends)
     _check_size((n, k, c), plan.columns, plan.null_columns, y.element_size(), plan.stream)
     observed = statistic.observed(y, grid, kernel, plan.observed_columns, plan.backend.compiled)
-    job = NullJob(kernel, y, observed, k, settings.seed, settings.sequential, plan.stream)
+    job = NullJob(kernel, y, observed, k, settings.seed, settings.permutation_stream, settings.sequential, plan.stream)
     outcome = plan.backend.null(job)
     constant = (y == y[:1]).all(0)
     if outcome.p_value.shape[0] != c:  # one statistic of the whole output vector: constant if every column is
@@ -223,6 +241,8 @@ def run_permutation_test(
         alpha=settings.alpha,
         statistic_name=statistic.name,
         n_drawn=outcome.drawn,
+        seed=settings.seed,
+        permutation_stream=settings.permutation_stream,
     )
 
 

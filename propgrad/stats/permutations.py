@@ -1,10 +1,18 @@
-"""Seeded uniform random permutations for the permutation test, and the memo a backend keeps of them.
+"""Seeded uniform random permutations for the permutation test, their versioned streams, and their memo.
 
-:func:`permutation_indices` draws K permutations of range(N) from a ``torch.Generator``;
-:func:`permutation_blocks` yields the same rows block by block (a first call streams them
-instead of faulting in a (K, N) buffer); :func:`seeded_permutations` draws them from a seed.
-A :class:`PermutationMemo` (held by the test's backends, :mod:`propgrad.stats.backends`) keeps
-the matrix per (N, K, seed) and the index tensors the kernels derive from it in a small LRU memo.
+A seed and a stream version give the permutations, hence the p-values (results files record both):
+
+- **stream 1** (propgrad up to 0.x of 2026-12): :func:`permutation_indices` sorts random keys
+  drawn from a ``torch.Generator`` seeded with the seed;
+- **stream 2** (the default, :data:`DEFAULT_STREAM`): Fisher-Yates shuffles driven by a
+  counter-based generator (:mod:`propgrad.stats.fisher_yates`), so any shuffle can be drawn on
+  its own; the gradient's compiled kernel draws them and computes the statistics in one pass.
+
+:func:`permutation_blocks` yields a stream's rows block by block (a first call streams them
+instead of faulting in a (K, N) buffer); :func:`seeded_permutations` draws the whole (K, N)
+matrix. A :class:`PermutationMemo` (held by the test's backends, :mod:`propgrad.stats.backends`)
+keeps the matrix per (N, K, seed, stream) and the index tensors the kernels derive from it in a
+small LRU memo.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from propgrad.stats.defaults import DEFAULT_STREAM, STREAMS  # noqa: F401  (re-exported)
 from propgrad.stats.kernels import compiled_kernels
 
 MEMO_MAX_BYTES = 128 * 2**20
@@ -23,7 +32,7 @@ SEEN_MAX = 256  # (n, k, seed) keys remembered as used once
 
 
 def permutation_indices(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
-    """K independent uniform random permutations of range(n), seeded by a torch.Generator.
+    """Stream 1: K independent uniform random permutations of range(n), seeded by a torch.Generator.
 
     Each row sorts n random integer keys, each packed with its position in the low bits (so one
     SIMD integer sort yields the order); rows where two keys tie are drawn again, which keeps the
@@ -43,26 +52,47 @@ def permutation_indices(n: int, k: int, generator: torch.Generator) -> torch.Ten
         row j is the order of the j-th shuffle.
     """
     perms = np.empty((k, n), dtype=np.int32)
-    for _ in permutation_blocks(n, k, generator, out=perms):
+    for _ in _sorted_key_blocks(n, k, generator, perms):
         pass
     return torch.from_numpy(perms)
 
 
 def permutation_blocks(
-    n: int, k: int, generator: torch.Generator, *, out: np.ndarray | None = None
+    n: int, k: int, seed: int, stream: int = DEFAULT_STREAM, *, out: np.ndarray | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """The rows of :func:`permutation_indices` block by block: ``(start, rows)`` pairs.
+    """The rows of :func:`seeded_permutations` block by block: ``(start, rows)`` pairs.
 
     Args:
         n: Length of each permutation (>= 1).
         k: Number of permutations (>= 1).
-        generator: A CPU ``torch.Generator``; it is advanced when iteration starts.
+        seed: The seed, in [0, 2**63 - 1].
+        stream: The stream version, one of :data:`STREAMS`.
         out: Optional int32 array (k, n) to fill; each yielded block is then a view of it.
             Without it, one cache-sized buffer is reused: consume each block before the next.
 
     Yields:
         ``(s, block)``: an int32 array (b, n) holding permutations ``s:s + b``.
     """
+    if stream == 1:
+        yield from _sorted_key_blocks(n, k, torch.Generator(device="cpu").manual_seed(seed), out)
+        return
+    key = stream_key(seed)
+    rows = min(k, max(1, SHUFFLE_BLOCK_BYTES // (n * 4)))
+    buffer = np.empty((rows, n), dtype=np.int32) if out is None else None
+    kernels = compiled_kernels()
+    for s in range(0, k, rows):
+        block = buffer[: min(rows, k - s)] if out is None else out[s : s + rows]
+        if kernels is not None:
+            kernels.fisher_yates_rows(np.uint64(key), s, block)
+        else:
+            block[:] = fisher_yates_numpy(key, s, block.shape[0], n)
+        yield s, block
+
+
+def _sorted_key_blocks(
+    n: int, k: int, generator: torch.Generator, out: np.ndarray | None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Stream 1's rows (:func:`permutation_indices`) block by block, as :func:`permutation_blocks` yields them."""
     words = torch.randint(0, 2**62, (2,), generator=generator, dtype=torch.int64).tolist()
     bits = np.random.SFC64(np.random.SeedSequence(words))
     shift = max(1, (n - 1).bit_length())
@@ -112,16 +142,75 @@ def _tied_rows(keys: np.ndarray, low: np.integer) -> np.ndarray:
     return np.unique(close[(close + 1) % n != 0] // n)
 
 
-def seeded_permutations(n: int, k: int, seed: int) -> torch.Tensor:
-    """:func:`permutation_indices` with ``torch.Generator().manual_seed(seed)``: depends only on (n, k, seed)."""
-    return permutation_indices(n, k, torch.Generator(device="cpu").manual_seed(seed))
+_MASK = 2**64 - 1
+_GAMMA, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def stream_key(seed: int) -> int:
+    """Stream 2's key of ``seed``: SplitMix64's first output, ``mix64(seed + GAMMA)``, a Python int."""
+    z = (seed + _GAMMA) & _MASK
+    z = ((z ^ (z >> 30)) * _MIX1) & _MASK
+    z = ((z ^ (z >> 27)) * _MIX2) & _MASK
+    return z ^ (z >> 31)
+
+
+def fisher_yates_numpy(key: int, row0: int, k: int, n: int) -> np.ndarray:
+    """Stream 2's shuffles ``row0 .. row0 + k - 1`` of ``n`` steps with numpy, vectorised over shuffles.
+
+    The arithmetic of :func:`propgrad.stats.fisher_yates.fisher_yates_rows` (which is about forty
+    times faster), for machines where numba's kernels are unavailable.
+
+    Returns:
+        An int32 array (k, n).
+    """
+    u64 = np.uint64
+    out = np.tile(np.arange(n, dtype=np.int32), (k, 1))
+    rows = np.arange(k)
+    base = np.arange(row0, row0 + k, dtype=u64) * u64(n)
+    for i in range(n - 1, 0, -1):
+        s = u64(i + 1)
+        counter = base + u64(i)
+        product = (_mix64_numpy(u64(key) + counter * u64(_GAMMA)) >> u64(32)) * s
+        floor = u64(2**32 % (i + 1))
+        retry = np.flatnonzero(product & u64(0xFFFFFFFF) < floor)
+        attempt = 1
+        while retry.size:  # Lemire's rejection (probability below (i + 1) / 2**32 per draw)
+            start = _mix64_numpy(np.full(retry.size, (key + attempt) & _MASK, dtype=u64))
+            product[retry] = (_mix64_numpy(start + counter[retry] * u64(_GAMMA)) >> u64(32)) * s
+            retry = retry[product[retry] & u64(0xFFFFFFFF) < floor]
+            attempt += 1
+        j = (product >> u64(32)).astype(np.intp)
+        held = out[rows, i].copy()
+        out[rows, i] = out[rows, j]
+        out[rows, j] = held
+    return out
+
+
+def _mix64_numpy(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser of a uint64 array (wrapping arithmetic)."""
+    u64 = np.uint64
+    z = (z ^ (z >> u64(30))) * u64(_MIX1)
+    z = (z ^ (z >> u64(27))) * u64(_MIX2)
+    return z ^ (z >> u64(31))
+
+
+def seeded_permutations(n: int, k: int, seed: int, stream: int = DEFAULT_STREAM) -> torch.Tensor:
+    """The K permutations of ``(n, seed)`` in ``stream`` as an int32 tensor (k, n); they depend only on these four.
+
+    Stream 1 is :func:`permutation_indices` with ``torch.Generator().manual_seed(seed)``; stream 2
+    the counter-based Fisher-Yates shuffles of :mod:`propgrad.stats.fisher_yates`.
+    """
+    perms = np.empty((k, n), dtype=np.int32)
+    for _ in permutation_blocks(n, k, seed, stream, out=perms):
+        pass
+    return torch.from_numpy(perms)
 
 
 class PermutationMemo:
     """An LRU memo of seeded permutation matrices and of tensors derived from them, in-process.
 
-    The permutations depend only on (n, k, seed), so scoring many images with the same settings
-    draws them once. A first request for an (n, k, seed) is only remembered (:meth:`first_use`):
+    The permutations depend only on (n, k, seed, stream), so scoring many images with the same
+    settings draws them once. A first request for an (n, k, seed, stream) is only remembered (:meth:`first_use`):
     that call streams its permutations block by block, and a second use memoises the matrix.
 
     Attributes:
@@ -131,15 +220,16 @@ class PermutationMemo:
     def __init__(self, max_bytes: int = MEMO_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
         self._memo: OrderedDict[tuple, tuple[torch.Tensor, ...]] = OrderedDict()
-        self._seen: OrderedDict[tuple, None] = OrderedDict()  # (n, k, seed) streamed once
+        self._seen: OrderedDict[tuple, None] = OrderedDict()  # (n, k, seed, stream) streamed once
 
     def __len__(self) -> int:
         """Entries memoised."""
         return len(self._memo)
 
-    def permutations(self, n: int, k: int, seed: int) -> torch.Tensor:
+    def permutations(self, n: int, k: int, seed: int, stream: int) -> torch.Tensor:
         """:func:`seeded_permutations`, memoised. Do not modify the returned tensor."""
-        return self.memoised(("permutations", n, k, seed), lambda: (seeded_permutations(n, k, seed),))[0]
+        key = ("permutations", n, k, seed, stream)
+        return self.memoised(key, lambda: (seeded_permutations(n, k, seed, stream),))[0]
 
     def memoised(self, key: tuple | None, build: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
         """``build()``'s deterministic tensors under ``key``, built once (``key=None``: not memoised)."""
@@ -153,9 +243,9 @@ class PermutationMemo:
                 self._memo.popitem(last=False)
         return value
 
-    def first_use(self, n: int, k: int, seed: int) -> bool:
-        """True (and remember it) the first time (n, k, seed) is asked for while not memoised."""
-        key = ("permutations", n, k, seed)
+    def first_use(self, n: int, k: int, seed: int, stream: int) -> bool:
+        """True (and remember it) the first time (n, k, seed, stream) is asked for while not memoised."""
+        key = ("permutations", n, k, seed, stream)
         if key in self._memo or key in self._seen:
             return False
         self._seen[key] = None

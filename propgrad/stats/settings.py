@@ -17,6 +17,7 @@ from propgrad.core.validation import check_alpha, check_choice, check_int, check
 from propgrad.stats.corrections import METHODS
 from propgrad.stats.decision import check_min_effect
 from propgrad.stats.defaults import DEFAULT_PLACEBOS, PLACEBO_VARIANTS
+from propgrad.stats.permutations import DEFAULT_STREAM, STREAMS
 from propgrad.stats.placebo_test import auto_stop
 from propgrad.stats.statistic import check_statistic
 
@@ -42,6 +43,8 @@ class TestSettings:
             ``f(permuted_outputs (B, N, C), values (N,)) -> (B, C)``
             (:mod:`propgrad.stats.statistic`).
         seed: Seed of the permutations (and of the placebos), in [0, 2**63 - 1].
+        permutation_stream: Version of the stream drawing the permutations from the seed
+            (:data:`propgrad.stats.permutations.STREAMS`): with the seed it reproduces the p-values.
         per: ``"step"`` (scores per property step) or ``"unit"`` (per unit of the values).
         sequential: Besag-Clifford's h (a column stops after h null statistics as extreme as the
             observed one), or None for the fixed-K test.
@@ -60,6 +63,7 @@ class TestSettings:
     alpha: float = 0.01
     statistic: Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = "gradient"
     seed: int = 0
+    permutation_stream: int = DEFAULT_STREAM
     per: str = "step"
     sequential: int | None = None
     correction: str | None = None
@@ -80,6 +84,7 @@ def test_settings(
     alpha: Any = 0.01,
     statistic: Any = "gradient",
     seed: Any = 0,
+    permutation_stream: Any = DEFAULT_STREAM,
     per: Any = "step",
     sequential: Any = None,
     correction: Any = None,
@@ -95,6 +100,8 @@ def test_settings(
         alpha: Significance level in (0, 1) (Python or numpy number).
         statistic: ``"gradient"``, ``"pearson"`` or a callable.
         seed: An integer in [0, 2**63 - 1].
+        permutation_stream: 2 (counter-based Fisher-Yates, the default) or 1 (sorted random keys, the
+            stream of results written before it; their files record no stream).
         per: ``"step"`` or ``"unit"``.
         sequential: A positive integer (10 is usual) or None.
         correction: ``"holm"``, ``"bh"`` or None.
@@ -143,6 +150,7 @@ def test_settings(
         alpha=alpha,
         statistic=check_statistic(statistic),
         seed=check_seed(seed),
+        permutation_stream=check_choice(permutation_stream, "permutation_stream", STREAMS),
         per=check_choice(per, "per", PER),
         sequential=sequential,
         correction=check_choice(correction, "correction", METHODS),

@@ -154,7 +154,7 @@ class VectorBackend:
     It serves only :class:`VectorNull` kernels (the column-wise backends assume one statistic per
     column), on any device; on the CPU the compiled backend comes first and serves them when numba
     is available. It draws the same seeded permutations as the others do (from the shared memo, or
-    streamed block by block for a first test of an (N, K, seed)).
+    streamed block by block for a first test of an (N, K, seed, stream)).
 
     Attributes:
         memo: The permutation memo.
@@ -191,7 +191,7 @@ class VectorBackend:
         chunk = self.chunk_size or max(1, min(self.memory_budget, CHUNK_BYTES) // per_permutation)
         observed = job.observed.to(torch.float64)
         if job.sequential is not None:
-            perms = self.memo.permutations(n, k, job.seed).to(y.device)
+            perms = self.memo.permutations(n, k, job.seed, job.permutation_stream).to(y.device)
 
             def null_block(columns: np.ndarray | slice, s: int, e: int) -> np.ndarray:
                 return _fill(kernel, prepared, perms[s:e], chunk).cpu().numpy()
@@ -202,14 +202,14 @@ class VectorBackend:
             p_value, drawn_t = as_tensors(p, drawn, y.dtype, y.device)
             return NullOutcome(p_value, drawn=drawn_t)
         if job.stream:
-            generator = torch.Generator(device="cpu").manual_seed(job.seed)
             parts = [
                 _fill(kernel, prepared, torch.from_numpy(block).to(y.device), chunk)
-                for _, block in permutation_blocks(n, k, generator)
+                for _, block in permutation_blocks(n, k, job.seed, job.permutation_stream)
             ]
             null = torch.cat(parts)
         else:
-            null = _fill(kernel, prepared, self.memo.permutations(n, k, job.seed).to(y.device), chunk)
+            perms = self.memo.permutations(n, k, job.seed, job.permutation_stream)
+            null = _fill(kernel, prepared, perms.to(y.device), chunk)
         return NullOutcome(two_sided_p_values(observed, null, y.dtype), null)
 
 

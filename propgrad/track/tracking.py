@@ -188,8 +188,15 @@ def _name_of(obj: Any) -> str:
 
 
 def _test_description(test: TestSettings) -> dict[str, Any]:
-    """The test's settings as JSON (a callable statistic by its name)."""
-    return {f.name: (_name_of(v) if callable(v) else v) for f in fields(test) for v in [getattr(test, f.name)]}
+    """The test's settings as JSON (a callable statistic by its name).
+
+    Permutation stream 1 is left out, as stores written before there were streams name none (so a
+    track with ``permutation_stream=1`` resumes them).
+    """
+    described = {f.name: (_name_of(v) if callable(v) else v) for f in fields(test) for v in [getattr(test, f.name)]}
+    if test.permutation_stream == 1:
+        del described["permutation_stream"]
+    return described
 
 
 class PropertyTracker:

@@ -67,6 +67,16 @@ def test_placebos_sets_m(tmp_path, capsys):
     assert record["placebo"]["n_placebos"] == 20
 
 
+def test_the_record_names_the_permutation_stream_that_reproduces_it(tmp_path, capsys):
+    default = record_of(["--test", "permutation", "--seed", "4"], tmp_path / "default", capsys)
+    assert (default["test"]["seed"], default["test"]["permutation_stream"]) == (4, 2)
+    again = record_of(["--test", "permutation", "--seed", "4"], tmp_path / "again", capsys)
+    assert again["p_value"] == default["p_value"]
+    older = record_of(["--test", "permutation", "--seed", "4", "--permutation-stream", "1"], tmp_path / "one", capsys)
+    assert older["test"]["permutation_stream"] == 1
+    assert older["test"]["statistic"] == default["test"]["statistic"]  # the observed statistic does not depend on it
+
+
 def test_min_effect_changes_significance(tmp_path, capsys):
     longer = ["--test", "permutation", "--permutations", "500", "--size", "48", "--param", "steps=11"]
     base = record_of(longer, tmp_path / "base", capsys)
@@ -91,6 +101,7 @@ def test_every_test_option_reaches_attribute_as_one_settings_object(spy, capsys)
     argv = [
         "--placebos", "30", "--placebo", "region", "--placebo-stop", "none", "--min-effect", "0.5",
         "--correction", "bh", "--sequential", "7", "--alpha", "0.05", "--seed", "3", "--per", "unit",
+        "--permutation-stream", "1",
     ]  # fmt: skip
     code, _, err = run(argv, capsys)
     assert code == 0, err
@@ -107,6 +118,7 @@ def test_every_test_option_reaches_attribute_as_one_settings_object(spy, capsys)
         n_placebos=30,
         placebo="region",
         placebo_stop=None,
+        permutation_stream=1,
     )
 
 
@@ -174,6 +186,7 @@ def test_bad_test_options_are_one_line_errors_before_the_model_loads(argv, fragm
         (["--correction", "bonferroni"], "invalid choice: 'bonferroni'"),
         (["--placebo-stop", "soon"], "expected a whole number h of placebos, 'auto' or 'none'"),
         (["--placebos", "many"], "invalid int value: 'many'"),
+        (["--permutation-stream", "3"], "invalid choice: 3 (choose from 1, 2)"),
         (["--min-effect", "big"], "invalid float value: 'big'"),
     ],
 )

@@ -27,9 +27,10 @@ DEFAULT_QUICK_RESULT_SETTINGS = {
     "realisations": 1,
     "seed": 0,
     "suites": ["fur"],
+    "permutation_stream": 2,
 }
-"""What the quick preset stores (store format 3, with the placebo and correction settings): a change
-here is a change of every default run's settings hash."""
+"""What the quick preset stores (store format 3, with the placebo and correction settings, and
+permutation stream 2): a change here is a change of every default run's settings hash."""
 
 
 def quick() -> BenchmarkSettings:
@@ -42,6 +43,17 @@ def test_quick_preset_stores_its_known_settings() -> None:
     assert st.result_settings() == DEFAULT_QUICK_RESULT_SETTINGS
     assert settings_hash(st.result_settings()) == settings_hash(DEFAULT_QUICK_RESULT_SETTINGS)
     assert json.loads(json.dumps(st.to_dict()))["pool_per_class"] == "images_per_class"
+
+
+def test_stream_one_keeps_the_settings_hash_of_runs_before_streams() -> None:
+    # stream 2 changed every p-value, so it changed the hash; stream 1 resumes the runs written before
+    before = {k: v for k, v in DEFAULT_QUICK_RESULT_SETTINGS.items() if k != "permutation_stream"}
+    baselines = ("integrated_gradients", "lime", "occlusion")
+    stream1 = preset(quick=True, suites=("fur",), baselines=baselines, permutation_stream=1)
+    assert stream1.result_settings() == before and stream1.cell_test.permutation_stream == 1
+    assert settings_hash(quick().result_settings()) != settings_hash(before)
+    with pytest.raises(ValueError, match="permutation_stream must be one of 1, 2"):
+        BenchmarkSettings(permutation_stream=0)
 
 
 def test_full_preset_evaluates_every_test_image() -> None:

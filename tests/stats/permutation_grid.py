@@ -4,7 +4,8 @@
 ``tests/stats/data/permutation_grid.json``; ``tests/stats/test_permutation_grid.py`` recomputes every
 case and asserts bit-identical equality (floats are stored as ``float.hex()``). The file was written
 by the code before the backend restructuring of issue 18, so the test proves the restructuring kept
-every p-value.
+every p-value; it holds permutation stream 1 (the only stream then), so it also proves that stream 1
+still reproduces the results written before stream 2 became the default.
 
 The grid covers the statistics gradient and pearson, N in {5, 31, 200}, C in {1, 3, 40}, K in
 {1, 99, 1000}, seeds {0, 7}, periodic False/True, unit and non-uniform values, the fixed-K and the
@@ -87,6 +88,7 @@ def run(case: dict[str, Any], run_test: Any = permutation_test) -> dict[str, Any
         "seed": case["seed"],
         "periodic": case["periodic"],
         "sequential": case["sequential"],
+        "permutation_stream": 1,  # the stream of the stored results (the only one when they were written)
     }
     clear_cache()
     results = [_encode(run_test(y, values, path=case["path"], **kwargs)) for _ in range(2)]

@@ -1,0 +1,100 @@
+"""Permutation stream 2: Fisher-Yates shuffles driven by a counter-based generator (compiled, numba).
+
+Every random number of the stream is a pure function of (key, counter), so any shuffle can be
+drawn on its own, in any order, on any thread, with the same result:
+
+- the key of a seed is ``mix64(seed + GAMMA)`` (the first output of SplitMix64 seeded with it);
+- shuffle ``r`` (0-based, over all K) of N steps starts from the identity and, for ``i = N - 1``
+  down to 1, swaps position ``i`` with position ``j``, a uniform integer in ``[0, i]``;
+- ``j`` comes from ``x = mix64(key + (r * N + i) * GAMMA)`` (SplitMix64's output at that
+  counter) by Lemire's multiply-shift, ``j = floor(x * (i + 1) / 2**64)``, with his rejection step,
+  so it is exactly uniform: when the low 64 bits of the product fall below ``2**64 mod (i + 1)``
+  (probability below ``(i + 1) / 2**64``), ``x`` is drawn again at the same counter from the
+  key of attempt ``a = 1, 2, ...``, ``mix64(key + a)``.
+
+``mix64`` is SplitMix64's finaliser (Steele, Lea & Flood 2014; constants of Stafford's
+"Mix13"). :func:`fisher_yates_rows` writes shuffles as int32 index rows;
+:func:`propgrad.stats.cpu_kernels.null_fisher_yates` draws them and computes the gradient's null
+statistics in one pass, without a (K, N) matrix. :func:`propgrad.stats.permutations.fisher_yates_numpy`
+is the same stream in numpy, vectorised over shuffles, for machines without numba.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+U64 = np.uint64
+GAMMA = U64(0x9E3779B97F4A7C15)
+MIX1 = U64(0xBF58476D1CE4E5B9)
+MIX2 = U64(0x94D049BB133111EB)
+LOW32 = U64(0xFFFFFFFF)
+
+
+@njit(inline="always")
+def mix64(z):  # pragma: no cover - compiled
+    """SplitMix64's finaliser of one uint64."""
+    z = (z ^ (z >> U64(30))) * MIX1
+    z = (z ^ (z >> U64(27))) * MIX2
+    return z ^ (z >> U64(31))
+
+
+@njit(inline="always")
+def _redraw(key, counter, s):  # pragma: no cover - compiled
+    """The draw in ``[0, s)`` at ``counter`` after its first word was rejected: attempts 1, 2, ... until one is kept."""
+    floor = (U64(1) << U64(32)) % s  # products whose low half falls below 2**32 mod s are rejected
+    attempt = U64(1)
+    while True:
+        product = (mix64(mix64(key + attempt) + counter * GAMMA) >> U64(32)) * s
+        if product & LOW32 >= floor:
+            return product >> U64(32)
+        attempt += U64(1)
+
+
+@njit(inline="always")
+def swap_targets(draws, key, row):  # pragma: no cover - compiled
+    """Fill ``draws[i]`` (uint64, length N) with shuffle ``row``'s ``j`` for ``i = 1 .. N - 1``.
+
+    The draws are computed in a loop without branches, which the compiler vectorises; the rare
+    ones whose product needs Lemire's exact check are looked at afterwards.
+    """
+    n = draws.shape[0]
+    base = U64(row) * U64(n)
+    near = 0
+    for i in range(1, n):
+        s = U64(i + 1)
+        product = (mix64(key + (base + U64(i)) * GAMMA) >> U64(32)) * s
+        draws[i] = product >> U64(32)
+        near += (product & LOW32) < s  # only these can be rejected (2**32 mod s < s)
+    if near:
+        for i in range(1, n):
+            s = U64(i + 1)
+            product = (mix64(key + (base + U64(i)) * GAMMA) >> U64(32)) * s
+            if (product & LOW32) < (U64(1) << U64(32)) % s:
+                draws[i] = _redraw(key, base + U64(i), s)
+
+
+@njit(inline="always")
+def shuffle_into(p, draws, key, row):  # pragma: no cover - compiled
+    """Shuffle ``row`` of the stream into ``p`` (length N, any integer dtype), starting from the identity.
+
+    ``draws`` is scratch space, a uint64 array of length N (:func:`swap_targets`).
+    """
+    n = p.shape[0]
+    swap_targets(draws, key, row)
+    for i in range(n):
+        p[i] = i
+    for i in range(n - 1, 0, -1):
+        j = draws[i]
+        tmp = p[i]
+        p[i] = p[j]
+        p[j] = tmp
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def fisher_yates_rows(key, row0, out):  # pragma: no cover - compiled
+    """Fill ``out`` (B, N) int32 with shuffles ``row0 .. row0 + B - 1`` of the stream of ``key`` (uint64)."""
+    draws = np.empty(out.shape[1], dtype=np.uint64)
+    for k in range(out.shape[0]):
+        shuffle_into(out[k], draws, key, row0 + k)
+    return out
