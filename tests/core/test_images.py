@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from PIL import Image
 
 from propgrad.core.images import (
     EXAMPLE_IMAGES,
+    array_to_rgba,
     as_mask,
     example_image,
     load_image,
@@ -102,6 +105,24 @@ def test_example_images_load_offline(name: str) -> None:
     image = example_image(name, size=(16, 24))
     assert image.shape == (3, 16, 24) and image.dtype == torch.float32
     assert 0 <= float(image.min()) and float(image.max()) <= 1 and image.std() > 0.01
+
+
+@pytest.mark.parametrize("name", EXAMPLE_IMAGES)
+def test_example_images_equal_scikit_images_loader(name: str) -> None:
+    from skimage import data
+
+    expected = array_to_rgba(getattr(data, name)(), name)[:3]
+    assert torch.equal(example_image(name), expected)
+
+
+def test_example_image_does_not_import_skimage_io() -> None:
+    code = (
+        "import sys; from propgrad.core.images import example_image; example_image('chelsea'); "
+        "loaded = sorted(m for m in sys.modules if m.startswith(('skimage.io', 'scipy'))); "
+        "assert not loaded, loaded"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_example_image_unknown_name() -> None:
