@@ -7,15 +7,16 @@ distribution, the shuffles drawn). :func:`plan_test` chooses the backend once pe
 - :class:`CompiledBackend`: the gradient statistic on the CPU, in the compiled kernels of
   :mod:`propgrad.stats.cpu_kernels`, split over worker threads by the rule of
   :mod:`propgrad.stats.strategy` (whole column blocks per task when there are enough blocks,
-  otherwise tasks of shuffles); and the whole-vector statistics (``"vector_l1"``,
-  ``"vector_l2"``: one statistic for all C columns) on the CPU in their compiled kernel, in tasks
-  of shuffles (:func:`propgrad.stats.vector_statistic.vector_split`);
+  otherwise tasks of shuffles; with fewer than 8 columns in permutation stream 2, tasks of
+  shuffles that the kernel draws itself, without a permutation matrix); and the whole-vector
+  statistics (``"vector_l1"``, ``"vector_l2"``: one statistic for all C columns) on the CPU in
+  their compiled kernel, in tasks of shuffles (:func:`propgrad.stats.vector_statistic.vector_split`);
 - :class:`propgrad.stats.vector_statistic.VectorBackend`: the whole-vector statistics with torch
   operations (any device, or the CPU without numba);
 - :class:`TorchBackend`: any statistic on any device, in the torch kernels of
   :mod:`propgrad.stats.null_statistics`, column block by column block within the memory budget.
 
-Both draw the permutations the same way: a first test for an (N, K, seed) streams them block by
+Both draw the permutations the same way: a first test for an (N, K, seed, stream) streams them block by
 block (:func:`propgrad.stats.permutations.permutation_blocks`); a second one memoises the (K, N)
 matrix in the backend's :class:`~propgrad.stats.permutations.PermutationMemo`. With
 ``sequential=h`` columns stop early (:mod:`propgrad.stats.sequential`). No backend, block size,
@@ -38,10 +39,10 @@ import torch
 
 from propgrad.core.validation import check_int
 from propgrad.stats.kernels import compiled_kernels
-from propgrad.stats.null_statistics import GradientNull, NullStatistic, two_sided_p_values
+from propgrad.stats.null_statistics import VECTOR_MIN_COLUMNS, GradientNull, NullStatistic, two_sided_p_values
 from propgrad.stats.permutations import PermutationMemo, permutation_blocks, stream_key
 from propgrad.stats.sequential import as_tensors, sequential_test
-from propgrad.stats.strategy import Plan, plan_gradient_test, run_tasks, threads_available
+from propgrad.stats.strategy import plan_fused_test, plan_gradient_test, run_tasks, threads_available
 from propgrad.stats.vector_statistic import VectorBackend, VectorNull, vector_split
 
 __all__ = [
@@ -163,10 +164,12 @@ class CompiledBackend:
         assert isinstance(kernel, GradientNull)
         n, c = y.shape
         y_np = y.detach().contiguous().numpy()
+        rel_tol = 1000 * torch.finfo(y.dtype).eps
+        if job.permutation_stream == 2 and c < VECTOR_MIN_COLUMNS and job.sequential is None:
+            return self._fused_null(job, y_np, rel_tol)  # few columns: each kernel draws its own shuffles
         observed = job.observed.numpy()
         plan = plan_gradient_test(n, c, k, y.element_size(), threads_available(), self.memory_budget)
         shuffles = self.chunk_size or plan.shuffles_per_task
-        rel_tol = 1000 * torch.finfo(y.dtype).eps
         if job.sequential is not None:
             perms = self.memo.permutations(n, k, job.seed, job.permutation_stream).numpy()
 
@@ -177,8 +180,6 @@ class CompiledBackend:
             p, drawn = sequential_test(null_block, observed, k, job.sequential, rel_tol, plan.shuffles_per_task)
             p_value, drawn_t = as_tensors(p, drawn, y.dtype, y.device)
             return NullOutcome(p_value, drawn=drawn_t)
-        if job.permutation_stream == 2 and plan.layout == "columns":  # few columns: draw and score in one pass
-            return self._fused_null(job, y_np, plan, shuffles, rel_tol)
         p_value = np.empty(c)
         kept = np.empty((k, c)) if c <= KEEP_NULL_MAX_COLUMNS else None
         blocks = [slice(c0, min(c0 + plan.columns_per_block, c)) for c0 in range(0, c, plan.columns_per_block)]
@@ -208,16 +209,19 @@ class CompiledBackend:
         null_t = None if kept is None else torch.from_numpy(kept)
         return NullOutcome(torch.from_numpy(p_value).to(y.dtype), null_t)
 
-    def _fused_null(self, job: NullJob, y_np: np.ndarray, plan: Plan, shuffles: int, rel_tol: float) -> NullOutcome:
+    def _fused_null(self, job: NullJob, y_np: np.ndarray, rel_tol: float) -> NullOutcome:
         """The gradient's p-values for a few columns in stream 2: each task draws its shuffles and scores them.
 
-        No permutation matrix is drawn, streamed or memoised (:meth:`GradientNull.cpu_stream_block`).
+        No permutation matrix is drawn, streamed or memoised (:meth:`GradientNull.cpu_stream_block`);
+        :func:`propgrad.stats.strategy.plan_fused_test` splits the shuffles over the threads.
         """
         from propgrad.stats import cpu_kernels
 
         kernel, k = job.kernel, job.k
         assert isinstance(kernel, GradientNull)
-        c = y_np.shape[1]
+        n, c = y_np.shape
+        plan = plan_fused_test(n, c, k, threads_available())
+        shuffles = self.chunk_size or plan.shuffles_per_task
         yt, key = np.ascontiguousarray(y_np.T), stream_key(job.seed)
         null = np.empty((k, c))
 

@@ -89,6 +89,7 @@ def two_sided_p_values(observed: torch.Tensor, null: torch.Tensor, dtype: torch.
         mean = torch.where(count > 0, mean, torch.nan)
         scale = torch.maximum(torch.maximum(observed.abs(), mean.abs()), torch.where(finite, null.abs(), 0).amax(0))
         extra = (~finite).sum(0, dtype=torch.int32)
+        null = torch.where(finite, null, torch.nan)  # counted once, in extra (an infinity would pass a bound too)
     dev = (observed - mean).abs() - 1000 * torch.finfo(out_dtype).eps * scale
     # |s - m| >= dev  <=>  s >= m + dev  or  s <= m - dev  (for dev > 0; always true otherwise)
     b = (null >= mean + dev).sum(0, dtype=torch.int32) + (null <= mean - dev).sum(0, dtype=torch.int32) + extra

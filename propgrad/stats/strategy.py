@@ -14,6 +14,10 @@ The rule, in one sentence each:
 - **workers:** one per :data:`WORK_PER_WORKER` shuffled values (K x N x C), at most
   ``torch.get_num_threads()`` of the calling thread (the user's setting, read, never changed).
 
+With fewer than 8 columns, permutation stream 2 draws each shuffle inside the kernel that scores
+it (:func:`plan_fused_test`): one worker per :data:`FUSED_WORK_PER_WORKER` shuffled values, each
+taking a quarter of its share of the shuffles at a time.
+
 Workers are Python threads running compiled kernels that release the GIL; tasks are handed out
 one at a time from a queue, so a worker that the operating system deschedules (a busy machine)
 delays only its own task while the others take the rest, instead of stalling a team of threads
@@ -37,6 +41,10 @@ COLUMNS_PER_BLOCK = 1024
 OUTPUT_BLOCK_BYTES = 4 * 2**20
 TASK_VALUES = 2**23
 WORK_PER_WORKER = 2**24
+FUSED_WORK_PER_WORKER = 2**20
+"""Drawing and scoring a shuffled value in one pass takes about 1-2 ns on one thread (N = 360, one
+column: 10,000 shuffles in 5-10 ms, 2026-12-07), so 2**20 values are one or two milliseconds of
+work, ten times and more the hand-off of a task to a thread."""
 
 T = TypeVar("T")
 _DONE = object()
@@ -79,6 +87,25 @@ def plan_gradient_test(n: int, c: int, k: int, itemsize: int, threads: int, memo
     cols = -(-c // blocks)
     shuffles = max(1, min(k, TASK_VALUES // (n * cols)))
     return Plan("rows" if cols >= VECTOR_MIN_COLUMNS else "columns", cols, shuffles, workers)
+
+
+def plan_fused_test(n: int, c: int, k: int, threads: int) -> Plan:
+    """How a test whose kernel draws its own shuffles (stream 2, fewer than 8 columns) is split.
+
+    Args:
+        n: Steps.
+        c: Output columns.
+        k: Shuffles.
+        threads: The calling thread's ``torch.get_num_threads()``.
+
+    Returns:
+        The :class:`Plan` (layout ``"fused"``, all columns in one block): one worker per
+        :data:`FUSED_WORK_PER_WORKER` values; with several, tasks of a quarter of a worker's share
+        of the shuffles, so a worker the operating system deschedules delays only a small task.
+    """
+    workers = max(1, min(threads, k * n * c // FUSED_WORK_PER_WORKER))
+    shuffles = k if workers == 1 else max(1, -(-k // (4 * workers)))
+    return Plan("fused", c, shuffles, workers)
 
 
 def run_tasks(fn: Callable[[T], object], tasks: Iterable[T], workers: int) -> None:

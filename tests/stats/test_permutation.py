@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from propgrad.stats import null_statistics
+from propgrad.stats import cpu_kernels, null_statistics
 from propgrad.stats import permutations as permutation_module
 from propgrad.stats.backends import COMPILED
 from propgrad.stats.null_statistics import two_sided_p_values
@@ -310,6 +310,21 @@ def test_two_sided_p_values_counts_ties_and_nan() -> None:
     p = two_sided_p_values(torch.tensor([2.5 + 1.5, float("nan")], dtype=torch.float64), null)
     # column 0: mean 2.5, |obs - m| = 1.5, extreme: 1 and 4 -> b = 2, p = 3/5
     torch.testing.assert_close(p, torch.tensor([0.6, 1.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_an_infinite_null_statistic_counts_as_extreme_once(compiled: bool) -> None:
+    # 10 shuffles, 3 of them +-inf: mean 2.5 of the finite ones (1 2 3 4 | 1 2 3 4 ...), |obs - m| = 1.5
+    finite = [1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0]
+    null = torch.tensor([[v] for v in [*finite, float("inf"), float("-inf"), float("inf")]], dtype=torch.float64)
+    observed = torch.tensor([4.0], dtype=torch.float64)
+    mean = sum(finite) / len(finite)
+    b = sum(abs(v - mean) >= abs(4.0 - mean) - 1e-9 for v in finite) + 3
+    if compiled:
+        p = cpu_kernels.two_sided_p_values(observed.numpy(), null.numpy(), 1000 * 2.0**-52, np.empty(1))[0]
+    else:
+        p = float(two_sided_p_values(observed, null)[0])
+    assert p == pytest.approx((b + 1) / 11) and p <= 1  # each infinity was counted twice, p = 1.27
 
 
 @pytest.mark.parametrize(
