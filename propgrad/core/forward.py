@@ -258,25 +258,36 @@ def run_model(
     return forward_batches(forward_func, images, run)
 
 
-def forward_batches(forward_func: Callable[..., Any], images: torch.Tensor, run: RunSettings) -> torch.Tensor:
+def forward_batches(
+    forward_func: Callable[..., Any], images: torch.Tensor | Sequence[torch.Tensor], run: RunSettings
+) -> torch.Tensor:
     """Raw outputs (N, C) of ``forward_func`` on ``images`` in batches, with settings checked at a door.
 
     The work of :func:`run_model` (see there for what happens to the model and the images); the
     settings are trusted, and an extra argument flagged in ``run.per_image_args`` must have one row
     per image of ``images``.
 
+    Args:
+        forward_func: The model.
+        images: Float tensor (N, 3, H, W), or pieces (N_i, 3, H, W) on one device that stand for
+            their concatenation: each batch takes its rows from the pieces (a view when they lie in
+            one contiguous piece, else one copy of the batch's rows), so N images are never copied
+            into one tensor; the batches, and so the outputs, are those of the concatenation.
+        run: How the model runs, checked by :func:`run_settings`.
+
     Raises:
         ValueError, TypeError: ``preprocess`` or the model returning the wrong thing (see :func:`run_model`).
     """
+    pieces = [images] if isinstance(images, torch.Tensor) else list(images)
     batch_size = run.batch_size
     target = model_device(forward_func) if run.device is None else run.device
     dtype = model_dtype(forward_func)
     chunks: list[torch.Tensor] = []
-    n = images.shape[0]
+    n = sum(piece.shape[0] for piece in pieces)
     bar = progress_bar((n + batch_size - 1) // batch_size, "inference", enabled=run.show_progress, leave=False)
     with evaluation_mode(forward_func), bar:
-        for start in range(0, n, batch_size):
-            batch = images[start : start + batch_size]
+        for start, batch in _batches(pieces, batch_size):
+            size = batch.shape[0]
             if target is not None:
                 batch = batch.to(target)
             if run.preprocess is not None:
@@ -287,7 +298,7 @@ def forward_batches(forward_func: Callable[..., Any], images: torch.Tensor, run:
                 arg[start : start + batch_size] if row else arg
                 for arg, row in zip(run.additional_forward_args, run.per_image_args)
             )
-            out = _check_batch_output(forward_func(batch, *extra), images[start : start + batch_size].shape[0], start)
+            out = _check_batch_output(forward_func(batch, *extra), size, start)
             if chunks and out.shape[1] != chunks[0].shape[1]:
                 raise ModelOutputError(
                     f"the model returned {chunks[0].shape[1]} outputs per image for the first batch "
@@ -297,6 +308,41 @@ def forward_batches(forward_func: Callable[..., Any], images: torch.Tensor, run:
             bar.update(1)
     outputs = torch.cat(chunks)
     return outputs if outputs.dtype == torch.float64 else outputs.float()
+
+
+def _batches(pieces: Sequence[torch.Tensor], batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """(first row, images) of each batch of ``batch_size`` rows of the pieces' concatenation, in order.
+
+    A single piece gives views of itself, as slicing it would. Otherwise a batch whose rows lie in one
+    contiguous piece is a view of it, and one that spans pieces (or lies in a strided one) is the
+    ``torch.cat`` of its parts: the values, and the memory layout a concatenation of contiguous
+    pieces has, of the same rows of the whole concatenation, for one batch's copy at a time.
+    """
+    if len(pieces) == 1:
+        whole = pieces[0]
+        for start in range(0, whole.shape[0], batch_size):
+            yield start, whole[start : start + batch_size]
+        return
+    parts: list[torch.Tensor] = []
+    held, start = 0, 0
+    for piece in pieces:
+        offset = 0
+        while offset < piece.shape[0]:
+            take = min(batch_size - held, piece.shape[0] - offset)
+            parts.append(piece[offset : offset + take])
+            held, offset = held + take, offset + take
+            if held == batch_size:
+                yield start, _joined(parts)
+                parts, held, start = [], 0, start + batch_size
+    if parts:
+        yield start, _joined(parts)
+
+
+def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The rows of ``parts`` as one tensor: the part itself when it is one contiguous view, else their copy."""
+    if len(parts) == 1 and parts[0].is_contiguous():
+        return parts[0]
+    return torch.cat(parts)
 
 
 def _check_preprocessed(out: Any, shape: torch.Size, preprocess: Callable[..., Any]) -> torch.Tensor:

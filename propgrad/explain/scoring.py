@@ -367,17 +367,18 @@ def _run_stacked(
 ) -> list[torch.Tensor]:
     """Transformed outputs (L_i, C) of each stack of images, from one run over all of them.
 
-    Stack i is a sequence of image tensors (L_ij, 3, H, W) taken in order (L_i images in all), so the
-    images are copied once, into the one tensor the model runs on. A per-image extra argument
-    (``run.per_image_args``) has one row per stack, expanded to its images.
+    Stack i is a sequence of image tensors (L_ij, 3, H, W) taken in order (L_i images in all). The model
+    runs on batches of their concatenation, each batch copied from the pieces on its own
+    (:func:`propgrad.core.forward.forward_batches`), so the images are never copied into one tensor.
+    A per-image extra argument (``run.per_image_args``) has one row per stack, expanded to its images.
     """
     lengths = [sum(piece.shape[0] for piece in stack) for stack in stacks]
-    stacked = torch.cat([piece for stack in stacks for piece in stack])
+    pieces = [piece for stack in stacks for piece in stack]
     extra = tuple(
         _expand_rows(arg, lengths) if flag else arg
         for arg, flag in zip(run.additional_forward_args, run.per_image_args, strict=True)
     )
-    raw = forward_batches(forward_func, stacked, replace(run, additional_forward_args=extra))
+    raw = forward_batches(forward_func, pieces, replace(run, additional_forward_args=extra))
     outputs = apply_output_transform(raw, run.output_transform)
     return list(torch.split(outputs, lengths))
 

@@ -184,3 +184,26 @@ def test_run_settings_are_checked_once_at_their_door_and_trusted_by_forward_batc
     ]:
         with pytest.raises((TypeError, ValueError), match=match):
             run_settings(**kwargs)
+
+
+def test_forward_batches_over_pieces_runs_the_batches_of_their_concatenation():
+    from propgrad.core.forward import forward_batches, run_settings
+
+    seen: list[torch.Tensor] = []
+
+    def model(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        seen.append(x)
+        return x.flatten(1).sum(1, keepdim=True) + r
+
+    whole = torch.rand(23, 3, 4, 4, generator=torch.Generator().manual_seed(2))
+    pieces = [whole[:1], whole[1:8], whole[8:8], whole[8:9], whole[9:23]]  # a batch spans pieces, one inside a piece
+    rows = torch.arange(23.0)[:, None]
+    run = run_settings(batch_size=4, additional_forward_args=(rows,), per_image_args=(True,))
+    expected = forward_batches(model, whole, run)
+    concatenated = [batch.clone() for batch in seen]
+    seen.clear()
+    assert torch.equal(forward_batches(model, pieces, run), expected)
+    assert [b.shape[0] for b in seen] == [4, 4, 4, 4, 4, 3]
+    for batch, reference in zip(seen, concatenated):
+        assert torch.equal(batch, reference) and batch.is_contiguous()
+    assert seen[3].data_ptr() == whole[12].data_ptr()  # rows 12-15 lie in one piece: a view, not a copy

@@ -345,3 +345,25 @@ def test_pixel_change_is_the_largest_departure_from_the_first_image() -> None:
     assert seq.pixel_change() == pytest.approx(0.2)  # the middle step, not the final one
     still = InterventionSequence(torch.full((2, 3, 2, 2), 0.5), torch.arange(2.0), "p", "step")
     assert still.pixel_change() == 0.0
+
+
+def test_blend_sequence_equals_the_blend_over_the_whole_image_bit_for_bit():
+    from propgrad.sources.alpha_patch import blend_sequence
+
+    generator = torch.Generator().manual_seed(3)
+    for dtype, alphas in [
+        (torch.float32, torch.linspace(0, 1, 7)),
+        (torch.float64, torch.linspace(0, 1, 4, dtype=torch.float64)),
+        (torch.float32, torch.tensor([0.5], dtype=torch.float64)),  # wider alphas widen the result
+    ]:
+        image = torch.rand(3, 20, 24, generator=generator).to(dtype)
+        canvas = torch.zeros(4, 20, 24, dtype=dtype)
+        canvas[:, 5:12, 3:17] = torch.rand(4, 7, 14, generator=generator).to(dtype)
+        canvas[3, 5, 3:17] = 0  # a soft edge of zeros inside the patch's box
+        weight = alphas[:, None, None, None] * canvas[3][None, None]
+        whole = ((1 - weight) * image[None] + weight * canvas[:3][None]).clamp(0, 1)
+        blended = blend_sequence(image, canvas[:3], canvas[3], alphas)
+        assert blended.dtype == whole.dtype and blended.is_contiguous()
+        assert torch.equal(blended, whole) and torch.equal(blended.signbit(), whole.signbit())
+    empty = blend_sequence(image, canvas[:3], torch.zeros(20, 24, dtype=dtype), alphas)
+    assert torch.equal(empty, image.clamp(0, 1)[None].to(empty.dtype).expand_as(empty))
