@@ -197,6 +197,7 @@ def gather_bound(n: int, c: int, k: int, device: torch.device, rate: float) -> f
 def permutation_checks(opts: Options) -> Iterable[Line]:
     """Lines of checks 1 and 2, one cell after the other."""
     from propgrad.stats.permutation import clear_cache, permutation_test
+    from propgrad.stats.permutations import DEFAULT_STREAM
 
     k, dev, cpu = opts.permutations, opts.device, torch.device("cpu")
     rates = {"cpu": gather_bound_rate(cpu)}
@@ -218,7 +219,7 @@ def permutation_checks(opts: Options) -> Iterable[Line]:
         yield Line(
             f"permutation p-values N={n} C={c}",
             f"max |dp| = {shuffles:.3g}/(K+1); {differ} of {c} columns differ",
-            f"identical (K={k}, seed 0)",
+            f"identical (K={k}, seed 0, stream {DEFAULT_STREAM})",
             status(differ == 0 and p_dev.dtype == p_cpu.dtype),
         )
         seconds = {}

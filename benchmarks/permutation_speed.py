@@ -3,7 +3,8 @@
 For every cell (K permutations, float32 outputs of N(0, 1) noise, unit steps) it prints:
 
 - propgrad **cold** (a first call for that N, K and seed: the memo is cleared, so the call draws
-  its permutations) and **warm** (the same call again, permutations memoised), and the peak
+  its permutations) and **warm** (the same call again, permutations memoised; with fewer than 8
+  columns the default stream 2 draws every shuffle inside the kernel, so both do the same work), and the peak
   resident memory of the whole process during the cold call (sampled every millisecond);
 - the peers, each run on the same outputs in the same process: the paper-style **loop** (a shuffle
   and a ``numpy.gradient`` per permutation and column), ``scipy.stats.permutation_test(...,
@@ -43,7 +44,8 @@ import torch
 
 from propgrad.stats.gradient import property_gradient
 from propgrad.stats.permutation import clear_cache, permutation_test
-from propgrad.stats.strategy import plan_gradient_test
+from propgrad.stats.permutations import DEFAULT_STREAM
+from propgrad.stats.strategy import plan_compiled_test
 
 PEER_VALUES = 4 * 10**8  # shuffled values a peer is timed on at most (then scaled to K)
 LOOP_VALUES = 2 * 10**6
@@ -194,7 +196,7 @@ def cell(n: int, c: int, k: int, rate: float, load: bool) -> dict:
     cols = min(c, 2)
     loop, loop_scale = time_peer(lambda kp: loop_peer(y_np[:, :cols], kp), k, n * cols, LOOP_VALUES)
     row["loop"], row["loop_scale"] = loop * c / cols, loop_scale * c / cols
-    plan = plan_gradient_test(n, c, k, 4, torch.get_num_threads(), 128 * 2**20)
+    plan = plan_compiled_test(n, c, k, 4, torch.get_num_threads(), 128 * 2**20, DEFAULT_STREAM, sequential=False)
     row["workers"] = plan.workers
     row["bound"] = work / (rate * plan.workers)
     if load:

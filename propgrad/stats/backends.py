@@ -39,10 +39,10 @@ import torch
 
 from propgrad.core.validation import check_int
 from propgrad.stats.kernels import compiled_kernels
-from propgrad.stats.null_statistics import VECTOR_MIN_COLUMNS, GradientNull, NullStatistic, two_sided_p_values
+from propgrad.stats.null_statistics import GradientNull, NullStatistic, two_sided_p_values
 from propgrad.stats.permutations import PermutationMemo, permutation_blocks, stream_key
 from propgrad.stats.sequential import as_tensors, sequential_test
-from propgrad.stats.strategy import plan_fused_test, plan_gradient_test, run_tasks, threads_available
+from propgrad.stats.strategy import Plan, plan_compiled_test, run_tasks, threads_available
 from propgrad.stats.vector_statistic import VectorBackend, VectorNull, vector_split
 
 __all__ = [
@@ -165,10 +165,13 @@ class CompiledBackend:
         n, c = y.shape
         y_np = y.detach().contiguous().numpy()
         rel_tol = 1000 * torch.finfo(y.dtype).eps
-        if job.permutation_stream == 2 and c < VECTOR_MIN_COLUMNS and job.sequential is None:
-            return self._fused_null(job, y_np, rel_tol)  # few columns: each kernel draws its own shuffles
+        sequential = job.sequential is not None
+        plan = plan_compiled_test(
+            n, c, k, y.element_size(), threads_available(), self.memory_budget, job.permutation_stream, sequential
+        )
+        if plan.layout == "fused":  # few columns in stream 2: each task draws its own shuffles
+            return self._fused_null(job, y_np, plan, rel_tol)
         observed = job.observed.numpy()
-        plan = plan_gradient_test(n, c, k, y.element_size(), threads_available(), self.memory_budget)
         shuffles = self.chunk_size or plan.shuffles_per_task
         if job.sequential is not None:
             perms = self.memo.permutations(n, k, job.seed, job.permutation_stream).numpy()
@@ -209,18 +212,17 @@ class CompiledBackend:
         null_t = None if kept is None else torch.from_numpy(kept)
         return NullOutcome(torch.from_numpy(p_value).to(y.dtype), null_t)
 
-    def _fused_null(self, job: NullJob, y_np: np.ndarray, rel_tol: float) -> NullOutcome:
+    def _fused_null(self, job: NullJob, y_np: np.ndarray, plan: Plan, rel_tol: float) -> NullOutcome:
         """The gradient's p-values for a few columns in stream 2: each task draws its shuffles and scores them.
 
         No permutation matrix is drawn, streamed or memoised (:meth:`GradientNull.cpu_stream_block`);
-        :func:`propgrad.stats.strategy.plan_fused_test` splits the shuffles over the threads.
+        ``plan`` (:func:`propgrad.stats.strategy.plan_fused_test`) splits the shuffles over the threads.
         """
         from propgrad.stats import cpu_kernels
 
         kernel, k = job.kernel, job.k
         assert isinstance(kernel, GradientNull)
-        n, c = y_np.shape
-        plan = plan_fused_test(n, c, k, threads_available())
+        c = y_np.shape[1]
         shuffles = self.chunk_size or plan.shuffles_per_task
         yt, key = np.ascontiguousarray(y_np.T), stream_key(job.seed)
         null = np.empty((k, c))

@@ -89,6 +89,16 @@ def plan_gradient_test(n: int, c: int, k: int, itemsize: int, threads: int, memo
     return Plan("rows" if cols >= VECTOR_MIN_COLUMNS else "columns", cols, shuffles, workers)
 
 
+def plan_compiled_test(
+    n: int, c: int, k: int, itemsize: int, threads: int, memory_budget: int, stream: int, sequential: bool
+) -> Plan:
+    """The plan of the compiled gradient test: :func:`plan_fused_test` for a fixed test of fewer than 8
+    columns in permutation stream 2 (its kernel draws the shuffles), :func:`plan_gradient_test` otherwise."""
+    if stream == 2 and c < VECTOR_MIN_COLUMNS and not sequential:
+        return plan_fused_test(n, c, k, threads)
+    return plan_gradient_test(n, c, k, itemsize, threads, memory_budget)
+
+
 def plan_fused_test(n: int, c: int, k: int, threads: int) -> Plan:
     """How a test whose kernel draws its own shuffles (stream 2, fewer than 8 columns) is split.
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from propgrad.stats import null_statistics, strategy
+from propgrad.stats import backends, null_statistics, strategy
 from propgrad.stats import permutations as permutation_module
 from propgrad.stats.backends import COMPILED
 from propgrad.stats.permutation import clear_cache, permutation_test
 from propgrad.stats.permutations import permutation_indices, seeded_permutations
-from propgrad.stats.strategy import COLUMNS_PER_BLOCK, OUTPUT_BLOCK_BYTES, plan_gradient_test
+from propgrad.stats.strategy import COLUMNS_PER_BLOCK, OUTPUT_BLOCK_BYTES, plan_fused_test, plan_gradient_test
 
 
 def _grid(rng: np.random.Generator, n: int, kind: str) -> torch.Tensor | None:
@@ -119,6 +119,24 @@ def test_the_rule_picks_layout_blocks_and_workers_from_n_c_k_and_threads() -> No
     tight = plan_gradient_test(100, 10_000, 10_000, 4, threads=2, memory_budget=2 * 10_000 * 8 * 20)
     assert tight.columns_per_block == 20
     assert plan_gradient_test(100, 10_000, 10**6, 4, threads=1, memory_budget=1).columns_per_block == 1
+
+
+def test_the_fused_rule_gives_a_worker_per_million_values_and_small_tasks() -> None:
+    assert plan_fused_test(21, 1, 10_000, threads=2) == strategy.Plan("fused", 1, 10_000, 1)  # 210,000 values
+    both = plan_fused_test(360, 1, 10_000, threads=2)  # 3.6 million values: two workers, tasks of 1,250 shuffles
+    assert both == strategy.Plan("fused", 1, 1250, 2)
+    assert plan_fused_test(360, 1, 10_000, threads=1).workers == 1
+
+
+def test_fused_null_does_not_depend_on_workers_or_tasks(monkeypatch, backend_settings) -> None:
+    y = torch.randn(360, 2, generator=torch.Generator().manual_seed(3))
+    one = permutation_test(y, n_permutations=10_000, seed=2)  # two workers where two threads are available
+    monkeypatch.setattr(backends, "threads_available", lambda: 1)
+    alone = permutation_test(y, n_permutations=10_000, seed=2)
+    backend_settings(chunk_size=7)
+    small = permutation_test(y, n_permutations=10_000, seed=2)
+    for other in (alone, small):
+        assert torch.equal(one.null_distribution, other.null_distribution) and torch.equal(one.p_value, other.p_value)
 
 
 def test_the_test_never_changes_the_users_thread_setting(monkeypatch) -> None:
