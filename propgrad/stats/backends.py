@@ -42,7 +42,7 @@ from propgrad.stats.kernels import compiled_kernels
 from propgrad.stats.null_statistics import GradientNull, NullStatistic, two_sided_p_values
 from propgrad.stats.permutations import PermutationMemo, permutation_blocks, stream_key
 from propgrad.stats.sequential import as_tensors, sequential_test
-from propgrad.stats.strategy import Plan, plan_compiled_test, run_tasks, threads_available
+from propgrad.stats.strategy import Plan, draws_in_kernel, plan_compiled_test, run_tasks, threads_available
 from propgrad.stats.vector_statistic import VectorBackend, VectorNull, vector_split
 
 __all__ = [
@@ -389,7 +389,8 @@ class TestPlan:
         backend: The backend computing the null.
         columns: Columns of null statistics per block as the size check counts them (float64): 1 for
             a whole-vector statistic, whose null is (K, 1) whatever C is.
-        stream: Draw the permutations block by block (a first test for its (N, K, seed, stream version)).
+        stream: No (K, N) matrix of permutations: they are drawn block by block (a first test for its
+            (N, K, seed, stream version)) or inside the kernel (:func:`propgrad.stats.strategy.draws_in_kernel`).
         observed_columns: Columns per block of the null kernel's evaluations, in which the
             observed statistic is evaluated too (:meth:`propgrad.stats.statistic.Statistic.observed`).
         null_columns: Columns of the whole null distribution: C, or 1 for a whole-vector statistic.
@@ -417,7 +418,11 @@ def plan_test(
     backend = next(b for b in backends if b.supports(kernel, y.device))
     n, c = y.shape
     cols = backend.columns_per_block(kernel, k, c)
-    stream = sequential is None and cols >= c and backend.memo.first_use(n, k, *shuffles)
+    fused = backend.compiled and isinstance(kernel, GradientNull)
+    if fused and draws_in_kernel(c, shuffles[1], sequential is not None):
+        stream = True  # the kernel draws each shuffle as it scores it: no matrix, as when streaming
+    else:
+        stream = sequential is None and cols >= c and backend.memo.first_use(n, k, *shuffles)
     observed_cols = c if sequential is not None else backend.columns_per_block(kernel, k, c, _null_itemsize(kernel, y))
     null_cols = 1 if isinstance(kernel, VectorNull) else c
     return TestPlan(backend, min(cols, null_cols), stream, observed_cols, null_cols)

@@ -92,11 +92,17 @@ def plan_gradient_test(n: int, c: int, k: int, itemsize: int, threads: int, memo
 def plan_compiled_test(
     n: int, c: int, k: int, itemsize: int, threads: int, memory_budget: int, stream: int, sequential: bool
 ) -> Plan:
-    """The plan of the compiled gradient test: :func:`plan_fused_test` for a fixed test of fewer than 8
-    columns in permutation stream 2 (its kernel draws the shuffles), :func:`plan_gradient_test` otherwise."""
-    if stream == 2 and c < VECTOR_MIN_COLUMNS and not sequential:
+    """The plan of the compiled gradient test: :func:`plan_fused_test` when its kernel draws the shuffles
+    (:func:`draws_in_kernel`), :func:`plan_gradient_test` otherwise."""
+    if draws_in_kernel(c, stream, sequential):
         return plan_fused_test(n, c, k, threads)
     return plan_gradient_test(n, c, k, itemsize, threads, memory_budget)
+
+
+def draws_in_kernel(c: int, stream: int, sequential: bool) -> bool:
+    """Whether the compiled gradient kernel draws the shuffles itself: a fixed test of fewer than 8
+    columns in permutation stream 2 (no permutation matrix is drawn, streamed or memoised)."""
+    return stream == 2 and c < VECTOR_MIN_COLUMNS and not sequential
 
 
 def plan_fused_test(n: int, c: int, k: int, threads: int) -> Plan:

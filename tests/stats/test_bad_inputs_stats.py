@@ -15,7 +15,7 @@ from propgrad.errors import InvalidParameterError
 from propgrad.stats import permutation as permutation_module
 from propgrad.stats.flips import prediction_flips
 from propgrad.stats.gradient import finite_difference_weights, property_gradient
-from propgrad.stats.permutation import permutation_test
+from propgrad.stats.permutation import clear_cache, permutation_test
 
 HUGE = torch.tensor([3e38, -3e38, 3e38, -3e38, 3e38], dtype=torch.float32)
 
@@ -142,6 +142,18 @@ def test_a_test_too_large_for_memory_is_refused_before_allocating(monkeypatch):
         permutation_test(torch.rand(50, 3), n_permutations=100_000)
     with pytest.raises(ValueError, match=r"MAX_TEST_BYTES\); use fewer permutations"):
         permutation_test(torch.rand(50, 3), n_permutations=100_000)
+
+
+def test_the_size_check_counts_no_permutation_matrix_where_the_kernel_draws_them(monkeypatch):
+    # 20,000 shuffles of 200 steps: a 16 MB (K, N) matrix, over a 4 MiB limit; the null (K, 1) is 160 kB
+    monkeypatch.setattr(permutation_module, "MAX_TEST_BYTES", 4 * 2**20)
+    y = torch.rand(200)
+    clear_cache()
+    for _ in range(2):  # a first use streams; the second too, since stream 2's one-column kernel draws its own
+        assert permutation_test(y, n_permutations=20_000).null_distribution.shape == (20_000,)
+    with pytest.raises(ValueError, match="MAX_TEST_BYTES"):  # stream 1 memoises the matrix on a second use
+        for _ in range(2):
+            permutation_test(y, n_permutations=20_000, permutation_stream=1)
 
 
 def test_a_test_that_would_take_minutes_warns(monkeypatch):
