@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from propgrad.stats.fisher_yates import fisher_yates_rows, swap_targets  # noqa: F401  (one module of kernels)
+from propgrad.stats.fisher_yates import fisher_yates_rows, null_fisher_yates  # noqa: F401  (the kernels in one place)
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
@@ -287,39 +287,3 @@ def read_positions(keys, low, out, tied):  # pragma: no cover - compiled
         count += tie
     return count
 
-
-@njit(nogil=True, cache=True, boundscheck=False)
-def null_fisher_yates(yt, key, row0, stencil, out):  # pragma: no cover - compiled
-    """Statistics (B, c) of stream 2's shuffles ``row0 .. row0 + B - 1`` (uint64 ``key``) of the columns ``yt`` (c, N).
-
-    Each shuffle is drawn once (:func:`propgrad.stats.fisher_yates.swap_targets`) and applied to a
-    float64 copy of each column in turn (the swaps of the shuffle's definition, on the values
-    instead of the indices), which the stencil then reads in place, without an index. The terms
-    are :func:`null_by_columns`'s on ``y[p]``, so the statistics equal that kernel's on the same
-    shuffles bit for bit (float32 values convert to float64 exactly), and no (K, N) matrix of
-    indices is built.
-    """
-    u, v, t, w0, w1, w2, pair = stencil
-    b = out.shape[0]
-    c, n = yt.shape
-    rows = u.shape[0]
-    draws = np.empty(n, dtype=np.uint64)
-    col = np.empty(n, dtype=np.float64)
-    for k in range(b):
-        swap_targets(draws, key, row0 + k)
-        for j in range(c):
-            for i in range(n):
-                col[i] = yt[j, i]
-            for i in range(n - 1, 0, -1):
-                d = draws[i]
-                tmp = col[i]
-                col[i] = col[d]
-                col[d] = tmp
-            acc = 0.0
-            for r in range(rows):
-                if pair[r]:
-                    acc += w0[r] * abs(col[u[r]] - col[v[r]])
-                else:
-                    acc += abs(w0[r] * col[u[r]] + w1[r] * col[v[r]] + w2[r] * col[t[r]])
-            out[k, j] = acc / n
-    return out

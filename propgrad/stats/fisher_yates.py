@@ -6,17 +6,18 @@ drawn on its own, in any order, on any thread, with the same result:
 - the key of a seed is ``mix64(seed + GAMMA)`` (the first output of SplitMix64 seeded with it);
 - shuffle ``r`` (0-based, over all K) of N steps starts from the identity and, for ``i = N - 1``
   down to 1, swaps position ``i`` with position ``j``, a uniform integer in ``[0, i]``;
-- ``j`` comes from ``x = mix64(key + (r * N + i) * GAMMA)`` (SplitMix64's output at that
-  counter) by Lemire's multiply-shift, ``j = floor(x * (i + 1) / 2**64)``, with his rejection step,
-  so it is exactly uniform: when the low 64 bits of the product fall below ``2**64 mod (i + 1)``
-  (probability below ``(i + 1) / 2**64``), ``x`` is drawn again at the same counter from the
-  key of attempt ``a = 1, 2, ...``, ``mix64(key + a)``.
+- ``j`` comes from the 32 high bits ``x`` of ``mix64(key + (r * N + i) * GAMMA)`` (SplitMix64's
+  output at that counter) by Lemire's multiply-shift, ``j = floor(x * (i + 1) / 2**32)``, with his
+  rejection step, so it is exactly uniform: when the low 32 bits of ``x * (i + 1)`` fall below
+  ``2**32 mod (i + 1)`` (probability below ``(i + 1) / 2**32``), ``x`` is drawn again at the same
+  counter from the key of attempt ``a = 1, 2, ...``, ``mix64(key + a)``.
 
 ``mix64`` is SplitMix64's finaliser (Steele, Lea & Flood 2014; constants of Stafford's
-"Mix13"). :func:`fisher_yates_rows` writes shuffles as int32 index rows;
-:func:`propgrad.stats.cpu_kernels.null_fisher_yates` draws them and computes the gradient's null
-statistics in one pass, without a (K, N) matrix. :func:`propgrad.stats.permutations.fisher_yates_numpy`
-is the same stream in numpy, vectorised over shuffles, for machines without numba.
+"Mix13"). :func:`fisher_yates_rows` writes shuffles as int32 index rows; :func:`null_fisher_yates`
+draws them and computes the gradient's null statistics in one pass, without a (K, N) matrix (it
+lives here, beside the stream, as numba's on-disk cache of a function is only invalidated by
+changes to its own module). :func:`propgrad.stats.permutations.fisher_yates_numpy` is the same
+stream in numpy, vectorised over shuffles, for machines without numba.
 """
 
 from __future__ import annotations
@@ -97,4 +98,41 @@ def fisher_yates_rows(key, row0, out):  # pragma: no cover - compiled
     draws = np.empty(out.shape[1], dtype=np.uint64)
     for k in range(out.shape[0]):
         shuffle_into(out[k], draws, key, row0 + k)
+    return out
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def null_fisher_yates(yt, key, row0, stencil, out):  # pragma: no cover - compiled
+    """Statistics (B, c) of stream 2's shuffles ``row0 .. row0 + B - 1`` (uint64 ``key``) of the columns ``yt`` (c, N).
+
+    Each shuffle is drawn once (:func:`swap_targets`) and applied to a float64 copy of each column
+    in turn (the swaps of the shuffle's definition, on the values instead of the indices), which
+    the stencil then reads in place, without an index. The terms are those of
+    :func:`propgrad.stats.cpu_kernels.null_by_columns` on ``y[p]``, so the statistics equal that
+    kernel's on the same shuffles bit for bit (float32 values convert to float64 exactly), and no
+    (K, N) matrix of indices is built.
+    """
+    u, v, t, w0, w1, w2, pair = stencil
+    b = out.shape[0]
+    c, n = yt.shape
+    rows = u.shape[0]
+    draws = np.empty(n, dtype=np.uint64)
+    col = np.empty(n, dtype=np.float64)
+    for k in range(b):
+        swap_targets(draws, key, row0 + k)
+        for j in range(c):
+            for i in range(n):
+                col[i] = yt[j, i]
+            for i in range(n - 1, 0, -1):
+                d = draws[i]
+                tmp = col[i]
+                col[i] = col[d]
+                col[d] = tmp
+            acc = 0.0
+            for r in range(rows):
+                if pair[r]:
+                    acc += w0[r] * abs(col[u[r]] - col[v[r]])
+                else:
+                    acc += abs(w0[r] * col[u[r]] + w1[r] * col[v[r]] + w2[r] * col[t[r]])
+            out[k, j] = acc / n
     return out
