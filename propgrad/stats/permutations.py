@@ -2,7 +2,7 @@
 
 A seed and a stream version give the permutations, hence the p-values (results files record both):
 
-- **stream 1** (propgrad up to 0.x of 2026-12): :func:`permutation_indices` sorts random keys
+- **stream 1** (every result written before 2026-12-07): :func:`permutation_indices` sorts random keys
   drawn from a ``torch.Generator`` seeded with the seed;
 - **stream 2** (the default, :data:`DEFAULT_STREAM`): Fisher-Yates shuffles driven by a
   counter-based generator (:mod:`propgrad.stats.fisher_yates`), so any shuffle can be drawn on
@@ -28,7 +28,7 @@ from propgrad.stats.kernels import compiled_kernels
 
 MEMO_MAX_BYTES = 128 * 2**20
 SHUFFLE_BLOCK_BYTES = 2**20  # keys drawn and sorted in blocks: cache-sized, reused memory
-SEEN_MAX = 256  # (n, k, seed) keys remembered as used once
+SEEN_MAX = 256  # (n, k, seed, stream) keys remembered as used once
 
 
 def permutation_indices(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
