@@ -38,6 +38,18 @@ def test_the_slowest_imports_are_those_no_other_import_made_slowest_first() -> N
     assert load_script().slowest_imports(IMPORTTIME)[-1] == (700, "skimage.io")
 
 
+def test_the_children_cache_bytecode_in_a_private_folder_whatever_the_environment_says(tmp_path: Path) -> None:
+    script = load_script()
+    environment = {"PATH": "/bin", "PYTHONDONTWRITEBYTECODE": "1"}
+    assert script.bytecode_cache_off(environment) and not script.bytecode_cache_off({"PYTHONDONTWRITEBYTECODE": ""})
+    cached = script.cached_environment(environment, tmp_path / "pycache")
+    assert cached == {"PATH": "/bin", "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache")}
+    assert environment["PYTHONDONTWRITEBYTECODE"] == "1"  # the caller's mapping is left alone
+    code = "import sys, json; print(json.dumps([sys.dont_write_bytecode, sys.pycache_prefix]))"
+    proc = subprocess.run([sys.executable, "-c", code], env=cached, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == f'[false, "{tmp_path / "pycache"}"]'
+
+
 @pytest.mark.slow
 def test_the_script_prints_each_figure_and_a_ratio_that_is_theirs() -> None:
     proc = subprocess.run(
