@@ -293,9 +293,15 @@ class Configurable:
     def __getattr__(self, name: str) -> Any:
         """A declared parameter read as an attribute (``source.steps`` is ``source.params.steps``)."""
         params = self.__dict__.get("params")
-        if params is not None and not name.startswith("__") and name in {f.name for f in dataclasses.fields(params)}:
+        if params is not None and not name.startswith("__") and name in _field_names(type(params)):
             return getattr(params, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+@functools.cache
+def _field_names(params: type) -> frozenset[str]:
+    """The field names of a ``Params`` dataclass, read once per class (a source reads its parameters per image)."""
+    return frozenset(f.name for f in dataclasses.fields(params))
 
 
 # reading a class's parameters --------------------------------------------------------------------

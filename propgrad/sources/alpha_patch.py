@@ -23,6 +23,8 @@ from propgrad.sources.base import InterventionSequence, InterventionSource
 
 STICKER_SIZE = 64
 """Pixel size of the procedural patch when ``scale=None``."""
+STICKER_MEMO = 16
+"""Procedural stickers a source keeps, one per (side, seed) (:meth:`AlphaPatchSource._sticker`)."""
 
 
 def hue_to_rgb(hue: torch.Tensor, saturation: float = 0.9, value: float = 0.95) -> torch.Tensor:
@@ -216,11 +218,14 @@ class AlphaPatchSource(InterventionSource):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.rgba, self.patch_source = _check_patch(self.params.patch, self.params.mask)
+        self._stickers: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def _patch_for(self, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    def _patch_for(self, height: int, width: int, generator: torch.Generator, seed: int | None = None) -> torch.Tensor:
+        """The RGBA patch for an image of ``height`` x ``width``: the given one resized, or a sticker drawn
+        from ``generator`` (freshly seeded with ``seed`` when it is given, which lets the sticker be memoised)."""
         if self.rgba is None:
             side = STICKER_SIZE if self.scale is None else max(1, round(self.scale * min(height, width)))
-            return sticker_patch(side, generator)
+            return sticker_patch(side, generator) if seed is None else self._sticker(side, seed, generator)
         if self.scale is None:
             return self.rgba
         longest = max(1, round(self.scale * min(height, width)))
@@ -228,12 +233,32 @@ class AlphaPatchSource(InterventionSource):
         size = (max(1, round(h * longest / max(h, w))), max(1, round(w * longest / max(h, w))))
         return resize_rgba(self.rgba, size)
 
+    def _sticker(self, side: int, seed: int, generator: torch.Generator) -> torch.Tensor:
+        """:func:`sticker_patch` of ``side`` from ``generator``, freshly seeded with ``seed``, memoised.
+
+        The sticker and the generator's state after drawing it are functions of ``(side, seed)``, and
+        every image of a batch is explained with the same seed: the first draw is kept (the last
+        :data:`STICKER_MEMO` of them), and a later one returns it and leaves the generator where the
+        draw would have, so the position drawn next is the same. The patch is only ever read.
+        """
+        key = (side, seed)
+        kept = self._stickers.get(key)
+        if kept is None:
+            patch = sticker_patch(side, generator)
+            if len(self._stickers) >= STICKER_MEMO:
+                self._stickers.pop(next(iter(self._stickers)))
+            self._stickers[key] = (patch, generator.get_state())
+            return patch
+        patch, state = kept
+        generator.set_state(state)
+        return patch
+
     def _generate(self, image: torch.Tensor, *, seed: int, show_progress: bool) -> InterventionSequence:
         """Blend the patch in at ``steps`` alphas from 0 to 1; see the class docstring."""
         check_sequence_size(self.steps, image)
         height, width = image.shape[1:]
         generator = torch.Generator().manual_seed(int(seed))
-        patch = self._patch_for(height, width, generator)
+        patch = self._patch_for(height, width, generator, int(seed))
         ph, pw = patch.shape[1:]
         if ph > height or pw > width:
             raise InvalidParameterError(

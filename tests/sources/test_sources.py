@@ -367,3 +367,14 @@ def test_blend_sequence_equals_the_blend_over_the_whole_image_bit_for_bit():
         assert torch.equal(blended, whole) and torch.equal(blended.signbit(), whole.signbit())
     empty = blend_sequence(image, canvas[:3], torch.zeros(20, 24, dtype=dtype), alphas)
     assert torch.equal(empty, image.clamp(0, 1)[None].to(empty.dtype).expand_as(empty))
+
+
+def test_alpha_patch_memoised_sticker_gives_the_sequence_a_fresh_source_draws():
+    images = torch.rand(3, 3, 40, 48, generator=torch.Generator().manual_seed(4))
+    source = AlphaPatchSource(steps=5)
+    for image, seed in [(images[0], 7), (images[1], 7), (images[2], 8), (images[0], 7), (images[0][:, :32], 7)]:
+        again = source.generate(image, seed=seed)
+        fresh = AlphaPatchSource(steps=5).generate(image, seed=seed)
+        assert torch.equal(again.images, fresh.images)
+        assert again.metadata["position"] == fresh.metadata["position"]  # drawn after the sticker, from the same state
+    assert len(source._stickers) == 3  # (side, seed): (10, 7), (10, 8), (8, 7)
