@@ -17,6 +17,11 @@ them needing all 100 placebos), so ``--tests paper`` is the quick measurement. `
 per size and test, the functions outside the model with the most own time (one extra profiled
 call, not part of the ratio).
 
+glibc's malloc thresholds are set as ``propgrad explain`` sets them
+(:func:`propgrad.core.allocator.tune_allocator`; ``PROPGRAD_TUNE_ALLOCATOR=0`` keeps glibc's
+defaults), so the model's own time does not depend on which sizes ran before in the process (with
+glibc's adaptive thresholds, a 128-px call's large blocks raise them for the 64-px calls after it).
+
 Usage::
 
     python benchmarks/attribute_overhead.py [--sizes 64 128] [--images 32] [--repeats 15]
@@ -71,20 +76,33 @@ def one_call(model: TimedModel, images: torch.Tensor, k: int, test: str) -> tupl
 
 
 def profile_lines(model: TimedModel, images: torch.Tensor, k: int, test: str, top: int = 12) -> list[str]:
-    """The ``top`` functions by own time in one profiled call (the model's modules excluded)."""
+    """The ``top`` functions by own time outside the model in one profiled call.
+
+    The model's time is its modules' functions and the built-ins (``torch.conv2d``, ...) that only
+    they call; the first line sums the own time inside and outside the model.
+    """
     profiler = cProfile.Profile()
     profiler.enable()
     one_call(model, images, k, test)
     profiler.disable()
     stream = io.StringIO()
     stats = pstats.Stats(profiler, stream=stream)
-    rows = []
-    for (filename, line, name), (_, calls, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
-        if "torch/nn/modules" in filename or "convmixer" in filename:
+    rows, inside = [], 0.0
+    for (filename, line, name), (_, calls, own, cumulative, callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if _in_model(filename) or (filename == "~" and callers and all(_in_model(c[0]) for c in callers)):
+            inside += own
             continue
         rows.append((own, calls, cumulative, f"{Path(filename).name}:{line}({name})"))
     rows.sort(reverse=True)
-    return [f"    {own:7.3f} s own  {cum:7.3f} s cum  {n:>7} calls  {where}" for own, n, cum, where in rows[:top]]
+    outside = sum(own for own, *_ in rows)
+    head = f"    {inside:7.3f} s own time in the model, {outside:7.3f} s outside it (profiled)"
+    lines = [f"    {own:7.3f} s own  {cum:7.3f} s cum  {n:>7} calls  {where}" for own, n, cum, where in rows[:top]]
+    return [head, *lines]
+
+
+def _in_model(filename: str) -> bool:
+    """Whether a profiled function is the model's: torch's modules, the ConvMixer, the timing wrapper."""
+    return any(part in filename for part in ("torch/nn/modules", "torch/nn/functional", "convmixer", "device_check"))
 
 
 Calls = dict[tuple[int, str], list[tuple[float, float, int]]]
@@ -123,9 +141,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    from propgrad.core.allocator import tune_allocator
+
+    malloc = "tuned" if tune_allocator() else "glibc's defaults"
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.images} images, 31 steps, "
-        f"K = {args.permutations}; medians of {args.repeats} interleaved calls"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, malloc thresholds {malloc}; "
+        f"{args.images} images, 31 steps, K = {args.permutations}; medians of {args.repeats} interleaved calls"
     )
     calls = measure(args.sizes, args.images, args.repeats, args.permutations, tuple(args.tests))
     print(f"{'px':>4} {'test':<8} {'call s':>8} {'forward s':>10} {'images':>7} {'ratio':>6}  target")
