@@ -44,7 +44,7 @@ from typing import Any
 
 COMMAND = ["explain", "--image", "skimage:chelsea", "--source", "alpha_patch", "--target", "0"]
 """The measured command's arguments (``propgrad explain ...``)."""
-RUN_COMMAND = "import sys; from propgrad.cli import main; sys.exit(main(sys.argv[1:]))"
+RUN_COMMAND = "import sys; from propgrad.cli import main; sys.exit(main())"
 """What the ``propgrad`` console script runs."""
 TARGET = 1.6
 """The cold command over ``import torch`` plus its forward passes (issue 22's target)."""

@@ -11,6 +11,7 @@ warnings in full.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import traceback
 import warnings
@@ -90,10 +91,23 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+    """Entry point of the console script; returns the exit code.
+
+    Called without ``argv``, as the console script and ``python -m propgrad.cli`` call it, it is
+    the process's command line, and Python's cyclic garbage collector stops re-scanning what
+    stays alive to the end (:func:`gc.freeze`): the modules imported while the parser is built
+    (torch's and propgrad's, a quarter of a million objects), and at the end everything the
+    command leaves. Its full passes re-scanned them during the command and once more while the
+    interpreter exits: a cold ``propgrad explain`` (``benchmarks/startup.py``'s) took 1.2 s less
+    CPU with the freezes on a loaded two-core machine, its exit 0.2 s instead of 1.0 s. Objects are
+    still freed when their last reference goes; only cycles that exist when a freeze happens are
+    left to the process's end. Called with ``argv`` (from Python, e.g. a test) the collector is
+    left alone.
+    """
     from propgrad.core.allocator import tune_allocator
     from propgrad.plugins.entry_points import repair_entry_points
 
+    command_line = argv is None
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():
         if not debug:
@@ -101,7 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         repair_entry_points()  # before anything imports torch: a broken entry_points.txt would break its import
         args = build_parser().parse_args(argv)  # --help and --version end here, before any plugin is loaded
         tune_allocator()  # the model's activations reused, not faulted in anew (propgrad.core.allocator)
-        return run_command(args)
+        if command_line:
+            gc.freeze()  # the imported modules live to the end: no full pass re-scans them
+        try:
+            return run_command(args)
+        finally:
+            if command_line:
+                gc.freeze()  # the process ends: no full pass at the interpreter's exit either
 
 
 if __name__ == "__main__":

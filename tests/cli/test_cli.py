@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -223,6 +224,16 @@ def test_a_value_error_from_a_bug_in_the_models_forward_shows_its_traceback(tmp_
     assert "Traceback (most recent call last):" in out.stderr and 'buggy_model_module.py", line 7' in out.stderr
     assert out.stderr.rstrip().endswith("ValueError: a bug inside forward: shapes (3,) and (4,) do not match")
     assert "error:" not in out.stderr
+
+
+def test_the_command_line_freezes_the_garbage_collector_and_a_call_from_python_does_not(capsys):
+    before = gc.get_freeze_count()
+    assert main(["plugins"]) == 0
+    assert gc.get_freeze_count() == before
+    code = "import gc, sys; from propgrad.cli import main; code = main(); print(gc.get_freeze_count()); sys.exit(code)"
+    out = subprocess.run([sys.executable, "-c", code, "plugins"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) > 50_000  # torch's and propgrad's modules, imported by the parser
 
 
 @pytest.mark.parametrize(("param", "fragment"), [("steps", "KEY=VALUE"), ("steps=1", "steps"), ("nosuch=1", "nosuch")])
