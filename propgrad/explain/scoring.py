@@ -368,7 +368,7 @@ def _run_stacked(
     """Transformed outputs (L_i, C) of each stack of images, from one run over all of them.
 
     Stack i is a sequence of image tensors (L_ij, 3, H, W) taken in order (L_i images in all). The model
-    runs on batches of their concatenation, each batch copied from the pieces on its own
+    runs on batches of their concatenation, copied from the pieces a few batches at a time
     (:func:`propgrad.core.forward.forward_batches`), so the images are never copied into one tensor.
     A per-image extra argument (``run.per_image_args``) has one row per stack, expanded to its images.
     """

@@ -186,7 +186,8 @@ def test_run_settings_are_checked_once_at_their_door_and_trusted_by_forward_batc
             run_settings(**kwargs)
 
 
-def test_forward_batches_over_pieces_runs_the_batches_of_their_concatenation():
+def test_forward_batches_over_pieces_runs_the_batches_of_their_concatenation(monkeypatch):
+    from propgrad.core import forward
     from propgrad.core.forward import forward_batches, run_settings
 
     seen: list[torch.Tensor] = []
@@ -196,14 +197,17 @@ def test_forward_batches_over_pieces_runs_the_batches_of_their_concatenation():
         return x.flatten(1).sum(1, keepdim=True) + r
 
     whole = torch.rand(23, 3, 4, 4, generator=torch.Generator().manual_seed(2))
-    pieces = [whole[:1], whole[1:8], whole[8:8], whole[8:9], whole[9:23]]  # a batch spans pieces, one inside a piece
+    pieces = [whole[:1], whole[1:8], whole[8:8], whole[8:9], whole[9:23]]  # batches span pieces
     rows = torch.arange(23.0)[:, None]
     run = run_settings(batch_size=4, additional_forward_args=(rows,), per_image_args=(True,))
     expected = forward_batches(model, whole, run)
     concatenated = [batch.clone() for batch in seen]
-    seen.clear()
-    assert torch.equal(forward_batches(model, pieces, run), expected)
-    assert [b.shape[0] for b in seen] == [4, 4, 4, 4, 4, 3]
-    for batch, reference in zip(seen, concatenated):
-        assert torch.equal(batch, reference) and batch.is_contiguous()
-    assert seen[3].data_ptr() == whole[12].data_ptr()  # rows 12-15 lie in one piece: a view, not a copy
+    for slab_batches in (2, 3, 100):
+        monkeypatch.setattr(forward, "SLAB_BYTES", slab_batches * 4 * whole[0].numel() * 4)
+        seen.clear()
+        assert torch.equal(forward_batches(model, pieces, run), expected)
+        assert [b.shape[0] for b in seen] == [4, 4, 4, 4, 4, 3]
+        for batch, reference in zip(seen, concatenated):
+            assert torch.equal(batch, reference) and batch.is_contiguous()
+        if slab_batches == 2:  # the third slab, rows 16-22, lies in one piece: a view, not a copy
+            assert seen[4].data_ptr() == whole[16].data_ptr()
