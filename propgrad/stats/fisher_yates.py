@@ -30,6 +30,7 @@ GAMMA = U64(0x9E3779B97F4A7C15)
 MIX1 = U64(0xBF58476D1CE4E5B9)
 MIX2 = U64(0x94D049BB133111EB)
 LOW32 = U64(0xFFFFFFFF)
+LANES = 4  # shuffled columns whose stencil sums the fused kernel computes at once
 
 
 @njit(inline="always")
@@ -107,32 +108,82 @@ def null_fisher_yates(yt, key, row0, stencil, out):  # pragma: no cover - compil
 
     Each shuffle is drawn once (:func:`swap_targets`) and applied to a float64 copy of each column
     in turn (the swaps of the shuffle's definition, on the values instead of the indices), which
-    the stencil then reads in place, without an index. The terms are those of
+    the stencil then reads in place, without an index. Four shuffles run side by side: their
+    swaps interleaved, their sums four independent chains of additions (one chain waits on the
+    latency of each addition; four keep the adder busy), each still in the order of the rows. The terms are those of
     :func:`propgrad.stats.cpu_kernels.null_by_columns` on ``y[p]``, so the statistics equal that
     kernel's on the same shuffles bit for bit (float32 values convert to float64 exactly), and no
     (K, N) matrix of indices is built.
     """
-    u, v, t, w0, w1, w2, pair = stencil
     b = out.shape[0]
     c, n = yt.shape
-    rows = u.shape[0]
-    draws = np.empty(n, dtype=np.uint64)
-    col = np.empty(n, dtype=np.float64)
-    for k in range(b):
-        swap_targets(draws, key, row0 + k)
+    draws = np.empty((LANES, n), dtype=np.uint64)
+    cols = np.empty((LANES, n), dtype=np.float64)
+    full = b - b % LANES
+    for k in range(0, full, LANES):  # four shuffles at a time: their swaps and sums interleaved
+        for lane in range(LANES):
+            swap_targets(draws[lane], key, row0 + k + lane)
         for j in range(c):
+            for lane in range(LANES):
+                for i in range(n):
+                    cols[lane, i] = yt[j, i]
+            for i in range(n - 1, 0, -1):
+                for lane in range(LANES):
+                    d = draws[lane, i]
+                    tmp = cols[lane, i]
+                    cols[lane, i] = cols[lane, d]
+                    cols[lane, d] = tmp
+            _stencil_lanes(cols, stencil, out[k : k + LANES, j], n)
+    for k in range(full, b):
+        swap_targets(draws[0], key, row0 + k)
+        for j in range(c):
+            col = cols[0]
             for i in range(n):
                 col[i] = yt[j, i]
             for i in range(n - 1, 0, -1):
-                d = draws[i]
+                d = draws[0, i]
                 tmp = col[i]
                 col[i] = col[d]
                 col[d] = tmp
-            acc = 0.0
-            for r in range(rows):
-                if pair[r]:
-                    acc += w0[r] * abs(col[u[r]] - col[v[r]])
-                else:
-                    acc += abs(w0[r] * col[u[r]] + w1[r] * col[v[r]] + w2[r] * col[t[r]])
-            out[k, j] = acc / n
+            out[k, j] = _stencil_sum(col, stencil) / n
     return out
+
+
+@njit(inline="always")
+def _stencil_sum(col, stencil):  # pragma: no cover - compiled
+    """The gradient's sum over the stencil's rows of one shuffled column, in the order of the rows."""
+    u, v, t, w0, w1, w2, pair = stencil
+    acc = 0.0
+    for r in range(u.shape[0]):
+        if pair[r]:
+            acc += w0[r] * abs(col[u[r]] - col[v[r]])
+        else:
+            acc += abs(w0[r] * col[u[r]] + w1[r] * col[v[r]] + w2[r] * col[t[r]])
+    return acc
+
+
+@njit(inline="always")
+def _stencil_lanes(cols, stencil, out, n):  # pragma: no cover - compiled
+    """:func:`_stencil_sum` of four shuffled columns at once (four independent chains of additions,
+    each in the order of the rows), divided by ``n`` into ``out`` (4,)."""
+    u, v, t, w0, w1, w2, pair = stencil
+    c0, c1, c2, c3 = cols[0], cols[1], cols[2], cols[3]
+    a0 = a1 = a2 = a3 = 0.0
+    for r in range(u.shape[0]):
+        x, y = u[r], v[r]
+        if pair[r]:
+            w = w0[r]
+            a0 += w * abs(c0[x] - c0[y])
+            a1 += w * abs(c1[x] - c1[y])
+            a2 += w * abs(c2[x] - c2[y])
+            a3 += w * abs(c3[x] - c3[y])
+        else:
+            z, p, q, s = t[r], w0[r], w1[r], w2[r]
+            a0 += abs(p * c0[x] + q * c0[y] + s * c0[z])
+            a1 += abs(p * c1[x] + q * c1[y] + s * c1[z])
+            a2 += abs(p * c2[x] + q * c2[y] + s * c2[z])
+            a3 += abs(p * c3[x] + q * c3[y] + s * c3[z])
+    out[0] = a0 / n
+    out[1] = a1 / n
+    out[2] = a2 / n
+    out[3] = a3 / n
