@@ -484,22 +484,29 @@ def draw_torch(real: torch.Tensor, directions: torch.Tensor, targets: list[float
 def draw_compiled(real: torch.Tensor, directions: torch.Tensor, targets: list[float], rtol: float) -> torch.Tensor:
     """:func:`draw_along` for float32 or float64 images on the CPU, placebo by placebo in one compiled loop
     (:func:`propgrad.sources.placebo_kernel.match_steps`: the search of :func:`_match_step`, the change of a
-    candidate accumulated in float64, so the images agree with :func:`draw_torch`'s within the tolerance)."""
+    candidate accumulated in float64, so the images agree with :func:`draw_torch`'s within the tolerance).
+
+    The placebos are independent of each other, so they are split over the calling thread's torch
+    threads (:func:`propgrad.stats.strategy.run_tasks`; the kernel releases the GIL) without
+    changing an image."""
     from propgrad.sources import placebo_kernel
+    from propgrad.stats.strategy import run_tasks, threads_available
 
     n, _, height, width = real.shape
     m = directions.shape[0]
     out = torch.empty(m, n, 3, height, width, dtype=real.dtype)
     status = torch.empty(m, 2, dtype=torch.int64)
-    placebo_kernel.match_steps(
-        real[0].contiguous().flatten().numpy(),
-        directions.contiguous().flatten(start_dim=1).numpy(),
-        torch.tensor(targets, dtype=torch.float64).numpy(),
-        rtol,
-        torch.finfo(real.dtype).eps,
-        out.flatten(start_dim=2).numpy(),
-        status.numpy(),
-    )
+    start = real[0].contiguous().flatten().numpy()
+    along = directions.contiguous().flatten(start_dim=1).numpy()
+    goals = torch.tensor(targets, dtype=torch.float64).numpy()
+    images, codes, eps = out.flatten(start_dim=2).numpy(), status.numpy(), torch.finfo(real.dtype).eps
+    workers = max(1, min(threads_available(), m))
+    parts = [slice(m * w // workers, m * (w + 1) // workers) for w in range(workers)]
+
+    def task(part: slice) -> None:
+        placebo_kernel.match_steps(start, along[part], goals, rtol, eps, images[part], codes[part])
+
+    run_tasks(task, parts, workers)
     failed = torch.nonzero(status[:, 0]).flatten()
     if len(failed):
         placebo = int(failed[0])

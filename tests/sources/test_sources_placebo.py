@@ -21,6 +21,7 @@ from propgrad.sources.placebo_sequences import (
     smooth_direction,
     step_changes,
 )
+from propgrad.stats import strategy
 
 H = W = 16
 RTOL = 1e-4  # placebo_images' default: every step's change within RTOL * d + eps of the real one
@@ -256,6 +257,19 @@ def test_compiled_kernel_and_torch_path_agree(kind: str, dtype: torch.dtype) -> 
     _assert_matched(reference, real)
     # each step's size is found within RTOL of the same root, so the pixels differ by about RTOL * step or less
     assert float((compiled - reference).abs().max()) <= 10 * RTOL * max(targets)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_compiled_placebos_do_not_depend_on_the_threads_drawing_them(threads: int, monkeypatch) -> None:
+    real = _vignette()
+    directions = smooth_direction(H, W, torch.Generator().manual_seed(5), count=7)
+    targets = step_changes(real.images).tolist()
+    monkeypatch.setattr(strategy, "threads_available", lambda: 1)
+    alone = draw_compiled(real.images, directions, targets, RTOL)
+    monkeypatch.setattr(strategy, "threads_available", lambda: threads)
+    split = draw_compiled(real.images, directions, targets, RTOL)  # 7 placebos over 2 or 3 threads
+    assert torch.equal(alone, split)
+    _assert_matched(split, real)
 
 
 def test_compiled_kernel_refuses_a_step_no_direction_reaches() -> None:
