@@ -312,6 +312,25 @@ def test_two_sided_p_values_counts_ties_and_nan() -> None:
     torch.testing.assert_close(p, torch.tensor([0.6, 1.0], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("columns", [1, 9])
+def test_the_observed_gradient_is_the_same_with_and_without_the_compiled_kernels(dtype, columns, monkeypatch) -> None:
+    from propgrad.stats import statistic as statistic_module
+    from propgrad.stats import vector_statistic
+    from propgrad.stats.null_statistics import gradient_null
+
+    rng = np.random.default_rng(columns)
+    y = torch.tensor(rng.normal(size=(23, columns)) * 10.0 ** rng.integers(-3, 3, columns), dtype=dtype)
+    x = torch.tensor(np.cumsum(rng.uniform(0.1, 2.0, 23)))
+    kernel = gradient_null(x, periodic=False, period=None, edge_order=2)  # three-point rows too
+    compiled = statistic_module._gradient_in_order(y, kernel)
+    monkeypatch.setattr(vector_statistic, "compiled_kernels", lambda: None)
+    plain = statistic_module._gradient_in_order(y, kernel)  # numpy's sums, row by row
+    np.testing.assert_array_equal(compiled, plain)
+    reference = np.abs(np.gradient(y.double().numpy(), x.numpy(), axis=0, edge_order=2)).mean(0)
+    np.testing.assert_allclose(plain, reference, rtol=1e-12)
+
+
 @pytest.mark.parametrize("compiled", [False, True])
 def test_an_infinite_null_statistic_counts_as_extreme_once(compiled: bool) -> None:
     # 10 shuffles, 3 of them +-inf: mean 2.5 of the finite ones (1 2 3 4 | 1 2 3 4 ...), |obs - m| = 1.5
