@@ -323,7 +323,7 @@ def _batches(pieces: Sequence[torch.Tensor], batch_size: int) -> Iterator[tuple[
     of whole batches of at most :data:`SLAB_BYTES` (one ``torch.cat`` of the parts in a slab, or a view
     when they lie in one contiguous piece) and each batch is a view of its slab: the values, and the
     memory layout a concatenation of contiguous pieces has, of the same rows of the whole
-    concatenation. Pieces that fit in one slab are concatenated at once. A slab is reused from the
+    concatenation. Pieces that fit in one slab are one slab, concatenated at once. A slab is reused from the
     heap, where one copy of every image (50 MiB for 32 explanations of 64-px images) came from a fresh
     ``mmap`` whose pages were faulted in on each call.
     """
@@ -334,8 +334,7 @@ def _batches(pieces: Sequence[torch.Tensor], batch_size: int) -> Iterator[tuple[
         return
     row_bytes = math.prod(pieces[0].shape[1:]) * pieces[0].element_size()
     slab_rows = batch_size * max(1, SLAB_BYTES // max(1, batch_size * row_bytes))
-    fits = sum(piece.shape[0] for piece in pieces) <= slab_rows
-    for first, slab in [(0, torch.cat(list(pieces)))] if fits else _slabs(pieces, slab_rows):
+    for first, slab in _slabs(pieces, slab_rows):
         for offset in range(0, slab.shape[0], batch_size):
             yield first + offset, slab[offset : offset + batch_size]
 

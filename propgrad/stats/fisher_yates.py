@@ -25,10 +25,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from propgrad.stats.permutations import SPLITMIX_GAMMA, SPLITMIX_MIX1, SPLITMIX_MIX2
+
 U64 = np.uint64
-GAMMA = U64(0x9E3779B97F4A7C15)
-MIX1 = U64(0xBF58476D1CE4E5B9)
-MIX2 = U64(0x94D049BB133111EB)
+GAMMA, MIX1, MIX2 = U64(SPLITMIX_GAMMA), U64(SPLITMIX_MIX1), U64(SPLITMIX_MIX2)
 LOW32 = U64(0xFFFFFFFF)
 LANES = 4  # shuffled columns whose stencil sums the fused kernel computes at once
 
@@ -82,15 +82,20 @@ def shuffle_into(p, draws, key, row):  # pragma: no cover - compiled
 
     ``draws`` is scratch space, a uint64 array of length N (:func:`swap_targets`).
     """
-    n = p.shape[0]
     swap_targets(draws, key, row)
-    for i in range(n):
+    for i in range(p.shape[0]):
         p[i] = i
-    for i in range(n - 1, 0, -1):
+    _apply_swaps(p, draws)
+
+
+@njit(inline="always")
+def _apply_swaps(values, draws):  # pragma: no cover - compiled
+    """Swap ``values[i]`` with ``values[draws[i]]`` for ``i = N - 1`` down to 1 (the shuffle's definition)."""
+    for i in range(values.shape[0] - 1, 0, -1):
         j = draws[i]
-        tmp = p[i]
-        p[i] = p[j]
-        p[j] = tmp
+        tmp = values[i]
+        values[i] = values[j]
+        values[j] = tmp
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
@@ -140,11 +145,7 @@ def null_fisher_yates(yt, key, row0, stencil, out):  # pragma: no cover - compil
             col = cols[0]
             for i in range(n):
                 col[i] = yt[j, i]
-            for i in range(n - 1, 0, -1):
-                d = draws[0, i]
-                tmp = col[i]
-                col[i] = col[d]
-                col[d] = tmp
+            _apply_swaps(col, draws[0])
             out[k, j] = _stencil_sum(col, stencil) / n
     return out
 

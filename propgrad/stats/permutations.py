@@ -143,15 +143,14 @@ def _tied_rows(keys: np.ndarray, low: np.integer) -> np.ndarray:
 
 
 _MASK = 2**64 - 1
-_GAMMA, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+SPLITMIX_GAMMA, SPLITMIX_MIX1, SPLITMIX_MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+"""SplitMix64's increment and finaliser multipliers: stream 2's constants (:mod:`propgrad.stats.fisher_yates`)."""
+_GAMMA, _MIX1, _MIX2 = SPLITMIX_GAMMA, SPLITMIX_MIX1, SPLITMIX_MIX2
 
 
 def stream_key(seed: int) -> int:
     """Stream 2's key of ``seed``: SplitMix64's first output, ``mix64(seed + GAMMA)``, a Python int."""
-    z = (seed + _GAMMA) & _MASK
-    z = ((z ^ (z >> 30)) * _MIX1) & _MASK
-    z = ((z ^ (z >> 27)) * _MIX2) & _MASK
-    return z ^ (z >> 31)
+    return int(_mix64_numpy(np.array([(seed + _GAMMA) & _MASK], dtype=np.uint64))[0])
 
 
 def fisher_yates_numpy(key: int, row0: int, k: int, n: int) -> np.ndarray:
