@@ -123,7 +123,9 @@ class TimingCheckpoints:
 class TimedModule(nn.Module):
     """Wraps a model so that the time spent in its forward passes is added to a stopwatch.
 
-    The wrapped model is a submodule, so its device, dtype and train/eval mode show through.
+    The wrapped model is a submodule, so its device, dtype and train/eval mode show through, and the
+    wrapper starts in the model's mode (:func:`propgrad.core.forward.evaluation_mode` finds an eval-mode
+    model with an eval-mode wrapper already in eval mode and leaves both alone).
 
     Args:
         module: The model.
@@ -136,6 +138,7 @@ class TimedModule(nn.Module):
         self.module = module
         self.stopwatch = stopwatch
         self.activity = name
+        self.training = module.training  # a wrapper in the model's mode: an eval-mode model is not switched per pass
 
     def forward(self, *args: Any) -> Any:
         with self.stopwatch.measure(self.activity):

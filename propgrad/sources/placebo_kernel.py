@@ -7,7 +7,8 @@ from the previous step's slope, the same widening of the bracket, false position
 every third iteration, the same tolerance ``rtol * d_i + eps``). It is that function's CPU path for
 float32 and float64 images: the torch version runs about ten tensor passes per candidate (the
 reflection's remainder, a ``where``, the difference, its mean, the masked copies of matched
-placebos), this one a single fused loop, placebo by placebo.
+placebos), this one a pass of vector lanes and an in-order sum
+(:func:`_change`), placebo by placebo.
 
 Arithmetic. The candidate pixels are computed as torch computes them: ``t`` rounded to the pixels'
 dtype, ``start + t * D`` rounded once (torch's ``addcmul`` is a fused multiply-add; here the
@@ -34,31 +35,38 @@ MATCHED, UNREACHABLE, NOT_CONVERGED = 0, 1, 2
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
-def _change(start, direction, prev, t, candidate):  # pragma: no cover - compiled
-    """Write the candidate ``R(start + t * direction)`` into ``candidate``; return its mean |change| from ``prev``."""
+def _change(start, direction, prev, t, candidate, scratch):  # pragma: no cover - compiled
+    """Write the candidate ``R(start + t * direction)`` into ``candidate``; return its mean |change| from ``prev``.
+
+    Two loops: the first computes every pixel's candidate and its |change| (into ``scratch``, float64)
+    without branches, so it runs on vector lanes; the second adds the changes up in a fixed order, the
+    even pixels in one sum and the odd in another (two chains the processor overlaps), which the
+    first loop cannot do on lanes without reordering the additions."""
     typed = np.empty(3, dtype=start.dtype)  # the constants in the pixels' dtype, so float32 stays float32
     typed[0] = t
     typed[1] = 1.0
     typed[2] = 2.0
     tp, one, two = typed[0], typed[1], typed[2]
     t64 = np.float64(tp)
-    acc0 = acc1 = 0.0  # two sums, of the even and the odd pixels: independent chains the processor overlaps
     n = start.shape[0]
     for p in range(n):
         # start + t * D rounded once to the pixel dtype, as torch.addcmul's fused multiply-add does
         candidate[p] = np.float64(start[p]) + t64 * np.float64(direction[p])
         y = candidate[p]
-        if y < 0 or y > one:  # reflected back into [0, 1]; inside it, R is the identity
-            y = y - two * np.trunc(y / two)  # fmod(y, 2): exact, since the remainder is representable
-            if y < 0:
-                y = y + two
-            if y > one:
-                y = two - y
-            candidate[p] = y
-        if p & 1:
-            acc1 += abs(np.float64(y - prev[p]))
-        else:
-            acc0 += abs(np.float64(y - prev[p]))
+        # reflected back into [0, 1] (fmod(y, 2) is exact, since the remainder is representable);
+        # inside it, R is the identity. Both are computed and one is kept: a select, not a branch.
+        r = y - two * np.trunc(y / two)
+        r = r + two if r < 0 else r
+        r = two - r if r > one else r
+        y = r if (y < 0) | (y > one) else y
+        candidate[p] = y
+        scratch[p] = abs(np.float64(y - prev[p]))
+    acc0 = acc1 = 0.0
+    for p in range(0, n - 1, 2):
+        acc0 += scratch[p]
+        acc1 += scratch[p + 1]
+    if n & 1:
+        acc0 += scratch[n - 1]
     return (acc0 + acc1) / n
 
 
@@ -80,6 +88,7 @@ def match_steps(start, directions, targets, rtol, eps, out, status):  # pragma: 
     n_steps = out.shape[1]
     p_count = start.shape[0]
     candidate = np.empty(p_count, dtype=start.dtype)
+    scratch = np.empty(p_count, dtype=np.float64)
     for m in range(m_count):
         direction = directions[m]
         status[m, 0] = MATCHED
@@ -99,7 +108,7 @@ def match_steps(start, directions, targets, rtol, eps, out, status):  # pragma: 
             lo = s
             g_lo = -target
             hi = s + slope * target
-            g_hi = _change(start, direction, prev, hi, candidate) - target
+            g_hi = _change(start, direction, prev, hi, candidate, scratch) - target
             done = abs(g_hi) <= tol
             t_out = hi
             j = 0
@@ -110,7 +119,7 @@ def match_steps(start, directions, targets, rtol, eps, out, status):  # pragma: 
                 lo = hi
                 g_lo = g_hi
                 hi = s + factor * (hi - s)
-                g_hi = _change(start, direction, prev, hi, candidate) - target
+                g_hi = _change(start, direction, prev, hi, candidate, scratch) - target
                 if abs(g_hi) <= tol:
                     done = True
                     t_out = hi
@@ -127,7 +136,7 @@ def match_steps(start, directions, targets, rtol, eps, out, status):  # pragma: 
                     t = hi - g_hi * (hi - lo) / (g_hi - g_lo)
                     if not (t > lo and t < hi):
                         t = (lo + hi) / 2
-                g = _change(start, direction, prev, t, candidate) - target
+                g = _change(start, direction, prev, t, candidate, scratch) - target
                 if abs(g) <= tol:
                     done = True
                     t_out = t

@@ -290,3 +290,38 @@ def test_pool_chunks_give_the_placebos_of_one_draw() -> None:
     assert pool.n_drawn == 20
     assert torch.equal(pool.images(2, 9), whole[2:9])  # spans both rounds
     assert torch.equal(pool.images(0, 20), whole)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("pixels", [7, 48])
+def test_compiled_change_is_its_documented_arithmetic_bit_for_bit(dtype: torch.dtype, pixels: int) -> None:
+    """The kernel's candidate and mean change, against the arithmetic its docstring states, written out pixel by
+    pixel: ``start + t * D`` in float64 rounded once, the reflection, the change in the pixel dtype, added in
+    float64 with the even pixels in one sum and the odd in another. Candidates outside [0, 1] on both sides
+    and an odd pixel count are in the cases, so a kernel that reorders the sums or skips a reflection differs."""
+    np = pytest.importorskip("numpy")
+    from propgrad.sources import placebo_kernel
+
+    g = torch.Generator().manual_seed(3)
+    start = torch.rand(pixels, generator=g, dtype=torch.float64).to(dtype).numpy()
+    direction = torch.randn(pixels, generator=g, dtype=torch.float64).to(dtype).numpy()
+    prev = torch.rand(pixels, generator=g, dtype=torch.float64).to(dtype).numpy()
+    kind = np.float32 if dtype == torch.float32 else np.float64
+    for t in (0.0, 0.013, 0.7, 3.1):
+        candidate, scratch = np.empty(pixels, dtype=kind), np.empty(pixels)
+        got = placebo_kernel._change(start, direction, prev, t, candidate, scratch)
+        tp = float(kind(t))
+        want_pixels, sums = [], [0.0, 0.0]
+        for p in range(pixels):
+            y = kind(float(start[p]) + tp * float(direction[p]))
+            if y < 0 or y > 1:
+                y = kind(y - kind(2) * np.trunc(y / kind(2)))
+                y = kind(y + 2) if y < 0 else y
+                y = kind(2 - y) if y > 1 else y
+            want_pixels.append(y)
+            sums[p & 1] += abs(float(kind(y - prev[p])))
+        want = (sums[0] + sums[1]) / pixels
+        assert got == want, (t, got, want)
+        assert candidate.tobytes() == np.array(want_pixels, dtype=kind).tobytes()
+        if t == 3.1:
+            assert (start + t * direction < 0).any() and (start + t * direction > 1).any(), "no reflection exercised"
