@@ -445,7 +445,7 @@ def placebo_tests(
     for start, stop in zip(bounds, bounds[1:]):
         if not active:
             break
-        chunks = [pools[i].images(start, stop) for i in active]  # type: ignore[union-attr]
+        chunks = [pools[i].steps(start, stop) for i in active]  # type: ignore[union-attr]
         if start == 0 and first is not None:
             outputs = [first[i] for i in active]
         else:
@@ -455,7 +455,7 @@ def placebo_tests(
             scored = scores[i]
             k = chunk.shape[0]
             first = scored.outputs[:1].to(out.device).expand(k, 1, -1)
-            block = torch.cat([first, out.reshape(k, chunk.shape[1] - 1, -1)], dim=1)  # (k, N, C)
+            block = torch.cat([first, out.reshape(k, chunk.shape[1], -1)], dim=1)  # (k, N, C)
             drawn[i].append(_placebo_statistics(block, scored.target, pools[i].sequence, test))  # type: ignore[union-attr]
             if test.placebo_stop is None:
                 continue
@@ -493,18 +493,19 @@ def placebo_pools(sequences: Sequence[InterventionSequence], test: TestSettings)
 def first_round(
     pools: Sequence[PlaceboPool | None], test: TestSettings, device: torch.device
 ) -> list[list[torch.Tensor] | None]:
-    """The images each pool's placebos run in the placebo test's first round, k pieces (N - 1, 3, H, W)
+    """The images each pool's placebos run in the placebo test's first round, one piece (k (N - 1), 3, H, W)
     (None for a None pool), for a caller that runs them in a forward pass of its own (``sequence_outputs``'s
     ``extra``) and hands :func:`placebo_tests` the outputs (``first=``)."""
     stop = placebo_bounds(test.n_placebos, test.placebo_stop)[1]
-    return [None if pool is None else _placebo_stacks([pool.images(0, stop)], device)[0] for pool in pools]
+    return [None if pool is None else _placebo_stacks([pool.steps(0, stop)], device)[0] for pool in pools]
 
 
 def _placebo_stacks(chunks: Sequence[torch.Tensor], device: torch.device) -> list[list[torch.Tensor]]:
-    """The images placebos (k, N, 3, H, W) run, as one stack of k pieces per chunk: every step but the
-    first, which is the real sequence's (:class:`~propgrad.sources.placebo_sequences.PlaceboPool`'s
-    contract), so its outputs are the real first step's. The pieces are views, copied once by the run."""
-    return [[placebo[1:].to(device) for placebo in chunk] for chunk in chunks]
+    """The images placebos run, one stack of one piece (k (N - 1), 3, H, W) per chunk of their steps (k, N - 1,
+    3, H, W): every step but the first, which is the real sequence's
+    (:class:`~propgrad.sources.placebo_sequences.PlaceboPool`'s contract), so its outputs are the real first
+    step's. A chunk as the pool draws it is one block, so the piece is a view the model's batches are cut from."""
+    return [[chunk.flatten(0, 1).to(device)] for chunk in chunks]
 
 
 def _rows(run: RunSettings, images: Sequence[int]) -> RunSettings:

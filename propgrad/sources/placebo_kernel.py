@@ -80,12 +80,13 @@ def match_steps(start, directions, targets, rtol, eps, out, status):  # pragma: 
         targets: The real steps' changes (N - 1,), float64.
         rtol: Relative tolerance of a step's change.
         eps: The pixel dtype's machine epsilon (the tolerance's absolute part).
-        out: Output (M, N, P) in the pixel dtype; ``out[:, 0]`` is set to ``start`` here.
+        out: Output (M, N - 1, P) in the pixel dtype: each placebo's steps after the first (the first
+            is ``start``), so the steps of consecutive placebos lie in one block the model can read.
         status: Output (M, 2) int64: the code (:data:`MATCHED`, :data:`UNREACHABLE`,
             :data:`NOT_CONVERGED`) and the step that failed (0 when matched).
     """
     m_count = directions.shape[0]
-    n_steps = out.shape[1]
+    n_steps = out.shape[1] + 1
     p_count = start.shape[0]
     candidate = np.empty(p_count, dtype=start.dtype)
     scratch = np.empty(p_count, dtype=np.float64)
@@ -93,16 +94,14 @@ def match_steps(start, directions, targets, rtol, eps, out, status):  # pragma: 
         direction = directions[m]
         status[m, 0] = MATCHED
         status[m, 1] = 0
-        for p in range(p_count):
-            out[m, 0, p] = start[p]
         s = 0.0
         slope = 1.0
         for i in range(1, n_steps):
             target = targets[i - 1]
-            prev = out[m, i - 1]
+            prev = start if i == 1 else out[m, i - 2]
             if target == 0:
                 for p in range(p_count):
-                    out[m, i, p] = prev[p]
+                    out[m, i - 1, p] = prev[p]
                 continue
             tol = rtol * target + eps
             lo = s
@@ -152,7 +151,7 @@ def match_steps(start, directions, targets, rtol, eps, out, status):  # pragma: 
                 status[m, 1] = i
                 break
             for p in range(p_count):
-                out[m, i, p] = candidate[p]
+                out[m, i - 1, p] = candidate[p]
             slope = max((t_out - s) / target, 1.0)
             s = t_out
     return out

@@ -403,7 +403,7 @@ class PlaceboPool:
             region = changed_region(real, draw.mask_threshold)
             self._region = region.cpu() if bool(region.any()) else None  # nothing changes: no region
         self._generator = torch.Generator(device="cpu").manual_seed(draw.seed)
-        self._chunks: list[tuple[int, torch.Tensor]] = []  # (index of its first placebo, its images), in order
+        self._chunks: list[tuple[int, torch.Tensor]] = []  # (index of its first placebo, their steps), in order
         self._drawn = 0
 
     @property
@@ -414,8 +414,14 @@ class PlaceboPool:
     def images(self, start: int, stop: int) -> torch.Tensor:
         """Placebos ``start .. stop - 1`` as one tensor (stop - start, N, 3, H, W), in the sequence's
         dtype on its device (``0 <= start < stop <= n_placebos``, trusted)."""
+        return with_first(self.sequence.images[0], self.steps(start, stop))
+
+    def steps(self, start: int, stop: int) -> torch.Tensor:
+        """The steps after the first of placebos ``start .. stop - 1`` (stop - start, N - 1, 3, H, W): their
+        first image is the real sequence's. A view of the drawn placebos when they were drawn together
+        (as the placebo test asks for them, round by round), so the model reads them without a copy."""
         if stop > self._drawn:
-            self._chunks.append((self._drawn, self._draw_images(self._directions(stop - self._drawn))))
+            self._chunks.append((self._drawn, self._draw_steps(self._directions(stop - self._drawn))))
             self._drawn = stop
         pieces = [
             chunk[max(start - first, 0) : stop - first]
@@ -444,26 +450,37 @@ class PlaceboPool:
             directions = torch.stack(fields)
         return directions.to(device=real.device, dtype=_pixel_dtype(real.dtype))
 
-    def _draw_images(self, directions: torch.Tensor) -> torch.Tensor:
-        """The placebo sequences (M, N, 3, H, W) along ``directions``, every step's change matched."""
-        return draw_along(self.sequence.images, directions, self._targets, self.draw.rtol)
+    def _draw_steps(self, directions: torch.Tensor) -> torch.Tensor:
+        """The steps after the first (M, N - 1, 3, H, W) of the placebos along ``directions``, each change matched."""
+        return draw_steps(self.sequence.images, directions, self._targets, self.draw.rtol)
 
 
 def draw_along(real: torch.Tensor, directions: torch.Tensor, targets: list[float], rtol: float) -> torch.Tensor:
     """Placebo sequences (M, N, 3, H, W) of ``real`` (N, 3, H, W) along ``directions`` (M, 3, H, W, in the pixel
-    dtype), step i changing the image by ``targets[i - 1]`` within ``rtol``: on the CPU for float32 and float64
-    images by the compiled kernel (:func:`draw_compiled`), elsewhere step by step in torch (:func:`draw_torch`)."""
+    dtype), step i changing the image by ``targets[i - 1]`` within ``rtol``: :func:`draw_steps` after the real
+    sequence's first image."""
+    return with_first(real[0], draw_steps(real, directions, targets, rtol))
+
+
+def draw_steps(real: torch.Tensor, directions: torch.Tensor, targets: list[float], rtol: float) -> torch.Tensor:
+    """The steps after the first (M, N - 1, 3, H, W) of the placebos :func:`draw_along` draws: on the CPU for
+    float32 and float64 images by the compiled kernel (:func:`draw_compiled`), elsewhere step by step in
+    torch (:func:`draw_torch`)."""
     if real.device.type == "cpu" and real.dtype in (torch.float32, torch.float64):
         return draw_compiled(real, directions, targets, rtol)
     return draw_torch(real, directions, targets, rtol)
 
 
+def with_first(first: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """Placebo sequences (M, N, 3, H, W): ``first`` (3, H, W), then each placebo's ``steps`` (M, N - 1, 3, H, W)."""
+    return torch.cat([first.expand(steps.shape[0], 1, *first.shape), steps], dim=1)
+
+
 def draw_torch(real: torch.Tensor, directions: torch.Tensor, targets: list[float], rtol: float) -> torch.Tensor:
-    """:func:`draw_along` in torch on the images' device, all placebos of a step at once (:func:`_match_step`)."""
+    """:func:`draw_steps` in torch on the images' device, all placebos of a step at once (:func:`_match_step`)."""
     n, _, height, width = real.shape
     m = directions.shape[0]
-    out = torch.empty(m, n, 3, height, width, dtype=real.dtype, device=real.device)
-    out[:, 0] = real[0]
+    out = torch.empty(m, n - 1, 3, height, width, dtype=real.dtype, device=real.device)
     start = real[0].to(_pixel_dtype(real.dtype))
     along = _Directions(start, directions, real.dtype, rtol)
     prev = start.expand(m, -1, -1, -1)
@@ -472,17 +489,17 @@ def draw_torch(real: torch.Tensor, directions: torch.Tensor, targets: list[float
     for i in range(1, n):
         target = targets[i - 1]
         if target == 0:
-            out[:, i] = out[:, i - 1]
+            out[:, i - 1] = prev
             continue
         images, s_next = _match_step(along, prev, s, slope, target, i)
         slope, s = ((s_next - s) / target).clamp_min(1.0), s_next
-        out[:, i] = images
+        out[:, i - 1] = images
         prev = images
     return out
 
 
 def draw_compiled(real: torch.Tensor, directions: torch.Tensor, targets: list[float], rtol: float) -> torch.Tensor:
-    """:func:`draw_along` for float32 or float64 images on the CPU, placebo by placebo in one compiled loop
+    """:func:`draw_steps` for float32 or float64 images on the CPU, placebo by placebo in one compiled loop
     (:func:`propgrad.sources.placebo_kernel.match_steps`: the search of :func:`_match_step`, the change of a
     candidate accumulated in float64, so the images agree with :func:`draw_torch`'s within the tolerance).
 
@@ -494,7 +511,7 @@ def draw_compiled(real: torch.Tensor, directions: torch.Tensor, targets: list[fl
 
     n, _, height, width = real.shape
     m = directions.shape[0]
-    out = torch.empty(m, n, 3, height, width, dtype=real.dtype)
+    out = torch.empty(m, n - 1, 3, height, width, dtype=real.dtype)
     status = torch.empty(m, 2, dtype=torch.int64)
     start = real[0].contiguous().flatten().numpy()
     along = directions.contiguous().flatten(start_dim=1).numpy()

@@ -205,9 +205,9 @@ def test_placebo_first_round_run_beside_the_sequence_gives_the_same_test() -> No
 
     pool = PlaceboPool(seq, PlaceboDraw(30, seed=1))
     (pieces,) = first_round([pool], test, original.device)
-    # the first round's 4 placebos, every step but the shared first
-    assert [tuple(piece.shape) for piece in pieces] == [(5, 3, 8, 8)] * 4
-    torch.testing.assert_close(torch.stack(pieces), pool.images(0, 4)[:, 1:], rtol=0, atol=0)
+    # the first round's 4 placebos, every step but the shared first, as one block in placebo order
+    assert [tuple(piece.shape) for piece in pieces] == [(20, 3, 8, 8)]
+    torch.testing.assert_close(pieces[0], pool.images(0, 4)[:, 1:].flatten(0, 1), rtol=0, atol=0)
     blocks = sequence_outputs(model, original, [seq], run, extra=[pieces, None])
     assert len(blocks) == 3 and blocks[2] is None
     torch.testing.assert_close(blocks[1], model(torch.cat(pieces)), rtol=0, atol=0)

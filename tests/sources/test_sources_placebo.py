@@ -20,6 +20,7 @@ from propgrad.sources.placebo_sequences import (
     reflect_unit,
     smooth_direction,
     step_changes,
+    with_first,
 )
 from propgrad.stats import strategy
 
@@ -250,8 +251,8 @@ def test_compiled_kernel_and_torch_path_agree(kind: str, dtype: torch.dtype) -> 
     real = InterventionSequence(real.images.to(dtype), real.values, real.property_name, real.unit)
     directions = smooth_direction(H, W, torch.Generator().manual_seed(5), count=9).to(dtype)
     targets = step_changes(real.images).tolist()
-    compiled = draw_compiled(real.images, directions, targets, RTOL)
-    reference = draw_torch(real.images, directions, targets, RTOL)
+    compiled = with_first(real.images[0], draw_compiled(real.images, directions, targets, RTOL))
+    reference = with_first(real.images[0], draw_torch(real.images, directions, targets, RTOL))
     assert compiled.dtype == reference.dtype == dtype
     _assert_matched(compiled, real)
     _assert_matched(reference, real)
@@ -265,9 +266,9 @@ def test_compiled_placebos_do_not_depend_on_the_threads_drawing_them(threads: in
     directions = smooth_direction(H, W, torch.Generator().manual_seed(5), count=7)
     targets = step_changes(real.images).tolist()
     monkeypatch.setattr(strategy, "threads_available", lambda: 1)
-    alone = draw_compiled(real.images, directions, targets, RTOL)
+    alone = with_first(real.images[0], draw_compiled(real.images, directions, targets, RTOL))
     monkeypatch.setattr(strategy, "threads_available", lambda: threads)
-    split = draw_compiled(real.images, directions, targets, RTOL)  # 7 placebos over 2 or 3 threads
+    split = with_first(real.images[0], draw_compiled(real.images, directions, targets, RTOL))  # 7 over 2 or 3 threads
     assert torch.equal(alone, split)
     _assert_matched(split, real)
 
@@ -290,6 +291,9 @@ def test_pool_chunks_give_the_placebos_of_one_draw() -> None:
     assert pool.n_drawn == 20
     assert torch.equal(pool.images(2, 9), whole[2:9])  # spans both rounds
     assert torch.equal(pool.images(0, 20), whole)
+    steps = pool.steps(4, 20)  # what the placebo test runs: the steps after the real first image
+    assert torch.equal(steps, whole[4:20, 1:])
+    assert steps.is_contiguous() and steps.data_ptr() == pool.steps(4, 20).data_ptr()  # the round's block, not a copy
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
