@@ -326,7 +326,7 @@ class _Job:
         sequences = [
             src.generate_trusted(image, seed=test.seed, show_progress=self.run.show_progress) for image in self.images
         ]
-        pools = placebo_pools(sequences, test)
+        pools = placebo_pools(sequences, test, keep=False)  # read once: none kept, one image's round in memory
         scores = score_sequences(self.forward_func, self.images, sequences, self.targets, self.run, test)
         n_tests = int(scores[0].test.p_value.numel()) if scores else 1
         if test.correction is not None:

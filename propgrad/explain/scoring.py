@@ -443,20 +443,18 @@ def placebo_tests(
     active = list(drawn)
     bounds = placebo_bounds(test.n_placebos, test.placebo_stop)
     for start, stop in zip(bounds, bounds[1:]):
-        if not active:
-            break
-        chunks = [pools[i].steps(start, stop) for i in active]  # type: ignore[union-attr]
-        if start == 0 and first is not None:
-            outputs = [first[i] for i in active]
-        else:
-            outputs = _run_stacked(forward_func, _placebo_stacks(chunks, originals.device), _rows(run, active))
         still = []
-        for i, chunk, out in zip(active, chunks, outputs):
-            scored = scores[i]
-            k = chunk.shape[0]
-            first = scored.outputs[:1].to(out.device).expand(k, 1, -1)
-            block = torch.cat([first, out.reshape(k, chunk.shape[1], -1)], dim=1)  # (k, N, C)
-            drawn[i].append(_placebo_statistics(block, scored.target, pools[i].sequence, test))  # type: ignore[union-attr]
+        for i in active:  # image by image: a round's placebos of one image at a time are in memory
+            pool, scored, k = pools[i], scores[i], stop - start
+            if start == 0 and first is not None:
+                out = first[i]
+            else:
+                steps = _placebo_stacks([pool.steps(start, stop)], originals.device)  # type: ignore[union-attr]
+                (out,) = _run_stacked(forward_func, steps, _rows(run, [i]))
+                del steps
+            real_first = scored.outputs[:1].to(out.device).expand(k, 1, -1)
+            block = torch.cat([real_first, out.reshape(k, -1, out.shape[-1])], dim=1)  # (k, N, C)
+            drawn[i].append(_placebo_statistics(block, scored.target, pool.sequence, test))  # type: ignore[union-attr]
             if test.placebo_stop is None:
                 continue
             observed = scored.test.statistic.double()
@@ -464,6 +462,8 @@ def placebo_tests(
             if not bool(placebo_stopped(observed, so_far, test.placebo_stop).all()):
                 still.append(i)
         active = still
+        if not active:
+            break
     return [
         None if i not in drawn else placebo_result(scores[i].test.statistic.double(), torch.cat(drawn[i]), test)
         for i in range(len(pools))
@@ -476,16 +476,20 @@ def placebo_seed(seed: int, index: int) -> int:
     return int(state[0] >> np.uint64(1))
 
 
-def placebo_pools(sequences: Sequence[InterventionSequence], test: TestSettings) -> list[PlaceboPool | None]:
+def placebo_pools(
+    sequences: Sequence[InterventionSequence], test: TestSettings, *, keep: bool = True
+) -> list[PlaceboPool | None]:
     """Each sequence's pool of placebos for ``test`` (drawn on demand), seeded per image from ``test.seed``
-    (:func:`placebo_seed`); None for a periodic sequence, all None without placebos (``test.n_placebos`` 0)."""
+    (:func:`placebo_seed`); None for a periodic sequence, all None without placebos (``test.n_placebos`` 0).
+    ``keep=False`` for pools one :func:`placebo_tests` call reads once (they keep none of their placebos;
+    :class:`~propgrad.sources.placebo_sequences.PlaceboPool`), True for pools several models share."""
     from propgrad.sources.placebo_sequences import PlaceboDraw, PlaceboPool
 
     if not test.n_placebos:
         return [None] * len(sequences)
     draw = PlaceboDraw(test.n_placebos, variant=test.placebo)  # checked with the test
     return [
-        None if seq.periodic else PlaceboPool(seq, replace(draw, seed=placebo_seed(test.seed, i)))
+        None if seq.periodic else PlaceboPool(seq, replace(draw, seed=placebo_seed(test.seed, i)), keep=keep)
         for i, seq in enumerate(sequences)
     ]
 

@@ -387,14 +387,19 @@ class PlaceboPool:
         sequence: The real intervention (not periodic).
         draw: The placebos' settings, checked (:func:`placebo_draw`); ``draw.n_placebos`` is the
             most that can be drawn.
+        keep: Keep the drawn placebos for later requests (a pool shared by several models). False
+            for a pool read once, in order (one ``attribute`` call): each request must start where
+            the last one stopped, and the pool holds nothing of what it handed out (at 128 px, 100
+            placebos of 31 steps are 590 MB an image).
 
     Raises:
         ValueError: a periodic sequence, or too large a result.
     """
 
-    def __init__(self, sequence: InterventionSequence, draw: PlaceboDraw) -> None:
+    def __init__(self, sequence: InterventionSequence, draw: PlaceboDraw, *, keep: bool = True) -> None:
         self.sequence = _check_sequence(sequence)
         self.draw = draw
+        self.keep = keep
         real = sequence.images
         check_sequence_size(draw.n_placebos * real.shape[0], real[0], name="n_placebos x steps")
         self._targets = step_changes(real).tolist()
@@ -420,6 +425,11 @@ class PlaceboPool:
         """The steps after the first of placebos ``start .. stop - 1`` (stop - start, N - 1, 3, H, W): their
         first image is the real sequence's. A view of the drawn placebos when they were drawn together
         (as the placebo test asks for them, round by round), so the model reads them without a copy."""
+        if not self.keep:
+            if start != self._drawn:  # internal: the placebo test reads a pool round after round
+                raise RuntimeError(f"a pool that keeps nothing is read in order: from {start}, drawn {self._drawn}")
+            self._drawn = stop
+            return self._draw_steps(self._directions(stop - start))
         if stop > self._drawn:
             self._chunks.append((self._drawn, self._draw_steps(self._directions(stop - self._drawn))))
             self._drawn = stop

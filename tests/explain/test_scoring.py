@@ -220,6 +220,56 @@ def test_placebo_first_round_run_beside_the_sequence_gives_the_same_test() -> No
     assert fused.n_used == alone.n_used
 
 
+def test_placebo_test_holds_one_images_round_at_a_time_and_pools_read_once_keep_nothing() -> None:
+    """With pools that keep nothing (one attribute call), the placebo test draws an image's round, runs it and
+    lets it go before the next image's: no placebo images of an earlier request are alive when the pool
+    draws. The results equal those of pools that keep their placebos (the benchmark's, shared by models)."""
+    import gc
+    import weakref
+
+    from propgrad.core.forward import RunSettings
+    from propgrad.explain.scoring import placebo_pools, placebo_tests, score_sequences
+    from propgrad.sources.placebo_sequences import PlaceboPool
+    from propgrad.stats.settings import test_settings
+
+    def model(x: torch.Tensor) -> torch.Tensor:  # reads the red channel's mean: a tint drives it
+        means = x.double().mean((2, 3))
+        return torch.stack([means[:, 0], -means[:, 0]], dim=1)
+
+    g = torch.Generator().manual_seed(2)
+    originals = torch.rand(3, 3, 8, 8, generator=g, dtype=torch.float64) * 0.5 + 0.25
+    ramp = torch.linspace(0, 0.2, 6, dtype=torch.float64)[:, None, None, None]
+    tint = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)[:, None, None]
+    seqs = [InterventionSequence(o + ramp * tint, torch.arange(6.0), "tint", "step") for o in originals]
+    run, test = RunSettings(output_transform="none"), test_settings(n_permutations=99, n_placebos=100)
+    scores = score_sequences(model, originals, seqs, [0, 0, 0], run, test)
+
+    alive: list[weakref.ref] = []
+    live_at_draw: list[int] = []
+    real_steps = PlaceboPool.steps
+
+    def watched(self: PlaceboPool, start: int, stop: int) -> torch.Tensor:
+        gc.collect()
+        live_at_draw.append(sum(ref() is not None for ref in alive))
+        out = real_steps(self, start, stop)
+        alive.append(weakref.ref(out))
+        return out
+
+    once = placebo_pools(seqs, test, keep=False)
+    PlaceboPool.steps = watched  # type: ignore[method-assign]
+    try:
+        results = placebo_tests(model, originals, once, scores, run, test)
+    finally:
+        PlaceboPool.steps = real_steps  # type: ignore[method-assign]
+    assert len(live_at_draw) >= 6 and set(live_at_draw) == {0}  # rounds of every image, none held at a draw
+    kept = placebo_tests(model, originals, placebo_pools(seqs, test), scores, run, test)
+    for a, b in zip(results, kept):
+        torch.testing.assert_close(a.placebo_scores, b.placebo_scores, rtol=0, atol=0)
+        assert a.n_used == b.n_used and float(a.p_value) == float(b.p_value)
+    with pytest.raises(RuntimeError, match="read in order"):
+        once[0].steps(0, 4)  # already handed out, not kept
+
+
 @pytest.mark.parametrize(
     "settings",
     [
