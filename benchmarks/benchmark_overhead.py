@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 TARGET = 1.10
@@ -55,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.pool is not None:
         settings = replace(settings, pool_per_class=args.pool)
+    from machine_load import StealClock  # benchmarks/ on sys.path
+
+    steal, start = StealClock(), time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         results = run_benchmark(settings, Path(out), show_progress=False)
+    wall = time.perf_counter() - start
     t = results["timing"]
     n_cells = results["resume"]["cells_computed"]
     pool = results["suites"][args.suite]["images_per_class"] if args.pool is None else args.pool
@@ -78,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  attribution, {name + ':':<22} {t.get(f'attribution/{name}_s', 0.0):8.2f} s")
     verdict = "met" if t["overhead_ratio"] <= TARGET else "not met"
     print(f"ratio total / (forward + attribution): {t['overhead_ratio']:.3f}  (target <= {TARGET}: {verdict})")
+    print(steal.describe(wall))
     return 0
 
 

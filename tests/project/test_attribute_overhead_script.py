@@ -40,6 +40,7 @@ def test_the_script_prints_each_ratio_beside_its_target() -> None:
     assert [row[1] for row in rows] == ["paper", "default"]
     assert all(float(row[5]) > 1 and row[6:8] == ["<=", "1.25"] for row in rows)
     assert "16 px, default: own time outside the model" in proc.stdout
+    assert "CPU steal" in proc.stdout  # whether the figures were measured on a quiet machine
 
     bad = subprocess.run([sys.executable, str(SCRIPT), "--repeats", "0"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "--repeats must be at least 1, got 0" in bad.stderr
