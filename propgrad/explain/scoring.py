@@ -439,9 +439,12 @@ def placebo_tests(
             f"give one placebo pool and one score per original image: {originals.shape[0]} originals, "
             f"{len(pools)} pools, {len(scores)} scores"
         )
+    from propgrad.sources.placebo_sequences import StepsBuffer
+
     drawn: dict[int, list[torch.Tensor]] = {i: [] for i, pool in enumerate(pools) if pool is not None}
     active = list(drawn)
     bounds = placebo_bounds(test.n_placebos, test.placebo_stop)
+    buffer = StepsBuffer()  # what pools that keep nothing draw into, round after round (each run before the next)
     for start, stop in zip(bounds, bounds[1:]):
         still = []
         for i in active:  # image by image: a round's placebos of one image at a time are in memory
@@ -449,7 +452,9 @@ def placebo_tests(
             if start == 0 and first is not None:
                 out = first[i]
             else:
-                steps = _placebo_stacks([pool.steps(start, stop)], originals.device)  # type: ignore[union-attr]
+                chunk = pool.steps(start, stop, into=None if pool.keep else buffer)  # type: ignore[union-attr]
+                steps = _placebo_stacks([chunk], originals.device)
+                del chunk
                 (out,) = _run_stacked(forward_func, steps, _rows(run, [i]))
                 del steps
             real_first = scored.outputs[:1].to(out.device).expand(k, 1, -1)

@@ -55,6 +55,7 @@ along one direction cannot return to its start with every step's change matched.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -70,6 +71,7 @@ __all__ = [
     "VARIANTS",
     "PlaceboDraw",
     "PlaceboPool",
+    "StepsBuffer",
     "changed_region",
     "draw_along",
     "draw_placebo_images",
@@ -421,15 +423,20 @@ class PlaceboPool:
         dtype on its device (``0 <= start < stop <= n_placebos``, trusted)."""
         return with_first(self.sequence.images[0], self.steps(start, stop))
 
-    def steps(self, start: int, stop: int) -> torch.Tensor:
+    def steps(self, start: int, stop: int, *, into: StepsBuffer | None = None) -> torch.Tensor:
         """The steps after the first of placebos ``start .. stop - 1`` (stop - start, N - 1, 3, H, W): their
         first image is the real sequence's. A view of the drawn placebos when they were drawn together
-        (as the placebo test asks for them, round by round), so the model reads them without a copy."""
+        (as the placebo test asks for them, round by round), so the model reads them without a copy.
+
+        ``into`` (a pool that keeps nothing): draw into that buffer, whose memory the caller reuses
+        from one request to the next, so the result is valid until the buffer's next use."""
         if not self.keep:
             if start != self._drawn:  # internal: the placebo test reads a pool round after round
                 raise RuntimeError(f"a pool that keeps nothing is read in order: from {start}, drawn {self._drawn}")
             self._drawn = stop
-            return self._draw_steps(self._directions(stop - start))
+            real = self.sequence.images
+            out = None if into is None else into.take((stop - start, real.shape[0] - 1, *real.shape[1:]), real)
+            return self._draw_steps(self._directions(stop - start), out)
         if stop > self._drawn:
             self._chunks.append((self._drawn, self._draw_steps(self._directions(stop - self._drawn))))
             self._drawn = stop
@@ -460,9 +467,31 @@ class PlaceboPool:
             directions = torch.stack(fields)
         return directions.to(device=real.device, dtype=_pixel_dtype(real.dtype))
 
-    def _draw_steps(self, directions: torch.Tensor) -> torch.Tensor:
+    def _draw_steps(self, directions: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The steps after the first (M, N - 1, 3, H, W) of the placebos along ``directions``, each change matched."""
-        return draw_steps(self.sequence.images, directions, self._targets, self.draw.rtol)
+        return draw_steps(self.sequence.images, directions, self._targets, self.draw.rtol, out)
+
+
+class StepsBuffer:
+    """Memory one placebo round after another is drawn into (:meth:`PlaceboPool.steps` with ``into``).
+
+    A round of large images is hundreds of MB (80 placebos of 30 steps at 128 px: 472 MB). Drawn
+    into fresh memory, the operating system faults in every page as the kernel first writes it,
+    which took longer than drawing (4.1 against 1.8 ms a placebo at 128 px); drawn into this
+    buffer, the pages are faulted in once per call. It grows to the largest round it is asked for.
+    """
+
+    def __init__(self) -> None:
+        self._flat: torch.Tensor | None = None
+
+    def take(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """A tensor of ``shape`` in ``like``'s dtype and on its device, on the buffer's memory (its old values)."""
+        numel = math.prod(shape)
+        flat = self._flat
+        if flat is None or flat.dtype != like.dtype or flat.device != like.device or flat.numel() < numel:
+            flat = self._flat = None  # the old memory goes before the new is taken
+            flat = self._flat = torch.empty(numel, dtype=like.dtype, device=like.device)
+        return flat[:numel].view(shape)
 
 
 def draw_along(real: torch.Tensor, directions: torch.Tensor, targets: list[float], rtol: float) -> torch.Tensor:
@@ -472,13 +501,15 @@ def draw_along(real: torch.Tensor, directions: torch.Tensor, targets: list[float
     return with_first(real[0], draw_steps(real, directions, targets, rtol))
 
 
-def draw_steps(real: torch.Tensor, directions: torch.Tensor, targets: list[float], rtol: float) -> torch.Tensor:
+def draw_steps(
+    real: torch.Tensor, directions: torch.Tensor, targets: list[float], rtol: float, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """The steps after the first (M, N - 1, 3, H, W) of the placebos :func:`draw_along` draws: on the CPU for
     float32 and float64 images by the compiled kernel (:func:`draw_compiled`), elsewhere step by step in
-    torch (:func:`draw_torch`)."""
+    torch (:func:`draw_torch`); into ``out`` (contiguous, of that shape, ``real``'s dtype and device) if given."""
     if real.device.type == "cpu" and real.dtype in (torch.float32, torch.float64):
-        return draw_compiled(real, directions, targets, rtol)
-    return draw_torch(real, directions, targets, rtol)
+        return draw_compiled(real, directions, targets, rtol, out)
+    return draw_torch(real, directions, targets, rtol, out)
 
 
 def with_first(first: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
@@ -486,11 +517,14 @@ def with_first(first: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     return torch.cat([first.expand(steps.shape[0], 1, *first.shape), steps], dim=1)
 
 
-def draw_torch(real: torch.Tensor, directions: torch.Tensor, targets: list[float], rtol: float) -> torch.Tensor:
+def draw_torch(
+    real: torch.Tensor, directions: torch.Tensor, targets: list[float], rtol: float, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """:func:`draw_steps` in torch on the images' device, all placebos of a step at once (:func:`_match_step`)."""
     n, _, height, width = real.shape
     m = directions.shape[0]
-    out = torch.empty(m, n - 1, 3, height, width, dtype=real.dtype, device=real.device)
+    if out is None:
+        out = torch.empty(m, n - 1, 3, height, width, dtype=real.dtype, device=real.device)
     start = real[0].to(_pixel_dtype(real.dtype))
     along = _Directions(start, directions, real.dtype, rtol)
     prev = start.expand(m, -1, -1, -1)
@@ -508,7 +542,9 @@ def draw_torch(real: torch.Tensor, directions: torch.Tensor, targets: list[float
     return out
 
 
-def draw_compiled(real: torch.Tensor, directions: torch.Tensor, targets: list[float], rtol: float) -> torch.Tensor:
+def draw_compiled(
+    real: torch.Tensor, directions: torch.Tensor, targets: list[float], rtol: float, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """:func:`draw_steps` for float32 or float64 images on the CPU, placebo by placebo in one compiled loop
     (:func:`propgrad.sources.placebo_kernel.match_steps`: the search of :func:`_match_step`, the change of a
     candidate accumulated in float64, so the images agree with :func:`draw_torch`'s within the tolerance).
@@ -521,7 +557,8 @@ def draw_compiled(real: torch.Tensor, directions: torch.Tensor, targets: list[fl
 
     n, _, height, width = real.shape
     m = directions.shape[0]
-    out = torch.empty(m, n - 1, 3, height, width, dtype=real.dtype)
+    if out is None:
+        out = torch.empty(m, n - 1, 3, height, width, dtype=real.dtype)
     status = torch.empty(m, 2, dtype=torch.int64)
     start = real[0].contiguous().flatten().numpy()
     along = directions.contiguous().flatten(start_dim=1).numpy()

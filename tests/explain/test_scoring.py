@@ -248,10 +248,10 @@ def test_placebo_test_holds_one_images_round_at_a_time_and_pools_read_once_keep_
     live_at_draw: list[int] = []
     real_steps = PlaceboPool.steps
 
-    def watched(self: PlaceboPool, start: int, stop: int) -> torch.Tensor:
+    def watched(self: PlaceboPool, start: int, stop: int, **kwargs: object) -> torch.Tensor:
         gc.collect()
         live_at_draw.append(sum(ref() is not None for ref in alive))
-        out = real_steps(self, start, stop)
+        out = real_steps(self, start, stop, **kwargs)
         alive.append(weakref.ref(out))
         return out
 

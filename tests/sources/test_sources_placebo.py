@@ -329,3 +329,21 @@ def test_compiled_change_is_its_documented_arithmetic_bit_for_bit(dtype: torch.d
         assert candidate.tobytes() == np.array(want_pixels, dtype=kind).tobytes()
         if t == 3.1:
             assert (start + t * direction < 0).any() and (start + t * direction > 1).any(), "no reflection exercised"
+
+
+def test_a_pool_that_keeps_nothing_draws_the_same_placebos_into_a_reused_buffer() -> None:
+    """PlaceboPool(keep=False) with ``into``: the steps of a keeping pool, drawn into one buffer's memory round after
+    round (no fresh pages to fault in); a larger round grows the buffer, a smaller one reuses it."""
+    from propgrad.sources.placebo_sequences import StepsBuffer
+
+    real = _vignette()
+    keeping = PlaceboPool(real, placebo_draw(20, seed=4))
+    once = PlaceboPool(real, placebo_draw(20, seed=4), keep=False)
+    buffer = StepsBuffer()
+    first = once.steps(0, 4, into=buffer)
+    assert torch.equal(first, keeping.steps(0, 4))
+    second = once.steps(4, 20, into=buffer)  # larger: the buffer grows
+    assert torch.equal(second, keeping.steps(4, 20))
+    grown = second.data_ptr()
+    again = PlaceboPool(real, placebo_draw(20, seed=5), keep=False).steps(0, 4, into=buffer)  # smaller: same memory
+    assert again.data_ptr() == grown and torch.equal(again, PlaceboPool(real, placebo_draw(20, seed=5)).steps(0, 4))
