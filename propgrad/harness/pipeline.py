@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 from propgrad.baselines.base import AttributionBaseline
 from propgrad.core.allocator import tune_allocator
 from propgrad.core.atomic_files import write_json, write_text
+from propgrad.core.collector import long_lived_frozen
 from propgrad.core.forward import model_device
 from propgrad.core.strict_json import strict_with_reasons
 from propgrad.errors import InvalidParameterError
@@ -356,7 +357,7 @@ def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
     started, plots, say, kept = session.started, session.plots, session.say, session.kept
     suite_info, changes, slic, quantus = outcome.suite_info, outcome.changes, outcome.slic, outcome.quantus
     model_weights = {suite: dict(models) for suite, models in (outcome.model_weights or {}).items()}
-    with stopwatch.measure("reporting"):
+    with stopwatch.measure("reporting"), long_lived_frozen():  # the run's objects: not re-scanned by full passes
         fields = ("interventions", "score_only_interventions", "models", "pool", "images_per_class")
         layout = {k: {f: v[f] for f in fields} for k, v in suite_info.items()}
         records = [

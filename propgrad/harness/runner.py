@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from propgrad.baselines.base import AttributionBaseline
+from propgrad.core.collector import long_lived_frozen
 from propgrad.core.forward import model_device
 from propgrad.core.progress import progress_bar
 from propgrad.errors import InvalidParameterError
@@ -496,7 +497,8 @@ def run_suites(
         if on_prepared is not None:
             on_prepared(name, runner)
         if executor is None:
-            runner.run()
+            with long_lived_frozen():  # the modules, models and test set: not re-scanned by every full pass
+                runner.run()
         else:
             from propgrad.harness.executors import run_on_executor
 
