@@ -453,10 +453,8 @@ def placebo_tests(
                 out = first[i]
             else:
                 chunk = pool.steps(start, stop, into=None if pool.keep else buffer)  # type: ignore[union-attr]
-                steps = _placebo_stacks([chunk], originals.device)
+                (out,) = _run_stacked(forward_func, [_placebo_stack(chunk, originals.device)], _rows(run, [i]))
                 del chunk
-                (out,) = _run_stacked(forward_func, steps, _rows(run, [i]))
-                del steps
             real_first = scored.outputs[:1].to(out.device).expand(k, 1, -1)
             block = torch.cat([real_first, out.reshape(k, -1, out.shape[-1])], dim=1)  # (k, N, C)
             drawn[i].append(_placebo_statistics(block, scored.target, pool.sequence, test))  # type: ignore[union-attr]
@@ -506,15 +504,15 @@ def first_round(
     (None for a None pool), for a caller that runs them in a forward pass of its own (``sequence_outputs``'s
     ``extra``) and hands :func:`placebo_tests` the outputs (``first=``)."""
     stop = placebo_bounds(test.n_placebos, test.placebo_stop)[1]
-    return [None if pool is None else _placebo_stacks([pool.steps(0, stop)], device)[0] for pool in pools]
+    return [None if pool is None else _placebo_stack(pool.steps(0, stop), device) for pool in pools]
 
 
-def _placebo_stacks(chunks: Sequence[torch.Tensor], device: torch.device) -> list[list[torch.Tensor]]:
-    """The images placebos run, one stack of one piece (k (N - 1), 3, H, W) per chunk of their steps (k, N - 1,
-    3, H, W): every step but the first, which is the real sequence's
-    (:class:`~propgrad.sources.placebo_sequences.PlaceboPool`'s contract), so its outputs are the real first
-    step's. A chunk as the pool draws it is one block, so the piece is a view the model's batches are cut from."""
-    return [[chunk.flatten(0, 1).to(device)] for chunk in chunks]
+def _placebo_stack(chunk: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
+    """The images k placebos run, one piece (k (N - 1), 3, H, W) of their steps (k, N - 1, 3, H, W): every step
+    but the first, which is the real sequence's (:class:`~propgrad.sources.placebo_sequences.PlaceboPool`'s
+    contract), so its outputs are the real first step's. A chunk as the pool draws it is one block, so the
+    piece is a view the model's batches are cut from."""
+    return [chunk.flatten(0, 1).to(device)]
 
 
 def _rows(run: RunSettings, images: Sequence[int]) -> RunSettings:
