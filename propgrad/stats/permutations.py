@@ -145,12 +145,11 @@ def _tied_rows(keys: np.ndarray, low: np.integer) -> np.ndarray:
 _MASK = 2**64 - 1
 SPLITMIX_GAMMA, SPLITMIX_MIX1, SPLITMIX_MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 """SplitMix64's increment and finaliser multipliers: stream 2's constants (:mod:`propgrad.stats.fisher_yates`)."""
-_GAMMA, _MIX1, _MIX2 = SPLITMIX_GAMMA, SPLITMIX_MIX1, SPLITMIX_MIX2
 
 
 def stream_key(seed: int) -> int:
     """Stream 2's key of ``seed``: SplitMix64's first output, ``mix64(seed + GAMMA)``, a Python int."""
-    return int(_mix64_numpy(np.array([(seed + _GAMMA) & _MASK], dtype=np.uint64))[0])
+    return int(_mix64_numpy(np.array([(seed + SPLITMIX_GAMMA) & _MASK], dtype=np.uint64))[0])
 
 
 def fisher_yates_numpy(key: int, row0: int, k: int, n: int) -> np.ndarray:
@@ -169,13 +168,13 @@ def fisher_yates_numpy(key: int, row0: int, k: int, n: int) -> np.ndarray:
     for i in range(n - 1, 0, -1):
         s = u64(i + 1)
         counter = base + u64(i)
-        product = (_mix64_numpy(u64(key) + counter * u64(_GAMMA)) >> u64(32)) * s
+        product = (_mix64_numpy(u64(key) + counter * u64(SPLITMIX_GAMMA)) >> u64(32)) * s
         floor = u64(2**32 % (i + 1))
         retry = np.flatnonzero(product & u64(0xFFFFFFFF) < floor)
         attempt = 1
         while retry.size:  # Lemire's rejection (probability below (i + 1) / 2**32 per draw)
             start = _mix64_numpy(np.full(retry.size, (key + attempt) & _MASK, dtype=u64))
-            product[retry] = (_mix64_numpy(start + counter[retry] * u64(_GAMMA)) >> u64(32)) * s
+            product[retry] = (_mix64_numpy(start + counter[retry] * u64(SPLITMIX_GAMMA)) >> u64(32)) * s
             retry = retry[product[retry] & u64(0xFFFFFFFF) < floor]
             attempt += 1
         j = (product >> u64(32)).astype(np.intp)
@@ -188,8 +187,8 @@ def fisher_yates_numpy(key: int, row0: int, k: int, n: int) -> np.ndarray:
 def _mix64_numpy(z: np.ndarray) -> np.ndarray:
     """SplitMix64's finaliser of a uint64 array (wrapping arithmetic)."""
     u64 = np.uint64
-    z = (z ^ (z >> u64(30))) * u64(_MIX1)
-    z = (z ^ (z >> u64(27))) * u64(_MIX2)
+    z = (z ^ (z >> u64(30))) * u64(SPLITMIX_MIX1)
+    z = (z ^ (z >> u64(27))) * u64(SPLITMIX_MIX2)
     return z ^ (z >> u64(31))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -303,7 +304,6 @@ def test_compiled_change_is_its_documented_arithmetic_bit_for_bit(dtype: torch.d
     pixel: ``start + t * D`` in float64 rounded once, the reflection, the change in the pixel dtype, added in
     float64 with the even pixels in one sum and the odd in another. Candidates outside [0, 1] on both sides
     and an odd pixel count are in the cases, so a kernel that reorders the sums or skips a reflection differs."""
-    np = pytest.importorskip("numpy")
     from propgrad.sources import placebo_kernel
 
     g = torch.Generator().manual_seed(3)
