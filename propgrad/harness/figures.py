@@ -22,12 +22,14 @@ The last two need the maps and sequences the runner keeps (:mod:`propgrad.harnes
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from propgrad.core.atomic_files import atomic_write
+from propgrad.core.collector import collector_paused
 from propgrad.core.plotting import readable_ylim
 from propgrad.harness.cells import BaselineRecord, CellRecord, PropertyRecord, record_key
 from propgrad.harness.kept_maps import KeptMaps
@@ -37,6 +39,7 @@ PAGE_WIDTH = 7.2
 """Inches: the widest figure (a two-column page)."""
 DPI = 150
 FLIPPED_COLOUR, STABLE_COLOUR = "#c0392b", "#2471a3"
+_T = TypeVar("_T")
 _LINE2D_ENDS = {"capstyle": "projecting", "joinstyle": "round"}
 """A collection's line ends and joins as a plain Line2D draws them (its solid cap and join styles)."""
 
@@ -66,6 +69,17 @@ def _save(fig: Any, path: Path) -> Path:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
 
 
+def _one_figure(plot: Callable[..., _T]) -> Callable[..., _T]:
+    """``plot`` with the collector's automatic passes off while it draws (:func:`collector_paused`)."""
+
+    @functools.wraps(plot)
+    def drawn(*args: Any, **kwargs: Any) -> _T:
+        with collector_paused():
+            return plot(*args, **kwargs)
+
+    return drawn
+
+
 def mean_curves(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and std of curves on a common grid in [0, 1] (curves of other lengths are interpolated).
 
@@ -83,6 +97,7 @@ def _on_grid(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]
     return x, grid
 
 
+@_one_figure
 def plot_behaviour(
     path: Path,
     title: str,
@@ -151,6 +166,7 @@ def _method_pairs(
     ]
 
 
+@_one_figure
 def plot_score_distributions(
     path: Path,
     title: str,
@@ -244,6 +260,7 @@ def roc_left_out(scores: Mapping[str, ModelScores]) -> dict[str, str]:
     return left_out
 
 
+@_one_figure
 def plot_roc(
     path: Path,
     title: str,
@@ -295,6 +312,7 @@ def plot_roc(
     return _save(fig, path)
 
 
+@_one_figure
 def plot_kept_filmstrip(path: Path, title: str, sequences: Sequence[Any], max_rows: int = 4) -> Path:
     """Rows: kept images (at most ``max_rows``); columns: their kept frames, captioned with the value."""
     shown = list(sequences[:max_rows])
@@ -332,6 +350,7 @@ def _map_2d(a: np.ndarray) -> np.ndarray:
     return a
 
 
+@_one_figure
 def plot_before_after(
     path: Path, title: str, sequence: Any, maps: Sequence[Any], models: Sequence[str], baselines: Sequence[str]
 ) -> Path:

@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from propgrad.core.collector import long_lived_frozen
+from propgrad.core.collector import collector_paused, long_lived_frozen
 
 
 class _Node:
@@ -53,3 +53,38 @@ def test_a_process_that_froze_before_keeps_its_objects_frozen(unfrozen: None) ->
             pass
         assert gc.get_freeze_count() >= count
     assert gc.get_freeze_count() >= count
+
+
+def test_a_paused_collector_runs_no_pass_inside_the_block_and_frees_its_cycles_at_the_end() -> None:
+    passes: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        with collector_paused():
+            made_inside = [_cycle() for _ in range(5000)]  # many allocations: passes were due
+            assert passes == [] and not gc.isenabled()
+            assert all(ref() is not None for ref in made_inside)
+        assert gc.isenabled()
+        assert passes == [0]  # one pass, of the youngest generation
+        assert all(ref() is None for ref in made_inside)
+    finally:
+        gc.callbacks.remove(count)
+
+
+def test_a_collector_that_was_off_stays_off_and_nested_blocks_turn_it_on_once() -> None:
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with collector_paused():
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()

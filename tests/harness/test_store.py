@@ -135,12 +135,35 @@ def test_lines_written_in_full_stay_when_the_interrupt_comes_during_the_fsync(
         raise KeyboardInterrupt  # SIGTERM arrives while the complete lines are being synced
 
     monkeypatch.setattr(store_module.os, "fsync", interrupted_fsync)
+    monkeypatch.setattr(store_module, "SYNC_SECONDS", 0.0)  # this append is synced
     with pytest.raises(KeyboardInterrupt):
         store.append([baseline_cell(1), baseline_cell(2)])
     monkeypatch.undo()
     again = CellStore(path, {"a": 1})  # what a rerun finds: every cell the run had written
     assert not again.dropped_partial_line
     assert [again.is_finished(baseline_cell(i)["key"]) for i in range(3)] == [True, True, True]
+
+
+def test_appends_are_written_at_once_and_synced_at_most_every_sync_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import propgrad.harness.store as store_module
+
+    clock = [100.0]
+    synced: list[int] = []
+    monkeypatch.setattr(store_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(store_module.os, "fsync", lambda fd: synced.append(len(CellStore(path, {"a": 1}))))
+    path = tmp_path / "s.jsonl"
+    store = CellStore(path, {"a": 1})
+    store.append([baseline_cell(0)])  # the first append is synced
+    for i in range(1, 4):  # within SYNC_SECONDS of it: in the file, not synced
+        clock[0] += 0.25
+        store.append([baseline_cell(i)])
+        assert len(CellStore(path, {"a": 1})) == i + 1
+    clock[0] += 0.25  # SYNC_SECONDS after the first sync: synced, with everything before it
+    store.append([baseline_cell(4)])
+    store.add_segment(5, {"run_s": 1.0})  # the session's timing is always synced
+    assert synced == [1, 5, 5]
 
 
 def test_a_recorded_error_is_replaced_by_a_retry_and_the_last_line_wins(tmp_path: Path) -> None:
