@@ -111,8 +111,14 @@ class InterventionSequence:
             The largest mean absolute per-pixel, per-channel difference between a step and the
             first image (for a sequence that intervenes ever more strongly, the final step's).
         """
-        diffs = (self.images - self.images[:1]).abs().flatten(start_dim=1).mean(dim=1)
-        return float(diffs.max())
+        return largest_pixel_change(self.images)
+
+
+def largest_pixel_change(images: torch.Tensor) -> float:
+    """The largest mean absolute per-pixel, per-channel difference between an image of ``images``
+    (N, C, H, W) and the first: :meth:`InterventionSequence.pixel_change` of a sequence of them."""
+    diffs = (images - images[:1]).abs().flatten(start_dim=1).mean(dim=1)
+    return float(diffs.max())
 
 
 def _check_structure(images: Any, name: str) -> None:

@@ -297,7 +297,6 @@ class FurSuite(CachedSuite):
             self._protected(index),
             target,
             sigma=s["vignette_sigma"],
-            steps=s["steps"],
         )
         return strength, capped, target
 

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 import torch
 
 from propgrad.core.colour import hsv_to_rgb
+from propgrad.core.images import as_mask
 from propgrad.core.progress import progress
 from propgrad.errors import InvalidParameterError
-from propgrad.sources.gaussian_vignette import GaussianVignetteSource, gaussian_map, vignette_factor
+from propgrad.sources.base import largest_pixel_change
+from propgrad.sources.gaussian_vignette import apply_vignette, gaussian_map, vignette_factor
 from propgrad.suites.shapes import animal_masks, dilate, fur_colour, paint, texture, uniform
 
 FUR_SPLITS = ("unbiased", "dark_is_cat", "dark_is_dog")
@@ -311,13 +313,47 @@ def vignette_pixel_change(
     strength: float,
     *,
     sigma: float,
-    steps: int,
     center: tuple[float, float] = (0.5, 0.5),
 ) -> float:
     """:meth:`~propgrad.sources.base.InterventionSequence.pixel_change` of the masked Gaussian
-    vignette of final strength ``strength`` on ``image`` (3, H, W), ``protect`` (H, W) kept."""
-    source = GaussianVignetteSource(max_strength=strength, sigma=sigma, steps=steps, center=center, mask=protect)
-    return source.generate(image).pixel_change()
+    vignette sequence of final strength ``strength`` on ``image`` (3, H, W), ``protect`` (H, W) kept,
+    whatever its number of steps (:class:`VignetteChange`)."""
+    return VignetteChange(image, protect, sigma=sigma, center=center)(strength)
+
+
+class VignetteChange:
+    """The pixel change of the masked Gaussian vignette on one image, as a function of its final strength.
+
+    :class:`~propgrad.sources.gaussian_vignette.GaussianVignetteSource` with ``mask=protect`` makes
+    the same images, and the pixel change of its sequence is this value for any number of steps:
+    every operation of the vignette is monotonic in the strength (in floating point too), so each
+    pixel's change from the first image, and their mean, are largest at the last step. So only the
+    first and the last image are made, and the Gaussian and the mask once, for a search that asks
+    for many strengths.
+
+    Args:
+        image: The scene (3, H, W) in [0, 1].
+        protect: Pixels (H, W) the vignette keeps.
+        sigma: Width of the vignette's Gaussian (fraction of the image side).
+        center: (y, x) of the Gaussian's peak, fractions of the image side.
+    """
+
+    def __init__(
+        self, image: torch.Tensor, protect: torch.Tensor, *, sigma: float, center: tuple[float, float] = (0.5, 0.5)
+    ) -> None:
+        height, width = image.shape[1:]
+        self.image = image
+        self.gaussian = gaussian_map(height, width, sigma, center, device=image.device, dtype=image.dtype)
+        self.protect = as_mask(protect, "protect", size=(height, width)).to(device=image.device, dtype=image.dtype)
+
+    def __call__(self, strength: float) -> float:
+        """The pixel change of the sequence from strength 0 to ``strength`` (its first and last strengths
+        as :class:`~propgrad.sources.gaussian_vignette.GaussianVignetteSource` spaces them)."""
+        ends = torch.linspace(0, abs(strength), 2, dtype=self.image.dtype, device=self.image.device)
+        images = apply_vignette(
+            self.image, vignette_factor(self.gaussian, ends * math.copysign(1.0, strength)), self.protect
+        )
+        return largest_pixel_change(images)
 
 
 def matched_vignette_strength(
@@ -326,7 +362,6 @@ def matched_vignette_strength(
     target_change: float,
     *,
     sigma: float,
-    steps: int,
     center: tuple[float, float] = (0.5, 0.5),
     rel_tol: float = MATCH_REL_TOL,
     max_iterations: int = 100,
@@ -334,7 +369,7 @@ def matched_vignette_strength(
     """The darkening strength in [-1, 0) whose vignette changes ``image`` by ``target_change``.
 
     A bisection on the strength: the masked darkening vignette's pixel change
-    (:func:`vignette_pixel_change`, measured on the images alone, no model) grows monotonically
+    (:class:`VignetteChange`, measured on the images alone, no model) grows monotonically
     with ``|strength|``, so the bisection stops once the change is within ``rel_tol`` of
     ``target_change`` (relative). When even -1 (the far edges turned black) changes the image
     less, the strength is capped at -1.
@@ -344,7 +379,6 @@ def matched_vignette_strength(
         protect: Pixels (H, W) the vignette keeps (object and outline).
         target_change: The pixel change to match (> 0), e.g. the fur intervention's.
         sigma: Width of the vignette's Gaussian (fraction of the image side).
-        steps: Steps of the vignette sequence.
         center: (y, x) of the Gaussian's peak, fractions of the image side.
         rel_tol: Relative tolerance on the matched change.
         max_iterations: Bisection steps at most (the interval halves each time).
@@ -360,8 +394,10 @@ def matched_vignette_strength(
     if not 0 < rel_tol < 1:
         raise InvalidParameterError(f"rel_tol must be in (0, 1), got {rel_tol!r}")
 
+    vignette = VignetteChange(image, protect, sigma=sigma, center=center)
+
     def change(magnitude: float) -> float:
-        return vignette_pixel_change(image, protect, -magnitude, sigma=sigma, steps=steps, center=center)
+        return vignette(-magnitude)
 
     if change(1.0) < target_change * (1 - rel_tol):
         return -1.0, True

@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from propgrad.sources.base import InterventionSequence
+from propgrad.sources.gaussian_vignette import GaussianVignetteSource
 from propgrad.suites.base import BenchmarkSuite
 from propgrad.suites.fur import HELD_OUT_CENTRE_RANGE, FurSuite
 from propgrad.suites.fur_scenes import (
     MATCH_REL_TOL,
+    VignetteChange,
     fur_sequence,
     matched_vignette_strength,
     outline,
@@ -230,24 +232,36 @@ def test_equal_size_pixel_change_matches_the_fur_intervention(fur: FurSuite) -> 
     )
 
 
+@pytest.mark.parametrize("size", [16, 64, 200])
+def test_the_vignette_change_is_the_sources_sequences_pixel_change_bit_for_bit(size: int) -> None:
+    gen = torch.Generator().manual_seed(size)
+    image = torch.rand(3, size, size, generator=gen) ** 3  # dark and bright pixels: some clamp when brightened
+    protect = torch.rand(size, size, generator=gen) > 0.7
+    change = VignetteChange(image, protect, sigma=0.3, center=(0.4, 0.6))
+    for strength in (-1.0, -0.7313, -0.01, 0.45, 1.3):
+        for steps in (2, 7, 31):
+            source = GaussianVignetteSource(
+                max_strength=strength, sigma=0.3, steps=steps, center=(0.4, 0.6), mask=protect
+            )
+            assert change(strength) == source.generate(image).pixel_change(), (strength, steps)
+
+
 def test_matched_strength_agrees_with_the_linear_answer_and_caps() -> None:
     gen = torch.Generator().manual_seed(0)
     image = torch.rand(3, 16, 16, generator=gen) * 0.8 + 0.1
     protect = torch.zeros(16, 16, dtype=torch.bool)
     protect[5:11, 5:11] = True
-    full = vignette_pixel_change(image, protect, -1.0, sigma=0.35, steps=11)
+    full = vignette_pixel_change(image, protect, -1.0, sigma=0.35)
     # Darkening never clamps, so the change is |strength| times the change at -1.
-    strength, capped = matched_vignette_strength(image, protect, 0.3 * full, sigma=0.35, steps=11)
+    strength, capped = matched_vignette_strength(image, protect, 0.3 * full, sigma=0.35)
     assert not capped and strength == pytest.approx(-0.3, rel=2 * MATCH_REL_TOL)
-    assert vignette_pixel_change(image, protect, strength, sigma=0.35, steps=11) == pytest.approx(
-        0.3 * full, rel=MATCH_REL_TOL
-    )
-    assert matched_vignette_strength(image, protect, 2 * full, sigma=0.35, steps=11) == (-1.0, True)
+    assert vignette_pixel_change(image, protect, strength, sigma=0.35) == pytest.approx(0.3 * full, rel=MATCH_REL_TOL)
+    assert matched_vignette_strength(image, protect, 2 * full, sigma=0.35) == (-1.0, True)
     everything = torch.ones(16, 16, dtype=torch.bool)
-    assert matched_vignette_strength(image, everything, 0.01, sigma=0.35, steps=11) == (-1.0, True)
+    assert matched_vignette_strength(image, everything, 0.01, sigma=0.35) == (-1.0, True)
     for bad in (0.0, -0.1, float("nan")):
         with pytest.raises(ValueError, match="target_change"):
-            matched_vignette_strength(image, protect, bad, sigma=0.35, steps=11)
+            matched_vignette_strength(image, protect, bad, sigma=0.35)
 
 
 def test_equal_size_records_the_cap(fur: FurSuite, monkeypatch: pytest.MonkeyPatch) -> None:
