@@ -23,6 +23,7 @@ The last two need the maps and sequences the runner keeps (:mod:`propgrad.harnes
 from __future__ import annotations
 
 import functools
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from propgrad.core.atomic_files import atomic_write
 from propgrad.core.collector import collector_paused
+from propgrad.core.forked import run_split
 from propgrad.core.plotting import readable_ylim
 from propgrad.harness.cells import BaselineRecord, CellRecord, PropertyRecord, record_key
 from propgrad.harness.kept_maps import KeptMaps
@@ -404,10 +406,13 @@ def write_plots(
     summary: Summary,
     baseline_names: Sequence[str],
     kept_maps: KeptMaps | None = None,
+    workers: int = 1,
 ) -> list[Path]:
     """Write the figures for every (suite, intervention) of ``summary``; returns the paths.
 
-    The filmstrip and the before/after maps need ``kept_maps`` (and images kept in it).
+    The filmstrip and the before/after maps need ``kept_maps`` (and images kept in it). With
+    ``workers`` of 2 or more, every other figure is drawn in a forked child process
+    (:func:`propgrad.core.forked.run_split`): matplotlib holds the GIL, so a second core is a second process.
     """
     grouped: dict[tuple[str, str], dict[str, Any]] = {}
     for rec in records:
@@ -417,7 +422,7 @@ def write_plots(
             g["property"].setdefault(key.model, []).append(rec)
         elif rec["kind"] == "baseline":
             g["baseline"].setdefault(key.model, {}).setdefault(key.baseline, []).append(rec)
-    paths = []
+    jobs: list[Callable[[], Path | None]] = []
     for suite, blocks in summary.items():
         for intervention, block in blocks.items():
             found = grouped.get((suite, intervention))
@@ -427,14 +432,22 @@ def write_plots(
             order = {m: k for k, m in enumerate(block["scores"])}  # the suite's model order, not the keys'
             g["property"] = dict(sorted(g["property"].items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
             stem, name = f"{suite}_{intervention}", f"{suite} / {intervention}"
-            paths.append(plot_behaviour(out_dir / f"behaviour_{stem}.png", name, g["property"], block["scores"]))
-            paths.append(
-                plot_score_distributions(
-                    out_dir / f"scores_{stem}.png", name, g["property"], g["baseline"], baseline_names
+            jobs.append(
+                partial(plot_behaviour, out_dir / f"behaviour_{stem}.png", name, g["property"], block["scores"])
+            )
+            jobs.append(
+                partial(
+                    plot_score_distributions,
+                    out_dir / f"scores_{stem}.png",
+                    name,
+                    g["property"],
+                    g["baseline"],
+                    baseline_names,
                 )
             )
             if g["baseline"]:
-                roc = plot_roc(
+                roc = partial(
+                    plot_roc,
                     out_dir / f"roc_{stem}.png",
                     name,
                     g["property"],
@@ -442,22 +455,33 @@ def write_plots(
                     baseline_names,
                     roc_left_out(block["scores"]),
                 )
-                if roc is None:  # no model has flipped and unflipped images: no figure, none left from a former run
-                    (out_dir / f"roc_{stem}.png").unlink(missing_ok=True)
-                else:
-                    paths.append(roc)
+                jobs.append(partial(_roc_or_none, roc, out_dir / f"roc_{stem}.png"))
             if kept_maps is None:
                 continue
             sequences = kept_maps.sequences(suite, intervention)
             if sequences:
-                paths.append(plot_kept_filmstrip(out_dir / f"filmstrip_{stem}.png", name, sequences))
+                jobs.append(partial(plot_kept_filmstrip, out_dir / f"filmstrip_{stem}.png", name, sequences))
             models = list(g["property"])
             maps = kept_maps.maps(suite, intervention, models, baseline_names)
             with_maps = [s for s in sequences if any(m.image == s.image for m in maps)]
             if with_maps:
-                paths.append(
-                    plot_before_after(
-                        out_dir / f"maps_{stem}.png", name, with_maps[0], maps, models, list(baseline_names)
+                jobs.append(
+                    partial(
+                        plot_before_after,
+                        out_dir / f"maps_{stem}.png",
+                        name,
+                        with_maps[0],
+                        maps,
+                        models,
+                        list(baseline_names),
                     )
                 )
-    return paths
+    return [path for path in run_split(jobs, workers) if path is not None]
+
+
+def _roc_or_none(plot: Callable[[], Path | None], path: Path) -> Path | None:
+    """The ROC figure, or None when no model has flipped and unflipped images (and no figure left from a former run)."""
+    roc = plot()
+    if roc is None:
+        path.unlink(missing_ok=True)
+    return roc

@@ -42,6 +42,7 @@ from propgrad.harness.store import CellStore
 from propgrad.harness.summary import summarise
 from propgrad.harness.timing import Stopwatch, TimingCheckpoints, combine_summaries, format_ratio
 from propgrad.harness.versions import collect_versions
+from propgrad.stats.strategy import threads_available
 from propgrad.suites.base import BenchmarkSuite
 
 STORE_NAME = "cells.jsonl"
@@ -373,7 +374,9 @@ def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
             n_permutations=settings.n_permutations,
             correction=settings.correction,
         )
-        figures = write_plots(out_dir, records, summary, settings.baselines, kept) if plots else []
+        # every other figure in a forked process when the user's torch threads allow a second core
+        workers = threads_available()
+        figures = write_plots(out_dir, records, summary, settings.baselines, kept, workers) if plots else []
         accuracy_tables = {name: info["accuracy_table"] for name, info in suite_info.items()}
         level_tables = {name: info["level_accuracy"] for name, info in suite_info.items()}
         model_order = {name: info["models"] for name, info in suite_info.items()}

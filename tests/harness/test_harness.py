@@ -10,6 +10,7 @@ separates flips perfectly.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from propgrad.baselines.base import AttributionBaseline
 from propgrad.harness import BenchmarkSettings, CellStore, SettingsMismatchError, run_benchmark
 from propgrad.harness import runner as runner_module
 from propgrad.harness.cells import CellKey
+from propgrad.harness.figures import write_plots
+from propgrad.harness.kept_maps import MAPS_DIR, KeptMaps
 from propgrad.harness.pipeline import STORE_NAME
 from propgrad.harness.settings import PoolSize
 from propgrad.harness.store import META_KINDS
@@ -161,6 +164,20 @@ def test_plots_are_written(finished: tuple[dict[str, Any], Path]) -> None:
         f"{kind}_darkening_darken.png" for kind in ("behaviour", "filmstrip", "maps", "roc", "scores")
     ]
     assert all((out / name).stat().st_size > 1000 for name in results["figures"])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+def test_figures_drawn_in_a_forked_child_are_those_drawn_here(
+    finished: tuple[dict[str, Any], Path], tmp_path: Path
+) -> None:
+    results, out = finished
+    args = (results["records"], results["summary"], results["settings"]["baselines"], KeptMaps(out / MAPS_DIR))
+    (tmp_path / "here").mkdir()
+    (tmp_path / "split").mkdir()
+    here = write_plots(tmp_path / "here", *args, workers=1)
+    split = write_plots(tmp_path / "split", *args, workers=2)
+    assert [p.name for p in split] == [p.name for p in here] == results["figures"]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(here, split))
 
 
 def test_sequences_are_generated_once_per_image_and_shared_by_models(tmp_path: Path) -> None:

@@ -1,0 +1,90 @@
+"""Independent jobs that hold the GIL, split between this process and one forked child.
+
+Drawing a figure with matplotlib is Python code from start to end, so threads cannot share it out,
+and the default benchmark spends several seconds on its figures with one core idle.
+:func:`run_split` runs every other job in a child process forked for them: the child starts with the
+parent's memory (the records, the figures' data, the imported modules), so nothing is pickled on the
+way in, and it sends back only the jobs' results.
+
+The child runs the jobs and exits (:func:`os._exit`: none of the parent's exit handlers run twice).
+Fork copies only the calling thread, so a job must not wait on one of the parent's other threads
+(a thread pool, torch's intra-op threads): the jobs given here draw figures from numbers in memory
+with matplotlib and numpy, and write files.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import traceback
+import warnings
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+class ForkedJobError(RuntimeError):
+    """A job that ran in the forked child raised; the message holds the child's traceback."""
+
+
+def run_split(jobs: Sequence[Callable[[], T]], workers: int) -> list[T]:
+    """The results of ``jobs``, in order: the even jobs run here, the odd ones in a forked child.
+
+    With ``workers`` below 2, fewer than two jobs, or no :func:`os.fork` (Windows), every job runs
+    here, in order. Results must be picklable.
+
+    Raises:
+        ForkedJobError: A job in the child raised (after this process's jobs ran).
+        Exception: What a job run here raised (the child is stopped and reaped first).
+    """
+    if workers < 2 or len(jobs) < 2 or not hasattr(os, "fork"):
+        return [job() for job in jobs]
+    read_fd, write_fd = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about fork in a process with threads (the module doc says why these jobs may)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_fd)
+        _run_child(jobs[1::2], write_fd)
+    os.close(write_fd)
+    finished = False
+    try:
+        here = [job() for job in jobs[0::2]]
+        payload = _read_all(read_fd)
+        finished = True
+    finally:
+        os.close(read_fd)
+        if not finished:  # a job here raised, or an interrupt: the child's results are not wanted
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    status, value = pickle.loads(payload) if payload else ("error", "the child process died without a result")
+    if status != "ok":
+        raise ForkedJobError(f"a job in the forked child process failed:\n{value}")
+    there = iter(value)
+    return [here[k // 2] if k % 2 == 0 else next(there) for k in range(len(jobs))]
+
+
+def _run_child(jobs: Sequence[Callable[[], T]], write_fd: int) -> None:
+    """Run ``jobs``, send ``("ok", results)`` or ``("error", traceback)`` down ``write_fd``, exit."""
+    code = 1
+    try:
+        try:
+            result: tuple[str, object] = ("ok", [job() for job in jobs])
+            data = pickle.dumps(result)
+        except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
+            data = pickle.dumps(("error", traceback.format_exc()))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view) :]
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
