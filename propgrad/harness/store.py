@@ -26,6 +26,7 @@ append only when :data:`SYNC_SECONDS` have passed since its last sync (a group c
 the appends before it durable too), and always with identities and session timing. A machine crash
 then loses at most the cells appended in the :data:`SYNC_SECONDS` after the last sync; a rerun
 computes them again.
+
 The header is written atomically, so an existing store without one was emptied by hand: the run
 starts from zero and says so (:class:`EmptiedStoreWarning`).
 """
@@ -119,7 +120,7 @@ class CellStore:
         self.n_loaded = 0
         self.n_appended = 0
         self.dropped_partial_line = False
-        self._synced_at: float | None = None  # time.monotonic() of the last fsync of an append
+        self._synced_at: float | None = None  # time.monotonic() of the last fsync
         existed = self.path.exists()
         if not (existed and self._load()):
             if existed:
@@ -254,7 +255,7 @@ class CellStore:
 
     # -- writing -----------------------------------------------------------------------------
     def append(self, records: list[dict[str, Any]]) -> None:
-        """Write finished cells (synced within :data:`SYNC_SECONDS`), then keep them in memory.
+        """Write finished cells at once (synced as the module doc says), then keep them in memory.
 
         Each record needs ``kind`` (str, not a store kind) and ``key`` (list of str/int). A key
         already stored is an error (nothing is computed twice), unless its stored cell records an
