@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         "scoring": t.get("scoring_s", 0.0) - t.get("forward_s", 0.0),  # tests and flips; forward timed above
         "reporting": t.get("reporting_s", 0.0),
     }
+    # what no activity measures: cell records and store appends, the collector, progress, the units' bookkeeping
+    rest["elsewhere"] = t["run_s"] - t["model_and_attribution_s"] - sum(rest.values())
     for name, seconds in rest.items():
         print(f"  of the rest, {name + ':':<18} {seconds:8.2f} s")
     for name in classes:

@@ -19,9 +19,10 @@ import pickle
 import signal
 import traceback
 import warnings
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Iterable, Sequence, TypeVar
 
 T = TypeVar("T")
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
 
 
 class ForkedJobError(RuntimeError):
@@ -41,16 +42,25 @@ def run_split(jobs: Sequence[Callable[[], T]], workers: int) -> list[T]:
     if workers < 2 or len(jobs) < 2 or not hasattr(os, "fork"):
         return [job() for job in jobs]
     read_fd, write_fd = os.pipe()
-    with warnings.catch_warnings():
-        # Python 3.12+ warns about fork in a process with threads (the module doc says why these jobs may)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # the child: never returns
+    # Ctrl-C and SIGTERM wait until the child has its own handlers: raised in it, the parent's (the
+    # command line's handler) would unwind into the parent's code, which must run only once
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    try:
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about fork in a process with threads (the module doc says why these jobs may)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    except BaseException:  # no child (fork failed)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(read_fd)
-        _run_child(jobs[1::2], write_fd)
-    os.close(write_fd)
+        os.close(write_fd)
+        raise
+    if pid == 0:  # the child: never returns
+        _run_child(jobs[1::2], read_fd, write_fd, mask)
     finished = False
     try:
+        os.close(write_fd)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C that came meanwhile is raised now
         here = [job() for job in jobs[0::2]]
         payload = _read_all(read_fd)
         finished = True
@@ -66,10 +76,18 @@ def run_split(jobs: Sequence[Callable[[], T]], workers: int) -> list[T]:
     return [here[k // 2] if k % 2 == 0 else next(there) for k in range(len(jobs))]
 
 
-def _run_child(jobs: Sequence[Callable[[], T]], write_fd: int) -> None:
-    """Run ``jobs``, send ``("ok", results)`` or ``("error", traceback)`` down ``write_fd``, exit."""
+def _run_child(jobs: Sequence[Callable[[], T]], read_fd: int, write_fd: int, mask: Iterable[int]) -> None:
+    """Run ``jobs``, send ``("ok", results)`` or ``("error", traceback)`` down ``write_fd``, exit.
+
+    Ctrl-C and SIGTERM end the child at once (their default action), with the signal mask it was forked
+    with (``mask``) restored; the parent reports a child that died without a result.
+    """
     code = 1
     try:
+        for stopping in _STOPPING:
+            signal.signal(stopping, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(read_fd)
         try:
             result: tuple[str, object] = ("ok", [job() for job in jobs])
             data = pickle.dumps(result)

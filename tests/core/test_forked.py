@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 from functools import partial
 
 import pytest
@@ -46,6 +48,18 @@ def test_a_job_failing_in_the_child_is_raised_with_its_traceback_and_the_child_i
     with pytest.raises(ForkedJobError, match="ValueError: broken figure"):
         run_split(jobs, workers=2)
     assert ran == ["here", "here too"]  # this process's jobs ran before the child's failure was raised
+    assert _children() == before
+
+
+def _interrupted() -> None:
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, in the child
+    time.sleep(5)
+
+
+def test_ctrl_c_ends_the_child_at_once_without_running_the_parents_handlers() -> None:
+    before = _children()
+    with pytest.raises(ForkedJobError, match="died without a result"):  # not a KeyboardInterrupt caught in it
+        run_split([partial(_where, 0), _interrupted], workers=2)
     assert _children() == before
 
 
