@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -24,8 +25,8 @@ def _fail(message: str) -> None:
 
 def _children() -> set[int]:
     """The pids of this process's child processes, zombies included (Linux)."""
-    path = f"/proc/{os.getpid()}/task/{os.getpid()}/children"
-    return {int(p) for p in open(path).read().split()} if os.path.exists(path) else set()
+    path = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
 
 
 def test_odd_jobs_run_in_one_child_and_results_keep_their_order() -> None:
