@@ -411,7 +411,7 @@ def write_plots(
     """Write the figures for every (suite, intervention) of ``summary``; returns the paths.
 
     The filmstrip and the before/after maps need ``kept_maps`` (and images kept in it). With
-    ``workers`` of 2 or more, every other figure is drawn in a forked child process
+    ``workers`` of 2 or more, a forked child process draws figures too, taking the next one in turn
     (:func:`propgrad.core.forked.run_split`): matplotlib holds the GIL, so a second core is a second process.
     """
     grouped: dict[tuple[str, str], dict[str, Any]] = {}

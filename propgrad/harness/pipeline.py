@@ -374,7 +374,7 @@ def _report(session: _Session, outcome: _Outcome) -> dict[str, Any]:
             n_permutations=settings.n_permutations,
             correction=settings.correction,
         )
-        # every other figure in a forked process when the user's torch threads allow a second core
+        # figures drawn by a forked process too when the user's torch threads allow a second core
         workers = threads_available()
         figures = write_plots(out_dir, records, summary, settings.baselines, kept, workers) if plots else []
         accuracy_tables = {name: info["accuracy_table"] for name, info in suite_info.items()}
