@@ -48,7 +48,8 @@ def run_split(jobs: Sequence[Callable[[], T]], workers: int) -> list[T]:
     if workers < 2 or len(jobs) < 2 or not hasattr(os, "fork"):
         return [job() for job in jobs]
     if len(jobs) > MAX_QUEUED:
-        return [r for start in range(0, len(jobs), MAX_QUEUED) for r in run_split(jobs[start : start + MAX_QUEUED], 2)]
+        parts = [jobs[start : start + MAX_QUEUED] for start in range(0, len(jobs), MAX_QUEUED)]
+        return [result for part in parts for result in run_split(part, workers)]
     queue_fd, queue_write = os.pipe()
     os.write(queue_write, b"".join(_INDEX.pack(k) for k in range(len(jobs))))  # one page at most: never blocks
     os.close(queue_write)

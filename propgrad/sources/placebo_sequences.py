@@ -487,11 +487,11 @@ class StepsBuffer:
     def take(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """A tensor of ``shape`` in ``like``'s dtype and on its device, on the buffer's memory (its old values)."""
         numel = math.prod(shape)
-        flat = self._flat
-        if flat is None or flat.dtype != like.dtype or flat.device != like.device or flat.numel() < numel:
-            flat = self._flat = None  # the old memory goes before the new is taken
-            flat = self._flat = torch.empty(numel, dtype=like.dtype, device=like.device)
-        return flat[:numel].view(shape)
+        old = self._flat
+        if old is None or old.dtype != like.dtype or old.device != like.device or old.numel() < numel:
+            self._flat = old = None  # the old memory goes before the new is taken
+            self._flat = torch.empty(numel, dtype=like.dtype, device=like.device)
+        return self._flat[:numel].view(shape)
 
 
 def draw_along(real: torch.Tensor, directions: torch.Tensor, targets: list[float], rtol: float) -> torch.Tensor:
